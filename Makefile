@@ -1,0 +1,62 @@
+# The two commands of the book: `make book` and `make test`.
+# Variables: PRESET (paper), NULL_PRESET (null), N_JOBS (2), DATA_DIR (data), PYTHON (python3).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PRESET ?= paper
+NULL_PRESET ?= null
+N_JOBS ?= 2
+DATA_DIR ?= data
+STAMP := $(VENV)/.installed
+
+.PHONY: venv simulate notebooks html book test test-fast benchmark freeze clean clean-results
+
+# The virtual environment: created if missing, reinstalled when the requirements change.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (craving-circuits)" >/dev/null
+	touch $@
+
+venv: $(STAMP)
+
+# Simulated studies (skipped when already complete with the same parameters).
+simulate: $(STAMP)
+	$(PY) -m craving_circuits simulate --preset $(PRESET) --data-dir $(DATA_DIR) --n-jobs $(N_JOBS)
+	$(PY) -m craving_circuits simulate --preset $(NULL_PRESET) --data-dir $(DATA_DIR) --n-jobs $(N_JOBS)
+
+# Execute every notebook of book/runs.yml with papermill into book/executed/.
+notebooks: simulate
+	$(PY) -m craving_circuits execute --plan book/runs.yml --preset $(PRESET) --null-preset $(NULL_PRESET) \
+		--data-dir $(DATA_DIR) --n-jobs $(N_JOBS)
+
+# Render the executed notebooks and pages (Jupyter Book never executes anything itself).
+html: $(STAMP)
+	$(PY) -m craving_circuits mathjax _static/mathjax
+	$(VENV)/bin/jupyter-book build . --builder html --keep-going
+
+book: notebooks html
+	@echo "The book is in _build/html/index.html"
+
+test: $(STAMP)
+	$(PY) -m pytest -n $(N_JOBS) --durations=15
+
+# Everything except the paper-sized recovery runs and the book build.
+test-fast: $(STAMP)
+	$(PY) -m pytest -n $(N_JOBS) -m "not slow and not book"
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/benchmark.py --data-dir $(DATA_DIR) --preset $(PRESET)
+
+# Re-pin requirements.txt from the current environment.
+freeze: $(STAMP)
+	{ echo "# Pinned, complete environment for the book (Python 3.11). Regenerate with: make freeze"; \
+	  $(PY) -m pip freeze --all --exclude-editable | grep -v '^pip=='; } > requirements.txt
+
+clean-results:
+	rm -rf results book/executed _build
+
+clean: clean-results
+	rm -rf $(DATA_DIR) _static/mathjax
