@@ -1,0 +1,6 @@
+"""Simulated studies with planted ground truth, written as BIDS + fMRIPrep-style derivatives."""
+
+from .cocaine import PRESETS as COCAINE_PRESETS
+from .cocaine import CocaineStudyParams, cocaine_params, simulate_cocaine_study
+
+__all__ = ["COCAINE_PRESETS", "CocaineStudyParams", "cocaine_params", "simulate_cocaine_study"]

@@ -1,0 +1,858 @@
+"""A simulated cocaine-craving study with planted ground truth.
+
+Design (after Engeli et al., 2023): people with cocaine use disorder (CUD) and
+controls take part in two drug sessions, N-acetylcysteine (NAC) and placebo, in
+counterbalanced order. In each session one resting-state run follows a neutral
+film (non-craving state) and one follows a cocaine-cue film (craving state);
+nucleus accumbens (NAcc) glutamate is measured by MRS in both states.
+
+Generative model of a run (percent signal change, then scaled to intensities)
+--------------------------------------------------------------------------------
+* Six band-limited (0.01-0.1 Hz) regional sources (NAcc, dlPFC, midline
+  thalamus, insula, vmPFC, posterior cingulate) with a run-specific
+  correlation matrix; each source loads on its atlas ROI (smoothed edges).
+* The NAcc-dlPFC and NAcc-thalamus source couplings (Fisher z) carry a
+  participant random intercept and, in CUD during craving, the planted rises.
+  The thalamic rise grows with a latent *craving reactivity* ``u`` that also
+  drives the NAcc glutamate rise, the OCDUS obsessive-thinking score, cocaine
+  use and the craving rating; the dlPFC rise varies independently of ``u``.
+  NAC changes the rises by ``nac_effect`` (0 by default).
+* Nuisance: a global signal; white-matter and CSF fluctuations weighted by
+  tissue probability; spatially smooth AR(1) noise; white noise; linear and
+  quadratic drift; head motion (random walk plus abrupt movements, more in CUD
+  and in the craving state) that leaks into the signal through the image
+  gradient and through spin-history signal drops after each movement.
+
+Everything random is drawn from generators seeded by ``seed`` and the run's
+indices, so any run can be regenerated on its own and in any order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from .. import __version__
+from .._io import read_json, write_json, write_nifti, write_text, write_tsv
+from ..atlas import brain_mask, roi_weights, tissue_probabilities
+from ..layout import DEFAULT_STATE_TASKS, SPACE, run_files
+from .fmriprep import compute_confounds
+from .params import check_range, params_to_dict, resolve_params
+from .signals import (
+    SmoothNoiseField,
+    band_limited_noise,
+    correlated_sources,
+    framewise_displacement,
+    motion_loadings,
+    random_motion,
+)
+
+__all__ = [
+    "CocaineStudyParams",
+    "PRESETS",
+    "SOURCES",
+    "STATES",
+    "DRUGS",
+    "cocaine_params",
+    "simulate_participants",
+    "simulate_runs_table",
+    "simulate_mrs",
+    "simulate_craving_ratings",
+    "planted_effects",
+    "source_correlation",
+    "simulate_cocaine_study",
+    "SIMULATOR_VERSION",
+]
+
+def _code_hash() -> str:
+    """Hash of the simulator's source (this package and the atlas module): a change re-simulates."""
+    import hashlib
+
+    here = Path(__file__).resolve().parent
+    files = sorted(here.glob("*.py")) + [here.parent / "atlas.py", here.parent / "layout.py"]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+SIMULATOR_VERSION = f"1+{_code_hash()}"
+GENERATOR_NAME = "craving_circuits.simulate.cocaine"
+
+SOURCES = ("nacc", "dlpfc", "thalamus_midline", "insula", "vmpfc", "pcc")
+STATES = ("neutral", "craving")
+DRUGS = ("placebo", "NAC")
+
+#: Resting coupling of the NAcc source with every other source (Fisher z).
+NACC_FC_Z = {"dlpfc": 0.15, "thalamus_midline": 0.15, "insula": 0.2, "vmpfc": 0.35, "pcc": 0.1}
+
+#: Coupling among the other sources once the NAcc is accounted for (partial
+#: correlations given the NAcc source, Fisher z), shared by every run.
+PARTIAL_FC_Z = {
+    ("dlpfc", "thalamus_midline"): 0.1,
+    ("dlpfc", "insula"): 0.3,
+    ("dlpfc", "vmpfc"): 0.0,
+    ("dlpfc", "pcc"): -0.2,
+    ("thalamus_midline", "insula"): 0.2,
+    ("thalamus_midline", "vmpfc"): 0.1,
+    ("thalamus_midline", "pcc"): 0.1,
+    ("insula", "vmpfc"): 0.1,
+    ("insula", "pcc"): -0.1,
+    ("vmpfc", "pcc"): 0.5,
+}
+
+#: NAcc metabolites: (mean water-scaled concentration in i.u., between-participant sd,
+#: CRLB % of a spectrum with SNR 14 and 8 Hz linewidth).
+METABOLITES = {
+    "Glu": (8.5, 0.6, 7.0),
+    "Gln": (3.0, 0.4, 18.0),
+    "NAA": (9.5, 0.6, 3.0),
+    "tCr": (7.0, 0.4, 3.0),
+    "tCho": (1.7, 0.15, 5.0),
+    "mI": (5.5, 0.5, 6.0),
+    "GSH": (1.8, 0.2, 14.0),
+}
+
+
+def _p(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class CocaineStudyParams:
+    """Every number of the simulated cocaine-craving study.
+
+    Connectivity effects are on the Fisher-z scale of the correlation between
+    the latent regional sources; what a seed analysis measures is smaller,
+    because noise dilutes the sources in every voxel.
+    """
+
+    preset: str = _p("paper", "Name of the preset these parameters started from.")
+    seed: int = _p(2023, "Seed of every random draw.")
+    # sample
+    n_cud: int = _p(18, "Participants with cocaine use disorder.")
+    n_control: int = _p(23, "Healthy control participants.")
+    # acquisition
+    voxel_size_mm: int = _p(4, "Isotropic voxel size of the preprocessed BOLD (mm).")
+    n_volumes: int = _p(150, "Volumes per resting-state run.")
+    repetition_time: float = _p(2.0, "Repetition time (s).")
+    # signal and noise, percent signal change
+    source_sd: float = _p(1.6, "SD of each regional source at the core of its ROI (%).")
+    global_sd: float = _p(0.3, "SD of the global signal fluctuation (%).")
+    physio_sd: float = _p(1.0, "SD of white-matter and CSF fluctuations in pure tissue (%).")
+    smooth_noise_sd: float = _p(0.8, "SD of spatially smooth AR(1) noise (%).")
+    smooth_noise_fwhm_mm: float = _p(8.0, "Smoothness (FWHM) of the smooth noise (mm).")
+    noise_ar1: float = _p(0.4, "Lag-1 autocorrelation of the smooth noise.")
+    white_noise_sd: float = _p(0.8, "SD of voxel-wise white noise (%).")
+    drift_sd: float = _p(1.0, "SD of linear and quadratic drift across voxels (%).")
+    # head motion
+    motion_step_mm: float = _p(0.02, "SD of the per-volume head-motion step (mm).")
+    motion_spikes: float = _p(1.5, "Expected abrupt head movements per run, typical participant.")
+    motion_cud_factor: float = _p(1.3, "Head motion in CUD relative to controls.")
+    motion_craving_factor: float = _p(1.5, "Head motion in the craving state relative to neutral.")
+    motion_artifact_scale: float = _p(0.5, "Fraction of the image-gradient motion artefact left after realignment.")
+    spin_history_pct_per_mm: float = _p(3.0, "Signal drop per mm of framewise displacement (%).")
+    # connectivity, Fisher z of source correlations
+    fc_subject_sd: float = _p(0.1, "Between-participant SD of the resting NAcc couplings.")
+    craving_nacc_dlpfc: float = _p(0.45, "Craving-state rise of NAcc-dlPFC coupling in CUD.")
+    craving_nacc_thalamus: float = _p(0.45, "Craving-state rise of NAcc-midline thalamus coupling in CUD.")
+    thalamus_reactivity_sd: float = _p(0.2, "SD of the thalamic rise across CUD explained by craving reactivity.")
+    craving_fc_individual_sd: float = _p(0.1, "SD of both rises across CUD unrelated to anything measured.")
+    control_craving_fc: float = _p(0.0, "Craving-state change of both couplings in controls.")
+    nac_effect: float = _p(0.0, "Change of both craving rises under NAC in CUD (negative: NAC dampens).")
+    # glutamate
+    glu_craving_rise_pct: float = _p(4.0, "Mean craving-state rise of NAcc Glu in CUD (%).")
+    glu_reactivity_pct: float = _p(6.0, "SD of the Glu rise across CUD explained by craving reactivity (%).")
+    mrs_snr: float = _p(14.0, "Median SNR of the NAcc spectra.")
+    mrs_bad_shim_rate: float = _p(0.08, "Share of spectra with a poor shim (linewidth + 6 Hz).")
+    # clinical measures
+    ocdus_reactivity_r: float = _p(0.7, "Correlation of OCDUS obsessive thinking with craving reactivity (CUD).")
+    use_reactivity_r: float = _p(0.6, "Correlation of log cocaine grams/week with craving reactivity (CUD).")
+    craving_rating_rise: float = _p(25.0, "Mean cue-induced rise of the craving rating in CUD (VAS 0-100).")
+    craving_rating_reactivity: float = _p(8.0, "SD of the rating rise explained by craving reactivity.")
+    nac_rating_effect: float = _p(0.0, "Change of the rating rise under NAC in CUD (VAS points).")
+
+    def __post_init__(self):
+        for name in ("seed", "n_cud", "n_control", "voxel_size_mm", "n_volumes"):
+            value = getattr(self, name)
+            check_range(name, value, integer=True)
+            object.__setattr__(self, name, int(value))  # 4.0 (e.g. from YAML) becomes 4
+        check_range("n_cud", self.n_cud, 2, 10_000, integer=True)
+        check_range("n_control", self.n_control, 2, 10_000, integer=True)
+        check_range("voxel_size_mm", self.voxel_size_mm, 2, 12, integer=True)
+        check_range("n_volumes", self.n_volumes, 30, 5000, integer=True)
+        check_range("repetition_time", self.repetition_time, 0.3, 6.0)
+        for name in (
+            "source_sd", "global_sd", "physio_sd", "smooth_noise_sd", "white_noise_sd", "drift_sd",
+            "motion_step_mm", "motion_spikes", "motion_artifact_scale", "spin_history_pct_per_mm",
+            "fc_subject_sd", "thalamus_reactivity_sd", "craving_fc_individual_sd",
+            "glu_reactivity_pct", "craving_rating_reactivity",
+        ):
+            check_range(name, getattr(self, name), 0.0)
+        check_range("smooth_noise_fwhm_mm", self.smooth_noise_fwhm_mm, 0.1)
+        check_range("noise_ar1", self.noise_ar1, 0.0, 0.95)
+        check_range("motion_cud_factor", self.motion_cud_factor, 0.0)
+        check_range("motion_craving_factor", self.motion_craving_factor, 0.0)
+        check_range("mrs_snr", self.mrs_snr, 1.0)
+        check_range("mrs_bad_shim_rate", self.mrs_bad_shim_rate, 0.0, 1.0)
+        check_range("ocdus_reactivity_r", self.ocdus_reactivity_r, -1.0, 1.0)
+        check_range("use_reactivity_r", self.use_reactivity_r, -1.0, 1.0)
+
+    @property
+    def n_participants(self) -> int:
+        return self.n_cud + self.n_control
+
+
+_NULL = dict(
+    craving_nacc_dlpfc=0.0,
+    craving_nacc_thalamus=0.0,
+    thalamus_reactivity_sd=0.0,
+    control_craving_fc=0.0,
+    nac_effect=0.0,
+    glu_craving_rise_pct=0.0,
+    glu_reactivity_pct=0.0,
+    craving_rating_rise=0.0,
+    craving_rating_reactivity=0.0,
+    nac_rating_effect=0.0,
+)
+_TINY = dict(n_cud=4, n_control=4, voxel_size_mm=8, n_volumes=60, smooth_noise_fwhm_mm=12.0)
+
+#: Named parameter sets. ``paper`` has the published sample sizes; ``null`` is the
+#: same study (same seed, same noise) with every planted effect set to zero;
+#: ``tiny`` and ``tiny_null`` are small and coarse, for tests.
+PRESETS: dict[str, dict] = {
+    "paper": {},
+    "null": dict(_NULL),
+    "tiny": dict(_TINY),
+    "tiny_null": {**_TINY, **_NULL},
+}
+
+
+def cocaine_params(preset: str = "paper", **overrides) -> CocaineStudyParams:
+    """Parameters of a preset, with any field overridden by keyword.
+
+    >>> cocaine_params("null", n_cud=10).craving_nacc_dlpfc
+    0.0
+    """
+    return resolve_params(CocaineStudyParams, PRESETS, preset, overrides)
+
+
+# --------------------------------------------------------------------------- participants
+
+
+def _participant_ids(n: int) -> list[str]:
+    width = max(2, len(str(n)))
+    return [f"sub-{i + 1:0{width}d}" for i in range(n)]
+
+
+def simulate_participants(params: CocaineStudyParams) -> pd.DataFrame:
+    """Participants with their observed measures and latent (planted) variables.
+
+    Returns
+    -------
+    participants : pandas.DataFrame, one row per participant
+        Observed: ``participant_id, group, age, sex, drug_order,
+        cocaine_g_per_week, ocdus_obsessive``. Latent (ground truth):
+        ``craving_reactivity, motion_propensity, fc_offset_dlpfc,
+        fc_offset_thalamus, rise_dlpfc, rise_thalamus, glu_baseline,
+        glu_rise_pct``; ``rise_*`` are the participant's craving rises in Fisher z
+        under placebo.
+    """
+    rng = np.random.default_rng([params.seed, 0])
+    n = params.n_participants
+    groups = np.array(["CUD"] * params.n_cud + ["control"] * params.n_control)
+    rng.shuffle(groups)
+    cud = groups == "CUD"
+    order = np.empty(n, dtype=object)
+    for g in ("CUD", "control"):
+        idx = np.flatnonzero(groups == g)
+        order[idx] = np.where(np.arange(len(idx)) % 2 == 0, "placebo-NAC", "NAC-placebo")
+    u = rng.standard_normal(n)
+    e_ocd, e_use = rng.standard_normal(n), rng.standard_normal(n)
+    r_o, r_u = params.ocdus_reactivity_r, params.use_reactivity_r
+    ocdus = np.clip(np.rint(10 + 4 * (r_o * u + np.sqrt(1 - r_o**2) * e_ocd)), 0, 24)
+    grams = np.round(np.exp(np.log(3.5) + 0.7 * (r_u * u + np.sqrt(1 - r_u**2) * e_use)), 1)
+    motion = np.exp(rng.normal(0, 0.4, n)) * np.where(cud, params.motion_cud_factor, 1.0)
+    indiv = rng.standard_normal((n, 2)) * params.craving_fc_individual_sd
+    rise_dlpfc = np.where(cud, params.craving_nacc_dlpfc + indiv[:, 0], params.control_craving_fc)
+    rise_thal = np.where(
+        cud,
+        params.craving_nacc_thalamus + params.thalamus_reactivity_sd * u + indiv[:, 1],
+        params.control_craving_fc,
+    )
+    df = pd.DataFrame(
+        {
+            "participant_id": _participant_ids(n),
+            "group": groups,
+            "age": np.clip(np.rint(rng.normal(36, 8, n)), 20, 60).astype(int),
+            "sex": np.where(rng.random(n) < np.where(cud, 0.8, 0.7), "M", "F"),
+            "drug_order": order,
+            "cocaine_g_per_week": np.where(cud, grams, 0.0),
+            "ocdus_obsessive": np.where(cud, ocdus, np.nan),
+            "craving_reactivity": np.where(cud, u, np.nan),
+            "motion_propensity": motion,
+            "fc_offset_dlpfc": rng.normal(0, params.fc_subject_sd, n),
+            "fc_offset_thalamus": rng.normal(0, params.fc_subject_sd, n),
+            "rise_dlpfc": rise_dlpfc,
+            "rise_thalamus": rise_thal,
+            "glu_baseline": rng.normal(*METABOLITES["Glu"][:2], n),
+            "glu_rise_pct": np.where(cud, params.glu_craving_rise_pct + params.glu_reactivity_pct * u, 0.0),
+        }
+    )
+    return df
+
+
+OBSERVED_PARTICIPANT_COLUMNS = [
+    "participant_id", "group", "age", "sex", "drug_order", "cocaine_g_per_week", "ocdus_obsessive",
+]
+
+
+def simulate_runs_table(participants: pd.DataFrame, params: CocaineStudyParams) -> pd.DataFrame:
+    """One row per run with its planted source couplings.
+
+    Returns
+    -------
+    runs : pandas.DataFrame
+        ``participant_id, group, session_id, drug, state, task, run_key``
+        (indices that seed the run), ``motion_scale`` and the planted Fisher z
+        of ``fc_nacc_dlpfc`` and ``fc_nacc_thalamus``.
+    """
+    rows = []
+    base_d = NACC_FC_Z["dlpfc"]
+    base_t = NACC_FC_Z["thalamus_midline"]
+    for p_idx, p in enumerate(participants.itertuples(index=False)):
+        drugs = p.drug_order.split("-")
+        for s_idx, drug in enumerate(drugs):
+            for c_idx, state in enumerate(STATES):
+                craving = state == "craving"
+                nac = drug == "NAC" and p.group == "CUD"
+                shift = params.nac_effect if nac else 0.0
+                rows.append(
+                    {
+                        "participant_id": p.participant_id,
+                        "group": p.group,
+                        "session_id": f"ses-{s_idx + 1}",
+                        "drug": drug,
+                        "state": state,
+                        "task": DEFAULT_STATE_TASKS[state],
+                        "run_key": (p_idx, s_idx, c_idx),
+                        "motion_scale": p.motion_propensity * (params.motion_craving_factor if craving else 1.0),
+                        "fc_nacc_dlpfc": base_d + p.fc_offset_dlpfc + craving * (p.rise_dlpfc + shift),
+                        "fc_nacc_thalamus": base_t + p.fc_offset_thalamus + craving * (p.rise_thalamus + shift),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def simulate_mrs(participants: pd.DataFrame, params: CocaineStudyParams) -> pd.DataFrame:
+    """NAcc MRS metabolite table in long format.
+
+    Each spectrum (participant x session x state) gets an SNR and a linewidth;
+    each metabolite's Cramer-Rao lower bound (CRLB) grows as SNR falls and the
+    linewidth widens. The measured value scatters around the true one by the
+    CRLB, and the reported CRLB is relative to the *measured* value, so low
+    readings get high CRLBs (the reason CRLB filtering biases means upwards).
+
+    Returns
+    -------
+    mrs : pandas.DataFrame
+        ``participant_id, session_id, state, metabolite, value_tcr, value_water,
+        crlb_percent, fwhm_hz, snr``; ``Glx`` is Glu + Gln.
+    """
+    rng = np.random.default_rng([params.seed, 2])
+    rows = []
+    for p in participants.itertuples(index=False):
+        base = {m: rng.normal(mu, sd) for m, (mu, sd, _) in METABOLITES.items()}
+        base["Glu"] = p.glu_baseline
+        for s_idx, state in itertools.product(range(2), STATES):
+            snr = params.mrs_snr * np.exp(rng.normal(0, 0.3))
+            fwhm = 6.0 + rng.gamma(2.0, 1.0) + (6.0 if rng.random() < params.mrs_bad_shim_rate else 0.0)
+            quality = (14.0 / snr) * np.sqrt(fwhm / 8.0)
+            true = dict(base)
+            if state == "craving":
+                true["Glu"] = base["Glu"] * (1 + p.glu_rise_pct / 100.0)
+            measured, sd_abs = {}, {}
+            for m, (_, _, crlb_ref) in METABOLITES.items():
+                sd_abs[m] = crlb_ref / 100.0 * quality * true[m]
+                measured[m] = max(true[m] + sd_abs[m] * rng.standard_normal(), 0.05)
+            measured["Glx"] = measured["Glu"] + measured["Gln"]
+            sd_abs["Glx"] = np.hypot(sd_abs["Glu"], sd_abs["Gln"])
+            for m, value in measured.items():
+                rows.append(
+                    {
+                        "participant_id": p.participant_id,
+                        "session_id": f"ses-{s_idx + 1}",
+                        "state": state,
+                        "metabolite": m,
+                        "value_tcr": value / measured["tCr"],
+                        "value_water": value,
+                        "crlb_percent": min(100.0 * sd_abs[m] / value, 999.0),
+                        "fwhm_hz": fwhm,
+                        "snr": snr,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def simulate_craving_ratings(participants: pd.DataFrame, params: CocaineStudyParams) -> pd.DataFrame:
+    """Craving ratings (visual analogue scale 0-100) after each film.
+
+    Returns
+    -------
+    ratings : pandas.DataFrame
+        ``participant_id, session_id, drug, state, craving_vas``.
+    """
+    rng = np.random.default_rng([params.seed, 3])
+    rows = []
+    for p in participants.itertuples(index=False):
+        for s_idx, drug in enumerate(p.drug_order.split("-")):
+            if p.group == "CUD":
+                neutral = rng.normal(15, 8)
+                rise = (
+                    params.craving_rating_rise
+                    + params.craving_rating_reactivity * p.craving_reactivity
+                    + (params.nac_rating_effect if drug == "NAC" else 0.0)
+                    + rng.normal(0, 6)
+                )
+                values = (neutral, neutral + rise)
+            else:
+                values = (rng.normal(3, 3), rng.normal(3, 3))
+            for state, value in zip(STATES, values):
+                rows.append(
+                    {
+                        "participant_id": p.participant_id,
+                        "session_id": f"ses-{s_idx + 1}",
+                        "drug": drug,
+                        "state": state,
+                        "craving_vas": float(np.clip(np.round(value), 0, 100)),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def planted_effects(params: CocaineStudyParams) -> list[dict]:
+    """The effects planted in the study, in a form a results table can be checked against.
+
+    Returns
+    -------
+    effects : list of dict
+        Keys ``effect, description, scale, planted, present``.
+    """
+    thal_sd = np.hypot(params.thalamus_reactivity_sd, params.craving_fc_individual_sd)
+    coupling = params.thalamus_reactivity_sd / thal_sd if thal_sd > 0 and params.glu_reactivity_pct > 0 else 0.0
+    fc = "Fisher z of the source correlation"
+    rows = [
+        ("craving_nacc_dlpfc_cud", "Craving minus neutral, NAcc-dlPFC coupling, CUD", fc, params.craving_nacc_dlpfc),
+        ("craving_nacc_thalamus_cud", "Craving minus neutral, NAcc-midline thalamus coupling, CUD", fc,
+         params.craving_nacc_thalamus),
+        ("craving_nacc_dlpfc_control", "Craving minus neutral, NAcc-dlPFC coupling, controls", fc,
+         params.control_craving_fc),
+        ("craving_nacc_thalamus_control", "Craving minus neutral, NAcc-midline thalamus coupling, controls", fc,
+         params.control_craving_fc),
+        ("group_x_state_nacc_dlpfc", "CUD minus controls in the craving rise, NAcc-dlPFC", fc,
+         params.craving_nacc_dlpfc - params.control_craving_fc),
+        ("group_x_state_nacc_thalamus", "CUD minus controls in the craving rise, NAcc-thalamus", fc,
+         params.craving_nacc_thalamus - params.control_craving_fc),
+        ("drug_x_state_cud", "NAC minus placebo in the craving rise of both couplings, CUD", fc, params.nac_effect),
+        ("fc_change_elsewhere", "Craving-related change of NAcc coupling anywhere but dlPFC and midline thalamus",
+         fc, 0.0),
+        ("glu_rise_cud", "Craving minus neutral NAcc glutamate, CUD", "percent", params.glu_craving_rise_pct),
+        ("thalamus_glu_coupling_cud", "Correlation of the thalamic coupling rise with the Glu rise "
+         "(latent, before measurement noise), CUD", "Pearson r", coupling),
+        ("dlpfc_glu_coupling_cud", "Correlation of the dlPFC coupling rise with the Glu rise, CUD", "Pearson r", 0.0),
+        ("ocdus_predicts_thalamus_cud", "Correlation of OCDUS obsessive thinking with craving reactivity, "
+         "which drives the thalamic rise", "Pearson r",
+         params.ocdus_reactivity_r if params.thalamus_reactivity_sd > 0 else 0.0),
+        ("use_predicts_thalamus_cud", "Correlation of log cocaine use with craving reactivity, "
+         "which drives the thalamic rise", "Pearson r",
+         params.use_reactivity_r if params.thalamus_reactivity_sd > 0 else 0.0),
+        ("craving_rating_rise_cud", "Craving minus neutral rating, CUD", "VAS points", params.craving_rating_rise),
+        ("nac_rating_effect_cud", "NAC minus placebo in the rating rise, CUD", "VAS points",
+         params.nac_rating_effect),
+    ]
+    return [
+        {"effect": e, "description": d, "scale": s, "planted": float(v), "present": bool(abs(v) > 0)}
+        for e, d, s, v in rows
+    ]
+
+
+# --------------------------------------------------------------------------- images
+
+
+@dataclass
+class _Geometry:
+    """Arrays shared by every run of a study (grid, tissue, source footprints)."""
+
+    affine: np.ndarray
+    mask: np.ndarray  # (nx, ny, nz) bool
+    footprints: np.ndarray  # (n_sources, n_voxels)
+    baseline: np.ndarray  # (n_voxels,)
+    gm: np.ndarray
+    wm: np.ndarray
+    csf: np.ndarray
+    loadings: np.ndarray  # (6, n_voxels)
+    spin_map: np.ndarray  # (n_voxels,)
+    wm_index: np.ndarray
+    csf_index: np.ndarray
+    noise: SmoothNoiseField
+
+
+def build_geometry(params: CocaineStudyParams) -> _Geometry:
+    """Grid, tissue maps, source footprints and motion loadings of the study."""
+    mask_img = brain_mask(params.voxel_size_mm)
+    mask = np.asarray(mask_img.dataobj) > 0
+    tissue = tissue_probabilities(mask_img)
+    footprints = []
+    for name in SOURCES:
+        w = ndimage.gaussian_filter(roi_weights(name, mask_img), sigma=0.5)
+        footprints.append(w[mask] / w[mask].max())
+    gm, wm, csf = (tissue[k][mask] for k in ("gm", "wm", "csf"))
+    rng = np.random.default_rng([params.seed, 4])
+    field_ = ndimage.gaussian_filter(rng.standard_normal(mask.shape), sigma=6.0 / params.voxel_size_mm * 4)
+    bias = 1.0 + 0.05 * field_ / field_[mask].std()
+    total = np.maximum(gm + wm + csf, 1e-6)
+    base = 1000.0 * (0.85 * gm + 0.7 * wm + 1.3 * csf) / total * np.clip(bias[mask], 0.8, 1.2)
+    base3d = np.zeros(mask.shape)
+    base3d[mask] = base
+    noise = SmoothNoiseField(mask, params.voxel_size_mm, params.smooth_noise_fwhm_mm)
+    spin = 1.0 + 0.3 * noise.sample(rng, 32)[0]  # one smooth unit-variance volume
+    return _Geometry(
+        affine=mask_img.affine,
+        mask=mask,
+        footprints=np.asarray(footprints, dtype=np.float32),
+        baseline=base.astype(np.float32),
+        gm=gm.astype(np.float32),
+        wm=wm.astype(np.float32),
+        csf=csf.astype(np.float32),
+        loadings=motion_loadings(base3d, mask, mask_img.affine),
+        spin_map=spin.astype(np.float32),
+        wm_index=np.flatnonzero(wm > 0.9),
+        csf_index=np.flatnonzero(csf > 0.5),
+        noise=noise,
+    )
+
+
+def source_correlation(fc_nacc_dlpfc: float, fc_nacc_thalamus: float) -> np.ndarray:
+    """Population correlation matrix of the sources of one run.
+
+    The NAcc source correlates with each other source ``j`` at ``r_j`` (from
+    :data:`NACC_FC_Z`, with the run's planted NAcc-dlPFC and NAcc-thalamus values);
+    the other sources keep the partial correlations :data:`PARTIAL_FC_Z` given the
+    NAcc. Equivalently ``x_j = r_j * x_nacc + sqrt(1 - r_j**2) * f_j`` with the
+    ``f`` correlated by the partial matrix, which makes any ``|r_j| < 1`` valid.
+
+    Parameters
+    ----------
+    fc_nacc_dlpfc, fc_nacc_thalamus : float
+        Fisher z of the NAcc couplings.
+
+    Returns
+    -------
+    corr : ndarray, shape (n_sources, n_sources)
+        In the order of :data:`SOURCES` (NAcc first).
+    """
+    z = dict(NACC_FC_Z, dlpfc=fc_nacc_dlpfc, thalamus_midline=fc_nacc_thalamus)
+    others = SOURCES[1:]
+    r = np.tanh([z[name] for name in others])
+    partial = np.eye(len(others))
+    for (a, b), value in PARTIAL_FC_Z.items():
+        i, j = others.index(a), others.index(b)
+        partial[i, j] = partial[j, i] = np.tanh(value)
+    scale = np.sqrt(1 - r**2)
+    corr = np.eye(len(SOURCES))
+    corr[0, 1:] = corr[1:, 0] = r
+    corr[1:, 1:] = scale[:, None] * partial * scale[None, :] + np.outer(r, r)
+    return corr
+
+
+def simulate_run_data(geometry: _Geometry, params: CocaineStudyParams, run: dict) -> dict:
+    """Simulate one run's BOLD data and estimated head motion.
+
+    Parameters
+    ----------
+    geometry : _Geometry
+        From :func:`build_geometry`.
+    params : CocaineStudyParams
+    run : dict
+        A row of :func:`simulate_runs_table`.
+
+    Returns
+    -------
+    dict with
+        ``data`` : ndarray of int16, shape (n_volumes, n_voxels), BOLD intensities;
+        ``motion`` : ndarray, shape (n_volumes, 6), estimated motion (true plus
+        estimation error); ``true_motion`` : the same without error.
+    """
+    rng = np.random.default_rng([params.seed, 1, *run["run_key"]])
+    n_t, t_r = params.n_volumes, params.repetition_time
+    n_v = geometry.mask.sum()
+    corr = source_correlation(run["fc_nacc_dlpfc"], run["fc_nacc_thalamus"])
+    sources = correlated_sources(rng, corr, n_t, t_r).astype(np.float32)
+    y = (params.source_sd * sources) @ geometry.footprints
+    glob = band_limited_noise(rng, n_t, 1, t_r).astype(np.float32)
+    y += params.global_sd * glob
+    physio = band_limited_noise(rng, n_t, 2, t_r, 0.01, 0.2).astype(np.float32)
+    y += params.physio_sd * (physio[:, :1] * geometry.wm + 1.5 * physio[:, 1:] * geometry.csf)
+    y += params.smooth_noise_sd * geometry.noise.sample(rng, n_t, params.noise_ar1)
+    y += params.white_noise_sd * rng.standard_normal((n_t, n_v), dtype=np.float32)
+    t = np.linspace(-1, 1, n_t, dtype=np.float32)[:, None]
+    drift = rng.standard_normal((2, n_v)).astype(np.float32) * params.drift_sd
+    y += t * drift[0] + (t**2 - 1 / 3) * drift[1]
+    # head motion
+    scale = run["motion_scale"]
+    true_motion = random_motion(
+        rng, n_t, step_mm=params.motion_step_mm * scale, n_spikes=rng.poisson(params.motion_spikes * scale)
+    )
+    centred = (true_motion - true_motion.mean(axis=0)).astype(np.float32)
+    y += params.motion_artifact_scale * (centred @ geometry.loadings)
+    fd = np.nan_to_num(framewise_displacement(true_motion))
+    history = np.convolve(fd, [1.0, 0.5, 0.25])[:n_t].astype(np.float32)
+    y -= params.spin_history_pct_per_mm * history[:, None] * geometry.spin_map
+    data = geometry.baseline * (1.0 + y / 100.0)
+    error = rng.standard_normal((n_t, 6)) * np.array([0.005] * 3 + [0.0001] * 3)
+    return {
+        "data": np.clip(np.rint(data), 0, np.iinfo(np.int16).max).astype(np.int16),
+        "motion": true_motion + error,
+        "true_motion": true_motion,
+    }
+
+
+def _write_run(geometry: _Geometry, params: CocaineStudyParams, run: dict, fmriprep_dir: Path) -> dict:
+    """Simulate one run and write its fMRIPrep-style files; return a summary row."""
+    sim = simulate_run_data(geometry, params, run)
+    files = run_files(fmriprep_dir, run["participant_id"], run["session_id"], run["task"])
+    n_t = params.n_volumes
+    # Fortran order is NIfTI's on-disk order: nibabel then writes without a copy
+    vol = np.zeros(geometry.mask.shape + (n_t,), dtype=np.int16, order="F")
+    vol[geometry.mask] = sim["data"].T
+    img = nib.Nifti1Image(vol, geometry.affine)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header.set_zooms((params.voxel_size_mm,) * 3 + (params.repetition_time,))
+    write_nifti(files.bold, img)
+    write_json(
+        files.bold_json,
+        {
+            "RepetitionTime": params.repetition_time,
+            "TaskName": run["task"],
+            "SkullStripped": True,
+            "StartTime": 0.0,
+            "SliceTimingCorrected": False,
+            "GeneratedBy": GENERATOR_NAME,
+        },
+    )
+    write_nifti(files.mask, nib.Nifti1Image(geometry.mask.astype(np.uint8), geometry.affine))
+    confounds, meta = compute_confounds(
+        sim["data"].astype(np.float64), sim["motion"], params.repetition_time, geometry.wm_index, geometry.csf_index
+    )
+    write_tsv(files.confounds, confounds, float_format="%.8g")
+    write_json(files.confounds_json, meta)
+    fd = confounds["framewise_displacement"]
+    return {
+        "participant_id": run["participant_id"],
+        "session_id": run["session_id"],
+        "state": run["state"],
+        "mean_fd": float(np.nanmean(fd)),
+        "n_fd_over_0_5": int((fd > 0.5).sum()),
+    }
+
+
+# --------------------------------------------------------------------------- the study
+
+
+def _describe_participants() -> dict:
+    return {
+        "participant_id": {"Description": "Participant label"},
+        "group": {"Description": "Diagnostic group", "Levels": {"CUD": "cocaine use disorder", "control": "healthy control"}},
+        "age": {"Description": "Age", "Units": "years"},
+        "sex": {"Description": "Sex", "Levels": {"M": "male", "F": "female"}},
+        "drug_order": {"Description": "Drug in session 1 - drug in session 2",
+                       "Levels": {"placebo-NAC": "placebo first", "NAC-placebo": "N-acetylcysteine first"}},
+        "cocaine_g_per_week": {"Description": "Cocaine use intensity (0 for controls)", "Units": "g/week"},
+        "ocdus_obsessive": {"Description": "OCDUS obsessive-thinking subscale (CUD only; n/a for controls)"},
+    }
+
+
+def _describe_mrs() -> dict:
+    return {
+        "participant_id": {"Description": "Participant label"},
+        "session_id": {"Description": "Session label"},
+        "state": {"Description": "Film before the spectrum", "Levels": {"neutral": "neutral film", "craving": "cocaine-cue film"}},
+        "metabolite": {"Description": "Metabolite (Glx = Glu + Gln)"},
+        "value_tcr": {"Description": "Concentration relative to total creatine"},
+        "value_water": {"Description": "Water-scaled concentration", "Units": "institutional units"},
+        "crlb_percent": {"Description": "Cramer-Rao lower bound relative to the fitted value", "Units": "%"},
+        "fwhm_hz": {"Description": "Linewidth of the spectrum", "Units": "Hz"},
+        "snr": {"Description": "Signal-to-noise ratio of the spectrum"},
+    }
+
+
+def _dataset_description(name: str, dataset_type: str) -> dict:
+    desc = {"Name": name, "BIDSVersion": "1.9.0", "DatasetType": dataset_type}
+    desc["GeneratedBy"] = [{"Name": GENERATOR_NAME, "Version": __version__}]
+    return desc
+
+
+def _is_our_simulation(out: Path) -> bool:
+    path = out / "dataset_description.json"
+    if not path.is_file():
+        return False
+    try:
+        description = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    generated = description.get("GeneratedBy") if isinstance(description, dict) else None
+    if not isinstance(generated, list):
+        return False
+    return any(isinstance(g, dict) and g.get("Name") == GENERATOR_NAME for g in generated)
+
+
+def simulate_cocaine_study(
+    out_dir: str | Path,
+    preset: str = "paper",
+    *,
+    n_jobs: int = 1,
+    replace: bool = False,
+    progress: bool = False,
+    **overrides,
+) -> Path:
+    """Write a simulated cocaine-craving study as BIDS + fMRIPrep-style derivatives.
+
+    The study is complete when ``derivatives/simulation/ground_truth.json`` exists;
+    it is written last. Calling again with the same parameters returns at once.
+
+    Parameters
+    ----------
+    out_dir : path
+        Dataset root to create.
+    preset : str
+        One of :data:`PRESETS`.
+    n_jobs : int
+        Runs simulated in parallel (processes).
+    replace : bool
+        If ``out_dir`` holds a simulated study with other parameters (or an
+        interrupted one), delete and rewrite it. Folders this simulator did
+        not write are never deleted.
+    progress : bool
+        Show a progress bar.
+    **overrides
+        Any field of :class:`CocaineStudyParams`.
+
+    Returns
+    -------
+    out_dir : pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        For an unknown preset or parameter, or when ``out_dir`` holds other data.
+    """
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+
+    params = cocaine_params(preset, **overrides)
+    out = Path(out_dir)
+    truth_path = out / "derivatives" / "simulation" / "ground_truth.json"
+    wanted = {"simulator_version": SIMULATOR_VERSION, "parameters": params_to_dict(params)}
+    if truth_path.is_file():
+        existing = read_json(truth_path)
+        if {k: existing.get(k) for k in wanted} == wanted:
+            return out
+    if out.exists() and any(out.iterdir()):
+        if not _is_our_simulation(out):
+            raise ValueError(
+                f"{out} exists and is not a study written by this simulator; choose an empty or new folder."
+            )
+        if not replace:
+            raise ValueError(
+                f"{out} holds a simulated study with other parameters or an unfinished one; "
+                f"pass replace=True (command line: --replace) to rewrite it, or choose another folder."
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    participants = simulate_participants(params)
+    runs = simulate_runs_table(participants, params)
+    write_json(out / "dataset_description.json", _dataset_description("Simulated cocaine-craving study", "raw"))
+    write_text(
+        out / "README",
+        "Simulated data with planted effects, written by craving_circuits.simulate.cocaine.\n"
+        "Not real participants. Raw BOLD images are not simulated: derivatives/fmriprep holds what\n"
+        "fMRIPrep would output. The planted truth is in derivatives/simulation.\n",
+    )
+    write_tsv(out / "participants.tsv", participants[OBSERVED_PARTICIPANT_COLUMNS])
+    write_json(out / "participants.json", _describe_participants())
+    for pid, sub in runs.groupby("participant_id", sort=True):
+        sessions = sub.drop_duplicates("session_id")[["session_id", "drug"]]
+        write_tsv(out / pid / f"{pid}_sessions.tsv", sessions)
+    write_json(out / "sessions.json", {"drug": {"Description": "Drug taken before the session",
+                                                    "Levels": {"NAC": "N-acetylcysteine 2400 mg/day",
+                                                               "placebo": "placebo"}}})
+    ratings = simulate_craving_ratings(participants, params)
+    write_tsv(out / "phenotype" / "craving_ratings.tsv", ratings)
+    write_json(out / "phenotype" / "craving_ratings.json",
+               {"craving_vas": {"Description": "Craving after the film, visual analogue scale", "Units": "0-100"}})
+
+    fmriprep_dir = out / "derivatives" / "fmriprep"
+    write_json(fmriprep_dir / "dataset_description.json",
+               _dataset_description("fMRIPrep-style derivatives (simulated)", "derivative"))
+    mrs_dir = out / "derivatives" / "mrs"
+    write_json(mrs_dir / "dataset_description.json", _dataset_description("NAcc MRS (simulated)", "derivative"))
+    write_tsv(mrs_dir / "nacc_metabolites.tsv", simulate_mrs(participants, params))
+    write_json(mrs_dir / "nacc_metabolites.json", _describe_mrs())
+
+    geometry = build_geometry(params)
+    jobs = (delayed(_write_run)(geometry, params, run, fmriprep_dir) for run in runs.to_dict("records"))
+    results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
+    summary = pd.DataFrame(list(tqdm(results, total=len(runs), desc="simulate runs", disable=not progress)))
+
+    sim_dir = out / "derivatives" / "simulation"
+    write_json(sim_dir / "dataset_description.json",
+               _dataset_description("Planted ground truth of the simulation", "derivative"))
+    truth_runs = runs.drop(columns=["run_key"]).merge(summary, on=["participant_id", "session_id", "state"])
+    write_tsv(sim_dir / "ground_truth_runs.tsv", truth_runs)
+    write_tsv(sim_dir / "ground_truth_participants.tsv", participants)
+    write_json(
+        truth_path,
+        {
+            **wanted,
+            "study": "cocaine_craving",
+            "space": SPACE,
+            "sources": list(SOURCES),
+            "nacc_fc_z": NACC_FC_Z,
+            "partial_fc_z_given_nacc": {f"{a}-{b}": v for (a, b), v in PARTIAL_FC_Z.items()},
+            "effects": planted_effects(params),
+            "files": {"participants": "ground_truth_participants.tsv", "runs": "ground_truth_runs.tsv"},
+        },
+    )
+    return out
+
+
+def parameters_table(values: dict | None = None) -> pd.DataFrame:
+    """Every simulation parameter with its meaning, its ``paper`` value and (optionally) the value used.
+
+    Parameters
+    ----------
+    values : dict, optional
+        Parameter values actually used (e.g. ``ground_truth["parameters"]``).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``parameter, description, paper`` and ``used`` when ``values`` is given.
+    """
+    rows = []
+    for f in dataclasses.fields(CocaineStudyParams):
+        row = {"parameter": f.name, "description": f.metadata.get("help", ""), "paper": f.default}
+        if values is not None:
+            row["used"] = values.get(f.name)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,273 @@
+"""Building blocks of simulated BOLD data.
+
+Data conventions
+----------------
+* Time series are arrays of shape ``(n_volumes, n_series)``: time on axis 0,
+  as in :func:`nilearn.signal.clean`.
+* Voxel data are restricted to the brain mask: ``(n_volumes, n_voxels)``, voxels
+  in the C order of ``np.argwhere(mask)``.
+* Head motion is ``(n_volumes, 6)``: ``trans_x, trans_y, trans_z`` in mm and
+  ``rot_x, rot_y, rot_z`` in radians, fMRIPrep's column order.
+* Every function that draws random numbers takes a :class:`numpy.random.Generator`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from scipy import signal as sp_signal
+
+__all__ = [
+    "band_limited_noise",
+    "correlated_sources",
+    "ar1_filter",
+    "SmoothNoiseField",
+    "random_motion",
+    "framewise_displacement",
+    "motion_loadings",
+]
+
+
+def band_limited_noise(
+    rng: np.random.Generator,
+    n_volumes: int,
+    n_series: int,
+    t_r: float,
+    low_hz: float = 0.01,
+    high_hz: float = 0.1,
+) -> np.ndarray:
+    """Gaussian noise band-passed to ``[low_hz, high_hz]``, unit variance per series.
+
+    Returns
+    -------
+    x : ndarray, shape (n_volumes, n_series)
+    """
+    nyquist = 0.5 / t_r
+    high = min(high_hz, 0.95 * nyquist)
+    sos = sp_signal.butter(2, [low_hz, high], btype="band", output="sos", fs=1.0 / t_r)
+    pad = 200  # burn-in so that the start of the series is stationary
+    white = rng.standard_normal((n_volumes + pad, n_series))
+    x = sp_signal.sosfilt(sos, white, axis=0)[pad:]
+    return x / x.std(axis=0, keepdims=True)
+
+
+def correlated_sources(
+    rng: np.random.Generator, corr: np.ndarray, n_volumes: int, t_r: float
+) -> np.ndarray:
+    """Band-limited sources whose population correlation matrix is ``corr``.
+
+    Independent band-limited series are mixed with the Cholesky factor of
+    ``corr``; since all series share one spectrum, the mixture has exactly the
+    requested correlations in expectation (the realised sample correlations
+    scatter around them, as in real data).
+
+    Parameters
+    ----------
+    corr : ndarray, shape (n_sources, n_sources)
+        Symmetric, unit diagonal, positive definite.
+
+    Returns
+    -------
+    sources : ndarray, shape (n_volumes, n_sources)
+
+    Raises
+    ------
+    ValueError
+        If ``corr`` is not positive definite (the requested couplings cannot
+        coexist).
+    """
+    try:
+        chol = np.linalg.cholesky(corr)
+    except np.linalg.LinAlgError:
+        raise ValueError(
+            "The requested source correlations are not jointly possible (matrix not positive "
+            "definite); lower the planted connectivity effects or the subject variability."
+        ) from None
+    independent = band_limited_noise(rng, n_volumes, corr.shape[0], t_r)
+    return independent @ chol.T
+
+
+def ar1_filter(x: np.ndarray, phi: float) -> np.ndarray:
+    """Filter along axis 0 with ``y[t] = phi * y[t-1] + sqrt(1 - phi**2) * x[t]``.
+
+    The first sample is scaled so that unit-variance white input gives a
+    stationary unit-variance AR(1) output.
+    """
+    if not -1 < phi < 1:
+        raise ValueError(f"AR(1) coefficient must lie in (-1, 1), got {phi}.")
+    scale = np.sqrt(1 - phi**2)
+    # initial state chosen so that y[0] = x[0]: stationary from the first sample
+    zi = (1 - scale) * x[:1]
+    y, _ = sp_signal.lfilter([scale], [1.0, -phi], x, axis=0, zi=zi)
+    return y
+
+
+class SmoothNoiseField:
+    """Spatially smooth Gaussian noise, drawn cheaply on a coarse grid.
+
+    When ``fwhm_mm`` is a whole multiple ``factor`` (at least 2) of the voxel size,
+    white noise is drawn on a grid ``factor`` times coarser than the data grid, then trilinearly interpolated at the voxel centres of the mask (the
+    interpolation kernel alone has a FWHM of one coarse voxel); otherwise it is
+    drawn and Gaussian-smoothed on the data grid itself. Each voxel is then
+    scaled to unit variance. The resulting noise has a smoothness of about
+    ``fwhm_mm`` (not exactly stationary: smoothest midway between coarse grid
+    points) and costs a small fraction of smoothing full-resolution noise.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (nx, ny, nz)
+    voxel_size_mm : float
+    fwhm_mm : float
+    """
+
+    def __init__(self, mask: np.ndarray, voxel_size_mm: float, fwhm_mm: float):
+        if fwhm_mm <= 0:
+            raise ValueError(f"fwhm_mm must be positive, got {fwhm_mm}.")
+        ratio = fwhm_mm / voxel_size_mm
+        # a coarse grid only when the FWHM is a whole number of voxels: otherwise the
+        # residual Gaussian would be too narrow to smooth on the coarse grid
+        self.factor = int(ratio) if ratio >= 2 and float(ratio).is_integer() else 1
+        spacing = self.factor * voxel_size_mm
+        # trilinear interpolation smooths by one coarse voxel, except when factor is 1
+        interp_fwhm = spacing if self.factor > 1 else 0.0
+        extra_fwhm = np.sqrt(max(fwhm_mm**2 - interp_fwhm**2, 0.0)) / spacing  # coarse voxels
+        self.sigma = extra_fwhm / 2.3548 if extra_fwhm > 0.5 else 0.0
+        ijk = np.argwhere(mask).astype(float) / self.factor
+        self.coarse_shape = tuple(int(np.ceil(n / self.factor)) + 2 for n in mask.shape)
+        base = np.floor(ijk).astype(int)
+        frac = ijk - base
+        corners, weights = [], []
+        for dx in (0, 1):
+            for dy in (0, 1):
+                for dz in (0, 1):
+                    idx = base + np.array([dx, dy, dz])
+                    corners.append(np.ravel_multi_index(idx.T, self.coarse_shape))
+                    w = (
+                        (frac[:, 0] if dx else 1 - frac[:, 0])
+                        * (frac[:, 1] if dy else 1 - frac[:, 1])
+                        * (frac[:, 2] if dz else 1 - frac[:, 2])
+                    )
+                    weights.append(w)
+        self.corners = np.stack(corners)  # (8, n_voxels)
+        self.weights = np.stack(weights).astype(np.float32)  # (8, n_voxels)
+        self.n_voxels = int(mask.sum())
+
+    def sample(self, rng: np.random.Generator, n_volumes: int, ar1: float = 0.0) -> np.ndarray:
+        """Draw ``n_volumes`` volumes, optionally AR(1)-correlated in time.
+
+        Returns
+        -------
+        noise : ndarray of float32, shape (n_volumes, n_voxels)
+            Unit variance in every voxel.
+        """
+        # time last, so that gathering a coarse voxel reads one contiguous row
+        coarse = rng.standard_normal(self.coarse_shape + (n_volumes,), dtype=np.float32)
+        if self.sigma > 0:
+            coarse = ndimage.gaussian_filter(coarse, sigma=(self.sigma,) * 3 + (0,), truncate=3.0)
+        if ar1:
+            coarse = ar1_filter(np.moveaxis(coarse, -1, 0), ar1).astype(np.float32)
+            coarse = np.ascontiguousarray(np.moveaxis(coarse, 0, -1))
+        flat = coarse.reshape(-1, n_volumes)
+        acc = np.zeros((self.n_voxels, n_volumes), dtype=np.float32)
+        for corner, weight in zip(self.corners, self.weights):
+            acc += flat[corner] * weight[:, None]
+        out = np.ascontiguousarray(acc.T)
+        out -= out.mean(axis=0)
+        out /= out.std(axis=0)
+        return out
+
+
+def random_motion(
+    rng: np.random.Generator,
+    n_volumes: int,
+    step_mm: float,
+    n_spikes: int,
+    spike_mm: float = 0.5,
+    radius_mm: float = 50.0,
+) -> np.ndarray:
+    """Head motion: a slow random walk plus abrupt movements.
+
+    Parameters
+    ----------
+    step_mm : float
+        Standard deviation of the per-volume step of each translation; rotation
+        steps are scaled so that they move a point at ``radius_mm`` by as much.
+    n_spikes : int
+        Number of abrupt movements; half of them are followed by a return to
+        the previous position one to three volumes later.
+    spike_mm : float
+        Standard deviation of an abrupt movement along each axis.
+
+    Returns
+    -------
+    motion : ndarray, shape (n_volumes, 6)
+        Translations (mm) then rotations (rad), relative to the first volume.
+    """
+    steps = rng.standard_normal((n_volumes, 6)) * step_mm
+    steps[:, 3:] /= radius_mm
+    steps[0] = 0
+    for _ in range(int(n_spikes)):
+        t = int(rng.integers(1, n_volumes))
+        jump = rng.standard_normal(6) * spike_mm
+        jump[3:] /= radius_mm
+        steps[t] += jump
+        if rng.random() < 0.5:
+            back = t + int(rng.integers(1, 4))
+            if back < n_volumes:
+                steps[back] -= jump
+    return np.cumsum(steps, axis=0)
+
+
+def framewise_displacement(motion: np.ndarray, radius_mm: float = 50.0) -> np.ndarray:
+    """Framewise displacement of Power et al. (2012), as fMRIPrep reports it.
+
+    ``FD[t] = sum(|d trans[t]|) + radius_mm * sum(|d rot[t]|)``; ``FD[0]`` is NaN
+    (fMRIPrep writes ``n/a``).
+
+    Parameters
+    ----------
+    motion : ndarray, shape (n_volumes, 6)
+
+    Returns
+    -------
+    fd : ndarray, shape (n_volumes,)
+    """
+    motion = np.asarray(motion, dtype=float)
+    if motion.ndim != 2 or motion.shape[1] != 6:
+        raise ValueError(f"motion must have shape (n_volumes, 6), got {motion.shape}.")
+    diff = np.abs(np.diff(motion, axis=0))
+    fd = diff[:, :3].sum(axis=1) + radius_mm * diff[:, 3:].sum(axis=1)
+    return np.concatenate([[np.nan], fd])
+
+
+def motion_loadings(
+    baseline: np.ndarray, mask: np.ndarray, affine: np.ndarray, centre_mm=(0.0, -18.0, 18.0)
+) -> np.ndarray:
+    """Percent signal change per unit of each motion parameter, per voxel.
+
+    Residual misregistration by a displacement ``d`` changes the intensity of a
+    voxel by about ``-grad(I) . d``; a rotation ``w`` about ``centre_mm`` displaces
+    a voxel at ``r`` by ``w x r``, so its loading is ``r x grad(I)``.
+
+    Parameters
+    ----------
+    baseline : ndarray, shape (nx, ny, nz)
+        Mean image (zero outside the brain).
+    mask : ndarray of bool, shape (nx, ny, nz)
+    affine : ndarray, shape (4, 4)
+        Voxel-to-mm affine (assumed axis-aligned).
+
+    Returns
+    -------
+    loadings : ndarray of float32, shape (6, n_voxels)
+    """
+    zooms = np.abs(np.diag(affine)[:3])
+    grads = np.stack(np.gradient(baseline.astype(float), *zooms), axis=-1)  # per mm
+    grads *= np.sign(np.diag(affine)[:3])  # to world axes
+    ijk = np.argwhere(mask)
+    xyz = ijk * np.diag(affine)[:3] + affine[:3, 3] - np.asarray(centre_mm)
+    g = grads[mask]
+    intensity = baseline[mask][:, None]
+    trans = -g / intensity * 100.0
+    rot = -np.cross(xyz, g) / intensity * 100.0
+    return np.concatenate([trans, rot], axis=1).T.astype(np.float32)
