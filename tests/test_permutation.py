@@ -1,0 +1,405 @@
+"""Tests of craving_circuits.permutation, largely against statsmodels and nilearn."""
+
+from __future__ import annotations
+
+import warnings
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from nilearn.maskers import NiftiMasker
+from nilearn.mass_univariate import permuted_ols
+from scipy import ndimage, stats
+
+from craving_circuits.permutation import PermutationResult, cluster_permutation_test, t_statistic
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+def ball_mask(shape=(10, 10, 10), radius=4.6):
+    """A ball-shaped mask, so that the voxel order and the mask edges matter."""
+    centre = (np.array(shape) - 1) / 2
+    grid = np.indices(shape).transpose(1, 2, 3, 0)
+    return np.linalg.norm(grid - centre, axis=-1) <= radius
+
+
+def smooth_noise(rng, n_samples, mask, sigma=1.0):
+    """(n_samples, n_voxels) spatially smooth Gaussian noise of unit variance."""
+    vol = rng.standard_normal((n_samples, *mask.shape))
+    vol = ndimage.gaussian_filter(vol, (0, sigma, sigma, sigma))
+    y = vol[:, mask]
+    return y / y.std()
+
+
+def run_nilearn(y, tested, mask, confounds=None, *, n_perm, cluster_forming_p, two_sided=True, seed=0):
+    """nilearn's permuted_ols with cluster inference, with our per-tail threshold convention."""
+    masker = NiftiMasker(nib.Nifti1Image(mask.astype(np.uint8), np.eye(4))).fit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = permuted_ols(
+            np.asarray(tested, dtype=float)[:, None],
+            y,
+            confounding_vars=confounds,
+            n_perm=n_perm,
+            two_sided_test=two_sided,
+            threshold=2 * cluster_forming_p if two_sided else cluster_forming_p,
+            masker=masker,
+            random_state=seed,
+        )
+    return {key: np.asarray(value)[0] for key, value in out.items()}
+
+
+def designs(n, rng):
+    """(tested, confounds) of a one-sample test and of a two-sample test with a confound."""
+    group = np.r_[np.zeros(n // 2), np.ones(n - n // 2)]
+    age = rng.normal(35, 8, n)
+    return {
+        "one-sample": (np.ones(n), None),
+        "two-sample+age": (group, age[:, None]),
+    }
+
+
+# ---------------------------------------------------------------------------
+# 1-2. The t statistic
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "case", ["one-sample", "two-sample", "two-sample+confound", "one-sample+confound", "slope-no-intercept"]
+)
+def test_t_statistic_matches_statsmodels(case):
+    rng = np.random.default_rng(1)
+    n, n_vox = 23, 40
+    y = rng.standard_normal((n, n_vox)) + 0.4
+    group = (np.arange(n) % 2).astype(float)
+    confound = rng.normal(30, 5, (n, 1))
+    intercept = True
+    if case == "one-sample":
+        tested, confounds, exog = np.ones(n), None, np.ones((n, 1))
+    elif case == "two-sample":
+        tested, confounds, exog = group, None, np.c_[group, np.ones(n)]
+    elif case == "two-sample+confound":
+        tested, confounds, exog = group, confound, np.c_[group, np.ones(n), confound]
+    elif case == "one-sample+confound":
+        tested, confounds, exog = np.ones(n), confound, np.c_[np.ones(n), confound]
+    else:
+        tested, confounds, exog, intercept = confound[:, 0], None, confound, False
+    expected = [sm.OLS(y[:, v], exog).fit().tvalues[0] for v in range(n_vox)]
+    np.testing.assert_allclose(t_statistic(y, tested, confounds, intercept=intercept), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_t_statistic_constant_confound_is_absorbed_by_intercept():
+    rng = np.random.default_rng(2)
+    y = rng.standard_normal((15, 5))
+    x = rng.standard_normal(15)
+    conf = rng.standard_normal((15, 1))
+    with_const = np.c_[conf, np.full(15, 3.0)]
+    np.testing.assert_allclose(t_statistic(y, x, with_const), t_statistic(y, x, conf), rtol=1e-10)
+
+
+@pytest.mark.parametrize("design", ["one-sample", "two-sample+age"])
+@pytest.mark.parametrize("two_sided", [True, False])
+def test_observed_t_and_clusters_match_nilearn(design, two_sided):
+    rng = np.random.default_rng(3)
+    mask = ball_mask()
+    n = 18
+    tested, confounds = designs(n, rng)[design]
+    pattern = np.where(np.argwhere(mask)[:, 0] < 5, 0.4, -0.4)  # effects of both signs
+    y = smooth_noise(rng, n, mask) + tested[:, None] * pattern[None, :]
+    result = cluster_permutation_test(
+        y, tested, mask, confounds, cluster_forming_p=0.02, n_perm=1, two_sided=two_sided, rng=0
+    )
+    ref = run_nilearn(y, tested, mask, confounds, n_perm=1, cluster_forming_p=0.02, two_sided=two_sided)
+
+    np.testing.assert_allclose(result.t, ref["t"], rtol=1e-10, atol=1e-12)
+    # Cluster formation (threshold, connectivity, signs): the size and mass of
+    # each voxel's cluster, 0 outside clusters.
+    assert len(result.clusters) >= (3 if two_sided else 2)
+    if two_sided:
+        assert set(result.clusters["sign"]) == {-1, 1}
+    size_map = np.r_[0, result.clusters.sort_values("cluster_id")["size"]][result.labels]
+    mass_map = np.r_[0.0, result.clusters.sort_values("cluster_id")["mass"]][result.labels]
+    np.testing.assert_array_equal(size_map, ref["size"])
+    np.testing.assert_allclose(mass_map, ref["mass"], rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# 3. Exact answer on a tiny input
+# ---------------------------------------------------------------------------
+
+
+def test_clusters_of_planted_blocks_are_exact():
+    mask = np.ones((6, 6, 6), dtype=bool)
+    mask[5, :, :3] = False  # the voxel order is not that of the full grid
+    n = 10
+    rng = np.random.default_rng(4)
+    half = rng.standard_normal(n // 2)
+    noise = np.r_[half, -half]  # mean exactly 0 up to rounding: t ~ 0 outside the blocks
+
+    effect = np.zeros(mask.shape)
+    block_pos = (slice(1, 3), slice(1, 3), slice(1, 3))  # 8 voxels
+    block_neg = (slice(4, 5), slice(3, 6), slice(3, 5))  # 6 voxels
+    effect[block_pos] = 4.0
+    effect[2, 2, 1] = 6.0  # peak of the positive block
+    effect[block_neg] = -4.0
+    effect[4, 4, 4] = -7.0  # peak of the negative block
+    effect[3, 3, 2] = 5.0  # touches the positive block by an edge only: its own cluster
+    y = effect[mask][None, :] + noise[:, None]
+
+    voxel_index = {tuple(c): i for i, c in enumerate(np.argwhere(mask))}
+    t_exact = effect[mask] * np.sqrt(n) / np.std(noise, ddof=1)
+    result = cluster_permutation_test(y, np.ones(n), mask, n_perm=50, rng=0)
+    threshold = stats.t.isf(0.001, n - 1)
+    assert result.df == n - 1
+    assert result.threshold == pytest.approx(threshold)
+    np.testing.assert_allclose(result.t, t_exact, rtol=1e-9, atol=1e-9)
+
+    table = result.clusters
+    assert list(table.columns) == [
+        "cluster_id", "sign", "size", "mass", "peak_t", "peak_voxel", "p_fwe_size", "p_fwe_mass"
+    ]  # fmt: skip
+    assert table["cluster_id"].tolist() == [1, 2, 3]
+    assert table["size"].tolist() == [8, 6, 1]
+    assert table["sign"].tolist() == [1, -1, 1]
+    assert table["peak_voxel"].tolist() == [voxel_index[2, 2, 1], voxel_index[4, 4, 4], voxel_index[3, 3, 2]]
+    np.testing.assert_allclose(table["peak_t"], t_exact[table["peak_voxel"]])
+
+    expected_labels = np.zeros(mask.shape, dtype=int)
+    expected_labels[block_pos] = 1
+    expected_labels[block_neg] = 2
+    expected_labels[3, 3, 2] = 3
+    np.testing.assert_array_equal(result.labels, expected_labels[mask])
+    for cluster_id, mass in zip(table["cluster_id"], table["mass"]):
+        members = expected_labels[mask] == cluster_id
+        assert mass == pytest.approx(np.sum(np.abs(t_exact[members]) - threshold))
+
+    # p = (1 + #{null >= observed}) / (1 + n_perm): the data count as one resampling.
+    for statistic in ("size", "mass"):
+        null = getattr(result, f"h0_max_{statistic}")
+        expected = [(1 + np.sum(null >= value)) / 51 for value in table[statistic]]
+        np.testing.assert_allclose(table[f"p_fwe_{statistic}"], expected)
+    expected = [(1 + np.sum(result.h0_max_t >= abs(t))) / 51 for t in result.t]
+    np.testing.assert_allclose(result.p_fwe_voxel, expected)
+    assert result.h0_max_size.shape == result.h0_max_mass.shape == result.h0_max_t.shape == (50,)
+
+    one_sided = cluster_permutation_test(y, np.ones(n), mask, n_perm=50, rng=0, two_sided=False)
+    assert one_sided.clusters["size"].tolist() == [8, 1]
+    assert set(one_sided.labels[expected_labels[mask] == 2]) == {0}
+    expected = [(1 + np.sum(one_sided.h0_max_t >= t)) / 51 for t in one_sided.t]  # signed t
+    np.testing.assert_allclose(one_sided.p_fwe_voxel, expected)
+    assert np.all(one_sided.p_fwe_voxel[expected_labels[mask] == 2] == 1.0)
+
+
+def test_adjacent_blocks_of_opposite_sign_are_separate_clusters():
+    mask = np.ones((4, 4, 4), dtype=bool)
+    n = 8
+    half = np.random.default_rng(5).standard_normal(n // 2)
+    effect = np.zeros(mask.shape)
+    effect[0:2, 0:2, 0:2] = 5.0
+    effect[2:4, 0:2, 0:2] = -5.0  # shares faces with the positive block
+    y = effect[mask][None, :] + np.r_[half, -half][:, None]
+    result = cluster_permutation_test(y, np.ones(n), mask, n_perm=10, rng=0)
+    assert sorted(zip(result.clusters["size"], result.clusters["sign"])) == [(8, -1), (8, 1)]
+
+
+# ---------------------------------------------------------------------------
+# 4. p-values and null distributions against nilearn
+# ---------------------------------------------------------------------------
+
+
+def assert_p_close(p_ours, p_ref, n_ours, n_ref, z=5.0):
+    """Agreement within z binomial standard errors of two Monte Carlo p estimates.
+
+    A slack of 2 / n covers the two p conventions ((1 + count) / (n + 1) here;
+    count / n, clipped, for nilearn's cluster-level p).
+    """
+    p_ours, p_ref = np.asarray(p_ours), np.asarray(p_ref)
+    p_bar = (p_ours + p_ref) / 2
+    se = np.sqrt(p_bar * (1 - p_bar) * (1 / n_ours + 1 / n_ref))
+    tol = z * se + 2.0 / min(n_ours, n_ref)
+    worst = np.max(np.abs(p_ours - p_ref) - tol)
+    assert worst <= 0, f"p-values differ by up to {worst:.4f} beyond the Monte Carlo tolerance"
+
+
+def assert_same_quantiles(null_ours, null_ref, levels=(0.5, 0.9, 0.95), z=5.0):
+    """The a-quantile of one null is, within Monte Carlo error, an a-quantile of the other."""
+    n = min(null_ours.size, null_ref.size)
+    for a in levels:
+        q = np.quantile(null_ours, a, method="inverted_cdf")
+        tol = z * np.sqrt(a * (1 - a) * 2 / n)
+        assert np.mean(null_ref <= q) >= a - tol, (a, q)
+        assert np.mean(null_ref < q) <= a + tol, (a, q)
+
+
+# Blob amplitudes giving a planted cluster of intermediate significance.
+@pytest.mark.parametrize(("design", "amplitude"), [("one-sample", 0.4), ("two-sample+age", 1.3)])
+def test_p_values_and_nulls_agree_with_nilearn(design, amplitude):
+    n_perm = 2000
+    rng = np.random.default_rng(6)
+    mask = np.ones((9, 9, 9), dtype=bool)
+    n = 16
+    tested, confounds = designs(n, rng)[design]
+    y = smooth_noise(rng, n, mask, sigma=0.8)
+    blob = np.zeros(mask.shape, dtype=bool)
+    blob[2:5, 2:5, 2:5] = True
+    y = y + amplitude * tested[:, None] * blob[mask][None, :]
+
+    ours = cluster_permutation_test(y, tested, mask, confounds, cluster_forming_p=0.01, n_perm=n_perm, rng=1)
+    ref = run_nilearn(y, tested, mask, confounds, n_perm=n_perm, cluster_forming_p=0.01, seed=1)
+
+    # The cluster with most voxels in the blob, and nilearn's values at its peak.
+    in_blob = ours.labels[blob[mask]]
+    assert np.any(in_blob > 0), "the planted blob should form a cluster"
+    cluster = ours.clusters.set_index("cluster_id").loc[np.bincount(in_blob[in_blob > 0]).argmax()]
+    peak = int(cluster["peak_voxel"])
+    assert ref["size"][peak] == cluster["size"]
+    p_ref_size = 10 ** -ref["logp_max_size"][peak]
+    assert 0.01 < p_ref_size < 0.8, "the planted cluster should be neither certain nor hopeless"
+    assert_p_close(cluster["p_fwe_size"], p_ref_size, n_perm, n_perm)
+    assert_p_close(cluster["p_fwe_mass"], 10 ** -ref["logp_max_mass"][peak], n_perm, n_perm)
+    assert_p_close(ours.p_fwe_voxel, 10 ** -ref["logp_max_t"], n_perm, n_perm)
+
+    assert_same_quantiles(ours.h0_max_size, ref["h0_max_size"])
+    assert_same_quantiles(ref["h0_max_size"], ours.h0_max_size)
+    assert stats.ks_2samp(ours.h0_max_t, ref["h0_max_t"]).pvalue > 1e-3
+    assert stats.ks_2samp(ours.h0_max_mass, ref["h0_max_mass"]).pvalue > 1e-3
+
+
+# ---------------------------------------------------------------------------
+# 5. Calibration under the null
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("design", ["one-sample", "two-sample+age"])
+def test_family_wise_error_rate_under_the_null(design):
+    """With 19 resamplings, p <= 0.05 iff the data beat every resampling: rate 0.05 for continuous statistics."""
+    n_datasets, alpha = 800, 0.05
+    mask = np.ones((5, 5, 5), dtype=bool)
+    n = 12
+    rejections = {"voxel": 0, "mass": 0, "size": 0}
+    for seed in range(n_datasets):
+        rng = np.random.default_rng([7, seed])
+        tested, confounds = designs(n, rng)[design]
+        y = smooth_noise(rng, n, mask, sigma=0.7)
+        result = cluster_permutation_test(y, tested, mask, confounds, cluster_forming_p=0.05, n_perm=19, rng=seed)
+        rejections["voxel"] += result.p_fwe_voxel.min() <= alpha
+        rejections["mass"] += np.min(result.clusters["p_fwe_mass"].to_numpy(), initial=1.0) <= alpha
+        rejections["size"] += np.min(result.clusters["p_fwe_size"].to_numpy(), initial=1.0) <= alpha
+    # 99.9% binomial band around alpha.
+    low, high = stats.binom.ppf([0.0005, 0.9995], n_datasets, alpha) / n_datasets
+    assert low <= rejections["voxel"] / n_datasets <= high, rejections
+    assert low <= rejections["mass"] / n_datasets <= high, rejections
+    # Cluster sizes are integers: ties with the null make the test conservative.
+    assert rejections["size"] / n_datasets <= high, rejections
+
+
+# ---------------------------------------------------------------------------
+# 6. Reproducibility
+# ---------------------------------------------------------------------------
+
+
+def assert_same_result(a: PermutationResult, b: PermutationResult):
+    np.testing.assert_array_equal(a.t, b.t)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.h0_max_size, b.h0_max_size)
+    np.testing.assert_allclose(a.h0_max_mass, b.h0_max_mass, rtol=1e-12)
+    np.testing.assert_allclose(a.h0_max_t, b.h0_max_t, rtol=1e-12)
+    np.testing.assert_allclose(a.p_fwe_voxel, b.p_fwe_voxel)
+    pd.testing.assert_frame_equal(a.clusters, b.clusters)
+
+
+@pytest.mark.parametrize("design", ["one-sample", "two-sample+age"])
+def test_seed_determines_the_result(design):
+    rng = np.random.default_rng(8)
+    mask = ball_mask((7, 7, 7), 3.2)
+    n = 14
+    tested, confounds = designs(n, rng)[design]
+    y = smooth_noise(rng, n, mask) + 0.5 * tested[:, None]
+    kwargs = dict(cluster_forming_p=0.01, n_perm=300)
+    first = cluster_permutation_test(y, tested, mask, confounds, rng=42, **kwargs)
+    assert_same_result(first, cluster_permutation_test(y, tested, mask, confounds, rng=42, **kwargs))
+    assert_same_result(
+        first, cluster_permutation_test(y, tested, mask, confounds, rng=np.random.default_rng(42), **kwargs)
+    )
+    assert_same_result(first, cluster_permutation_test(y, tested, mask, confounds, rng=42, batch_size=7, **kwargs))
+    other = cluster_permutation_test(y, tested, mask, confounds, rng=43, **kwargs)
+    np.testing.assert_array_equal(other.t, first.t)
+    assert not np.array_equal(other.h0_max_t, first.h0_max_t)
+
+
+def test_inputs_are_not_modified():
+    rng = np.random.default_rng(9)
+    mask = ball_mask((6, 6, 6), 2.6)
+    n = 10
+    y = rng.standard_normal((n, mask.sum()))
+    tested = (np.arange(n) % 2).astype(float)
+    confounds = rng.standard_normal((n, 2))
+    copies = [a.copy() for a in (y, tested, confounds, mask)]
+    cluster_permutation_test(y, tested, mask, confounds, n_perm=20, rng=0)
+    t_statistic(y, tested, confounds)
+    for original, copy in zip((y, tested, confounds, mask), copies):
+        np.testing.assert_array_equal(original, copy)
+
+
+def test_voxels_without_variance_get_zero_t_and_a_warning():
+    rng = np.random.default_rng(10)
+    mask = np.ones((3, 3, 3), dtype=bool)
+    y = rng.standard_normal((12, 27)) + 3.0
+    y[:, [4, 20]] = 2.5  # constant across samples
+    with pytest.warns(UserWarning, match="2 of 27 voxels have no residual variance"):
+        result = cluster_permutation_test(y, np.ones(12), mask, n_perm=20, rng=0, cluster_forming_p=0.05)
+    assert result.t[4] == 0 and result.t[20] == 0
+    assert result.labels[4] == 0 and result.labels[20] == 0
+    assert np.all(np.isfinite(result.h0_max_t))
+
+
+# ---------------------------------------------------------------------------
+# 7. Bad inputs
+# ---------------------------------------------------------------------------
+
+
+def _bad_inputs():
+    rng = np.random.default_rng(11)
+    mask = np.ones((3, 4, 5), dtype=bool)
+    n = 10
+    y = rng.standard_normal((n, 60))
+    tested = np.ones(n)
+    y_nan = y.copy()
+    y_nan[[1, 3], 7] = np.nan
+    y_nan[3, 9] = np.nan
+    small_mask = mask.copy()
+    small_mask[0, 0, :2] = False
+    group = (np.arange(n) % 2).astype(float)
+    return [
+        (dict(y=y, mask=small_mask), r"y has 60 columns but mask has 58 True voxels"),
+        (dict(y=y, n_perm=0), r"n_perm must be a whole number >= 1, got 0"),
+        (dict(y=y, n_perm=10.5), r"n_perm must be a whole number >= 1"),
+        (dict(y=y, batch_size=0), r"batch_size must be a whole number >= 1"),
+        (dict(y=y_nan), r"y contains NaN or infinite values in 2 of 60 columns and 2 of 10 rows"),
+        (dict(y=y, tested=np.ones(n - 1)), r"tested has 9 rows but y has 10 samples"),
+        (dict(y=y, tested=np.ones((n, 2))), r"tested must be 1D"),
+        (dict(y=y, tested=np.zeros(n)), r"tested is all zeros"),
+        (dict(y=y, confounds=np.ones((n - 2, 1))), r"confounds has 8 rows but y has 10 samples"),
+        (dict(y=y, tested=group, confounds=np.c_[group * 2 + 1]), r"tested is a linear combination of the confounds"),
+        (dict(y=y, confounds=np.ones((n, 1))), r"constant and duplicate the tested intercept"),
+        (dict(y=y, tested=group, confounds=rng.standard_normal((n, 8))), r"No residual degrees of freedom"),
+        (dict(y=y, mask=mask.reshape(12, 5)), r"mask must be a 3D array"),
+        (dict(y=y, mask=mask * 2), r"mask must be boolean"),
+        (dict(y=y[0]), r"y must be 2D"),
+        (dict(y=y, cluster_forming_p=0.7), r"cluster_forming_p must be a one-tailed p strictly between 0 and 0.5"),
+        (dict(y=y, cluster_forming_p=0.0), r"cluster_forming_p"),
+        (dict(y=y, two_sided="yes"), r"two_sided must be True or False"),
+    ], mask, tested
+
+
+@pytest.mark.parametrize("case", range(len(_bad_inputs()[0])))
+def test_bad_inputs_raise_informative_errors(case):
+    cases, mask, tested = _bad_inputs()
+    overrides, message = cases[case]
+    kwargs = dict(tested=tested, mask=mask, n_perm=5, rng=0) | overrides
+    with pytest.raises(ValueError, match=message):
+        cluster_permutation_test(**kwargs)
