@@ -1,0 +1,190 @@
+"""Figures of the notebooks. Each function returns a matplotlib Figure.
+
+Brain figures use nilearn's plotting on its bundled MNI152 template (no
+download); tables in are the long/tidy tables of the other modules.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+
+import matplotlib.pyplot as plt  # noqa: E402
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+__all__ = [
+    "plot_motion",
+    "plot_carpet",
+    "plot_rois",
+    "plot_stat",
+    "plot_test",
+    "plot_roi_deltas",
+    "plot_strategy_comparison",
+]
+
+GROUP_COLORS = {"CUD": "#c0392b", "control": "#2c7fb8"}
+
+
+def _mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    n = len(values)
+    mean = values.mean() if n else np.nan
+    if n < 2:
+        return mean, np.nan, np.nan
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / np.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def plot_motion(motion: pd.DataFrame, value: str = "mean_fd"):
+    """Per-run head motion by group and state (points and group means).
+
+    Parameters
+    ----------
+    motion : pandas.DataFrame
+        ``group, state`` and the column ``value`` (e.g. mean framewise displacement).
+    """
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    states = ["neutral", "craving"]
+    rng = np.random.default_rng(0)  # jitter only
+    for g_i, (group, color) in enumerate(GROUP_COLORS.items()):
+        for s_i, state in enumerate(states):
+            vals = motion.loc[(motion["group"] == group) & (motion["state"] == state), value].to_numpy()
+            x = s_i * 3 + g_i
+            ax.scatter(x + rng.uniform(-0.2, 0.2, len(vals)), vals, s=10, color=color, alpha=0.5)
+            mean, lo, hi = _mean_ci(vals)
+            ax.errorbar(x, mean, yerr=[[mean - lo], [hi - mean]], fmt="o", color="black", capsize=4)
+    ax.set_xticks([0.5, 3.5], states)
+    ax.set_ylabel(value.replace("_", " ") + (" (mm)" if "fd" in value else ""))
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=g) for g, c in GROUP_COLORS.items()]
+    ax.legend(handles=handles, frameon=False)
+    ax.set_title("Head motion per run (mean ± 95 % CI)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_carpet(bold_path, mask_img: nib.Nifti1Image, t_r: float, title: str | None = None):
+    """Carpet plot of one run (nilearn ``plot_carpet``)."""
+    from nilearn.plotting import plot_carpet as nl_carpet
+
+    fig = plt.figure(figsize=(8, 4))
+    nl_carpet(str(bold_path), mask_img=mask_img, t_r=t_r, figure=fig, title=title, standardize="zscore_sample")
+    return fig
+
+
+def plot_rois(mask_img: nib.Nifti1Image, rois: dict[str, np.ndarray], title: str = "ROIs"):
+    """ROIs as a label map on the MNI template (one colour per ROI)."""
+    from nilearn.plotting import plot_roi
+
+    labels = np.zeros(mask_img.shape[:3], dtype=np.int16)
+    for i, roi in enumerate(rois.values(), start=1):
+        labels[roi & (labels == 0)] = i
+    fig = plt.figure(figsize=(9, 3))
+    display = plot_roi(nib.Nifti1Image(labels, mask_img.affine), figure=fig, title=title,
+                       display_mode="ortho", cut_coords=(0, 14, 2), cmap="tab10", colorbar=False)
+    del display
+    fig.text(0.01, 0.02, "  ".join(f"{i}: {name}" for i, name in enumerate(rois, start=1)), fontsize=8)
+    return fig
+
+
+def plot_stat(values: np.ndarray, mask_img: nib.Nifti1Image, title: str, threshold: float | None = None,
+              glass: bool = False, keep: np.ndarray | None = None, vmax: float | None = None):
+    """A statistic map (stat map or glass brain).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_voxels,)
+    threshold : float, optional
+        Values with smaller magnitude are not shown.
+    glass : bool
+        Glass brain instead of orthogonal slices.
+    keep : ndarray of bool, shape (n_voxels,), optional
+        Show only these voxels (e.g. FWE-significant clusters).
+    """
+    import warnings
+
+    from .secondlevel import to_img
+
+    shown = np.where(keep, values, 0.0) if keep is not None else values
+    img = to_img(shown, mask_img)
+    fig = plt.figure(figsize=(9, 3))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="empty mask")  # nothing to show is a valid result
+        _draw_stat(img, fig, title, threshold, glass, vmax)
+    return fig
+
+
+def _draw_stat(img, fig, title, threshold, glass, vmax):
+    from nilearn.plotting import plot_glass_brain, plot_stat_map
+
+    if glass:
+        plot_glass_brain(img, threshold=threshold, figure=fig, title=title, colorbar=True, plot_abs=False,
+                         vmax=vmax, cmap="RdBu_r")
+    else:
+        plot_stat_map(img, threshold=threshold, figure=fig, title=title, cut_coords=(0, 14, 2), vmax=vmax,
+                      cmap="RdBu_r")
+
+
+def plot_test(result, mask_img: nib.Nifti1Image, title: str, alpha: float = 0.05):
+    """Glass brain of the t map of a permutation test, showing FWE-significant clusters only.
+
+    When no cluster is significant, the figure says so over an empty brain.
+    """
+    significant = result.clusters.loc[result.clusters["p_fwe_size"] < alpha, "cluster_id"].to_numpy()
+    keep = np.isin(result.labels, significant)
+    if not keep.any():
+        title = f"{title}: no significant cluster"
+    vmax = float(np.max(np.abs(result.t))) if keep.any() else None
+    return plot_stat(result.t, mask_img, title, threshold=result.threshold, glass=True, keep=keep, vmax=vmax)
+
+
+def plot_roi_deltas(diff: pd.DataFrame, targets=("dlpfc", "thalamus_midline")):
+    """Craving - neutral NAcc coupling per participant (mean over sessions), by group.
+
+    Parameters
+    ----------
+    diff : pandas.DataFrame
+        From :func:`craving_circuits.secondlevel.roi_state_differences` for one strategy.
+    """
+    per_person = diff.groupby(["participant_id", "group", "target"], as_index=False)["delta"].mean()
+    fig, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 3.5), sharey=True)
+    rng = np.random.default_rng(0)  # jitter only
+    for ax, target in zip(np.atleast_1d(axes), targets):
+        for g_i, (group, color) in enumerate(GROUP_COLORS.items()):
+            vals = per_person.loc[(per_person["group"] == group) & (per_person["target"] == target), "delta"]
+            ax.scatter(g_i + rng.uniform(-0.15, 0.15, len(vals)), vals, s=14, color=color, alpha=0.6)
+            mean, lo, hi = _mean_ci(vals.to_numpy())
+            ax.errorbar(g_i + 0.3, mean, yerr=[[mean - lo], [hi - mean]], fmt="o", color="black", capsize=4)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(range(len(GROUP_COLORS)), list(GROUP_COLORS))
+        ax.set_title(f"NAcc - {target}")
+    np.atleast_1d(axes)[0].set_ylabel("craving - neutral (Fisher z)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_strategy_comparison(diff: pd.DataFrame, targets=("dlpfc", "thalamus_midline")):
+    """Mean craving - neutral change (± 95 % CI) by denoising strategy and group."""
+    per_person = diff.groupby(["participant_id", "group", "strategy", "target"], as_index=False)["delta"].mean()
+    strategies = list(dict.fromkeys(per_person["strategy"]))
+    fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 0.6 * len(strategies) + 1.8), sharex=True)
+    for ax, target in zip(np.atleast_1d(axes), targets):
+        for g_i, (group, color) in enumerate(GROUP_COLORS.items()):
+            for s_i, strategy in enumerate(strategies):
+                vals = per_person.loc[(per_person["group"] == group) & (per_person["strategy"] == strategy)
+                                      & (per_person["target"] == target), "delta"].to_numpy()
+                mean, lo, hi = _mean_ci(vals)
+                y = s_i + (0.15 if g_i else -0.15)
+                ax.errorbar(mean, y, xerr=[[mean - lo], [hi - mean]], fmt="o", color=color, capsize=3,
+                            label=group if s_i == 0 else None)
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_yticks(range(len(strategies)), strategies)
+        ax.set_title(f"NAcc - {target}")
+        ax.set_xlabel("craving - neutral (Fisher z)")
+    np.atleast_1d(axes)[0].legend(frameon=False)
+    fig.tight_layout()
+    return fig

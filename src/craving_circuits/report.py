@@ -1,0 +1,271 @@
+"""Result files, "recovered vs planted" tables and provenance.
+
+* Every notebook writes its tidy result tables with :func:`write_table` into its
+  output folder; later chapters (and the claims ledger) read those files, never
+  numbers copied by hand.
+* :func:`recovered_vs_planted` compares estimates with the simulation's ground
+  truth. An effect counts as *found* when ``p < alpha`` with the planted sign; a
+  planted absence is *recovered* when the test is not significant. ``agree`` says
+  whether the analysis and the truth tell the same story. On real data (no
+  ground truth) the planted columns are empty.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._io import read_json, write_tsv
+
+__all__ = [
+    "load_ground_truth",
+    "planted_table",
+    "recovered_vs_planted",
+    "seed_fc_estimates",
+    "write_table",
+    "package_versions",
+    "git_commit",
+    "run_log",
+    "machine_info",
+    "disk_usage",
+    "study_banner",
+    "combine_exclusions",
+    "save_tables",
+]
+
+RECOVERY_COLUMNS = ["effect", "test", "planted", "estimate", "ci_low", "ci_high", "p", "planted_present",
+                    "found", "agree"]
+
+
+def load_ground_truth(study) -> dict | None:
+    """The ground truth of a simulated study, or None for real data."""
+    path = study.ground_truth_file
+    return read_json(path, "ground truth") if path.is_file() else None
+
+
+def planted_table(truth: dict | None) -> pd.DataFrame:
+    """Planted effects as a table: ``effect, description, scale, planted, present``."""
+    if truth is None:
+        return pd.DataFrame(columns=["effect", "description", "scale", "planted", "present"])
+    return pd.DataFrame(truth["effects"])
+
+
+def recovered_vs_planted(estimates: pd.DataFrame, truth: dict | None, alpha: float = 0.05) -> pd.DataFrame:
+    """Compare estimates with the planted effects.
+
+    Parameters
+    ----------
+    estimates : pandas.DataFrame
+        Columns ``effect`` (a planted effect name), ``test``, ``estimate``,
+        ``ci_low``, ``ci_high``, ``p``.
+    truth : dict or None
+        From :func:`load_ground_truth`.
+    alpha : float
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns :data:`RECOVERY_COLUMNS`.
+    """
+    missing = {"effect", "test", "estimate", "ci_low", "ci_high", "p"} - set(estimates.columns)
+    if missing:
+        raise ValueError(f"estimates lack the column(s) {sorted(missing)}.")
+    planted = planted_table(truth).set_index("effect") if truth is not None else None
+    rows = []
+    for row in estimates.itertuples(index=False):
+        significant = bool(row.p < alpha) if pd.notna(row.p) else False
+        if planted is not None and row.effect in planted.index:
+            value = float(planted.loc[row.effect, "planted"])
+            present = bool(planted.loc[row.effect, "present"])
+            found = significant and (not present or np.sign(row.estimate) == np.sign(value))
+            agree = found == present
+        else:
+            if planted is not None:
+                raise ValueError(f"{row.effect!r} is not a planted effect; known: {sorted(planted.index)}.")
+            value, present, found, agree = np.nan, None, significant, None
+        rows.append({"effect": row.effect, "test": row.test, "planted": value, "estimate": row.estimate,
+                     "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p, "planted_present": present,
+                     "found": found, "agree": agree})
+    return pd.DataFrame(rows, columns=RECOVERY_COLUMNS)
+
+
+_ROI_EFFECTS = {
+    ("craving - neutral | CUD", "dlpfc"): "craving_nacc_dlpfc_cud",
+    ("craving - neutral | CUD", "thalamus_midline"): "craving_nacc_thalamus_cud",
+    ("craving - neutral | control", "dlpfc"): "craving_nacc_dlpfc_control",
+    ("craving - neutral | control", "thalamus_midline"): "craving_nacc_thalamus_control",
+    ("group x state", "dlpfc"): "group_x_state_nacc_dlpfc",
+    ("group x state", "thalamus_midline"): "group_x_state_nacc_thalamus",
+    ("drug x state | CUD", "dlpfc"): "drug_x_state_cud",
+    ("drug x state | CUD", "thalamus_midline"): "drug_x_state_cud",
+}
+
+_VOXEL_EFFECTS = {
+    ("craving_cud", "dlpfc"): "craving_nacc_dlpfc_cud",
+    ("craving_cud", "thalamus_midline"): "craving_nacc_thalamus_cud",
+    ("craving_control", "dlpfc"): "craving_nacc_dlpfc_control",
+    ("craving_control", "thalamus_midline"): "craving_nacc_thalamus_control",
+    ("group_x_state", "dlpfc"): "group_x_state_nacc_dlpfc",
+    ("group_x_state", "thalamus_midline"): "group_x_state_nacc_thalamus",
+}
+
+
+def seed_fc_estimates(roi_contrasts: pd.DataFrame, cluster_tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Estimates of the NAcc seed chapter, keyed by planted effect.
+
+    ROI rows come from the mixed-model contrasts. Voxelwise rows ask, for each
+    test and target ROI, whether a significant cluster of the planted sign
+    overlaps the ROI (estimate: its peak t; p: its cluster-level FWE p; the most
+    significant such cluster, or the best non-significant one when none is
+    significant). One more row per test counts significant clusters that
+    overlap no target ROI (``effect`` = ``fc_change_elsewhere``: nothing is planted there).
+
+    Parameters
+    ----------
+    roi_contrasts : pandas.DataFrame
+        From :func:`craving_circuits.secondlevel.roi_models` (``target``,
+        ``term``, ``estimate``, ``ci_low``, ``ci_high``, ``p``).
+    cluster_tables : dict of test name -> DataFrame
+        From :func:`craving_circuits.secondlevel.cluster_table`, with overlap
+        columns for ``dlpfc`` and ``thalamus_midline``.
+
+    Returns
+    -------
+    estimates : pandas.DataFrame
+        ``effect, test, estimate, ci_low, ci_high, p``.
+    """
+    rows = []
+    for row in roi_contrasts.itertuples(index=False):
+        effect = _ROI_EFFECTS.get((row.term, row.target))
+        if effect:
+            rows.append({"effect": effect, "test": f"ROI mixed model: {row.term} ({row.target})",
+                         "estimate": row.estimate, "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p})
+    for (test, target), effect in _VOXEL_EFFECTS.items():
+        table = cluster_tables.get(test)
+        if table is None:
+            continue
+        over = table[(table.get(f"overlap_{target}", 0) > 0) & (table["sign"] > 0)] if len(table) else table
+        if len(over):
+            best = over.sort_values("p_fwe_size").iloc[0]
+            estimate, p = float(best["peak_t"]), float(best["p_fwe_size"])
+        else:
+            estimate, p = np.nan, 1.0
+        rows.append({"effect": effect, "test": f"voxelwise cluster FWE: {test}, positive cluster on {target}",
+                     "estimate": estimate, "ci_low": np.nan, "ci_high": np.nan, "p": p})
+    for test, table in cluster_tables.items():
+        if not len(table):
+            n_other = 0
+        else:
+            overlap_cols = [c for c in table.columns if c.startswith("overlap_")]
+            elsewhere = table[table["significant"] & (table[overlap_cols].sum(axis=1) == 0)]
+            n_other = len(elsewhere)
+        rows.append({"effect": "fc_change_elsewhere", "test": f"voxelwise cluster FWE: {test}, significant clusters off the "
+                     f"target ROIs", "estimate": float(n_other), "ci_low": np.nan, "ci_high": np.nan,
+                     "p": 0.0 if n_other else 1.0})
+    return pd.DataFrame(rows, columns=["effect", "test", "estimate", "ci_low", "ci_high", "p"])
+
+
+def write_table(df: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
+    """Write a result table as ``<out_dir>/<name>.tsv`` (atomically)."""
+    return write_tsv(Path(out_dir) / f"{name}.tsv", df)
+
+
+def package_versions(packages=("craving-circuits", "numpy", "scipy", "pandas", "nibabel", "nilearn", "statsmodels",
+                               "matplotlib", "joblib", "papermill", "jupyter-book")) -> pd.DataFrame:
+    """Installed versions of the packages the results depend on, plus Python's."""
+    rows = [{"package": "python", "version": platform.python_version()}]
+    for name in packages:
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            version = "not installed"
+        rows.append({"package": name, "version": version})
+    return pd.DataFrame(rows)
+
+
+def git_commit(path: str | Path = ".") -> str:
+    """Commit of the repository at ``path`` (with ``-dirty`` if it has changes), or ``"unknown"``."""
+    try:
+        commit = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def run_log(executed_dir: str | Path = "book/executed") -> pd.DataFrame:
+    """The book's run log: one row per executed notebook.
+
+    Returns
+    -------
+    log : pandas.DataFrame
+        ``name, title, status, started, duration_s, commit, parameters``
+        (parameters as ``key=value`` text).
+    """
+    path = Path(executed_dir) / "runs.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"No run log at {path}: run the notebooks with `make book` first.")
+    rows = read_json(path, "run log")["runs"]
+    table = pd.DataFrame(rows)
+    table["parameters"] = [
+        ", ".join(f"{k}={v}" for k, v in p.items() if k not in ("data_dir", "output_dir")) for p in table["parameters"]
+    ]
+    return table[["name", "title", "status", "started", "duration_s", "commit", "parameters"]]
+
+
+def machine_info() -> pd.DataFrame:
+    """Platform, processor count and memory of the machine that ran the book."""
+    import os
+
+    rows = [("platform", platform.platform()), ("python", platform.python_version()),
+            ("cpus", str(os.cpu_count()))]
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        rows.append(("memory_gb", f"{pages * size / 1e9:.1f}"))
+    except (ValueError, OSError, AttributeError):
+        pass
+    return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def disk_usage(folder: str | Path) -> pd.DataFrame:
+    """Size on disk of each sub-folder (e.g. each simulated study), in MB."""
+    folder = Path(folder)
+    rows = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+        size = sum(f.stat().st_size for f in sub.rglob("*") if f.is_file())
+        rows.append({"folder": sub.name, "size_mb": round(size / 1e6, 1)})
+    return pd.DataFrame(rows, columns=["folder", "size_mb"])
+
+
+def study_banner(study, truth: dict | None) -> str:
+    """One Markdown line saying which data a notebook analysed."""
+    if truth is None:
+        return f"**Data**: the BIDS dataset at `{study.bids_dir}` (no ground truth: planted columns stay empty)."
+    p = truth["parameters"]
+    planted = [e["effect"] for e in truth["effects"] if e["present"]]
+    what = "every planted effect is zero" if not planted else f"{len(planted)} planted effects"
+    return (f"**Data**: simulated study, preset `{p['preset']}` (seed {p['seed']}; {p['n_cud']} CUD, "
+            f"{p['n_control']} controls; {p['n_volumes']} volumes, TR {p['repetition_time']} s, "
+            f"{p['voxel_size_mm']} mm voxels); {what}.")
+
+
+def combine_exclusions(*tables: pd.DataFrame) -> pd.DataFrame:
+    """Stack exclusion tables of several stages into one."""
+    from .layout import EXCLUSION_COLUMNS
+
+    frames = [t for t in tables if t is not None and len(t)]
+    if not frames:
+        return pd.DataFrame(columns=EXCLUSION_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[EXCLUSION_COLUMNS]
+
+
+def save_tables(out_dir: str | Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
+    """Write several result tables (``<out_dir>/<name>.tsv``)."""
+    return [write_table(df, out_dir, name) for name, df in tables.items()]

@@ -1,0 +1,307 @@
+"""Group-level analyses of seed connectivity: voxelwise maps and ROI models.
+
+Data conventions
+----------------
+* Maps are ``(n_maps, n_voxels)`` float arrays over the analysis mask (C order
+  of ``np.argwhere(mask)``); ``to_img`` puts one back into a 3D image.
+* The state contrast of a participant is ``craving - neutral`` Fisher z, per
+  session, then combined over sessions (``sessions="both"``: the mean of the
+  sessions that have both states; ``"placebo"`` or ``"NAC"``: that session only).
+  A session without both states is listed in the exclusions, never dropped
+  silently.
+* Voxelwise tests: within CUD (one-sample, sign flipping) and CUD vs controls
+  (two-sample on the state contrast, i.e. the group x state interaction), by
+  :func:`craving_circuits.permutation.cluster_permutation_test`.
+"""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from .atlas import label_coordinates
+from .layout import EXCLUSION_COLUMNS
+
+__all__ = [
+    "to_img",
+    "state_difference_maps",
+    "smooth_maps",
+    "GROUP_TESTS",
+    "group_test",
+    "group_tests",
+    "cluster_table",
+    "cluster_tables",
+    "roi_state_differences",
+    "roi_models",
+]
+
+#: Voxelwise group tests of the state contrast maps.
+GROUP_TESTS = {
+    "craving_cud": "Craving minus neutral within CUD (one-sample)",
+    "craving_control": "Craving minus neutral within controls (one-sample)",
+    "group_x_state": "CUD minus controls in craving minus neutral (two-sample)",
+}
+
+
+def to_img(values: np.ndarray, mask_img: nib.Nifti1Image) -> nib.Nifti1Image:
+    """Put ``(n_voxels,)`` values (or ``(n_maps, n_voxels)``) back on the mask's grid."""
+    mask = np.asarray(mask_img.dataobj) > 0
+    values = np.asarray(values, dtype=np.float32)
+    if values.shape[-1] != mask.sum():
+        raise ValueError(f"Got {values.shape[-1]} values for a mask of {int(mask.sum())} voxels.")
+    if values.ndim == 1:
+        vol = np.zeros(mask.shape, np.float32)
+        vol[mask] = values
+    else:
+        vol = np.zeros(mask.shape + (values.shape[0],), np.float32)
+        vol[mask] = values.T
+    return nib.Nifti1Image(vol, mask_img.affine)
+
+
+def _check_sessions(sessions: str) -> None:
+    if sessions not in ("both", "placebo", "NAC"):
+        raise ValueError(f"sessions must be 'both', 'placebo' or 'NAC', got {sessions!r}.")
+
+
+def state_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions: str = "both"):
+    """Per-participant craving - neutral maps.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Analysed runs (``participant_id, group, session_id, drug, state``), row
+        ``i`` matching ``maps[i]``.
+    maps : ndarray, shape (n_runs, n_voxels)
+    sessions : {"both", "placebo", "NAC"}
+
+    Returns
+    -------
+    diff : ndarray of float32, shape (n_participants, n_voxels)
+    table : pandas.DataFrame
+        ``participant_id, group, n_sessions`` in the row order of ``diff``.
+    exclusions : pandas.DataFrame
+        Sessions left out (no pair of states, or another drug when
+        ``sessions`` names one), stage ``"second level"``.
+    """
+    _check_sessions(sessions)
+    if len(runs) != len(maps):
+        raise ValueError(f"{len(runs)} runs but {len(maps)} maps; they must match row by row.")
+    runs = runs.reset_index(drop=True)
+    rows, diffs, exclusions = [], [], []
+    for pid, sub in runs.groupby("participant_id", sort=True):
+        per_session = []
+        for ses, pair in sub.groupby("session_id", sort=True):
+            drug = pair["drug"].iloc[0]
+            states = set(pair["state"])
+            if sessions != "both" and drug != sessions:
+                exclusions.append({"participant_id": pid, "session_id": ses, "state": "both", "stage": "second level",
+                                   "file": "", "reason": f"{drug} session; analysis restricted to {sessions}"})
+                continue
+            if states != {"neutral", "craving"}:
+                missing = ({"neutral", "craving"} - states).pop()
+                exclusions.append({"participant_id": pid, "session_id": ses, "state": missing,
+                                   "stage": "second level", "file": "",
+                                   "reason": f"no analysable {missing} run in this session, so no craving - neutral"})
+                continue
+            i_c = pair.index[pair["state"] == "craving"][0]
+            i_n = pair.index[pair["state"] == "neutral"][0]
+            per_session.append(maps[i_c] - maps[i_n])
+        if per_session:
+            diffs.append(np.mean(per_session, axis=0))
+            rows.append({"participant_id": pid, "group": sub["group"].iloc[0], "n_sessions": len(per_session)})
+    n_vox = maps.shape[1] if maps.ndim == 2 else 0
+    diff = np.vstack(diffs).astype(np.float32) if diffs else np.zeros((0, n_vox), np.float32)
+    return diff, pd.DataFrame(rows), pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS)
+
+
+def smooth_maps(maps: np.ndarray, mask_img: nib.Nifti1Image, fwhm_mm: float | None) -> np.ndarray:
+    """Gaussian smoothing of maps on the mask grid (nilearn ``smooth_img``), re-masked.
+
+    Parameters
+    ----------
+    maps : ndarray, shape (n_maps, n_voxels)
+    fwhm_mm : float or None
+        None or 0 returns a copy.
+
+    Returns
+    -------
+    smoothed : ndarray of float32, shape (n_maps, n_voxels)
+    """
+    from nilearn.image import smooth_img
+
+    if not fwhm_mm:
+        return np.array(maps, dtype=np.float32, copy=True)
+    mask = np.asarray(mask_img.dataobj) > 0
+    img = smooth_img(to_img(maps, mask_img), fwhm_mm)
+    return np.asarray(img.dataobj)[mask].T.astype(np.float32)
+
+
+def group_test(test: str, diff: np.ndarray, table: pd.DataFrame, mask_img: nib.Nifti1Image,
+               cluster_forming_p: float = 0.001, n_perm: int = 5000, two_sided: bool = True, rng=None):
+    """One voxelwise group test of the state contrast maps.
+
+    Parameters
+    ----------
+    test : str
+        A key of :data:`GROUP_TESTS`.
+    diff : ndarray, shape (n_participants, n_voxels)
+    table : pandas.DataFrame
+        ``participant_id, group`` in the row order of ``diff``.
+    mask_img : nibabel.Nifti1Image
+    cluster_forming_p, n_perm, two_sided, rng
+        See :func:`craving_circuits.permutation.cluster_permutation_test`.
+
+    Returns
+    -------
+    PermutationResult
+        t of the tested effect (positive: craving > neutral, or CUD > controls).
+    """
+    from .permutation import cluster_permutation_test
+
+    if test not in GROUP_TESTS:
+        raise ValueError(f"Unknown group test {test!r}; choose one of: {', '.join(GROUP_TESTS)}.")
+    mask = np.asarray(mask_img.dataobj) > 0
+    group = table["group"].to_numpy()
+    if test in ("craving_cud", "craving_control"):
+        keep = group == ("CUD" if test == "craving_cud" else "control")
+        y, tested = diff[keep], np.ones(int(keep.sum()))
+    else:
+        y, tested = diff, (group == "CUD").astype(float)
+    if len(y) < 3:
+        raise ValueError(f"Test {test!r} needs at least 3 participants, got {len(y)}.")
+    return cluster_permutation_test(y, tested, mask, cluster_forming_p=cluster_forming_p, n_perm=n_perm,
+                                    two_sided=two_sided, rng=rng)
+
+
+def group_tests(diff: np.ndarray, table: pd.DataFrame, mask_img: nib.Nifti1Image, tests=tuple(GROUP_TESTS),
+                cluster_forming_p: float = 0.001, n_perm: int = 5000, two_sided: bool = True, rng=None) -> dict:
+    """Run several of :data:`GROUP_TESTS` with one random generator; returns ``{test: PermutationResult}``."""
+    rng = np.random.default_rng(rng)
+    return {test: group_test(test, diff, table, mask_img, cluster_forming_p=cluster_forming_p, n_perm=n_perm,
+                             two_sided=two_sided, rng=rng) for test in tests}
+
+
+def cluster_table(result, mask_img: nib.Nifti1Image, rois: dict | None = None, alpha: float = 0.05) -> pd.DataFrame:
+    """Clusters of a permutation test with MNI peaks, atlas labels and ROI overlaps.
+
+    Parameters
+    ----------
+    result : PermutationResult
+    mask_img : nibabel.Nifti1Image
+    rois : dict of name -> ndarray of bool (nx, ny, nz), optional
+        For each, the column ``overlap_<name>`` gives the share of the ROI's
+        voxels inside the cluster.
+    alpha : float
+        ``significant`` is ``p_fwe_size < alpha``.
+
+    Returns
+    -------
+    clusters : pandas.DataFrame
+        ``cluster_id, sign, size, volume_mm3, peak_x, peak_y, peak_z, peak_t,
+        p_fwe_size, significant, peak_label`` and the overlaps, largest first.
+    """
+    mask = np.asarray(mask_img.dataobj) > 0
+    ijk = np.argwhere(mask)
+    voxel_mm3 = float(abs(np.linalg.det(mask_img.affine[:3, :3])))
+    base = result.clusters
+    if base.empty:
+        cols = ["cluster_id", "sign", "size", "volume_mm3", "peak_x", "peak_y", "peak_z", "peak_t",
+                "p_fwe_size", "significant", "peak_label"] + [f"overlap_{n}" for n in (rois or {})]
+        return pd.DataFrame(columns=cols)
+    peaks = nib.affines.apply_affine(mask_img.affine, ijk[base["peak_voxel"].to_numpy()])
+    out = pd.DataFrame(
+        {
+            "cluster_id": base["cluster_id"].to_numpy(),
+            "sign": base["sign"].to_numpy(),
+            "size": base["size"].to_numpy(),
+            "volume_mm3": base["size"].to_numpy() * voxel_mm3,
+            "peak_x": peaks[:, 0],
+            "peak_y": peaks[:, 1],
+            "peak_z": peaks[:, 2],
+            "peak_t": base["peak_t"].to_numpy(),
+            "p_fwe_size": base["p_fwe_size"].to_numpy(),
+            "significant": base["p_fwe_size"].to_numpy() < alpha,
+            "peak_label": label_coordinates(peaks),
+        }
+    )
+    for name, roi in (rois or {}).items():
+        roi_masked = roi[mask]
+        out[f"overlap_{name}"] = [
+            float(np.logical_and(result.labels == cid, roi_masked).sum() / max(roi_masked.sum(), 1))
+            for cid in out["cluster_id"]
+        ]
+    return out
+
+
+def cluster_tables(results: dict, mask_img: nib.Nifti1Image, rois: dict | None = None,
+                   alpha: float = 0.05) -> dict[str, pd.DataFrame]:
+    """:func:`cluster_table` of every test in ``results``."""
+    return {name: cluster_table(result, mask_img, rois, alpha) for name, result in results.items()}
+
+
+def roi_state_differences(roi: pd.DataFrame, strategy: str | None = None) -> pd.DataFrame:
+    """Craving - neutral ROI couplings per participant, session and target.
+
+    Parameters
+    ----------
+    roi : pandas.DataFrame
+        Long table of :data:`craving_circuits.pipeline.ROI_COLUMNS`.
+    strategy : str, optional
+        Keep one strategy (its ``name``); default: all, kept as a column.
+
+    Returns
+    -------
+    diff : pandas.DataFrame
+        ``participant_id, group, session_id, drug, strategy, target, neutral,
+        craving, delta``; sessions without both states are absent here and
+        listed by :func:`state_difference_maps`.
+    """
+    data = roi if strategy is None else roi[roi["strategy"] == strategy]
+    wide = data.pivot_table(index=["participant_id", "group", "session_id", "drug", "strategy", "target"],
+                            columns="state", values="fisher_z", aggfunc="first").reset_index()
+    wide.columns.name = None
+    for state in ("neutral", "craving"):
+        if state not in wide:
+            wide[state] = np.nan
+    wide = wide.dropna(subset=["neutral", "craving"])
+    wide["delta"] = wide["craving"] - wide["neutral"]
+    return wide
+
+
+MODEL_FORMULA = ("fisher_z ~ C(group, Treatment('control')) * C(state, Treatment('neutral'))"
+                 " * C(drug, Treatment('placebo'))")
+
+
+def roi_models(roi: pd.DataFrame, strategy: str, alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Mixed model per target ROI: group x state x drug, random intercept per participant.
+
+    Parameters
+    ----------
+    roi : pandas.DataFrame
+        Long table of :data:`craving_circuits.pipeline.ROI_COLUMNS`.
+    strategy : str
+        The strategy name whose values are modelled.
+
+    Returns
+    -------
+    contrasts : pandas.DataFrame
+        ``target`` plus the columns of
+        :func:`craving_circuits.models.factorial_contrasts`.
+    coefficients : pandas.DataFrame
+        ``target`` plus the tidy fixed effects.
+    fits : dict of target -> statsmodels result
+    """
+    from .models import factorial_contrasts, fit_mixed_model, tidy_fixed_effects
+
+    data = roi[roi["strategy"] == strategy]
+    if data.empty:
+        raise ValueError(f"No ROI values for strategy {strategy!r}; available: {sorted(roi['strategy'].unique())}.")
+    contrasts, coefs, fits = [], [], {}
+    for target, sub in data.groupby("target", sort=False):
+        fit = fit_mixed_model(sub.reset_index(drop=True), MODEL_FORMULA, groups="participant_id")
+        fits[target] = fit
+        contrasts.append(factorial_contrasts(fit, alpha=alpha).assign(target=target))
+        coefs.append(tidy_fixed_effects(fit, alpha=alpha).assign(target=target))
+    first = lambda df: df[["target"] + [c for c in df.columns if c != "target"]]  # noqa: E731
+    return first(pd.concat(contrasts, ignore_index=True)), first(pd.concat(coefs, ignore_index=True)), fits
