@@ -1,20 +1,18 @@
 """Figures of the notebooks. Each function returns a matplotlib Figure.
 
 Brain figures use nilearn's plotting on its bundled MNI152 template (no
-download); tables in are the long/tidy tables of the other modules.
+download); tables in are the long/tidy tables of the other modules. The
+matplotlib backend is left to the caller (inline in notebooks, Agg on a
+machine without a display).
 """
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-
-import matplotlib.pyplot as plt  # noqa: E402
-import nibabel as nib  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
+import matplotlib.pyplot as plt
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from scipy import stats
 
 __all__ = [
     "plot_motion",
@@ -76,18 +74,25 @@ def plot_carpet(bold_path, mask_img: nib.Nifti1Image, t_r: float, title: str | N
     return fig
 
 
-def plot_rois(mask_img: nib.Nifti1Image, rois: dict[str, np.ndarray], title: str = "ROIs"):
-    """ROIs as a label map on the MNI template (one colour per ROI)."""
-    from nilearn.plotting import plot_roi
+def plot_rois(mask_img: nib.Nifti1Image, rois: dict[str, np.ndarray], title: str = "ROIs",
+              cut_coords=(-14, -6, 4, 16, 32)):
+    """ROIs as filled contours on the MNI template, one colour per ROI, on axial slices."""
+    from matplotlib.patches import Patch
+    from nilearn.plotting import plot_anat
 
-    labels = np.zeros(mask_img.shape[:3], dtype=np.int16)
-    for i, roi in enumerate(rois.values(), start=1):
-        labels[roi & (labels == 0)] = i
-    fig = plt.figure(figsize=(9, 3))
-    display = plot_roi(nib.Nifti1Image(labels, mask_img.affine), figure=fig, title=title,
-                       display_mode="ortho", cut_coords=(0, 14, 2), cmap="tab10", colorbar=False)
-    del display
-    fig.text(0.01, 0.02, "  ".join(f"{i}: {name}" for i, name in enumerate(rois, start=1)), fontsize=8)
+    import warnings
+
+    colors = plt.get_cmap("tab10").colors
+    fig = plt.figure(figsize=(10, 3))
+    display = plot_anat(figure=fig, display_mode="z", cut_coords=list(cut_coords), title=title,
+                        draw_cross=False, dim=-0.5, colorbar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # masked-contour notes from matplotlib
+        for color, roi in zip(colors, rois.values()):
+            display.add_contours(nib.Nifti1Image(roi.astype(np.float32), mask_img.affine), levels=[0.5],
+                                 filled=True, colors=[color], transparency=0.8)
+    fig.legend(handles=[Patch(color=c, label=name) for c, name in zip(colors, rois)], loc="lower center",
+               ncol=len(rois), frameon=False, fontsize=8)
     return fig
 
 
@@ -123,10 +128,9 @@ def _draw_stat(img, fig, title, threshold, glass, vmax):
 
     if glass:
         plot_glass_brain(img, threshold=threshold, figure=fig, title=title, colorbar=True, plot_abs=False,
-                         vmax=vmax, cmap="RdBu_r")
+                         vmax=vmax)
     else:
-        plot_stat_map(img, threshold=threshold, figure=fig, title=title, cut_coords=(0, 14, 2), vmax=vmax,
-                      cmap="RdBu_r")
+        plot_stat_map(img, threshold=threshold, figure=fig, title=title, cut_coords=(0, 14, 2), vmax=vmax)
 
 
 def plot_test(result, mask_img: nib.Nifti1Image, title: str, alpha: float = 0.05):
@@ -185,6 +189,7 @@ def plot_strategy_comparison(diff: pd.DataFrame, targets=("dlpfc", "thalamus_mid
         ax.set_yticks(range(len(strategies)), strategies)
         ax.set_title(f"NAcc - {target}")
         ax.set_xlabel("craving - neutral (Fisher z)")
-    np.atleast_1d(axes)[0].legend(frameon=False)
-    fig.tight_layout()
+    handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
     return fig

@@ -203,7 +203,7 @@ def cluster_table(result, mask_img: nib.Nifti1Image, rois: dict | None = None, a
     """
     mask = np.asarray(mask_img.dataobj) > 0
     ijk = np.argwhere(mask)
-    voxel_mm3 = float(abs(np.linalg.det(mask_img.affine[:3, :3])))
+    voxel_mm3 = round(float(abs(np.linalg.det(mask_img.affine[:3, :3]))), 6)
     base = result.clusters
     if base.empty:
         cols = ["cluster_id", "sign", "size", "volume_mm3", "peak_x", "peak_y", "peak_z", "peak_t",

@@ -1,0 +1,60 @@
+"""Craving ratings: t-tests against statsmodels on the same data; bad rows are refused."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
+
+from craving_circuits import ratings
+
+
+def _ratings(seed=0, n_cud=7, n_control=6):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_cud + n_control):
+        group = "CUD" if i < n_cud else "control"
+        for ses, drug in (("ses-1", "placebo"), ("ses-2", "NAC")):
+            neutral = rng.normal(15, 5)
+            rise = rng.normal(20 if group == "CUD" else 0, 5)
+            rows += [(f"sub-{i:02d}", group, ses, drug, "neutral", neutral),
+                     (f"sub-{i:02d}", group, ses, drug, "craving", neutral + rise)]
+    return pd.DataFrame(rows, columns=["participant_id", "group", "session_id", "drug", "state", "craving_vas"])
+
+
+def test_rating_tests_match_statsmodels():
+    data = _ratings()
+    table = ratings.rating_tests(data).set_index("term")
+    assert list(table.columns) == ratings.RESULT_COLUMNS[1:]
+    wide = data.pivot_table(index=["participant_id", "group", "drug"], columns="state",
+                            values="craving_vas").reset_index()
+    wide["delta"] = wide["craving"] - wide["neutral"]
+    person = wide.groupby(["participant_id", "group"])["delta"].mean().reset_index()
+    cud = person.loc[person["group"] == "CUD", "delta"].to_numpy()
+    ctl = person.loc[person["group"] == "control", "delta"].to_numpy()
+    d = DescrStatsW(cud)
+    row = table.loc["craving - neutral | CUD"]
+    assert row["estimate"] == pytest.approx(cud.mean())
+    assert row["se"] == pytest.approx(d.std_mean)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(d.tconfint_mean())
+    assert row["p"] == pytest.approx(d.ttest_mean(0)[1])
+    cm = CompareMeans(DescrStatsW(cud), DescrStatsW(ctl))
+    row = table.loc["group x state"]
+    assert row["estimate"] == pytest.approx(cud.mean() - ctl.mean())
+    assert row["p"] == pytest.approx(cm.ttest_ind(usevar="unequal")[1])
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(cm.tconfint_diff(usevar="unequal"))
+    by_drug = wide[wide["group"] == "CUD"].pivot_table(index="participant_id", columns="drug", values="delta")
+    paired = DescrStatsW((by_drug["NAC"] - by_drug["placebo"]).to_numpy())
+    assert table.loc["drug x state | CUD", "p"] == pytest.approx(paired.ttest_mean(0)[1])
+
+
+def test_rating_estimates_keys():
+    est = ratings.rating_estimates(ratings.rating_tests(_ratings()))
+    assert est["effect"].tolist() == ["craving_rating_rise_cud", "nac_rating_effect_cud"]
+
+
+def test_bad_rows_are_refused():
+    data = _ratings()
+    with pytest.raises(ValueError, match="Duplicate ratings"):
+        ratings.rating_changes(pd.concat([data, data.iloc[[0]]]))
+    with pytest.raises(ValueError, match="lack a neutral or a craving rating"):
+        ratings.rating_changes(data.drop(index=3))

@@ -1,0 +1,103 @@
+"""Recovered-vs-planted logic, chapter estimates, provenance helpers."""
+
+import json
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from craving_circuits import report
+
+TRUTH = {
+    "parameters": {"preset": "paper", "seed": 1, "n_cud": 18, "n_control": 23, "n_volumes": 150,
+                   "repetition_time": 2.0, "voxel_size_mm": 4},
+    "effects": [
+        {"effect": "up", "description": "", "scale": "z", "planted": 0.4, "present": True},
+        {"effect": "zero", "description": "", "scale": "z", "planted": 0.0, "present": False},
+    ],
+}
+
+
+def _est(rows):
+    return pd.DataFrame(rows, columns=["effect", "test", "estimate", "ci_low", "ci_high", "p"])
+
+
+def test_recovered_vs_planted_decisions():
+    table = report.recovered_vs_planted(_est([
+        ("up", "right sign", 0.3, 0.1, 0.5, 0.001),
+        ("up", "wrong sign", -0.3, -0.5, -0.1, 0.001),
+        ("up", "missed", 0.1, -0.1, 0.3, 0.2),
+        ("zero", "false positive", 0.2, 0.05, 0.35, 0.01),
+        ("zero", "correct null", 0.02, -0.1, 0.14, 0.7),
+    ]), TRUTH, alpha=0.05)
+    assert list(table.columns) == report.RECOVERY_COLUMNS
+    assert table["found"].tolist() == [True, False, False, True, False]
+    assert table["agree"].tolist() == [True, False, False, False, True]
+    assert table["planted"].tolist() == [0.4, 0.4, 0.4, 0.0, 0.0]
+    with pytest.raises(ValueError, match="not a planted effect"):
+        report.recovered_vs_planted(_est([("other", "t", 1, 0, 2, 0.01)]), TRUTH)
+    real = report.recovered_vs_planted(_est([("up", "t", 0.3, 0.1, 0.5, 0.01)]), None)
+    assert np.isnan(real.loc[0, "planted"]) and real.loc[0, "agree"] is None and bool(real.loc[0, "found"])
+    with pytest.raises(ValueError, match="lack the column"):
+        report.recovered_vs_planted(pd.DataFrame({"effect": ["up"]}), TRUTH)
+
+
+def test_seed_fc_estimates_maps_rows_to_planted_effects():
+    contrasts = pd.DataFrame({
+        "target": ["dlpfc", "thalamus_midline", "dlpfc"],
+        "term": ["craving - neutral | CUD", "group x state", "group x state x drug"],
+        "estimate": [0.3, 0.2, 0.1], "se": [0.1] * 3, "ci_low": [0.1] * 3, "ci_high": [0.5] * 3,
+        "p": [0.001, 0.01, 0.5],
+    })
+    clusters = {
+        "craving_cud": pd.DataFrame({
+            "sign": [1, 1, -1], "peak_t": [5.0, 4.0, -4.5], "p_fwe_size": [0.01, 0.03, 0.02],
+            "significant": [True, True, True], "overlap_dlpfc": [0.3, 0.0, 0.0],
+            "overlap_thalamus_midline": [0.0, 0.0, 0.0],
+        }),
+    }
+    est = report.seed_fc_estimates(contrasts, clusters).set_index("test")
+    assert est.loc["ROI mixed model: craving - neutral | CUD (dlpfc)", "effect"] == "craving_nacc_dlpfc_cud"
+    assert est.loc["ROI mixed model: group x state (thalamus_midline)", "effect"] == "group_x_state_nacc_thalamus"
+    assert not any("x drug" in t for t in est.index)  # no planted effect of its own
+    dl = est.loc["voxelwise cluster FWE: craving_cud, positive cluster on dlpfc"]
+    assert (dl["estimate"], dl["p"]) == (5.0, 0.01)
+    th = est.loc["voxelwise cluster FWE: craving_cud, positive cluster on thalamus_midline"]
+    assert np.isnan(th["estimate"]) and th["p"] == 1.0
+    off = est.loc["voxelwise cluster FWE: craving_cud, significant clusters off the target ROIs"]
+    assert off["effect"] == "fc_change_elsewhere" and off["estimate"] == 2.0 and off["p"] == 0.0
+
+
+def test_tables_logs_and_banner(tmp_path):
+    path = report.write_table(pd.DataFrame({"a": [1.0, np.nan]}), tmp_path, "t")
+    assert path.read_text().splitlines() == ["a", "1", "n/a"]
+    (tmp_path / "runs.json").write_text(json.dumps({"runs": [
+        {"name": "x", "title": "X", "status": "ok", "started": "now", "duration_s": 1.5, "commit": "abc",
+         "parameters": {"preset": "tiny", "output_dir": "/somewhere", "n_jobs": 2}}]}))
+    log = report.run_log(tmp_path)
+    assert log.loc[0, "parameters"] == "preset=tiny, n_jobs=2"
+    with pytest.raises(FileNotFoundError, match="make book"):
+        report.run_log(tmp_path / "none")
+    assert "18 CUD, 23 controls" in report.study_banner(None, TRUTH)
+    versions = report.package_versions().set_index("package")["version"]
+    assert versions["numpy"] == np.__version__
+    sizes = report.disk_usage(tmp_path)
+    assert sizes.empty  # no sub-folders
+    excl = report.combine_exclusions(None, pd.DataFrame(columns=["participant_id"]))
+    assert excl.empty and "reason" in excl.columns
+
+
+def test_git_commit(tmp_path):
+    assert report.git_commit(tmp_path) == "unknown"
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "f").write_text("x")
+    env = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a",
+           "GIT_COMMITTER_EMAIL": "a@b", "PATH": "/usr/bin:/bin"}
+    subprocess.run(["git", "-C", str(tmp_path), "add", "f"], check=True, env=env)
+    subprocess.run(["git", "-C", str(tmp_path), "commit", "-qm", "x"], check=True, env=env)
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert report.git_commit(tmp_path) == head
+    (tmp_path / "f").write_text("y")
+    assert report.git_commit(tmp_path) == head + "-dirty"

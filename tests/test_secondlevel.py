@@ -1,0 +1,120 @@
+"""Group level: exact state contrasts, smoothing as nilearn, test wiring, cluster tables."""
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.image import smooth_img
+
+from craving_circuits import permutation, secondlevel
+
+AFFINE = np.diag([4.0, 4.0, 4.0, 1.0])
+
+
+def _runs(rows):
+    return pd.DataFrame(rows, columns=["participant_id", "group", "session_id", "drug", "state"])
+
+
+def test_state_difference_maps_exact_and_listed_exclusions():
+    runs = _runs([
+        ("sub-01", "CUD", "ses-1", "placebo", "neutral"),
+        ("sub-01", "CUD", "ses-1", "placebo", "craving"),
+        ("sub-01", "CUD", "ses-2", "NAC", "craving"),
+        ("sub-01", "CUD", "ses-2", "NAC", "neutral"),
+        ("sub-02", "control", "ses-1", "NAC", "craving"),  # its neutral run is missing
+        ("sub-02", "control", "ses-2", "placebo", "neutral"),
+        ("sub-02", "control", "ses-2", "placebo", "craving"),
+    ])
+    maps = np.array([[0, 0], [1, 2], [5, 5], [1, 1], [9, 9], [2, 2], [3, 5]], dtype=float)
+    diff, table, excl = secondlevel.state_difference_maps(runs, maps)
+    assert table.to_dict("list") == {"participant_id": ["sub-01", "sub-02"], "group": ["CUD", "control"],
+                                     "n_sessions": [2, 1]}
+    np.testing.assert_allclose(diff, [[(1 + 4) / 2, (2 + 4) / 2], [1, 3]])
+    assert excl[["participant_id", "session_id", "state", "stage"]].values.tolist() == [
+        ["sub-02", "ses-1", "neutral", "second level"]]
+    placebo, table_p, excl_p = secondlevel.state_difference_maps(runs, maps, sessions="placebo")
+    np.testing.assert_allclose(placebo, [[1, 2], [1, 3]])
+    assert set(excl_p["reason"].str.contains("restricted to placebo")) == {True}
+    with pytest.raises(ValueError, match="sessions must be"):
+        secondlevel.state_difference_maps(runs, maps, sessions="first")
+    with pytest.raises(ValueError, match="must match"):
+        secondlevel.state_difference_maps(runs, maps[:3])
+
+
+def _mask_img():
+    mask = np.zeros((8, 8, 8), bool)
+    mask[1:7, 1:7, 1:7] = True
+    return nib.Nifti1Image(mask.astype(np.uint8), AFFINE), mask
+
+
+def test_to_img_round_trip_and_smoothing_equals_nilearn():
+    mask_img, mask = _mask_img()
+    rng = np.random.default_rng(0)
+    maps = rng.standard_normal((3, int(mask.sum())))
+    img = secondlevel.to_img(maps, mask_img)
+    assert img.shape == (8, 8, 8, 3)
+    np.testing.assert_allclose(np.asarray(img.dataobj)[mask].T, maps, rtol=1e-6)
+    smoothed = secondlevel.smooth_maps(maps, mask_img, 6.0)
+    expected = np.asarray(smooth_img(img, 6.0).dataobj)[mask].T
+    np.testing.assert_allclose(smoothed, expected, rtol=1e-5)
+    np.testing.assert_allclose(secondlevel.smooth_maps(maps, mask_img, None), maps, rtol=1e-6)
+    with pytest.raises(ValueError, match="values for a mask"):
+        secondlevel.to_img(maps[:, :-1], mask_img)
+
+
+def test_group_tests_use_the_right_participants_and_regressor():
+    mask_img, mask = _mask_img()
+    rng = np.random.default_rng(1)
+    n_vox = int(mask.sum())
+    table = pd.DataFrame({"participant_id": [f"sub-{i:02d}" for i in range(10)],
+                          "group": ["CUD"] * 6 + ["control"] * 4})
+    diff = rng.standard_normal((10, n_vox))
+    diff[:6] += 1.0
+    one = secondlevel.group_test("craving_cud", diff, table, mask_img, n_perm=50, rng=0)
+    np.testing.assert_allclose(one.t, permutation.t_statistic(diff[:6], np.ones(6)))
+    ctl = secondlevel.group_test("craving_control", diff, table, mask_img, n_perm=50, rng=0)
+    np.testing.assert_allclose(ctl.t, permutation.t_statistic(diff[6:], np.ones(4)))
+    two = secondlevel.group_test("group_x_state", diff, table, mask_img, n_perm=50, rng=0)
+    np.testing.assert_allclose(two.t, permutation.t_statistic(diff, (table["group"] == "CUD").to_numpy(float)))
+    assert two.t.mean() > 0  # CUD above controls
+    with pytest.raises(ValueError, match="Unknown group test"):
+        secondlevel.group_test("drug", diff, table, mask_img)
+    results = secondlevel.group_tests(diff, table, mask_img, tests=("craving_cud",), n_perm=20, rng=3)
+    assert list(results) == ["craving_cud"]
+
+
+def test_cluster_table_peaks_labels_and_overlap():
+    mask_img, mask = _mask_img()
+    n_vox = int(mask.sum())
+    rng = np.random.default_rng(2)
+    diff = rng.standard_normal((12, n_vox)) * 0.2
+    block = np.zeros(mask.shape, bool)
+    block[2:4, 2:4, 2:4] = True
+    in_block = block[mask]
+    diff[:, in_block] += 3.0
+    table = pd.DataFrame({"participant_id": [f"s{i}" for i in range(12)], "group": ["CUD"] * 12})
+    result = secondlevel.group_test("craving_cud", diff, table, mask_img, n_perm=100, rng=0)
+    roi = np.zeros(mask.shape, bool)
+    roi[2:4, 2:4, 2] = True  # half of the block
+    clusters = secondlevel.cluster_table(result, mask_img, {"half": roi})
+    top = clusters.iloc[0]
+    assert top["size"] == 8 and top["sign"] == 1 and top["volume_mm3"] == 8 * 64
+    peak_ijk = np.linalg.inv(AFFINE) @ np.array([top["peak_x"], top["peak_y"], top["peak_z"], 1.0])
+    assert block[tuple(np.rint(peak_ijk[:3]).astype(int))]
+    assert top["overlap_half"] == pytest.approx(1.0)
+    assert bool(top["significant"]) == (top["p_fwe_size"] < 0.05)
+    noise = rng.standard_normal((12, n_vox))
+    none = secondlevel.group_test("craving_cud", noise, table, mask_img, n_perm=20, rng=0, cluster_forming_p=1e-12)
+    empty = secondlevel.cluster_table(none, mask_img, {"half": roi})
+    assert empty.empty and "overlap_half" in empty.columns
+
+
+def test_roi_state_differences_exact():
+    roi = pd.DataFrame({
+        "participant_id": ["a"] * 4, "group": ["CUD"] * 4, "session_id": ["ses-1"] * 4, "drug": ["NAC"] * 4,
+        "state": ["neutral", "craving", "neutral", "craving"], "strategy": ["s"] * 4, "seed": ["nacc"] * 4,
+        "target": ["dlpfc", "dlpfc", "thal", "thal"], "fisher_z": [0.1, 0.5, 0.2, 0.1],
+    })
+    out = secondlevel.roi_state_differences(roi).set_index("target")
+    assert out.loc["dlpfc", "delta"] == pytest.approx(0.4)
+    assert out.loc["thal", "delta"] == pytest.approx(-0.1)
