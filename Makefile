@@ -41,11 +41,11 @@ book: notebooks html
 	@echo "The book is in _build/html/index.html"
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(N_JOBS) --durations=15
+	$(PY) -m pytest -n $(N_JOBS) --dist loadfile --durations=15
 
 # Everything except the paper-sized recovery runs and the book build.
 test-fast: $(STAMP)
-	$(PY) -m pytest -n $(N_JOBS) -m "not slow and not book"
+	$(PY) -m pytest -n $(N_JOBS) --dist loadfile -m "not slow and not book"
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/benchmark.py --data-dir $(DATA_DIR) --preset $(PRESET)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pytest
 
+RECOVERY_ALPHA = 0.05
+
 
 @pytest.fixture(scope="session")
 def tiny_study_dir(tmp_path_factory):
@@ -26,3 +28,40 @@ def tiny_null_study_dir(tmp_path_factory):
     from craving_circuits.simulate import simulate_cocaine_study
 
     return simulate_cocaine_study(tmp_path_factory.mktemp("tiny_null") / "study", "tiny_null", n_jobs=1)
+
+
+def _analyse(preset, tmp_path_factory, n_perm=1000):
+    """The seed chapter's analysis of a paper-sized simulated study, through the package functions.
+
+    Returns the ROI contrasts (indexed by target and term), the voxelwise cluster
+    tables and the per-session ROI state changes (default and ``none`` strategies).
+    """
+    from craving_circuits import atlas, denoise, layout, pipeline, secondlevel
+
+    root = tmp_path_factory.mktemp(preset)
+    study = pipeline.simulated_study(preset, root / "data", n_jobs=2)
+    runs, exclusions = layout.collect_runs(study)
+    assert exclusions.empty
+    analysis, mask_img, _ = pipeline.seed_analysis(runs, denoise.parse_strategy("conn"),
+                                                   comparison_strategies=[denoise.parse_strategy("none")])
+    first = pipeline.first_level(runs, analysis, mask_img, root / "firstlevel", n_jobs=2)
+    assert first.exclusions.empty
+    contrasts, _, _ = secondlevel.roi_models(first.roi, analysis.strategy.name, alpha=RECOVERY_ALPHA)
+    diff, table, _ = secondlevel.state_difference_maps(first.runs, first.maps)
+    smoothed = secondlevel.smooth_maps(diff, mask_img, 6.0)
+    tests = secondlevel.group_tests(smoothed, table, mask_img, n_perm=n_perm, rng=0)
+    rois = atlas.roi_masks(["dlpfc", "thalamus_midline"], mask_img)
+    clusters = secondlevel.cluster_tables(tests, mask_img, rois, alpha=RECOVERY_ALPHA)
+    return contrasts.set_index(["target", "term"]), clusters, secondlevel.roi_state_differences(first.roi)
+
+
+@pytest.fixture(scope="session")
+def paper_analysis(tmp_path_factory):
+    """The analysis of the ``paper`` preset (about four minutes on two cores)."""
+    return _analyse("paper", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def null_analysis(tmp_path_factory):
+    """The analysis of the ``null`` preset (about four minutes on two cores)."""
+    return _analyse("null", tmp_path_factory)
