@@ -97,7 +97,8 @@ def plot_rois(mask_img: nib.Nifti1Image, rois: dict[str, np.ndarray], title: str
 
 
 def plot_stat(values: np.ndarray, mask_img: nib.Nifti1Image, title: str, threshold: float | None = None,
-              glass: bool = False, keep: np.ndarray | None = None, vmax: float | None = None):
+              glass: bool = False, keep: np.ndarray | None = None, vmax: float | None = None,
+              display_mode: str = "ortho", cut_coords=(0, 14, 2)):
     """A statistic map (stat map or glass brain).
 
     Parameters
@@ -109,6 +110,8 @@ def plot_stat(values: np.ndarray, mask_img: nib.Nifti1Image, title: str, thresho
         Glass brain instead of orthogonal slices.
     keep : ndarray of bool, shape (n_voxels,), optional
         Show only these voxels (e.g. FWE-significant clusters).
+    display_mode, cut_coords
+        Slices of the stat map (not used for the glass brain), as in nilearn.
     """
     import warnings
 
@@ -119,18 +122,19 @@ def plot_stat(values: np.ndarray, mask_img: nib.Nifti1Image, title: str, thresho
     fig = plt.figure(figsize=(9, 3))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="empty mask")  # nothing to show is a valid result
-        _draw_stat(img, fig, title, threshold, glass, vmax)
+        _draw_stat(img, fig, title, threshold, glass, vmax, display_mode, cut_coords)
     return fig
 
 
-def _draw_stat(img, fig, title, threshold, glass, vmax):
+def _draw_stat(img, fig, title, threshold, glass, vmax, display_mode, cut_coords):
     from nilearn.plotting import plot_glass_brain, plot_stat_map
 
     if glass:
         plot_glass_brain(img, threshold=threshold, figure=fig, title=title, colorbar=True, plot_abs=False,
                          vmax=vmax)
     else:
-        plot_stat_map(img, threshold=threshold, figure=fig, title=title, cut_coords=(0, 14, 2), vmax=vmax)
+        plot_stat_map(img, threshold=threshold, figure=fig, title=title, display_mode=display_mode,
+                      cut_coords=cut_coords, vmax=vmax)
 
 
 def plot_test(result, mask_img: nib.Nifti1Image, title: str, alpha: float = 0.05):

@@ -113,7 +113,7 @@ PARTIAL_FC_Z = {
 #: NAcc metabolites: (mean water-scaled concentration in i.u., between-participant sd,
 #: CRLB % of a spectrum with SNR 14 and 8 Hz linewidth).
 METABOLITES = {
-    "Glu": (8.5, 0.6, 7.0),
+    "Glu": (8.5, 0.6, 12.0),
     "Gln": (3.0, 0.4, 18.0),
     "NAA": (9.5, 0.6, 3.0),
     "tCr": (7.0, 0.4, 3.0),
