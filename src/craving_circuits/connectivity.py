@@ -10,9 +10,10 @@ Data conventions
 * ROI-to-ROI values are the Fisher z of the correlation between the mean
   cleaned time series of two ROIs.
 
-:func:`seed_connectivity_run` is the whole per-run computation. It reads only
-that run's files and returns a small result, so it can be mapped over runs by
-any engine (here joblib) without holding more than one run in memory.
+:func:`seed_connectivity_run` is the whole per-run computation: it reads only
+that run's files (:func:`read_masked_run`) and computes on the arrays
+(:func:`seed_connectivity`), returning a small result, so it can be mapped over
+runs by any engine (here joblib) without holding more than one run in memory.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "SeedAnalysis",
     "RunResult",
     "read_masked_run",
+    "seed_connectivity",
     "seed_connectivity_run",
 ]
 
@@ -186,7 +188,7 @@ def read_masked_run(bold_path: str | Path, mask: np.ndarray, affine: np.ndarray)
 
 
 def seed_connectivity_run(run: dict, analysis: SeedAnalysis) -> RunResult:
-    """Denoise one run and compute its seed map and ROI-to-ROI couplings.
+    """Read one run, denoise it and compute its seed map and ROI-to-ROI couplings.
 
     Parameters
     ----------
@@ -205,6 +207,24 @@ def seed_connectivity_run(run: dict, analysis: SeedAnalysis) -> RunResult:
         data = read_masked_run(run["bold"], analysis.mask, analysis.affine)
     except ValueError as err:
         return RunResult(run=run, excluded=str(err))
+    return seed_connectivity(data, run, analysis)
+
+
+def seed_connectivity(data: np.ndarray, run: dict, analysis: SeedAnalysis) -> RunResult:
+    """Denoise a run's data and compute its seed map and ROI-to-ROI couplings.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_volumes, n_voxels)
+        The run's voxels in the analysis mask (:func:`read_masked_run`).
+    run : dict
+        Needs ``bold`` (its confounds are found next to it) and ``t_r``.
+    analysis : SeedAnalysis
+
+    Returns
+    -------
+    RunResult
+    """
     n_volumes = data.shape[0]
     rois = roi_means(data, analysis.roi_index)
     names = list(analysis.roi_index)
