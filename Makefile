@@ -34,7 +34,7 @@ notebooks: simulate
 
 # Render the executed notebooks and pages (Jupyter Book never executes anything itself).
 html: $(STAMP)
-	$(PY) -m craving_circuits mathjax _static/mathjax
+	$(PY) -m craving_circuits mathjax _mathjax_static/mathjax
 	$(VENV)/bin/jupyter-book build . --builder html --keep-going
 
 book: notebooks html
@@ -59,4 +59,4 @@ clean-results:
 	rm -rf results book/executed _build
 
 clean: clean-results
-	rm -rf $(DATA_DIR) _static/mathjax
+	rm -rf $(DATA_DIR) _mathjax_static/mathjax

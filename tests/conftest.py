@@ -46,7 +46,7 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
                                                    comparison_strategies=[denoise.parse_strategy("none")])
     first = pipeline.first_level(runs, analysis, mask_img, root / "firstlevel", n_jobs=2)
     assert first.exclusions.empty
-    contrasts, _, _ = secondlevel.roi_models(first.roi, analysis.strategy.name, alpha=RECOVERY_ALPHA)
+    contrasts = secondlevel.roi_models(first.roi, analysis.strategy.name, alpha=RECOVERY_ALPHA).contrasts
     diff, table, _ = secondlevel.state_difference_maps(first.runs, first.maps)
     smoothed = secondlevel.smooth_maps(diff, mask_img, 6.0)
     tests = secondlevel.group_tests(smoothed, table, mask_img, n_perm=n_perm, rng=0)

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="parameter values for every notebook that declares them (e.g. n_permutations=1000)")
 
     mj = sub.add_parser("mathjax", help="copy MathJax into the book's static files (no CDN)")
-    mj.add_argument("dest", nargs="?", default="_static/mathjax")
+    mj.add_argument("dest", nargs="?", default="_mathjax_static/mathjax")
 
     args = parser.parse_args(argv)
     if args.command == "mathjax":

@@ -16,6 +16,8 @@ Data conventions
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import nibabel as nib
 import numpy as np
 import pandas as pd
@@ -33,7 +35,9 @@ __all__ = [
     "cluster_table",
     "cluster_tables",
     "roi_state_differences",
+    "RoiModels",
     "roi_models",
+    "cluster_summary",
 ]
 
 #: Voxelwise group tests of the state contrast maps.
@@ -273,7 +277,35 @@ MODEL_FORMULA = ("fisher_z ~ C(group, Treatment('control')) * C(state, Treatment
                  " * C(drug, Treatment('placebo'))")
 
 
-def roi_models(roi: pd.DataFrame, strategy: str, alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+@dataclass
+class RoiModels:
+    """Mixed models of the ROI couplings, one per target ROI.
+
+    Attributes
+    ----------
+    contrasts : pandas.DataFrame
+        ``target`` plus the columns of :func:`craving_circuits.models.factorial_contrasts`.
+    coefficients : pandas.DataFrame
+        ``target`` plus the tidy fixed effects.
+    random_effects : pandas.DataFrame
+        ``target, component, variance, sd``.
+    notes : pandas.DataFrame
+        ``target, note``: the fitting warnings of each model (for example a
+        participant variance estimated at its boundary, zero), shown instead of
+        being printed.
+    fits : dict of target -> statsmodels MixedLMResults
+    formula : str
+    """
+
+    contrasts: pd.DataFrame
+    coefficients: pd.DataFrame
+    random_effects: pd.DataFrame
+    notes: pd.DataFrame
+    fits: dict
+    formula: str = MODEL_FORMULA
+
+
+def roi_models(roi: pd.DataFrame, strategy: str, alpha: float = 0.05) -> RoiModels:
     """Mixed model per target ROI: group x state x drug, random intercept per participant.
 
     Parameters
@@ -282,26 +314,56 @@ def roi_models(roi: pd.DataFrame, strategy: str, alpha: float = 0.05) -> tuple[p
         Long table of :data:`craving_circuits.pipeline.ROI_COLUMNS`.
     strategy : str
         The strategy name whose values are modelled.
+    alpha : float
+        1 - confidence level of the intervals.
 
     Returns
     -------
-    contrasts : pandas.DataFrame
-        ``target`` plus the columns of
-        :func:`craving_circuits.models.factorial_contrasts`.
-    coefficients : pandas.DataFrame
-        ``target`` plus the tidy fixed effects.
-    fits : dict of target -> statsmodels result
+    RoiModels
     """
-    from .models import factorial_contrasts, fit_mixed_model, tidy_fixed_effects
+    import warnings
+
+    from .models import factorial_contrasts, fit_mixed_model, random_effects_summary, tidy_fixed_effects
 
     data = roi[roi["strategy"] == strategy]
     if data.empty:
         raise ValueError(f"No ROI values for strategy {strategy!r}; available: {sorted(roi['strategy'].unique())}.")
-    contrasts, coefs, fits = [], [], {}
+    contrasts, coefs, random, notes, fits = [], [], [], [], {}
     for target, sub in data.groupby("target", sort=False):
-        fit = fit_mixed_model(sub.reset_index(drop=True), MODEL_FORMULA, groups="participant_id")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit = fit_mixed_model(sub.reset_index(drop=True), MODEL_FORMULA, groups="participant_id")
+        notes += [{"target": target, "note": str(w.message)} for w in caught]
         fits[target] = fit
         contrasts.append(factorial_contrasts(fit, alpha=alpha).assign(target=target))
         coefs.append(tidy_fixed_effects(fit, alpha=alpha).assign(target=target))
-    first = lambda df: df[["target"] + [c for c in df.columns if c != "target"]]  # noqa: E731
-    return first(pd.concat(contrasts, ignore_index=True)), first(pd.concat(coefs, ignore_index=True)), fits
+        random.append(random_effects_summary(fit).assign(target=target))
+
+    def first(frames):
+        df = pd.concat(frames, ignore_index=True)
+        return df[["target"] + [c for c in df.columns if c != "target"]]
+
+    return RoiModels(first(contrasts), first(coefs), first(random),
+                     pd.DataFrame(notes, columns=["target", "note"]).drop_duplicates(ignore_index=True), fits)
+
+
+def cluster_summary(table: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """The ``n`` largest clusters of :func:`cluster_table`, in a compact form for display.
+
+    Returns
+    -------
+    summary : pandas.DataFrame
+        ``size, peak (x, y, z), peak_t, p_fwe, label`` and the ROI overlaps (%).
+    """
+    top = table.head(n)
+    out = pd.DataFrame({
+        "size": top["size"].to_numpy(),
+        "peak (x, y, z)": [f"({x:.0f}, {y:.0f}, {z:.0f})" for x, y, z in
+                           top[["peak_x", "peak_y", "peak_z"]].to_numpy()],
+        "peak_t": top["peak_t"].round(2).to_numpy(),
+        "p_fwe": top["p_fwe_size"].round(4).to_numpy(),
+        "label": top["peak_label"].to_numpy(),
+    })
+    for col in [c for c in top.columns if c.startswith("overlap_")]:
+        out[col.replace("overlap_", "% of ")] = (100 * top[col]).round(0).to_numpy()
+    return out
