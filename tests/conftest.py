@@ -1,6 +1,6 @@
 """Shared fixtures: small simulated studies, written once per test session.
 
-The ``tiny`` preset (4 CUD + 4 controls, 8 mm voxels, 60 volumes) takes about
+The ``tiny`` preset (8 CUD + 6 controls, 8 mm voxels, 60 volumes) takes about
 15 s, mostly loading the 1 mm Harvard-Oxford atlas; ``tiny_null`` is the same
 study with every planted effect set to zero. Both are created lazily: a test
 session that never asks for one does not pay for it. Tests must treat these
@@ -31,12 +31,17 @@ def tiny_null_study_dir(tmp_path_factory):
 
 
 def _analyse(preset, tmp_path_factory, n_perm=1000):
-    """The seed chapter's analysis of a paper-sized simulated study, through the package functions.
+    """The seed and glutamate chapters' analyses of a paper-sized simulated study, through the package.
 
-    Returns the ROI contrasts (indexed by target and term), the voxelwise cluster
-    tables and the per-session ROI state changes (default and ``none`` strategies).
+    Returns a namespace with ``contrasts`` (ROI contrasts indexed by target and
+    term), ``clusters`` (voxelwise cluster tables), ``changes`` (per-session ROI
+    state changes, default and ``none`` strategies), ``couplings``,
+    ``comparison``, ``betas``, ``fits`` and ``voxel_clusters`` (glutamate
+    coupling).
     """
-    from craving_circuits import atlas, denoise, layout, pipeline, secondlevel
+    from types import SimpleNamespace
+
+    from craving_circuits import atlas, coupling, denoise, layout, mrs, pipeline, secondlevel
 
     root = tmp_path_factory.mktemp(preset)
     study = pipeline.simulated_study(preset, root / "data", n_jobs=2)
@@ -45,23 +50,44 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
     analysis, mask_img, _ = pipeline.seed_analysis(runs, denoise.parse_strategy("conn"),
                                                    comparison_strategies=[denoise.parse_strategy("none")])
     first = pipeline.first_level(runs, analysis, mask_img, root / "firstlevel", n_jobs=2)
-    assert first.exclusions.empty
-    contrasts = secondlevel.roi_models(first.roi, analysis.strategy.name, alpha=RECOVERY_ALPHA).contrasts
+    models = secondlevel.roi_models(first.roi, analysis.strategy.name, alpha=RECOVERY_ALPHA)
     diff, table, _ = secondlevel.state_difference_maps(first.runs, first.maps)
     smoothed = secondlevel.smooth_maps(diff, mask_img, 6.0)
     tests = secondlevel.group_tests(smoothed, table, mask_img, n_perm=n_perm, rng=0)
-    rois = atlas.roi_masks(["dlpfc", "thalamus_midline"], mask_img)
+    targets = ["dlpfc", "thalamus_midline"]
+    rois = atlas.roi_masks(targets, mask_img)
     clusters = secondlevel.cluster_tables(tests, mask_img, rois, alpha=RECOVERY_ALPHA)
-    return contrasts.set_index(["target", "term"]), clusters, secondlevel.roi_state_differences(first.roi)
+
+    kept, _ = mrs.quality_control(mrs.read_mrs(study.mrs_file))
+    glu, _ = mrs.session_changes(kept)
+    fc_changes = secondlevel.roi_state_differences(first.roi, analysis.strategy.name)
+    drugs = runs[["participant_id", "session_id", "drug"]].drop_duplicates()
+    changes_table, _ = coupling.participant_changes(fc_changes, glu, layout.read_participants(study), drugs)
+    cud = changes_table[changes_table["group"] == "CUD"]
+    couplings = coupling.coupling_table(changes_table, targets, n_boot=500, rng=0, alpha=RECOVERY_ALPHA)
+    comparison = coupling.compare_couplings(cud, "thalamus_midline", "dlpfc", n_boot=500, rng=0)
+    betas, fits = coupling.predictor_table(cud, targets, ["ocdus_obsessive", "cocaine_g_per_week"])
+    voxel, _, _ = secondlevel.covariate_test(smoothed, table, changes_table.set_index("participant_id")["dglu"],
+                                             mask_img, n_perm=n_perm, rng=0)
+    return SimpleNamespace(
+        contrasts=models.contrasts.set_index(["target", "term"]),
+        clusters=clusters,
+        changes=secondlevel.roi_state_differences(first.roi),
+        couplings=couplings.set_index(["target", "sample", "method"]),
+        comparison=comparison.iloc[0],
+        betas=betas.set_index(["target", "term"]),
+        fits=fits.set_index("target"),
+        voxel_clusters=secondlevel.cluster_table(voxel, mask_img, rois, alpha=RECOVERY_ALPHA),
+    )
 
 
 @pytest.fixture(scope="session")
 def paper_analysis(tmp_path_factory):
-    """The analysis of the ``paper`` preset (about four minutes on two cores)."""
+    """The analyses of the ``paper`` preset (about four minutes on two cores)."""
     return _analyse("paper", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def null_analysis(tmp_path_factory):
-    """The analysis of the ``null`` preset (about four minutes on two cores)."""
+    """The analyses of the ``null`` preset (about four minutes on two cores)."""
     return _analyse("null", tmp_path_factory)

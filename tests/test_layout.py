@@ -10,6 +10,9 @@ import pandas as pd
 import pytest
 
 from craving_circuits import denoise, layout, pipeline
+from craving_circuits.simulate import cocaine_params
+
+TINY = cocaine_params("tiny")
 
 
 @pytest.fixture
@@ -71,7 +74,7 @@ def test_run_on_another_grid_or_tr_is_listed(study_copy):
     assert "differs from the study's reference grid" in _excluded(exclusions, "sub-02", "ses-2", "neutral")["reason"]
     tr_row = _excluded(exclusions, "sub-03", "ses-1", "craving")
     assert "repetition time 2.5 s differs" in tr_row["reason"] and tr_row["file"].endswith("_bold.nii.gz")
-    assert len(runs) + len(exclusions) == 8 * 4
+    assert len(runs) + len(exclusions) == TINY.n_participants * 4
 
 
 def test_missing_sidecar_and_missing_bold_are_listed(study_copy):
@@ -152,11 +155,12 @@ def test_design_summary_and_ratings(tiny_study_dir):
     study = layout.open_study(tiny_study_dir)
     runs, _ = layout.collect_runs(study)
     summary = layout.design_summary(layout.read_participants(study), runs).set_index("group")
-    assert summary.loc["CUD", "participants"] == 4 and summary.loc["control", "participants"] == 4
+    assert summary.loc["CUD", "participants"] == TINY.n_cud
+    assert summary.loc["control", "participants"] == TINY.n_control
     assert (summary["placebo_first"] + summary["nac_first"] == summary["participants"]).all()
     assert (summary["runs_neutral"] == 2 * summary["participants"]).all()
     ratings = layout.read_craving_ratings(study)
-    assert len(ratings) == 8 * 4 and ratings["group"].notna().all()
+    assert len(ratings) == TINY.n_participants * 4 and ratings["group"].notna().all()
 
 
 def test_bids_filename_orders_entities():

@@ -33,6 +33,8 @@ from craving_circuits.simulate.cocaine import (
 )
 from craving_circuits.simulate.params import params_to_dict
 
+TINY = cocaine_params("tiny")
+
 OBSERVED = ["participant_id", "group", "age", "sex", "drug_order", "cocaine_g_per_week", "ocdus_obsessive"]
 METABOLITE_NAMES = {"Glu", "Gln", "Glx", "NAA", "tCr", "tCho", "mI", "GSH"}
 
@@ -120,11 +122,13 @@ def test_null_presets_plant_nothing(preset):
 def test_planted_effects_follow_the_parameters():
     p = cocaine_params("paper")
     effects = {row["effect"]: row for row in planted_effects(p)}
-    assert effects["craving_nacc_dlpfc_cud"]["planted"] == p.craving_nacc_dlpfc == 0.45
-    assert effects["group_x_state_nacc_thalamus"]["planted"] == 0.45  # control change is 0
+    assert effects["craving_nacc_dlpfc_cud"]["planted"] == p.craving_nacc_dlpfc
+    # the control change is 0, so group x state equals the CUD rise
+    assert effects["group_x_state_nacc_thalamus"]["planted"] == p.craving_nacc_thalamus
     assert effects["fc_change_elsewhere"]["present"] is False
-    # rise_thalamus = 0.45 + 0.2 u + 0.1 e, Glu rise = 4 + 6 u: r = 0.2 / sqrt(0.2^2 + 0.1^2)
-    np.testing.assert_allclose(effects["thalamus_glu_coupling_cud"]["planted"], 0.2 / np.sqrt(0.05))
+    # rise_thalamus = mean + a u + i e, Glu rise = mean + g u: latent r = a / sqrt(a^2 + i^2)
+    a, i = p.thalamus_reactivity_sd, p.craving_fc_individual_sd
+    np.testing.assert_allclose(effects["thalamus_glu_coupling_cud"]["planted"], a / np.sqrt(a**2 + i**2))
     assert effects["dlpfc_glu_coupling_cud"]["planted"] == 0.0
     assert effects["ocdus_predicts_thalamus_cud"]["planted"] == 0.7
     # no reactivity-driven thalamic rise: OCDUS no longer predicts it
@@ -162,8 +166,8 @@ def test_source_correlation_nacc_row_and_partial_correlations(z_dlpfc, z_thal):
 def test_participants_tiny():
     p = cocaine_params("tiny")
     df = simulate_participants(p)
-    assert list(df["participant_id"]) == [f"sub-{i:02d}" for i in range(1, 9)]
-    assert df["group"].value_counts().to_dict() == {"CUD": 4, "control": 4}
+    assert list(df["participant_id"]) == [f"sub-{i:02d}" for i in range(1, p.n_participants + 1)]
+    assert df["group"].value_counts().to_dict() == {"CUD": p.n_cud, "control": p.n_control}
     cud, ctl = df[df.group == "CUD"], df[df.group == "control"]
     assert ctl["ocdus_obsessive"].isna().all() and (ctl["cocaine_g_per_week"] == 0).all()
     assert ctl["craving_reactivity"].isna().all()
@@ -204,14 +208,15 @@ def test_latent_correlations_match_planted_values():
     assert abs(r_ocd - effects["ocdus_predicts_thalamus_cud"]) < 0.03
     r_use = np.corrcoef(np.log(cud["cocaine_g_per_week"]), cud["craving_reactivity"])[0, 1]
     assert abs(r_use - effects["use_predicts_thalamus_cud"]) < 0.03
-    assert abs(cud["rise_thalamus"].mean() - 0.45) < 0.02 and abs(cud["glu_rise_pct"].mean() - 4.0) < 0.3
+    assert abs(cud["rise_thalamus"].mean() - p.craving_nacc_thalamus) < 0.03
+    assert abs(cud["glu_rise_pct"].mean() - p.glu_craving_rise_pct) < 1.0  # 4 SE (SD 15 / sqrt(4000))
 
 
 def test_runs_table_couplings():
     p = cocaine_params("tiny", nac_effect=-0.2)
     participants = simulate_participants(p)
     runs = simulate_runs_table(participants, p)
-    assert len(runs) == 8 * 4
+    assert len(runs) == TINY.n_participants * 4
     assert runs["run_key"].map(tuple).is_unique
     assert set(runs["task"]) == {"restneutral", "restcue"}
     assert (runs.loc[runs.state == "neutral", "task"] == "restneutral").all()
@@ -240,7 +245,7 @@ def test_craving_ratings_table():
     p = cocaine_params("tiny")
     participants = simulate_participants(p)
     ratings = simulate_craving_ratings(participants, p)
-    assert len(ratings) == 8 * 4
+    assert len(ratings) == TINY.n_participants * 4
     assert ratings["craving_vas"].between(0, 100).all() and (ratings["craving_vas"] % 1 == 0).all()
     merged = ratings.merge(participants[["participant_id", "drug_order"]], on="participant_id")
     first = merged[merged.session_id == "ses-1"]
@@ -261,7 +266,7 @@ def test_mrs_table_identities():
     participants = simulate_participants(p)
     mrs = simulate_mrs(participants, p)
     spectra = mrs.groupby(["participant_id", "session_id", "state"])
-    assert spectra.ngroups == 8 * 2 * 2
+    assert spectra.ngroups == TINY.n_participants * 2 * 2
     for _, spec in spectra:
         assert set(spec["metabolite"]) == METABOLITE_NAMES and len(spec) == len(METABOLITE_NAMES)
         assert spec["snr"].nunique() == 1 and spec["fwhm_hz"].nunique() == 1
@@ -315,7 +320,8 @@ def test_mrs_measurement_error_is_the_reported_crlb():
     assert abs(z.std() - 1) < 0.08  # SE 0.015
     # CUD: Glu rises by glu_craving_rise_pct on average (truth, before measurement)
     cud = participants[participants.group == "CUD"]
-    assert abs(cud["glu_rise_pct"].mean() - 4.0) < 1.5  # SD 6 / sqrt(300) = 0.35
+    # SE = glu_reactivity_pct / sqrt(300), about 0.9 with the defaults
+    assert abs(cud["glu_rise_pct"].mean() - p.glu_craving_rise_pct) < 4 * p.glu_reactivity_pct / np.sqrt(300)
 
 
 # --------------------------------------------------------------------------- single runs
@@ -399,19 +405,19 @@ def test_tiny_study_top_level_files(tiny_study_dir):
         assert d["DatasetType"] == "derivative"
     participants = pd.read_csv(root / "participants.tsv", sep="\t", na_values="n/a", keep_default_na=False)
     assert list(participants.columns) == OBSERVED  # no latent variable leaks into the observed table
-    assert participants["group"].value_counts().to_dict() == {"CUD": 4, "control": 4}
+    assert participants["group"].value_counts().to_dict() == {"CUD": TINY.n_cud, "control": TINY.n_control}
     raw_lines = (root / "participants.tsv").read_text().splitlines()
     controls = [line for line in raw_lines if "\tcontrol\t" in line]
-    assert len(controls) == 4 and all(line.endswith("\t0\tn/a") for line in controls)
+    assert len(controls) == TINY.n_control and all(line.endswith("\t0\tn/a") for line in controls)
     assert set(json.loads((root / "participants.json").read_text())) == set(OBSERVED)
     for row in participants.itertuples():
         sessions = pd.read_csv(root / row.participant_id / f"{row.participant_id}_sessions.tsv", sep="\t")
         assert list(sessions["session_id"]) == ["ses-1", "ses-2"]
         assert list(sessions["drug"]) == row.drug_order.split("-")
     ratings = pd.read_csv(root / "phenotype" / "craving_ratings.tsv", sep="\t")
-    assert len(ratings) == 32 and (root / "phenotype" / "craving_ratings.json").is_file()
+    assert len(ratings) == TINY.n_participants * 4 and (root / "phenotype" / "craving_ratings.json").is_file()
     mrs = pd.read_csv(root / "derivatives" / "mrs" / "nacc_metabolites.tsv", sep="\t")
-    assert len(mrs) == 8 * 4 * len(METABOLITE_NAMES)
+    assert len(mrs) == TINY.n_participants * 4 * len(METABOLITE_NAMES)
     assert (root / "derivatives" / "mrs" / "nacc_metabolites.json").is_file()
 
 
@@ -435,7 +441,7 @@ def test_tiny_study_ground_truth(tiny_study_dir):
     assert truth["effects"] == planted_effects(params)
     assert truth["sources"] == list(SOURCES)
     runs = pd.read_csv(sim / "ground_truth_runs.tsv", sep="\t")
-    assert len(runs) == 32
+    assert len(runs) == TINY.n_participants * 4
     fmriprep = tiny_study_dir / "derivatives" / "fmriprep"
     for row in runs.head(6).itertuples():
         files = run_files(fmriprep, row.participant_id, row.session_id, row.task)
@@ -457,7 +463,7 @@ def test_tiny_study_bold_images(tiny_study_dir):
                 for path in (files.bold, files.bold_json, files.mask, files.confounds, files.confounds_json):
                     assert path.is_file(), path
                 n_checked += 1
-    assert n_checked == 32
+    assert n_checked == TINY.n_participants * 4
     files = run_files(fmriprep, participants["participant_id"].iloc[-1], "ses-2", "restcue")
     sidecar = json.loads(files.bold_json.read_text())
     img = nib.load(files.bold)

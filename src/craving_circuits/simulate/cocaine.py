@@ -111,9 +111,10 @@ PARTIAL_FC_Z = {
 }
 
 #: NAcc metabolites: (mean water-scaled concentration in i.u., between-participant sd,
-#: CRLB % of a spectrum with SNR 14 and 8 Hz linewidth).
+#: CRLB % of a spectrum with SNR 14 and 8 Hz linewidth; for Glu the parameter
+#: ``mrs_glu_crlb_pct`` replaces it).
 METABOLITES = {
-    "Glu": (8.5, 0.6, 12.0),
+    "Glu": (8.5, 0.6, 8.0),
     "Gln": (3.0, 0.4, 18.0),
     "NAA": (9.5, 0.6, 3.0),
     "tCr": (7.0, 0.4, 3.0),
@@ -164,15 +165,16 @@ class CocaineStudyParams:
     # connectivity, Fisher z of source correlations
     fc_subject_sd: float = _p(0.1, "Between-participant SD of the resting NAcc couplings.")
     craving_nacc_dlpfc: float = _p(0.45, "Craving-state rise of NAcc-dlPFC coupling in CUD.")
-    craving_nacc_thalamus: float = _p(0.45, "Craving-state rise of NAcc-midline thalamus coupling in CUD.")
-    thalamus_reactivity_sd: float = _p(0.2, "SD of the thalamic rise across CUD explained by craving reactivity.")
+    craving_nacc_thalamus: float = _p(0.7, "Craving-state rise of NAcc-midline thalamus coupling in CUD.")
+    thalamus_reactivity_sd: float = _p(0.4, "SD of the thalamic rise across CUD explained by craving reactivity.")
     craving_fc_individual_sd: float = _p(0.1, "SD of both rises across CUD unrelated to anything measured.")
     control_craving_fc: float = _p(0.0, "Craving-state change of both couplings in controls.")
     nac_effect: float = _p(0.0, "Change of both craving rises under NAC in CUD (negative: NAC dampens).")
     # glutamate
-    glu_craving_rise_pct: float = _p(4.0, "Mean craving-state rise of NAcc Glu in CUD (%).")
-    glu_reactivity_pct: float = _p(6.0, "SD of the Glu rise across CUD explained by craving reactivity (%).")
+    glu_craving_rise_pct: float = _p(5.0, "Mean craving-state rise of NAcc Glu in CUD (%).")
+    glu_reactivity_pct: float = _p(15.0, "SD of the Glu rise across CUD explained by craving reactivity (%).")
     mrs_snr: float = _p(14.0, "Median SNR of the NAcc spectra.")
+    mrs_glu_crlb_pct: float = _p(8.0, "Glu CRLB of a spectrum with the median SNR and an 8 Hz linewidth (%).")
     mrs_bad_shim_rate: float = _p(0.08, "Share of spectra with a poor shim (linewidth + 6 Hz).")
     # clinical measures
     ocdus_reactivity_r: float = _p(0.7, "Correlation of OCDUS obsessive thinking with craving reactivity (CUD).")
@@ -203,6 +205,7 @@ class CocaineStudyParams:
         check_range("motion_cud_factor", self.motion_cud_factor, 0.0)
         check_range("motion_craving_factor", self.motion_craving_factor, 0.0)
         check_range("mrs_snr", self.mrs_snr, 1.0)
+        check_range("mrs_glu_crlb_pct", self.mrs_glu_crlb_pct, 0.1, 100.0)
         check_range("mrs_bad_shim_rate", self.mrs_bad_shim_rate, 0.0, 1.0)
         check_range("ocdus_reactivity_r", self.ocdus_reactivity_r, -1.0, 1.0)
         check_range("use_reactivity_r", self.use_reactivity_r, -1.0, 1.0)
@@ -224,7 +227,7 @@ _NULL = dict(
     craving_rating_reactivity=0.0,
     nac_rating_effect=0.0,
 )
-_TINY = dict(n_cud=4, n_control=4, voxel_size_mm=8, n_volumes=60, smooth_noise_fwhm_mm=12.0)
+_TINY = dict(n_cud=8, n_control=6, voxel_size_mm=8, n_volumes=60, smooth_noise_fwhm_mm=12.0)
 
 #: Named parameter sets. ``paper`` has the published sample sizes; ``null`` is the
 #: same study (same seed, same noise) with every planted effect set to zero;
@@ -382,6 +385,7 @@ def simulate_mrs(participants: pd.DataFrame, params: CocaineStudyParams) -> pd.D
                 true["Glu"] = base["Glu"] * (1 + p.glu_rise_pct / 100.0)
             measured, sd_abs = {}, {}
             for m, (_, _, crlb_ref) in METABOLITES.items():
+                crlb_ref = params.mrs_glu_crlb_pct if m == "Glu" else crlb_ref
                 sd_abs[m] = crlb_ref / 100.0 * quality * true[m]
                 measured[m] = max(true[m] + sd_abs[m] * rng.standard_normal(), 0.05)
             measured["Glx"] = measured["Glu"] + measured["Gln"]
@@ -469,12 +473,18 @@ def planted_effects(params: CocaineStudyParams) -> list[dict]:
         ("thalamus_glu_coupling_cud", "Correlation of the thalamic coupling rise with the Glu rise "
          "(latent, before measurement noise), CUD", "Pearson r", coupling),
         ("dlpfc_glu_coupling_cud", "Correlation of the dlPFC coupling rise with the Glu rise, CUD", "Pearson r", 0.0),
+        ("coupling_difference_cud", "Thalamic minus dlPFC correlation with the Glu rise (latent), CUD",
+         "difference of Pearson r", coupling),
         ("ocdus_predicts_thalamus_cud", "Correlation of OCDUS obsessive thinking with craving reactivity, "
          "which drives the thalamic rise", "Pearson r",
          params.ocdus_reactivity_r if params.thalamus_reactivity_sd > 0 else 0.0),
         ("use_predicts_thalamus_cud", "Correlation of log cocaine use with craving reactivity, "
          "which drives the thalamic rise", "Pearson r",
          params.use_reactivity_r if params.thalamus_reactivity_sd > 0 else 0.0),
+        ("ocdus_predicts_dlpfc_cud", "OCDUS obsessive thinking as a predictor of the dlPFC rise", "Pearson r", 0.0),
+        ("use_predicts_dlpfc_cud", "Cocaine use as a predictor of the dlPFC rise", "Pearson r", 0.0),
+        ("glu_coupling_elsewhere", "Coupling of the NAcc connectivity rise with the Glu rise anywhere but the "
+         "midline thalamus", "Pearson r", 0.0),
         ("craving_rating_rise_cud", "Craving minus neutral rating, CUD", "VAS points", params.craving_rating_rise),
         ("nac_rating_effect_cud", "NAC minus placebo in the rating rise, CUD", "VAS points",
          params.nac_rating_effect),
@@ -506,16 +516,30 @@ class _Geometry:
     noise: SmoothNoiseField
 
 
+def _tissue_index(prob: np.ndarray, thresholds, min_voxels: int = 10) -> np.ndarray:
+    """Voxels of a nuisance mask: the strictest threshold that leaves ``min_voxels``.
+
+    Strict masks keep grey-matter signal out of the WM and CSF confounds, as
+    fMRIPrep's eroded masks do; coarse grids need a looser threshold.
+    """
+    for threshold in thresholds:
+        index = np.flatnonzero(prob > threshold)
+        if index.size >= min_voxels:
+            return index
+    raise ValueError("The grid is too coarse for white-matter and CSF masks; use a smaller voxel_size_mm.")
+
+
 def build_geometry(params: CocaineStudyParams) -> _Geometry:
     """Grid, tissue maps, source footprints and motion loadings of the study."""
     mask_img = brain_mask(params.voxel_size_mm)
     mask = np.asarray(mask_img.dataobj) > 0
     tissue = tissue_probabilities(mask_img)
+    gm, wm, csf = (tissue[k][mask] for k in ("gm", "wm", "csf"))
     footprints = []
     for name in SOURCES:
-        w = ndimage.gaussian_filter(roi_weights(name, mask_img), sigma=0.5)
-        footprints.append(w[mask] / w[mask].max())
-    gm, wm, csf = (tissue[k][mask] for k in ("gm", "wm", "csf"))
+        # soft edges, and neural signal only where there is grey matter
+        w = ndimage.gaussian_filter(roi_weights(name, mask_img), sigma=0.5)[mask] * gm
+        footprints.append(w / w.max())
     rng = np.random.default_rng([params.seed, 4])
     field_ = ndimage.gaussian_filter(rng.standard_normal(mask.shape), sigma=6.0 / params.voxel_size_mm * 4)
     bias = 1.0 + 0.05 * field_ / field_[mask].std()
@@ -535,8 +559,8 @@ def build_geometry(params: CocaineStudyParams) -> _Geometry:
         csf=csf.astype(np.float32),
         loadings=motion_loadings(base3d, mask, mask_img.affine),
         spin_map=spin.astype(np.float32),
-        wm_index=np.flatnonzero(wm > 0.9),
-        csf_index=np.flatnonzero(csf > 0.5),
+        wm_index=_tissue_index(wm, (0.95, 0.9, 0.8)),
+        csf_index=_tissue_index(csf, (0.9, 0.8, 0.7, 0.5)),
         noise=noise,
     )
 
