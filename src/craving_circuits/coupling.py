@@ -1,0 +1,448 @@
+"""Coupling of craving-related changes: connectivity with glutamate, and clinical predictors.
+
+Data conventions
+----------------
+* Session-level changes come in long tables: connectivity changes from
+  :func:`craving_circuits.secondlevel.roi_state_differences` (``participant_id,
+  group, session_id, drug, target, delta``) and glutamate changes from
+  :func:`craving_circuits.mrs.session_changes` (``participant_id, session_id,
+  delta, delta_pct``).
+* :func:`participant_changes` turns them into one row per participant: ``dfc_<target>``
+  (Fisher z change) and ``dglu`` (the glutamate change, by default in percent
+  of the neutral value), each averaged over the sessions in which *both* the
+  connectivity change and the glutamate change exist (``sessions="both"``), or
+  taken from one drug's session only (``sessions="placebo"`` or ``"NAC"``).
+* Every result table has the columns ``term, estimate, se, ci_low, ci_high, p``,
+  with identifying columns (``target``, ``sample``, ``method``, ``n``) in front.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = [
+    "RESULT_COLUMNS",
+    "participant_changes",
+    "bootstrap_correlations",
+    "correlation",
+    "coupling_table",
+    "steiger_test",
+    "compare_couplings",
+    "robust_regression",
+    "influence",
+    "predictor_model",
+    "mean_change",
+    "robust_table",
+    "predictor_table",
+    "qc_sensitivity",
+]
+
+RESULT_COLUMNS = ["term", "estimate", "se", "ci_low", "ci_high", "p"]
+
+
+# --------------------------------------------------------------------------- change scores
+
+
+def participant_changes(fc_changes: pd.DataFrame, glu_changes: pd.DataFrame, participants: pd.DataFrame,
+                        drugs: pd.DataFrame, sessions: str = "both", glu_column: str = "delta_pct"):
+    """One row per participant with connectivity and glutamate changes.
+
+    Parameters
+    ----------
+    fc_changes : pandas.DataFrame
+        Session-level connectivity changes for one strategy.
+    glu_changes : pandas.DataFrame
+        Session-level glutamate changes.
+    participants : pandas.DataFrame
+        ``participant_id, group`` and any clinical columns, which are carried
+        over.
+    drugs : pandas.DataFrame
+        ``participant_id, session_id, drug``.
+    sessions : {"both", "placebo", "NAC"}
+        ``both``: average over the sessions that have both changes; otherwise
+        the session of that drug only.
+    glu_column : {"delta_pct", "delta"}
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``participant_id, group, n_sessions, dfc_<target>..., dglu`` and the
+        clinical columns of ``participants``.
+    exclusions : pandas.DataFrame
+        ``participant_id, reason`` for participants without a usable session.
+    """
+    if sessions not in ("both", "placebo", "NAC"):
+        raise ValueError(f"sessions must be 'both', 'placebo' or 'NAC', got {sessions!r}.")
+    if glu_column not in ("delta_pct", "delta"):
+        raise ValueError(f"glu_column must be 'delta_pct' or 'delta', got {glu_column!r}.")
+    fc = fc_changes.pivot_table(index=["participant_id", "session_id"], columns="target", values="delta",
+                                aggfunc="first")
+    fc.columns = [f"dfc_{c}" for c in fc.columns]
+    glu = glu_changes.set_index(["participant_id", "session_id"])[[glu_column]].rename(columns={glu_column: "dglu"})
+    both = fc.join(glu, how="inner").reset_index()
+    both = both.merge(drugs[["participant_id", "session_id", "drug"]], on=["participant_id", "session_id"],
+                      how="left")
+    if sessions != "both":
+        both = both[both["drug"] == sessions]
+    value_columns = [c for c in both.columns if c.startswith("dfc_")] + ["dglu"]
+    both = both.dropna(subset=value_columns)
+    per_person = both.groupby("participant_id")[value_columns].mean()
+    per_person["n_sessions"] = both.groupby("participant_id").size()
+    table = participants.merge(per_person.reset_index(), on="participant_id", how="inner")
+    front = ["participant_id", "group", "n_sessions"] + value_columns
+    table = table[front + [c for c in table.columns if c not in front]]
+    missing = sorted(set(participants["participant_id"]) - set(table["participant_id"]))
+    where = "in any session" if sessions == "both" else f"in the {sessions} session"
+    exclusions = pd.DataFrame({"participant_id": missing,
+                               "reason": f"no session with a connectivity change and a usable glutamate change {where}"})
+    return table.reset_index(drop=True), exclusions
+
+
+# --------------------------------------------------------------------------- correlations
+
+
+def _corr_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row pair of x and y, shape (n_rows,)."""
+    xc = x - x.mean(axis=-1, keepdims=True)
+    yc = y - y.mean(axis=-1, keepdims=True)
+    den = np.sqrt((xc**2).sum(axis=-1) * (yc**2).sum(axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (xc * yc).sum(axis=-1) / den, np.nan)
+
+
+def _check_xy(x, y) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1D of the same length, got {x.shape} and {y.shape}.")
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} of {len(x)} pairs have a missing or infinite value; drop them "
+                         f"explicitly and report which.")
+    if len(x) < 4:
+        raise ValueError(f"A correlation needs at least 4 pairs, got {len(x)}.")
+    return x, y
+
+
+def bootstrap_correlations(columns: dict[str, np.ndarray], pairs: list[tuple[str, str]], method: str = "pearson",
+                           n_boot: int = 5000, rng=None) -> np.ndarray:
+    """Bootstrap distribution of several correlations, resampling participants together.
+
+    Parameters
+    ----------
+    columns : dict of name -> ndarray, shape (n,)
+    pairs : list of (name, name)
+    method : {"pearson", "spearman"}
+        Spearman correlations are Pearson correlations of the ranks within
+        each bootstrap sample.
+    n_boot : int
+    rng : numpy Generator, int or None
+
+    Returns
+    -------
+    boot : ndarray, shape (n_boot, n_pairs)
+    """
+    if method not in ("pearson", "spearman"):
+        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}.")
+    rng = np.random.default_rng(rng)
+    n = len(next(iter(columns.values())))
+    idx = rng.integers(0, n, size=(n_boot, n))
+    out = np.empty((n_boot, len(pairs)))
+    for j, (a, b) in enumerate(pairs):
+        xa, xb = columns[a][idx], columns[b][idx]
+        if method == "spearman":
+            xa, xb = stats.rankdata(xa, axis=1), stats.rankdata(xb, axis=1)
+        out[:, j] = _corr_rows(xa, xb)
+    return out
+
+
+def correlation(x, y, method: str = "pearson", n_boot: int = 5000, rng=None, alpha: float = 0.05) -> dict:
+    """A correlation with a percentile bootstrap CI.
+
+    Parameters
+    ----------
+    x, y : array-like, shape (n,)
+    method : {"pearson", "spearman"}
+    n_boot : int
+        Bootstrap resamples of the participants.
+    rng : numpy Generator, int or None
+    alpha : float
+
+    Returns
+    -------
+    row : dict
+        ``term`` (the method), ``estimate`` (r), ``se`` (bootstrap SD),
+        ``ci_low``, ``ci_high`` (percentile bootstrap), ``p`` (scipy's test of
+        r = 0) and ``n``.
+    """
+    x, y = _check_xy(x, y)
+    test = stats.pearsonr(x, y) if method == "pearson" else stats.spearmanr(x, y)
+    boot = bootstrap_correlations({"x": x, "y": y}, [("x", "y")], method, n_boot, rng)[:, 0]
+    boot = boot[np.isfinite(boot)]
+    return {"term": method, "estimate": float(test.statistic), "se": float(boot.std(ddof=1)),
+            "ci_low": float(np.quantile(boot, alpha / 2)), "ci_high": float(np.quantile(boot, 1 - alpha / 2)),
+            "p": float(test.pvalue), "n": len(x)}
+
+
+def coupling_table(table: pd.DataFrame, targets, glu: str = "dglu", samples: dict | None = None,
+                   methods=("pearson", "spearman"), n_boot: int = 5000, rng=None, alpha: float = 0.05) -> pd.DataFrame:
+    """Correlations of each connectivity change with the glutamate change.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`participant_changes`.
+    targets : list of str
+        Target ROI names (columns ``dfc_<target>``).
+    samples : dict of name -> list of groups
+        Default ``{"CUD": ["CUD"], "all": ["CUD", "control"]}``.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``target, sample, method, n`` and :data:`RESULT_COLUMNS`.
+    """
+    rng = np.random.default_rng(rng)
+    samples = samples or {"CUD": ["CUD"], "all": ["CUD", "control"]}
+    rows = []
+    for sample, groups in samples.items():
+        sub = table[table["group"].isin(groups)]
+        for target in targets:
+            for method in methods:
+                row = correlation(sub[f"dfc_{target}"], sub[glu], method, n_boot, rng, alpha)
+                rows.append({"target": target, "sample": sample, "method": method, "n": row.pop("n"), **row})
+    out = pd.DataFrame(rows)
+    out["term"] = [f"{m} r(dfc_{t}, {glu})" for m, t in zip(out["method"], out["target"])]
+    return out[["target", "sample", "method", "n"] + RESULT_COLUMNS]
+
+
+def steiger_test(r_jk: float, r_jh: float, r_kh: float, n: int) -> tuple[float, float]:
+    """Steiger's (1980) z test of two dependent correlations sharing variable j.
+
+    Tests ``r_jk = r_jh`` given the correlation ``r_kh`` of the two other
+    variables, with the pooled correlation in the covariance of the Fisher z
+    values (Steiger 1980, equations 3, 10 and 14).
+
+    Returns
+    -------
+    z, p : float
+        The statistic and its two-sided p-value.
+    """
+    for name, r in (("r_jk", r_jk), ("r_jh", r_jh), ("r_kh", r_kh)):
+        if not -1 < r < 1:
+            raise ValueError(f"{name} must lie strictly between -1 and 1, got {r}.")
+    if n < 4:
+        raise ValueError(f"n must be at least 4, got {n}.")
+    rbar = (r_jk + r_jh) / 2
+    psi = r_kh * (1 - 2 * rbar**2) - 0.5 * rbar**2 * (1 - 2 * rbar**2 - r_kh**2)
+    cov = psi / (1 - rbar**2) ** 2
+    z = (np.arctanh(r_jk) - np.arctanh(r_jh)) * np.sqrt((n - 3) / (2 - 2 * cov))
+    return float(z), float(2 * stats.norm.sf(abs(z)))
+
+
+def compare_couplings(table: pd.DataFrame, target_a: str, target_b: str, glu: str = "dglu", n_boot: int = 5000,
+                      rng=None, alpha: float = 0.05) -> pd.DataFrame:
+    """Do two connectivity changes differ in their correlation with the glutamate change?
+
+    The correlations share the glutamate change, so they are dependent:
+    Steiger's test gives the p-value and a bootstrap of the participants
+    (resampled together) the CI of the difference.
+
+    Returns
+    -------
+    row : pandas.DataFrame
+        One row: ``n, statistic`` and :data:`RESULT_COLUMNS`, term
+        ``r(a, glu) - r(b, glu)``.
+    """
+    a, b, g = (table[c].to_numpy(float) for c in (f"dfc_{target_a}", f"dfc_{target_b}", glu))
+    _check_xy(a, g)
+    _check_xy(b, g)
+    r_a, r_b, r_ab = stats.pearsonr(g, a).statistic, stats.pearsonr(g, b).statistic, stats.pearsonr(a, b).statistic
+    z, p = steiger_test(r_a, r_b, r_ab, len(g))
+    boot = bootstrap_correlations({"a": a, "b": b, "g": g}, [("g", "a"), ("g", "b")], "pearson", n_boot, rng)
+    diff = boot[:, 0] - boot[:, 1]
+    diff = diff[np.isfinite(diff)]
+    return pd.DataFrame([{"n": len(g), "statistic": z, "term": f"r(dfc_{target_a}, {glu}) - r(dfc_{target_b}, {glu})",
+                          "estimate": r_a - r_b, "se": diff.std(ddof=1), "ci_low": np.quantile(diff, alpha / 2),
+                          "ci_high": np.quantile(diff, 1 - alpha / 2), "p": p}])
+
+
+# --------------------------------------------------------------------------- regressions
+
+
+def _tidy(result, alpha: float, names=None) -> pd.DataFrame:
+    ci = np.asarray(result.conf_int(alpha))
+    names = names or list(result.model.exog_names)
+    return pd.DataFrame({"term": names, "estimate": np.asarray(result.params), "se": np.asarray(result.bse),
+                         "ci_low": ci[:, 0], "ci_high": ci[:, 1], "p": np.asarray(result.pvalues)})
+
+
+def robust_regression(table: pd.DataFrame, y: str, x: str, alpha: float = 0.05) -> pd.DataFrame:
+    """Huber robust regression ``y ~ x`` (statsmodels RLM), less swayed by single participants.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        :data:`RESULT_COLUMNS`, terms ``intercept`` and ``x``; Wald (normal) inference.
+    """
+    import statsmodels.api as sm
+
+    xv, yv = _check_xy(table[x], table[y])
+    result = sm.RLM(yv, sm.add_constant(xv), M=sm.robust.norms.HuberT()).fit()
+    return _tidy(result, alpha, ["intercept", x])
+
+
+def influence(table: pd.DataFrame, y: str, x: str) -> pd.DataFrame:
+    """Influence of each participant on the least-squares fit ``y ~ x``.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``participant_id, leverage, cooks_distance, studentized_residual,
+        influential`` (Cook's distance above 4/n).
+    """
+    import statsmodels.api as sm
+
+    xv, yv = _check_xy(table[x], table[y])
+    fit = sm.OLS(yv, sm.add_constant(xv)).fit()
+    infl = fit.get_influence()
+    cooks = infl.cooks_distance[0]
+    return pd.DataFrame({"participant_id": table["participant_id"].to_numpy(), "leverage": infl.hat_matrix_diag,
+                         "cooks_distance": cooks, "studentized_residual": infl.resid_studentized_external,
+                         "influential": cooks > 4 / len(xv)})
+
+
+def predictor_model(table: pd.DataFrame, outcome: str, predictors, log_columns=("cocaine_g_per_week",),
+                    alpha: float = 0.05) -> tuple[pd.DataFrame, dict]:
+    """Standardised regression of a change score on clinical predictors.
+
+    Outcome and predictors are z-scored (columns in ``log_columns`` are
+    log-transformed first), so the slopes are standardised betas.
+
+    Returns
+    -------
+    coefficients : pandas.DataFrame
+        :data:`RESULT_COLUMNS` for each predictor (the intercept, zero by
+        construction, is left out).
+    fit : dict
+        ``n, r2, adj_r2, f, p_f``, and residual diagnostics: ``shapiro_w,
+        shapiro_p`` (normality), ``breusch_pagan_p`` (constant variance),
+        ``max_cooks_distance``.
+    """
+    import statsmodels.api as sm
+    from statsmodels.stats.diagnostic import het_breuschpagan
+
+    predictors = list(predictors)
+    cols = [outcome] + predictors
+    missing = [c for c in cols if c not in table.columns]
+    if missing:
+        raise ValueError(f"Columns {missing} are missing; available: {sorted(table.columns)}.")
+    data = table[cols].astype(float)
+    bad = ~np.isfinite(data).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} participants have a missing value in {cols}; drop them explicitly.")
+    for c in log_columns:
+        if c in data:
+            if (data[c] <= 0).any():
+                raise ValueError(f"{c} must be positive to be log-transformed.")
+            data[c] = np.log(data[c])
+    z = (data - data.mean()) / data.std(ddof=1)
+    if len(z) < len(predictors) + 3:
+        raise ValueError(f"{len(z)} participants are too few for {len(predictors)} predictors.")
+    result = sm.OLS(z[outcome].to_numpy(), sm.add_constant(z[predictors].to_numpy())).fit()
+    coefficients = _tidy(result, alpha, ["intercept"] + predictors).iloc[1:].reset_index(drop=True)
+    shapiro = stats.shapiro(result.resid)
+    bp = het_breuschpagan(result.resid, result.model.exog)
+    fit = {"n": int(result.nobs), "r2": float(result.rsquared), "adj_r2": float(result.rsquared_adj),
+           "f": float(result.fvalue), "p_f": float(result.f_pvalue), "shapiro_w": float(shapiro.statistic),
+           "shapiro_p": float(shapiro.pvalue), "breusch_pagan_p": float(bp[1]),
+           "max_cooks_distance": float(result.get_influence().cooks_distance[0].max())}
+    return coefficients, fit
+
+
+def mean_change(values, term: str, alpha: float = 0.05) -> pd.DataFrame:
+    """One-sample t test of a change score against zero.
+
+    Returns
+    -------
+    row : pandas.DataFrame
+        ``n`` and :data:`RESULT_COLUMNS` (t-based CI).
+    """
+    v = np.asarray(values, dtype=float)
+    if not np.isfinite(v).all():
+        raise ValueError(f"{int((~np.isfinite(v)).sum())} values are missing; drop them explicitly.")
+    if len(v) < 2:
+        raise ValueError(f"A mean change needs at least 2 values, got {len(v)}.")
+    test = stats.ttest_1samp(v, 0.0)
+    ci = test.confidence_interval(1 - alpha)
+    return pd.DataFrame([{"n": len(v), "term": term, "estimate": v.mean(), "se": v.std(ddof=1) / np.sqrt(len(v)),
+                          "ci_low": ci.low, "ci_high": ci.high, "p": test.pvalue}])
+
+
+def robust_table(table: pd.DataFrame, targets, glu: str = "dglu", alpha: float = 0.05) -> pd.DataFrame:
+    """:func:`robust_regression` of each ``dfc_<target>`` on the glutamate change.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``target`` and :data:`RESULT_COLUMNS` (slope rows only).
+    """
+    rows = [robust_regression(table, f"dfc_{t}", glu, alpha).iloc[[1]].assign(target=t) for t in targets]
+    out = pd.concat(rows, ignore_index=True)
+    return out[["target"] + RESULT_COLUMNS]
+
+
+def predictor_table(table: pd.DataFrame, targets, predictors, log_columns=("cocaine_g_per_week",),
+                    alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`predictor_model` of each ``dfc_<target>`` on the same predictors.
+
+    Returns
+    -------
+    coefficients : pandas.DataFrame
+        ``target`` and :data:`RESULT_COLUMNS`.
+    fits : pandas.DataFrame
+        One row per target with the fit statistics and residual diagnostics.
+    """
+    coefs, fits = [], []
+    for t in targets:
+        c, f = predictor_model(table, f"dfc_{t}", predictors, log_columns, alpha)
+        coefs.append(c.assign(target=t))
+        fits.append({"target": t, **f})
+    out = pd.concat(coefs, ignore_index=True)
+    return out[["target"] + RESULT_COLUMNS], pd.DataFrame(fits)
+
+
+def qc_sensitivity(mrs_table: pd.DataFrame, fc_changes: pd.DataFrame, participants: pd.DataFrame,
+                   drugs: pd.DataFrame, targets, settings: dict, metabolite: str = "Glu",
+                   scale: str = "value_water", glu_column: str = "delta_pct", sessions: str = "both",
+                   group: str = "CUD") -> pd.DataFrame:
+    """The coupling result under several MRS quality-control settings.
+
+    Parameters
+    ----------
+    mrs_table : pandas.DataFrame
+        From :func:`craving_circuits.mrs.read_mrs`.
+    settings : dict of name -> dict
+        Keyword arguments of :func:`craving_circuits.mrs.quality_control`, e.g.
+        ``{"CRLB <= 20 %": {"max_crlb": 20}, "no CRLB limit": {"max_crlb": None}}``.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``setting, target, n, r, p, mean_dglu`` (Pearson r within ``group``).
+    """
+    from .mrs import quality_control, session_changes
+
+    rows = []
+    for name, kwargs in settings.items():
+        kept, _ = quality_control(mrs_table, metabolite, **kwargs)
+        changes, _ = session_changes(kept, scale)
+        table, _ = participant_changes(fc_changes, changes, participants, drugs, sessions, glu_column)
+        sub = table[table["group"] == group]
+        for t in targets:
+            x, y = _check_xy(sub[f"dfc_{t}"], sub["dglu"])
+            test = stats.pearsonr(y, x)
+            rows.append({"setting": name, "target": t, "n": len(x), "r": test.statistic, "p": test.pvalue,
+                         "mean_dglu": float(np.mean(y))})
+    return pd.DataFrame(rows)
