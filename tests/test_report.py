@@ -101,3 +101,37 @@ def test_git_commit(tmp_path):
     assert report.git_commit(tmp_path) == head
     (tmp_path / "f").write_text("y")
     assert report.git_commit(tmp_path) == head + "-dirty"
+
+
+def test_glutamate_estimates_map_rows_to_planted_effects():
+    couplings = pd.DataFrame({
+        "target": ["thalamus_midline", "dlpfc", "thalamus_midline"], "sample": ["CUD", "CUD", "all"],
+        "method": ["pearson"] * 3, "n": [17, 17, 40], "term": ["a", "b", "c"], "estimate": [0.7, -0.1, 0.5],
+        "se": [0.1] * 3, "ci_low": [0.4, -0.5, 0.2], "ci_high": [0.9, 0.3, 0.7], "p": [0.001, 0.6, 0.01]})
+    comparison = pd.DataFrame([{"n": 17, "statistic": 3.0, "term": "diff", "estimate": 0.8, "se": 0.2,
+                                "ci_low": 0.3, "ci_high": 1.2, "p": 0.003}])
+    rise = pd.DataFrame([{"n": 17, "term": "rise", "estimate": 5.0, "se": 2.0, "ci_low": 1.0, "ci_high": 9.0,
+                          "p": 0.02}])
+    betas = pd.DataFrame({"target": ["thalamus_midline", "thalamus_midline", "dlpfc", "dlpfc"],
+                          "term": ["ocdus_obsessive", "cocaine_g_per_week"] * 2, "estimate": [0.5, 0.3, 0.1, 0.0],
+                          "se": [0.2] * 4, "ci_low": [0.1, -0.1, -0.3, -0.4], "ci_high": [0.9, 0.7, 0.5, 0.4],
+                          "p": [0.02, 0.2, 0.6, 0.9]})
+    clusters = pd.DataFrame({"sign": [1, -1], "peak_t": [4.5, -4.0], "p_fwe_size": [0.01, 0.03],
+                             "significant": [True, True], "overlap_thalamus_midline": [0.4, 0.0],
+                             "overlap_dlpfc": [0.0, 0.0]})
+    est = report.glutamate_estimates(couplings, comparison, rise, betas, clusters)
+    by = est.set_index("test")
+    assert by.loc["Pearson r within CUD (thalamus_midline)", "effect"] == "thalamus_glu_coupling_cud"
+    assert "all" not in " ".join(est["test"])  # only the within-CUD correlations
+    assert by.loc["standardised beta of cocaine_g_per_week (dlpfc)", "effect"] == "use_predicts_dlpfc_cud"
+    thal = by.loc["voxelwise coupling, cluster on thalamus_midline"]
+    assert (thal["estimate"], thal["p"]) == (4.5, 0.01)
+    off = by.loc["voxelwise coupling, significant clusters off the target ROIs"]
+    assert off["estimate"] == 1.0 and off["effect"] == "glu_coupling_elsewhere"
+    assert set(est["effect"]) <= {e["effect"] for e in _paper_effects()}
+
+
+def _paper_effects():
+    from craving_circuits.simulate.cocaine import cocaine_params, planted_effects
+
+    return planted_effects(cocaine_params("paper"))

@@ -118,3 +118,26 @@ def test_roi_state_differences_exact():
     out = secondlevel.roi_state_differences(roi).set_index("target")
     assert out.loc["dlpfc", "delta"] == pytest.approx(0.4)
     assert out.loc["thal", "delta"] == pytest.approx(-0.1)
+
+
+def test_covariate_test_regresses_maps_on_the_covariate_within_the_group():
+    mask_img, mask = _mask_img()
+    rng = np.random.default_rng(4)
+    n_vox = int(mask.sum())
+    ids = [f"sub-{i:02d}" for i in range(12)]
+    table = pd.DataFrame({"participant_id": ids, "group": ["CUD"] * 9 + ["control"] * 3})
+    covariate = pd.Series(rng.standard_normal(12), index=ids).drop("sub-02")  # one CUD without a value
+    diff = rng.standard_normal((12, n_vox))
+    diff[:, :50] += 2.0 * table["participant_id"].map(covariate).fillna(0).to_numpy()[:, None]
+    result, used, excluded = secondlevel.covariate_test(diff, table, covariate, mask_img, n_perm=50, rng=0)
+    keep = (table["group"] == "CUD") & (table["participant_id"] != "sub-02")
+    np.testing.assert_allclose(result.t, permutation.t_statistic(diff[keep.to_numpy()],
+                                                                   covariate[table.loc[keep, "participant_id"]]))
+    assert list(used["participant_id"]) == list(table.loc[keep, "participant_id"])
+    assert excluded.to_dict("list") == {"participant_id": ["sub-02"], "reason": ["no covariate value"]}
+    assert result.t[:50].mean() > 3  # the planted slope
+    everyone, used_all, _ = secondlevel.covariate_test(diff, table, covariate, mask_img, group=None, n_perm=20,
+                                                       rng=0)
+    assert len(used_all) == 11
+    with pytest.raises(ValueError, match="at least 4"):
+        secondlevel.covariate_test(diff, table, covariate.head(2), mask_img, n_perm=10)

@@ -22,6 +22,9 @@ __all__ = [
     "plot_test",
     "plot_roi_deltas",
     "plot_strategy_comparison",
+    "plot_crlb",
+    "plot_coupling",
+    "plot_predictors",
 ]
 
 GROUP_COLORS = {"CUD": "#c0392b", "control": "#2c7fb8"}
@@ -196,4 +199,86 @@ def plot_strategy_comparison(diff: pd.DataFrame, targets=("dlpfc", "thalamus_mid
     handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
+    return fig
+
+
+def plot_crlb(mrs: pd.DataFrame, metabolite: str = "Glu", max_crlb: float | None = 20.0):
+    """Reported CRLB against the measured concentration of every spectrum of one metabolite.
+
+    Low readings get high CRLBs (the CRLB is relative to the fitted value), so a
+    CRLB threshold removes low readings more often than high ones.
+    """
+    sub = mrs[mrs["metabolite"] == metabolite]
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    over = sub["crlb_percent"] > max_crlb if max_crlb is not None else np.zeros(len(sub), bool)
+    ax.scatter(sub.loc[~over, "value_water"], sub.loc[~over, "crlb_percent"], s=12, color="#2c7fb8", alpha=0.6,
+               label="kept")
+    ax.scatter(sub.loc[over, "value_water"], sub.loc[over, "crlb_percent"], s=14, color="#c0392b", alpha=0.8,
+               label=f"CRLB > {max_crlb:g} %" if max_crlb is not None else None)
+    if max_crlb is not None:
+        ax.axhline(max_crlb, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel(f"{metabolite} (water-scaled, i.u.)")
+    ax.set_ylabel("CRLB (%)")
+    ax.set_title(f"{metabolite}: CRLB against the measured value")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def _fit_band(ax, x, y, color):
+    import statsmodels.api as sm
+
+    fit = sm.OLS(y, sm.add_constant(x)).fit()
+    grid = np.linspace(x.min(), x.max(), 50)
+    pred = fit.get_prediction(sm.add_constant(grid)).summary_frame(alpha=0.05)
+    ax.plot(grid, pred["mean"], color=color)
+    ax.fill_between(grid, pred["mean_ci_lower"], pred["mean_ci_upper"], color=color, alpha=0.2, lw=0)
+
+
+def plot_coupling(table: pd.DataFrame, targets=("thalamus_midline", "dlpfc"), glu: str = "dglu",
+                  glu_label: str = "glutamate change (%)"):
+    """Connectivity change against glutamate change, with the CUD least-squares fit and its 95 % band.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`craving_circuits.coupling.participant_changes`.
+    """
+    from scipy import stats as st
+
+    fig, axes = plt.subplots(1, len(targets), figsize=(4.5 * len(targets), 3.8), sharex=True)
+    for ax, target in zip(np.atleast_1d(axes), targets):
+        for group, color in GROUP_COLORS.items():
+            sub = table[table["group"] == group]
+            ax.scatter(sub[glu], sub[f"dfc_{target}"], s=18, color=color, alpha=0.7, label=group)
+        cud = table[table["group"] == "CUD"]
+        x, y = cud[glu].to_numpy(float), cud[f"dfc_{target}"].to_numpy(float)
+        if len(x) >= 4:
+            _fit_band(ax, x, y, GROUP_COLORS["CUD"])
+            r = st.pearsonr(x, y)
+            ax.set_title(f"NAcc - {target}: CUD r = {r.statistic:.2f}, p = {r.pvalue:.3g}", fontsize=10)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.axvline(0, color="grey", lw=0.6)
+        ax.set_xlabel(glu_label)
+        ax.set_ylabel("connectivity change (Fisher z)")
+    np.atleast_1d(axes)[0].legend(frameon=False, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_predictors(table: pd.DataFrame, outcome: str, predictors=("ocdus_obsessive", "cocaine_g_per_week"),
+                    log_columns=("cocaine_g_per_week",)):
+    """The outcome against each predictor (CUD), with least-squares fits and 95 % bands."""
+    fig, axes = plt.subplots(1, len(predictors), figsize=(4.2 * len(predictors), 3.5), sharey=True)
+    y = table[outcome].to_numpy(float)
+    for ax, name in zip(np.atleast_1d(axes), predictors):
+        x = table[name].to_numpy(float)
+        label = name
+        if name in log_columns:
+            x, label = np.log(x), f"log {name}"
+        ax.scatter(x, y, s=18, color=GROUP_COLORS["CUD"], alpha=0.7)
+        _fit_band(ax, x, y, GROUP_COLORS["CUD"])
+        ax.set_xlabel(label)
+    np.atleast_1d(axes)[0].set_ylabel(outcome)
+    fig.tight_layout()
     return fig

@@ -27,6 +27,7 @@ __all__ = [
     "planted_table",
     "recovered_vs_planted",
     "seed_fc_estimates",
+    "glutamate_estimates",
     "write_table",
     "package_versions",
     "git_commit",
@@ -35,6 +36,7 @@ __all__ = [
     "disk_usage",
     "study_banner",
     "combine_exclusions",
+    "combine_tables",
     "save_tables",
 ]
 
@@ -170,6 +172,68 @@ def seed_fc_estimates(roi_contrasts: pd.DataFrame, cluster_tables: dict[str, pd.
     return pd.DataFrame(rows, columns=["effect", "test", "estimate", "ci_low", "ci_high", "p"])
 
 
+def glutamate_estimates(couplings: pd.DataFrame, comparison: pd.DataFrame, glu_rise: pd.DataFrame,
+                        predictors: pd.DataFrame, voxel_clusters: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Estimates of the glutamate chapter, keyed by planted effect.
+
+    Parameters
+    ----------
+    couplings : pandas.DataFrame
+        From :func:`craving_circuits.coupling.coupling_table` (Pearson rows of
+        the ``CUD`` sample are used).
+    comparison : pandas.DataFrame
+        From :func:`craving_circuits.coupling.compare_couplings` (thalamus minus dlPFC).
+    glu_rise : pandas.DataFrame
+        From :func:`craving_circuits.coupling.mean_change` (CUD glutamate change).
+    predictors : pandas.DataFrame
+        From :func:`craving_circuits.coupling.predictor_table`.
+    voxel_clusters : pandas.DataFrame, optional
+        :func:`craving_circuits.secondlevel.cluster_table` of the voxelwise coupling,
+        with overlap columns for ``dlpfc`` and ``thalamus_midline``.
+
+    Returns
+    -------
+    estimates : pandas.DataFrame
+        ``effect, test, estimate, ci_low, ci_high, p``.
+    """
+    rows = []
+    keep = couplings[(couplings["sample"] == "CUD") & (couplings["method"] == "pearson")]
+    for row in keep.itertuples(index=False):
+        effect = {"thalamus_midline": "thalamus_glu_coupling_cud", "dlpfc": "dlpfc_glu_coupling_cud"}.get(row.target)
+        if effect:
+            rows.append({"effect": effect, "test": f"Pearson r within CUD ({row.target})", "estimate": row.estimate,
+                         "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p})
+    for row in comparison.itertuples(index=False):
+        rows.append({"effect": "coupling_difference_cud", "test": f"Steiger test: {row.term}",
+                     "estimate": row.estimate, "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p})
+    for row in glu_rise.itertuples(index=False):
+        rows.append({"effect": "glu_rise_cud", "test": f"one-sample t: {row.term}", "estimate": row.estimate,
+                     "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p})
+    names = {("thalamus_midline", "ocdus_obsessive"): "ocdus_predicts_thalamus_cud",
+             ("thalamus_midline", "cocaine_g_per_week"): "use_predicts_thalamus_cud",
+             ("dlpfc", "ocdus_obsessive"): "ocdus_predicts_dlpfc_cud",
+             ("dlpfc", "cocaine_g_per_week"): "use_predicts_dlpfc_cud"}
+    for row in predictors.itertuples(index=False):
+        effect = names.get((row.target, row.term))
+        if effect:
+            rows.append({"effect": effect, "test": f"standardised beta of {row.term} ({row.target})",
+                         "estimate": row.estimate, "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p})
+    if voxel_clusters is not None:
+        table = voxel_clusters
+        for target, effect in (("thalamus_midline", "thalamus_glu_coupling_cud"), ("dlpfc", "dlpfc_glu_coupling_cud")):
+            over = table[(table[f"overlap_{target}"] > 0)] if len(table) else table
+            best = over.sort_values("p_fwe_size").iloc[0] if len(over) else None
+            rows.append({"effect": effect, "test": f"voxelwise coupling, cluster on {target}",
+                         "estimate": np.nan if best is None else float(best["peak_t"]), "ci_low": np.nan,
+                         "ci_high": np.nan, "p": 1.0 if best is None else float(best["p_fwe_size"])})
+        overlap_cols = [c for c in table.columns if c.startswith("overlap_")]
+        elsewhere = table[table["significant"] & (table[overlap_cols].sum(axis=1) == 0)] if len(table) else table
+        rows.append({"effect": "glu_coupling_elsewhere", "test": "voxelwise coupling, significant clusters off the "
+                     "target ROIs", "estimate": float(len(elsewhere)), "ci_low": np.nan, "ci_high": np.nan,
+                     "p": 0.0 if len(elsewhere) else 1.0})
+    return pd.DataFrame(rows, columns=["effect", "test", "estimate", "ci_low", "ci_high", "p"])
+
+
 def write_table(df: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
     """Write a result table as ``<out_dir>/<name>.tsv`` (atomically)."""
     return write_tsv(Path(out_dir) / f"{name}.tsv", df)
@@ -264,6 +328,15 @@ def combine_exclusions(*tables: pd.DataFrame) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=EXCLUSION_COLUMNS)
     return pd.concat(frames, ignore_index=True)[EXCLUSION_COLUMNS]
+
+
+def combine_tables(*tables: pd.DataFrame) -> pd.DataFrame:
+    """Stack tables with possibly different columns (missing cells empty)."""
+    frames = [t for t in tables if t is not None and len(t)]
+    if not frames:
+        columns = list(dict.fromkeys(c for t in tables if t is not None for c in t.columns))
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)
 
 
 def save_tables(out_dir: str | Path, tables: dict[str, pd.DataFrame]) -> list[Path]:

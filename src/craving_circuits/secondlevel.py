@@ -32,6 +32,7 @@ __all__ = [
     "GROUP_TESTS",
     "group_test",
     "group_tests",
+    "covariate_test",
     "cluster_table",
     "cluster_tables",
     "roi_state_differences",
@@ -184,6 +185,55 @@ def group_tests(diff: np.ndarray, table: pd.DataFrame, mask_img: nib.Nifti1Image
     rng = np.random.default_rng(rng)
     return {test: group_test(test, diff, table, mask_img, cluster_forming_p=cluster_forming_p, n_perm=n_perm,
                              two_sided=two_sided, rng=rng) for test in tests}
+
+
+def covariate_test(diff: np.ndarray, table: pd.DataFrame, covariate: pd.Series, mask_img: nib.Nifti1Image,
+                   group: str | None = "CUD", cluster_forming_p: float = 0.01, n_perm: int = 5000,
+                   two_sided: bool = True, rng=None):
+    """Where do the state contrast maps vary with a participant covariate (e.g. the glutamate change)?
+
+    Regresses each voxel's craving - neutral value on the covariate (with an
+    intercept) across the participants of ``group`` and tests the slope by
+    permutation with cluster-level FWE control.
+
+    Parameters
+    ----------
+    diff : ndarray, shape (n_participants, n_voxels)
+    table : pandas.DataFrame
+        ``participant_id, group`` in the row order of ``diff``.
+    covariate : pandas.Series
+        Indexed by participant_id. Participants of ``group`` without a value are
+        left out and returned in the exclusions.
+    group : str or None
+        Restrict to this group (None: everyone).
+    cluster_forming_p : float
+        Default 0.01: permutation keeps the family-wise error at any
+        cluster-forming threshold; a lenient one suits weak, spatially extended
+        associations.
+
+    Returns
+    -------
+    result : PermutationResult
+    used : pandas.DataFrame
+        ``participant_id, covariate`` of the participants tested.
+    exclusions : pandas.DataFrame
+        ``participant_id, reason``.
+    """
+    from .permutation import cluster_permutation_test
+
+    mask = np.asarray(mask_img.dataobj) > 0
+    in_group = np.ones(len(table), bool) if group is None else (table["group"] == group).to_numpy()
+    values = table["participant_id"].map(covariate).to_numpy(dtype=float)
+    usable = in_group & np.isfinite(values)
+    missing = table.loc[in_group & ~np.isfinite(values), "participant_id"]
+    exclusions = pd.DataFrame({"participant_id": missing.to_numpy(), "reason": "no covariate value"})
+    if usable.sum() < 4:
+        raise ValueError(f"Only {int(usable.sum())} participants have a covariate value; at least 4 are needed.")
+    result = cluster_permutation_test(diff[usable], values[usable], mask, cluster_forming_p=cluster_forming_p,
+                                      n_perm=n_perm, two_sided=two_sided, rng=rng)
+    used = pd.DataFrame({"participant_id": table.loc[usable, "participant_id"].to_numpy(),
+                         "covariate": values[usable]})
+    return result, used, exclusions
 
 
 def cluster_table(result, mask_img: nib.Nifti1Image, rois: dict | None = None, alpha: float = 0.05) -> pd.DataFrame:
