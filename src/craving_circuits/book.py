@@ -7,7 +7,9 @@ the book comes from exactly one recorded run.
 
 For every entry the runner
 
-* fills the placeholders ``{preset}`` and ``{null_preset}`` of its parameters,
+* fills the placeholders ``{preset}`` and ``{null_preset}`` of its parameters
+  (and ``{results_dir}``, the folder of all results, so that a notebook can read
+  another's outputs),
   adds the common parameters ``data_dir``, ``output_dir`` (``results/<name>``),
   ``executed_dir`` and ``n_jobs`` when the notebook declares them, and applies
   the caller's overrides (``--set key=value``) to every notebook that declares
@@ -69,7 +71,7 @@ def load_plan(path: str | Path, preset: str = "paper", null_preset: str = "null"
         params = {}
         for key, value in (entry.get("parameters") or {}).items():
             if isinstance(value, str):
-                value = value.format(preset=preset, null_preset=null_preset)
+                value = value.replace("{preset}", preset).replace("{null_preset}", null_preset)
             params[key] = value
         plan.append({"name": entry["name"], "notebook": entry["notebook"], "parameters": params,
                      "title": entry.get("title", entry["name"])})
@@ -140,7 +142,8 @@ def execute_plan(plan: list[dict], root: str | Path = ".", executed_dir: str | P
         if unknown:
             raise ValueError(f"Plan entry {entry['name']!r} sets {sorted(unknown)}, which {notebook.name} does not "
                              f"declare in its parameters cell; declared: {sorted(declared)}.")
-        parameters.update(entry["parameters"])
+        parameters.update({k: v.replace("{results_dir}", str(results_dir)) if isinstance(v, str) else v
+                           for k, v in entry["parameters"].items()})
         parameters.update({k: v for k, v in (overrides or {}).items() if k in declared})
         target = executed_dir / f"{entry['name']}.ipynb"
         tmp = executed_dir / f".tmp-{entry['name']}.ipynb"
