@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_no_roi_effect(null_analysis):
-    contrasts, _, _ = null_analysis
+    contrasts = null_analysis.contrasts
     for target in ("dlpfc", "thalamus_midline"):
         for term in ("craving - neutral | CUD", "craving - neutral | control", "group x state",
                      "drug x state | CUD"):
@@ -22,14 +22,14 @@ def test_no_roi_effect(null_analysis):
 
 
 def test_no_voxelwise_cluster(null_analysis):
-    _, clusters, _ = null_analysis
+    clusters = null_analysis.clusters
     for test, table in clusters.items():
         assert not table["significant"].any(), (test, table.head())
 
 
 def test_motion_would_fake_effects_without_denoising(null_analysis):
     """Motion rises in the craving state: with no confound regression, controls show a 'rise' that denoising removes."""
-    _, _, changes = null_analysis
+    changes = null_analysis.changes
     controls = changes[changes["group"] == "control"]
     per_person = controls.groupby(["strategy", "participant_id"])["delta"].mean()
     raw = per_person.loc[denoise.parse_strategy("none").name].to_numpy()
@@ -37,3 +37,13 @@ def test_motion_would_fake_effects_without_denoising(null_analysis):
     t_raw = raw.mean() / (raw.std(ddof=1) / np.sqrt(len(raw)))
     assert t_raw > 3  # a spurious craving effect from motion alone
     assert abs(cleaned.mean()) < raw.mean() / 2
+
+
+def test_no_glutamate_coupling(null_analysis):
+    for target in ("thalamus_midline", "dlpfc"):
+        assert null_analysis.couplings.loc[(target, "CUD", "pearson"), "p"] > ALPHA, target
+    assert not null_analysis.voxel_clusters["significant"].any()
+
+
+def test_no_clinical_prediction(null_analysis):
+    assert (null_analysis.fits["p_f"] > ALPHA).all()

@@ -17,7 +17,7 @@ TARGETS = ("dlpfc", "thalamus_midline")
 
 
 def test_roi_craving_rise_in_cud_only(paper_analysis):
-    contrasts, _, _ = paper_analysis
+    contrasts = paper_analysis.contrasts
     for target in TARGETS:
         cud = contrasts.loc[(target, "craving - neutral | CUD")]
         assert cud["p"] < ALPHA and cud["estimate"] > 0, target
@@ -27,20 +27,20 @@ def test_roi_craving_rise_in_cud_only(paper_analysis):
 
 
 def test_roi_group_by_state_interaction(paper_analysis):
-    contrasts, _, _ = paper_analysis
+    contrasts = paper_analysis.contrasts
     for target in TARGETS:
         row = contrasts.loc[(target, "group x state")]
         assert row["p"] < ALPHA and row["estimate"] > 0, target
 
 
 def test_roi_no_nac_effect(paper_analysis):
-    contrasts, _, _ = paper_analysis
+    contrasts = paper_analysis.contrasts
     for target in TARGETS:
         assert contrasts.loc[(target, "drug x state | CUD"), "p"] > ALPHA, target
 
 
 def test_voxelwise_clusters_on_both_targets_in_cud(paper_analysis):
-    _, clusters, _ = paper_analysis
+    clusters = paper_analysis.clusters
     table = clusters["craving_cud"]
     for target in TARGETS:
         hits = table[table["significant"] & (table["sign"] > 0) & (table[f"overlap_{target}"] > 0)]
@@ -48,9 +48,45 @@ def test_voxelwise_clusters_on_both_targets_in_cud(paper_analysis):
 
 
 def test_voxelwise_nothing_in_controls_or_off_target(paper_analysis):
-    _, clusters, _ = paper_analysis
+    clusters = paper_analysis.clusters
     assert not clusters["craving_control"]["significant"].any()
     for test in ("craving_cud", "group_x_state"):
         table = clusters[test]
         off = table[table["significant"] & (table[[f"overlap_{t}" for t in TARGETS]].sum(axis=1) == 0)]
         assert off.empty, (test, off)
+
+
+# --------------------------------------------------------------------------- glutamate chapter
+
+
+def test_thalamic_rise_is_coupled_with_glutamate_in_cud(paper_analysis):
+    row = paper_analysis.couplings.loc[("thalamus_midline", "CUD", "pearson")]
+    assert row["p"] < ALPHA and row["estimate"] > 0
+    assert row["ci_low"] > 0  # the bootstrap CI agrees
+
+
+def test_dlpfc_rise_is_not_coupled_with_glutamate_in_cud(paper_analysis):
+    row = paper_analysis.couplings.loc[("dlpfc", "CUD", "pearson")]
+    assert row["p"] > ALPHA
+
+
+def test_the_two_couplings_differ(paper_analysis):
+    comparison = paper_analysis.comparison
+    assert comparison["estimate"] > 0 and comparison["p"] < ALPHA
+
+
+def test_voxelwise_coupling_lies_in_the_thalamus(paper_analysis):
+    table = paper_analysis.voxel_clusters
+    hits = table[table["significant"] & (table["sign"] > 0) & (table["overlap_thalamus_midline"] > 0)]
+    assert len(hits) >= 1, table.head()
+    off = table[table["significant"] & (table[[f"overlap_{t}" for t in TARGETS]].sum(axis=1) == 0)]
+    assert off.empty, off
+
+
+def test_clinical_measures_predict_the_thalamic_rise_only(paper_analysis):
+    fits = paper_analysis.fits
+    assert fits.loc["thalamus_midline", "p_f"] < ALPHA
+    assert fits.loc["dlpfc", "p_f"] > ALPHA
+    betas = paper_analysis.betas
+    for term in ("ocdus_obsessive", "cocaine_g_per_week"):
+        assert betas.loc[("thalamus_midline", term), "estimate"] > 0
