@@ -119,8 +119,11 @@ def test_glutamate_estimates_map_rows_to_planted_effects():
     clusters = pd.DataFrame({"sign": [1, -1], "peak_t": [4.5, -4.0], "p_fwe_size": [0.01, 0.03],
                              "significant": [True, True], "overlap_thalamus_midline": [0.4, 0.0],
                              "overlap_dlpfc": [0.0, 0.0]})
-    est = report.glutamate_estimates(couplings, comparison, rise, betas, clusters)
+    fits = pd.DataFrame({"target": ["thalamus_midline", "dlpfc"], "r2": [0.45, 0.05], "p_f": [0.01, 0.7]})
+    est = report.glutamate_estimates(couplings, comparison, rise, betas, clusters, fits)
     by = est.set_index("test")
+    model = by.loc["F test of the predictor model (thalamus_midline); estimate R²"]
+    assert (model["effect"], model["estimate"], model["p"]) == ("clinical_model_thalamus_cud", 0.45, 0.01)
     assert by.loc["Pearson r within CUD (thalamus_midline)", "effect"] == "thalamus_glu_coupling_cud"
     assert "all" not in " ".join(est["test"])  # only the within-CUD correlations
     assert by.loc["standardised beta of cocaine_g_per_week (dlpfc)", "effect"] == "use_predicts_dlpfc_cud"

@@ -213,7 +213,7 @@ def coupling_table(table: pd.DataFrame, targets, glu: str = "dglu", samples: dic
                 row = correlation(sub[f"dfc_{target}"], sub[glu], method, n_boot, rng, alpha)
                 rows.append({"target": target, "sample": sample, "method": method, "n": row.pop("n"), **row})
     out = pd.DataFrame(rows)
-    out["term"] = [f"{m} r(dfc_{t}, {glu})" for m, t in zip(out["method"], out["target"])]
+    out["term"] = [f"{m} r" for m in out["method"]]
     return out[["target", "sample", "method", "n"] + RESULT_COLUMNS]
 
 

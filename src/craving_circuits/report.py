@@ -173,7 +173,8 @@ def seed_fc_estimates(roi_contrasts: pd.DataFrame, cluster_tables: dict[str, pd.
 
 
 def glutamate_estimates(couplings: pd.DataFrame, comparison: pd.DataFrame, glu_rise: pd.DataFrame,
-                        predictors: pd.DataFrame, voxel_clusters: pd.DataFrame | None = None) -> pd.DataFrame:
+                        predictors: pd.DataFrame, voxel_clusters: pd.DataFrame | None = None,
+                        fits: pd.DataFrame | None = None) -> pd.DataFrame:
     """Estimates of the glutamate chapter, keyed by planted effect.
 
     Parameters
@@ -190,6 +191,9 @@ def glutamate_estimates(couplings: pd.DataFrame, comparison: pd.DataFrame, glu_r
     voxel_clusters : pandas.DataFrame, optional
         :func:`craving_circuits.secondlevel.cluster_table` of the voxelwise coupling,
         with overlap columns for ``dlpfc`` and ``thalamus_midline``.
+    fits : pandas.DataFrame, optional
+        The model fits of :func:`craving_circuits.coupling.predictor_table`; each
+        model's F test enters as the joint clinical prediction (estimate: R²).
 
     Returns
     -------
@@ -218,6 +222,11 @@ def glutamate_estimates(couplings: pd.DataFrame, comparison: pd.DataFrame, glu_r
         if effect:
             rows.append({"effect": effect, "test": f"standardised beta of {row.term} ({row.target})",
                          "estimate": row.estimate, "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p})
+    model_effects = {"thalamus_midline": "clinical_model_thalamus_cud", "dlpfc": "clinical_model_dlpfc_cud"}
+    for row in (fits.itertuples(index=False) if fits is not None else []):
+        if row.target in model_effects:
+            rows.append({"effect": model_effects[row.target], "test": f"F test of the predictor model ({row.target}); "
+                         f"estimate R²", "estimate": row.r2, "ci_low": np.nan, "ci_high": np.nan, "p": row.p_f})
     if voxel_clusters is not None:
         table = voxel_clusters
         for target, effect in (("thalamus_midline", "thalamus_glu_coupling_cud"), ("dlpfc", "dlpfc_glu_coupling_cud")):

@@ -454,6 +454,10 @@ def planted_effects(params: CocaineStudyParams) -> list[dict]:
     thal_sd = np.hypot(params.thalamus_reactivity_sd, params.craving_fc_individual_sd)
     coupling = params.thalamus_reactivity_sd / thal_sd if thal_sd > 0 and params.glu_reactivity_pct > 0 else 0.0
     fc = "Fisher z of the source correlation"
+    r_o, r_u = params.ocdus_reactivity_r, params.use_reactivity_r
+    overlap = r_o * r_u  # the two measures correlate through craving reactivity only
+    clinical_r = np.sqrt((r_o**2 + r_u**2 - 2 * r_o * r_u * overlap) / (1 - overlap**2))
+    clinical_r = clinical_r if params.thalamus_reactivity_sd > 0 else 0.0
     rows = [
         ("craving_nacc_dlpfc_cud", "Craving minus neutral, NAcc-dlPFC coupling, CUD", fc, params.craving_nacc_dlpfc),
         ("craving_nacc_thalamus_cud", "Craving minus neutral, NAcc-midline thalamus coupling, CUD", fc,
@@ -481,6 +485,10 @@ def planted_effects(params: CocaineStudyParams) -> list[dict]:
         ("use_predicts_thalamus_cud", "Correlation of log cocaine use with craving reactivity, "
          "which drives the thalamic rise", "Pearson r",
          params.use_reactivity_r if params.thalamus_reactivity_sd > 0 else 0.0),
+        ("clinical_model_thalamus_cud", "OCDUS and log cocaine use together: multiple correlation with craving "
+         "reactivity, which drives the thalamic rise", "multiple R", clinical_r),
+        ("clinical_model_dlpfc_cud", "OCDUS and log cocaine use together as predictors of the dlPFC rise",
+         "multiple R", 0.0),
         ("ocdus_predicts_dlpfc_cud", "OCDUS obsessive thinking as a predictor of the dlPFC rise", "Pearson r", 0.0),
         ("use_predicts_dlpfc_cud", "Cocaine use as a predictor of the dlPFC rise", "Pearson r", 0.0),
         ("glu_coupling_elsewhere", "Coupling of the NAcc connectivity rise with the Glu rise anywhere but the "
