@@ -570,3 +570,27 @@ def test_tiny_null_study_on_disk(tiny_study_dir, tiny_null_study_dir):
         b = run_files(tiny_null_study_dir / "derivatives" / "fmriprep", pid, "ses-1", task).bold
         equal = np.array_equal(np.asarray(nib.load(a).dataobj), np.asarray(nib.load(b).dataobj))
         assert equal == same, (pid, task)
+
+
+def test_identical_runs_are_shared_with_a_sibling_study(tmp_path):
+    """The null twin of a study links the runs it shares and simulates the others: same files as alone."""
+    import filecmp
+
+    small = dict(n_cud=2, n_control=2, n_volumes=30)
+    first = simulate_cocaine_study(tmp_path / "data" / "a", "tiny", **small)
+    twin = simulate_cocaine_study(tmp_path / "data" / "b", "tiny_null", **small)
+    alone = simulate_cocaine_study(tmp_path / "alone" / "b", "tiny_null", **small)
+    contents = pd.read_csv(twin / "derivatives" / "simulation" / "run_contents.tsv", sep="\t")
+    groups = pd.read_csv(twin / "participants.tsv", sep="\t").set_index("participant_id")["group"]
+    differs = (contents["participant_id"].map(groups) == "CUD") & (contents["state"] == "craving")
+    assert (contents["shared"] == ~differs).all()  # exactly the runs without a planted effect are shared
+    for row in contents.itertuples():
+        mine = run_files(twin / "derivatives" / "fmriprep", row.participant_id, row.session_id, row.task)
+        theirs = run_files(first / "derivatives" / "fmriprep", row.participant_id, row.session_id, row.task)
+        solo = run_files(alone / "derivatives" / "fmriprep", row.participant_id, row.session_id, row.task)
+        assert (mine.bold.stat().st_ino == theirs.bold.stat().st_ino) == row.shared
+        assert filecmp.cmp(mine.bold, solo.bold, shallow=False)
+        assert filecmp.cmp(mine.confounds, solo.confounds, shallow=False)
+    alone_contents = pd.read_csv(alone / "derivatives" / "simulation" / "run_contents.tsv", sep="\t")
+    assert not alone_contents["shared"].any()
+    assert list(alone_contents["content_key"]) == list(contents["content_key"])

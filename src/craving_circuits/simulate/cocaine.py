@@ -32,8 +32,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import nibabel as nib
@@ -42,7 +43,7 @@ import pandas as pd
 from scipy import ndimage
 
 from .. import __version__
-from .._io import read_json, write_json, write_nifti, write_text, write_tsv
+from .._io import atomic_path, read_json, write_json, write_nifti, write_text, write_tsv
 from ..atlas import brain_mask, roi_weights, tissue_probabilities
 from ..layout import DEFAULT_STATE_TASKS, SPACE, run_files
 from .fmriprep import compute_confounds
@@ -70,6 +71,7 @@ __all__ = [
     "planted_effects",
     "source_correlation",
     "simulate_cocaine_study",
+    "run_content_key",
     "SIMULATOR_VERSION",
 ]
 
@@ -697,6 +699,63 @@ def _write_run(geometry: _Geometry, params: CocaineStudyParams, run: dict, fmrip
     }
 
 
+# --------------------------------------------------------------------------- sharing runs between studies
+
+#: Parameters that change a run's images only through its row of the runs table
+#: (its planted couplings and motion scale), or not at all. Two studies that differ
+#: only in these - a preset and its ``null`` twin, or a variant with an NAC effect -
+#: have identical images for every run whose row is the same.
+_ROW_ONLY_PARAMS = frozenset({
+    "preset", "craving_nacc_dlpfc", "craving_nacc_thalamus", "thalamus_reactivity_sd",
+    "craving_fc_individual_sd", "control_craving_fc", "nac_effect", "glu_craving_rise_pct",
+    "glu_reactivity_pct", "mrs_snr", "mrs_bad_shim_rate", "mrs_glu_crlb_pct", "ocdus_reactivity_r",
+    "use_reactivity_r", "craving_rating_rise", "craving_rating_reactivity", "nac_rating_effect",
+})
+_RUN_CONTENTS = "run_contents.tsv"
+
+
+def run_content_key(params: CocaineStudyParams, run: dict) -> str:
+    """Hash of everything a run's images depend on (simulator code, parameters, the run's row)."""
+    import hashlib
+
+    image_params = {k: v for k, v in params_to_dict(params).items() if k not in _ROW_ONLY_PARAMS}
+    row = {k: run[k] for k in ("participant_id", "session_id", "task", "motion_scale", "fc_nacc_dlpfc",
+                                "fc_nacc_thalamus")}
+    row["run_key"] = list(run["run_key"])
+    payload = json.dumps({"simulator": SIMULATOR_VERSION, "params": image_params, "run": row}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def _run_donors(out: Path) -> dict[str, tuple[Path, dict]]:
+    """Runs of complete sibling studies (same folder) by content key."""
+    donors = {}
+    for sibling in sorted(out.parent.iterdir()) if out.parent.is_dir() else []:
+        index = sibling / "derivatives" / "simulation" / _RUN_CONTENTS
+        truth = sibling / "derivatives" / "simulation" / "ground_truth.json"
+        if sibling == out or not index.is_file() or not truth.is_file():
+            continue
+        table = pd.read_csv(index, sep="\t")
+        for row in table.to_dict("records"):
+            donors.setdefault(row["content_key"], (sibling, row))
+    return donors
+
+
+def _link_run(donor: Path, row: dict, run: dict, fmriprep_dir: Path) -> dict:
+    """Hard-link (or copy) a sibling study's identical run; return its summary row."""
+    source = run_files(donor / "derivatives" / "fmriprep", row["participant_id"], row["session_id"], row["task"])
+    target = run_files(fmriprep_dir, run["participant_id"], run["session_id"], run["task"])
+    for src, dst in zip(astuple(source), astuple(target)):
+        with atomic_path(dst) as tmp:
+            try:
+                os.link(src, tmp)
+            except OSError:
+                shutil.copy2(src, tmp)
+    fd = pd.read_csv(target.confounds, sep="\t", usecols=["framewise_displacement"], na_values="n/a")
+    fd = fd["framewise_displacement"]
+    return {"participant_id": run["participant_id"], "session_id": run["session_id"], "state": run["state"],
+            "mean_fd": float(np.nanmean(fd)), "n_fd_over_0_5": int((fd > 0.5).sum())}
+
+
 # --------------------------------------------------------------------------- the study
 
 
@@ -760,6 +819,13 @@ def simulate_cocaine_study(
 
     The study is complete when ``derivatives/simulation/ground_truth.json`` exists;
     it is written last. Calling again with the same parameters returns at once.
+
+    Runs whose images would be identical to those of a complete study in the
+    same parent folder (the ``null`` twin of a preset, say: only the craving
+    runs of CUD participants differ) are hard-linked from it (copied where links
+    are not possible) instead of being simulated again; ``run_contents.tsv`` in
+    ``derivatives/simulation`` records each run's content key and whether it was
+    shared.
 
     Parameters
     ----------
@@ -841,10 +907,16 @@ def simulate_cocaine_study(
     write_tsv(mrs_dir / "nacc_metabolites.tsv", simulate_mrs(participants, params))
     write_json(mrs_dir / "nacc_metabolites.json", _describe_mrs())
 
-    geometry = build_geometry(params)
-    jobs = (delayed(_write_run)(geometry, params, run, fmriprep_dir) for run in runs.to_dict("records"))
+    records = runs.to_dict("records")
+    keys = [run_content_key(params, run) for run in records]
+    donors = _run_donors(out)
+    linked = [_link_run(*donors[key], run, fmriprep_dir) for key, run in zip(keys, records) if key in donors]
+    todo = [run for key, run in zip(keys, records) if key not in donors]
+    geometry = build_geometry(params) if todo else None
+    jobs = (delayed(_write_run)(geometry, params, run, fmriprep_dir) for run in todo)
     results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
-    summary = pd.DataFrame(list(tqdm(results, total=len(runs), desc="simulate runs", disable=not progress)))
+    simulated = list(tqdm(results, total=len(todo), desc="simulate runs", disable=not progress))
+    summary = pd.DataFrame(linked + simulated)
 
     sim_dir = out / "derivatives" / "simulation"
     write_json(sim_dir / "dataset_description.json",
@@ -852,6 +924,8 @@ def simulate_cocaine_study(
     truth_runs = runs.drop(columns=["run_key"]).merge(summary, on=["participant_id", "session_id", "state"])
     write_tsv(sim_dir / "ground_truth_runs.tsv", truth_runs)
     write_tsv(sim_dir / "ground_truth_participants.tsv", participants)
+    write_tsv(sim_dir / _RUN_CONTENTS, runs[["participant_id", "session_id", "state", "task"]].assign(
+        content_key=keys, shared=[key in donors for key in keys]))
     write_json(
         truth_path,
         {
