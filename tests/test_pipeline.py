@@ -54,6 +54,24 @@ def test_cache_is_reused_only_when_inputs_and_settings_match(prepared, tmp_path,
     assert pipeline.first_level(runs, other, mask_img, tmp_path).n_cached == 0
 
 
+def test_cache_serves_an_analysis_with_fewer_comparison_strategies(prepared, tmp_path):
+    runs, analysis, mask_img, _ = prepared
+    full = pipeline.first_level(runs, analysis, mask_img, tmp_path)
+    fewer, _, _ = pipeline.seed_analysis(runs, analysis.strategy)  # no comparison strategy
+    reused = pipeline.first_level(runs, fewer, mask_img, tmp_path)
+    assert reused.n_cached == 6
+    np.testing.assert_array_equal(reused.maps, full.maps)
+    assert set(reused.roi["strategy"]) == {analysis.strategy.name}
+    chosen = full.roi[full.roi["strategy"] == analysis.strategy.name].reset_index(drop=True)
+    assert reused.roi.reset_index(drop=True).equals(chosen)
+    # the cache still serves the full analysis afterwards (it was not overwritten)
+    assert pipeline.first_level(runs, analysis, mask_img, tmp_path).n_cached == 6
+    # a comparison strategy the cache lacks: recomputed
+    more, _, _ = pipeline.seed_analysis(runs, analysis.strategy,
+                                        comparison_strategies=[denoise.parse_strategy("compcor")])
+    assert pipeline.first_level(runs, more, mask_img, tmp_path).n_cached == 0
+
+
 def test_changed_input_is_recomputed(tiny_study_dir, tmp_path):
     import shutil
 

@@ -118,16 +118,27 @@ class FirstLevel:
 
 
 def _analysis_key(analysis: SeedAnalysis) -> str:
+    """What a run's z-map depends on (not the comparison strategies, which add ROI values only)."""
     return _short_hash(
         {
             "version": __version__,
             "seed": analysis.seed,
             "strategy": asdict(analysis.strategy),
-            "comparison": [asdict(s) for s in analysis.comparison_strategies],
             "mask": hashlib.sha256(np.packbits(analysis.mask).tobytes()).hexdigest(),
             "rois": {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in analysis.roi_index.items()},
         }
     )
+
+
+def _strategy_keys(analysis: SeedAnalysis) -> dict[str, str]:
+    """Comparison strategies by a hash of their settings -> their name (the ``strategy`` of ROI values)."""
+    return {_short_hash(asdict(s)): s.name for s in analysis.comparison_strategies}
+
+
+def _reusable(cached: dict, key: str, fingerprint: dict, comparison: dict[str, str]) -> bool:
+    """A finished run serves an analysis with the same settings and a subset of its comparison strategies."""
+    return (cached.get("analysis_key") == key and cached.get("inputs") == fingerprint
+            and set(comparison) <= set(cached.get("comparison_keys", {})))
 
 
 def _fingerprint(run: dict) -> dict:
@@ -150,24 +161,33 @@ def _output_paths(run: dict, out_dir: Path, seed: str) -> tuple[Path, Path]:
 
 
 def _first_level_job(run: dict, analysis: SeedAnalysis, out_dir: Path, key: str) -> dict:
-    """Run (or reuse) one run's first level; returns what the parent needs."""
+    """Run (or reuse) one run's first level; returns what the parent needs.
+
+    A finished run is reused by any analysis with the same settings whose
+    comparison strategies it already has (its extra ROI values are left out),
+    so chapters that need fewer comparisons share the seed chapter's results
+    without overwriting them.
+    """
     map_path, json_path = _output_paths(run, out_dir, analysis.seed)
     fingerprint = _fingerprint(run)
+    comparison = _strategy_keys(analysis)
     if json_path.is_file():
         try:
             cached = read_json(json_path)
         except ValueError:
             cached = {}
-        if cached.get("analysis_key") == key and cached.get("inputs") == fingerprint:
+        if _reusable(cached, key, fingerprint, comparison):
             if cached.get("excluded"):
                 return {"run": run, "excluded": cached["excluded"], "cached": True}
             if map_path.is_file():
                 img = nib.load(map_path)
                 z = np.asarray(img.dataobj, dtype=np.float32)[analysis.mask]
-                return {"run": run, "z_map": z, "roi_values": cached["roi_values"], "qc": cached["qc"],
-                        "cached": True}
+                wanted = {analysis.strategy.name, *comparison.values()}
+                values = [v for v in cached["roi_values"] if v["strategy"] in wanted]
+                return {"run": run, "z_map": z, "roi_values": values, "qc": cached["qc"], "cached": True}
     result = seed_connectivity_run(run, analysis)
-    record = {"analysis_key": key, "inputs": fingerprint, "excluded": result.excluded,
+    record = {"analysis_key": key, "comparison_keys": comparison, "inputs": fingerprint,
+              "excluded": result.excluded,
               "roi_values": result.roi_values, "qc": result.qc, "strategy": analysis.strategy.name,
               "seed": analysis.seed, "source": run["bold"]}
     if result.excluded is None:
