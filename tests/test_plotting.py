@@ -36,3 +36,26 @@ def test_crlb_figure_marks_spectra_over_the_limit():
     fig = plotting.plot_crlb(mrs, "Glu", 20)
     points = [c.get_offsets() for c in fig.axes[0].collections]
     assert [len(p) for p in points] == [2, 2]  # kept, over the limit
+
+
+def test_drug_figures():
+    from craving_circuits import equivalence
+
+    rng = np.random.default_rng(1)
+    changes = pd.DataFrame([{"participant_id": f"{g}{i}", "group": g, "drug": d, "target": t, "delta": rng.normal()}
+                            for g in ("CUD", "control") for i in range(6) for d in ("placebo", "NAC")
+                            for t in ("dlpfc", "thalamus_midline")])
+    fig = plotting.plot_drug_interaction(changes)
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) >= 2  # one line per group
+    fig = plotting.plot_drug_interaction(changes[changes["target"] == "dlpfc"], by=None)
+    assert len(fig.axes) == 1
+    samples = {"a": rng.normal(0, 1, 12), "b": (rng.normal(0, 1, 10), rng.normal(0, 1, 11))}
+    evidence = equivalence.evidence_table(samples, sesoi_dz=0.8)
+    fig = plotting.plot_equivalence(evidence, title="run")
+    ticks = {t.get_text(): y for t, y in zip(fig.axes[0].get_yticklabels(), fig.axes[0].get_yticks())}
+    assert ticks["a"] > ticks["b"]  # rows from top to bottom in table order
+    assert fig.axes[0].get_title().startswith("run: SESOI ± 0.8")
+    fig = plotting.plot_equivalence({"one": evidence, "two": evidence})
+    assert len(fig.axes) == 2
+    fig = plotting.plot_bf_robustness(equivalence.robustness_curves(samples))
+    assert len(fig.axes[0].get_lines()) >= 2 and fig.axes[0].get_yscale() == "log"

@@ -138,3 +138,77 @@ def _paper_effects():
     from craving_circuits.simulate.cocaine import cocaine_params, planted_effects
 
     return planted_effects(cocaine_params("paper"))
+
+
+def test_drug_estimates_map_rows_to_planted_effects():
+    contrasts = pd.DataFrame({
+        "target": ["dlpfc", "thalamus_midline", "dlpfc", "dlpfc"],
+        "term": ["drug x state | CUD", "group x state x drug", "craving - neutral | CUD", "drug x state | control"],
+        "estimate": [-0.3, -0.2, 0.4, 0.05], "se": [0.1] * 4, "ci_low": [0.1] * 4, "ci_high": [0.5] * 4,
+        "p": [0.01, 0.04, 0.001, 0.6],
+    })
+    clusters = {
+        "drug_x_state_cud": pd.DataFrame({
+            "sign": [-1, 1], "peak_t": [-5.0, 4.0], "p_fwe_size": [0.01, 0.2], "significant": [True, False],
+            "overlap_dlpfc": [0.4, 0.0], "overlap_thalamus_midline": [0.0, 0.1],
+        }),
+        "group_x_state_x_drug": pd.DataFrame(columns=["sign", "peak_t", "p_fwe_size", "significant", "overlap_dlpfc",
+                                                      "overlap_thalamus_midline"]),
+    }
+    ratings = pd.DataFrame({"term": ["craving - neutral | CUD", "drug x state | CUD"], "estimate": [30.0, -8.0],
+                            "se": [3.0, 3.0], "ci_low": [24, -14], "ci_high": [36, -2], "p": [1e-6, 0.02]})
+    est = report.drug_estimates(contrasts, clusters, ratings).set_index("test")
+    assert est.loc["ROI mixed model: drug x state | CUD (dlpfc)", "effect"] == "drug_x_state_cud"
+    assert est.loc["ROI mixed model: group x state x drug (thalamus_midline)", "effect"] == "group_x_state_x_drug"
+    assert est.loc["ROI mixed model: drug x state | control (dlpfc)", "effect"] == "drug_x_state_control"
+    assert not any("craving - neutral" in t for t in est.index)  # the seed chapter's rows stay there
+    dl = est.loc["voxelwise cluster FWE: drug_x_state_cud, cluster on dlpfc"]
+    assert (dl["estimate"], dl["p"]) == (-5.0, 0.01)  # a negative cluster counts: NAC lowers the rise
+    th = est.loc["voxelwise cluster FWE: drug_x_state_cud, cluster on thalamus_midline"]
+    assert (th["estimate"], th["p"]) == (4.0, 0.2)
+    empty = est.loc["voxelwise cluster FWE: group_x_state_x_drug, cluster on dlpfc"]
+    assert np.isnan(empty["estimate"]) and empty["p"] == 1.0
+    off = est.loc["voxelwise cluster FWE: drug_x_state_cud, significant clusters off the target ROIs"]
+    assert off["estimate"] == 0.0 and off["p"] == 1.0
+    rating = est.loc["paired t on ratings: drug x state | CUD"]
+    assert rating["effect"] == "nac_rating_effect_cud" and rating["estimate"] == -8.0
+    with pytest.raises(ValueError, match="Unknown drug test"):
+        report.drug_estimates(contrasts, {"craving_cud": clusters["drug_x_state_cud"]})
+
+
+def test_evidence_vs_planted_needs_equivalence_to_recover_an_absence():
+    evidence = pd.DataFrame({
+        "term": ["a", "b", "c", "d", "e"], "contrast": ["x", "x", "y", "y", "y"],
+        "estimate": [0.3, -0.3, 0.01, 0.02, 0.05], "ci90_low": [0.1, -0.5, -0.1, -0.6, 0.01],
+        "ci90_high": [0.5, -0.1, 0.1, 0.6, 0.09], "bound": [0.2] * 5, "p": [0.01, 0.01, 0.8, 0.9, 0.04],
+        "p_equivalence": [0.5, 0.5, 0.01, 0.4, 0.01], "bf01": [0.1, 0.1, 4.0, 2.0, 1.0],
+        "verdict": ["effect", "effect", "equivalent", "inconclusive", "trivial effect"],
+    })
+    table = report.evidence_vs_planted(evidence, {"x": "up", "y": "zero"}, TRUTH)
+    assert list(table.columns) == report.EVIDENCE_RECOVERY_COLUMNS
+    assert table["effect"].tolist() == ["up", "up", "zero", "zero", "zero"]
+    # right sign; wrong sign; equivalence shown; nothing found but nothing shown; inside the bounds
+    assert table["agree"].tolist() == [True, False, True, False, True]
+    real = report.evidence_vs_planted(evidence, ["up"] * 5, None)
+    assert real["planted"].isna().all() and real["agree"].isna().all()
+    with pytest.raises(ValueError, match="one per row"):
+        report.evidence_vs_planted(evidence, ["up"], TRUTH)
+    with pytest.raises(ValueError, match="No planted effect given"):
+        report.evidence_vs_planted(evidence, {"x": "up"}, TRUTH)
+
+
+def test_side_by_side_and_read_table(tmp_path):
+    a = pd.DataFrame({"term": ["t1", "t2"], "estimate": [1.0, 2.0], "p": [0.1, 0.2]})
+    b = pd.DataFrame({"term": ["t2", "t3"], "estimate": [3.0, 4.0], "p": [0.3, 0.4]})
+    wide = report.side_by_side({"first": a, "second": b})
+    assert wide.index.tolist() == ["t1", "t2", "t3"]
+    assert wide[("second", "estimate")].tolist()[1:] == [3.0, 4.0] and np.isnan(wide[("second", "p")].iloc[0])
+    assert wide.loc["t2", ("first", "p")] == 0.2
+    with pytest.raises(ValueError, match="unique"):
+        report.side_by_side({"a": pd.concat([a, a])})
+    with pytest.raises(ValueError, match="lacks"):
+        report.side_by_side({"a": a}, columns=["bf01"])
+    report.write_table(a, tmp_path, "evidence")
+    pd.testing.assert_frame_equal(report.read_table(tmp_path, "evidence"), a, check_dtype=False)
+    with pytest.raises(FileNotFoundError, match="other.tsv"):
+        report.read_table(tmp_path, "other")

@@ -141,3 +141,47 @@ def test_covariate_test_regresses_maps_on_the_covariate_within_the_group():
     assert len(used_all) == 11
     with pytest.raises(ValueError, match="at least 4"):
         secondlevel.covariate_test(diff, table, covariate.head(2), mask_img, n_perm=10)
+
+
+def test_drug_difference_maps_exact_and_listed_exclusions():
+    runs = _runs([
+        ("sub-01", "CUD", "ses-1", "placebo", "neutral"),
+        ("sub-01", "CUD", "ses-1", "placebo", "craving"),
+        ("sub-01", "CUD", "ses-2", "NAC", "craving"),
+        ("sub-01", "CUD", "ses-2", "NAC", "neutral"),
+        ("sub-02", "control", "ses-1", "NAC", "craving"),  # its neutral run is missing
+        ("sub-02", "control", "ses-2", "placebo", "neutral"),
+        ("sub-02", "control", "ses-2", "placebo", "craving"),
+        ("sub-03", "control", "ses-2", "NAC", "neutral"),
+        ("sub-03", "control", "ses-2", "NAC", "craving"),
+        ("sub-03", "control", "ses-1", "placebo", "craving"),
+        ("sub-03", "control", "ses-1", "placebo", "neutral"),
+    ])
+    maps = np.array([[0, 0], [1, 2], [5, 5], [1, 1], [9, 9], [2, 2], [3, 5], [1, 0], [4, 4], [2, 7], [2, 2]],
+                    dtype=float)
+    diff, table, excl = secondlevel.drug_difference_maps(runs, maps)
+    assert table.to_dict("list") == {"participant_id": ["sub-01", "sub-03"], "group": ["CUD", "control"]}
+    # (NAC craving - NAC neutral) - (placebo craving - placebo neutral)
+    np.testing.assert_allclose(diff, [[(5 - 1) - (1 - 0), (5 - 1) - (2 - 0)], [(4 - 1) - (2 - 2), (4 - 0) - (7 - 2)]])
+    assert excl[["participant_id", "stage"]].values.tolist() == [["sub-02", "drug contrast"]]
+    assert "NAC: neutral" in excl["reason"].iloc[0]
+    two_placebo = runs.assign(drug="placebo")
+    with pytest.raises(ValueError, match="placebo sessions"):
+        secondlevel.drug_difference_maps(two_placebo, maps)
+    with pytest.raises(ValueError, match="must match"):
+        secondlevel.drug_difference_maps(runs, maps[:3])
+
+
+def test_drug_tests_use_the_right_participants():
+    mask_img, mask = _mask_img()
+    rng = np.random.default_rng(4)
+    n_vox = int(mask.sum())
+    table = pd.DataFrame({"participant_id": [f"sub-{i:02d}" for i in range(9)],
+                          "group": ["CUD"] * 5 + ["control"] * 4})
+    diff = rng.standard_normal((9, n_vox))
+    results = secondlevel.group_tests(diff, table, mask_img, tests=tuple(secondlevel.DRUG_TESTS), n_perm=20, rng=0)
+    assert list(results) == list(secondlevel.DRUG_TESTS)
+    np.testing.assert_allclose(results["drug_x_state_cud"].t, permutation.t_statistic(diff[:5], np.ones(5)))
+    np.testing.assert_allclose(results["drug_x_state_control"].t, permutation.t_statistic(diff[5:], np.ones(4)))
+    np.testing.assert_allclose(results["group_x_state_x_drug"].t,
+                               permutation.t_statistic(diff, (table["group"] == "CUD").to_numpy(float)))

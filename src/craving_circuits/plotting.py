@@ -25,6 +25,9 @@ __all__ = [
     "plot_crlb",
     "plot_coupling",
     "plot_predictors",
+    "plot_drug_interaction",
+    "plot_equivalence",
+    "plot_bf_robustness",
 ]
 
 GROUP_COLORS = {"CUD": "#c0392b", "control": "#2c7fb8"}
@@ -280,5 +283,105 @@ def plot_predictors(table: pd.DataFrame, outcome: str, predictors=("ocdus_obsess
         _fit_band(ax, x, y, GROUP_COLORS["CUD"])
         ax.set_xlabel(label)
     np.atleast_1d(axes)[0].set_ylabel(outcome)
+    fig.tight_layout()
+    return fig
+
+
+def plot_drug_interaction(changes: pd.DataFrame, by: str | None = "target", value: str = "delta",
+                          ylabel: str = "craving - neutral (Fisher z)", drugs=("placebo", "NAC")):
+    """Interaction plot: the craving - neutral change under each drug, per group (mean ± 95 % CI).
+
+    Parameters
+    ----------
+    changes : pandas.DataFrame
+        One row per participant and session: ``group, drug, value`` and the
+        outcome column ``by`` (one panel each; None: one panel).
+    """
+    outcomes = [None] if by is None else list(dict.fromkeys(changes[by]))
+    fig, axes = plt.subplots(1, len(outcomes), figsize=(4 * len(outcomes), 3.5), sharey=True, squeeze=False)
+    for ax, outcome in zip(axes[0], outcomes):
+        sub = changes if outcome is None else changes[changes[by] == outcome]
+        for g_i, (group, color) in enumerate(GROUP_COLORS.items()):
+            stats_ = [_mean_ci(sub.loc[(sub["group"] == group) & (sub["drug"] == d), value].to_numpy())
+                      for d in drugs]
+            if all(np.isnan(m) for m, _, _ in stats_):
+                continue
+            x = np.arange(len(drugs)) + (g_i - 0.5) * 0.08
+            means = np.array([m for m, _, _ in stats_])
+            err = np.array([[m - lo, hi - m] for m, lo, hi in stats_]).T
+            ax.errorbar(x, means, yerr=err, fmt="-o", color=color, capsize=4, label=group)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(range(len(drugs)), drugs)
+        ax.set_xlim(-0.5, len(drugs) - 0.5)
+        if outcome is not None:
+            ax.set_title(f"NAcc - {outcome}" if by == "target" else str(outcome))
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][0].legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_equivalence(evidence, title: str | None = None):
+    """Equivalence-bounds plot: each contrast's 90 % and 95 % CIs against the SESOI bounds.
+
+    Effects are on the standardised scale (d_z within a group, d between
+    groups), so that one pair of bounds, ± ``bound_dz``, serves every row.
+    Equivalence at level alpha is shown when the thick 90 % interval lies inside
+    the shaded band; a difference when the thin 95 % interval excludes 0.
+
+    Parameters
+    ----------
+    evidence : pandas.DataFrame or dict of label -> DataFrame
+        From :func:`craving_circuits.equivalence.evidence_table` (or
+        :func:`craving_circuits.drug.drug_evidence`); a dict draws one panel
+        per table, side by side, on a shared axis.
+    """
+    tables = evidence if isinstance(evidence, dict) else {title or "": evidence}
+    n_rows = max(len(t) for t in tables.values())
+    same_terms = len({tuple(t["term"]) for t in tables.values()}) == 1
+    width = 4.5 * len(tables) + 3.0 if same_terms else 7.5 * len(tables)
+    fig, axes = plt.subplots(1, len(tables), figsize=(width, 0.45 * n_rows + 1.6), sharex=True,
+                             sharey=same_terms, squeeze=False)
+    for i, (ax, (label, table)) in enumerate(zip(axes[0], tables.items())):
+        scale = (table["bound"] / table["bound_dz"]).to_numpy(float)  # the SD that standardises each row
+        bound = float(table["bound_dz"].iloc[0])
+        ax.axvspan(-bound, bound, color="#2ca25f", alpha=0.15, lw=0)
+        ax.axvline(0, color="grey", lw=0.8)
+        y = np.arange(len(table))[::-1]
+        for yi, row, sd in zip(y, table.itertuples(index=False), scale):
+            ax.plot([row.ci_low / sd, row.ci_high / sd], [yi, yi], color="black", lw=1)
+            ax.plot([row.ci90_low / sd, row.ci90_high / sd], [yi, yi], color="black", lw=4, solid_capstyle="butt")
+            ax.plot(row.estimate / sd, yi, "o", color="white", mec="black", ms=6)
+            ax.annotate(row.verdict, (1.02, yi), xycoords=("axes fraction", "data"), va="center", fontsize=8)
+        if i == 0 or not same_terms:
+            ax.set_yticks(y, table["term"])
+        ax.set_xlabel("standardised effect (d_z; d between groups)")
+        ax.set_title(f"{label + ': ' if label else ''}SESOI ± {bound:g} (shaded)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_bf_robustness(curves: dict, default_scale: float = float(np.sqrt(2) / 2)):
+    """BF01 as a function of the Cauchy prior scale, one line per contrast (log axis).
+
+    Parameters
+    ----------
+    curves : dict of label -> DataFrame
+        From :func:`craving_circuits.equivalence.bayes_factor_robustness`.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for label, curve in curves.items():
+        ax.plot(curve["prior_scale"], curve["bf01"], label=label)
+    for level, text in ((1, ""), (3, "moderate for no effect"), (10, "strong for no effect"),
+                        (1 / 3, "moderate for an effect")):
+        ax.axhline(level, color="grey", lw=0.6, ls=":" if level != 1 else "-")
+        if text:
+            ax.annotate(text, (1.0, level), xycoords=("axes fraction", "data"), fontsize=7, ha="right",
+                        va="bottom", color="grey")
+    ax.axvline(default_scale, color="grey", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_xlabel("Cauchy prior scale r")
+    ax.set_ylabel("BF01 (evidence for no effect)")
+    ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return fig

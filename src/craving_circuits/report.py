@@ -28,6 +28,12 @@ __all__ = [
     "recovered_vs_planted",
     "seed_fc_estimates",
     "glutamate_estimates",
+    "drug_estimates",
+    "evidence_vs_planted",
+    "EVIDENCE_RECOVERY_COLUMNS",
+    "DRUG_EFFECTS",
+    "side_by_side",
+    "read_table",
     "write_table",
     "package_versions",
     "git_commit",
@@ -42,6 +48,10 @@ __all__ = [
 
 RECOVERY_COLUMNS = ["effect", "test", "planted", "estimate", "ci_low", "ci_high", "p", "planted_present",
                     "found", "agree"]
+
+#: Columns of :func:`evidence_vs_planted`.
+EVIDENCE_RECOVERY_COLUMNS = ["effect", "term", "planted", "estimate", "ci90_low", "ci90_high", "bound", "p",
+                             "p_equivalence", "bf01", "verdict", "planted_present", "agree"]
 
 
 def load_ground_truth(study) -> dict | None:
@@ -117,6 +127,29 @@ _VOXEL_EFFECTS = {
 }
 
 
+def _cluster_row(table: pd.DataFrame, target: str, effect: str, test: str, sign: int | None = None) -> dict:
+    """The most significant cluster overlapping ``target`` (of ``sign``, if given) as an estimates row.
+
+    Estimate: its peak t (NaN without any such cluster); p: its cluster-level
+    FWE p (1 without any such cluster).
+    """
+    over = table[table[f"overlap_{target}"] > 0] if len(table) else table
+    if sign is not None and len(over):
+        over = over[np.sign(over["sign"]) == sign]
+    best = over.sort_values("p_fwe_size").iloc[0] if len(over) else None
+    return {"effect": effect, "test": test, "estimate": np.nan if best is None else float(best["peak_t"]),
+            "ci_low": np.nan, "ci_high": np.nan, "p": 1.0 if best is None else float(best["p_fwe_size"])}
+
+
+def _elsewhere_row(table: pd.DataFrame, effect: str, test: str) -> dict:
+    """Significant clusters that overlap no target ROI, counted (p is 0 when there is one, else 1)."""
+    overlap_cols = [c for c in table.columns if c.startswith("overlap_")]
+    n_other = int((table["significant"].astype(bool) & (table[overlap_cols].sum(axis=1) == 0)).sum()) \
+        if len(table) else 0
+    return {"effect": effect, "test": test, "estimate": float(n_other), "ci_low": np.nan, "ci_high": np.nan,
+            "p": 0.0 if n_other else 1.0}
+
+
 def seed_fc_estimates(roi_contrasts: pd.DataFrame, cluster_tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Estimates of the NAcc seed chapter, keyed by planted effect.
 
@@ -148,27 +181,12 @@ def seed_fc_estimates(roi_contrasts: pd.DataFrame, cluster_tables: dict[str, pd.
             rows.append({"effect": effect, "test": f"ROI mixed model: {row.term} ({row.target})",
                          "estimate": row.estimate, "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p})
     for (test, target), effect in _VOXEL_EFFECTS.items():
-        table = cluster_tables.get(test)
-        if table is None:
-            continue
-        over = table[(table.get(f"overlap_{target}", 0) > 0) & (table["sign"] > 0)] if len(table) else table
-        if len(over):
-            best = over.sort_values("p_fwe_size").iloc[0]
-            estimate, p = float(best["peak_t"]), float(best["p_fwe_size"])
-        else:
-            estimate, p = np.nan, 1.0
-        rows.append({"effect": effect, "test": f"voxelwise cluster FWE: {test}, positive cluster on {target}",
-                     "estimate": estimate, "ci_low": np.nan, "ci_high": np.nan, "p": p})
+        if test in cluster_tables:
+            rows.append(_cluster_row(cluster_tables[test], target, effect,
+                                     f"voxelwise cluster FWE: {test}, positive cluster on {target}", sign=1))
     for test, table in cluster_tables.items():
-        if not len(table):
-            n_other = 0
-        else:
-            overlap_cols = [c for c in table.columns if c.startswith("overlap_")]
-            elsewhere = table[table["significant"] & (table[overlap_cols].sum(axis=1) == 0)]
-            n_other = len(elsewhere)
-        rows.append({"effect": "fc_change_elsewhere", "test": f"voxelwise cluster FWE: {test}, significant clusters off the "
-                     f"target ROIs", "estimate": float(n_other), "ci_low": np.nan, "ci_high": np.nan,
-                     "p": 0.0 if n_other else 1.0})
+        rows.append(_elsewhere_row(table, "fc_change_elsewhere",
+                                   f"voxelwise cluster FWE: {test}, significant clusters off the target ROIs"))
     return pd.DataFrame(rows, columns=["effect", "test", "estimate", "ci_low", "ci_high", "p"])
 
 
@@ -228,19 +246,162 @@ def glutamate_estimates(couplings: pd.DataFrame, comparison: pd.DataFrame, glu_r
             rows.append({"effect": model_effects[row.target], "test": f"F test of the predictor model ({row.target}); "
                          f"estimate R²", "estimate": row.r2, "ci_low": np.nan, "ci_high": np.nan, "p": row.p_f})
     if voxel_clusters is not None:
-        table = voxel_clusters
         for target, effect in (("thalamus_midline", "thalamus_glu_coupling_cud"), ("dlpfc", "dlpfc_glu_coupling_cud")):
-            over = table[(table[f"overlap_{target}"] > 0)] if len(table) else table
-            best = over.sort_values("p_fwe_size").iloc[0] if len(over) else None
-            rows.append({"effect": effect, "test": f"voxelwise coupling, cluster on {target}",
-                         "estimate": np.nan if best is None else float(best["peak_t"]), "ci_low": np.nan,
-                         "ci_high": np.nan, "p": 1.0 if best is None else float(best["p_fwe_size"])})
-        overlap_cols = [c for c in table.columns if c.startswith("overlap_")]
-        elsewhere = table[table["significant"] & (table[overlap_cols].sum(axis=1) == 0)] if len(table) else table
-        rows.append({"effect": "glu_coupling_elsewhere", "test": "voxelwise coupling, significant clusters off the "
-                     "target ROIs", "estimate": float(len(elsewhere)), "ci_low": np.nan, "ci_high": np.nan,
-                     "p": 0.0 if len(elsewhere) else 1.0})
+            rows.append(_cluster_row(voxel_clusters, target, effect, f"voxelwise coupling, cluster on {target}"))
+        rows.append(_elsewhere_row(voxel_clusters, "glu_coupling_elsewhere",
+                                   "voxelwise coupling, significant clusters off the target ROIs"))
     return pd.DataFrame(rows, columns=["effect", "test", "estimate", "ci_low", "ci_high", "p"])
+
+
+#: Planted effect of each drug contrast (the ``contrast`` column of :func:`craving_circuits.drug.drug_evidence`).
+DRUG_EFFECTS = {"drug x state | CUD": "drug_x_state_cud", "drug x state | control": "drug_x_state_control",
+                 "group x state x drug": "group_x_state_x_drug"}
+_DRUG_TESTS = {"drug_x_state_cud": "drug_x_state_cud", "drug_x_state_control": "drug_x_state_control",
+               "group_x_state_x_drug": "group_x_state_x_drug"}
+
+
+def drug_estimates(roi_contrasts: pd.DataFrame, cluster_tables: dict[str, pd.DataFrame],
+                   rating_tests: pd.DataFrame | None = None,
+                   targets=("dlpfc", "thalamus_midline")) -> pd.DataFrame:
+    """Estimates of the NAC chapter's difference tests, keyed by planted effect.
+
+    ROI rows are the mixed-model drug contrasts. Voxelwise rows ask, for each
+    drug test and target ROI, whether a significant cluster of either sign
+    overlaps the ROI (estimate: its peak t; p: its cluster-level FWE p), and
+    count significant clusters off the targets (``fc_change_elsewhere``). The
+    rating row is the paired t-test of the NAC effect on the rating rise.
+
+    Parameters
+    ----------
+    roi_contrasts : pandas.DataFrame
+        ``RoiModels.contrasts`` (``target, term, estimate, ci_low, ci_high, p``).
+    cluster_tables : dict of test name -> DataFrame
+        :func:`craving_circuits.secondlevel.cluster_table` of the keys of
+        :data:`craving_circuits.secondlevel.DRUG_TESTS`.
+    rating_tests : pandas.DataFrame, optional
+        From :func:`craving_circuits.ratings.rating_tests`.
+
+    Returns
+    -------
+    estimates : pandas.DataFrame
+        ``effect, test, estimate, ci_low, ci_high, p``.
+    """
+    rows = []
+    for row in roi_contrasts.itertuples(index=False):
+        effect = DRUG_EFFECTS.get(row.term)
+        if effect and row.target in targets:
+            rows.append({"effect": effect, "test": f"ROI mixed model: {row.term} ({row.target})",
+                         "estimate": row.estimate, "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p})
+    for test, table in cluster_tables.items():
+        effect = _DRUG_TESTS.get(test)
+        if effect is None:
+            raise ValueError(f"Unknown drug test {test!r}; expected keys of {sorted(_DRUG_TESTS)}.")
+        for target in targets:
+            rows.append(_cluster_row(table, target, effect, f"voxelwise cluster FWE: {test}, cluster on {target}"))
+        rows.append(_elsewhere_row(table, "fc_change_elsewhere",
+                                   f"voxelwise cluster FWE: {test}, significant clusters off the target ROIs"))
+    if rating_tests is not None:
+        for row in rating_tests[rating_tests["term"] == "drug x state | CUD"].itertuples(index=False):
+            rows.append({"effect": "nac_rating_effect_cud", "test": f"paired t on ratings: {row.term}",
+                         "estimate": row.estimate, "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p})
+    return pd.DataFrame(rows, columns=["effect", "test", "estimate", "ci_low", "ci_high", "p"])
+
+
+def evidence_vs_planted(evidence: pd.DataFrame, effects, truth: dict | None) -> pd.DataFrame:
+    """Verdicts of the evidence tables (difference, equivalence, Bayes factor) against the planted truth.
+
+    A planted effect is recovered when the verdict shows a difference of the
+    planted sign (``"effect"`` or ``"trivial effect"``); a planted absence when
+    the verdict shows equivalence (``"equivalent"`` or ``"trivial effect"``):
+    merely not finding an effect (``"inconclusive"``) does not count as
+    showing its absence.
+
+    Parameters
+    ----------
+    evidence : pandas.DataFrame
+        From :func:`craving_circuits.equivalence.evidence_table` or
+        :func:`craving_circuits.drug.drug_evidence`.
+    effects : sequence of str, or dict
+        The planted effect of each row of ``evidence``, or a mapping from the
+        ``contrast`` column to it (e.g. :data:`DRUG_EFFECTS`).
+    truth : dict or None
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns :data:`EVIDENCE_RECOVERY_COLUMNS` (planted columns empty on real data).
+    """
+    if isinstance(effects, dict):
+        unknown = set(evidence["contrast"]) - set(effects)
+        if unknown:
+            raise ValueError(f"No planted effect given for the contrast(s) {sorted(unknown)}.")
+        effects = evidence["contrast"].map(effects)
+    effects = list(effects)
+    if len(effects) != len(evidence):
+        raise ValueError(f"{len(effects)} effect names for {len(evidence)} evidence rows; give one per row.")
+    planted = planted_table(truth).set_index("effect") if truth is not None else None
+    rows = []
+    for effect, row in zip(effects, evidence.itertuples(index=False)):
+        value, present, agree = np.nan, None, None
+        if planted is not None:
+            if effect not in planted.index:
+                raise ValueError(f"{effect!r} is not a planted effect; known: {sorted(planted.index)}.")
+            value = float(planted.loc[effect, "planted"])
+            present = bool(planted.loc[effect, "present"])
+            if present:
+                agree = row.verdict in ("effect", "trivial effect") and np.sign(row.estimate) == np.sign(value)
+            else:
+                agree = row.verdict in ("equivalent", "trivial effect")
+        rows.append({"effect": effect, "term": row.term, "planted": value, "estimate": row.estimate,
+                     "ci90_low": row.ci90_low, "ci90_high": row.ci90_high, "bound": row.bound, "p": row.p,
+                     "p_equivalence": row.p_equivalence, "bf01": row.bf01, "verdict": row.verdict,
+                     "planted_present": present, "agree": agree})
+    return pd.DataFrame(rows, columns=EVIDENCE_RECOVERY_COLUMNS)
+
+
+def side_by_side(tables: dict[str, pd.DataFrame], on: str = "term", columns=("estimate", "p")) -> pd.DataFrame:
+    """Tables of several runs next to each other, matched on one column.
+
+    Parameters
+    ----------
+    tables : dict of label -> DataFrame
+        Each with the column ``on`` (unique) and ``columns``.
+    on : str
+    columns : sequence of str
+
+    Returns
+    -------
+    wide : pandas.DataFrame
+        Indexed by ``on`` (in the order of first appearance), columns
+        ``(label, column)``; a row missing from a run is empty there.
+    """
+    parts = []
+    for label, table in tables.items():
+        missing = ({on} | set(columns)) - set(table.columns)
+        if missing:
+            raise ValueError(f"Table {label!r} lacks the column(s) {sorted(missing)}.")
+        if table[on].duplicated().any():
+            raise ValueError(f"Table {label!r} repeats values of {on!r}; they must be unique to match rows.")
+        part = table.set_index(on)[list(columns)]
+        part.columns = pd.MultiIndex.from_product([[label], list(columns)])
+        parts.append(part)
+    order = list(dict.fromkeys(v for t in tables.values() for v in t[on]))
+    return pd.concat(parts, axis=1).reindex(order)
+
+
+def read_table(out_dir: str | Path, name: str) -> pd.DataFrame:
+    """Read a result table written by :func:`write_table` (``<out_dir>/<name>.tsv``).
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the file and the run that writes it.
+    """
+    path = Path(out_dir) / f"{name}.tsv"
+    if not path.is_file():
+        raise FileNotFoundError(f"Result table {path} not found; run the notebook whose output folder is "
+                                f"{Path(out_dir)} first (make notebooks, or the --only option of the runner).")
+    return pd.read_csv(path, sep="\t")
 
 
 def write_table(df: pd.DataFrame, out_dir: str | Path, name: str) -> Path:

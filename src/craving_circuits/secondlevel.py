@@ -9,8 +9,12 @@ Data conventions
   sessions that have both states; ``"placebo"`` or ``"NAC"``: that session only).
   A session without both states is listed in the exclusions, never dropped
   silently.
-* Voxelwise tests: within CUD (one-sample, sign flipping) and CUD vs controls
-  (two-sample on the state contrast, i.e. the group x state interaction), by
+* The drug contrast of a participant is the double difference
+  ``(craving - neutral | NAC) - (craving - neutral | placebo)``; it needs both
+  sessions with both states.
+* Voxelwise tests: within a group (one-sample, sign flipping) and CUD vs
+  controls (two-sample), on the state contrast (:data:`GROUP_TESTS`) or on the
+  drug contrast (:data:`DRUG_TESTS`), by
   :func:`craving_circuits.permutation.cluster_permutation_test`.
 """
 
@@ -28,6 +32,8 @@ from .layout import EXCLUSION_COLUMNS
 __all__ = [
     "to_img",
     "state_difference_maps",
+    "drug_difference_maps",
+    "DRUG_TESTS",
     "smooth_maps",
     "GROUP_TESTS",
     "group_test",
@@ -47,6 +53,17 @@ GROUP_TESTS = {
     "craving_control": "Craving minus neutral within controls (one-sample)",
     "group_x_state": "CUD minus controls in craving minus neutral (two-sample)",
 }
+
+#: Voxelwise tests of the drug contrast maps (:func:`drug_difference_maps`).
+DRUG_TESTS = {
+    "drug_x_state_cud": "NAC minus placebo in craving minus neutral, CUD (one-sample)",
+    "drug_x_state_control": "NAC minus placebo in craving minus neutral, controls (one-sample)",
+    "group_x_state_x_drug": "CUD minus controls in the drug contrast (two-sample)",
+}
+
+# the group a test keeps (None: both, CUD against controls)
+_TEST_GROUP = {"craving_cud": "CUD", "craving_control": "control", "group_x_state": None,
+               "drug_x_state_cud": "CUD", "drug_x_state_control": "control", "group_x_state_x_drug": None}
 
 
 def to_img(values: np.ndarray, mask_img: nib.Nifti1Image) -> nib.Nifti1Image:
@@ -120,6 +137,59 @@ def state_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions: str = 
     return diff, pd.DataFrame(rows), pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS)
 
 
+def drug_difference_maps(runs: pd.DataFrame, maps: np.ndarray, drugs=("NAC", "placebo")):
+    """Per-participant drug contrast of the state contrast: a double difference map.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Analysed runs (``participant_id, group, session_id, drug, state``), row
+        ``i`` matching ``maps[i]``.
+    maps : ndarray, shape (n_runs, n_voxels)
+    drugs : (str, str)
+        ``(active, reference)``: the map is ``(craving - neutral | active) -
+        (craving - neutral | reference)``.
+
+    Returns
+    -------
+    diff : ndarray of float32, shape (n_participants, n_voxels)
+    table : pandas.DataFrame
+        ``participant_id, group`` in the row order of ``diff``.
+    exclusions : pandas.DataFrame
+        Participants left out (a session without both states, or a drug with
+        no session), stage ``"drug contrast"``.
+    """
+    if len(runs) != len(maps):
+        raise ValueError(f"{len(runs)} runs but {len(maps)} maps; they must match row by row.")
+    active, reference = drugs
+    runs = runs.reset_index(drop=True)
+    rows, diffs, exclusions = [], [], []
+    for pid, sub in runs.groupby("participant_id", sort=True):
+        by_drug, missing = {}, []
+        for drug in (active, reference):
+            session = sub[sub["drug"] == drug]
+            states = set(session["state"])
+            if session["session_id"].nunique() > 1:
+                raise ValueError(f"{pid} has {session['session_id'].nunique()} {drug} sessions; the crossover "
+                                 "design has one per drug. Fix the drug column of the sessions table.")
+            if states != {"neutral", "craving"}:
+                missing.append(f"{drug}: " + (", ".join(sorted({"neutral", "craving"} - states)) or "no runs"))
+                continue
+            i_c = session.index[session["state"] == "craving"][0]
+            i_n = session.index[session["state"] == "neutral"][0]
+            by_drug[drug] = maps[i_c] - maps[i_n]
+        if missing:
+            exclusions.append({"participant_id": pid, "session_id": "", "state": "", "stage": "drug contrast",
+                               "file": "", "reason": "no craving - neutral contrast under " + "; ".join(missing)})
+            continue
+        diffs.append(by_drug[active] - by_drug[reference])
+        rows.append({"participant_id": pid, "group": sub["group"].iloc[0]})
+    n_vox = maps.shape[1] if maps.ndim == 2 else 0
+    diff = np.vstack(diffs).astype(np.float32) if diffs else np.zeros((0, n_vox), np.float32)
+    return diff, pd.DataFrame(rows, columns=["participant_id", "group"]), pd.DataFrame(
+        exclusions, columns=EXCLUSION_COLUMNS)
+
+
 def smooth_maps(maps: np.ndarray, mask_img: nib.Nifti1Image, fwhm_mm: float | None) -> np.ndarray:
     """Gaussian smoothing of maps on the mask grid (nilearn ``smooth_img``), re-masked.
 
@@ -144,12 +214,14 @@ def smooth_maps(maps: np.ndarray, mask_img: nib.Nifti1Image, fwhm_mm: float | No
 
 def group_test(test: str, diff: np.ndarray, table: pd.DataFrame, mask_img: nib.Nifti1Image,
                cluster_forming_p: float = 0.001, n_perm: int = 5000, two_sided: bool = True, rng=None):
-    """One voxelwise group test of the state contrast maps.
+    """One voxelwise group test of participant contrast maps.
 
     Parameters
     ----------
     test : str
-        A key of :data:`GROUP_TESTS`.
+        A key of :data:`GROUP_TESTS` (state contrast maps) or of
+        :data:`DRUG_TESTS` (drug contrast maps); it names which participants
+        are tested and how (one-sample within a group, or CUD against controls).
     diff : ndarray, shape (n_participants, n_voxels)
     table : pandas.DataFrame
         ``participant_id, group`` in the row order of ``diff``.
@@ -160,16 +232,17 @@ def group_test(test: str, diff: np.ndarray, table: pd.DataFrame, mask_img: nib.N
     Returns
     -------
     PermutationResult
-        t of the tested effect (positive: craving > neutral, or CUD > controls).
+        t of the tested effect (positive: the contrast is positive, or larger
+        in CUD than in controls).
     """
     from .permutation import cluster_permutation_test
 
-    if test not in GROUP_TESTS:
-        raise ValueError(f"Unknown group test {test!r}; choose one of: {', '.join(GROUP_TESTS)}.")
+    if test not in _TEST_GROUP:
+        raise ValueError(f"Unknown group test {test!r}; choose one of: {', '.join(_TEST_GROUP)}.")
     mask = np.asarray(mask_img.dataobj) > 0
     group = table["group"].to_numpy()
-    if test in ("craving_cud", "craving_control"):
-        keep = group == ("CUD" if test == "craving_cud" else "control")
+    if _TEST_GROUP[test] is not None:
+        keep = group == _TEST_GROUP[test]
         y, tested = diff[keep], np.ones(int(keep.sum()))
     else:
         y, tested = diff, (group == "CUD").astype(float)
@@ -181,7 +254,7 @@ def group_test(test: str, diff: np.ndarray, table: pd.DataFrame, mask_img: nib.N
 
 def group_tests(diff: np.ndarray, table: pd.DataFrame, mask_img: nib.Nifti1Image, tests=tuple(GROUP_TESTS),
                 cluster_forming_p: float = 0.001, n_perm: int = 5000, two_sided: bool = True, rng=None) -> dict:
-    """Run several of :data:`GROUP_TESTS` with one random generator; returns ``{test: PermutationResult}``."""
+    """Run several tests of :func:`group_test` with one random generator; returns ``{test: PermutationResult}``."""
     rng = np.random.default_rng(rng)
     return {test: group_test(test, diff, table, mask_img, cluster_forming_p=cluster_forming_p, n_perm=n_perm,
                              two_sided=two_sided, rng=rng) for test in tests}
