@@ -9,6 +9,7 @@ folders as read-only (copy them to ``tmp_path`` before changing anything).
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 RECOVERY_ALPHA = 0.05
@@ -37,7 +38,8 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
     term), ``clusters`` (voxelwise cluster tables), ``changes`` (per-session ROI
     state changes, default and ``none`` strategies), ``couplings``,
     ``comparison``, ``betas``, ``fits`` and ``voxel_clusters`` (glutamate
-    coupling).
+    coupling), the NAC chapter's results (see :func:`_analyse_drug`) and
+    ``data_dir``, the folder of the simulated study.
     """
     from types import SimpleNamespace
 
@@ -70,6 +72,8 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
     voxel, _, _ = secondlevel.covariate_test(smoothed, table, changes_table.set_index("participant_id")["dglu"],
                                              mask_img, n_perm=n_perm, rng=0)
     return SimpleNamespace(
+        data_dir=root / "data",
+        drug=_analyse_drug(study, first, models, mask_img, n_perm),
         contrasts=models.contrasts.set_index(["target", "term"]),
         clusters=clusters,
         changes=secondlevel.roi_state_differences(first.roi),
@@ -78,6 +82,37 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
         betas=betas.set_index(["target", "term"]),
         fits=fits.set_index("target"),
         voxel_clusters=secondlevel.cluster_table(voxel, mask_img, rois, alpha=RECOVERY_ALPHA),
+    )
+
+
+def _analyse_drug(study, first, models, mask_img, n_perm=1000):
+    """The NAC chapter's analyses, through the package.
+
+    Returns a namespace with ``evidence`` (connectivity and rating evidence
+    tables, indexed by term), ``contrasts`` (the mixed model's drug rows, by
+    target and term), ``checks`` (the ANOVA checks) and ``clusters`` (the
+    voxelwise drug tests).
+    """
+    from types import SimpleNamespace
+
+    from craving_circuits import atlas, drug, layout, ratings, secondlevel
+
+    strategy = first.analysis.strategy.name
+    fc_dd, _ = drug.drug_differences(secondlevel.roi_state_differences(first.roi, strategy))
+    fc_evidence = drug.drug_evidence(fc_dd, sesoi_dz=0.8, alpha=RECOVERY_ALPHA)
+    rating_dd, _ = drug.drug_differences(ratings.rating_changes(layout.read_craving_ratings(study)), by=())
+    rating_evidence = drug.drug_evidence(rating_dd, by=None, sesoi_dz=0.8, alpha=RECOVERY_ALPHA, groups=("CUD",))
+    rating_evidence["term"] = "rating: " + rating_evidence["term"]
+    maps, table, _ = secondlevel.drug_difference_maps(first.runs, first.maps)
+    smoothed = secondlevel.smooth_maps(maps, mask_img, 6.0)
+    tests = secondlevel.group_tests(smoothed, table, mask_img, tests=tuple(secondlevel.DRUG_TESTS), n_perm=n_perm,
+                                    rng=0)
+    rois = atlas.roi_masks(["dlpfc", "thalamus_midline"], mask_img)
+    return SimpleNamespace(
+        evidence=pd.concat([fc_evidence, rating_evidence], ignore_index=True).set_index("term"),
+        contrasts=models.contrasts[models.contrasts["term"].isin(drug.DRUG_TERMS)].set_index(["target", "term"]),
+        checks=drug.interaction_checks(first.roi, strategy, models.contrasts),
+        clusters=secondlevel.cluster_tables(tests, mask_img, rois, alpha=RECOVERY_ALPHA),
     )
 
 
@@ -91,3 +126,20 @@ def paper_analysis(tmp_path_factory):
 def null_analysis(tmp_path_factory):
     """The analyses of the ``null`` preset (about four minutes on two cores)."""
     return _analyse("null", tmp_path_factory)
+
+
+#: The positive control of the NAC chapter (as in book/runs.yml).
+NAC_CONTROL = {"nac_effect": -0.5, "nac_rating_effect": -10}
+
+
+@pytest.fixture(scope="session")
+def nac_control_analysis(paper_analysis):
+    """The NAC chapter on the ``paper`` study with a planted NAC effect (shares the unchanged runs)."""
+    from craving_circuits import denoise, layout, pipeline, secondlevel
+
+    study = pipeline.simulated_study("paper", paper_analysis.data_dir, n_jobs=2, **NAC_CONTROL)
+    runs, _ = layout.collect_runs(study)
+    analysis, mask_img, _ = pipeline.seed_analysis(runs, denoise.parse_strategy("conn"))
+    first = pipeline.first_level(runs, analysis, mask_img, paper_analysis.data_dir / "firstlevel_nac", n_jobs=2)
+    models = secondlevel.roi_models(first.roi, analysis.strategy.name, alpha=RECOVERY_ALPHA)
+    return _analyse_drug(study, first, models, mask_img)

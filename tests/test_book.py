@@ -49,8 +49,14 @@ def test_book_builds_from_executed_notebooks(tmp_path):
             record["parameters"]
     assert records[2]["parameters"]["preset"] == "tiny_null"
     assert records[1]["parameters"]["n_permutations"] == 200
-    for name in ("data", "nacc_seed_fc", "nacc_seed_fc_null"):
-        assert (root / "results" / name / "recovered_vs_planted.tsv").is_file()
+    for name in ("data", "nacc_seed_fc", "nacc_seed_fc_null", "thalamus_glutamate", "nac_null_effect",
+                 "nac_positive_control"):
+        assert (root / "results" / name / "recovered_vs_planted.tsv").is_file(), name
+    # the positive control is the same notebook with a planted NAC effect, compared with the default run
+    control = next(r for r in records if r["name"] == "nac_positive_control")
+    assert control["notebook"] == "notebooks/nac_null_effect.ipynb"
+    assert control["parameters"]["simulation"]["nac_effect"] < 0
+    assert control["parameters"]["compare_dir"].endswith("results/nac_null_effect")
     assert not list(executed.glob(".tmp-*")) and not list(executed.glob("*.failed.ipynb"))
 
     install_mathjax(root / "_mathjax_static" / "mathjax")
@@ -61,11 +67,14 @@ def test_book_builds_from_executed_notebooks(tmp_path):
     html = root / "_build" / "html"
     for page in ("book/intro", "book/cocaine_design", "book/methods_connectivity", "book/executed/data",
                  "book/executed/nacc_seed_fc", "book/executed/nacc_seed_fc_null", "book/executed/reproducibility",
-                 "book/bibliography"):
+                 "book/bibliography", "book/methods_glutamate", "book/executed/thalamus_glutamate",
+                 "book/methods_null_effects", "book/executed/nac_null_effect", "book/executed/nac_positive_control"):
         assert (html / f"{page}.html").is_file(), page
     null_page = (html / "book" / "executed" / "nacc_seed_fc_null.html").read_text()
     assert "every planted effect is zero" in null_page
     assert "Recovered vs planted" in null_page
+    control_page = (html / "book" / "executed" / "nac_positive_control.html").read_text()
+    assert "Positive control: NAC dampens craving" in control_page and "NAC has no effect" in control_page
     # the pages load nothing from a CDN: MathJax comes with the book, loaded once per page
     for page in html.rglob("*.html"):
         text = page.read_text()

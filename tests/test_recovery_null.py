@@ -47,3 +47,11 @@ def test_no_glutamate_coupling(null_analysis):
 
 def test_no_clinical_prediction(null_analysis):
     assert (null_analysis.fits["p_f"] > ALPHA).all()
+
+
+def test_nac_equivalence_in_cud_and_no_drug_cluster(null_analysis):
+    evidence = null_analysis.drug.evidence
+    for term in ("drug x state | CUD (dlpfc)", "drug x state | CUD (thalamus_midline)", "rating: drug x state | CUD"):
+        assert evidence.loc[term, "verdict"] == "equivalent", (term, evidence.loc[term])
+    for test, table in null_analysis.drug.clusters.items():
+        assert not table["significant"].any(), test

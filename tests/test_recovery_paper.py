@@ -6,6 +6,7 @@ permutations. ``make test`` distributes test files over workers
 (``--dist loadfile``), so this file and ``test_recovery_null.py`` run side by side.
 """
 
+import numpy as np
 import pytest
 
 from conftest import RECOVERY_ALPHA as ALPHA
@@ -90,3 +91,47 @@ def test_clinical_measures_predict_the_thalamic_rise_only(paper_analysis):
     betas = paper_analysis.betas
     for term in ("ocdus_obsessive", "cocaine_g_per_week"):
         assert betas.loc[("thalamus_midline", term), "estimate"] > 0
+
+
+# --------------------------------------------------------------------------- NAC chapter
+
+
+def test_nac_absence_is_shown_not_just_unfound(paper_analysis):
+    """No NAC effect is planted: within CUD the evidence shows equivalence, and the Bayes factor favours none."""
+    evidence = paper_analysis.drug.evidence
+    for term in [f"drug x state | CUD ({t})" for t in TARGETS] + ["rating: drug x state | CUD"]:
+        row = evidence.loc[term]
+        assert row["verdict"] == "equivalent", (term, row)
+        assert row["bf01"] > 3, (term, row["bf01"])
+
+
+def test_nac_no_voxelwise_cluster(paper_analysis):
+    for test, table in paper_analysis.drug.clusters.items():
+        assert not table["significant"].any(), (test, table.head())
+
+
+def test_nac_mixed_model_and_anovas_agree(paper_analysis):
+    checks = paper_analysis.drug.checks
+    for (target, term), rows in checks.groupby(["target", "term"]):
+        assert len(rows) == 2 and np.ptp(rows["estimate"]) < 1e-6, (target, term)  # the same quantity
+        assert (rows["p"] > ALPHA).all(), (target, term)  # and the same conclusion
+
+
+def test_positive_control_detects_the_planted_nac_effect(nac_control_analysis):
+    """NAC planted to lower both rises and the rating rise in CUD: every CUD test finds it, with its sign."""
+    evidence, contrasts = nac_control_analysis.evidence, nac_control_analysis.contrasts
+    for target in TARGETS:
+        row = evidence.loc[f"drug x state | CUD ({target})"]
+        assert row["verdict"] == "effect" and row["estimate"] < 0 and row["bf01"] < 1 / 10, (target, row)
+        model = contrasts.loc[(target, "drug x state | CUD")]
+        assert model["p"] < ALPHA and model["estimate"] < 0, target
+        # controls are untouched
+        assert evidence.loc[f"drug x state | control ({target})", "verdict"] in ("equivalent", "inconclusive")
+    rating = evidence.loc["rating: drug x state | CUD"]
+    assert rating["verdict"] == "effect" and rating["estimate"] < 0
+    table = nac_control_analysis.clusters["drug_x_state_cud"]
+    hits = table[table["significant"] & (table["sign"] < 0)
+                 & (table[[f"overlap_{t}" for t in TARGETS]].sum(axis=1) > 0)]
+    assert len(hits) >= 1, table.head()
+    off = table[table["significant"] & (table[[f"overlap_{t}" for t in TARGETS]].sum(axis=1) == 0)]
+    assert off.empty, off
