@@ -101,8 +101,8 @@ def _analyse_drug(study, first, models, mask_img, n_perm=1000):
     fc_dd, _ = drug.drug_differences(secondlevel.roi_state_differences(first.roi, strategy))
     fc_evidence = drug.drug_evidence(fc_dd, sesoi_dz=0.8, alpha=RECOVERY_ALPHA)
     rating_dd, _ = drug.drug_differences(ratings.rating_changes(layout.read_craving_ratings(study)), by=())
-    rating_evidence = drug.drug_evidence(rating_dd, by=None, sesoi_dz=0.8, alpha=RECOVERY_ALPHA, groups=("CUD",))
-    rating_evidence["term"] = "rating: " + rating_evidence["term"]
+    rating_evidence = drug.drug_evidence(rating_dd, by=None, sesoi_dz=0.8, alpha=RECOVERY_ALPHA, groups=("CUD",),
+                                         name="rating")
     maps, table, _ = secondlevel.drug_difference_maps(first.runs, first.maps)
     smoothed = secondlevel.smooth_maps(maps, mask_img, 6.0)
     tests = secondlevel.group_tests(smoothed, table, mask_img, tests=tuple(secondlevel.DRUG_TESTS), n_perm=n_perm,

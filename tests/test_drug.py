@@ -63,6 +63,9 @@ def test_drug_samples_and_evidence_per_outcome():
                                                  "group x state x drug"]
     one = drug.drug_evidence(table[table["target"] == "dlpfc"], by=None, groups=("CUD",))
     assert one["term"].tolist() == ["drug x state | CUD"] and one["outcome"].tolist() == [""]
+    named = drug.drug_evidence(table[table["target"] == "dlpfc"], by=None, groups=("CUD",), name="rating")
+    assert named["term"].tolist() == ["drug x state | CUD (rating)"] and named["outcome"].tolist() == ["rating"]
+    assert named["contrast"].tolist() == ["drug x state | CUD"]
     assert one["p"].iloc[0] == pytest.approx(stats.ttest_1samp(cud_dlpfc, 0).pvalue)
     with pytest.raises(ValueError, match="nothing to test"):
         drug.drug_samples(table.head(2))
@@ -97,19 +100,19 @@ def test_interaction_checks_against_anovas_and_the_paired_t():
         dd = ((cells[("NAC", "craving")] - cells[("NAC", "neutral")])
               - (cells[("placebo", "craving")] - cells[("placebo", "neutral")])).reset_index(name="dd")
         cud, ctl = dd.loc[dd["group"] == "CUD", "dd"], dd.loc[dd["group"] == "control", "dd"]
-        anova = rows.loc[("drug x state | CUD", "repeated-measures ANOVA (AnovaRM F)")]
+        anova = rows.loc[("drug x state | CUD", "RM ANOVA (AnovaRM F)")]
         paired = stats.ttest_1samp(cud, 0.0)
         assert anova["statistic"] == pytest.approx(paired.statistic**2, rel=1e-8)  # F = t^2
         assert anova["p"] == pytest.approx(paired.pvalue, rel=1e-8)
         assert anova["estimate"] == pytest.approx(cud.mean())
-        mixed = rows.loc[("group x state x drug", "mixed ANOVA (F of the double differences between groups)")]
+        mixed = rows.loc[("group x state x drug", "mixed ANOVA (F)")]
         two = stats.ttest_ind(cud, ctl)
         assert mixed["statistic"] == pytest.approx(two.statistic**2, rel=1e-8)
         assert mixed["p"] == pytest.approx(two.pvalue, rel=1e-8)
         # the mixed model's contrasts estimate the same quantities on this complete, balanced table
-        model = rows.loc[("drug x state | CUD", "mixed model (Wald chi-square)")]
+        model = rows.loc[("drug x state | CUD", "mixed model (Wald chi2)")]
         assert model["estimate"] == pytest.approx(cud.mean(), abs=1e-6)
-        model3 = rows.loc[("group x state x drug", "mixed model (Wald chi-square)")]
+        model3 = rows.loc[("group x state x drug", "mixed model (Wald chi2)")]
         assert model3["estimate"] == pytest.approx(cud.mean() - ctl.mean(), abs=1e-6)
     with pytest.raises(ValueError, match="No ROI values"):
         drug.interaction_checks(roi, "simple", models.contrasts)
@@ -120,5 +123,5 @@ def test_interaction_checks_leave_out_incomplete_participants():
     dropped = roi[~((roi["participant_id"] == "sub-CUD00") & (roi["drug"] == "NAC") & (roi["state"] == "craving"))]
     models = secondlevel.roi_models(dropped, "conn")
     checks = drug.interaction_checks(dropped, "conn", models.contrasts)
-    anova = checks[checks["method"].str.startswith("repeated")].iloc[0]
+    anova = checks[checks["method"].str.startswith("RM ANOVA")].iloc[0]
     assert anova["df_den"] == 9 - 1 - 1  # one CUD participant fewer

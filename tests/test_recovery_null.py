@@ -51,7 +51,7 @@ def test_no_clinical_prediction(null_analysis):
 
 def test_nac_equivalence_in_cud_and_no_drug_cluster(null_analysis):
     evidence = null_analysis.drug.evidence
-    for term in ("drug x state | CUD (dlpfc)", "drug x state | CUD (thalamus_midline)", "rating: drug x state | CUD"):
+    for term in ("drug x state | CUD (dlpfc)", "drug x state | CUD (thalamus_midline)", "drug x state | CUD (rating)"):
         assert evidence.loc[term, "verdict"] == "equivalent", (term, evidence.loc[term])
     for test, table in null_analysis.drug.clusters.items():
         assert not table["significant"].any(), test

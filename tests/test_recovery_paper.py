@@ -99,7 +99,7 @@ def test_clinical_measures_predict_the_thalamic_rise_only(paper_analysis):
 def test_nac_absence_is_shown_not_just_unfound(paper_analysis):
     """No NAC effect is planted: within CUD the evidence shows equivalence, and the Bayes factor favours none."""
     evidence = paper_analysis.drug.evidence
-    for term in [f"drug x state | CUD ({t})" for t in TARGETS] + ["rating: drug x state | CUD"]:
+    for term in [f"drug x state | CUD ({t})" for t in TARGETS] + ["drug x state | CUD (rating)"]:
         row = evidence.loc[term]
         assert row["verdict"] == "equivalent", (term, row)
         assert row["bf01"] > 3, (term, row["bf01"])
@@ -127,7 +127,7 @@ def test_positive_control_detects_the_planted_nac_effect(nac_control_analysis):
         assert model["p"] < ALPHA and model["estimate"] < 0, target
         # controls are untouched
         assert evidence.loc[f"drug x state | control ({target})", "verdict"] in ("equivalent", "inconclusive")
-    rating = evidence.loc["rating: drug x state | CUD"]
+    rating = evidence.loc["drug x state | CUD (rating)"]
     assert rating["verdict"] == "effect" and rating["estimate"] < 0
     table = nac_control_analysis.clusters["drug_x_state_cud"]
     hits = table[table["significant"] & (table["sign"] < 0)

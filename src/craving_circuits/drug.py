@@ -103,7 +103,8 @@ def drug_differences(changes: pd.DataFrame, value: str = "delta", by=("target",)
     return table[keys + [reference, active, "dd"]].reset_index(drop=True), exclusions
 
 
-def drug_samples(table: pd.DataFrame, by: str | None = "target", groups=("CUD", "control")) -> dict:
+def drug_samples(table: pd.DataFrame, by: str | None = "target", groups=("CUD", "control"),
+                 name: str | None = None) -> dict:
     """The samples of every drug contrast, named by term.
 
     Per outcome: the double differences of each group (a one-sample test each:
@@ -116,15 +117,17 @@ def drug_samples(table: pd.DataFrame, by: str | None = "target", groups=("CUD", 
     table : pandas.DataFrame
         From :func:`drug_differences`.
     by : str or None
-        The outcome column (None: one outcome, no suffix in the terms).
+        The outcome column (None: the table holds one outcome).
     groups : sequence of str
         One or two group labels; the two-sample contrast is first minus second.
+    name : str, optional
+        The outcome's name when ``by`` is None (no suffix in the terms without it).
 
     Returns
     -------
     samples : dict of term -> array (n,) or (array (n1,), array (n2,))
     """
-    outcomes = [(None, table)] if by is None else list(table.groupby(by, sort=False))
+    outcomes = [(name, table)] if by is None else list(table.groupby(by, sort=False))
     samples = {}
     for outcome, sub in outcomes:
         suffix = f" ({outcome})" if outcome is not None else ""
@@ -140,14 +143,15 @@ def drug_samples(table: pd.DataFrame, by: str | None = "target", groups=("CUD", 
 
 
 def drug_evidence(table: pd.DataFrame, by: str | None = "target", sesoi_dz: float = 0.8, alpha: float = 0.05,
-                  r: float = DEFAULT_PRIOR_SCALE, power: float = 0.8, groups=("CUD", "control")) -> pd.DataFrame:
+                  r: float = DEFAULT_PRIOR_SCALE, power: float = 0.8, groups=("CUD", "control"),
+                  name: str | None = None) -> pd.DataFrame:
     """Difference, equivalence, Bayes factor and sensitivity for every drug contrast.
 
     Parameters
     ----------
     table : pandas.DataFrame
         From :func:`drug_differences`.
-    by, groups
+    by, groups, name
         See :func:`drug_samples`.
     sesoi_dz, alpha, r, power
         See :func:`craving_circuits.equivalence.evidence_table`.
@@ -159,7 +163,7 @@ def drug_evidence(table: pd.DataFrame, by: str | None = "target", sesoi_dz: floa
         plus ``outcome`` and ``contrast`` (``"drug x state | <group>"`` or
         ``"group x state x drug"``), one row per term of :func:`drug_samples`.
     """
-    samples = drug_samples(table, by, groups)
+    samples = drug_samples(table, by, groups, name)
     evidence = evidence_table(samples, sesoi_dz=sesoi_dz, alpha=alpha, r=r, power=power)
     parts = evidence["term"].str.extract(r"^(?P<contrast>.+?)(?: \((?P<outcome>[^()]*)\))?$")
     evidence["outcome"] = parts["outcome"].fillna("").to_numpy()
@@ -218,7 +222,7 @@ def interaction_checks(roi: pd.DataFrame, strategy: str, contrasts: pd.DataFrame
         for term in (f"drug x state | {group}", "group x state x drug"):
             if term in mm.index:
                 z = mm.loc[term, "estimate"] / mm.loc[term, "se"]
-                rows.append({"target": target, "term": term, "method": "mixed model (Wald chi-square)",
+                rows.append({"target": target, "term": term, "method": "mixed model (Wald chi2)",
                              "estimate": mm.loc[term, "estimate"], "statistic": z**2, "df_num": 1.0,
                              "df_den": np.inf, "p": mm.loc[term, "p"]})
         within = complete[complete["group"] == group]
@@ -229,7 +233,7 @@ def interaction_checks(roi: pd.DataFrame, strategy: str, contrasts: pd.DataFrame
             dd = ((wide[("NAC", "craving")] - wide[("NAC", "neutral")])
                   - (wide[("placebo", "craving")] - wide[("placebo", "neutral")]))
             rows.append({"target": target, "term": f"drug x state | {group}",
-                         "method": "repeated-measures ANOVA (AnovaRM F)", "estimate": float(dd.mean()),
+                         "method": "RM ANOVA (AnovaRM F)", "estimate": float(dd.mean()),
                          "statistic": float(line["F Value"]), "df_num": float(line["Num DF"]),
                          "df_den": float(line["Den DF"]), "p": float(line["Pr > F"])})
         both = complete[complete["group"].isin([group, other])]
@@ -242,7 +246,7 @@ def interaction_checks(roi: pd.DataFrame, strategy: str, contrasts: pd.DataFrame
             table = anova_lm(smf.ols("dd ~ C(group)", data=frame).fit())
             means = frame.groupby("group")["dd"].mean()
             rows.append({"target": target, "term": "group x state x drug",
-                         "method": "mixed ANOVA (F of the double differences between groups)",
+                         "method": "mixed ANOVA (F)",
                          "estimate": float(means[group] - means[other]), "statistic": float(table.loc["C(group)", "F"]),
                          "df_num": float(table.loc["C(group)", "df"]), "df_den": float(table.loc["Residual", "df"]),
                          "p": float(table.loc["C(group)", "PR(>F)"])})
