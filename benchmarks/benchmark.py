@@ -141,7 +141,9 @@ def build(preset: str, null_preset: str, n_jobs: int) -> dict:
         peak = max(peak, gb)
     out["make_book_s"] = round(t_total, 1)
     out["peak_memory_gb"] = round(peak, 2)
-    size = sum(f.stat().st_size for f in data_dir.rglob("*") if f.is_file())
+    # files shared between sibling studies are hard links: count each inode once, as du does
+    inodes = {(st.st_dev, st.st_ino): st.st_size for st in (f.stat() for f in data_dir.rglob("*") if f.is_file())}
+    size = sum(inodes.values())
     out["simulated_data_gb"] = round(size / 1e9, 2)
     log = json.loads((ROOT / "book" / "executed" / "runs.json").read_text())["runs"]
     out["per_notebook_s"] = {r["name"]: r["duration_s"] for r in log}
