@@ -43,11 +43,11 @@ import pandas as pd
 from scipy import ndimage
 
 from .. import __version__
-from .._io import atomic_path, read_json, write_json, write_nifti, write_text, write_tsv
+from .._io import atomic_path, write_json, write_nifti, write_text, write_tsv
 from ..atlas import brain_mask, roi_weights, tissue_probabilities
 from ..layout import DEFAULT_STATE_TASKS, SPACE, run_files
 from .fmriprep import compute_confounds
-from .params import check_range, params_to_dict, resolve_params
+from .params import check_range, claim_output_folder, params_to_dict, resolve_params
 from .signals import (
     SmoothNoiseField,
     band_limited_noise,
@@ -80,7 +80,8 @@ def _code_hash() -> str:
     import hashlib
 
     here = Path(__file__).resolve().parent
-    files = sorted(here.glob("*.py")) + [here.parent / "atlas.py", here.parent / "layout.py"]
+    files = [here / name for name in ("__init__.py", "cocaine.py", "signals.py", "fmriprep.py", "params.py")]
+    files += [here.parent / "atlas.py", here.parent / "layout.py"]
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.read_bytes())
@@ -795,20 +796,6 @@ def _dataset_description(name: str, dataset_type: str) -> dict:
     return desc
 
 
-def _is_our_simulation(out: Path) -> bool:
-    path = out / "dataset_description.json"
-    if not path.is_file():
-        return False
-    try:
-        description = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return False
-    generated = description.get("GeneratedBy") if isinstance(description, dict) else None
-    if not isinstance(generated, list):
-        return False
-    return any(isinstance(g, dict) and g.get("Name") == GENERATOR_NAME for g in generated)
-
-
 def simulate_cocaine_study(
     out_dir: str | Path,
     preset: str = "paper",
@@ -863,22 +850,8 @@ def simulate_cocaine_study(
     out = Path(out_dir)
     truth_path = out / "derivatives" / "simulation" / "ground_truth.json"
     wanted = {"simulator_version": SIMULATOR_VERSION, "parameters": params_to_dict(params)}
-    if truth_path.is_file():
-        existing = read_json(truth_path)
-        if {k: existing.get(k) for k in wanted} == wanted:
-            return out
-    if out.exists() and any(out.iterdir()):
-        if not _is_our_simulation(out):
-            raise ValueError(
-                f"{out} exists and is not a study written by this simulator; choose an empty or new folder."
-            )
-        if not replace:
-            raise ValueError(
-                f"{out} holds a simulated study with other parameters or an unfinished one; "
-                f"pass replace=True (command line: --replace) to rewrite it, or choose another folder."
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if claim_output_folder(out, wanted, GENERATOR_NAME, replace):
+        return out
 
     participants = simulate_participants(params)
     runs = simulate_runs_table(participants, params)

@@ -13,7 +13,7 @@ from typing import Any, Mapping, TypeVar
 
 import numpy as np
 
-__all__ = ["resolve_params", "params_to_dict", "describe_params"]
+__all__ = ["resolve_params", "params_to_dict", "describe_params", "claim_output_folder"]
 
 P = TypeVar("P")
 
@@ -82,3 +82,68 @@ def check_range(name: str, value, low=None, high=None, integer: bool = False) ->
         raise ValueError(f"Parameter {name} must be at least {low}, got {value!r}.")
     if high is not None and value > high:
         raise ValueError(f"Parameter {name} must be at most {high}, got {value!r}.")
+
+
+def _written_by(out, generator_name: str) -> bool:
+    import json
+    from pathlib import Path
+
+    path = Path(out) / "dataset_description.json"
+    if not path.is_file():
+        return False
+    try:
+        description = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    generated = description.get("GeneratedBy") if isinstance(description, dict) else None
+    if not isinstance(generated, list):
+        return False
+    return any(isinstance(g, dict) and g.get("Name") == generator_name for g in generated)
+
+
+def claim_output_folder(out, wanted: dict, generator_name: str, replace: bool) -> bool:
+    """Make ``out`` ready for a simulated study, or say it already holds it.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+        Dataset root.
+    wanted : dict
+        What ``derivatives/simulation/ground_truth.json`` must record (simulator
+        version and parameters) for the study to count as done.
+    generator_name : str
+        The simulator's ``GeneratedBy`` name in ``dataset_description.json``.
+    replace : bool
+        Delete a study of this simulator with other parameters (or an
+        unfinished one). Folders the simulator did not write are never deleted.
+
+    Returns
+    -------
+    done : bool
+        True if ``out`` already holds the complete wanted study (nothing to do);
+        otherwise ``out`` now exists and is empty.
+
+    Raises
+    ------
+    ValueError
+        If ``out`` holds other data, or another study and ``replace`` is False.
+    """
+    import shutil
+
+    from .._io import read_json
+
+    truth_path = out / "derivatives" / "simulation" / "ground_truth.json"
+    if truth_path.is_file():
+        existing = read_json(truth_path)
+        if {k: existing.get(k) for k in wanted} == wanted:
+            return True
+    if out.exists() and any(out.iterdir()):
+        if not _written_by(out, generator_name):
+            raise ValueError(f"{out} exists and is not a study written by this simulator; choose an empty or new "
+                             "folder.")
+        if not replace:
+            raise ValueError(f"{out} holds a simulated study with other parameters or an unfinished one; pass "
+                             "replace=True (command line: --replace) to rewrite it, or choose another folder.")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return False

@@ -1,0 +1,492 @@
+"""Simulated baclofen study: pCASL perfusion and a smoking-cue task before and after treatment.
+
+The design follows Ketcherside et al. (2020): smokers randomised to baclofen or
+placebo, scanned before (``ses-T1``) and three weeks after (``ses-T2``)
+randomisation. Per session there is
+
+* a resting pCASL run as BIDS ``perf/`` data: ``*_asl.nii.gz`` with
+  label/control pairs, ``*_aslcontext.tsv``, ``*_asl.json`` and a separate
+  ``*_m0scan.nii.gz``. The images are generated from ground-truth CBF maps
+  through the white paper's single-compartment model (the inverse of
+  :func:`craving_circuits.asl.quantify_cbf`), with thermal noise, background
+  suppression of the static tissue signal and head motion whose misregistration
+  does not cancel between label and control. As a simplification the ASL
+  images are already on the MNI analysis grid (as after registration);
+* a smoking-cue task run (BOLD) as fMRIPrep-style derivatives (same conventions
+  as the cocaine study), with ``events.tsv`` of smoking and neutral cue blocks;
+* craving ratings before and after cue exposure.
+
+Planted effects (all in the ground truth): baclofen raises right-dlPFC CBF at
+T2 (``dlpfc_cbf_rise``; placebo does not change); within participants, the
+larger the rise, the smaller the T2 cue response in the anterior ventral insula
+and vmPFC (``cue_dlpfc_coupling``, percent signal per ml/100 g/min); baclofen
+lowers cue-induced craving at T2 (``baclofen_craving_effect``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from .._io import write_json, write_nifti, write_text, write_tsv
+from ..asl import AslConstants
+from ..atlas import roi_weights
+from ..layout import SPACE, run_files
+from .cocaine import build_geometry
+from .fmriprep import compute_confounds
+from .params import check_range, claim_output_folder, params_to_dict, resolve_params
+from .signals import band_limited_noise, framewise_displacement, random_motion
+
+__all__ = ["BaclofenStudyParams", "BACLOFEN_PRESETS", "baclofen_params", "simulate_baclofen_study",
+           "cue_events", "planted_baclofen_effects", "TASK", "SESSIONS", "GROUPS"]
+
+GENERATOR_NAME = "craving_circuits.simulate.baclofen"
+TASK = "smokingcue"
+SESSIONS = ("ses-T1", "ses-T2")
+GROUPS = ("baclofen", "placebo")
+CUE_ROIS = ("insula_anterior_ventral", "vmpfc")
+
+
+def _code_hash() -> str:
+    import hashlib
+
+    here = Path(__file__).resolve().parent
+    files = [here / name for name in ("baclofen.py", "cocaine.py", "signals.py", "fmriprep.py", "params.py")]
+    files += [here.parent / "atlas.py", here.parent / "layout.py", here.parent / "asl.py"]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+SIMULATOR_VERSION = f"1+{_code_hash()}"
+
+
+def _p(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class BaclofenStudyParams:
+    """Every number of the simulated baclofen study."""
+
+    preset: str = _p("paper", "Name of the preset these parameters started from.")
+    seed: int = _p(2020, "Seed of every random draw.")
+    n_baclofen: int = _p(21, "Smokers randomised to baclofen (80 mg/day).")
+    n_placebo: int = _p(22, "Smokers randomised to placebo.")
+    voxel_size_mm: int = _p(4, "Isotropic voxel size of the images (mm).")
+    smooth_noise_fwhm_mm: float = _p(8.0, "Smoothness (FWHM) of spatially smooth noise (mm).")
+    # perfusion
+    gm_cbf: float = _p(60.0, "Grey-matter CBF (ml/100 g/min).")
+    wm_cbf: float = _p(20.0, "White-matter CBF (ml/100 g/min).")
+    cbf_subject_sd: float = _p(0.12, "Between-participant SD of global CBF (fraction).")
+    cbf_session_sd: float = _p(0.05, "Session-to-session SD of global CBF (fraction).")
+    cbf_regional_sd: float = _p(4.0, "SD of smooth regional CBF variation per session (ml/100 g/min).")
+    n_asl_pairs: int = _p(30, "Label/control pairs per pCASL run.")
+    post_labeling_delay: float = _p(1.8, "Post-labelling delay (s).")
+    labeling_duration: float = _p(1.8, "Labelling duration (s).")
+    background_suppression_pulses: int = _p(2, "Background-suppression inversion pulses.")
+    static_fraction: float = _p(0.1, "Static tissue signal left after background suppression (fraction of M0).")
+    asl_noise_pct: float = _p(0.3, "Thermal noise SD per ASL volume (% of grey-matter M0).")
+    asl_motion_mm: float = _p(0.05, "SD of the per-volume head-motion step in ASL runs (mm).")
+    m0_scale: float = _p(1000.0, "M0 of grey matter (arbitrary units).")
+    # task
+    n_task_volumes: int = _p(150, "Volumes of the smoking-cue task run.")
+    task_repetition_time: float = _p(2.0, "Repetition time of the task run (s).")
+    cue_block_s: float = _p(20.0, "Duration of each cue block (s).")
+    neutral_response_pct: float = _p(0.3, "Response to neutral cues in the cue ROIs (%).")
+    cue_response_pct: float = _p(0.8, "Extra response to smoking cues in the cue ROIs at T1 (%).")
+    cue_response_sd: float = _p(0.2, "Between-participant SD of the smoking-cue response (%).")
+    task_noise_sd: float = _p(0.8, "SD of smooth AR(1) noise in the task run (%).")
+    task_white_noise_sd: float = _p(0.8, "SD of voxel-wise white noise in the task run (%).")
+    motion_step_mm: float = _p(0.02, "SD of the per-volume head-motion step in task runs (mm).")
+    # planted effects
+    dlpfc_cbf_rise: float = _p(12.0, "Mean rise of right-dlPFC CBF from T1 to T2 under baclofen (ml/100 g/min).")
+    dlpfc_rise_sd: float = _p(4.0, "Between-participant SD of that rise, both groups (ml/100 g/min).")
+    cue_dlpfc_coupling: float = _p(-0.05, "Change of the T2 cue response per ml/100 g/min of dlPFC CBF rise (%).")
+    craving_cue_rise: float = _p(15.0, "Mean cue-induced craving rise (post - pre, VAS 0-100).")
+    baclofen_craving_effect: float = _p(-8.0, "Change of the cue-induced craving rise at T2 under baclofen.")
+    craving_sd: float = _p(6.0, "SD of the cue-induced craving rise within a session (VAS).")
+
+    def __post_init__(self):
+        for name in ("seed", "n_baclofen", "n_placebo", "voxel_size_mm", "n_asl_pairs", "n_task_volumes",
+                     "background_suppression_pulses"):
+            check_range(name, getattr(self, name), integer=True)
+            object.__setattr__(self, name, int(getattr(self, name)))
+        check_range("n_baclofen", self.n_baclofen, 3, 10_000)
+        check_range("n_placebo", self.n_placebo, 3, 10_000)
+        check_range("voxel_size_mm", self.voxel_size_mm, 2, 12)
+        check_range("n_asl_pairs", self.n_asl_pairs, 1, 1000)
+        check_range("n_task_volumes", self.n_task_volumes, 40, 5000)
+        check_range("background_suppression_pulses", self.background_suppression_pulses, 0, 10)
+        for name in ("gm_cbf", "wm_cbf", "post_labeling_delay", "labeling_duration", "m0_scale",
+                     "task_repetition_time", "cue_block_s", "smooth_noise_fwhm_mm"):
+            check_range(name, getattr(self, name), 1e-6)
+        for name in ("cbf_subject_sd", "cbf_session_sd", "cbf_regional_sd", "asl_noise_pct", "asl_motion_mm",
+                     "cue_response_sd", "task_noise_sd", "task_white_noise_sd", "motion_step_mm",
+                     "dlpfc_rise_sd", "craving_sd", "static_fraction"):
+            check_range(name, getattr(self, name), 0.0)
+
+    @property
+    def asl_constants(self) -> AslConstants:
+        return AslConstants(post_labeling_delay=self.post_labeling_delay, labeling_duration=self.labeling_duration,
+                            n_background_pulses=self.background_suppression_pulses)
+
+
+_NULL = dict(dlpfc_cbf_rise=0.0, cue_dlpfc_coupling=0.0, baclofen_craving_effect=0.0)
+_TINY = dict(n_baclofen=6, n_placebo=6, voxel_size_mm=8, smooth_noise_fwhm_mm=16.0, n_asl_pairs=10,
+             n_task_volumes=90)
+
+#: ``paper`` has the published group sizes; ``null`` is the same study with every
+#: planted effect set to zero (cue responses themselves remain); tiny ones for tests.
+BACLOFEN_PRESETS: dict[str, dict] = {
+    "paper": {},
+    "null": dict(_NULL),
+    "tiny": dict(_TINY),
+    "tiny_null": {**_TINY, **_NULL},
+}
+
+
+def baclofen_params(preset: str = "paper", **overrides) -> BaclofenStudyParams:
+    """Parameters of a preset, with any field overridden by keyword."""
+    return resolve_params(BaclofenStudyParams, BACLOFEN_PRESETS, preset, overrides)
+
+
+# --------------------------------------------------------------------------- participants and ratings
+
+
+def simulate_baclofen_participants(params: BaclofenStudyParams) -> pd.DataFrame:
+    """One row per participant: observed measures and latent (planted) variables.
+
+    Returns
+    -------
+    participants : pandas.DataFrame
+        Observed ``participant_id, group, age, sex, cigarettes_per_day, ftnd``;
+        latent ``cbf_global`` (fraction), ``dlpfc_rise`` (ml/100 g/min),
+        ``cue_response`` (% at T1), ``motion_propensity``.
+    """
+    rng = np.random.default_rng([params.seed, 20])
+    n = params.n_baclofen + params.n_placebo
+    groups = np.array(["baclofen"] * params.n_baclofen + ["placebo"] * params.n_placebo)
+    rng.shuffle(groups)
+    rise = np.where(groups == "baclofen", params.dlpfc_cbf_rise, 0.0) + rng.normal(0, params.dlpfc_rise_sd, n)
+    width = max(2, len(str(n)))
+    return pd.DataFrame({
+        "participant_id": [f"sub-{i + 1:0{width}d}" for i in range(n)],
+        "group": groups,
+        "age": np.clip(np.rint(rng.normal(42, 11, n)), 18, 65).astype(int),
+        "sex": np.where(rng.random(n) < 0.63, "M", "F"),
+        "cigarettes_per_day": np.clip(np.rint(rng.normal(16, 6, n)), 5, 40).astype(int),
+        "ftnd": np.clip(np.rint(rng.normal(5, 2, n)), 0, 10).astype(int),
+        "cbf_global": rng.normal(0, params.cbf_subject_sd, n),
+        "dlpfc_rise": rise,
+        "cue_response": params.cue_response_pct + rng.normal(0, params.cue_response_sd, n),
+        "motion_propensity": np.exp(rng.normal(0, 0.4, n)),
+    })
+
+
+OBSERVED_COLUMNS = ["participant_id", "group", "age", "sex", "cigarettes_per_day", "ftnd"]
+
+
+def simulate_baclofen_ratings(participants: pd.DataFrame, params: BaclofenStudyParams) -> pd.DataFrame:
+    """Craving before and after cue exposure, per participant and session (VAS 0-100)."""
+    rng = np.random.default_rng([params.seed, 21])
+    rows = []
+    for p in participants.itertuples(index=False):
+        for session in SESSIONS:
+            pre = rng.normal(35, 12)
+            rise = params.craving_cue_rise + rng.normal(0, params.craving_sd)
+            if session == "ses-T2" and p.group == "baclofen":
+                rise += params.baclofen_craving_effect
+            for timepoint, value in (("pre", pre), ("post", pre + rise)):
+                rows.append({"participant_id": p.participant_id, "session_id": session, "timepoint": timepoint,
+                             "craving": float(np.clip(np.round(value), 0, 100))})
+    return pd.DataFrame(rows)
+
+
+def cue_response(participant, session: str, params: BaclofenStudyParams) -> float:
+    """Planted smoking-minus-neutral cue response (%) of one participant and session."""
+    change = params.cue_dlpfc_coupling * participant.dlpfc_rise if session == "ses-T2" else 0.0
+    return float(participant.cue_response + change)
+
+
+def planted_baclofen_effects(params: BaclofenStudyParams) -> list[dict]:
+    """The effects planted in the study, in the form of the cocaine study's ground truth."""
+    cbf = "ml/100 g/min"
+    rows = [
+        ("group_x_time_dlpfc_cbf", "Baclofen minus placebo in the T2 - T1 change of right-dlPFC CBF", cbf,
+         params.dlpfc_cbf_rise),
+        ("time_dlpfc_cbf_placebo", "T2 - T1 change of right-dlPFC CBF under placebo", cbf, 0.0),
+        ("cbf_change_elsewhere", "Group x time change of CBF anywhere but the right dlPFC", cbf, 0.0),
+        ("cue_response_t1", "Smoking minus neutral cue response in anterior ventral insula and vmPFC at T1",
+         "% signal", params.cue_response_pct),
+        ("dlpfc_rise_cue_change", "Change of the cue response (T2 - T1) per ml/100 g/min of dlPFC CBF rise, "
+         "anterior ventral insula and vmPFC", "% per ml/100 g/min", params.cue_dlpfc_coupling),
+        ("cue_change_elsewhere", "Association of the dlPFC CBF rise with the cue-response change anywhere else",
+         "% per ml/100 g/min", 0.0),
+        ("group_x_time_craving", "Baclofen minus placebo in the T2 - T1 change of cue-induced craving", "VAS points",
+         params.baclofen_craving_effect),
+        ("indirect_effect_cue", "Indirect effect of baclofen on the cue-response change through the dlPFC CBF rise",
+         "% signal", params.dlpfc_cbf_rise * params.cue_dlpfc_coupling),
+    ]
+    return [{"effect": e, "description": d, "scale": s, "planted": float(v), "present": bool(abs(v) > 0)}
+            for e, d, s, v in rows]
+
+
+# --------------------------------------------------------------------------- images
+
+
+def cue_events(params: BaclofenStudyParams) -> pd.DataFrame:
+    """Blocks of the cue task: neutral and smoking cues alternating, 10 s fixation between blocks.
+
+    Returns
+    -------
+    events : pandas.DataFrame
+        BIDS ``onset, duration, trial_type`` (seconds), blocks that end before
+        the run does.
+    """
+    length = params.n_task_volumes * params.task_repetition_time
+    rows, onset, kinds = [], 10.0, ("neutral", "smoking")
+    i = 0
+    while onset + params.cue_block_s <= length:
+        rows.append({"onset": onset, "duration": params.cue_block_s, "trial_type": kinds[i % 2]})
+        onset += params.cue_block_s + 10.0
+        i += 1
+    return pd.DataFrame(rows)
+
+
+def _block_regressors(params: BaclofenStudyParams) -> dict[str, np.ndarray]:
+    from nilearn.glm.first_level import compute_regressor
+
+    events = cue_events(params)
+    frame_times = np.arange(params.n_task_volumes) * params.task_repetition_time
+    out = {}
+    for kind in ("neutral", "smoking"):
+        sub = events[events["trial_type"] == kind]
+        cond = np.vstack([sub["onset"], sub["duration"], np.ones(len(sub))])
+        reg, _ = compute_regressor(cond, "glover", frame_times)
+        out[kind] = reg[:, 0] / reg[:, 0].max()
+    return out
+
+
+class _Maps:
+    """Per-study maps on the analysis grid: tissue, footprints, M0."""
+
+    def __init__(self, params: BaclofenStudyParams):
+        from ..atlas import brain_mask
+
+        self.geometry = build_geometry(params)
+        g = self.geometry
+        mask_img = brain_mask(params.voxel_size_mm)
+        self.mask, self.affine = g.mask, g.affine
+        total = np.maximum(g.gm + g.wm + g.csf, 1e-6)
+        self.cbf_base = (params.gm_cbf * g.gm + params.wm_cbf * g.wm) / total
+        self.m0 = params.m0_scale * (1.0 * g.gm + 0.85 * g.wm + 1.2 * g.csf) / total
+        self.m0 = np.maximum(self.m0, 0.2 * params.m0_scale)
+        w = ndimage.gaussian_filter(roi_weights("dlpfc_right", mask_img), sigma=0.5)[self.mask] * g.gm
+        self.dlpfc = w / w.max()
+        cue = sum(ndimage.gaussian_filter(roi_weights(name, mask_img), sigma=0.5)[self.mask] for name in CUE_ROIS)
+        cue = cue * g.gm
+        self.cue = cue / cue.max()
+        static = np.zeros(self.mask.shape)
+        static[self.mask] = self.m0
+        zooms = np.abs(np.diag(self.affine)[:3])
+        self.gradient_z = (np.gradient(static, zooms[2], axis=2))[self.mask]  # signal per mm along z
+
+
+def true_cbf(maps: _Maps, participant, session: str, params: BaclofenStudyParams, rng) -> np.ndarray:
+    """Ground-truth CBF of one session (ml/100 g/min), shape (n_voxels,)."""
+    scale = (1 + participant.cbf_global) * (1 + rng.normal(0, params.cbf_session_sd))
+    regional = maps.geometry.noise.sample(rng, 16)[0] * params.cbf_regional_sd * maps.geometry.gm  # one smooth volume
+    rise = participant.dlpfc_rise * maps.dlpfc if session == "ses-T2" else 0.0
+    return maps.cbf_base * scale + regional + rise
+
+
+def simulate_asl_run(maps: _Maps, participant, p_idx: int, s_idx: int, params: BaclofenStudyParams) -> dict:
+    """One pCASL run: label/control series, M0 scan and the true CBF.
+
+    Returns
+    -------
+    dict with ``series`` (n_volumes, n_voxels) float32 in label, control order,
+    ``m0`` (2, n_voxels), ``cbf`` (n_voxels,) the truth.
+    """
+    rng = np.random.default_rng([params.seed, 22, p_idx, s_idx])
+    cbf = true_cbf(maps, participant, SESSIONS[s_idx], params, rng)
+    c = params.asl_constants
+    # the white paper's equation solved for the control - label difference
+    delta_m = cbf * maps.m0 * 2 * c.effective_efficiency * c.t1_blood \
+        * (1 - np.exp(-c.labeling_duration / c.t1_blood)) \
+        / (6000 * c.blood_brain_partition * np.exp(c.post_labeling_delay / c.t1_blood))
+    n = 2 * params.n_asl_pairs
+    sd = params.asl_noise_pct / 100 * params.m0_scale
+    steps = rng.normal(0, params.asl_motion_mm * participant.motion_propensity, n)
+    displacement = np.cumsum(steps) - np.cumsum(steps).mean()
+    static = params.static_fraction * maps.m0
+    series = static[None, :] + displacement[:, None] * params.static_fraction * maps.gradient_z[None, :]
+    series = series + rng.normal(0, sd, series.shape)
+    series[0::2] -= delta_m  # label volumes first in each pair
+    m0 = maps.m0[None, :] * (1 + rng.normal(0, 0.01, (2, maps.m0.size)))
+    return {"series": series.astype(np.float32), "m0": m0.astype(np.float32), "cbf": cbf.astype(np.float32)}
+
+
+def simulate_task_run(maps: _Maps, participant, p_idx: int, s_idx: int, params: BaclofenStudyParams,
+                      regressors: dict) -> dict:
+    """One smoking-cue BOLD run (percent-signal model on the baseline image) and its motion."""
+    g = maps.geometry
+    rng = np.random.default_rng([params.seed, 23, p_idx, s_idx])
+    n_t, t_r = params.n_task_volumes, params.task_repetition_time
+    amp = cue_response(participant, SESSIONS[s_idx], params)
+    y = (params.neutral_response_pct * regressors["neutral"] + (params.neutral_response_pct + amp)
+         * regressors["smoking"])[:, None] * maps.cue[None, :]
+    y = y + params.task_noise_sd * g.noise.sample(rng, n_t, 0.4)
+    y += params.task_white_noise_sd * rng.standard_normal(y.shape)
+    y += 0.3 * band_limited_noise(rng, n_t, 1, t_r)
+    t = np.linspace(-1, 1, n_t)[:, None]
+    y += t * rng.standard_normal(y.shape[1]) * 1.0
+    motion = random_motion(rng, n_t, step_mm=params.motion_step_mm * participant.motion_propensity,
+                           n_spikes=rng.poisson(1.0 * participant.motion_propensity))
+    y += 0.5 * (motion - motion.mean(axis=0)) @ g.loadings
+    data = g.baseline * (1.0 + y / 100.0)
+    error = rng.standard_normal((n_t, 6)) * np.array([0.005] * 3 + [0.0001] * 3)
+    return {"data": np.clip(np.rint(data), 0, np.iinfo(np.int16).max).astype(np.int16), "motion": motion + error}
+
+
+def asl_paths(root: Path, participant_id: str, session_id: str) -> dict[str, Path]:
+    """BIDS paths of one session's perfusion files."""
+    folder = Path(root) / participant_id / session_id / "perf"
+    stem = f"{participant_id}_{session_id}"
+    return {"asl": folder / f"{stem}_asl.nii.gz", "asl_json": folder / f"{stem}_asl.json",
+            "aslcontext": folder / f"{stem}_aslcontext.tsv", "m0": folder / f"{stem}_m0scan.nii.gz",
+            "m0_json": folder / f"{stem}_m0scan.json"}
+
+
+def _volume(maps: _Maps, values: np.ndarray, zooms: tuple) -> nib.Nifti1Image:
+    values = np.atleast_2d(values)
+    vol = np.zeros(maps.mask.shape + (values.shape[0],), dtype=np.float32, order="F")
+    vol[maps.mask] = values.T
+    img = nib.Nifti1Image(vol if values.shape[0] > 1 else vol[..., 0], maps.affine)
+    img.header.set_zooms(zooms[: img.ndim])
+    img.header.set_xyzt_units("mm", "sec")
+    return img
+
+
+def _write_session(maps: _Maps, participant, p_idx: int, s_idx: int, params: BaclofenStudyParams, root: Path,
+                   regressors: dict) -> dict:
+    session = SESSIONS[s_idx]
+    pid = participant.participant_id
+    vox = (float(params.voxel_size_mm),) * 3
+    # perfusion
+    asl_run = simulate_asl_run(maps, participant, p_idx, s_idx, params)
+    paths = asl_paths(root, pid, session)
+    write_nifti(paths["asl"], _volume(maps, asl_run["series"], vox + (4.0,)))
+    write_tsv(paths["aslcontext"], pd.DataFrame({"volume_type": ["label", "control"] * params.n_asl_pairs}))
+    write_json(paths["asl_json"], {
+        "ArterialSpinLabelingType": "PCASL", "PostLabelingDelay": params.post_labeling_delay,
+        "LabelingDuration": params.labeling_duration, "M0Type": "Separate",
+        "BackgroundSuppression": params.background_suppression_pulses > 0,
+        **({"BackgroundSuppressionNumberPulses": params.background_suppression_pulses}
+           if params.background_suppression_pulses else {}),
+        "RepetitionTimePreparation": 4.0, "MagneticFieldStrength": 3, "GeneratedBy": GENERATOR_NAME,
+    })
+    write_nifti(paths["m0"], _volume(maps, asl_run["m0"], vox + (4.0,)))
+    write_json(paths["m0_json"], {"IntendedFor": str(paths["asl"].relative_to(root)), "RepetitionTimePreparation": 8.0})
+    # cue task
+    task = simulate_task_run(maps, participant, p_idx, s_idx, params, regressors)
+    fmriprep_dir = root / "derivatives" / "fmriprep"
+    files = run_files(fmriprep_dir, pid, session, TASK)
+    n_t = params.n_task_volumes
+    vol = np.zeros(maps.mask.shape + (n_t,), dtype=np.int16, order="F")
+    vol[maps.mask] = task["data"].T
+    img = nib.Nifti1Image(vol, maps.affine)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header.set_zooms(vox + (params.task_repetition_time,))
+    write_nifti(files.bold, img)
+    write_json(files.bold_json, {"RepetitionTime": params.task_repetition_time, "TaskName": TASK,
+                                 "SkullStripped": True, "GeneratedBy": GENERATOR_NAME})
+    write_nifti(files.mask, nib.Nifti1Image(maps.mask.astype(np.uint8), maps.affine))
+    g = maps.geometry
+    confounds, meta = compute_confounds(task["data"].astype(np.float64), task["motion"], params.task_repetition_time,
+                                        g.wm_index, g.csf_index)
+    write_tsv(files.confounds, confounds, float_format="%.8g")
+    write_json(files.confounds_json, meta)
+    events_path = root / pid / session / "func" / f"{pid}_{session}_task-{TASK}_events.tsv"
+    write_tsv(events_path, cue_events(params))
+    fd = np.nan_to_num(framewise_displacement(task["motion"]))
+    truth_cbf = {"participant_id": pid, "session_id": session,
+                 "dlpfc_cbf": float(np.average(asl_run["cbf"], weights=maps.dlpfc)),
+                 "gm_cbf": float(np.average(asl_run["cbf"], weights=g.gm)),
+                 "cue_response": cue_response(participant, session, params), "task_mean_fd": float(fd.mean())}
+    return truth_cbf
+
+
+def simulate_baclofen_study(out_dir: str | Path, preset: str = "paper", *, n_jobs: int = 1, replace: bool = False,
+                            progress: bool = False, **overrides) -> Path:
+    """Write a simulated baclofen study (BIDS ``perf/`` + fMRIPrep-style task derivatives).
+
+    The study is complete when ``derivatives/simulation/ground_truth.json``
+    exists (written last); calling again with the same parameters returns at
+    once. Each session is a pure function of the parameters and its indices,
+    simulated in parallel.
+
+    Parameters
+    ----------
+    out_dir : path
+    preset : str
+        One of :data:`BACLOFEN_PRESETS`.
+    n_jobs, replace, progress, **overrides
+        As for :func:`craving_circuits.simulate.cocaine.simulate_cocaine_study`.
+
+    Returns
+    -------
+    out_dir : pathlib.Path
+    """
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+
+    params = baclofen_params(preset, **overrides)
+    out = Path(out_dir)
+    truth_path = out / "derivatives" / "simulation" / "ground_truth.json"
+    wanted = {"simulator_version": SIMULATOR_VERSION, "parameters": params_to_dict(params)}
+    if claim_output_folder(out, wanted, GENERATOR_NAME, replace):
+        return out
+    description = {"Name": "Simulated baclofen study", "BIDSVersion": "1.9.0", "DatasetType": "raw",
+                   "GeneratedBy": [{"Name": GENERATOR_NAME, "Version": SIMULATOR_VERSION}]}
+    write_json(out / "dataset_description.json", description)
+    write_text(out / "README", "Simulated data with planted effects, written by craving_circuits.simulate.baclofen.\n"
+               "Not real participants. The planted truth is in derivatives/simulation.\n")
+    participants = simulate_baclofen_participants(params)
+    write_tsv(out / "participants.tsv", participants[OBSERVED_COLUMNS])
+    write_json(out / "participants.json", {
+        "group": {"Description": "Randomised treatment", "Levels": {"baclofen": "baclofen 80 mg/day",
+                                                                     "placebo": "placebo"}},
+        "cigarettes_per_day": {"Description": "Cigarettes smoked per day"},
+        "ftnd": {"Description": "Fagerstrom Test for Nicotine Dependence, 0-10"}})
+    write_tsv(out / "phenotype" / "craving_ratings.tsv", simulate_baclofen_ratings(participants, params))
+    write_json(out / "phenotype" / "craving_ratings.json", {
+        "timepoint": {"Description": "Before (pre) or after (post) the smoking-cue exposure"},
+        "craving": {"Description": "Craving for a cigarette, visual analogue scale", "Units": "0-100"}})
+    write_json(out / "derivatives" / "fmriprep" / "dataset_description.json",
+               {**description, "Name": "fMRIPrep-style derivatives (simulated)", "DatasetType": "derivative"})
+
+    maps = _Maps(params)
+    regressors = _block_regressors(params)
+    jobs = (delayed(_write_session)(maps, p, i, s, params, out, regressors)
+            for i, p in enumerate(participants.itertuples(index=False)) for s in range(len(SESSIONS)))
+    results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
+    sessions = pd.DataFrame(list(tqdm(results, total=2 * len(participants), desc="simulate sessions",
+                                      disable=not progress)))
+    sim_dir = out / "derivatives" / "simulation"
+    write_json(sim_dir / "dataset_description.json", {**description, "Name": "Planted ground truth",
+                                                      "DatasetType": "derivative"})
+    write_tsv(sim_dir / "ground_truth_participants.tsv", participants)
+    write_tsv(sim_dir / "ground_truth_sessions.tsv", sessions.sort_values(["participant_id", "session_id"]))
+    write_json(truth_path, {**wanted, "study": "baclofen", "space": SPACE,
+                            "effects": planted_baclofen_effects(params),
+                            "files": {"participants": "ground_truth_participants.tsv",
+                                      "sessions": "ground_truth_sessions.tsv"}})
+    return out

@@ -1,0 +1,165 @@
+"""The simulated baclofen study on disk and the perfusion stage: CBF recovered from the simulated
+images, the group x time test wired to the right participants, bad inputs named."""
+
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from craving_circuits import asl, perfusion
+from craving_circuits.simulate.baclofen import (SESSIONS, TASK, asl_paths, baclofen_params, cue_events,
+                                                planted_baclofen_effects, simulate_baclofen_study)
+
+
+@pytest.fixture(scope="module")
+def tiny_baclofen(tmp_path_factory):
+    return simulate_baclofen_study(tmp_path_factory.mktemp("baclofen") / "study", "tiny", n_jobs=2)
+
+
+def test_study_layout_and_ground_truth(tiny_baclofen):
+    params = baclofen_params("tiny")
+    participants = pd.read_csv(tiny_baclofen / "participants.tsv", sep="\t")
+    assert list(participants.columns) == ["participant_id", "group", "age", "sex", "cigarettes_per_day", "ftnd"]
+    assert (participants["group"].value_counts().to_dict() == {"baclofen": params.n_baclofen,
+                                                               "placebo": params.n_placebo})
+    for pid in participants["participant_id"]:
+        for session in SESSIONS:
+            paths = asl_paths(tiny_baclofen, pid, session)
+            assert all(p.is_file() for p in paths.values()), (pid, session)
+            meta = json.loads(paths["asl_json"].read_text())
+            assert meta["ArterialSpinLabelingType"] == "PCASL" and meta["M0Type"] == "Separate"
+            context = pd.read_csv(paths["aslcontext"], sep="\t")
+            assert len(context) == nib.load(paths["asl"]).shape[3] == 2 * params.n_asl_pairs
+            events = pd.read_csv(tiny_baclofen / pid / session / "func" / f"{pid}_{session}_task-{TASK}_events.tsv",
+                                 sep="\t")
+            pd.testing.assert_frame_equal(events, cue_events(params), check_dtype=False)
+    truth = json.loads((tiny_baclofen / "derivatives" / "simulation" / "ground_truth.json").read_text())
+    assert [e["effect"] for e in truth["effects"]] == [e["effect"] for e in planted_baclofen_effects(params)]
+    ratings = pd.read_csv(tiny_baclofen / "phenotype" / "craving_ratings.tsv", sep="\t")
+    assert len(ratings) == len(participants) * 2 * 2  # sessions x (pre, post)
+    # the null twin plants nothing
+    null = {e["effect"]: e for e in planted_baclofen_effects(baclofen_params("null"))}
+    assert not any(e["present"] for k, e in null.items() if k != "cue_response_t1")
+
+
+def test_events_are_blocks_inside_the_run():
+    params = baclofen_params("paper")
+    events = cue_events(params)
+    assert set(events["trial_type"]) == {"neutral", "smoking"}
+    assert (events["onset"] + events["duration"]).max() <= params.n_task_volumes * params.task_repetition_time
+    assert events["onset"].is_monotonic_increasing
+
+
+def test_cbf_maps_recover_the_planted_perfusion(tiny_baclofen, tmp_path):
+    runs, exclusions = perfusion.collect_asl_runs(tiny_baclofen)
+    assert exclusions.empty and len(runs) == 2 * 12
+    maps = perfusion.cbf_maps(runs, tmp_path / "cbf", n_jobs=2)
+    assert maps.maps.shape == (24, int(np.asarray(maps.mask_img.dataobj).sum()))
+    truth = pd.read_csv(tiny_baclofen / "derivatives" / "simulation" / "ground_truth_sessions.tsv", sep="\t")
+    merged = maps.runs.merge(truth, on=["participant_id", "session_id"])
+    # grey-matter CBF tracks the truth run by run; grey matter perfuses about twice as much as white
+    assert np.corrcoef(merged["mean_gm_cbf"], merged["gm_cbf"])[0, 1] > 0.9
+    assert (maps.runs["gm_wm_ratio"] > 1.5).all() and (maps.runs["pct_negative_gm"] < 5).all()
+    # each map is written with the constants it was computed with
+    record = json.loads(open(maps.runs["cbf_map"].iloc[0].replace(".nii.gz", ".json")).read())
+    assert record["constants"]["t1_blood"] == 1.65 and record["constants"]["n_background_pulses"] == 2
+    # the per-run function is what the parallel map ran
+    mask = np.asarray(maps.mask_img.dataobj) > 0
+    one = perfusion.asl_run_cbf(runs.iloc[3].to_dict(), mask, maps.mask_img.affine)
+    np.testing.assert_allclose(one["cbf"], maps.maps[3], rtol=1e-6)
+
+
+def test_time_differences_and_the_group_test(tmp_path):
+    rng = np.random.default_rng(0)
+    mask = np.zeros((6, 6, 6), bool)
+    mask[1:5, 1:5, 1:5] = True
+    mask_img = nib.Nifti1Image(mask.astype(np.uint8), np.eye(4))
+    n_vox = int(mask.sum())
+    runs = pd.DataFrame([(f"sub-{i}", "baclofen" if i < 4 else "placebo", s) for i in range(8) for s in SESSIONS
+                         if not (i == 7 and s == "ses-T2")], columns=["participant_id", "group", "session_id"])
+    maps = rng.normal(50, 5, (len(runs), n_vox)).astype(np.float32)
+    diff, table, excl = perfusion.time_difference_maps(runs, maps)
+    assert table["participant_id"].tolist() == [f"sub-{i}" for i in range(7)]
+    np.testing.assert_allclose(diff[0], maps[1] - maps[0])
+    assert excl["participant_id"].tolist() == ["sub-7"] and "ses-T2" in excl["reason"].iloc[0]
+    from craving_circuits import permutation
+
+    result = perfusion.group_by_time_test(diff, table, mask_img, n_perm=20, rng=0)
+    expected = permutation.t_statistic(diff, (table["group"] == "baclofen").to_numpy(float))
+    np.testing.assert_allclose(result.t, expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="at least 2"):
+        perfusion.group_by_time_test(diff[:5], table.head(5), mask_img, n_perm=20)
+
+
+def test_group_by_time_model_contrasts_match_the_cell_means():
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(20):
+        group = "baclofen" if i < 10 else "placebo"
+        base = rng.normal(50, 5)
+        for s in SESSIONS:
+            rise = 6.0 if (group == "baclofen" and s == "ses-T2") else 0.0
+            rows.append({"participant_id": f"s{i}", "group": group, "session_id": s,
+                         "cbf": base + rise + rng.normal(0, 1)})
+    values = pd.DataFrame(rows)
+    contrasts, formula = perfusion.group_by_time_model(values)
+    table = contrasts.set_index("term")
+    wide = values.pivot_table(index=["participant_id", "group"], columns="session_id", values="cbf").reset_index()
+    change = wide["ses-T2"] - wide["ses-T1"]
+    bac, pla = change[wide["group"] == "baclofen"], change[wide["group"] == "placebo"]
+    assert table.loc["T2 - T1 | baclofen", "estimate"] == pytest.approx(bac.mean(), abs=1e-6)
+    assert table.loc["group x time", "estimate"] == pytest.approx(bac.mean() - pla.mean(), abs=1e-6)
+    assert table.loc["group x time", "p"] < 0.001 and "session_id" in formula
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("sidecar", "lacks \\['PostLabelingDelay'\\]"),
+    ("context", "lists 9 volumes but the ASL run has 20"),
+    ("m0_shape", "has shape"),
+    ("m0_zero", "M0 is zero or negative"),
+])
+def test_bad_perfusion_input_names_the_file(tiny_baclofen, tmp_path, breakage, message):
+    root = tmp_path / "study"
+    shutil.copytree(tiny_baclofen, root)
+    runs, _ = perfusion.collect_asl_runs(root)
+    run = runs.iloc[0].to_dict()
+    mask_img = perfusion.perfusion_mask(runs)
+    mask = np.asarray(mask_img.dataobj) > 0
+    if breakage == "sidecar":
+        meta = json.loads(open(run["asl_json"]).read())
+        del meta["PostLabelingDelay"]
+        open(run["asl_json"], "w").write(json.dumps(meta))
+        culprit = run["asl_json"]
+    elif breakage == "context":
+        pd.DataFrame({"volume_type": ["label", "control"] * 4 + ["label"]}).to_csv(run["aslcontext"], sep="\t",
+                                                                                   index=False)
+        culprit = run["aslcontext"]
+    else:
+        img = nib.load(run["m0"])
+        data = np.asarray(img.dataobj).copy()
+        if breakage == "m0_shape":
+            nib.save(nib.Nifti1Image(data[:-1], img.affine), run["m0"])
+        else:
+            data[mask] = 0
+            nib.save(nib.Nifti1Image(data, img.affine), run["m0"])
+        culprit = run["m0"]
+    with pytest.raises(ValueError, match=message) as err:
+        perfusion.asl_run_cbf(run, mask, mask_img.affine)
+    assert str(culprit) in str(err.value)
+
+
+def test_collect_lists_incomplete_runs(tiny_baclofen, tmp_path):
+    root = tmp_path / "study"
+    shutil.copytree(tiny_baclofen, root)
+    paths = asl_paths(root, "sub-01", "ses-T2")
+    paths["m0"].unlink()
+    participants = pd.read_csv(root / "participants.tsv", sep="\t")
+    participants[participants["participant_id"] != "sub-02"].to_csv(root / "participants.tsv", sep="\t", index=False)
+    runs, exclusions = perfusion.collect_asl_runs(root)
+    assert len(runs) == 24 - 3
+    listed = exclusions.set_index(["participant_id", "session_id"])["reason"]
+    assert "m0scan" in listed.loc[("sub-01", "ses-T2")]
+    assert "not in participants.tsv" in listed.loc[("sub-02", "ses-T1")]
