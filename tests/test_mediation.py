@@ -1,0 +1,87 @@
+"""Mediation: paths equal OLS, total = direct + indirect, agreement with statsmodels' Mediation on the
+framing data that ship with statsmodels, recovery of a planted indirect effect."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels
+import statsmodels.api as sm
+
+from craving_circuits.mediation import MEDIATION_TERMS, RESULT_COLUMNS, mediation_analysis
+
+FRAMING = Path(statsmodels.__file__).parent / "stats" / "tests" / "results" / "framing.csv"
+
+
+@pytest.fixture(scope="module")
+def framing():
+    return pd.read_csv(FRAMING)
+
+
+def test_paths_are_ols_and_effects_add_up(framing):
+    table = mediation_analysis(framing, "treat", "emo", "cong_mesg", ["age", "income"], n_boot=200, rng=0)
+    assert table["term"].tolist() == list(MEDIATION_TERMS)
+    assert list(table.columns)[:6] == RESULT_COLUMNS
+    rows = table.set_index("term")
+    fit_m = sm.OLS.from_formula("emo ~ treat + age + income", framing).fit()
+    fit_y = sm.OLS.from_formula("cong_mesg ~ treat + emo + age + income", framing).fit()
+    assert rows.loc["a (x -> m)", "estimate"] == pytest.approx(fit_m.params["treat"], rel=1e-10)
+    assert rows.loc["a (x -> m)", "se"] == pytest.approx(fit_m.bse["treat"], rel=1e-10)
+    assert rows.loc["b (m -> y | x)", "estimate"] == pytest.approx(fit_y.params["emo"], rel=1e-10)
+    assert rows.loc["direct effect (c')", "p"] == pytest.approx(fit_y.pvalues["treat"], rel=1e-8)
+    indirect = rows.loc["indirect effect (a b)", "estimate"]
+    assert indirect == pytest.approx(fit_m.params["treat"] * fit_y.params["emo"], rel=1e-10)
+    # least squares with the same covariates: total = direct + indirect exactly
+    assert rows.loc["total effect (c)", "estimate"] == pytest.approx(
+        rows.loc["direct effect (c')", "estimate"] + indirect, rel=1e-10)
+
+
+def test_agrees_with_statsmodels_mediation(framing):
+    from statsmodels.stats.mediation import Mediation
+
+    ours = mediation_analysis(framing, "treat", "emo", "cong_mesg", ["age", "income"], n_boot=2000,
+                              rng=1).set_index("term")
+    outcome = sm.OLS.from_formula("cong_mesg ~ emo + treat + age + income", framing)
+    mediator = sm.OLS.from_formula("emo ~ treat + age + income", framing)
+    theirs = Mediation(outcome, mediator, "treat", "emo").fit(n_rep=400, method="boot",
+                                                               rng=np.random.default_rng(1)).summary()
+    # statsmodels reports the mean over its resamples: allow four Monte Carlo standard errors
+    def tol(term):
+        return 4 * ours.loc[term, "se"] / np.sqrt(400)
+
+    for term, theirs_row in (("indirect effect (a b)", "ACME (average)"), ("direct effect (c')", "ADE (average)"),
+                             ("total effect (c)", "Total effect")):
+        assert ours.loc[term, "estimate"] == pytest.approx(theirs.loc[theirs_row, "Estimate"], abs=tol(term)), term
+    # bootstrap intervals of the indirect effect agree to within bootstrap noise
+    assert ours.loc["indirect effect (a b)", "ci_low"] == pytest.approx(theirs.loc["ACME (average)", "Lower CI bound"],
+                                                                        abs=0.02)
+    assert ours.loc["indirect effect (a b)", "ci_high"] == pytest.approx(
+        theirs.loc["ACME (average)", "Upper CI bound"], abs=0.02)
+
+
+def test_recovers_a_planted_indirect_effect_and_not_an_absent_one():
+    rng = np.random.default_rng(5)
+    n = 400
+    x = np.repeat([0.0, 1.0], n // 2)
+    m = 0.8 * x + rng.normal(0, 1, n)
+    data = pd.DataFrame({"x": x, "m": m, "y": 0.5 * m + 0.2 * x + rng.normal(0, 1, n),
+                         "y0": 0.2 * x + rng.normal(0, 1, n)})
+    rows = mediation_analysis(data, "x", "m", "y", n_boot=1000, rng=0).set_index("term")
+    ind = rows.loc["indirect effect (a b)"]
+    assert ind["ci_low"] < 0.4 < ind["ci_high"] and ind["ci_low_bc"] < 0.4 < ind["ci_high_bc"] and ind["p"] < 0.01
+    none = mediation_analysis(data, "x", "m", "y0", n_boot=1000, rng=0).set_index("term")
+    assert none.loc["indirect effect (a b)", "ci_low"] < 0 < none.loc["indirect effect (a b)", "ci_high"]
+    # the same seed gives the same intervals
+    again = mediation_analysis(data, "x", "m", "y", n_boot=1000, rng=0).set_index("term")
+    assert again.loc["indirect effect (a b)", "ci_low"] == ind["ci_low"]
+
+
+def test_bad_input_is_refused(framing):
+    with pytest.raises(ValueError, match="lacks the column"):
+        mediation_analysis(framing, "treat", "emo", "nothing")
+    broken = framing.assign(emo=framing["emo"].where(framing.index > 3))
+    with pytest.raises(ValueError, match="4 row\\(s\\) have missing values"):
+        mediation_analysis(broken, "treat", "emo", "cong_mesg")
+    with pytest.raises(ValueError, match="constant"):
+        mediation_analysis(framing.assign(treat=1), "treat", "emo", "cong_mesg")
