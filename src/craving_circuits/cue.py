@@ -1,0 +1,187 @@
+"""Smoking-cue reactivity: a first-level GLM per task run, and cue-induced craving.
+
+Data conventions
+----------------
+* Task runs are fMRIPrep-style derivatives (``*_task-<task>_space-*_desc-preproc_bold.nii.gz``
+  with its confounds TSV), their events in the raw BIDS folder
+  (``sub-*/ses-*/func/*_task-<task>_events.tsv`` with ``onset, duration,
+  trial_type``: ``smoking`` and ``neutral``).
+* The run table has one row per run: ``participant_id, group, session_id,
+  bold, confounds, events, t_r``.
+* A run's cue map is the GLM effect of ``smoking - neutral`` in percent signal
+  change (nilearn ``FirstLevelModel`` with ``signal_scaling=0``), over the
+  analysis mask: ``(n_runs, n_voxels)``.
+* Craving ratings: ``participant_id, session_id, timepoint`` (``pre`` or
+  ``post`` cue exposure), ``craving``; the cue-induced craving of a session is
+  ``post - pre``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from ._io import read_json, read_tsv
+from .layout import EXCLUSION_COLUMNS, SPACE, run_files
+
+__all__ = ["TASK_RUN_COLUMNS", "collect_task_runs", "cue_glm_run", "cue_maps", "roi_means", "cue_craving",
+           "CONTRAST"]
+
+TASK_RUN_COLUMNS = ["participant_id", "group", "session_id", "bold", "confounds", "events", "t_r"]
+CONTRAST = "smoking - neutral"
+
+
+def collect_task_runs(bids_dir: str | Path, fmriprep_dir: str | Path | None = None, task: str = "smokingcue",
+                      sessions=("ses-T1", "ses-T2")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every cue-task run with its files; incomplete runs are listed, not dropped.
+
+    Returns
+    -------
+    runs : pandas.DataFrame
+        Columns :data:`TASK_RUN_COLUMNS`.
+    exclusions : pandas.DataFrame
+        Runs left out, with the missing file.
+    """
+    bids_dir = Path(bids_dir)
+    fmriprep_dir = Path(fmriprep_dir) if fmriprep_dir else bids_dir / "derivatives" / "fmriprep"
+    participants = read_tsv(bids_dir / "participants.tsv", "participants.tsv")
+    rows, exclusions = [], []
+    for p in participants.itertuples(index=False):
+        for session in sessions:
+            files = run_files(fmriprep_dir, p.participant_id, session, task, SPACE)
+            events = bids_dir / p.participant_id / session / "func" / \
+                f"{p.participant_id}_{session}_task-{task}_events.tsv"
+            needed = {"bold": files.bold, "bold_json": files.bold_json, "confounds": files.confounds,
+                      "events": events}
+            absent = [str(v) for v in needed.values() if not v.is_file()]
+            if absent:
+                exclusions.append({"participant_id": p.participant_id, "session_id": session, "state": task,
+                                   "stage": "collect", "file": absent[0], "reason": "missing " + ", ".join(absent)})
+                continue
+            meta = read_json(files.bold_json, "BOLD sidecar")
+            if "RepetitionTime" not in meta:
+                raise ValueError(f"{files.bold_json} lacks RepetitionTime; add it (seconds).")
+            rows.append({"participant_id": p.participant_id, "group": p.group, "session_id": session,
+                         "bold": str(files.bold), "confounds": str(files.confounds), "events": str(events),
+                         "t_r": float(meta["RepetitionTime"])})
+    return pd.DataFrame(rows, columns=TASK_RUN_COLUMNS), pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS)
+
+
+def cue_glm_run(run: dict, mask_img: nib.Nifti1Image, confounds=("motion", "wm_csf"), high_pass: float = 0.008,
+                hrf_model: str = "glover") -> np.ndarray:
+    """The ``smoking - neutral`` effect (percent signal) of one run: a pure function of its files.
+
+    nilearn's ``FirstLevelModel`` (cosine drift up to ``high_pass`` Hz, AR(1)
+    noise, no smoothing) with the fMRIPrep confounds of ``confounds`` (a
+    ``load_confounds`` strategy).
+
+    Returns
+    -------
+    effect : ndarray of float32, shape (n_voxels,)
+
+    Raises
+    ------
+    ValueError
+        If the events lack a condition of the contrast (naming the file).
+    """
+    from nilearn.glm.first_level import FirstLevelModel
+    from nilearn.interfaces.fmriprep import load_confounds
+
+    events = pd.read_csv(run["events"], sep="\t")
+    missing = {"smoking", "neutral"} - set(events.get("trial_type", pd.Series(dtype=str)))
+    if missing:
+        raise ValueError(f"{run['events']} has no {sorted(missing)} trials; the cue contrast needs both conditions.")
+    regressors, _ = load_confounds(run["bold"], strategy=tuple(confounds), motion="basic", wm_csf="basic")
+    model = FirstLevelModel(t_r=run["t_r"], mask_img=mask_img, hrf_model=hrf_model, drift_model="cosine",
+                            high_pass=high_pass, signal_scaling=0, minimize_memory=True, smoothing_fwhm=None)
+    import warnings
+
+    with warnings.catch_warnings():
+        # nilearn notes that it uses the given mask rather than computing one: expected here
+        warnings.filterwarnings("ignore", message=".*a mask was given at masker creation.*")
+        model.fit(run["bold"], events=events[["onset", "duration", "trial_type"]], confounds=regressors)
+    effect = model.compute_contrast(CONTRAST, output_type="effect_size")
+    mask = np.asarray(mask_img.dataobj) > 0
+    return np.asarray(effect.dataobj, dtype=np.float32)[mask]
+
+
+def cue_maps(runs: pd.DataFrame, mask_img: nib.Nifti1Image, n_jobs: int = 1, **glm) -> np.ndarray:
+    """:func:`cue_glm_run` over every run, in parallel (one run per process at a time).
+
+    Returns
+    -------
+    maps : ndarray of float32, shape (n_runs, n_voxels)
+    """
+    from joblib import Parallel, delayed
+
+    maps = Parallel(n_jobs=n_jobs)(delayed(cue_glm_run)(run, mask_img, **glm) for run in runs.to_dict("records"))
+    n_vox = int((np.asarray(mask_img.dataobj) > 0).sum())
+    return np.vstack(maps).astype(np.float32) if maps else np.zeros((0, n_vox), np.float32)
+
+
+def roi_means(maps: np.ndarray, mask_img: nib.Nifti1Image, rois: dict[str, np.ndarray],
+              table: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each map in each ROI, as a long table.
+
+    Parameters
+    ----------
+    maps : ndarray, shape (n_rows, n_voxels)
+    rois : dict of name -> bool array on the grid of ``mask_img``
+    table : pandas.DataFrame
+        Identifies the rows of ``maps`` (its columns are repeated).
+
+    Returns
+    -------
+    long : pandas.DataFrame
+        The columns of ``table`` plus ``roi, value``.
+    """
+    mask = np.asarray(mask_img.dataobj) > 0
+    frames = []
+    for name, roi in rois.items():
+        inside = np.asarray(roi)[mask] if np.asarray(roi).shape == mask.shape else np.asarray(roi, bool)
+        if not inside.any():
+            raise ValueError(f"ROI {name!r} has no voxel in the analysis mask.")
+        frames.append(table.reset_index(drop=True).assign(roi=name, value=maps[:, inside].mean(axis=1)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def cue_craving(ratings: pd.DataFrame, participants: pd.DataFrame) -> pd.DataFrame:
+    """Cue-induced craving (post - pre) per participant and session.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``participant_id, group, session_id, pre, post, craving_rise``.
+
+    Raises
+    ------
+    ValueError
+        For a session without both ratings, duplicates, or a participant
+        missing from ``participants``.
+    """
+    needed = {"participant_id", "session_id", "timepoint", "craving"}
+    if needed - set(ratings.columns):
+        raise ValueError(f"The ratings lack the column(s) {sorted(needed - set(ratings.columns))}.")
+    counts = ratings.groupby(["participant_id", "session_id", "timepoint"]).size()
+    if (counts > 1).any():
+        raise ValueError(f"Duplicate ratings for {counts[counts > 1].index[0]}; keep one per time point.")
+    wide = ratings.pivot_table(index=["participant_id", "session_id"], columns="timepoint", values="craving",
+                               aggfunc="first").reset_index()
+    wide.columns.name = None
+    for col in ("pre", "post"):
+        if col not in wide:
+            wide[col] = np.nan
+    incomplete = wide[wide[["pre", "post"]].isna().any(axis=1)]
+    if len(incomplete):
+        raise ValueError(f"{len(incomplete)} session(s) lack a pre or post rating, e.g. "
+                         f"{incomplete[['participant_id', 'session_id']].iloc[0].tolist()}; complete or remove them.")
+    groups = participants.set_index("participant_id")["group"]
+    unknown = sorted(set(wide["participant_id"]) - set(groups.index))
+    if unknown:
+        raise ValueError(f"Ratings of {unknown} who are not in participants.tsv.")
+    wide.insert(1, "group", wide["participant_id"].map(groups))
+    wide["craving_rise"] = wide["post"] - wide["pre"]
+    return wide[["participant_id", "group", "session_id", "pre", "post", "craving_rise"]]

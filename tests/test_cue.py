@@ -1,0 +1,83 @@
+"""Cue reactivity: task runs found and listed, the GLM effect equals nilearn's on the same run and
+tracks the planted response, cue-induced craving exact."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from craving_circuits import atlas, cue, perfusion
+from craving_circuits.simulate.baclofen import simulate_baclofen_study
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = simulate_baclofen_study(tmp_path_factory.mktemp("cue") / "study", "tiny", n_jobs=2)
+    runs, exclusions = cue.collect_task_runs(root)
+    asl_runs, _ = perfusion.collect_asl_runs(root)
+    return root, runs, exclusions, perfusion.perfusion_mask(asl_runs)
+
+
+def test_collect_task_runs(tiny, tmp_path):
+    root, runs, exclusions, _ = tiny
+    assert exclusions.empty and len(runs) == 24 and list(runs.columns) == cue.TASK_RUN_COLUMNS
+    assert (runs["t_r"] == 2.0).all()
+    import shutil
+
+    copy = tmp_path / "study"
+    shutil.copytree(root, copy)
+    events = copy / "sub-01" / "ses-T2" / "func" / "sub-01_ses-T2_task-smokingcue_events.tsv"
+    events.unlink()
+    runs2, excl2 = cue.collect_task_runs(copy)
+    assert len(runs2) == 23 and excl2["participant_id"].tolist() == ["sub-01"]
+    assert str(events) in excl2["reason"].iloc[0]
+
+
+def test_glm_effect_is_nilearns_contrast_and_tracks_the_truth(tiny):
+    from nilearn.glm.first_level import FirstLevelModel
+    from nilearn.interfaces.fmriprep import load_confounds
+
+    root, runs, _, mask_img = tiny
+    run = runs.iloc[0].to_dict()
+    ours = cue.cue_glm_run(run, mask_img)
+    confounds, _ = load_confounds(run["bold"], strategy=("motion", "wm_csf"), motion="basic", wm_csf="basic")
+    model = FirstLevelModel(t_r=2.0, mask_img=mask_img, hrf_model="glover", drift_model="cosine", high_pass=0.008,
+                            signal_scaling=0).fit(run["bold"], events=pd.read_csv(run["events"], sep="\t"),
+                                                  confounds=confounds)
+    mask = np.asarray(mask_img.dataobj) > 0
+    expected = np.asarray(model.compute_contrast("smoking - neutral", output_type="effect_size").dataobj)[mask]
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+    # across runs, the ROI effect follows the planted cue response
+    maps = cue.cue_maps(runs, mask_img, n_jobs=2)
+    rois = atlas.roi_masks(["insula_anterior_ventral", "vmpfc"], mask_img)
+    long = cue.roi_means(maps, mask_img, rois, runs[["participant_id", "session_id"]])
+    truth = pd.read_csv(root / "derivatives" / "simulation" / "ground_truth_sessions.tsv", sep="\t")
+    merged = long.groupby(["participant_id", "session_id"], as_index=False)["value"].mean().merge(
+        truth, on=["participant_id", "session_id"])
+    assert np.corrcoef(merged["value"], merged["cue_response"])[0, 1] > 0.5
+    with pytest.raises(ValueError, match="no voxel"):
+        cue.roi_means(maps, mask_img, {"empty": np.zeros(mask.shape, bool)}, runs)
+
+
+def test_glm_refuses_events_without_both_conditions(tiny, tmp_path):
+    _, runs, _, mask_img = tiny
+    run = runs.iloc[0].to_dict()
+    bad = tmp_path / "events.tsv"
+    pd.DataFrame({"onset": [10.0], "duration": [20.0], "trial_type": ["smoking"]}).to_csv(bad, sep="\t", index=False)
+    with pytest.raises(ValueError, match="no \\['neutral'\\] trials") as err:
+        cue.cue_glm_run({**run, "events": str(bad)}, mask_img)
+    assert str(bad) in str(err.value)
+
+
+def test_cue_craving_exact_and_checked():
+    participants = pd.DataFrame({"participant_id": ["a", "b"], "group": ["baclofen", "placebo"]})
+    ratings = pd.DataFrame([("a", "ses-T1", "pre", 30), ("a", "ses-T1", "post", 50), ("b", "ses-T1", "pre", 20),
+                            ("b", "ses-T1", "post", 25)], columns=["participant_id", "session_id", "timepoint",
+                                                                  "craving"])
+    table = cue.cue_craving(ratings, participants)
+    assert table["craving_rise"].tolist() == [20, 5] and table["group"].tolist() == ["baclofen", "placebo"]
+    with pytest.raises(ValueError, match="lack a pre or post"):
+        cue.cue_craving(ratings.iloc[:3], participants)
+    with pytest.raises(ValueError, match="Duplicate"):
+        cue.cue_craving(pd.concat([ratings, ratings.iloc[:1]]), participants)
+    with pytest.raises(ValueError, match="not in participants"):
+        cue.cue_craving(ratings, participants.iloc[:1])
