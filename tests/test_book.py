@@ -36,7 +36,8 @@ def _notebook(path: Path, cells: list[str]) -> None:
 def test_book_builds_from_executed_notebooks(tmp_path):
     root = _copy_book(tmp_path / "book_root")
     plan = load_plan(root / "book" / "runs.yml", preset="tiny", null_preset="tiny_null")
-    records = execute_plan(plan, root, data_dir=tmp_path / "data", n_jobs=2, overrides={"n_permutations": 200})
+    records = execute_plan(plan, root, data_dir=tmp_path / "data", n_jobs=2,
+                           overrides={"n_permutations": 200, "n_bootstrap": 500})
     assert [r["name"] for r in records] == [entry["name"] for entry in plan]
     assert all(r["status"] == "ok" for r in records)
     executed = root / "book" / "executed"
@@ -50,7 +51,7 @@ def test_book_builds_from_executed_notebooks(tmp_path):
     assert records[2]["parameters"]["preset"] == "tiny_null"
     assert records[1]["parameters"]["n_permutations"] == 200
     for name in ("data", "nacc_seed_fc", "nacc_seed_fc_null", "thalamus_glutamate", "nac_null_effect",
-                 "nac_positive_control"):
+                 "nac_positive_control", "baclofen_cbf", "baclofen_mediation"):
         assert (root / "results" / name / "recovered_vs_planted.tsv").is_file(), name
     # the positive control is the same notebook with a planted NAC effect, compared with the default run
     control = next(r for r in records if r["name"] == "nac_positive_control")
@@ -68,7 +69,8 @@ def test_book_builds_from_executed_notebooks(tmp_path):
     for page in ("book/intro", "book/cocaine_design", "book/methods_connectivity", "book/executed/data",
                  "book/executed/nacc_seed_fc", "book/executed/nacc_seed_fc_null", "book/executed/reproducibility",
                  "book/bibliography", "book/methods_glutamate", "book/executed/thalamus_glutamate",
-                 "book/methods_null_effects", "book/executed/nac_null_effect", "book/executed/nac_positive_control"):
+                 "book/methods_null_effects", "book/executed/nac_null_effect", "book/executed/nac_positive_control",
+                 "book/methods_baclofen", "book/executed/baclofen_cbf", "book/executed/baclofen_mediation"):
         assert (html / f"{page}.html").is_file(), page
     null_page = (html / "book" / "executed" / "nacc_seed_fc_null.html").read_text()
     assert "every planted effect is zero" in null_page

@@ -81,3 +81,29 @@ def test_cue_craving_exact_and_checked():
         cue.cue_craving(pd.concat([ratings, ratings.iloc[:1]]), participants)
     with pytest.raises(ValueError, match="not in participants"):
         cue.cue_craving(ratings, participants.iloc[:1])
+
+
+def test_changes_associations_and_the_mediation_table():
+    rng = np.random.default_rng(0)
+    pids = [f"s{i}" for i in range(10)]
+    groups = ["baclofen"] * 5 + ["placebo"] * 5
+    long = pd.DataFrame([{"participant_id": p, "group": g, "session_id": s, "roi": r, "value": rng.normal()}
+                         for p, g in zip(pids, groups) for s in ("ses-T1", "ses-T2") for r in ("ins", "vm")])
+    change = cue.roi_effects_change(long)
+    one = long[(long["participant_id"] == "s0") & (long["roi"] == "ins")].set_index("session_id")["value"]
+    assert change.iloc[0]["change"] == pytest.approx(one["ses-T2"] - one["ses-T1"])
+    dlpfc = pd.DataFrame({"participant_id": pids, "group": groups, "change": rng.normal(size=10)})
+    assoc = cue.roi_associations(change, dlpfc, n_boot=200, rng=0)
+    ins = change[change["roi"] == "ins"].set_index("participant_id")["change"].loc[pids]
+    assert assoc.iloc[0]["estimate"] == pytest.approx(np.corrcoef(ins, dlpfc["change"])[0, 1])
+    assert assoc["n"].tolist() == [10, 10]
+    craving = pd.DataFrame([{"participant_id": p, "group": g, "session_id": s, "craving_rise": float(i + j)}
+                            for i, (p, g) in enumerate(zip(pids, groups)) for j, s in enumerate(("ses-T1", "ses-T2"))])
+    table, excluded = cue.mediation_table(dlpfc, change, craving.iloc[:-1])  # s9 lacks T2 craving: listed
+    assert table["participant_id"].tolist() == pids[:-1]
+    assert excluded["participant_id"].tolist() == ["s9"] and "craving_change" in excluded["reason"].iloc[0]
+    assert table["baclofen"].tolist() == [1.0] * 5 + [0.0] * 4 and (table["craving_change"] == 1.0).all()
+    t1 = cue.session_response(long, "ses-T1")
+    assert t1["term"].str.contains("ins").tolist() == [True, False]
+    with pytest.raises(ValueError, match="No cue effects"):
+        cue.session_response(long, "ses-T3")

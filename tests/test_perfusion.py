@@ -163,3 +163,58 @@ def test_collect_lists_incomplete_runs(tiny_baclofen, tmp_path):
     listed = exclusions.set_index(["participant_id", "session_id"])["reason"]
     assert "m0scan" in listed.loc[("sub-01", "ses-T2")]
     assert "not in participants.tsv" in listed.loc[("sub-02", "ses-T1")]
+
+
+def test_region_values_models_and_participant_change():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(2)
+    runs = pd.DataFrame([(f"s{i}", "baclofen" if i < 6 else "placebo", s) for i in range(12) for s in SESSIONS],
+                        columns=["participant_id", "group", "session_id"])
+    maps = rng.normal(50, 3, (len(runs), 10)).astype(np.float32)
+    maps[(runs["group"] == "baclofen") & (runs["session_id"] == "ses-T2"), :3] += 10
+    roi = np.zeros(10, bool)
+    roi[:3] = True
+    labels = np.zeros(10, int)
+    labels[:2] = 1
+    clusters = pd.DataFrame({"cluster_id": [1], "sign": [1], "size": [2], "p_fwe_size": [0.01]})
+    result = SimpleNamespace(clusters=clusters, labels=labels)
+    values = perfusion.region_values(result, runs, maps, roi, "dlpfc_right")
+    assert set(values["region"]) == {"dlpfc_right", "cluster"}
+    first = values[values["region"] == "dlpfc_right"].iloc[0]
+    assert first["cbf"] == pytest.approx(maps[0, :3].mean())
+    assert values[values["region"] == "cluster"].iloc[0]["cbf"] == pytest.approx(maps[0, :2].mean())
+    contrasts = perfusion.group_by_time_models(values)
+    assert contrasts["region"].tolist() == ["dlpfc_right"] * 3 + ["cluster"] * 3
+    change = perfusion.participant_change(values[values["region"] == "dlpfc_right"])
+    assert change["change"].iloc[0] == pytest.approx(maps[1, :3].mean() - maps[0, :3].mean(), rel=1e-6)
+    # no significant cluster: only the ROI is described
+    none = SimpleNamespace(clusters=clusters.assign(p_fwe_size=0.5), labels=labels)
+    assert set(perfusion.region_values(none, runs, maps, roi)["region"]) == {"roi"}
+    with pytest.raises(ValueError, match="non-empty"):
+        perfusion.region_values(none, runs, maps, np.zeros(10, bool))
+
+
+def test_simulated_baclofen_study_folder(tmp_path):
+    from craving_circuits import pipeline
+
+    root = pipeline.simulated_baclofen_study("tiny", tmp_path, n_jobs=1, n_baclofen=3, n_placebo=3, n_asl_pairs=2,
+                                             n_task_volumes=40)
+    assert root.name.startswith("baclofen-tiny-") and (root / "participants.tsv").is_file()
+    assert pipeline.simulated_baclofen_study("tiny", tmp_path, n_jobs=1, n_baclofen=3, n_placebo=3, n_asl_pairs=2,
+                                             n_task_volumes=40) == root
+
+
+def test_group_by_time_anova_is_the_two_sample_test_of_the_changes():
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    values = pd.DataFrame([{"participant_id": f"s{i}", "group": "baclofen" if i < 7 else "placebo", "session_id": s,
+                            "craving_rise": rng.normal(15, 6) - (6 if (i < 7 and s == "ses-T2") else 0)}
+                           for i in range(15) for s in SESSIONS])
+    row = perfusion.group_by_time_anova(values, "craving_rise").iloc[0]
+    change = perfusion.participant_change(values, "craving_rise")
+    t = stats.ttest_ind(change.loc[change["group"] == "baclofen", "change"],
+                        change.loc[change["group"] == "placebo", "change"])
+    assert row["F"] == pytest.approx(t.statistic**2, rel=1e-8) and row["p"] == pytest.approx(t.pvalue, rel=1e-8)
+    assert (row["df_num"], row["df_den"], row["n"]) == (1, 13, 15)

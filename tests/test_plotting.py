@@ -59,3 +59,20 @@ def test_drug_figures():
     assert len(fig.axes) == 2
     fig = plotting.plot_bf_robustness(equivalence.robustness_curves(samples))
     assert len(fig.axes[0].get_lines()) >= 2 and fig.axes[0].get_yscale() == "log"
+
+
+def test_baclofen_figures():
+    rng = np.random.default_rng(2)
+    values = pd.DataFrame([{"participant_id": f"s{i}", "group": g, "session_id": s, "region": r,
+                            "cbf": rng.normal(50, 5), "mean_gm_cbf": rng.normal(55, 5),
+                            "mean_wm_cbf": rng.normal(22, 2)}
+                           for i, g in enumerate(["baclofen"] * 4 + ["placebo"] * 4)
+                           for s in ("ses-T1", "ses-T2") for r in ("roi", "cluster")])
+    fig = plotting.plot_group_time(values, "cbf", by="region")
+    assert len(fig.axes) == 2 and [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["T1", "T2"]
+    fig = plotting.plot_cbf_qc(values)
+    assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == len(values)
+    table = pd.DataFrame({"group": ["baclofen"] * 5 + ["placebo"] * 5, "x": rng.normal(size=10),
+                          "y": rng.normal(size=10)})
+    fig = plotting.plot_association(table, "x", "y", "dlPFC", "cue")
+    assert fig.axes[0].get_xlabel() == "dlPFC" and len(fig.axes[0].lines) >= 1

@@ -212,3 +212,36 @@ def test_side_by_side_and_read_table(tmp_path):
     pd.testing.assert_frame_equal(report.read_table(tmp_path, "evidence"), a, check_dtype=False)
     with pytest.raises(FileNotFoundError, match="other.tsv"):
         report.read_table(tmp_path, "other")
+
+
+def test_baclofen_estimates_map_rows_to_planted_effects():
+    clusters = pd.DataFrame({"sign": [1, -1], "peak_t": [5.0, -4.0], "p_fwe_size": [0.01, 0.03],
+                             "significant": [True, True], "overlap_dlpfc_right": [0.4, 0.0]})
+    contrasts = pd.DataFrame({"region": ["dlpfc_right"] * 3 + ["cluster"] * 3,
+                              "term": ["T2 - T1 | baclofen", "T2 - T1 | placebo", "group x time"] * 2,
+                              "estimate": [6.0, 1.0, 5.0, 8.0, 0.0, 8.0], "se": [1.0] * 6, "ci_low": [0.0] * 6,
+                              "ci_high": [9.0] * 6, "p": [0.001, 0.3, 0.002, 0.0, 0.9, 0.0]})
+    est = report.baclofen_cbf_estimates(clusters, contrasts).set_index("test")
+    assert est.loc["voxelwise cluster FWE: group x time, positive cluster on dlpfc_right", "estimate"] == 5.0
+    off = est.loc["voxelwise cluster FWE: group x time, significant clusters off the ROI"]
+    assert off["effect"] == "cbf_change_elsewhere" and off["estimate"] == 1.0
+    model = est.loc["mixed model on the dlpfc_right ROI: group x time"]
+    assert model["effect"] == "group_x_time_dlpfc_cbf" and model["estimate"] == 5.0  # the ROI, not the cluster
+    assert est.loc["mixed model on the dlpfc_right ROI: T2 - T1 | placebo", "effect"] == "time_dlpfc_cbf_placebo"
+    assert len(est) == 4
+
+    t1 = pd.DataFrame({"term": ["cue response at ses-T1 (ins)"], "estimate": [0.3], "ci_low": [0.1],
+                       "ci_high": [0.5], "p": [0.001]})
+    assoc = pd.DataFrame({"term": ["cue change ~ dlPFC CBF change (ins)"], "estimate": [-0.4], "ci_low": [-0.7],
+                          "ci_high": [-0.1], "p": [0.01]})
+    voxel = pd.DataFrame({"sign": [-1], "peak_t": [-4.5], "p_fwe_size": [0.02], "significant": [True],
+                          "overlap_ins": [0.2], "overlap_vm": [0.0]})
+    craving = contrasts.iloc[:3].assign(estimate=[-5.0, 1.0, -6.0])
+    med = pd.DataFrame({"term": ["a (x -> m)", "indirect effect (a b)"], "estimate": [5.0, -0.3],
+                        "ci_low": [2.0, -0.6], "ci_high": [8.0, -0.1], "p": [0.001, 0.01]})
+    est = report.baclofen_cue_estimates(t1, assoc, voxel, craving, med, rois=("ins", "vm"))
+    assert est["effect"].tolist() == ["cue_response_t1", "dlpfc_rise_cue_change", "dlpfc_rise_cue_change",
+                                      "dlpfc_rise_cue_change", "cue_change_elsewhere", "group_x_time_craving",
+                                      "indirect_effect_cue"]
+    assert est.iloc[2]["estimate"] == -4.5 and np.isnan(est.iloc[3]["estimate"])
+    assert est.iloc[5]["estimate"] == -6.0 and est.iloc[6]["estimate"] == -0.3

@@ -28,7 +28,8 @@ from ._io import read_json, read_tsv
 from .layout import EXCLUSION_COLUMNS, SPACE, run_files
 
 __all__ = ["TASK_RUN_COLUMNS", "collect_task_runs", "cue_glm_run", "cue_maps", "roi_means", "cue_craving",
-           "CONTRAST"]
+           "CONTRAST", "roi_associations", "mediation_table", "session_response",
+           "roi_effects_change"]
 
 TASK_RUN_COLUMNS = ["participant_id", "group", "session_id", "bold", "confounds", "events", "t_r"]
 CONTRAST = "smoking - neutral"
@@ -185,3 +186,108 @@ def cue_craving(ratings: pd.DataFrame, participants: pd.DataFrame) -> pd.DataFra
     wide.insert(1, "group", wide["participant_id"].map(groups))
     wide["craving_rise"] = wide["post"] - wide["pre"]
     return wide[["participant_id", "group", "session_id", "pre", "post", "craving_rise"]]
+
+
+def roi_associations(cue_change: pd.DataFrame, dlpfc_change: pd.DataFrame, n_boot: int = 5000, rng=None,
+                     alpha: float = 0.05) -> pd.DataFrame:
+    """Correlation of each ROI's cue-response change with the dlPFC CBF change, all participants.
+
+    Parameters
+    ----------
+    cue_change : pandas.DataFrame
+        ``participant_id, roi, change`` (``T2 - T1`` of the ROI cue effect).
+    dlpfc_change : pandas.DataFrame
+        ``participant_id, change`` (``T2 - T1`` of dlPFC CBF).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``term, estimate, se, ci_low, ci_high, p, n``: Pearson r with its
+        bootstrap interval, one row per ROI, plus the OLS slope (% signal per
+        ml/100 g/min) as ``slope``.
+    """
+    from scipy import stats
+
+    from .coupling import correlation
+
+    rng = np.random.default_rng(rng)
+    x_all = dlpfc_change.set_index("participant_id")["change"]
+    rows = []
+    for roi, sub in cue_change.groupby("roi", sort=False):
+        merged = sub.set_index("participant_id")["change"].to_frame("cue").join(x_all.rename("dlpfc"), how="inner")
+        r = correlation(merged["dlpfc"], merged["cue"], "pearson", n_boot=n_boot, rng=rng, alpha=alpha)
+        slope = stats.linregress(merged["dlpfc"], merged["cue"]).slope
+        rows.append({"term": f"cue change ~ dlPFC CBF change ({roi})", "estimate": r["estimate"], "se": r["se"],
+                     "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p": r["p"], "n": len(merged),
+                     "slope": float(slope)})
+    return pd.DataFrame(rows)
+
+
+def mediation_table(dlpfc_change: pd.DataFrame, cue_change: pd.DataFrame,
+                    craving: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per participant for the mediation models, and who could not enter them.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``participant_id, group, baclofen`` (1/0), ``dlpfc_change``,
+        ``cue_change`` (mean over the ROIs), ``craving_change`` (``T2 - T1`` of
+        the cue-induced craving).
+    exclusions : pandas.DataFrame
+        Participants lacking one of the three changes, with which.
+    """
+    cue_mean = cue_change.groupby("participant_id")["change"].mean().rename("cue_change")
+    wide = craving.pivot_table(index="participant_id", columns="session_id", values="craving_rise")
+    craving_change = (wide.get("ses-T2") - wide.get("ses-T1")).rename("craving_change")
+    table = dlpfc_change.set_index("participant_id").rename(columns={"change": "dlpfc_change"})
+    table = table.join(cue_mean, how="outer").join(craving_change, how="outer")
+    measures = ["dlpfc_change", "cue_change", "craving_change"]
+    lacking = table[measures].isna()
+    exclusions = pd.DataFrame([
+        {"participant_id": pid, "session_id": "", "state": "", "stage": "mediation", "file": "",
+         "reason": "no " + ", ".join(m for m in measures if lacking.loc[pid, m])}
+        for pid in table.index[lacking.any(axis=1)]], columns=EXCLUSION_COLUMNS)
+    table = table[~lacking.any(axis=1)].reset_index()
+    table.insert(2, "baclofen", (table["group"] == "baclofen").astype(float))
+    return table[["participant_id", "group", "baclofen", *measures]], exclusions
+
+
+def session_response(long: pd.DataFrame, session: str = "ses-T1", alpha: float = 0.05) -> pd.DataFrame:
+    """One-sample t-test of the cue effect in each ROI at one session, all participants.
+
+    Parameters
+    ----------
+    long : pandas.DataFrame
+        From :func:`roi_means` (``session_id, roi, value``).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``term, estimate, se, ci_low, ci_high, p``, one row per ROI.
+    """
+    from .coupling import mean_change
+
+    sub = long[long["session_id"] == session]
+    if sub.empty:
+        raise ValueError(f"No cue effects at {session}; sessions present: {sorted(long['session_id'].unique())}.")
+    return pd.concat([mean_change(g["value"], f"cue response at {session} ({roi})", alpha)
+                      for roi, g in sub.groupby("roi", sort=False)], ignore_index=True)
+
+
+def roi_effects_change(long: pd.DataFrame, sessions=("ses-T1", "ses-T2")) -> pd.DataFrame:
+    """``T2 - T1`` of each ROI's cue effect per participant (participants without both sessions are absent).
+
+    Parameters
+    ----------
+    long : pandas.DataFrame
+        From :func:`roi_means` (``participant_id, group, session_id, roi, value``).
+
+    Returns
+    -------
+    change : pandas.DataFrame
+        ``participant_id, group, roi, change``.
+    """
+    wide = long.pivot_table(index=["participant_id", "group", "roi"], columns="session_id",
+                            values="value").reset_index().dropna(subset=list(sessions))
+    return pd.DataFrame({"participant_id": wide["participant_id"], "group": wide["group"], "roi": wide["roi"],
+                         "change": wide[sessions[1]] - wide[sessions[0]]}).reset_index(drop=True)

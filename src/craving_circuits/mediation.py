@@ -74,8 +74,9 @@ def mediation_analysis(data: pd.DataFrame, x: str, m: str, y: str, covariates=()
         ``ci_low_bc, ci_high_bc`` (bias-corrected bootstrap interval, indirect
         effect and proportion only). Paths and direct/total effects carry the
         OLS standard error, t interval and p; the indirect effect and the
-        proportion carry the bootstrap SE, percentile interval and a bootstrap
-        p (twice the smaller tail of the resamples around 0).
+        proportion carry the percentile interval and a bootstrap p (twice the
+        smaller tail of the resamples around 0); the indirect effect also its
+        bootstrap SE (the proportion, a ratio, has none).
 
     Raises
     ------
@@ -125,7 +126,9 @@ def mediation_analysis(data: pd.DataFrame, x: str, m: str, y: str, covariates=()
         low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
         bc_low, bc_high = _bias_corrected(draws, estimate, alpha)
         p = min(1.0, 2 * min((draws <= 0).mean(), (draws >= 0).mean()))
-        rows.append({"term": term, "estimate": float(estimate), "se": float(draws.std(ddof=1)), "ci_low": float(low),
+        # a ratio whose denominator can come near zero has no finite variance: no SE for the proportion
+        se = float(draws.std(ddof=1)) if term.startswith("indirect") else np.nan
+        rows.append({"term": term, "estimate": float(estimate), "se": se, "ci_low": float(low),
                      "ci_high": float(high), "p": float(p), "ci_low_bc": bc_low, "ci_high_bc": bc_high})
     return pd.DataFrame(rows, columns=RESULT_COLUMNS + ["ci_low_bc", "ci_high_bc"])
 

@@ -33,7 +33,8 @@ from .asl import (cbf_qc, load_m0, mean_difference, quantification_record, quant
 from .layout import EXCLUSION_COLUMNS
 
 __all__ = ["GROUPS", "SESSIONS", "RUN_COLUMNS", "collect_asl_runs", "perfusion_mask", "asl_run_cbf", "CbfMaps",
-           "cbf_maps", "time_difference_maps", "global_change", "group_by_time_test", "cluster_values", "group_by_time_model"]
+           "cbf_maps", "time_difference_maps", "global_change", "group_by_time_test", "cluster_values", "group_by_time_model",
+           "region_values", "group_by_time_models", "participant_change", "group_by_time_anova"]
 
 GROUPS = ("baclofen", "placebo")
 SESSIONS = ("ses-T1", "ses-T2")
@@ -354,3 +355,94 @@ def group_by_time_model(values: pd.DataFrame, value: str = "cbf", alpha: float =
                "group x time": np.where(bac > 0, 1.0, -1.0) * time}
     rows = [cell_contrast(fit, cells, w, term, alpha=alpha) for term, w in weights.items()]
     return pd.concat(rows, ignore_index=True), formula
+
+
+def region_values(result, runs: pd.DataFrame, maps: np.ndarray, roi: np.ndarray, roi_name: str = "roi",
+                  alpha: float = 0.05) -> pd.DataFrame:
+    """Mean CBF per run in an a-priori ROI and, if there is one, in the most significant positive cluster.
+
+    The ROI is chosen before seeing the data, so its model is an independent
+    test; the cluster was selected by the test itself, so its model only
+    describes it.
+
+    Parameters
+    ----------
+    result : PermutationResult
+        From :func:`group_by_time_test`.
+    runs, maps
+        ``CbfMaps.runs`` and ``CbfMaps.maps``.
+    roi : ndarray of bool, shape (n_voxels,)
+        Over the analysis mask.
+    roi_name : str
+
+    Returns
+    -------
+    values : pandas.DataFrame
+        ``region, participant_id, group, session_id, cbf``; ``region`` is
+        ``roi_name`` or ``"cluster"``.
+    """
+    roi = np.asarray(roi, bool)
+    if roi.shape != (maps.shape[1],) or not roi.any():
+        raise ValueError(f"The ROI must be a non-empty boolean array over the {maps.shape[1]} mask voxels.")
+    ids = runs[["participant_id", "group", "session_id"]].reset_index(drop=True)
+    frames = [ids.assign(region=roi_name, cbf=maps[:, roi].mean(axis=1))]
+    try:
+        cluster, _ = cluster_values(result, runs, maps, sign=1, alpha=alpha)
+        frames.append(cluster.assign(region="cluster"))
+    except ValueError:
+        pass  # no significant cluster: nothing to describe
+    out = pd.concat(frames, ignore_index=True)
+    return out[["region", "participant_id", "group", "session_id", "cbf"]]
+
+
+def group_by_time_models(values: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """:func:`group_by_time_model` per region of :func:`region_values`.
+
+    Returns
+    -------
+    contrasts : pandas.DataFrame
+        ``region`` plus the columns of :func:`group_by_time_model`.
+    """
+    frames = [group_by_time_model(sub, "cbf", alpha)[0].assign(region=region)
+              for region, sub in values.groupby("region", sort=False)]
+    out = pd.concat(frames, ignore_index=True)
+    return out[["region"] + [c for c in out.columns if c != "region"]]
+
+
+def participant_change(values: pd.DataFrame, value: str = "cbf", sessions=SESSIONS) -> pd.DataFrame:
+    """``T2 - T1`` of a value per participant (participants without both sessions are absent).
+
+    Returns
+    -------
+    change : pandas.DataFrame
+        ``participant_id, group, change``.
+    """
+    wide = values.pivot_table(index=["participant_id", "group"], columns="session_id", values=value).reset_index()
+    wide = wide.dropna(subset=list(sessions))
+    return pd.DataFrame({"participant_id": wide["participant_id"], "group": wide["group"],
+                         "change": wide[sessions[1]] - wide[sessions[0]]}).reset_index(drop=True)
+
+
+def group_by_time_anova(values: pd.DataFrame, value: str) -> pd.DataFrame:
+    """The group x time F of the mixed (split-plot) ANOVA, as the one-way ANOVA of ``T2 - T1`` between groups.
+
+    With two groups, two sessions and complete data, the interaction F of the
+    split-plot ANOVA equals the F (the squared two-sample t) of the
+    differences between groups; statsmodels fits it.
+
+    Returns
+    -------
+    row : pandas.DataFrame
+        ``term, estimate`` (baclofen minus placebo in ``T2 - T1``), ``F,
+        df_num, df_den, p``, ``n``.
+    """
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
+
+    change = participant_change(values, value)
+    table = anova_lm(smf.ols("change ~ C(group)", data=change).fit())
+    means = change.groupby("group")["change"].mean()
+    return pd.DataFrame([{"term": "group x time (mixed ANOVA)", "estimate": float(means["baclofen"] - means["placebo"]),
+                          "F": float(table.loc["C(group)", "F"]), "df_num": float(table.loc["C(group)", "df"]),
+                          "df_den": float(table.loc["Residual", "df"]), "p": float(table.loc["C(group)", "PR(>F)"]),
+                          "n": len(change)}])

@@ -29,7 +29,7 @@ from .connectivity import SeedAnalysis, seed_connectivity_run
 from .denoise import Strategy
 from .layout import EXCLUSION_COLUMNS, Study, analysis_mask, bids_filename, open_study
 
-__all__ = ["simulated_study", "seed_analysis", "FirstLevel", "first_level", "ROI_COLUMNS"]
+__all__ = ["simulated_study", "simulated_baclofen_study", "seed_analysis", "FirstLevel", "first_level", "ROI_COLUMNS"]
 
 ROI_COLUMNS = ["participant_id", "group", "session_id", "drug", "state", "strategy", "seed", "target", "fisher_z"]
 
@@ -61,6 +61,22 @@ def simulated_study(preset: str = "paper", data_dir: str | Path = "data", n_jobs
     root = simulate_cocaine_study(Path(data_dir) / name, preset, n_jobs=n_jobs, replace=True,
                                   progress=progress, **overrides)
     return open_study(root)
+
+
+def simulated_baclofen_study(preset: str = "paper", data_dir: str | Path = "data", n_jobs: int = 1,
+                             progress: bool = False, **overrides) -> Path:
+    """The simulated baclofen study of a preset (``<data_dir>/baclofen-<preset>[-<hash>]``), simulated on first use.
+
+    Returns
+    -------
+    root : pathlib.Path
+        The BIDS root.
+    """
+    from .simulate.baclofen import simulate_baclofen_study
+
+    name = f"baclofen-{preset}" + (f"-{_short_hash(overrides)}" if overrides else "")
+    return simulate_baclofen_study(Path(data_dir) / name, preset, n_jobs=n_jobs, replace=True, progress=progress,
+                                   **overrides)
 
 
 def seed_analysis(runs: pd.DataFrame, strategy: Strategy, seed: str = "nacc",

@@ -28,7 +28,12 @@ __all__ = [
     "plot_drug_interaction",
     "plot_equivalence",
     "plot_bf_robustness",
+    "plot_group_time",
+    "plot_association",
+    "plot_cbf_qc",
 ]
+
+BACLOFEN_COLORS = {"baclofen": "#7b3294", "placebo": "#808080"}
 
 GROUP_COLORS = {"CUD": "#c0392b", "control": "#2c7fb8"}
 
@@ -383,5 +388,67 @@ def plot_bf_robustness(curves: dict, default_scale: float = float(np.sqrt(2) / 2
     ax.set_xlabel("Cauchy prior scale r")
     ax.set_ylabel("BF01 (evidence for no effect)")
     ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def plot_group_time(values: pd.DataFrame, value: str, by: str | None = None, ylabel: str | None = None,
+                    sessions=("ses-T1", "ses-T2")):
+    """Group x time interaction plot: mean ± 95 % CI per session, one line per group (baclofen study).
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        ``group, session_id, value`` (and ``by``, one panel per level).
+    """
+    panels = [None] if by is None else list(dict.fromkeys(values[by]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.5), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        sub = values if panel is None else values[values[by] == panel]
+        for g_i, (group, color) in enumerate(BACLOFEN_COLORS.items()):
+            stats_ = [_mean_ci(sub.loc[(sub["group"] == group) & (sub["session_id"] == s), value].to_numpy())
+                      for s in sessions]
+            x = np.arange(len(sessions)) + (g_i - 0.5) * 0.08
+            means = np.array([m for m, _, _ in stats_])
+            err = np.array([[m - lo, hi - m] for m, lo, hi in stats_]).T
+            ax.errorbar(x, means, yerr=err, fmt="-o", color=color, capsize=4, label=group)
+        ax.set_xticks(range(len(sessions)), [s.removeprefix("ses-") for s in sessions])
+        ax.set_xlim(-0.5, len(sessions) - 0.5)
+        if panel is not None:
+            ax.set_title(str(panel))
+        ax.set_ylabel(ylabel or value)
+    axes[0][0].legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_association(table: pd.DataFrame, x: str, y: str, xlabel: str | None = None, ylabel: str | None = None):
+    """Scatter of two participant-level changes by group, with the least-squares fit over everyone and its band."""
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    for group, color in BACLOFEN_COLORS.items():
+        sub = table[table["group"] == group]
+        ax.scatter(sub[x], sub[y], s=20, color=color, alpha=0.8, label=group)
+    if len(table) >= 4:
+        _fit_band(ax, table[x].to_numpy(float), table[y].to_numpy(float), "black")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.axvline(0, color="grey", lw=0.6)
+    ax.set_xlabel(xlabel or x)
+    ax.set_ylabel(ylabel or y)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_cbf_qc(runs: pd.DataFrame):
+    """Mean grey- against white-matter CBF of every run (QC), by group and session."""
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    for group, color in BACLOFEN_COLORS.items():
+        for session, marker in (("ses-T1", "o"), ("ses-T2", "s")):
+            sub = runs[(runs["group"] == group) & (runs["session_id"] == session)]
+            ax.scatter(sub["mean_wm_cbf"], sub["mean_gm_cbf"], s=18, color=color, marker=marker, alpha=0.7,
+                       label=f"{group}, {session.removeprefix('ses-')}")
+    ax.set_xlabel("mean white-matter CBF (ml/100 g/min)")
+    ax.set_ylabel("mean grey-matter CBF (ml/100 g/min)")
+    ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig

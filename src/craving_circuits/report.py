@@ -33,6 +33,8 @@ __all__ = [
     "EVIDENCE_RECOVERY_COLUMNS",
     "DRUG_EFFECTS",
     "side_by_side",
+    "baclofen_cbf_estimates",
+    "baclofen_cue_estimates",
     "read_table",
     "write_table",
     "package_versions",
@@ -55,8 +57,8 @@ EVIDENCE_RECOVERY_COLUMNS = ["effect", "term", "planted", "estimate", "ci90_low"
 
 
 def load_ground_truth(study) -> dict | None:
-    """The ground truth of a simulated study, or None for real data."""
-    path = study.ground_truth_file
+    """The ground truth of a simulated study (a :class:`~craving_circuits.layout.Study` or a BIDS root), or None."""
+    path = getattr(study, "ground_truth_file", None) or Path(study) / "derivatives" / "simulation" / "ground_truth.json"
     return read_json(path, "ground truth") if path.is_file() else None
 
 
@@ -357,6 +359,79 @@ def evidence_vs_planted(evidence: pd.DataFrame, effects, truth: dict | None) -> 
                      "p_equivalence": row.p_equivalence, "bf01": row.bf01, "verdict": row.verdict,
                      "planted_present": present, "agree": agree})
     return pd.DataFrame(rows, columns=EVIDENCE_RECOVERY_COLUMNS)
+
+
+def baclofen_cbf_estimates(clusters: pd.DataFrame, region_contrasts: pd.DataFrame,
+                           roi: str = "dlpfc_right") -> pd.DataFrame:
+    """Estimates of the CBF chapter, keyed by planted effect.
+
+    The voxelwise rows ask for a significant positive group x time cluster on
+    the a-priori ROI (and count significant clusters off it); the model rows
+    use the a-priori ROI only (the cluster's own model would be circular).
+
+    Parameters
+    ----------
+    clusters : pandas.DataFrame
+        :func:`craving_circuits.secondlevel.cluster_table` of the group x time
+        test with an overlap column for ``roi``.
+    region_contrasts : pandas.DataFrame
+        From :func:`craving_circuits.perfusion.group_by_time_models`.
+
+    Returns
+    -------
+    estimates : pandas.DataFrame
+        ``effect, test, estimate, ci_low, ci_high, p``.
+    """
+    rows = [_cluster_row(clusters, roi, "group_x_time_dlpfc_cbf", f"voxelwise cluster FWE: group x time, positive "
+                         f"cluster on {roi}", sign=1),
+            _elsewhere_row(clusters, "cbf_change_elsewhere", "voxelwise cluster FWE: group x time, significant "
+                           "clusters off the ROI")]
+    names = {"group x time": "group_x_time_dlpfc_cbf", "T2 - T1 | placebo": "time_dlpfc_cbf_placebo"}
+    for row in region_contrasts[region_contrasts["region"] == roi].itertuples(index=False):
+        if row.term in names:
+            rows.append({"effect": names[row.term], "test": f"mixed model on the {roi} ROI: {row.term}",
+                         "estimate": row.estimate, "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p})
+    return pd.DataFrame(rows, columns=["effect", "test", "estimate", "ci_low", "ci_high", "p"])
+
+
+def baclofen_cue_estimates(t1_response: pd.DataFrame, associations: pd.DataFrame, voxel_clusters: pd.DataFrame,
+                           craving_contrasts: pd.DataFrame, mediation: pd.DataFrame,
+                           rois=("insula_anterior_ventral", "vmpfc")) -> pd.DataFrame:
+    """Estimates of the cue-reactivity chapter, keyed by planted effect.
+
+    Parameters
+    ----------
+    t1_response : pandas.DataFrame
+        One-sample tests of the T1 cue response per ROI (``term`` names the ROI).
+    associations : pandas.DataFrame
+        From :func:`craving_circuits.cue.roi_associations`.
+    voxel_clusters : pandas.DataFrame
+        Cluster table of the voxelwise association, with ROI overlap columns.
+    craving_contrasts : pandas.DataFrame
+        From :func:`craving_circuits.perfusion.group_by_time_model` on the craving rise.
+    mediation : pandas.DataFrame
+        From :func:`craving_circuits.mediation.mediation_analysis` (outcome: cue change).
+    """
+    rows = []
+    for row in t1_response.itertuples(index=False):
+        rows.append({"effect": "cue_response_t1", "test": f"one-sample t: {row.term}", "estimate": row.estimate,
+                     "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p})
+    for row in associations.itertuples(index=False):
+        rows.append({"effect": "dlpfc_rise_cue_change", "test": f"Pearson r: {row.term}", "estimate": row.estimate,
+                     "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p})
+    for roi in rois:
+        rows.append(_cluster_row(voxel_clusters, roi, "dlpfc_rise_cue_change",
+                                 f"voxelwise cluster FWE: cue change ~ dlPFC CBF change, cluster on {roi}"))
+    rows.append(_elsewhere_row(voxel_clusters, "cue_change_elsewhere", "voxelwise cluster FWE: cue change ~ dlPFC "
+                               "CBF change, significant clusters off the ROIs"))
+    for row in craving_contrasts[craving_contrasts["term"] == "group x time"].itertuples(index=False):
+        rows.append({"effect": "group_x_time_craving", "test": "mixed model on cue-induced craving: group x time",
+                     "estimate": row.estimate, "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p})
+    for row in mediation[mediation["term"] == "indirect effect (a b)"].itertuples(index=False):
+        rows.append({"effect": "indirect_effect_cue", "test": "bootstrap: indirect effect of baclofen on the cue "
+                     "change through the dlPFC CBF change", "estimate": row.estimate, "ci_low": row.ci_low,
+                     "ci_high": row.ci_high, "p": row.p})
+    return pd.DataFrame(rows, columns=["effect", "test", "estimate", "ci_low", "ci_high", "p"])
 
 
 def side_by_side(tables: dict[str, pd.DataFrame], on: str = "term", columns=("estimate", "p")) -> pd.DataFrame:

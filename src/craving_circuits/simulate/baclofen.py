@@ -107,8 +107,8 @@ class BaclofenStudyParams:
     motion_step_mm: float = _p(0.02, "SD of the per-volume head-motion step in task runs (mm).")
     # planted effects
     dlpfc_cbf_rise: float = _p(12.0, "Mean rise of right-dlPFC CBF from T1 to T2 under baclofen (ml/100 g/min).")
-    dlpfc_rise_sd: float = _p(4.0, "Between-participant SD of that rise, both groups (ml/100 g/min).")
-    cue_dlpfc_coupling: float = _p(-0.05, "Change of the T2 cue response per ml/100 g/min of dlPFC CBF rise (%).")
+    dlpfc_rise_sd: float = _p(5.0, "Between-participant SD of that rise, both groups (ml/100 g/min).")
+    cue_dlpfc_coupling: float = _p(-0.1, "Change of the T2 cue response per ml/100 g/min of dlPFC CBF rise (%).")
     craving_cue_rise: float = _p(15.0, "Mean cue-induced craving rise (post - pre, VAS 0-100).")
     baclofen_craving_effect: float = _p(-8.0, "Change of the cue-induced craving rise at T2 under baclofen.")
     craving_sd: float = _p(6.0, "SD of the cue-induced craving rise within a session (VAS).")
