@@ -193,6 +193,13 @@ def test_region_values_models_and_participant_change():
     assert set(perfusion.region_values(none, runs, maps, roi)["region"]) == {"roi"}
     with pytest.raises(ValueError, match="non-empty"):
         perfusion.region_values(none, runs, maps, np.zeros(10, bool))
+    # global adjustment: a run-wide shift is taken out
+    shift = np.where(runs["session_id"] == "ses-T2", 5.0, 0.0)
+    adjusted = perfusion.region_values(none, runs, maps + shift[:, None], roi, global_cbf=50 + shift)
+    np.testing.assert_allclose(adjusted["cbf"] - adjusted["cbf"].mean(),
+                               maps[:, :3].mean(axis=1) - maps[:, :3].mean(), atol=1e-4)
+    with pytest.raises(ValueError, match="one finite value per run"):
+        perfusion.region_values(none, runs, maps, roi, global_cbf=[1.0, 2.0])
 
 
 def test_simulated_baclofen_study_folder(tmp_path):

@@ -358,7 +358,7 @@ def group_by_time_model(values: pd.DataFrame, value: str = "cbf", alpha: float =
 
 
 def region_values(result, runs: pd.DataFrame, maps: np.ndarray, roi: np.ndarray, roi_name: str = "roi",
-                  alpha: float = 0.05) -> pd.DataFrame:
+                  alpha: float = 0.05, global_cbf=None) -> pd.DataFrame:
     """Mean CBF per run in an a-priori ROI and, if there is one, in the most significant positive cluster.
 
     The ROI is chosen before seeing the data, so its model is an independent
@@ -374,6 +374,10 @@ def region_values(result, runs: pd.DataFrame, maps: np.ndarray, roi: np.ndarray,
     roi : ndarray of bool, shape (n_voxels,)
         Over the analysis mask.
     roi_name : str
+    global_cbf : array, shape (n_runs,), optional
+        Each run's global (mean grey-matter) CBF. When given, values are
+        adjusted by subtraction, ``cbf - (global - mean(global))``, the ROI
+        counterpart of the global covariate of :func:`group_by_time_test`.
 
     Returns
     -------
@@ -384,11 +388,17 @@ def region_values(result, runs: pd.DataFrame, maps: np.ndarray, roi: np.ndarray,
     roi = np.asarray(roi, bool)
     if roi.shape != (maps.shape[1],) or not roi.any():
         raise ValueError(f"The ROI must be a non-empty boolean array over the {maps.shape[1]} mask voxels.")
+    offset = np.zeros(len(runs))
+    if global_cbf is not None:
+        g = np.asarray(global_cbf, dtype=float)
+        if g.shape != (len(runs),) or not np.isfinite(g).all():
+            raise ValueError(f"global_cbf needs one finite value per run ({len(runs)}), got shape {g.shape}.")
+        offset = g - g.mean()
     ids = runs[["participant_id", "group", "session_id"]].reset_index(drop=True)
-    frames = [ids.assign(region=roi_name, cbf=maps[:, roi].mean(axis=1))]
+    frames = [ids.assign(region=roi_name, cbf=maps[:, roi].mean(axis=1) - offset)]
     try:
         cluster, _ = cluster_values(result, runs, maps, sign=1, alpha=alpha)
-        frames.append(cluster.assign(region="cluster"))
+        frames.append(cluster.assign(region="cluster", cbf=cluster["cbf"] - offset))
     except ValueError:
         pass  # no significant cluster: nothing to describe
     out = pd.concat(frames, ignore_index=True)
