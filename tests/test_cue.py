@@ -32,6 +32,7 @@ def test_collect_task_runs(tiny, tmp_path):
     assert str(events) in excl2["reason"].iloc[0]
 
 
+@pytest.mark.filterwarnings("ignore:.*a mask was given at masker creation.*")
 def test_glm_effect_is_nilearns_contrast_and_tracks_the_truth(tiny):
     from nilearn.glm.first_level import FirstLevelModel
     from nilearn.interfaces.fmriprep import load_confounds
