@@ -94,7 +94,7 @@ class BaclofenStudyParams:
     static_fraction: float = _p(0.1, "Static tissue signal left after background suppression (fraction of M0).")
     asl_noise_pct: float = _p(0.3, "Thermal noise SD per ASL volume (% of grey-matter M0).")
     asl_motion_mm: float = _p(0.05, "SD of the per-volume head-motion step in ASL runs (mm).")
-    m0_scale: float = _p(1000.0, "M0 of grey matter (arbitrary units).")
+    m0_scale: float = _p(10000.0, "M0 of grey matter (scanner units; images are stored as int16).")
     # task
     n_task_volumes: int = _p(150, "Volumes of the smoking-cue task run.")
     task_repetition_time: float = _p(2.0, "Repetition time of the task run (s).")
@@ -366,9 +366,10 @@ def asl_paths(root: Path, participant_id: str, session_id: str) -> dict[str, Pat
 
 
 def _volume(maps: _Maps, values: np.ndarray, zooms: tuple) -> nib.Nifti1Image:
+    """Values over the mask as an int16 image (as a scanner writes it; rounding is far below the noise)."""
     values = np.atleast_2d(values)
-    vol = np.zeros(maps.mask.shape + (values.shape[0],), dtype=np.float32, order="F")
-    vol[maps.mask] = values.T
+    vol = np.zeros(maps.mask.shape + (values.shape[0],), dtype=np.int16, order="F")
+    vol[maps.mask] = np.clip(np.rint(values), np.iinfo(np.int16).min, np.iinfo(np.int16).max).T
     img = nib.Nifti1Image(vol if values.shape[0] > 1 else vol[..., 0], maps.affine)
     img.header.set_zooms(zooms[: img.ndim])
     img.header.set_xyzt_units("mm", "sec")
