@@ -90,7 +90,8 @@ def test_changes_associations_and_the_mediation_table():
     groups = ["baclofen"] * 5 + ["placebo"] * 5
     long = pd.DataFrame([{"participant_id": p, "group": g, "session_id": s, "roi": r, "value": rng.normal()}
                          for p, g in zip(pids, groups) for s in ("ses-T1", "ses-T2") for r in ("ins", "vm")])
-    change = cue.roi_effects_change(long)
+    change = perfusion.participant_change(long, "value", by=("roi",))
+    assert list(change.columns) == ["participant_id", "group", "roi", "change"]
     one = long[(long["participant_id"] == "s0") & (long["roi"] == "ins")].set_index("session_id")["value"]
     assert change.iloc[0]["change"] == pytest.approx(one["ses-T2"] - one["ses-T1"])
     dlpfc = pd.DataFrame({"participant_id": pids, "group": groups, "change": rng.normal(size=10)})

@@ -28,8 +28,7 @@ from ._io import read_json, read_tsv
 from .layout import EXCLUSION_COLUMNS, SPACE, run_files
 
 __all__ = ["TASK_RUN_COLUMNS", "collect_task_runs", "cue_glm_run", "cue_maps", "roi_means", "cue_craving",
-           "CONTRAST", "roi_associations", "mediation_table", "session_response",
-           "roi_effects_change"]
+           "CONTRAST", "roi_associations", "mediation_table", "session_response"]
 
 TASK_RUN_COLUMNS = ["participant_id", "group", "session_id", "bold", "confounds", "events", "t_r"]
 CONTRAST = "smoking - neutral"
@@ -273,21 +272,3 @@ def session_response(long: pd.DataFrame, session: str = "ses-T1", alpha: float =
     return pd.concat([mean_change(g["value"], f"cue response at {session} ({roi})", alpha)
                       for roi, g in sub.groupby("roi", sort=False)], ignore_index=True)
 
-
-def roi_effects_change(long: pd.DataFrame, sessions=("ses-T1", "ses-T2")) -> pd.DataFrame:
-    """``T2 - T1`` of each ROI's cue effect per participant (participants without both sessions are absent).
-
-    Parameters
-    ----------
-    long : pandas.DataFrame
-        From :func:`roi_means` (``participant_id, group, session_id, roi, value``).
-
-    Returns
-    -------
-    change : pandas.DataFrame
-        ``participant_id, group, roi, change``.
-    """
-    wide = long.pivot_table(index=["participant_id", "group", "roi"], columns="session_id",
-                            values="value").reset_index().dropna(subset=list(sessions))
-    return pd.DataFrame({"participant_id": wide["participant_id"], "group": wide["group"], "roi": wide["roi"],
-                         "change": wide[sessions[1]] - wide[sessions[0]]}).reset_index(drop=True)

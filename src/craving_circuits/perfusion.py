@@ -419,18 +419,25 @@ def group_by_time_models(values: pd.DataFrame, alpha: float = 0.05) -> pd.DataFr
     return out[["region"] + [c for c in out.columns if c != "region"]]
 
 
-def participant_change(values: pd.DataFrame, value: str = "cbf", sessions=SESSIONS) -> pd.DataFrame:
-    """``T2 - T1`` of a value per participant (participants without both sessions are absent).
+def participant_change(values: pd.DataFrame, value: str = "cbf", sessions=SESSIONS, by=()) -> pd.DataFrame:
+    """``T2 - T1`` of a value per participant (and per level of ``by``, e.g. ``("roi",)``).
+
+    Participants without both sessions are absent here; the stages that lose
+    them list them (:func:`time_difference_maps`,
+    :func:`craving_circuits.cue.mediation_table`).
 
     Returns
     -------
     change : pandas.DataFrame
-        ``participant_id, group, change``.
+        ``participant_id, group, *by, change``.
     """
-    wide = values.pivot_table(index=["participant_id", "group"], columns="session_id", values=value).reset_index()
+    keys = ["participant_id", "group", *by]
+    wide = values.pivot_table(index=keys, columns="session_id", values=value).reset_index()
     wide = wide.dropna(subset=list(sessions))
-    return pd.DataFrame({"participant_id": wide["participant_id"], "group": wide["group"],
-                         "change": wide[sessions[1]] - wide[sessions[0]]}).reset_index(drop=True)
+    out = wide[keys].copy()
+    out.columns.name = None
+    out["change"] = wide[sessions[1]] - wide[sessions[0]]
+    return out.reset_index(drop=True)
 
 
 def group_by_time_anova(values: pd.DataFrame, value: str) -> pd.DataFrame:
