@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
+from craving_circuits import ledger
 from craving_circuits.book import NotebookFailed, execute_plan, install_mathjax, load_plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +61,10 @@ def test_book_builds_from_executed_notebooks(tmp_path):
     assert control["parameters"]["simulation"]["nac_effect"] < 0
     assert control["parameters"]["compare_dir"].endswith("results/nac_null_effect")
     assert not list(executed.glob(".tmp-*")) and not list(executed.glob("*.failed.ipynb"))
+    # the ledger reads every declared claim from the runs' result files
+    claims = pd.read_csv(root / "results" / "claims_ledger" / "claims_ledger.tsv", sep="\t")
+    assert list(claims["claim_id"]) == [c["claim_id"] for c in ledger.CLAIMS]
+    assert claims["verdict"].isin(ledger.VERDICTS).all() and claims["agree"].notna().all()
 
     install_mathjax(root / "_mathjax_static" / "mathjax")
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
@@ -70,11 +76,14 @@ def test_book_builds_from_executed_notebooks(tmp_path):
                  "book/executed/nacc_seed_fc", "book/executed/nacc_seed_fc_null", "book/executed/reproducibility",
                  "book/bibliography", "book/methods_glutamate", "book/executed/thalamus_glutamate",
                  "book/methods_null_effects", "book/executed/nac_null_effect", "book/executed/nac_positive_control",
-                 "book/methods_baclofen", "book/executed/baclofen_cbf", "book/executed/baclofen_mediation"):
+                 "book/methods_baclofen", "book/executed/baclofen_cbf", "book/executed/baclofen_mediation",
+                 "book/executed/claims_ledger"):
         assert (html / f"{page}.html").is_file(), page
     null_page = (html / "book" / "executed" / "nacc_seed_fc_null.html").read_text()
     assert "every planted effect is zero" in null_page
     assert "Recovered vs planted" in null_page
+    ledger_page = (html / "book" / "executed" / "claims_ledger.html").read_text()
+    assert re.search(rf"Of the (<[^>]*>)*{len(ledger.CLAIMS)}(<[^>]*>)* claims", ledger_page)
     control_page = (html / "book" / "executed" / "nac_positive_control.html").read_text()
     assert "Positive control: NAC dampens craving" in control_page and "NAC has no effect" in control_page
     # the pages load nothing from a CDN: MathJax comes with the book, loaded once per page

@@ -489,3 +489,17 @@ def test_qc_sensitivity_n_and_r_per_setting():
         np.testing.assert_allclose([row.r, row.p, row.mean_dglu], [ref.statistic, ref.pvalue, y.mean()],
                                    rtol=1e-10)
     assert out["n"].tolist() == [5, 6]
+
+
+def test_coupling_equivalence_separates_absent_present_and_unknown_links():
+    couplings = pd.DataFrame({
+        "target": ["a", "b", "c", "a"], "sample": "CUD", "method": ["pearson"] * 3 + ["spearman"],
+        "n": [300, 300, 18, 300], "estimate": [0.01, 0.5, 0.05, 0.01], "p": [0.86, 1e-20, 0.84, 0.86]})
+    table = coupling.coupling_equivalence(couplings, bound_r=0.3)
+    assert list(table["target"]) == ["a", "b", "c"]  # Pearson rows only
+    assert list(table["verdict"]) == ["equivalent", "effect", "inconclusive"]
+    # the 90 % interval of r: Fisher z +/- 1.645 / sqrt(n - 3), back-transformed
+    half = stats.norm.ppf(0.95) / np.sqrt(297)
+    assert table.loc[0, "ci90_low"] == pytest.approx(np.tanh(np.arctanh(0.01) - half))
+    with pytest.raises(ValueError, match="lacks the column"):
+        coupling.coupling_equivalence(couplings.drop(columns="n"), 0.3)

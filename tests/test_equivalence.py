@@ -148,3 +148,29 @@ def test_evidence_table_combines_the_three_answers():
     default = curves["null"].set_index("prior_scale")["bf01"]
     assert default.loc[default.index[np.isclose(default.index, np.sqrt(2) / 2)][0]] == pytest.approx(
         rows.loc["null", "bf01"])
+
+
+@pytest.mark.parametrize("r, n, bound_r", [(0.1, 30, 0.4), (-0.35, 18, 0.5), (0.6, 100, 0.3)])
+def test_tost_correlation_matches_statsmodels_ztost_on_fisher_z(r, n, bound_r):
+    """statsmodels' ztost on two values z -/+ se (mean z, standard error se) is the same z test."""
+    from statsmodels.stats.weightstats import ztost
+
+    ours = equivalence.tost_correlation(r, n, bound_r)
+    z, se = np.arctanh(r), 1 / np.sqrt(n - 3)
+    p, lower, upper = ztost(np.array([z - se, z + se]), -np.arctanh(bound_r), np.arctanh(bound_r))
+    assert ours["p"] == pytest.approx(p, rel=1e-10)
+    assert ours["p_lower"] == pytest.approx(lower[1], rel=1e-10)
+    assert ours["p_upper"] == pytest.approx(upper[1], rel=1e-10)
+    # the 90 % interval lies inside the bounds exactly when equivalence is declared
+    inside = -bound_r < ours["ci_low"] and ours["ci_high"] < bound_r
+    assert inside == (ours["p"] < 0.05)
+
+
+def test_tost_correlation_exact_value_and_errors():
+    # r = 0, n = 28: se of z is 0.2; bound z = 0.5 is 2.5 standard errors away
+    result = equivalence.tost_correlation(0.0, 28, float(np.tanh(0.5)))
+    assert result["p"] == pytest.approx(stats.norm.sf(2.5), rel=1e-12)
+    assert result["ci_high"] == pytest.approx(np.tanh(stats.norm.ppf(0.95) * 0.2))
+    for bad in (dict(r=1.0, n=20, bound_r=0.3), dict(r=0.2, n=3, bound_r=0.3), dict(r=0.2, n=20, bound_r=0.0)):
+        with pytest.raises(ValueError):
+            equivalence.tost_correlation(**bad)

@@ -27,6 +27,7 @@ __all__ = [
     "participant_changes",
     "bootstrap_correlations",
     "correlation",
+    "coupling_equivalence",
     "coupling_table",
     "steiger_test",
     "compare_couplings",
@@ -183,6 +184,44 @@ def correlation(x, y, method: str = "pearson", n_boot: int = 5000, rng=None, alp
     return {"term": method, "estimate": float(test.statistic), "se": float(boot.std(ddof=1)),
             "ci_low": float(np.quantile(boot, alpha / 2)), "ci_high": float(np.quantile(boot, 1 - alpha / 2)),
             "p": float(test.pvalue), "n": len(x)}
+
+
+def coupling_equivalence(couplings: pd.DataFrame, bound_r: float, alpha: float = 0.05,
+                         method: str = "pearson") -> pd.DataFrame:
+    """Is a coupling absent? Equivalence of each correlation of :func:`coupling_table` with zero.
+
+    Parameters
+    ----------
+    couplings : pandas.DataFrame
+        From :func:`coupling_table` (columns ``target, sample, method, n,
+        estimate, p``).
+    bound_r : float
+        Smallest correlation of interest, in (0, 1).
+    alpha : float
+    method : str
+        Which rows of ``couplings`` to test (the Fisher-z test is for Pearson r).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``target, sample, n, estimate, p`` (the test of r = 0, from
+        ``couplings``), ``bound``, ``ci90_low, ci90_high`` (the ``1 - 2 alpha``
+        interval), ``p_equivalence`` and ``verdict`` (see
+        :func:`craving_circuits.equivalence.verdict`).
+    """
+    from .equivalence import tost_correlation, verdict
+
+    missing = {"target", "sample", "method", "n", "estimate", "p"} - set(couplings.columns)
+    if missing:
+        raise ValueError(f"The coupling table lacks the column(s) {sorted(missing)}; pass coupling_table's output.")
+    rows = []
+    for row in couplings[couplings["method"] == method].itertuples(index=False):
+        result = tost_correlation(row.estimate, int(row.n), bound_r, alpha)
+        rows.append({"target": row.target, "sample": row.sample, "n": int(row.n), "estimate": row.estimate,
+                     "p": row.p, "bound": bound_r, "ci90_low": result["ci_low"], "ci90_high": result["ci_high"],
+                     "p_equivalence": result["p"], "verdict": verdict(row.p, result["p"], alpha)})
+    columns = ["target", "sample", "n", "estimate", "p", "bound", "ci90_low", "ci90_high", "p_equivalence", "verdict"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def coupling_table(table: pd.DataFrame, targets, glu: str = "dglu", samples: dict | None = None,

@@ -3,7 +3,8 @@
 A non-significant test says only that the data did not reject "no effect". To
 say that an effect is absent, or too small to matter, this module offers three
 complementary answers for a mean difference (one-sample or paired) or a
-difference of means (two independent groups):
+difference of means (two independent groups), and the equivalence test for a
+correlation:
 
 * **Equivalence (TOST)**: two one-sided t-tests against the bounds
   ``-bound`` and ``+bound`` of the smallest effect of interest (SESOI)
@@ -14,6 +15,10 @@ difference of means (two independent groups):
   Cauchy prior of scale ``r`` on the standardised effect against the point
   null, reported as BF01 (evidence for the null). Its robustness to ``r`` is a
   curve, not one number.
+* **Equivalence of a correlation**: the same two one-sided tests on Fisher's
+  ``z = atanh(r)`` with its large-sample standard error ``1 / sqrt(n - 3)``,
+  against the bounds ``atanh(-bound_r)`` and ``atanh(bound_r)``
+  (:func:`tost_correlation`).
 * **Sensitivity**: the smallest standardised effect the design detects with
   a given power (statsmodels' power solvers); an equivalence bound below it
   can rarely be shown.
@@ -42,6 +47,7 @@ __all__ = [
     "EVIDENCE_COLUMNS",
     "DEFAULT_PRIOR_SCALE",
     "tost",
+    "tost_correlation",
     "jzs_bf10",
     "bayes_factor_robustness",
     "robustness_curves",
@@ -132,6 +138,44 @@ def tost(x, bound: float, y=None, alpha: float = 0.05) -> dict:
     return {"estimate": estimate, "se": se, "df": float(df), "t_lower": float(t_lower), "p_lower": p_lower,
             "t_upper": float(t_upper), "p_upper": p_upper, "p": max(p_lower, p_upper),
             "ci_low": estimate - half, "ci_high": estimate + half}
+
+
+def tost_correlation(r: float, n: int, bound_r: float, alpha: float = 0.05) -> dict:
+    """Two one-sided tests of a Pearson correlation lying within ``(-bound_r, +bound_r)``.
+
+    Parameters
+    ----------
+    r : float
+        Observed correlation, in (-1, 1).
+    n : int
+        Number of pairs (at least 4).
+    bound_r : float
+        Equivalence bound on the correlation scale, in (0, 1).
+    alpha : float
+        Level of each one-sided test.
+
+    Returns
+    -------
+    result : dict
+        ``estimate`` (r), ``z`` (Fisher z), ``se`` (of z), ``z_lower, p_lower,
+        z_upper, p_upper``, ``p`` (the larger one-sided p; equivalence when
+        ``p < alpha``) and ``ci_low, ci_high``, the ``1 - 2 alpha`` interval of
+        r (back-transformed), inside the bounds exactly when ``p < alpha``.
+    """
+    alpha = _check_alpha(alpha)
+    if not (np.isfinite(r) and -1 < r < 1):
+        raise ValueError(f"A correlation must lie strictly between -1 and 1, got {r}.")
+    if int(n) != n or n < 4:
+        raise ValueError(f"The Fisher-z test needs at least 4 pairs, got n = {n}.")
+    if not (np.isfinite(bound_r) and 0 < bound_r < 1):
+        raise ValueError(f"The equivalence bound on r must lie in (0, 1), got {bound_r}.")
+    z, se, bound = float(np.arctanh(r)), 1 / np.sqrt(n - 3), float(np.arctanh(bound_r))
+    z_lower, z_upper = (z + bound) / se, (z - bound) / se
+    p_lower, p_upper = float(stats.norm.sf(z_lower)), float(stats.norm.cdf(z_upper))
+    half = stats.norm.ppf(1 - alpha) * se
+    return {"estimate": float(r), "z": z, "se": float(se), "z_lower": float(z_lower), "p_lower": p_lower,
+            "z_upper": float(z_upper), "p_upper": p_upper, "p": max(p_lower, p_upper),
+            "ci_low": float(np.tanh(z - half)), "ci_high": float(np.tanh(z + half))}
 
 
 def _log_bf10_integrand(g: float, t: float, n_eff: float, df: float, r: float) -> float:

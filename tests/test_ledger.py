@@ -1,0 +1,100 @@
+"""The claims ledger: verdicts from tiny result folders with known answers, exact errors for missing or
+ambiguous rows, and the declared claims against the runs of the book."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from craving_circuits import ledger
+from craving_circuits.report import write_table
+
+ROOT = Path(__file__).resolve().parents[1]
+RECOVERY = ["effect", "test", "planted", "estimate", "ci_low", "ci_high", "p", "planted_present", "found", "agree"]
+
+
+def _recovery(rows):
+    return pd.DataFrame([dict(zip(RECOVERY, row)) for row in rows], columns=RECOVERY)
+
+
+def _claim(claim_id, effect, direction, equivalence=None):
+    claim = {"claim_id": claim_id, "study": "s", "claim": f"claim {claim_id}", "source": "run/recovered_vs_planted",
+             "effect": effect, "test": f"test of {effect}", "statistic": "r", "direction": direction}
+    if equivalence:
+        claim["equivalence"] = ("run/evidence", {"term": equivalence})
+    return claim
+
+
+@pytest.fixture
+def results(tmp_path):
+    write_table(_recovery([
+        ("up", "test of up", 0.5, 0.4, 0.1, 0.7, 0.001, True, True, True),
+        ("down", "test of down", -0.5, 0.4, 0.1, 0.7, 0.001, True, True, False),   # wrong sign
+        ("missed", "test of missed", 0.5, 0.1, -0.2, 0.4, 0.30, True, False, False),
+        ("zero", "test of zero", 0.0, 0.02, -0.1, 0.14, 0.70, False, False, True),
+        ("vague", "test of vague", 0.0, 0.1, -0.3, 0.5, 0.40, False, False, True),
+        ("spurious", "test of spurious", 0.0, 0.3, 0.1, 0.5, 0.01, False, True, False),
+    ]), tmp_path / "run", "recovered_vs_planted")
+    write_table(pd.DataFrame({"term": ["zero", "vague", "spurious"], "p_equivalence": [0.001, 0.2, 0.6],
+                              "bound": 0.3}), tmp_path / "run", "evidence")
+    return tmp_path
+
+
+def test_verdicts_and_agreement_with_the_planted_truth(results):
+    claims = [_claim("a", "up", 1), _claim("b", "down", -1), _claim("c", "missed", 1),
+              _claim("d", "zero", None, "zero"), _claim("e", "vague", None, "vague"),
+              _claim("f", "spurious", None, "spurious")]
+    table = ledger.claims_ledger(results, claims).set_index("claim_id")
+    assert list(table.columns) == ledger.LEDGER_COLUMNS[1:]
+    assert list(table["verdict"]) == ["supported", "not supported", "not supported", "evidence of absence",
+                                      "not supported", "not supported"]
+    assert "opposite direction" in table.loc["b", "detail"]
+    assert table.loc["e", "detail"].startswith("inconclusive")
+    assert table.loc["f", "detail"] == "an effect was found"
+    # a planted fall found as a rise is no agreement; absent effects agree when nothing is found
+    assert list(table["agree"]) == [True, False, False, True, True, False]
+    assert table.loc["d", "source"].endswith("run/recovered_vs_planted.tsv; " + str(results / "run" / "evidence.tsv"))
+    summary = ledger.ledger_summary(table.reset_index())
+    assert summary == {"n_claims": 6, "n_supported": 1, "n_not_supported": 4, "n_evidence_of_absence": 1,
+                       "n_with_truth": 6, "n_agree": 3}
+
+
+def test_a_stricter_alpha_changes_the_decisions(results):
+    table = ledger.claims_ledger(results, [_claim("a", "up", 1)], alpha=0.0005)
+    assert table.loc[0, "verdict"] == "not supported"
+
+
+def test_without_ground_truth_agreement_is_empty(results):
+    path = results / "run" / "recovered_vs_planted.tsv"
+    plain = pd.read_csv(path, sep="\t").assign(planted=np.nan, planted_present=None)
+    write_table(plain, results / "run", "recovered_vs_planted")
+    table = ledger.claims_ledger(results, [_claim("a", "up", 1)])
+    assert table.loc[0, "agree"] is None and np.isnan(table.loc[0, "planted"])
+    assert ledger.ledger_summary(table)["n_with_truth"] == 0
+
+
+def test_missing_files_and_ambiguous_rows_are_named(results):
+    with pytest.raises(FileNotFoundError, match="other_run"):
+        ledger.claims_ledger(results, [dict(_claim("a", "up", 1), source="other_run/recovered_vs_planted")])
+    with pytest.raises(ValueError, match="0 rows match"):
+        ledger.claims_ledger(results, [_claim("a", "nothing", 1)])
+    table = pd.read_csv(results / "run" / "recovered_vs_planted.tsv", sep="\t")
+    write_table(pd.concat([table, table.iloc[:1]]), results / "run", "recovered_vs_planted")
+    with pytest.raises(ValueError, match="2 rows match"):
+        ledger.claims_ledger(results, [_claim("a", "up", 1)])
+    with pytest.raises(ValueError, match="alpha"):
+        ledger.claims_ledger(results, [], alpha=1.5)
+
+
+def test_declared_claims_read_runs_of_the_book():
+    """The book build runs the ledger notebook on every declared claim; here, their declarations."""
+    runs = {entry["name"] for entry in yaml.safe_load((ROOT / "book" / "runs.yml").read_text())}
+    ids = [claim["claim_id"] for claim in ledger.CLAIMS]
+    assert len(ids) == len(set(ids))
+    for claim in ledger.CLAIMS:
+        assert claim["source"].split("/")[0] in runs, claim["claim_id"]
+        assert claim["direction"] in (1, -1, None)
+        if claim["direction"] is None:
+            assert claim["equivalence"][0].split("/")[0] in runs, claim["claim_id"]
