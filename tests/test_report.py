@@ -245,3 +245,22 @@ def test_baclofen_estimates_map_rows_to_planted_effects():
                                       "indirect_effect_cue"]
     assert est.iloc[2]["estimate"] == -4.5 and np.isnan(est.iloc[3]["estimate"])
     assert est.iloc[5]["estimate"] == -6.0 and est.iloc[6]["estimate"] == -0.3
+
+
+def test_result_hashes_cover_tables_and_skip_hidden_and_excluded(tmp_path):
+    import hashlib
+
+    from craving_circuits import report
+
+    (tmp_path / "a" / "sub").mkdir(parents=True)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "t.tsv").write_text("x\n1\n")
+    (tmp_path / "a" / "sub" / "u.tsv").write_text("y\n2\n")
+    (tmp_path / "a" / ".tmp-1234-t.tsv").write_text("partial")
+    (tmp_path / "a" / "run.json").write_text("{}")
+    (tmp_path / "b" / "v.tsv").write_text("z\n")
+    hashes = report.result_hashes(tmp_path, exclude=("b",))
+    assert list(hashes["file"]) == ["a/sub/u.tsv", "a/t.tsv"]
+    assert hashes.loc[1, "sha256"] == hashlib.sha256(b"x\n1\n").hexdigest() and hashes.loc[1, "bytes"] == 4
+    with pytest.raises(FileNotFoundError, match="make notebooks"):
+        report.result_hashes(tmp_path / "nothing")

@@ -119,6 +119,10 @@ def _table(results_dir: Path, source: str) -> tuple[pd.DataFrame, Path]:
     return read_table(results_dir / run, name), results_dir / run / f"{name}.tsv"
 
 
+def _relative(path: Path, results_dir: Path) -> str:
+    return path.relative_to(results_dir).as_posix()
+
+
 def _one_row(table: pd.DataFrame, path: Path, match: dict) -> pd.Series:
     picked = table
     for column, value in match.items():
@@ -170,8 +174,8 @@ def claims_ledger(results_dir: str | Path = "results", claims=CLAIMS, alpha: flo
     Returns
     -------
     ledger : pandas.DataFrame
-        Columns :data:`LEDGER_COLUMNS`; ``source`` names the file (and for a
-        claim of absence, the equivalence file too).
+        Columns :data:`LEDGER_COLUMNS`; ``source`` names the file relative to
+        ``results_dir`` (and for a claim of absence, the equivalence file too).
 
     Raises
     ------
@@ -187,12 +191,12 @@ def claims_ledger(results_dir: str | Path = "results", claims=CLAIMS, alpha: flo
     for claim in claims:
         table, path = _table(results_dir, claim["source"])
         row = _one_row(table, path, {"effect": claim["effect"], "test": claim["test"]})
-        equivalence, sources = None, [str(path)]
+        equivalence, sources = None, [_relative(path, results_dir)]
         if claim["direction"] is None:
             eq_source, match = claim["equivalence"]
             eq_table, eq_path = _table(results_dir, eq_source)
             equivalence = _one_row(eq_table, eq_path, match)
-            sources.append(str(eq_path))
+            sources.append(_relative(eq_path, results_dir))
         verdict, detail = _verdict(claim, row, equivalence, alpha)
         present = row.get("planted_present")
         has_truth = isinstance(present, (bool, np.bool_)) or str(present) in ("True", "False")

@@ -33,6 +33,7 @@ __all__ = [
     "EVIDENCE_RECOVERY_COLUMNS",
     "DRUG_EFFECTS",
     "side_by_side",
+    "result_hashes",
     "baclofen_cbf_estimates",
     "baclofen_cue_estimates",
     "read_table",
@@ -462,6 +463,46 @@ def side_by_side(tables: dict[str, pd.DataFrame], on: str = "term", columns=("es
         parts.append(part)
     order = list(dict.fromkeys(v for t in tables.values() for v in t[on]))
     return pd.concat(parts, axis=1).reindex(order)
+
+
+def result_hashes(results_dir: str | Path, pattern: str = "*.tsv", exclude=()) -> pd.DataFrame:
+    """SHA-256 of every result table under ``results_dir``, to compare two builds.
+
+    Two builds with the same code, seed and parameters write identical tables;
+    run records (``run.json``, with times) and images (gzip headers carry a
+    time) are left out by the default pattern.
+
+    Parameters
+    ----------
+    results_dir : str or Path
+    pattern : str
+        Glob of the files to hash, searched recursively.
+    exclude : sequence of str
+        Run folders (first path component) to leave out.
+
+    Returns
+    -------
+    hashes : pandas.DataFrame
+        ``file`` (relative to ``results_dir``, sorted), ``bytes``, ``sha256``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``results_dir`` does not exist.
+    """
+    import hashlib
+
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise FileNotFoundError(f"Results folder {results_dir} not found; build the book (make notebooks) first.")
+    rows = []
+    for path in sorted(results_dir.rglob(pattern)):
+        relative = path.relative_to(results_dir)
+        if path.name.startswith(".") or relative.parts[0] in set(exclude):
+            continue  # hidden: temporary files of an unfinished write
+        data = path.read_bytes()
+        rows.append({"file": relative.as_posix(), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    return pd.DataFrame(rows, columns=["file", "bytes", "sha256"])
 
 
 def read_table(out_dir: str | Path, name: str) -> pd.DataFrame:
