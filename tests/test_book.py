@@ -39,7 +39,7 @@ def test_book_builds_from_executed_notebooks(tmp_path):
     root = _copy_book(tmp_path / "book_root")
     plan = load_plan(root / "book" / "runs.yml", preset="tiny", null_preset="tiny_null")
     records = execute_plan(plan, root, data_dir=tmp_path / "data", n_jobs=2,
-                           overrides={"n_permutations": 200, "n_bootstrap": 500})
+                           overrides={"n_permutations": 200, "n_bootstrap": 500, "n_sims": 3, "n_voxel_sims": 2})
     assert [r["name"] for r in records] == [entry["name"] for entry in plan]
     assert all(r["status"] == "ok" for r in records)
     executed = root / "book" / "executed"
@@ -65,6 +65,9 @@ def test_book_builds_from_executed_notebooks(tmp_path):
     claims = pd.read_csv(root / "results" / "claims_ledger" / "claims_ledger.tsv", sep="\t")
     assert list(claims["claim_id"]) == [c["claim_id"] for c in ledger.CLAIMS]
     assert claims["verdict"].isin(ledger.VERDICTS).all() and claims["agree"].notna().all()
+    # the calibration ran at its tiny size, every claim's test under every condition
+    calibration = pd.read_csv(root / "results" / "calibration" / "results.tsv", sep="\t", keep_default_na=False)
+    assert len(calibration) == 3 * 4 * 14 and set(calibration["condition"]) == {"null", "half", "paper", "double"}
 
     install_mathjax(root / "_mathjax_static" / "mathjax")
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
@@ -77,7 +80,7 @@ def test_book_builds_from_executed_notebooks(tmp_path):
                  "book/bibliography", "book/methods_glutamate", "book/executed/thalamus_glutamate",
                  "book/methods_null_effects", "book/executed/nac_null_effect", "book/executed/nac_positive_control",
                  "book/methods_baclofen", "book/executed/baclofen_cbf", "book/executed/baclofen_mediation",
-                 "book/executed/claims_ledger"):
+                 "book/executed/claims_ledger", "book/executed/calibration"):
         assert (html / f"{page}.html").is_file(), page
     null_page = (html / "book" / "executed" / "nacc_seed_fc_null.html").read_text()
     assert "every planted effect is zero" in null_page

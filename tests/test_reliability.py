@@ -35,10 +35,10 @@ def _book(dest: Path) -> Path:
     return dest
 
 
-def _command(root: Path) -> list[str]:
+def _command(root: Path, n_jobs: int = 2) -> list[str]:
     return [sys.executable, "-m", "craving_circuits", "execute", "--plan", str(root / "plan.yml"), "--root",
-            str(root), "--preset", "tiny", "--null-preset", "tiny_null", "--data-dir", "data", "--n-jobs", "2",
-            "--set", "n_permutations=200", "n_bootstrap=300"]
+            str(root), "--preset", "tiny", "--null-preset", "tiny_null", "--data-dir", "data", "--n-jobs",
+            str(n_jobs), "--set", "n_permutations=200", "n_bootstrap=300"]
 
 
 def _build(root: Path) -> float:
@@ -64,9 +64,10 @@ def test_same_tables_from_two_builds_and_after_an_interrupted_build(tmp_path):
     _build(root)
     pd.testing.assert_frame_equal(result_hashes(root / "results"), first)
 
-    # killed part-way (simulations, cached runs and tables half written), then built again
+    # killed part-way (simulations, cached runs and tables half written), then built again; one process
+    # (no worker pool that would outlive the kill), so it is slower and the kill lands earlier in it
     _clean(root)
-    process = subprocess.Popen(_command(root), cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    process = subprocess.Popen(_command(root, n_jobs=1), cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     time.sleep(0.4 * duration)
     assert process.poll() is None, "the build ended before it could be interrupted"

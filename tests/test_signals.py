@@ -307,3 +307,15 @@ def test_motion_loadings_of_a_ramp_in_z_match_a_small_shift():
     change_pct = (shifted - baseline[interior]) / baseline[interior] * 100
     np.testing.assert_allclose(loadings[2][interior[mask]] * t, change_pct, rtol=1e-5)
     np.testing.assert_allclose(loadings[:2][:, interior[mask]], 0.0, atol=1e-6)
+
+
+def test_correlated_sources_mix_given_series_like_drawn_ones():
+    from craving_circuits.simulate.signals import band_limited_noise, correlated_sources
+
+    corr = np.array([[1.0, 0.5], [0.5, 1.0]])
+    drawn = correlated_sources(np.random.default_rng(3), corr, 120, 2.0)
+    given = correlated_sources(None, corr, 120, 2.0,
+                               independent=band_limited_noise(np.random.default_rng(3), 120, 2, 2.0))
+    np.testing.assert_array_equal(drawn, given)
+    with pytest.raises(ValueError, match="shape"):
+        correlated_sources(None, corr, 120, 2.0, independent=np.zeros((100, 2)))

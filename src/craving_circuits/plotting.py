@@ -31,6 +31,8 @@ __all__ = [
     "plot_group_time",
     "plot_association",
     "plot_cbf_qc",
+    "plot_calibration",
+    "plot_specification_curve",
 ]
 
 BACLOFEN_COLORS = {"baclofen": "#7b3294", "placebo": "#808080"}
@@ -450,5 +452,84 @@ def plot_cbf_qc(runs: pd.DataFrame):
     ax.set_xlabel("mean white-matter CBF (ml/100 g/min)")
     ax.set_ylabel("mean grey-matter CBF (ml/100 g/min)")
     ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_calibration(summary: pd.DataFrame, alpha: float = 0.05):
+    """False-positive rates under the null (with intervals) and power against the effect size.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        From :func:`craving_circuits.calibration.calibration_summary`.
+    """
+    from .calibration import CONDITIONS
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.8), gridspec_kw={"width_ratios": [1.1, 1]})
+    fpr = summary[(summary["measure"] == "false-positive rate") & (summary["condition"] == "null")]
+    labels = [f"{row.claim_id}" for row in fpr.itertuples()]
+    y = np.arange(len(fpr))[::-1]
+    colors = ["#2c7fb8" if w else "#c0392b" for w in fpr["within"]]
+    left.errorbar(fpr["rate"], y, xerr=[fpr["rate"] - fpr["ci_low"], fpr["ci_high"] - fpr["rate"]], fmt="none",
+                  ecolor="0.6", lw=1.2)
+    left.scatter(fpr["rate"], y, c=colors, zorder=3)
+    left.axvline(alpha, color="k", ls="--", lw=0.8)
+    left.set_yticks(y, labels, fontsize=8)
+    left.set_xlabel("false-positive rate, null condition")
+    left.set_title("Does each test hold its level?")
+    power = summary[summary["measure"] == "power"]
+    factors = {c: f for c, f in CONDITIONS.items() if f > 0}
+    for claim_id, sub in power.groupby("claim_id", sort=False):
+        sub = sub[sub["condition"].isin(factors)]
+        x = sub["condition"].map(factors)
+        right.plot(x, sub["rate"], marker="o", lw=1, label=claim_id)
+    right.axhline(0.8, color="0.5", ls=":", lw=0.8)
+    right.set_xscale("log", base=2)
+    right.set_xticks(list(factors.values()), [f"{c}\n(x{f:g})" for c, f in factors.items()])
+    right.set_ylim(-0.02, 1.02)
+    right.set_xlabel("planted effects")
+    right.set_ylabel("power")
+    right.set_title("How often is a planted effect found?")
+    right.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_specification_curve(table: pd.DataFrame, target: str, term: str):
+    """Specification curve of one contrast: estimates with CIs sorted, and the choices below them.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`craving_circuits.multiverse.multiverse_table`.
+    target, term : str
+        Which contrast.
+    """
+    from .multiverse import _spec_order, specification_matrix
+
+    sub = table[(table["target"] == target) & (table["term"] == term)]
+    if sub.empty:
+        raise ValueError(f"No rows for target {target!r} and term {term!r}.")
+    ordered = _spec_order(sub)
+    matrix = specification_matrix(sub)
+    x = np.arange(len(ordered))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 2]})
+    colors = np.where(ordered["significant"], "#c0392b", "0.5")
+    top.vlines(x, ordered["ci_low"], ordered["ci_high"], colors=colors, lw=1.5)
+    top.scatter(x, ordered["estimate"], c=colors, zorder=3)
+    top.axhline(0, color="k", lw=0.8)
+    top.set_ylabel("estimate (Fisher z)")
+    top.set_title(f"{term} ({target}): {int(ordered['significant'].sum())} of {len(ordered)} specifications "
+                  "significant (red)")
+    for row, name in enumerate(matrix.columns):
+        on = matrix[name].to_numpy() == 1
+        bottom.scatter(x[on], np.full(on.sum(), row), marker="s", color="k", s=25)
+        bottom.scatter(x[~on], np.full((~on).sum(), row), marker="s", color="0.85", s=25)
+    bottom.set_yticks(range(len(matrix.columns)), matrix.columns, fontsize=8)
+    bottom.invert_yaxis()
+    bottom.set_xlabel("specification (sorted by estimate)")
+    bottom.set_xticks(x)
     fig.tight_layout()
     return fig

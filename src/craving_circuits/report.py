@@ -35,6 +35,8 @@ __all__ = [
     "side_by_side",
     "result_hashes",
     "baclofen_cbf_estimates",
+    "multiverse_estimates",
+    "agreement_by_effect",
     "baclofen_cue_estimates",
     "read_table",
     "write_table",
@@ -435,6 +437,42 @@ def baclofen_cue_estimates(t1_response: pd.DataFrame, associations: pd.DataFrame
     return pd.DataFrame(rows, columns=["effect", "test", "estimate", "ci_low", "ci_high", "p"])
 
 
+def multiverse_estimates(table: pd.DataFrame) -> pd.DataFrame:
+    """Estimates of the multiverse chapter, keyed by planted effect: one row per specification and contrast.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`craving_circuits.multiverse.multiverse_table`.
+    """
+    rows = []
+    for row in table.itertuples(index=False):
+        effect = _ROI_EFFECTS.get((row.term, row.target))
+        if effect is None:
+            continue
+        rows.append({"effect": effect, "test": f"ROI mixed model, {row.strategy}: {row.term} ({row.target})",
+                     "estimate": row.estimate, "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p})
+    return pd.DataFrame(rows, columns=["effect", "test", "estimate", "ci_low", "ci_high", "p"])
+
+
+def agreement_by_effect(recovery: pd.DataFrame) -> pd.DataFrame:
+    """Per planted effect: how many of its tests found it, and how many agree with the truth.
+
+    Parameters
+    ----------
+    recovery : pandas.DataFrame
+        From :func:`recovered_vs_planted`.
+
+    Returns
+    -------
+    summary : pandas.DataFrame
+        ``effect, planted, n_tests, n_found, n_agree``.
+    """
+    out = recovery.groupby("effect", sort=False).agg(planted=("planted", "first"), n_tests=("test", "size"),
+                                                     n_found=("found", "sum"), n_agree=("agree", "sum"))
+    return out.reset_index().astype({"n_found": int, "n_agree": int})
+
+
 def side_by_side(tables: dict[str, pd.DataFrame], on: str = "term", columns=("estimate", "p")) -> pd.DataFrame:
     """Tables of several runs next to each other, matched on one column.
 
@@ -517,7 +555,8 @@ def read_table(out_dir: str | Path, name: str) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"Result table {path} not found; run the notebook whose output folder is "
                                 f"{Path(out_dir)} first (make notebooks, or the --only option of the runner).")
-    return pd.read_csv(path, sep="\t")
+    # BIDS missing values only: words such as "null" (a condition) or "NA" stay text
+    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["n/a", ""])
 
 
 def write_table(df: pd.DataFrame, out_dir: str | Path, name: str) -> Path:

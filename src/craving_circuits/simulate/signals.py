@@ -13,6 +13,8 @@ Data conventions
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage
 from scipy import signal as sp_signal
@@ -26,6 +28,14 @@ __all__ = [
     "framewise_displacement",
     "motion_loadings",
 ]
+
+
+@functools.lru_cache(maxsize=64)
+def _band_sos(low_hz: float, high_hz: float, t_r: float) -> np.ndarray:
+    """Second-order sections of the Butterworth band-pass (designed once per band and TR)."""
+    high = min(high_hz, 0.95 * 0.5 / t_r)
+    sos = sp_signal.butter(2, [low_hz, high], btype="band", output="sos", fs=1.0 / t_r)
+    return sos
 
 
 def band_limited_noise(
@@ -42,9 +52,7 @@ def band_limited_noise(
     -------
     x : ndarray, shape (n_volumes, n_series)
     """
-    nyquist = 0.5 / t_r
-    high = min(high_hz, 0.95 * nyquist)
-    sos = sp_signal.butter(2, [low_hz, high], btype="band", output="sos", fs=1.0 / t_r)
+    sos = _band_sos(float(low_hz), float(high_hz), float(t_r)).copy()  # sosfilt needs a writable array
     pad = 200  # burn-in so that the start of the series is stationary
     white = rng.standard_normal((n_volumes + pad, n_series))
     x = sp_signal.sosfilt(sos, white, axis=0)[pad:]
@@ -52,7 +60,7 @@ def band_limited_noise(
 
 
 def correlated_sources(
-    rng: np.random.Generator, corr: np.ndarray, n_volumes: int, t_r: float
+    rng: np.random.Generator, corr: np.ndarray, n_volumes: int, t_r: float, independent: np.ndarray | None = None
 ) -> np.ndarray:
     """Band-limited sources whose population correlation matrix is ``corr``.
 
@@ -65,6 +73,10 @@ def correlated_sources(
     ----------
     corr : ndarray, shape (n_sources, n_sources)
         Symmetric, unit diagonal, positive definite.
+    independent : ndarray, shape (n_volumes, n_sources), optional
+        Unit-variance band-limited series to mix (from
+        :func:`band_limited_noise`); drawn with ``rng`` when not given. Passing
+        them lets many runs share one filtering call.
 
     Returns
     -------
@@ -83,7 +95,10 @@ def correlated_sources(
             "The requested source correlations are not jointly possible (matrix not positive "
             "definite); lower the planted connectivity effects or the subject variability."
         ) from None
-    independent = band_limited_noise(rng, n_volumes, corr.shape[0], t_r)
+    if independent is None:
+        independent = band_limited_noise(rng, n_volumes, corr.shape[0], t_r)
+    elif independent.shape != (n_volumes, corr.shape[0]):
+        raise ValueError(f"independent has shape {independent.shape}; expected {(n_volumes, corr.shape[0])}.")
     return independent @ chol.T
 
 

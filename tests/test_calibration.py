@@ -1,0 +1,152 @@
+"""Calibration: ROI-level studies with exact answers when their noise is off, the conditions'
+parameters, reproducible and parallel-safe Monte Carlo at a tiny size, and the rates with their
+Clopper-Pearson intervals against statsmodels."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.stats.proportion import proportion_confint
+
+from craving_circuits import calibration, secondlevel
+from craving_circuits.simulate import baclofen_params, cocaine_params, roi_level
+from craving_circuits.simulate.baclofen import simulate_baclofen_participants
+from craving_circuits.simulate.cocaine import simulate_participants, simulate_runs_table
+
+# a hand-made ROI model: the baclofen tests below need no maps
+MODEL = roi_level.BaclofenRoiModel(dlpfc_base=40.0, dlpfc_weight=0.5, gm_base=50.0, regional_sd=1.0, thermal_sd=1.0,
+                                   cue_weights={"insula_anterior_ventral": 0.6, "vmpfc": 0.4})
+
+
+def test_conditions_scale_only_the_planted_effects():
+    paper = calibration.condition_params("cocaine", "paper", 3)
+    half = calibration.condition_params("cocaine", "half", 3)
+    assert half.seed == paper.seed == 3
+    assert half.craving_nacc_thalamus == pytest.approx(paper.craving_nacc_thalamus / 2)
+    assert half.source_sd == paper.source_sd and half.n_cud == paper.n_cud
+    null = calibration.condition_params("baclofen", "null", 3)
+    double = calibration.condition_params("baclofen", "double", 3)
+    assert null.dlpfc_cbf_rise == 0 and double.dlpfc_cbf_rise == 2 * baclofen_params("paper").dlpfc_cbf_rise
+    with pytest.raises(ValueError, match="Unknown condition"):
+        calibration.condition_params("cocaine", "triple", 0)
+    with pytest.raises(ValueError, match="Unknown study"):
+        calibration.condition_params("heroin", "paper", 0)
+
+
+def test_cocaine_roi_study_measures_the_planted_couplings_without_noise():
+    """With no ROI noise and long runs, each run's Fisher z is its planted z up to sampling error."""
+    params = cocaine_params("tiny", n_volumes=3000)
+    tables = roi_level.cocaine_roi_study(params, roi_noise=0.0, run_noise_z=0.0)
+    runs = simulate_runs_table(simulate_participants(params), params)
+    roi = tables["roi"]
+    assert len(roi) == 2 * len(runs) and set(roi["strategy"]) == {roi_level.ROI_LEVEL_STRATEGY}
+    assert list(tables["participants"]["participant_id"]) == list(simulate_participants(params)["participant_id"])
+    dlpfc = roi[roi["target"] == "dlpfc"]["fisher_z"].to_numpy()
+    # band-limited series of 3000 volumes: about 1000 effective samples, SE of z about 0.03
+    assert np.abs(dlpfc - runs["fc_nacc_dlpfc"].to_numpy()).mean() < 0.06
+    assert np.corrcoef(dlpfc, runs["fc_nacc_dlpfc"])[0, 1] > 0.9
+    # the analysis functions read it like the image pipeline's table
+    diff = secondlevel.roi_state_differences(roi)
+    assert len(diff) == 2 * params.n_participants * 2
+    with pytest.raises(ValueError, match="roi_noise"):
+        roi_level.cocaine_roi_study(params, roi_noise=-1)
+
+
+def test_baclofen_roi_study_exact_without_noise():
+    params = baclofen_params("paper", cbf_session_sd=0.0, cue_response_sd=0.0)
+    model = roi_level.BaclofenRoiModel(**{**MODEL.__dict__, "regional_sd": 0.0, "thermal_sd": 0.0})
+    tables = roi_level.baclofen_roi_study(params, model, cue_gain=0.5, cue_noise_sd=0.0)
+    people = simulate_baclofen_participants(params).set_index("participant_id")
+    cbf = tables["cbf"].pivot(index="participant_id", columns="session_id", values="cbf")
+    # with global CBF fixed within a participant, the global adjustment cancels in T2 - T1
+    change = cbf["ses-T2"] - cbf["ses-T1"]
+    np.testing.assert_allclose(change, 0.5 * people.loc[change.index, "dlpfc_rise"], atol=1e-9)
+    cue = tables["cue"].pivot_table(index="participant_id", columns=["roi", "session_id"], values="value")
+    insula = cue["insula_anterior_ventral"]
+    expected = 0.5 * 0.6 * params.cue_dlpfc_coupling * people.loc[insula.index, "dlpfc_rise"]
+    np.testing.assert_allclose(insula["ses-T2"] - insula["ses-T1"], expected, atol=1e-9)
+    assert set(tables["ratings"]["participant_id"]) == set(people.index)
+
+
+def test_monte_carlo_is_reproducible_and_parallel_safe():
+    kwargs = dict(conditions=("null", "paper"), baclofen_model=MODEL, n_boot=50, progress=False, batch_size=2)
+    serial = calibration.monte_carlo(3, n_jobs=1, **kwargs)
+    parallel = calibration.monte_carlo(3, n_jobs=2, **kwargs)
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert list(serial.columns) == calibration.CALIBRATION_COLUMNS
+    assert len(serial) == 3 * 2 * (9 + 5)  # replicates x conditions x (cocaine + baclofen tests)
+    paper = serial[serial["condition"] == "paper"].set_index(["claim_id", "replicate"])
+    null = serial[serial["condition"] == "null"].set_index(["claim_id", "replicate"])
+    assert paper.loc["craving_nacc_thalamus", "planted_present"].all()
+    assert not null["planted_present"].any()
+    # the strongest planted effects are found in every replicate at the paper preset
+    assert paper.loc["craving_nacc_thalamus", "found"].all() and paper.loc["cbf_rise_insula", "found"].all()
+    assert serial.loc[serial["claim_id"].str.startswith("nac_no_effect"), "equivalent"].notna().all()
+    with pytest.raises(ValueError, match="n_sims"):
+        calibration.monte_carlo(0)
+
+
+def test_summary_rates_and_clopper_pearson_intervals():
+    rows = []
+    for i in range(40):  # 40 null replicates: 2 false positives; 40 paper: 30 hits; equivalence in 10
+        rows.append(dict(condition="null", replicate=i, study="s", claim_id="a", test="t", planted_present=False,
+                         estimate=0.0, p=0.5, found=i < 2, equivalent=None))
+        rows.append(dict(condition="paper", replicate=i, study="s", claim_id="a", test="t", planted_present=True,
+                         estimate=1.0, p=0.01, found=i < 30, equivalent=None))
+        rows.append(dict(condition="null", replicate=i, study="s", claim_id="b", test="u", planted_present=False,
+                         estimate=0.0, p=0.5, found=i < 12, equivalent=i < 10))
+    summary = calibration.calibration_summary(pd.DataFrame(rows), simultaneous=False)
+    assert list(summary.columns) == calibration.SUMMARY_COLUMNS
+    table = summary.set_index(["claim_id", "condition", "measure"])
+    fpr = table.loc[("a", "null", "false-positive rate")]
+    assert fpr["rate"] == 2 / 40 and fpr["within"]
+    assert (fpr["ci_low"], fpr["ci_high"]) == pytest.approx(proportion_confint(2, 40, 0.05, method="beta"))
+    assert table.loc[("a", "paper", "power"), "rate"] == 0.75
+    assert not table.loc[("b", "null", "false-positive rate"), "within"]  # 12 / 40 is far above 0.05
+    assert table.loc[("b", "null", "equivalence rate"), "count"] == 10
+    # simultaneous intervals over the two false-positive rates are wider
+    wide = calibration.calibration_summary(pd.DataFrame(rows)).set_index(["claim_id", "condition", "measure"])
+    assert wide.loc[("a", "null", "false-positive rate"), "ci_high"] == pytest.approx(
+        proportion_confint(2, 40, 0.025, method="beta")[1])
+    with pytest.raises(ValueError, match="lack the column"):
+        calibration.calibration_summary(pd.DataFrame(rows).drop(columns="found"))
+
+
+def test_voxelwise_null_runs_the_chapters_tests_at_a_tiny_size():
+    results = calibration.voxelwise_null(2, voxel_size_mm=8, noise_fwhm_mm=16.0, n_perm=50, n_cud=5, n_control=5,
+                                         n_baclofen=5, n_placebo=5, progress=False)
+    assert list(results.columns) == calibration.VOXEL_COLUMNS
+    assert set(results["test"]) == {*secondlevel.GROUP_TESTS, "group_x_time_cbf"}
+    assert len(results) == 2 * 4 and results["min_p_fwe"].between(0, 1).all()
+    summary = calibration.voxelwise_summary(results)
+    assert (summary["n"] == 2).all() and summary["rate"].between(0, 1).all()
+    again = calibration.voxelwise_null(2, voxel_size_mm=8, noise_fwhm_mm=16.0, n_perm=50, n_cud=5, n_control=5,
+                                       n_baclofen=5, n_placebo=5, progress=False)
+    pd.testing.assert_frame_equal(results, again)
+
+
+def test_wide_tables_and_figure_of_a_summary():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from craving_circuits import plotting
+
+    rows = []
+    for condition, factor in calibration.CONDITIONS.items():
+        for i in range(20):
+            rows.append(dict(condition=condition, replicate=i, study="s", claim_id="rise", test="t",
+                             planted_present=factor > 0, estimate=factor, p=0.01, found=i < 20 * min(factor, 1) or i == 0,
+                             equivalent=None))
+            rows.append(dict(condition=condition, replicate=i, study="s", claim_id="none", test="u",
+                             planted_present=False, estimate=0.0, p=0.5, found=i == 0, equivalent=i < 15))
+    summary = calibration.calibration_summary(pd.DataFrame(rows))
+    power = calibration.power_table(summary)
+    assert list(power.columns) == ["study", "claim_id", "test", "half", "paper", "double"]
+    assert power.set_index("claim_id").loc["rise", "half"] == 0.5
+    claims = calibration.claims_table(summary).set_index("claim_id")
+    assert claims.loc["rise", "planted_at_paper"] and claims.loc["rise", "rate_at_paper"] == 1.0
+    assert claims.loc["rise", "fpr_null"] == 0.05 and claims.loc["rise", "fpr_null_within"]
+    assert not claims.loc["none", "planted_at_paper"] and claims.loc["none", "equivalence_at_paper"] == 0.75
+    with pytest.raises(ValueError, match="No rows"):
+        calibration.power_table(summary[summary["measure"] != "power"])
+    fig = plotting.plot_calibration(summary)
+    assert len(fig.axes) == 2 and len(fig.axes[1].get_lines()) >= 1
