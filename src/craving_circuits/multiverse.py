@@ -119,11 +119,12 @@ def robust_conclusions(table: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     conclusions : pandas.DataFrame
-        Per ``target, term``: ``n_specs``, ``n_significant`` (of them,
-        ``n_positive`` and ``n_negative``), the range of the estimates
-        (``estimate_min, estimate_max``) and ``conclusion``: ``"effect in all
-        specifications"`` (significant, same sign, everywhere), ``"no effect in
-        any specification"``, or ``"depends on the specification"``.
+        Per ``target, term``: ``conclusion`` (``"effect in all
+        specifications"``: significant with the same sign everywhere; ``"no
+        effect in any specification"``; or ``"depends on the
+        specification"``), ``n_significant`` of ``n_specs``, the range of the
+        estimates (``estimate_min, estimate_max``) and the significant ones by
+        sign (``n_positive``, ``n_negative``).
     """
     missing = {"target", "term", "estimate", "significant"} - set(table.columns)
     if missing:
@@ -140,9 +141,9 @@ def robust_conclusions(table: pd.DataFrame) -> pd.DataFrame:
             conclusion = "no effect in any specification"
         else:
             conclusion = "depends on the specification"
-        rows.append({"target": target, "term": term, "n_specs": n, "n_significant": positive + negative,
-                     "n_positive": positive, "n_negative": negative, "estimate_min": float(sub["estimate"].min()),
-                     "estimate_max": float(sub["estimate"].max()), "conclusion": conclusion})
+        rows.append({"target": target, "term": term, "conclusion": conclusion, "n_significant": positive + negative,
+                     "n_specs": n, "estimate_min": float(sub["estimate"].min()),
+                     "estimate_max": float(sub["estimate"].max()), "n_positive": positive, "n_negative": negative})
     return pd.DataFrame(rows)
 
 
