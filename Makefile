@@ -1,5 +1,6 @@
 # The two commands of the book: `make book` and `make test`.
-# Variables: PRESET (paper), NULL_PRESET (null), N_JOBS (2), DATA_DIR (data), PYTHON (python3).
+# Variables: PRESET (paper), NULL_PRESET (null), N_JOBS (2), DATA_DIR (data), PYTHON (python3),
+# SET (notebook parameters for every notebook that declares them, e.g. SET="n_sims=50 n_permutations=1000").
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,6 +9,7 @@ PRESET ?= paper
 NULL_PRESET ?= null
 N_JOBS ?= 2
 DATA_DIR ?= data
+SET ?=
 STAMP := $(VENV)/.installed
 
 .PHONY: venv simulate notebooks html book test test-fast benchmark freeze clean clean-results
@@ -30,7 +32,7 @@ simulate: $(STAMP)
 # Execute every notebook of book/runs.yml with papermill into book/executed/.
 notebooks: simulate
 	$(PY) -m craving_circuits execute --plan book/runs.yml --preset $(PRESET) --null-preset $(NULL_PRESET) \
-		--data-dir $(DATA_DIR) --n-jobs $(N_JOBS)
+		--data-dir $(DATA_DIR) --n-jobs $(N_JOBS) $(if $(SET),--set $(SET))
 
 # Render the executed notebooks and pages (Jupyter Book never executes anything itself).
 html: $(STAMP)
