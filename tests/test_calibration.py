@@ -83,6 +83,10 @@ def test_monte_carlo_is_reproducible_and_parallel_safe():
     assert serial.loc[serial["claim_id"].str.startswith("nac_no_effect"), "equivalent"].notna().all()
     with pytest.raises(ValueError, match="n_sims"):
         calibration.monte_carlo(0)
+    with pytest.raises(ValueError, match="at least one study"):
+        calibration.monte_carlo(1, studies=())
+    with pytest.raises(ValueError, match="Unknown condition"):
+        calibration.monte_carlo(1, conditions=("triple",), studies=("cocaine",))
 
 
 def test_summary_rates_and_clopper_pearson_intervals():

@@ -288,6 +288,8 @@ def monte_carlo(n_sims: int, conditions=tuple(CONDITIONS), studies=("cocaine", "
     if int(n_sims) != n_sims or n_sims < 1:
         raise ValueError(f"n_sims must be a positive integer, got {n_sims}.")
     unknown = set(studies) - set(EFFECT_PARAMETERS)
+    if not studies or not conditions:
+        raise ValueError("Give at least one study and one condition.")
     if unknown:
         raise ValueError(f"Unknown studies {sorted(unknown)}; choose from {list(EFFECT_PARAMETERS)}.")
     for condition in conditions:
