@@ -41,12 +41,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def per_run(data_dir: Path, preset: str, n_runs: int) -> dict:
     from nilearn.signal import clean as nilearn_clean
 
-    from craving_circuits import connectivity, denoise, layout, pipeline
+    from craving_circuits.cocaine import connectivity, denoise, firstlevel, layout
 
-    study = pipeline.simulated_study(preset, data_dir, n_jobs=2)
+    study = layout.simulated_study(preset, data_dir, n_jobs=2)
     runs, _ = layout.collect_runs(study)
     strategy = denoise.parse_strategy("conn")
-    analysis, _, _ = pipeline.seed_analysis(runs, strategy)
+    analysis, _, _ = firstlevel.seed_analysis(runs, strategy)
     rows = []
     for run in runs.head(n_runs).to_dict("records"):
         t0 = time.perf_counter()

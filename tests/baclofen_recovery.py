@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-
 from conftest import RECOVERY_ALPHA as ALPHA
 
 CUE_ROIS = ["insula_anterior_ventral", "vmpfc"]
@@ -10,39 +9,43 @@ CUE_ROIS = ["insula_anterior_ventral", "vmpfc"]
 
 def _analyse(preset, root):
     """Both chapters on one simulated study; returns the tables the tests look at."""
-    from craving_circuits import atlas, cue, mediation, perfusion, report, secondlevel
-    from craving_circuits._io import read_tsv
+    from craving_circuits.baclofen import cue, perfusion
+    from craving_circuits.baclofen import layout as baclofen_layout
+    from craving_circuits.io import atlas
+    from craving_circuits.io.files import read_tsv
     from craving_circuits.simulate.baclofen import simulate_baclofen_study
+    from craving_circuits.stats import mediation, voxelwise
+    from craving_circuits.verdict import planted
 
     study = simulate_baclofen_study(root / "study", preset, n_jobs=2)
-    truth = report.load_ground_truth(study)
+    truth = planted.load_ground_truth(study)
     # CBF chapter
-    runs, exclusions = perfusion.collect_asl_runs(study)
+    runs, exclusions = baclofen_layout.collect_asl_runs(study)
     assert exclusions.empty
     cbf = perfusion.cbf_maps(runs, root / "cbf", n_jobs=2)
     diff, table, _ = perfusion.time_difference_maps(cbf.runs, cbf.maps)
-    smoothed = secondlevel.smooth_maps(diff, cbf.mask_img, 6.0)
+    smoothed = voxelwise.smooth_maps(diff, cbf.mask_img, 6.0)
     result = perfusion.group_by_time_test(smoothed, table, cbf.mask_img,
                                           covariate=perfusion.global_change(cbf.runs, table), n_perm=500, rng=0)
     rois = atlas.roi_masks(["dlpfc_right"], cbf.mask_img)
-    clusters = secondlevel.cluster_table(result, cbf.mask_img, rois, alpha=ALPHA)
+    clusters = voxelwise.cluster_table(result, cbf.mask_img, rois, alpha=ALPHA)
     mask = np.asarray(cbf.mask_img.dataobj) > 0
     values = perfusion.region_values(result, cbf.runs, cbf.maps, rois["dlpfc_right"][mask], "dlpfc_right",
                                      alpha=ALPHA, global_cbf=cbf.runs["mean_gm_cbf"])
     contrasts = perfusion.group_by_time_models(values, alpha=ALPHA)
     dlpfc_change = perfusion.participant_change(values[values["region"] == "dlpfc_right"])
-    cbf_recovery = report.recovered_vs_planted(report.baclofen_cbf_estimates(clusters, contrasts), truth, ALPHA)
+    cbf_recovery = truth.recovered_vs_planted(truth.baclofen_cbf_estimates(clusters, contrasts), truth, ALPHA)
     # cue-reactivity chapter
-    task_runs, task_exclusions = cue.collect_task_runs(study, None, "smokingcue")
+    task_runs, task_exclusions = baclofen_layout.collect_task_runs(study, None, "smokingcue")
     assert task_exclusions.empty
     maps = cue.cue_maps(task_runs, cbf.mask_img, n_jobs=2)
     cue_rois = atlas.roi_masks(CUE_ROIS, cbf.mask_img)
     roi_effects = cue.roi_means(maps, cbf.mask_img, cue_rois, task_runs[["participant_id", "group", "session_id"]])
     cue_diff, cue_table, _ = perfusion.time_difference_maps(task_runs, maps)
-    voxel, _, _ = secondlevel.covariate_test(secondlevel.smooth_maps(cue_diff, cbf.mask_img, 6.0), cue_table,
+    voxel, _, _ = voxelwise.covariate_test(voxelwise.smooth_maps(cue_diff, cbf.mask_img, 6.0), cue_table,
                                              dlpfc_change.set_index("participant_id")["change"], cbf.mask_img,
                                              group=None, cluster_forming_p=0.01, n_perm=500, rng=0)
-    voxel_clusters = secondlevel.cluster_table(voxel, cbf.mask_img, cue_rois, alpha=ALPHA)
+    voxel_clusters = voxelwise.cluster_table(voxel, cbf.mask_img, cue_rois, alpha=ALPHA)
     roi_changes = perfusion.participant_change(roi_effects, "value", by=("roi",))
     associations = cue.roi_associations(roi_changes, dlpfc_change, n_boot=500, rng=0, alpha=ALPHA)
     craving = cue.cue_craving(read_tsv(study / "phenotype" / "craving_ratings.tsv", "craving ratings"),
@@ -52,8 +55,8 @@ def _analyse(preset, root):
     med_cue = mediation.mediation_analysis(med_table, "baclofen", "dlpfc_change", "cue_change", n_boot=1000, rng=0,
                                            alpha=ALPHA)
     t1 = cue.session_response(roi_effects, "ses-T1", alpha=ALPHA)
-    cue_recovery = report.recovered_vs_planted(
-        report.baclofen_cue_estimates(t1, associations, voxel_clusters, craving_contrasts, med_cue), truth, ALPHA)
+    cue_recovery = truth.recovered_vs_planted(
+        truth.baclofen_cue_estimates(t1, associations, voxel_clusters, craving_contrasts, med_cue), truth, ALPHA)
     return {"clusters": clusters, "contrasts": contrasts, "associations": associations,
             "voxel_clusters": voxel_clusters, "craving": craving_contrasts, "mediation": med_cue,
             "recovery": pd.concat([cbf_recovery, cue_recovery], ignore_index=True)}

@@ -43,33 +43,42 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
     """
     from types import SimpleNamespace
 
-    from craving_circuits import atlas, coupling, denoise, layout, mrs, pipeline, secondlevel
+    from craving_circuits.cocaine import (
+        denoise,
+        firstlevel,
+        glutamate,
+        layout,
+        mrs,
+        secondlevel,
+    )
+    from craving_circuits.io import atlas
+    from craving_circuits.stats import voxelwise
 
     root = tmp_path_factory.mktemp(preset)
-    study = pipeline.simulated_study(preset, root / "data", n_jobs=2)
+    study = layout.simulated_study(preset, root / "data", n_jobs=2)
     runs, exclusions = layout.collect_runs(study)
     assert exclusions.empty
-    analysis, mask_img, _ = pipeline.seed_analysis(runs, denoise.parse_strategy("conn"),
+    analysis, mask_img, _ = firstlevel.seed_analysis(runs, denoise.parse_strategy("conn"),
                                                    comparison_strategies=[denoise.parse_strategy("none")])
-    first = pipeline.first_level(runs, analysis, mask_img, root / "firstlevel", n_jobs=2)
+    first = firstlevel.first_level(runs, analysis, mask_img, root / "firstlevel", n_jobs=2)
     models = secondlevel.roi_models(first.roi, analysis.strategy.name, alpha=RECOVERY_ALPHA)
     diff, table, _ = secondlevel.state_difference_maps(first.runs, first.maps)
-    smoothed = secondlevel.smooth_maps(diff, mask_img, 6.0)
+    smoothed = voxelwise.smooth_maps(diff, mask_img, 6.0)
     tests = secondlevel.group_tests(smoothed, table, mask_img, n_perm=n_perm, rng=0)
     targets = ["dlpfc", "thalamus_midline"]
     rois = atlas.roi_masks(targets, mask_img)
-    clusters = secondlevel.cluster_tables(tests, mask_img, rois, alpha=RECOVERY_ALPHA)
+    clusters = voxelwise.cluster_tables(tests, mask_img, rois, alpha=RECOVERY_ALPHA)
 
     kept, _ = mrs.quality_control(mrs.read_mrs(study.mrs_file))
     glu, _ = mrs.session_changes(kept)
     fc_changes = secondlevel.roi_state_differences(first.roi, analysis.strategy.name)
     drugs = runs[["participant_id", "session_id", "drug"]].drop_duplicates()
-    changes_table, _ = coupling.participant_changes(fc_changes, glu, layout.read_participants(study), drugs)
+    changes_table, _ = glutamate.participant_changes(fc_changes, glu, layout.read_participants(study), drugs)
     cud = changes_table[changes_table["group"] == "CUD"]
-    couplings = coupling.coupling_table(changes_table, targets, n_boot=500, rng=0, alpha=RECOVERY_ALPHA)
-    comparison = coupling.compare_couplings(cud, "thalamus_midline", "dlpfc", n_boot=500, rng=0)
-    betas, fits = coupling.predictor_table(cud, targets, ["ocdus_obsessive", "cocaine_g_per_week"])
-    voxel, _, _ = secondlevel.covariate_test(smoothed, table, changes_table.set_index("participant_id")["dglu"],
+    couplings = glutamate.coupling_table(changes_table, targets, n_boot=500, rng=0, alpha=RECOVERY_ALPHA)
+    comparison = glutamate.compare_couplings(cud, "thalamus_midline", "dlpfc", n_boot=500, rng=0)
+    betas, fits = glutamate.predictor_table(cud, targets, ["ocdus_obsessive", "cocaine_g_per_week"])
+    voxel, _, _ = voxelwise.covariate_test(smoothed, table, changes_table.set_index("participant_id")["dglu"],
                                              mask_img, n_perm=n_perm, rng=0)
     return SimpleNamespace(
         data_dir=root / "data",
@@ -81,7 +90,7 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
         comparison=comparison.iloc[0],
         betas=betas.set_index(["target", "term"]),
         fits=fits.set_index("target"),
-        voxel_clusters=secondlevel.cluster_table(voxel, mask_img, rois, alpha=RECOVERY_ALPHA),
+        voxel_clusters=voxelwise.cluster_table(voxel, mask_img, rois, alpha=RECOVERY_ALPHA),
     )
 
 
@@ -95,7 +104,9 @@ def _analyse_drug(study, first, models, mask_img, n_perm=1000):
     """
     from types import SimpleNamespace
 
-    from craving_circuits import atlas, drug, layout, ratings, secondlevel
+    from craving_circuits.cocaine import drug, layout, ratings, secondlevel
+    from craving_circuits.io import atlas
+    from craving_circuits.stats import voxelwise
 
     strategy = first.analysis.strategy.name
     fc_dd, _ = drug.drug_differences(secondlevel.roi_state_differences(first.roi, strategy))
@@ -104,7 +115,7 @@ def _analyse_drug(study, first, models, mask_img, n_perm=1000):
     rating_evidence = drug.drug_evidence(rating_dd, by=None, sesoi_dz=0.8, alpha=RECOVERY_ALPHA, groups=("CUD",),
                                          name="rating")
     maps, table, _ = secondlevel.drug_difference_maps(first.runs, first.maps)
-    smoothed = secondlevel.smooth_maps(maps, mask_img, 6.0)
+    smoothed = voxelwise.smooth_maps(maps, mask_img, 6.0)
     tests = secondlevel.group_tests(smoothed, table, mask_img, tests=tuple(secondlevel.DRUG_TESTS), n_perm=n_perm,
                                     rng=0)
     rois = atlas.roi_masks(["dlpfc", "thalamus_midline"], mask_img)
@@ -112,7 +123,7 @@ def _analyse_drug(study, first, models, mask_img, n_perm=1000):
         evidence=pd.concat([fc_evidence, rating_evidence], ignore_index=True).set_index("term"),
         contrasts=models.contrasts[models.contrasts["term"].isin(drug.DRUG_TERMS)].set_index(["target", "term"]),
         checks=drug.interaction_checks(first.roi, strategy, models.contrasts),
-        clusters=secondlevel.cluster_tables(tests, mask_img, rois, alpha=RECOVERY_ALPHA),
+        clusters=voxelwise.cluster_tables(tests, mask_img, rois, alpha=RECOVERY_ALPHA),
     )
 
 
@@ -135,11 +146,11 @@ NAC_CONTROL = {"nac_effect": -0.5, "nac_rating_effect": -10}
 @pytest.fixture(scope="session")
 def nac_control_analysis(paper_analysis):
     """The NAC chapter on the ``paper`` study with a planted NAC effect (shares the unchanged runs)."""
-    from craving_circuits import denoise, layout, pipeline, secondlevel
+    from craving_circuits.cocaine import denoise, firstlevel, layout, secondlevel
 
-    study = pipeline.simulated_study("paper", paper_analysis.data_dir, n_jobs=2, **NAC_CONTROL)
+    study = layout.simulated_study("paper", paper_analysis.data_dir, n_jobs=2, **NAC_CONTROL)
     runs, _ = layout.collect_runs(study)
-    analysis, mask_img, _ = pipeline.seed_analysis(runs, denoise.parse_strategy("conn"))
-    first = pipeline.first_level(runs, analysis, mask_img, paper_analysis.data_dir / "firstlevel_nac", n_jobs=2)
+    analysis, mask_img, _ = firstlevel.seed_analysis(runs, denoise.parse_strategy("conn"))
+    first = firstlevel.first_level(runs, analysis, mask_img, paper_analysis.data_dir / "firstlevel_nac", n_jobs=2)
     models = secondlevel.roi_models(first.roi, analysis.strategy.name, alpha=RECOVERY_ALPHA)
     return _analyse_drug(study, first, models, mask_img)

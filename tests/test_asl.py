@@ -5,12 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from craving_circuits import asl
+from craving_circuits.baclofen import asl
+from craving_circuits.io import bids
 
 
 def test_unit_check_of_the_white_paper_equation():
     # dM/M0 = 0.006 with tau = PLD = 1.8 s, lambda 0.9, T1 blood 1.65 s, alpha 0.85: 51.78 ml/100 g/min
-    constants = asl.AslConstants(post_labeling_delay=1.8, labeling_duration=1.8)
+    constants = bids.AslConstants(post_labeling_delay=1.8, labeling_duration=1.8)
     cbf = asl.quantify_cbf(np.array([0.006]), np.array([1.0]), constants)
     assert cbf[0] == pytest.approx(51.78, abs=0.005)
     # the equation is linear in dM / M0
@@ -18,8 +19,8 @@ def test_unit_check_of_the_white_paper_equation():
 
 
 def test_background_suppression_lowers_the_efficiency_per_pulse():
-    plain = asl.AslConstants(1.8, 1.8)
-    suppressed = asl.AslConstants(1.8, 1.8, n_background_pulses=4, background_pulse_efficiency=0.95)
+    plain = bids.AslConstants(1.8, 1.8)
+    suppressed = bids.AslConstants(1.8, 1.8, n_background_pulses=4, background_pulse_efficiency=0.95)
     assert suppressed.effective_efficiency == pytest.approx(0.85 * 0.95**4)
     ratio = asl.quantify_cbf(np.array([0.006]), np.array([1.0]), suppressed)[0] / \
         asl.quantify_cbf(np.array([0.006]), np.array([1.0]), plain)[0]
@@ -28,7 +29,7 @@ def test_background_suppression_lowers_the_efficiency_per_pulse():
 
 def test_cbf_is_recovered_from_signals_generated_by_the_model():
     rng = np.random.default_rng(0)
-    c = asl.AslConstants(post_labeling_delay=1.5, labeling_duration=1.65, t1_blood=1.65)
+    c = bids.AslConstants(post_labeling_delay=1.5, labeling_duration=1.65, t1_blood=1.65)
     cbf = rng.uniform(10, 90, 50)
     m0 = rng.uniform(500, 1500, 50)
     # forward model (white paper eq. 1 solved for dM)
@@ -49,13 +50,13 @@ def test_mean_difference_and_m0_errors():
         asl.mean_difference(series, np.array(["label", "control"]))
     deltam = asl.mean_difference(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array(["deltam", "deltam"]))
     np.testing.assert_allclose(deltam, [2.0, 3.0])
-    c = asl.AslConstants(1.8, 1.8)
+    c = bids.AslConstants(1.8, 1.8)
     with pytest.raises(ValueError, match="M0 is zero"):
         asl.quantify_cbf(np.ones(3), np.array([1.0, 0.0, 2.0]), c)
     with pytest.raises(ValueError, match="same voxels"):
         asl.quantify_cbf(np.ones(3), np.ones(4), c)
     with pytest.raises(ValueError, match="labeling_efficiency"):
-        asl.AslConstants(1.8, 1.8, labeling_efficiency=1.5)
+        bids.AslConstants(1.8, 1.8, labeling_efficiency=1.5)
 
 
 def _sidecar(path, **fields):

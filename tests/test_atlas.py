@@ -1,4 +1,4 @@
-"""Regions of interest in MNI space (craving_circuits.atlas).
+"""Regions of interest in MNI space (craving_circuits.io.atlas).
 
 Anatomical oracles are published coordinates and textbook anatomy; geometric
 oracles (sphere ROIs, centroids, coordinates) are enumerated independently
@@ -13,8 +13,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from craving_circuits import atlas
-from craving_circuits.atlas import (
+from craving_circuits.io import atlas
+from craving_circuits.io.atlas import (
     ROIS,
     RoiSpec,
     brain_mask,

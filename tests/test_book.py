@@ -11,8 +11,13 @@ import nbformat
 import pandas as pd
 import pytest
 
-from craving_circuits import ledger
-from craving_circuits.book import NotebookFailed, execute_plan, install_mathjax, load_plan
+from craving_circuits.book.execute import (
+    NotebookFailed,
+    execute_plan,
+    install_mathjax,
+    load_plan,
+)
+from craving_circuits.verdict import ledger
 
 ROOT = Path(__file__).resolve().parents[1]
 

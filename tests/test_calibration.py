@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from craving_circuits import calibration, secondlevel
+from craving_circuits.cocaine import secondlevel
 from craving_circuits.simulate import baclofen_params, cocaine_params, roi_level
 from craving_circuits.simulate.baclofen import simulate_baclofen_participants
 from craving_circuits.simulate.cocaine import simulate_participants, simulate_runs_table
+from craving_circuits.verdict import calibration
 
 # a hand-made ROI model: the baclofen tests below need no maps
 MODEL = roi_level.BaclofenRoiModel(dlpfc_base=40.0, dlpfc_weight=0.5, gm_base=50.0, regional_sd=1.0, thermal_sd=1.0,
@@ -132,7 +133,7 @@ def test_wide_tables_and_figure_of_a_summary():
     import matplotlib
 
     matplotlib.use("Agg")
-    from craving_circuits import plotting
+    from craving_circuits.book import plotting
 
     rows = []
     for condition, factor in calibration.CONDITIONS.items():

@@ -7,8 +7,8 @@ from nilearn.maskers import NiftiMasker
 from nilearn.signal import clean as nilearn_clean
 from scipy.signal import detrend
 
-from craving_circuits import connectivity as cn
-from craving_circuits import denoise, layout, pipeline
+from craving_circuits.cocaine import connectivity, denoise, firstlevel, layout
+from craving_circuits.stats import correlation
 
 AFFINE = np.diag([4.0, 4.0, 4.0, 1.0])
 
@@ -39,22 +39,22 @@ def test_correlate_columns_matches_corrcoef():
     x = rng.standard_normal(50)
     y = rng.standard_normal((50, 4)) + x[:, None] * np.array([0, 0.5, 1, -2])
     expected = [np.corrcoef(x, y[:, j])[0, 1] for j in range(4)]
-    np.testing.assert_allclose(cn.correlate_columns(x, y), expected, rtol=1e-12)
+    np.testing.assert_allclose(correlation.correlate_columns(x, y), expected, rtol=1e-12)
     flat = np.column_stack([y[:, 0], np.ones(50)])
-    r = cn.correlate_columns(x, flat)
+    r = correlation.correlate_columns(x, flat)
     assert np.isfinite(r[0]) and np.isnan(r[1])
 
 
 def test_fisher_z_is_arctanh_and_capped():
-    assert cn.fisher_z(np.array([0.5]))[0] == pytest.approx(np.arctanh(0.5))
-    assert np.isfinite(cn.fisher_z(np.array([1.0, -1.0]))).all()
-    assert cn.fisher_z(np.array([1.0]))[0] > 8
+    assert correlation.fisher_z(np.array([0.5]))[0] == pytest.approx(np.arctanh(0.5))
+    assert np.isfinite(correlation.fisher_z(np.array([1.0, -1.0]))).all()
+    assert correlation.fisher_z(np.array([1.0]))[0] > 8
 
 
 def test_read_masked_run_equals_nilearn_masker(tmp_path):
     path, mask, _ = _synthetic_run(tmp_path)
     mask_img = nib.Nifti1Image(mask.astype(np.uint8), AFFINE)
-    got = cn.read_masked_run(path, mask, AFFINE)
+    got = connectivity.read_masked_run(path, mask, AFFINE)
     expected = NiftiMasker(mask_img, standardize=None).fit_transform(str(path))
     np.testing.assert_array_equal(got, expected.astype(np.float32))
 
@@ -64,7 +64,7 @@ def test_read_masked_run_rejects_other_grid_and_nan(tmp_path):
     shifted = AFFINE.copy()
     shifted[0, 3] = 2.0
     with pytest.raises(ValueError, match="another grid") as err:
-        cn.read_masked_run(path, mask, shifted)
+        connectivity.read_masked_run(path, mask, shifted)
     assert str(path) in str(err.value)
     img = nib.load(path)
     data = np.asarray(img.dataobj).copy()
@@ -72,15 +72,15 @@ def test_read_masked_run_rejects_other_grid_and_nan(tmp_path):
     bad = tmp_path / "nan_bold.nii.gz"
     nib.save(nib.Nifti1Image(data, AFFINE), bad)
     with pytest.raises(ValueError, match="NaN or infinite values in 1 voxels") as err:
-        cn.read_masked_run(bad, mask, AFFINE)
+        connectivity.read_masked_run(bad, mask, AFFINE)
     assert str(bad) in str(err.value)
 
 
 def test_seed_run_without_confounds_is_detrended_correlation(tmp_path):
     path, mask, index = _synthetic_run(tmp_path)
     strategy = denoise.Strategy("none", high_pass=None, low_pass=None)
-    analysis = cn.SeedAnalysis(mask=mask, affine=AFFINE, roi_index=index, seed="seed", strategy=strategy)
-    result = cn.seed_connectivity_run({"bold": str(path), "t_r": 2.0}, analysis)
+    analysis = connectivity.SeedAnalysis(mask=mask, affine=AFFINE, roi_index=index, seed="seed", strategy=strategy)
+    result = connectivity.seed_connectivity_run({"bold": str(path), "t_r": 2.0}, analysis)
     assert result.excluded is None
     data = detrend(np.asarray(nib.load(path).dataobj)[mask].T.astype(float), axis=0)
     seed_ts = data[:, index["seed"]].mean(axis=1)
@@ -98,9 +98,9 @@ def test_seed_run_without_confounds_is_detrended_correlation(tmp_path):
 def test_seed_run_reports_exclusion_instead_of_raising(tmp_path):
     path, mask, index = _synthetic_run(
         tmp_path, name="sub-01_ses-1_task-rest_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz")
-    analysis = cn.SeedAnalysis(mask=mask, affine=AFFINE, roi_index=index, seed="seed",
+    analysis = connectivity.SeedAnalysis(mask=mask, affine=AFFINE, roi_index=index, seed="seed",
                                strategy=denoise.Strategy("simple"))
-    result = cn.seed_connectivity_run({"bold": str(path), "t_r": 2.0}, analysis)
+    result = connectivity.seed_connectivity_run({"bold": str(path), "t_r": 2.0}, analysis)
     assert result.z_map is None and "No confounds file" in result.excluded and str(path) in result.excluded
 
 
@@ -111,9 +111,9 @@ def test_seed_map_equals_nilearn_pipeline_on_simulated_run(tiny_study_dir):
     study = layout.open_study(tiny_study_dir)
     runs, _ = layout.collect_runs(study)
     strategy = denoise.parse_strategy("scrubbing+gsr")
-    analysis, mask_img, _ = pipeline.seed_analysis(runs, strategy)
+    analysis, mask_img, _ = firstlevel.seed_analysis(runs, strategy)
     run = runs.iloc[1].to_dict()
-    result = cn.seed_connectivity_run(run, analysis)
+    result = connectivity.seed_connectivity_run(run, analysis)
     confounds, sample_mask = load_confounds(run["bold"], **strategy.load_confounds_kwargs())
     # nilearn's masker extracts the voxels, nilearn's clean denoises them (in float64: nilearn's masker
     # cleans in float32, whose rounding would dominate the comparison)

@@ -8,7 +8,8 @@ from scipy import stats
 from statsmodels.stats.diagnostic import het_breuschpagan
 from statsmodels.stats.outliers_influence import OLSInfluence
 
-from craving_circuits import coupling, mrs
+from craving_circuits.cocaine import glutamate, mrs
+from craving_circuits.stats import correlation
 
 RESULT = ["term", "estimate", "se", "ci_low", "ci_high", "p"]
 
@@ -25,7 +26,7 @@ def _xy(n, seed, slope=0.5):
 @pytest.mark.parametrize("method, scipy_test", [("pearson", stats.pearsonr), ("spearman", stats.spearmanr)])
 def test_correlation_estimate_and_p_equal_scipy(method, scipy_test):
     x, y = _xy(30, 1)
-    row = coupling.correlation(x, y, method, n_boot=300, rng=0)
+    row = correlation.correlation(x, y, method, n_boot=300, rng=0)
     expected = scipy_test(x, y)
     assert row["term"] == method and row["n"] == 30
     np.testing.assert_allclose([row["estimate"], row["p"]], [expected.statistic, expected.pvalue], rtol=1e-10)
@@ -52,19 +53,19 @@ def test_bootstrap_correlations_equal_a_naive_loop(method):
     a = rng.standard_normal(15)
     cols = {"a": a, "b": a + rng.standard_normal(15), "c": rng.standard_normal(15)}
     pairs = [("a", "b"), ("a", "c"), ("c", "b")]
-    boot = coupling.bootstrap_correlations(cols, pairs, method, n_boot=200, rng=11)
+    boot = correlation.bootstrap_correlations(cols, pairs, method, n_boot=200, rng=11)
     assert boot.shape == (200, 3)
     np.testing.assert_allclose(boot, _naive_boot(cols, pairs, method, 200, 11), rtol=1e-10, atol=1e-12)
     # a Generator seeded the same way gives the same draws
-    np.testing.assert_array_equal(boot, coupling.bootstrap_correlations(cols, pairs, method, 200,
+    np.testing.assert_array_equal(boot, correlation.bootstrap_correlations(cols, pairs, method, 200,
                                                                         np.random.default_rng(11)))
     with pytest.raises(ValueError, match="method"):
-        coupling.bootstrap_correlations(cols, pairs, "kendall", 10, 0)
+        correlation.bootstrap_correlations(cols, pairs, "kendall", 10, 0)
 
 
 def test_correlation_ci_is_percentile_of_the_naive_bootstrap():
     x, y = _xy(25, 2)
-    row = coupling.correlation(x, y, "pearson", n_boot=400, rng=3, alpha=0.1)
+    row = correlation.correlation(x, y, "pearson", n_boot=400, rng=3, alpha=0.1)
     boot = _naive_boot({"x": x, "y": y}, [("x", "y")], "pearson", 400, 3)[:, 0]
     np.testing.assert_allclose([row["ci_low"], row["ci_high"], row["se"]],
                                [np.quantile(boot, 0.05), np.quantile(boot, 0.95), boot.std(ddof=1)], rtol=1e-10)
@@ -72,11 +73,11 @@ def test_correlation_ci_is_percentile_of_the_naive_bootstrap():
 
 def test_correlation_bootstrap_reproducible_and_shrinks_with_n():
     x, y = _xy(20, 4)
-    first = coupling.correlation(x, y, n_boot=500, rng=7)
-    assert first == coupling.correlation(x, y, n_boot=500, rng=7)
-    assert first["ci_low"] != coupling.correlation(x, y, n_boot=500, rng=8)["ci_low"]
+    first = correlation.correlation(x, y, n_boot=500, rng=7)
+    assert first == correlation.correlation(x, y, n_boot=500, rng=7)
+    assert first["ci_low"] != correlation.correlation(x, y, n_boot=500, rng=8)["ci_low"]
     xl, yl = _xy(400, 4)
-    large = coupling.correlation(xl, yl, n_boot=500, rng=7)
+    large = correlation.correlation(xl, yl, n_boot=500, rng=7)
     # CI width scales roughly as 1/sqrt(n): 20 -> 400 should shrink it about 4.5-fold
     assert (large["ci_high"] - large["ci_low"]) < 0.5 * (first["ci_high"] - first["ci_low"])
     assert large["se"] < 0.5 * first["se"]
@@ -86,14 +87,14 @@ def test_correlation_rejects_missing_values_and_too_few_pairs():
     x, y = _xy(10, 0)
     y[[2, 7]] = np.nan
     with pytest.raises(ValueError, match="2 of 10 pairs"):
-        coupling.correlation(x, y, n_boot=10, rng=0)
+        correlation.correlation(x, y, n_boot=10, rng=0)
     x[3] = np.inf
     with pytest.raises(ValueError, match="3 of 10 pairs"):
-        coupling.correlation(x, y, n_boot=10, rng=0)
+        correlation.correlation(x, y, n_boot=10, rng=0)
     with pytest.raises(ValueError, match="at least 4"):
-        coupling.correlation([1.0, 2.0, 3.0], [1.0, 3.0, 2.0], n_boot=10, rng=0)
+        correlation.correlation([1.0, 2.0, 3.0], [1.0, 3.0, 2.0], n_boot=10, rng=0)
     with pytest.raises(ValueError, match="same length"):
-        coupling.correlation([1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0], n_boot=10, rng=0)
+        correlation.correlation([1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0], n_boot=10, rng=0)
 
 
 # --------------------------------------------------------------------------- Steiger's test
@@ -104,7 +105,7 @@ def test_steiger_published_example_steiger_1980_case_a():
     # The paper reports z = -.8913, computed by hand with rounded intermediate quantities (the covariance
     # of the Fisher z values was carried as a rounded figure); with full precision the same formula gives
     # about -0.889, so we check agreement with the published value to 0.005 rather than 4 decimals.
-    z, p = coupling.steiger_test(0.4, 0.5, 0.1, 103)
+    z, p = correlation.steiger_test(0.4, 0.5, 0.1, 103)
     assert abs(z - (-0.8913)) < 0.005
     np.testing.assert_allclose(p, 2 * stats.norm.sf(abs(z)))
 
@@ -112,24 +113,24 @@ def test_steiger_published_example_steiger_1980_case_a():
 def test_steiger_published_example_silver_hittner_may_2006():
     # Silver, Hittner & May (2006), Applied Psychological Measurement 30:152-153 (DEPCOR),
     # Steiger's Z for r_jk=.3, r_jh=.4, r_kh=.5, n=100: z = -1.0718, p = .2838.
-    z, p = coupling.steiger_test(0.3, 0.4, 0.5, 100)
+    z, p = correlation.steiger_test(0.3, 0.4, 0.5, 100)
     assert round(z, 4) == -1.0718
     assert round(p, 4) == 0.2838
 
 
 def test_steiger_symmetry_zero_and_input_checks():
-    z, p = coupling.steiger_test(0.3, 0.4, 0.5, 100)
-    z_swapped, p_swapped = coupling.steiger_test(0.4, 0.3, 0.5, 100)
+    z, p = correlation.steiger_test(0.3, 0.4, 0.5, 100)
+    z_swapped, p_swapped = correlation.steiger_test(0.4, 0.3, 0.5, 100)
     np.testing.assert_allclose([z_swapped, p_swapped], [-z, p])
-    z0, p0 = coupling.steiger_test(0.35, 0.35, 0.2, 50)
+    z0, p0 = correlation.steiger_test(0.35, 0.35, 0.2, 50)
     assert z0 == 0.0 and p0 == pytest.approx(1.0)
     # a larger correlation between k and h makes the two r's more dependent: larger |z| for the same gap
-    assert abs(coupling.steiger_test(0.3, 0.4, 0.8, 100)[0]) > abs(z)
+    assert abs(correlation.steiger_test(0.3, 0.4, 0.8, 100)[0]) > abs(z)
     for bad in [(1.0, 0.3, 0.2, 50), (0.3, -1.0, 0.2, 50), (0.3, 0.2, 1.2, 50), (0.3, 0.2, np.nan, 50)]:
         with pytest.raises(ValueError):
-            coupling.steiger_test(*bad)
+            correlation.steiger_test(*bad)
     with pytest.raises(ValueError, match="n must be"):
-        coupling.steiger_test(0.3, 0.2, 0.1, 3)
+        correlation.steiger_test(0.3, 0.2, 0.1, 3)
 
 
 def _coupling_frame(n=40, seed=6):
@@ -143,13 +144,13 @@ def _coupling_frame(n=40, seed=6):
 
 def test_compare_couplings_against_scipy_steiger_and_naive_bootstrap():
     t = _coupling_frame()
-    out = coupling.compare_couplings(t, "a", "b", n_boot=300, rng=2)
+    out = glutamate.compare_couplings(t, "a", "b", n_boot=300, rng=2)
     assert len(out) == 1 and list(out.columns) == ["n", "statistic"] + RESULT
     row = out.iloc[0]
     r_a = stats.pearsonr(t["dfc_a"], t["dglu"]).statistic
     r_b = stats.pearsonr(t["dfc_b"], t["dglu"]).statistic
     r_ab = stats.pearsonr(t["dfc_a"], t["dfc_b"]).statistic
-    z, p = coupling.steiger_test(r_a, r_b, r_ab, 40)
+    z, p = correlation.steiger_test(r_a, r_b, r_ab, 40)
     np.testing.assert_allclose([row["estimate"], row["statistic"], row["p"]], [r_a - r_b, z, p], rtol=1e-10)
     assert row["n"] == 40 and row["term"] == "r(dfc_a, dglu) - r(dfc_b, dglu)"
     assert row["ci_low"] < row["estimate"] < row["ci_high"]
@@ -166,7 +167,7 @@ def test_compare_couplings_against_scipy_steiger_and_naive_bootstrap():
 def test_robust_regression_equals_statsmodels_huber():
     x, y = _xy(30, 9, slope=0.8)
     t = pd.DataFrame({"dfc": y, "dglu": x})
-    out = coupling.robust_regression(t, "dfc", "dglu", alpha=0.1)
+    out = correlation.robust_regression(t, "dfc", "dglu", alpha=0.1)
     assert list(out.columns) == RESULT and out["term"].tolist() == ["intercept", "dglu"]
     ref = sm.RLM(y, sm.add_constant(x), M=sm.robust.norms.HuberT()).fit()
     np.testing.assert_allclose(out["estimate"], ref.params, rtol=1e-10)
@@ -183,7 +184,7 @@ def test_robust_regression_resists_one_outlier_where_ols_does_not():
     y = 1.0 + 2.0 * x + 0.1 * np.where(np.arange(21) % 2, 1.0, -1.0)  # true slope 2, tiny alternating noise
     y[-1] = 100.0  # the last participant's change is wildly off the line (true value about 21)
     t = pd.DataFrame({"y": y, "x": x})
-    robust_slope = coupling.robust_regression(t, "y", "x")["estimate"].iloc[1]
+    robust_slope = correlation.robust_regression(t, "y", "x")["estimate"].iloc[1]
     ols_slope = np.polyfit(x, y, 1)[0]
     assert abs(robust_slope - 2.0) < 0.1
     assert abs(ols_slope - 2.0) > 1.0
@@ -195,7 +196,7 @@ def test_influence_equals_statsmodels_and_hand_formulas_and_flags_planted_point(
     y = 0.5 * x + 0.3 * rng.standard_normal(20)
     x[-1], y[-1] = 6.0, -4.0  # far out on x and against the trend
     t = pd.DataFrame({"participant_id": [f"sub-{i:02d}" for i in range(20)], "x": x, "y": y})
-    out = coupling.influence(t, "y", "x")
+    out = correlation.influence(t, "y", "x")
     assert list(out.columns) == ["participant_id", "leverage", "cooks_distance", "studentized_residual",
                                  "influential"]
     assert out["participant_id"].tolist() == t["participant_id"].tolist()
@@ -231,7 +232,7 @@ def _zscore(a):
 def test_predictor_model_betas_equal_lstsq_on_zscored_data_and_fit_equals_statsmodels():
     t = _clinical()
     preds = ["cocaine_g_per_week", "years_use", "age"]
-    coef, fit = coupling.predictor_model(t, "dfc_a", preds, alpha=0.05)
+    coef, fit = glutamate.predictor_model(t, "dfc_a", preds, alpha=0.05)
     assert list(coef.columns) == RESULT and coef["term"].tolist() == preds
 
     raw = np.column_stack([np.log(t["cocaine_g_per_week"]), t["years_use"], t["age"]])
@@ -267,11 +268,11 @@ def test_predictor_model_recovers_planted_standardised_weights_exactly():
     zy = 0.6 * z[:, 0] + 0.8 * z[:, 1]               # 0.6^2 + 0.8^2 = 1, so zy is standardised too
     t = pd.DataFrame({"dfc_a": 3.0 + 2.0 * zy, "cocaine_g_per_week": np.exp(1.0 + 0.5 * z[:, 0]),
                       "age": 30.0 + 5.0 * z[:, 1]})
-    coef, fit = coupling.predictor_model(t, "dfc_a", ["cocaine_g_per_week", "age"])
+    coef, fit = glutamate.predictor_model(t, "dfc_a", ["cocaine_g_per_week", "age"])
     np.testing.assert_allclose(coef["estimate"], [0.6, 0.8], atol=1e-10)
     np.testing.assert_allclose(fit["r2"], 1.0, atol=1e-12)
     # without the log transform the grams column is no longer linear in the outcome
-    coef_raw, fit_raw = coupling.predictor_model(t, "dfc_a", ["cocaine_g_per_week", "age"], log_columns=())
+    coef_raw, fit_raw = glutamate.predictor_model(t, "dfc_a", ["cocaine_g_per_week", "age"], log_columns=())
     assert fit_raw["r2"] < 1 - 1e-6
 
 
@@ -281,16 +282,16 @@ def test_predictor_model_rejects_bad_input():
     with_nan = t.copy()
     with_nan.loc[3, "years_use"] = np.nan
     with pytest.raises(ValueError, match="1 participants have a missing value"):
-        coupling.predictor_model(with_nan, "dfc_a", preds)
+        glutamate.predictor_model(with_nan, "dfc_a", preds)
     zero = t.copy()
     zero.loc[0, "cocaine_g_per_week"] = 0.0
     with pytest.raises(ValueError, match="positive"):
-        coupling.predictor_model(zero, "dfc_a", preds)
+        glutamate.predictor_model(zero, "dfc_a", preds)
     with pytest.raises(ValueError, match="ocdus"):
-        coupling.predictor_model(t, "dfc_a", preds + ["ocdus"])
+        glutamate.predictor_model(t, "dfc_a", preds + ["ocdus"])
     with pytest.raises(ValueError, match="too few"):
-        coupling.predictor_model(t.iloc[:4], "dfc_a", preds)  # 4 rows, 2 predictors (needs 5)
-    coupling.predictor_model(t.iloc[:5], "dfc_a", preds)  # 5 rows are enough
+        glutamate.predictor_model(t.iloc[:4], "dfc_a", preds)  # 4 rows, 2 predictors (needs 5)
+    glutamate.predictor_model(t.iloc[:5], "dfc_a", preds)  # 5 rows are enough
 
 
 # --------------------------------------------------------------------------- participant change table
@@ -325,7 +326,7 @@ def _session_tables():
 
 def test_participant_changes_averages_only_sessions_with_both_changes():
     fc, glu, participants, drugs = _session_tables()
-    table, excl = coupling.participant_changes(fc, glu, participants, drugs)
+    table, excl = glutamate.participant_changes(fc, glu, participants, drugs)
     assert list(table.columns) == ["participant_id", "group", "n_sessions", "dfc_dlpfc", "dfc_thal", "dglu",
                                    "age", "ocdus_obsessive"]
     assert table["participant_id"].tolist() == ["sub-01", "sub-02", "sub-03"]
@@ -338,13 +339,13 @@ def test_participant_changes_averages_only_sessions_with_both_changes():
     assert excl["participant_id"].tolist() == ["sub-04"]
     assert "no session" in excl["reason"].iloc[0]
 
-    raw, _ = coupling.participant_changes(fc, glu, participants, drugs, glu_column="delta")
+    raw, _ = glutamate.participant_changes(fc, glu, participants, drugs, glu_column="delta")
     np.testing.assert_allclose(raw["dglu"], [1.5, 0.5, -0.4])
 
 
 def test_participant_changes_single_drug_session():
     fc, glu, participants, drugs = _session_tables()
-    placebo, excl = coupling.participant_changes(fc, glu, participants, drugs, sessions="placebo")
+    placebo, excl = glutamate.participant_changes(fc, glu, participants, drugs, sessions="placebo")
     assert placebo["participant_id"].tolist() == ["sub-01", "sub-02"]
     assert placebo["n_sessions"].tolist() == [1, 1]
     np.testing.assert_allclose(placebo[["dfc_dlpfc", "dfc_thal", "dglu"]].to_numpy(float),
@@ -352,7 +353,7 @@ def test_participant_changes_single_drug_session():
     assert excl["participant_id"].tolist() == ["sub-03", "sub-04"]
     assert excl["reason"].str.contains("placebo").all()
 
-    nac, excl_nac = coupling.participant_changes(fc, glu, participants, drugs, sessions="NAC")
+    nac, excl_nac = glutamate.participant_changes(fc, glu, participants, drugs, sessions="NAC")
     assert nac["participant_id"].tolist() == ["sub-01", "sub-03"]
     np.testing.assert_allclose(nac[["dfc_dlpfc", "dfc_thal", "dglu"]].to_numpy(float),
                                [[0.4, 0.0, 20.0], [-0.2, 0.1, -4.0]])
@@ -362,9 +363,9 @@ def test_participant_changes_single_drug_session():
 def test_participant_changes_rejects_bad_options():
     fc, glu, participants, drugs = _session_tables()
     with pytest.raises(ValueError, match="sessions"):
-        coupling.participant_changes(fc, glu, participants, drugs, sessions="first")
+        glutamate.participant_changes(fc, glu, participants, drugs, sessions="first")
     with pytest.raises(ValueError, match="glu_column"):
-        coupling.participant_changes(fc, glu, participants, drugs, glu_column="neutral")
+        glutamate.participant_changes(fc, glu, participants, drugs, glu_column="neutral")
 
 
 # --------------------------------------------------------------------------- mean change
@@ -372,7 +373,7 @@ def test_participant_changes_rejects_bad_options():
 
 def test_mean_change_equals_scipy_one_sample_t():
     v = np.array([4.0, -1.0, 6.5, 2.0, 3.5, 0.5, 5.0])
-    out = coupling.mean_change(v, "dglu", alpha=0.1)
+    out = correlation.mean_change(v, "dglu", alpha=0.1)
     assert list(out.columns) == ["n"] + RESULT and len(out) == 1
     row = out.iloc[0]
     test = stats.ttest_1samp(v, 0.0)
@@ -383,9 +384,9 @@ def test_mean_change_equals_scipy_one_sample_t():
     # the t interval by hand
     np.testing.assert_allclose(row["ci_high"], v.mean() + stats.t.ppf(0.95, 6) * v.std(ddof=1) / np.sqrt(7))
     with pytest.raises(ValueError, match="1 values are missing"):
-        coupling.mean_change([1.0, np.nan, 2.0], "x")
+        correlation.mean_change([1.0, np.nan, 2.0], "x")
     with pytest.raises(ValueError, match="at least 2"):
-        coupling.mean_change([1.0], "x")
+        correlation.mean_change([1.0], "x")
 
 
 # --------------------------------------------------------------------------- tables over targets
@@ -393,7 +394,7 @@ def test_mean_change_equals_scipy_one_sample_t():
 
 def test_robust_table_rows_equal_single_target_fits():
     t = _coupling_frame()
-    out = coupling.robust_table(t, ["a", "b"])
+    out = glutamate.robust_table(t, ["a", "b"])
     assert list(out.columns) == ["target"] + RESULT
     assert out["target"].tolist() == ["a", "b"] and out["term"].tolist() == ["dglu", "dglu"]
     for i, target in enumerate(["a", "b"]):
@@ -401,20 +402,20 @@ def test_robust_table_rows_equal_single_target_fits():
                      M=sm.robust.norms.HuberT()).fit()
         np.testing.assert_allclose(out.loc[i, ["estimate", "se", "p"]].to_numpy(float),
                                    [ref.params[1], ref.bse[1], ref.pvalues[1]], rtol=1e-10)
-        single = coupling.robust_regression(t, f"dfc_{target}", "dglu").iloc[1]
+        single = correlation.robust_regression(t, f"dfc_{target}", "dglu").iloc[1]
         np.testing.assert_allclose(out.loc[i, RESULT[1:]].to_numpy(float), single[RESULT[1:]].to_numpy(float))
 
 
 def test_predictor_table_rows_equal_single_target_models():
     t = _clinical()
     preds = ["cocaine_g_per_week", "age"]
-    coefs, fits = coupling.predictor_table(t, ["a", "b"], preds)
+    coefs, fits = glutamate.predictor_table(t, ["a", "b"], preds)
     assert list(coefs.columns) == ["target"] + RESULT
     assert coefs["target"].tolist() == ["a", "a", "b", "b"]
     assert coefs["term"].tolist() == preds * 2
     assert fits["target"].tolist() == ["a", "b"]
     for i, target in enumerate(["a", "b"]):
-        c, f = coupling.predictor_model(t, f"dfc_{target}", preds)
+        c, f = glutamate.predictor_model(t, f"dfc_{target}", preds)
         np.testing.assert_allclose(coefs.iloc[2 * i:2 * i + 2][RESULT[1:]].to_numpy(float),
                                    c[RESULT[1:]].to_numpy(float))
         for k, v in f.items():
@@ -428,7 +429,7 @@ def test_predictor_table_rows_equal_single_target_models():
 
 def test_coupling_table_one_row_per_target_sample_method():
     t = _coupling_frame()
-    out = coupling.coupling_table(t, ["a", "b"], n_boot=200, rng=4)
+    out = glutamate.coupling_table(t, ["a", "b"], n_boot=200, rng=4)
     assert list(out.columns) == ["target", "sample", "method", "n"] + RESULT
     assert len(out) == 2 * 2 * 2
     keys = list(zip(out["sample"], out["target"], out["method"]))
@@ -441,14 +442,14 @@ def test_coupling_table_one_row_per_target_sample_method():
     rng = np.random.default_rng(4)
     for row in out.itertuples(index=False):
         sub = t if row.sample == "all" else t[t["group"] == "CUD"]
-        ref = coupling.correlation(sub[f"dfc_{row.target}"], sub["dglu"], row.method, 200, rng)
+        ref = correlation.correlation(sub[f"dfc_{row.target}"], sub["dglu"], row.method, 200, rng)
         np.testing.assert_allclose([row.estimate, row.se, row.ci_low, row.ci_high, row.p],
                                    [ref[k] for k in ("estimate", "se", "ci_low", "ci_high", "p")], rtol=1e-12)
         scipy_test = stats.pearsonr if row.method == "pearson" else stats.spearmanr
         expected = scipy_test(sub[f"dfc_{row.target}"], sub["dglu"])
         np.testing.assert_allclose([row.estimate, row.p], [expected.statistic, expected.pvalue], rtol=1e-10)
 
-    custom = coupling.coupling_table(t, ["a"], samples={"controls": ["control"]}, methods=("spearman",),
+    custom = glutamate.coupling_table(t, ["a"], samples={"controls": ["control"]}, methods=("spearman",),
                                      n_boot=50, rng=0)
     assert custom[["target", "sample", "method", "n"]].values.tolist() == [["a", "controls", "spearman", 40 - n_cud]]
 
@@ -474,7 +475,7 @@ def test_qc_sensitivity_n_and_r_per_setting():
     participants = pd.DataFrame({"participant_id": pids, "group": groups})
     drugs = pd.DataFrame({"participant_id": pids, "session_id": "ses-1", "drug": "placebo"})
 
-    out = coupling.qc_sensitivity(mrs_table, fc, participants, drugs, ["dlpfc"],
+    out = glutamate.qc_sensitivity(mrs_table, fc, participants, drugs, ["dlpfc"],
                                   {"strict": {"max_crlb": 20}, "none": {"max_crlb": None}})
     assert list(out.columns) == ["setting", "target", "n", "r", "p", "mean_dglu"]
     assert out["setting"].tolist() == ["strict", "none"] and out["target"].tolist() == ["dlpfc", "dlpfc"]
@@ -495,11 +496,11 @@ def test_coupling_equivalence_separates_absent_present_and_unknown_links():
     couplings = pd.DataFrame({
         "target": ["a", "b", "c", "a"], "sample": "CUD", "method": ["pearson"] * 3 + ["spearman"],
         "n": [300, 300, 18, 300], "estimate": [0.01, 0.5, 0.05, 0.01], "p": [0.86, 1e-20, 0.84, 0.86]})
-    table = coupling.coupling_equivalence(couplings, bound_r=0.3)
+    table = glutamate.coupling_equivalence(couplings, bound_r=0.3)
     assert list(table["target"]) == ["a", "b", "c"]  # Pearson rows only
     assert list(table["verdict"]) == ["equivalent", "effect", "inconclusive"]
     # the 90 % interval of r: Fisher z +/- 1.645 / sqrt(n - 3), back-transformed
     half = stats.norm.ppf(0.95) / np.sqrt(297)
     assert table.loc[0, "ci90_low"] == pytest.approx(np.tanh(np.arctanh(0.01) - half))
     with pytest.raises(ValueError, match="lacks the column"):
-        coupling.coupling_equivalence(couplings.drop(columns="n"), 0.3)
+        glutamate.coupling_equivalence(couplings.drop(columns="n"), 0.3)

@@ -5,15 +5,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from craving_circuits import atlas, cue, perfusion
+from craving_circuits.baclofen import cue, perfusion
+from craving_circuits.baclofen import layout as baclofen_layout
+from craving_circuits.io import atlas
 from craving_circuits.simulate.baclofen import simulate_baclofen_study
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = simulate_baclofen_study(tmp_path_factory.mktemp("cue") / "study", "tiny", n_jobs=2)
-    runs, exclusions = cue.collect_task_runs(root)
-    asl_runs, _ = perfusion.collect_asl_runs(root)
+    runs, exclusions = baclofen_layout.collect_task_runs(root)
+    asl_runs, _ = baclofen_layout.collect_asl_runs(root)
     return root, runs, exclusions, perfusion.perfusion_mask(asl_runs)
 
 
@@ -27,7 +29,7 @@ def test_collect_task_runs(tiny, tmp_path):
     shutil.copytree(root, copy)
     events = copy / "sub-01" / "ses-T2" / "func" / "sub-01_ses-T2_task-smokingcue_events.tsv"
     events.unlink()
-    runs2, excl2 = cue.collect_task_runs(copy)
+    runs2, excl2 = baclofen_layout.collect_task_runs(copy)
     assert len(runs2) == 23 and excl2["participant_id"].tolist() == ["sub-01"]
     assert str(events) in excl2["reason"].iloc[0]
 

@@ -6,7 +6,7 @@ import pytest
 from nilearn.interfaces.fmriprep.load_confounds_strategy import preset_strategies
 from nilearn.signal import clean as nilearn_clean
 
-from craving_circuits import denoise
+from craving_circuits.cocaine import denoise
 
 
 def _confounds(rng, n_volumes, n_confounds=6):

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from craving_circuits import drug, secondlevel
-from craving_circuits.pipeline import ROI_COLUMNS
+from craving_circuits.cocaine import drug, secondlevel
+from craving_circuits.io.schemas import ROI_COLUMNS
 
 
 def _changes():

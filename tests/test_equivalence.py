@@ -6,7 +6,7 @@ import pytest
 from scipy import integrate, stats
 from statsmodels.stats.weightstats import DescrStatsW, ttost_ind, ttost_paired
 
-from craving_circuits import equivalence
+from craving_circuits.stats import equivalence
 
 # Student's sleep data (extra hours of sleep under two drugs, the same 10 patients)
 SLEEP_1 = np.array([0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0])

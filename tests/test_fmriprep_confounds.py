@@ -17,9 +17,15 @@ import pandas as pd
 import pytest
 from nilearn.interfaces.fmriprep import load_confounds
 
-from craving_circuits.denoise import Strategy
-from craving_circuits.layout import DEFAULT_STATE_TASKS, run_files
-from craving_circuits.simulate.fmriprep import MOTION_COLUMNS, acompcor, compute_confounds, dvars, expand
+from craving_circuits.cocaine.denoise import Strategy
+from craving_circuits.io.bids import DEFAULT_STATE_TASKS, run_files
+from craving_circuits.simulate.fmriprep import (
+    MOTION_COLUMNS,
+    acompcor,
+    compute_confounds,
+    dvars,
+    expand,
+)
 from craving_circuits.simulate.signals import framewise_displacement
 
 # --------------------------------------------------------------------------- expand

@@ -1,4 +1,4 @@
-"""Reading and atomic writing of files (craving_circuits._io)."""
+"""Reading and atomic writing of files (craving_circuits.io.files)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from craving_circuits._io import (
+from craving_circuits.io.files import (
     atomic_path,
     read_json,
     read_tsv,

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from craving_circuits import denoise, layout, pipeline
+from craving_circuits.cocaine import denoise, firstlevel, layout
+from craving_circuits.io import bids
 from craving_circuits.simulate import cocaine_params
 
 TINY = cocaine_params("tiny")
@@ -24,7 +25,7 @@ def study_copy(tiny_study_dir, tmp_path):
 
 
 def _files(study_root, pid="sub-01", ses="ses-1", task="restcue"):
-    return layout.run_files(study_root / "derivatives" / "fmriprep", pid, ses, task)
+    return bids.run_files(study_root / "derivatives" / "fmriprep", pid, ses, task)
 
 
 def _digest(root):
@@ -135,8 +136,8 @@ def test_nan_run_is_excluded_at_first_level(study_copy, tmp_path):
     study = layout.open_study(study_copy)
     runs, exclusions = layout.collect_runs(study)
     assert exclusions.empty  # the header is fine: the NaN is found when the run is read
-    analysis, mask_img, _ = pipeline.seed_analysis(runs, denoise.parse_strategy("simple"))
-    first = pipeline.first_level(runs, analysis, mask_img, tmp_path / "fl")
+    analysis, mask_img, _ = firstlevel.seed_analysis(runs, denoise.parse_strategy("simple"))
+    first = firstlevel.first_level(runs, analysis, mask_img, tmp_path / "fl")
     row = _excluded(first.exclusions, "sub-08", "ses-1", "craving")
     assert row["stage"] == "first level" and str(files.bold) in row["reason"] and "NaN" in row["reason"]
     assert len(first.runs) == len(runs) - 1 == len(first.maps)
@@ -146,8 +147,8 @@ def test_inputs_are_never_modified(tiny_study_dir, tmp_path):
     before = _digest(tiny_study_dir)
     study = layout.open_study(tiny_study_dir)
     runs, _ = layout.collect_runs(study)
-    analysis, mask_img, _ = pipeline.seed_analysis(runs, denoise.parse_strategy("conn"))
-    pipeline.first_level(runs.head(4), analysis, mask_img, tmp_path / "fl")
+    analysis, mask_img, _ = firstlevel.seed_analysis(runs, denoise.parse_strategy("conn"))
+    firstlevel.first_level(runs.head(4), analysis, mask_img, tmp_path / "fl")
     assert _digest(tiny_study_dir) == before
 
 
@@ -164,7 +165,7 @@ def test_design_summary_and_ratings(tiny_study_dir):
 
 
 def test_bids_filename_orders_entities():
-    name = layout.bids_filename({"desc": "preproc", "task": "rest", "sub": "01", "space": "MNI"}, "bold", ".nii.gz")
+    name = bids.bids_filename({"desc": "preproc", "task": "rest", "sub": "01", "space": "MNI"}, "bold", ".nii.gz")
     assert name == "sub-01_task-rest_space-MNI_desc-preproc_bold.nii.gz"
     with pytest.raises(ValueError, match="Unknown BIDS entities"):
-        layout.bids_filename({"sub": "01", "foo": "x"}, "bold", ".nii.gz")
+        bids.bids_filename({"sub": "01", "foo": "x"}, "bold", ".nii.gz")

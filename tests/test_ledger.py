@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from craving_circuits import ledger
-from craving_circuits.report import write_table
+from craving_circuits.io.tables import write_table
+from craving_circuits.verdict import ledger
 
 ROOT = Path(__file__).resolve().parents[1]
 RECOVERY = ["effect", "test", "planted", "estimate", "ci_low", "ci_high", "p", "planted_present", "found", "agree"]

@@ -10,7 +10,11 @@ import pytest
 import statsmodels
 import statsmodels.api as sm
 
-from craving_circuits.mediation import MEDIATION_TERMS, RESULT_COLUMNS, mediation_analysis
+from craving_circuits.stats.mediation import (
+    MEDIATION_TERMS,
+    RESULT_COLUMNS,
+    mediation_analysis,
+)
 
 FRAMING = Path(statsmodels.__file__).parent / "stats" / "tests" / "results" / "framing.csv"
 

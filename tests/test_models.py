@@ -1,4 +1,4 @@
-"""Tests of craving_circuits.models against outside computations.
+"""Tests of craving_circuits.stats.models against outside computations.
 
 Oracles are OLS fits (statsmodels ``ols``), repeated-measures ANOVA
 (statsmodels ``AnovaRM``), paired t tests (scipy) and cell means computed with
@@ -27,8 +27,8 @@ import statsmodels.formula.api as smf
 from scipy import stats
 from statsmodels.stats.anova import AnovaRM
 
-from craving_circuits import models
-from craving_circuits.models import (
+from craving_circuits.stats import models
+from craving_circuits.stats.models import (
     RESULT_COLUMNS,
     cell_contrast,
     factorial_contrasts,

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from craving_circuits import mrs
-from craving_circuits._io import write_tsv
+from craving_circuits.cocaine import mrs
+from craving_circuits.io.files import write_tsv
 
 
 def _row(pid, ses, state, metabolite="Glu", tcr=1.0, water=10.0, crlb=5.0, fwhm=8.0, snr=20.0):

@@ -5,9 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from craving_circuits import multiverse, report, secondlevel
-from craving_circuits.denoise import Strategy
-from craving_circuits.pipeline import ROI_COLUMNS
+from craving_circuits.cocaine import multiverse, secondlevel
+from craving_circuits.cocaine.denoise import Strategy
+from craving_circuits.io.schemas import ROI_COLUMNS
+from craving_circuits.verdict import planted
 
 
 def test_specifications_cross_every_choice():
@@ -63,7 +64,7 @@ def test_table_is_the_chapter_model_per_specification_and_conclusions():
     matrix = multiverse.specification_matrix(table[(table["target"] == "dlpfc")
                                                    & (table["term"] == "group x state")])
     assert matrix.sum(axis=1).tolist() == [3, 3]  # one confound set, one GSR choice, one band each
-    estimates = report.multiverse_estimates(table)
+    estimates = planted.multiverse_estimates(table)
     assert len(estimates) == len(table) and set(estimates["effect"]) >= {"craving_nacc_dlpfc_cud"}
 
 
@@ -80,7 +81,7 @@ def test_specification_curve_figure():
     import matplotlib
 
     matplotlib.use("Agg")
-    from craving_circuits import plotting
+    from craving_circuits.book import plotting
 
     specs = [Strategy("simple", False, 0.01, 0.1), Strategy("simple", True, 0.01, 0.1)]
     names = [s.name for s in specs]
@@ -91,5 +92,5 @@ def test_specification_curve_figure():
         plotting.plot_specification_curve(table, "dlpfc", "nothing")
     recovery = pd.DataFrame({"effect": ["a", "a", "b"], "test": ["x", "y", "z"], "planted": [1.0, 1.0, 0.0],
                              "found": [True, False, False], "agree": [True, False, True]})
-    summary = report.agreement_by_effect(recovery).set_index("effect")
+    summary = planted.agreement_by_effect(recovery).set_index("effect")
     assert summary.loc["a", "n_tests"] == 2 and summary.loc["a", "n_found"] == 1 and summary.loc["b", "n_agree"] == 1

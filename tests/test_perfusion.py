@@ -9,9 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from craving_circuits import asl, perfusion
-from craving_circuits.simulate.baclofen import (SESSIONS, TASK, asl_paths, baclofen_params, cue_events,
-                                                planted_baclofen_effects, simulate_baclofen_study)
+from craving_circuits.baclofen import layout as baclofen_layout
+from craving_circuits.baclofen import perfusion
+from craving_circuits.simulate.baclofen import (
+    SESSIONS,
+    TASK,
+    asl_paths,
+    baclofen_params,
+    cue_events,
+    planted_baclofen_effects,
+    simulate_baclofen_study,
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +62,7 @@ def test_events_are_blocks_inside_the_run():
 
 
 def test_cbf_maps_recover_the_planted_perfusion(tiny_baclofen, tmp_path):
-    runs, exclusions = perfusion.collect_asl_runs(tiny_baclofen)
+    runs, exclusions = baclofen_layout.collect_asl_runs(tiny_baclofen)
     assert exclusions.empty and len(runs) == 2 * 12
     maps = perfusion.cbf_maps(runs, tmp_path / "cbf", n_jobs=2)
     assert maps.maps.shape == (24, int(np.asarray(maps.mask_img.dataobj).sum()))
@@ -85,7 +93,7 @@ def test_time_differences_and_the_group_test(tmp_path):
     assert table["participant_id"].tolist() == [f"sub-{i}" for i in range(7)]
     np.testing.assert_allclose(diff[0], maps[1] - maps[0])
     assert excl["participant_id"].tolist() == ["sub-7"] and "ses-T2" in excl["reason"].iloc[0]
-    from craving_circuits import permutation
+    from craving_circuits.stats import permutation
 
     result = perfusion.group_by_time_test(diff, table, mask_img, n_perm=20, rng=0)
     expected = permutation.t_statistic(diff, (table["group"] == "baclofen").to_numpy(float))
@@ -124,7 +132,7 @@ def test_group_by_time_model_contrasts_match_the_cell_means():
 def test_bad_perfusion_input_names_the_file(tiny_baclofen, tmp_path, breakage, message):
     root = tmp_path / "study"
     shutil.copytree(tiny_baclofen, root)
-    runs, _ = perfusion.collect_asl_runs(root)
+    runs, _ = baclofen_layout.collect_asl_runs(root)
     run = runs.iloc[0].to_dict()
     mask_img = perfusion.perfusion_mask(runs)
     mask = np.asarray(mask_img.dataobj) > 0
@@ -158,7 +166,7 @@ def test_collect_lists_incomplete_runs(tiny_baclofen, tmp_path):
     paths["m0"].unlink()
     participants = pd.read_csv(root / "participants.tsv", sep="\t")
     participants[participants["participant_id"] != "sub-02"].to_csv(root / "participants.tsv", sep="\t", index=False)
-    runs, exclusions = perfusion.collect_asl_runs(root)
+    runs, exclusions = baclofen_layout.collect_asl_runs(root)
     assert len(runs) == 24 - 3
     listed = exclusions.set_index(["participant_id", "session_id"])["reason"]
     assert "m0scan" in listed.loc[("sub-01", "ses-T2")]
@@ -203,12 +211,12 @@ def test_region_values_models_and_participant_change():
 
 
 def test_simulated_baclofen_study_folder(tmp_path):
-    from craving_circuits import pipeline
+    from craving_circuits.baclofen import layout as baclofen_layout
 
-    root = pipeline.simulated_baclofen_study("tiny", tmp_path, n_jobs=1, n_baclofen=3, n_placebo=3, n_asl_pairs=2,
+    root = baclofen_layout.simulated_study("tiny", tmp_path, n_jobs=1, n_baclofen=3, n_placebo=3, n_asl_pairs=2,
                                              n_task_volumes=40)
     assert root.name.startswith("baclofen-tiny-") and (root / "participants.tsv").is_file()
-    assert pipeline.simulated_baclofen_study("tiny", tmp_path, n_jobs=1, n_baclofen=3, n_placebo=3, n_asl_pairs=2,
+    assert baclofen_layout.simulated_study("tiny", tmp_path, n_jobs=1, n_baclofen=3, n_placebo=3, n_asl_pairs=2,
                                              n_task_volumes=40) == root
 
 

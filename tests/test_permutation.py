@@ -1,4 +1,4 @@
-"""Tests of craving_circuits.permutation, largely against statsmodels and nilearn."""
+"""Tests of craving_circuits.stats.permutation, largely against statsmodels and nilearn."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ from nilearn.maskers import NiftiMasker
 from nilearn.mass_univariate import permuted_ols
 from scipy import ndimage, stats
 
-from craving_circuits.permutation import PermutationResult, cluster_permutation_test, t_statistic
+from craving_circuits.stats.permutation import (
+    PermutationResult,
+    cluster_permutation_test,
+    t_statistic,
+)
 
 # ---------------------------------------------------------------------------
 # Helpers

@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from craving_circuits import connectivity, denoise, layout, pipeline
+from craving_circuits.cocaine import connectivity, denoise, firstlevel, layout
+from craving_circuits.io import schemas
 
 
 @pytest.fixture(scope="module")
@@ -13,14 +14,14 @@ def prepared(tiny_study_dir):
     study = layout.open_study(tiny_study_dir)
     runs, _ = layout.collect_runs(study)
     runs = runs.head(6).reset_index(drop=True)
-    analysis, mask_img, info = pipeline.seed_analysis(
+    analysis, mask_img, info = firstlevel.seed_analysis(
         runs, denoise.parse_strategy("conn"), comparison_strategies=[denoise.parse_strategy("none")])
     return runs, analysis, mask_img, info
 
 
 def test_rows_align_with_runs_and_match_the_per_run_function(prepared, tmp_path):
     runs, analysis, mask_img, info = prepared
-    first = pipeline.first_level(runs, analysis, mask_img, tmp_path, n_jobs=2)
+    first = firstlevel.first_level(runs, analysis, mask_img, tmp_path, n_jobs=2)
     assert first.maps.shape == (6, info["n_voxels"])
     assert list(first.runs["bold"]) == list(runs["bold"])
     direct = connectivity.seed_connectivity_run(runs.iloc[3].to_dict(), analysis)
@@ -34,42 +35,42 @@ def test_rows_align_with_runs_and_match_the_per_run_function(prepared, tmp_path)
     expected = [v["fisher_z"] for v in direct.roi_values
                 if v["target"] == "dlpfc" and v["strategy"] == analysis.strategy.name]
     assert row["fisher_z"].tolist() == pytest.approx(expected)
-    assert set(first.roi.columns) == set(pipeline.ROI_COLUMNS)
+    assert set(first.roi.columns) == set(schemas.ROI_COLUMNS)
 
 
 def test_cache_is_reused_only_when_inputs_and_settings_match(prepared, tmp_path, tiny_study_dir):
     runs, analysis, mask_img, _ = prepared
-    first = pipeline.first_level(runs, analysis, mask_img, tmp_path)
+    first = firstlevel.first_level(runs, analysis, mask_img, tmp_path)
     assert first.n_cached == 0
-    again = pipeline.first_level(runs, analysis, mask_img, tmp_path)
+    again = firstlevel.first_level(runs, analysis, mask_img, tmp_path)
     assert again.n_cached == 6
     np.testing.assert_array_equal(again.maps, first.maps)
     # an interrupted run: its map is there but its sidecar (written last) is not
     sidecars = sorted(tmp_path.rglob("*_zmap.json"))
     assert len(sidecars) == 6 and len(list(tmp_path.rglob("*_zmap.nii.gz"))) == 6
     sidecars[0].unlink()
-    assert pipeline.first_level(runs, analysis, mask_img, tmp_path).n_cached == 5
+    assert firstlevel.first_level(runs, analysis, mask_img, tmp_path).n_cached == 5
     # changed settings: nothing is reused
-    other, _, _ = pipeline.seed_analysis(runs, denoise.parse_strategy("simple"))
-    assert pipeline.first_level(runs, other, mask_img, tmp_path).n_cached == 0
+    other, _, _ = firstlevel.seed_analysis(runs, denoise.parse_strategy("simple"))
+    assert firstlevel.first_level(runs, other, mask_img, tmp_path).n_cached == 0
 
 
 def test_cache_serves_an_analysis_with_fewer_comparison_strategies(prepared, tmp_path):
     runs, analysis, mask_img, _ = prepared
-    full = pipeline.first_level(runs, analysis, mask_img, tmp_path)
-    fewer, _, _ = pipeline.seed_analysis(runs, analysis.strategy)  # no comparison strategy
-    reused = pipeline.first_level(runs, fewer, mask_img, tmp_path)
+    full = firstlevel.first_level(runs, analysis, mask_img, tmp_path)
+    fewer, _, _ = firstlevel.seed_analysis(runs, analysis.strategy)  # no comparison strategy
+    reused = firstlevel.first_level(runs, fewer, mask_img, tmp_path)
     assert reused.n_cached == 6
     np.testing.assert_array_equal(reused.maps, full.maps)
     assert set(reused.roi["strategy"]) == {analysis.strategy.name}
     chosen = full.roi[full.roi["strategy"] == analysis.strategy.name].reset_index(drop=True)
     assert reused.roi.reset_index(drop=True).equals(chosen)
     # the cache still serves the full analysis afterwards (it was not overwritten)
-    assert pipeline.first_level(runs, analysis, mask_img, tmp_path).n_cached == 6
+    assert firstlevel.first_level(runs, analysis, mask_img, tmp_path).n_cached == 6
     # a comparison strategy the cache lacks: recomputed
-    more, _, _ = pipeline.seed_analysis(runs, analysis.strategy,
+    more, _, _ = firstlevel.seed_analysis(runs, analysis.strategy,
                                         comparison_strategies=[denoise.parse_strategy("compcor")])
-    assert pipeline.first_level(runs, more, mask_img, tmp_path).n_cached == 0
+    assert firstlevel.first_level(runs, more, mask_img, tmp_path).n_cached == 0
 
 
 def test_changed_input_is_recomputed(tiny_study_dir, tmp_path):
@@ -79,21 +80,21 @@ def test_changed_input_is_recomputed(tiny_study_dir, tmp_path):
     shutil.copytree(tiny_study_dir, root)
     runs, _ = layout.collect_runs(layout.open_study(root))
     runs = runs.head(3)
-    analysis, mask_img, _ = pipeline.seed_analysis(runs, denoise.parse_strategy("conn"))
-    pipeline.first_level(runs, analysis, mask_img, tmp_path / "out")
+    analysis, mask_img, _ = firstlevel.seed_analysis(runs, denoise.parse_strategy("conn"))
+    firstlevel.first_level(runs, analysis, mask_img, tmp_path / "out")
     stat = os.stat(runs.iloc[0]["confounds"])
     os.utime(runs.iloc[0]["confounds"], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    assert pipeline.first_level(runs, analysis, mask_img, tmp_path / "out").n_cached == 2
+    assert firstlevel.first_level(runs, analysis, mask_img, tmp_path / "out").n_cached == 2
 
 
 def test_no_partial_files_are_left(prepared, tmp_path):
     runs, analysis, mask_img, _ = prepared
-    pipeline.first_level(runs, analysis, mask_img, tmp_path)
+    firstlevel.first_level(runs, analysis, mask_img, tmp_path)
     assert not [p for p in tmp_path.rglob(".tmp-*")]
 
 
 def test_simulated_study_folders_do_not_collide(tmp_path):
-    a = pipeline.simulated_study("tiny", tmp_path, n_cud=3, n_control=3, n_volumes=40)
-    b = pipeline.simulated_study("tiny", tmp_path, n_cud=3, n_control=3, n_volumes=41)
+    a = layout.simulated_study("tiny", tmp_path, n_cud=3, n_control=3, n_volumes=40)
+    b = layout.simulated_study("tiny", tmp_path, n_cud=3, n_control=3, n_volumes=41)
     assert a.bids_dir != b.bids_dir and a.bids_dir.name.startswith("cocaine-tiny-")
     assert a.is_simulated and (a.bids_dir / "participants.tsv").is_file()

@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from craving_circuits import plotting  # noqa: E402
+from craving_circuits.book import plotting  # noqa: E402
 
 
 def _changes(seed=0):
@@ -39,7 +39,7 @@ def test_crlb_figure_marks_spectra_over_the_limit():
 
 
 def test_drug_figures():
-    from craving_circuits import equivalence
+    from craving_circuits.stats import equivalence
 
     rng = np.random.default_rng(1)
     changes = pd.DataFrame([{"participant_id": f"{g}{i}", "group": g, "drug": d, "target": t, "delta": rng.normal()}

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-from craving_circuits import ratings
+from craving_circuits.cocaine import ratings
 
 
 def _ratings(seed=0, n_cud=7, n_control=6):

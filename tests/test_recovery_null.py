@@ -6,9 +6,9 @@ The study is simulated and analysed once per test session by the
 
 import numpy as np
 import pytest
-
 from conftest import RECOVERY_ALPHA as ALPHA
-from craving_circuits import denoise
+
+from craving_circuits.cocaine import denoise
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,6 @@ permutations. ``make test`` distributes test files over workers
 
 import numpy as np
 import pytest
-
 from conftest import RECOVERY_ALPHA as ALPHA
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from craving_circuits.report import result_hashes
+from craving_circuits.book.provenance import result_hashes
 
 pytestmark = pytest.mark.slow
 

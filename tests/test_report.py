@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from craving_circuits import report
+from craving_circuits.book import pages, provenance
+from craving_circuits.io import tables
+from craving_circuits.verdict import planted
 
 TRUTH = {
     "parameters": {"preset": "paper", "seed": 1, "n_cud": 18, "n_control": 23, "n_volumes": 150,
@@ -24,23 +26,23 @@ def _est(rows):
 
 
 def test_recovered_vs_planted_decisions():
-    table = report.recovered_vs_planted(_est([
+    table = planted.recovered_vs_planted(_est([
         ("up", "right sign", 0.3, 0.1, 0.5, 0.001),
         ("up", "wrong sign", -0.3, -0.5, -0.1, 0.001),
         ("up", "missed", 0.1, -0.1, 0.3, 0.2),
         ("zero", "false positive", 0.2, 0.05, 0.35, 0.01),
         ("zero", "correct null", 0.02, -0.1, 0.14, 0.7),
     ]), TRUTH, alpha=0.05)
-    assert list(table.columns) == report.RECOVERY_COLUMNS
+    assert list(table.columns) == planted.RECOVERY_COLUMNS
     assert table["found"].tolist() == [True, False, False, True, False]
     assert table["agree"].tolist() == [True, False, False, False, True]
     assert table["planted"].tolist() == [0.4, 0.4, 0.4, 0.0, 0.0]
     with pytest.raises(ValueError, match="not a planted effect"):
-        report.recovered_vs_planted(_est([("other", "t", 1, 0, 2, 0.01)]), TRUTH)
-    real = report.recovered_vs_planted(_est([("up", "t", 0.3, 0.1, 0.5, 0.01)]), None)
+        planted.recovered_vs_planted(_est([("other", "t", 1, 0, 2, 0.01)]), TRUTH)
+    real = planted.recovered_vs_planted(_est([("up", "t", 0.3, 0.1, 0.5, 0.01)]), None)
     assert np.isnan(real.loc[0, "planted"]) and real.loc[0, "agree"] is None and bool(real.loc[0, "found"])
     with pytest.raises(ValueError, match="lack the column"):
-        report.recovered_vs_planted(pd.DataFrame({"effect": ["up"]}), TRUTH)
+        planted.recovered_vs_planted(pd.DataFrame({"effect": ["up"]}), TRUTH)
 
 
 def test_seed_fc_estimates_maps_rows_to_planted_effects():
@@ -57,7 +59,7 @@ def test_seed_fc_estimates_maps_rows_to_planted_effects():
             "overlap_thalamus_midline": [0.0, 0.0, 0.0],
         }),
     }
-    est = report.seed_fc_estimates(contrasts, clusters).set_index("test")
+    est = planted.seed_fc_estimates(contrasts, clusters).set_index("test")
     assert est.loc["ROI mixed model: craving - neutral | CUD (dlpfc)", "effect"] == "craving_nacc_dlpfc_cud"
     assert est.loc["ROI mixed model: group x state (thalamus_midline)", "effect"] == "group_x_state_nacc_thalamus"
     assert not any("x drug" in t for t in est.index)  # no planted effect of its own
@@ -70,26 +72,26 @@ def test_seed_fc_estimates_maps_rows_to_planted_effects():
 
 
 def test_tables_logs_and_banner(tmp_path):
-    path = report.write_table(pd.DataFrame({"a": [1.0, np.nan]}), tmp_path, "t")
+    path = tables.write_table(pd.DataFrame({"a": [1.0, np.nan]}), tmp_path, "t")
     assert path.read_text().splitlines() == ["a", "1", "n/a"]
     (tmp_path / "runs.json").write_text(json.dumps({"runs": [
         {"name": "x", "title": "X", "status": "ok", "started": "now", "duration_s": 1.5, "commit": "abc",
          "parameters": {"preset": "tiny", "output_dir": "/somewhere", "n_jobs": 2}}]}))
-    log = report.run_log(tmp_path)
+    log = provenance.run_log(tmp_path)
     assert log.loc[0, "parameters"] == "preset=tiny, n_jobs=2"
     with pytest.raises(FileNotFoundError, match="make book"):
-        report.run_log(tmp_path / "none")
-    assert "18 CUD, 23 controls" in report.study_banner(None, TRUTH)
-    versions = report.package_versions().set_index("package")["version"]
+        provenance.run_log(tmp_path / "none")
+    assert "18 CUD, 23 controls" in pages.study_banner(None, TRUTH)
+    versions = provenance.package_versions().set_index("package")["version"]
     assert versions["numpy"] == np.__version__
-    sizes = report.disk_usage(tmp_path)
+    sizes = provenance.disk_usage(tmp_path)
     assert sizes.empty  # no sub-folders
-    excl = report.combine_exclusions(None, pd.DataFrame(columns=["participant_id"]))
+    excl = tables.combine_exclusions(None, pd.DataFrame(columns=["participant_id"]))
     assert excl.empty and "reason" in excl.columns
 
 
 def test_git_commit(tmp_path):
-    assert report.git_commit(tmp_path) == "unknown"
+    assert provenance.git_commit(tmp_path) == "unknown"
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     (tmp_path / "f").write_text("x")
     env = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a",
@@ -98,9 +100,9 @@ def test_git_commit(tmp_path):
     subprocess.run(["git", "-C", str(tmp_path), "commit", "-qm", "x"], check=True, env=env)
     head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True,
                           check=True).stdout.strip()
-    assert report.git_commit(tmp_path) == head
+    assert provenance.git_commit(tmp_path) == head
     (tmp_path / "f").write_text("y")
-    assert report.git_commit(tmp_path) == head + "-dirty"
+    assert provenance.git_commit(tmp_path) == head + "-dirty"
 
 
 def test_glutamate_estimates_map_rows_to_planted_effects():
@@ -120,7 +122,7 @@ def test_glutamate_estimates_map_rows_to_planted_effects():
                              "significant": [True, True], "overlap_thalamus_midline": [0.4, 0.0],
                              "overlap_dlpfc": [0.0, 0.0]})
     fits = pd.DataFrame({"target": ["thalamus_midline", "dlpfc"], "r2": [0.45, 0.05], "p_f": [0.01, 0.7]})
-    est = report.glutamate_estimates(couplings, comparison, rise, betas, clusters, fits)
+    est = planted.glutamate_estimates(couplings, comparison, rise, betas, clusters, fits)
     by = est.set_index("test")
     model = by.loc["F test of the predictor model (thalamus_midline); estimate R²"]
     assert (model["effect"], model["estimate"], model["p"]) == ("clinical_model_thalamus_cud", 0.45, 0.01)
@@ -157,7 +159,7 @@ def test_drug_estimates_map_rows_to_planted_effects():
     }
     ratings = pd.DataFrame({"term": ["craving - neutral | CUD", "drug x state | CUD"], "estimate": [30.0, -8.0],
                             "se": [3.0, 3.0], "ci_low": [24, -14], "ci_high": [36, -2], "p": [1e-6, 0.02]})
-    est = report.drug_estimates(contrasts, clusters, ratings).set_index("test")
+    est = planted.drug_estimates(contrasts, clusters, ratings).set_index("test")
     assert est.loc["ROI mixed model: drug x state | CUD (dlpfc)", "effect"] == "drug_x_state_cud"
     assert est.loc["ROI mixed model: group x state x drug (thalamus_midline)", "effect"] == "group_x_state_x_drug"
     assert est.loc["ROI mixed model: drug x state | control (dlpfc)", "effect"] == "drug_x_state_control"
@@ -173,7 +175,7 @@ def test_drug_estimates_map_rows_to_planted_effects():
     rating = est.loc["paired t on ratings: drug x state | CUD"]
     assert rating["effect"] == "nac_rating_effect_cud" and rating["estimate"] == -8.0
     with pytest.raises(ValueError, match="Unknown drug test"):
-        report.drug_estimates(contrasts, {"craving_cud": clusters["drug_x_state_cud"]})
+        planted.drug_estimates(contrasts, {"craving_cud": clusters["drug_x_state_cud"]})
 
 
 def test_evidence_vs_planted_needs_equivalence_to_recover_an_absence():
@@ -184,34 +186,34 @@ def test_evidence_vs_planted_needs_equivalence_to_recover_an_absence():
         "p_equivalence": [0.5, 0.5, 0.01, 0.4, 0.01], "bf01": [0.1, 0.1, 4.0, 2.0, 1.0],
         "verdict": ["effect", "effect", "equivalent", "inconclusive", "trivial effect"],
     })
-    table = report.evidence_vs_planted(evidence, {"x": "up", "y": "zero"}, TRUTH)
-    assert list(table.columns) == report.EVIDENCE_RECOVERY_COLUMNS
+    table = planted.evidence_vs_planted(evidence, {"x": "up", "y": "zero"}, TRUTH)
+    assert list(table.columns) == planted.EVIDENCE_RECOVERY_COLUMNS
     assert table["effect"].tolist() == ["up", "up", "zero", "zero", "zero"]
     # right sign; wrong sign; equivalence shown; nothing found but nothing shown; inside the bounds
     assert table["agree"].tolist() == [True, False, True, False, True]
-    real = report.evidence_vs_planted(evidence, ["up"] * 5, None)
+    real = planted.evidence_vs_planted(evidence, ["up"] * 5, None)
     assert real["planted"].isna().all() and real["agree"].isna().all()
     with pytest.raises(ValueError, match="one per row"):
-        report.evidence_vs_planted(evidence, ["up"], TRUTH)
+        planted.evidence_vs_planted(evidence, ["up"], TRUTH)
     with pytest.raises(ValueError, match="No planted effect given"):
-        report.evidence_vs_planted(evidence, {"x": "up"}, TRUTH)
+        planted.evidence_vs_planted(evidence, {"x": "up"}, TRUTH)
 
 
 def test_side_by_side_and_read_table(tmp_path):
     a = pd.DataFrame({"term": ["t1", "t2"], "estimate": [1.0, 2.0], "p": [0.1, 0.2]})
     b = pd.DataFrame({"term": ["t2", "t3"], "estimate": [3.0, 4.0], "p": [0.3, 0.4]})
-    wide = report.side_by_side({"first": a, "second": b})
+    wide = pages.side_by_side({"first": a, "second": b})
     assert wide.index.tolist() == ["t1", "t2", "t3"]
     assert wide[("second", "estimate")].tolist()[1:] == [3.0, 4.0] and np.isnan(wide[("second", "p")].iloc[0])
     assert wide.loc["t2", ("first", "p")] == 0.2
     with pytest.raises(ValueError, match="unique"):
-        report.side_by_side({"a": pd.concat([a, a])})
+        pages.side_by_side({"a": pd.concat([a, a])})
     with pytest.raises(ValueError, match="lacks"):
-        report.side_by_side({"a": a}, columns=["bf01"])
-    report.write_table(a, tmp_path, "evidence")
-    pd.testing.assert_frame_equal(report.read_table(tmp_path, "evidence"), a, check_dtype=False)
+        pages.side_by_side({"a": a}, columns=["bf01"])
+    tables.write_table(a, tmp_path, "evidence")
+    pd.testing.assert_frame_equal(tables.read_table(tmp_path, "evidence"), a, check_dtype=False)
     with pytest.raises(FileNotFoundError, match="other.tsv"):
-        report.read_table(tmp_path, "other")
+        tables.read_table(tmp_path, "other")
 
 
 def test_baclofen_estimates_map_rows_to_planted_effects():
@@ -221,7 +223,7 @@ def test_baclofen_estimates_map_rows_to_planted_effects():
                               "term": ["T2 - T1 | baclofen", "T2 - T1 | placebo", "group x time"] * 2,
                               "estimate": [6.0, 1.0, 5.0, 8.0, 0.0, 8.0], "se": [1.0] * 6, "ci_low": [0.0] * 6,
                               "ci_high": [9.0] * 6, "p": [0.001, 0.3, 0.002, 0.0, 0.9, 0.0]})
-    est = report.baclofen_cbf_estimates(clusters, contrasts).set_index("test")
+    est = planted.baclofen_cbf_estimates(clusters, contrasts).set_index("test")
     assert est.loc["voxelwise cluster FWE: group x time, positive cluster on dlpfc_right", "estimate"] == 5.0
     off = est.loc["voxelwise cluster FWE: group x time, significant clusters off the ROI"]
     assert off["effect"] == "cbf_change_elsewhere" and off["estimate"] == 1.0
@@ -239,7 +241,7 @@ def test_baclofen_estimates_map_rows_to_planted_effects():
     craving = contrasts.iloc[:3].assign(estimate=[-5.0, 1.0, -6.0])
     med = pd.DataFrame({"term": ["a (x -> m)", "indirect effect (a b)"], "estimate": [5.0, -0.3],
                         "ci_low": [2.0, -0.6], "ci_high": [8.0, -0.1], "p": [0.001, 0.01]})
-    est = report.baclofen_cue_estimates(t1, assoc, voxel, craving, med, rois=("ins", "vm"))
+    est = planted.baclofen_cue_estimates(t1, assoc, voxel, craving, med, rois=("ins", "vm"))
     assert est["effect"].tolist() == ["cue_response_t1", "dlpfc_rise_cue_change", "dlpfc_rise_cue_change",
                                       "dlpfc_rise_cue_change", "cue_change_elsewhere", "group_x_time_craving",
                                       "indirect_effect_cue"]
@@ -250,7 +252,7 @@ def test_baclofen_estimates_map_rows_to_planted_effects():
 def test_result_hashes_cover_tables_and_skip_hidden_and_excluded(tmp_path):
     import hashlib
 
-    from craving_circuits import report
+    from craving_circuits.book import provenance
 
     (tmp_path / "a" / "sub").mkdir(parents=True)
     (tmp_path / "b").mkdir()
@@ -259,8 +261,8 @@ def test_result_hashes_cover_tables_and_skip_hidden_and_excluded(tmp_path):
     (tmp_path / "a" / ".tmp-1234-t.tsv").write_text("partial")
     (tmp_path / "a" / "run.json").write_text("{}")
     (tmp_path / "b" / "v.tsv").write_text("z\n")
-    hashes = report.result_hashes(tmp_path, exclude=("b",))
+    hashes = provenance.result_hashes(tmp_path, exclude=("b",))
     assert list(hashes["file"]) == ["a/sub/u.tsv", "a/t.tsv"]
     assert hashes.loc[1, "sha256"] == hashlib.sha256(b"x\n1\n").hexdigest() and hashes.loc[1, "bytes"] == 4
     with pytest.raises(FileNotFoundError, match="make notebooks"):
-        report.result_hashes(tmp_path / "nothing")
+        provenance.result_hashes(tmp_path / "nothing")

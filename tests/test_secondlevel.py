@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from nilearn.image import smooth_img
 
-from craving_circuits import permutation, secondlevel
+from craving_circuits.cocaine import secondlevel
+from craving_circuits.stats import permutation, voxelwise
 
 AFFINE = np.diag([4.0, 4.0, 4.0, 1.0])
 
@@ -51,15 +52,15 @@ def test_to_img_round_trip_and_smoothing_equals_nilearn():
     mask_img, mask = _mask_img()
     rng = np.random.default_rng(0)
     maps = rng.standard_normal((3, int(mask.sum())))
-    img = secondlevel.to_img(maps, mask_img)
+    img = voxelwise.to_img(maps, mask_img)
     assert img.shape == (8, 8, 8, 3)
     np.testing.assert_allclose(np.asarray(img.dataobj)[mask].T, maps, rtol=1e-6)
-    smoothed = secondlevel.smooth_maps(maps, mask_img, 6.0)
+    smoothed = voxelwise.smooth_maps(maps, mask_img, 6.0)
     expected = np.asarray(smooth_img(img, 6.0).dataobj)[mask].T
     np.testing.assert_allclose(smoothed, expected, rtol=1e-5)
-    np.testing.assert_allclose(secondlevel.smooth_maps(maps, mask_img, None), maps, rtol=1e-6)
+    np.testing.assert_allclose(voxelwise.smooth_maps(maps, mask_img, None), maps, rtol=1e-6)
     with pytest.raises(ValueError, match="values for a mask"):
-        secondlevel.to_img(maps[:, :-1], mask_img)
+        voxelwise.to_img(maps[:, :-1], mask_img)
 
 
 def test_group_tests_use_the_right_participants_and_regressor():
@@ -96,7 +97,7 @@ def test_cluster_table_peaks_labels_and_overlap():
     result = secondlevel.group_test("craving_cud", diff, table, mask_img, n_perm=100, rng=0)
     roi = np.zeros(mask.shape, bool)
     roi[2:4, 2:4, 2] = True  # half of the block
-    clusters = secondlevel.cluster_table(result, mask_img, {"half": roi})
+    clusters = voxelwise.cluster_table(result, mask_img, {"half": roi})
     top = clusters.iloc[0]
     assert top["size"] == 8 and top["sign"] == 1 and top["volume_mm3"] == 8 * 64
     peak_ijk = np.linalg.inv(AFFINE) @ np.array([top["peak_x"], top["peak_y"], top["peak_z"], 1.0])
@@ -105,7 +106,7 @@ def test_cluster_table_peaks_labels_and_overlap():
     assert bool(top["significant"]) == (top["p_fwe_size"] < 0.05)
     noise = rng.standard_normal((12, n_vox))
     none = secondlevel.group_test("craving_cud", noise, table, mask_img, n_perm=20, rng=0, cluster_forming_p=1e-12)
-    empty = secondlevel.cluster_table(none, mask_img, {"half": roi})
+    empty = voxelwise.cluster_table(none, mask_img, {"half": roi})
     assert empty.empty and "overlap_half" in empty.columns
 
 
@@ -129,18 +130,18 @@ def test_covariate_test_regresses_maps_on_the_covariate_within_the_group():
     covariate = pd.Series(rng.standard_normal(12), index=ids).drop("sub-02")  # one CUD without a value
     diff = rng.standard_normal((12, n_vox))
     diff[:, :50] += 2.0 * table["participant_id"].map(covariate).fillna(0).to_numpy()[:, None]
-    result, used, excluded = secondlevel.covariate_test(diff, table, covariate, mask_img, n_perm=50, rng=0)
+    result, used, excluded = voxelwise.covariate_test(diff, table, covariate, mask_img, n_perm=50, rng=0)
     keep = (table["group"] == "CUD") & (table["participant_id"] != "sub-02")
     np.testing.assert_allclose(result.t, permutation.t_statistic(diff[keep.to_numpy()],
                                                                    covariate[table.loc[keep, "participant_id"]]))
     assert list(used["participant_id"]) == list(table.loc[keep, "participant_id"])
     assert excluded.to_dict("list") == {"participant_id": ["sub-02"], "reason": ["no covariate value"]}
     assert result.t[:50].mean() > 3  # the planted slope
-    everyone, used_all, _ = secondlevel.covariate_test(diff, table, covariate, mask_img, group=None, n_perm=20,
+    everyone, used_all, _ = voxelwise.covariate_test(diff, table, covariate, mask_img, group=None, n_perm=20,
                                                        rng=0)
     assert len(used_all) == 11
     with pytest.raises(ValueError, match="at least 4"):
-        secondlevel.covariate_test(diff, table, covariate.head(2), mask_img, n_perm=10)
+        voxelwise.covariate_test(diff, table, covariate.head(2), mask_img, n_perm=10)
 
 
 def test_drug_difference_maps_exact_and_listed_exclusions():

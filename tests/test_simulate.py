@@ -15,9 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from craving_circuits.atlas import brain_mask
-from craving_circuits.layout import run_files
-from craving_circuits.simulate import COCAINE_PRESETS, cocaine_params, simulate_cocaine_study
+from craving_circuits.io.atlas import brain_mask
+from craving_circuits.io.bids import run_files
+from craving_circuits.simulate import (
+    COCAINE_PRESETS,
+    cocaine_params,
+    simulate_cocaine_study,
+)
 from craving_circuits.simulate.cocaine import (
     NACC_FC_Z,
     PARTIAL_FC_Z,

@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from craving_circuits.book.cli import main
 
 sys.exit(main())

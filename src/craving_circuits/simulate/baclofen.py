@@ -8,7 +8,7 @@ randomisation. Per session there is
   label/control pairs, ``*_aslcontext.tsv``, ``*_asl.json`` and a separate
   ``*_m0scan.nii.gz``. The images are generated from ground-truth CBF maps
   through the white paper's single-compartment model (the inverse of
-  :func:`craving_circuits.asl.quantify_cbf`), with thermal noise, background
+  :func:`craving_circuits.baclofen.asl.quantify_cbf`), with thermal noise, background
   suppression of the static tissue signal and head motion whose misregistration
   does not cancel between label and control. As a simplification the ASL
   images are already on the MNI analysis grid (as after registration);
@@ -25,22 +25,34 @@ lowers cue-induced craving at T2 (``baclofen_craving_effect``).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
+from nilearn.glm.first_level import compute_regressor
 from scipy import ndimage
+from tqdm import tqdm
 
-from .._io import write_json, write_nifti, write_text, write_tsv
-from ..asl import AslConstants
-from ..atlas import roi_weights
-from ..layout import SPACE, run_files
-from .cocaine import build_geometry
-from .fmriprep import compute_confounds
-from .params import check_range, claim_output_folder, params_to_dict, resolve_params
-from .signals import band_limited_noise, framewise_displacement, random_motion
+from craving_circuits.io.atlas import brain_mask, roi_weights
+from craving_circuits.io.bids import SPACE, AslConstants, run_files
+from craving_circuits.io.files import write_json, write_nifti, write_text, write_tsv
+from craving_circuits.simulate.cocaine import build_geometry
+from craving_circuits.simulate.fmriprep import compute_confounds
+from craving_circuits.simulate.params import (
+    check_range,
+    claim_output_folder,
+    params_to_dict,
+    resolve_params,
+)
+from craving_circuits.simulate.signals import (
+    band_limited_noise,
+    framewise_displacement,
+    random_motion,
+)
 
 __all__ = ["BaclofenStudyParams", "BACLOFEN_PRESETS", "baclofen_params", "simulate_baclofen_study",
            "cue_events", "planted_baclofen_effects", "TASK", "SESSIONS", "GROUPS"]
@@ -53,11 +65,10 @@ CUE_ROIS = ("insula_anterior_ventral", "vmpfc")
 
 
 def _code_hash() -> str:
-    import hashlib
 
     here = Path(__file__).resolve().parent
     files = [here / name for name in ("baclofen.py", "cocaine.py", "signals.py", "fmriprep.py", "params.py")]
-    files += [here.parent / "atlas.py", here.parent / "layout.py", here.parent / "asl.py"]
+    files += [here.parent / "io" / name for name in ("atlas.py", "bids.py", "files.py")]
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.read_bytes())
@@ -261,7 +272,6 @@ def cue_events(params: BaclofenStudyParams) -> pd.DataFrame:
 
 
 def _block_regressors(params: BaclofenStudyParams) -> dict[str, np.ndarray]:
-    from nilearn.glm.first_level import compute_regressor
 
     events = cue_events(params)
     frame_times = np.arange(params.n_task_volumes) * params.task_repetition_time
@@ -278,7 +288,6 @@ class _Maps:
     """Per-study maps on the analysis grid: tissue, footprints, M0."""
 
     def __init__(self, params: BaclofenStudyParams):
-        from ..atlas import brain_mask
 
         self.geometry = build_geometry(params)
         g = self.geometry
@@ -446,8 +455,6 @@ def simulate_baclofen_study(out_dir: str | Path, preset: str = "paper", *, n_job
     -------
     out_dir : pathlib.Path
     """
-    from joblib import Parallel, delayed
-    from tqdm import tqdm
 
     params = baclofen_params(preset, **overrides)
     out = Path(out_dir)

@@ -30,6 +30,7 @@ indices, so any run can be regenerated on its own and in any order.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import os
@@ -40,15 +41,28 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from scipy import ndimage
+from tqdm import tqdm
 
-from .. import __version__
-from .._io import atomic_path, write_json, write_nifti, write_text, write_tsv
-from ..atlas import brain_mask, roi_weights, tissue_probabilities
-from ..layout import DEFAULT_STATE_TASKS, SPACE, run_files
-from .fmriprep import compute_confounds
-from .params import check_range, claim_output_folder, params_to_dict, resolve_params
-from .signals import (
+from craving_circuits import __version__
+from craving_circuits.io.atlas import brain_mask, roi_weights, tissue_probabilities
+from craving_circuits.io.bids import DEFAULT_STATE_TASKS, SPACE, run_files
+from craving_circuits.io.files import (
+    atomic_path,
+    write_json,
+    write_nifti,
+    write_text,
+    write_tsv,
+)
+from craving_circuits.simulate.fmriprep import compute_confounds
+from craving_circuits.simulate.params import (
+    check_range,
+    claim_output_folder,
+    params_to_dict,
+    resolve_params,
+)
+from craving_circuits.simulate.signals import (
     SmoothNoiseField,
     band_limited_noise,
     correlated_sources,
@@ -77,11 +91,10 @@ __all__ = [
 
 def _code_hash() -> str:
     """Hash of the simulator's source (this package and the atlas module): a change re-simulates."""
-    import hashlib
 
     here = Path(__file__).resolve().parent
     files = [here / name for name in ("__init__.py", "cocaine.py", "signals.py", "fmriprep.py", "params.py")]
-    files += [here.parent / "atlas.py", here.parent / "layout.py"]
+    files += [here.parent / "io" / name for name in ("atlas.py", "bids.py", "files.py")]
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.read_bytes())
@@ -720,7 +733,6 @@ _RUN_CONTENTS = "run_contents.tsv"
 
 def run_content_key(params: CocaineStudyParams, run: dict) -> str:
     """Hash of everything a run's images depend on (simulator code, parameters, the run's row)."""
-    import hashlib
 
     image_params = {k: v for k, v in params_to_dict(params).items() if k not in _ROW_ONLY_PARAMS}
     row = {k: run[k] for k in ("participant_id", "session_id", "task", "motion_scale", "fc_nacc_dlpfc",
@@ -843,8 +855,6 @@ def simulate_cocaine_study(
     ValueError
         For an unknown preset or parameter, or when ``out_dir`` holds other data.
     """
-    from joblib import Parallel, delayed
-    from tqdm import tqdm
 
     params = cocaine_params(preset, **overrides)
     out = Path(out_dir)

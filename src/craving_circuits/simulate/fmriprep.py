@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from nilearn.signal import create_cosine_drift
 
-from .signals import framewise_displacement
+from craving_circuits.simulate.signals import framewise_displacement
 
 __all__ = ["compute_confounds", "expand", "dvars", "acompcor", "MOTION_COLUMNS"]
 

@@ -9,9 +9,14 @@ of range are refused with a :class:`ValueError` that lists what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
+from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 import numpy as np
+
+from craving_circuits.io.files import read_json
 
 __all__ = ["resolve_params", "params_to_dict", "describe_params", "claim_output_folder"]
 
@@ -85,8 +90,6 @@ def check_range(name: str, value, low=None, high=None, integer: bool = False) ->
 
 
 def _written_by(out, generator_name: str) -> bool:
-    import json
-    from pathlib import Path
 
     path = Path(out) / "dataset_description.json"
     if not path.is_file():
@@ -128,9 +131,7 @@ def claim_output_folder(out, wanted: dict, generator_name: str, replace: bool) -
     ValueError
         If ``out`` holds other data, or another study and ``replace`` is False.
     """
-    import shutil
 
-    from .._io import read_json
 
     truth_path = out / "derivatives" / "simulation" / "ground_truth.json"
     if truth_path.is_file():

@@ -22,7 +22,7 @@ first level by what the analyses extract from them:
   image simulator's model (baseline scaled by global CBF, smooth regional
   variation, the planted rise times the rise footprint, thermal noise of the
   quantified map), adjusted for global CBF by subtraction as
-  :func:`craving_circuits.perfusion.region_values` does; each run's cue effect
+  :func:`craving_circuits.baclofen.perfusion.region_values` does; each run's cue effect
   in an ROI is the planted response times the ROI's mean cue footprint, times
   the share of it that the ROI's GLM recovers (``cue_gain``), plus the GLM's
   estimation noise (``cue_noise_sd``, % signal). The defaults, 0.62 and 0.075,
@@ -37,7 +37,7 @@ Data conventions
 ----------------
 The functions return the tables that the chapters read from the files of a
 simulated study, with the same columns: ``roi`` in the long format of
-:data:`craving_circuits.pipeline.ROI_COLUMNS` (strategy ``"roi-level"``),
+:data:`craving_circuits.io.schemas.ROI_COLUMNS` (strategy ``"roi-level"``),
 ``participants`` (observed columns only), ``ratings``, ``mrs``; for baclofen,
 ``cbf`` (``region, participant_id, group, session_id, cbf``), ``cue``
 (``participant_id, group, session_id, roi, value``), ``ratings`` and
@@ -51,11 +51,30 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .baclofen import (CUE_ROIS, OBSERVED_COLUMNS, SESSIONS, BaclofenStudyParams, cue_response,
-                       simulate_baclofen_participants, simulate_baclofen_ratings)
-from .cocaine import (OBSERVED_PARTICIPANT_COLUMNS, SOURCES, CocaineStudyParams, simulate_craving_ratings,
-                      simulate_mrs, simulate_participants, simulate_runs_table, source_correlation)
-from .signals import band_limited_noise, correlated_sources
+from craving_circuits.io.atlas import brain_mask, roi_masks
+from craving_circuits.io.schemas import ROI_COLUMNS
+from craving_circuits.simulate.baclofen import (
+    CUE_ROIS,
+    OBSERVED_COLUMNS,
+    SESSIONS,
+    BaclofenStudyParams,
+    _Maps,
+    cue_response,
+    simulate_baclofen_participants,
+    simulate_baclofen_ratings,
+)
+from craving_circuits.simulate.cocaine import (
+    OBSERVED_PARTICIPANT_COLUMNS,
+    SOURCES,
+    CocaineStudyParams,
+    simulate_craving_ratings,
+    simulate_mrs,
+    simulate_participants,
+    simulate_runs_table,
+    source_correlation,
+)
+from craving_circuits.simulate.signals import band_limited_noise, correlated_sources
+from craving_circuits.stats.correlation import correlate_columns, fisher_z
 
 __all__ = ["ROI_LEVEL_STRATEGY", "cocaine_roi_study", "BaclofenRoiModel", "baclofen_roi_model",
            "baclofen_roi_study"]
@@ -83,11 +102,9 @@ def cocaine_roi_study(params: CocaineStudyParams, roi_noise: float = 0.3,
     -------
     tables : dict
         ``roi`` (4 runs x 2 targets per participant), ``participants``,
-        ``ratings`` (with ``group``, as :func:`craving_circuits.layout.read_craving_ratings`
+        ``ratings`` (with ``group``, as :func:`craving_circuits.cocaine.layout.read_craving_ratings`
         returns them), ``mrs``.
     """
-    from ..connectivity import correlate_columns, fisher_z
-    from ..pipeline import ROI_COLUMNS
 
     for name, value in (("roi_noise", roi_noise), ("run_noise_z", run_noise_z)):
         if not np.isfinite(value) or value < 0:
@@ -159,8 +176,6 @@ def baclofen_roi_model(params: BaclofenStudyParams, n_draws: int = 200, rng=0) -
     -------
     model : BaclofenRoiModel
     """
-    from ..atlas import brain_mask, roi_masks
-    from .baclofen import _Maps
 
     rng = np.random.default_rng(rng)
     maps = _Maps(params)

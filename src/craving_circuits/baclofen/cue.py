@@ -1,0 +1,233 @@
+"""Smoking-cue reactivity: a first-level GLM per task run, and cue-induced craving.
+
+Data conventions
+----------------
+* Task runs are fMRIPrep-style derivatives (``*_task-<task>_space-*_desc-preproc_bold.nii.gz``
+  with its confounds TSV), their events in the raw BIDS folder
+  (``sub-*/ses-*/func/*_task-<task>_events.tsv`` with ``onset, duration,
+  trial_type``: ``smoking`` and ``neutral``).
+* The run table has one row per run: ``participant_id, group, session_id,
+  bold, confounds, events, t_r``.
+* A run's cue map is the GLM effect of ``smoking - neutral`` in percent signal
+  change (nilearn ``FirstLevelModel`` with ``signal_scaling=0``), over the
+  analysis mask: ``(n_runs, n_voxels)``.
+* Craving ratings: ``participant_id, session_id, timepoint`` (``pre`` or
+  ``post`` cue exposure), ``craving``; the cue-induced craving of a session is
+  ``post - pre``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from nilearn.glm.first_level import FirstLevelModel
+from nilearn.interfaces.fmriprep import load_confounds
+from scipy import stats
+
+from craving_circuits.io.schemas import EXCLUSION_COLUMNS, TASK_RUN_COLUMNS
+from craving_circuits.stats.correlation import correlation, mean_change
+
+__all__ = ["TASK_RUN_COLUMNS", "cue_glm_run", "cue_maps", "roi_means", "cue_craving", "CONTRAST", "roi_associations", "mediation_table", "session_response"]
+
+CONTRAST = "smoking - neutral"
+
+
+def cue_glm_run(run: dict, mask_img: nib.Nifti1Image, confounds=("motion", "wm_csf"), high_pass: float = 0.008,
+                hrf_model: str = "glover") -> np.ndarray:
+    """The ``smoking - neutral`` effect (percent signal) of one run: a pure function of its files.
+
+    nilearn's ``FirstLevelModel`` (cosine drift up to ``high_pass`` Hz, AR(1)
+    noise, no smoothing) with the fMRIPrep confounds of ``confounds`` (a
+    ``load_confounds`` strategy).
+
+    Returns
+    -------
+    effect : ndarray of float32, shape (n_voxels,)
+
+    Raises
+    ------
+    ValueError
+        If the events lack a condition of the contrast (naming the file).
+    """
+
+    events = pd.read_csv(run["events"], sep="\t")
+    missing = {"smoking", "neutral"} - set(events.get("trial_type", pd.Series(dtype=str)))
+    if missing:
+        raise ValueError(f"{run['events']} has no {sorted(missing)} trials; the cue contrast needs both conditions.")
+    regressors, _ = load_confounds(run["bold"], strategy=tuple(confounds), motion="basic", wm_csf="basic")
+    model = FirstLevelModel(t_r=run["t_r"], mask_img=mask_img, hrf_model=hrf_model, drift_model="cosine",
+                            high_pass=high_pass, signal_scaling=0, minimize_memory=True, smoothing_fwhm=None)
+
+    with warnings.catch_warnings():
+        # nilearn notes that it uses the given mask rather than computing one: expected here
+        warnings.filterwarnings("ignore", message=".*a mask was given at masker creation.*")
+        model.fit(run["bold"], events=events[["onset", "duration", "trial_type"]], confounds=regressors)
+    effect = model.compute_contrast(CONTRAST, output_type="effect_size")
+    mask = np.asarray(mask_img.dataobj) > 0
+    return np.asarray(effect.dataobj, dtype=np.float32)[mask]
+
+
+def cue_maps(runs: pd.DataFrame, mask_img: nib.Nifti1Image, n_jobs: int = 1, **glm) -> np.ndarray:
+    """:func:`cue_glm_run` over every run, in parallel (one run per process at a time).
+
+    Returns
+    -------
+    maps : ndarray of float32, shape (n_runs, n_voxels)
+    """
+
+    maps = Parallel(n_jobs=n_jobs)(delayed(cue_glm_run)(run, mask_img, **glm) for run in runs.to_dict("records"))
+    n_vox = int((np.asarray(mask_img.dataobj) > 0).sum())
+    return np.vstack(maps).astype(np.float32) if maps else np.zeros((0, n_vox), np.float32)
+
+
+def roi_means(maps: np.ndarray, mask_img: nib.Nifti1Image, rois: dict[str, np.ndarray],
+              table: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each map in each ROI, as a long table.
+
+    Parameters
+    ----------
+    maps : ndarray, shape (n_rows, n_voxels)
+    rois : dict of name -> bool array on the grid of ``mask_img``
+    table : pandas.DataFrame
+        Identifies the rows of ``maps`` (its columns are repeated).
+
+    Returns
+    -------
+    long : pandas.DataFrame
+        The columns of ``table`` plus ``roi, value``.
+    """
+    mask = np.asarray(mask_img.dataobj) > 0
+    frames = []
+    for name, roi in rois.items():
+        inside = np.asarray(roi)[mask] if np.asarray(roi).shape == mask.shape else np.asarray(roi, bool)
+        if not inside.any():
+            raise ValueError(f"ROI {name!r} has no voxel in the analysis mask.")
+        frames.append(table.reset_index(drop=True).assign(roi=name, value=maps[:, inside].mean(axis=1)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def cue_craving(ratings: pd.DataFrame, participants: pd.DataFrame) -> pd.DataFrame:
+    """Cue-induced craving (post - pre) per participant and session.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``participant_id, group, session_id, pre, post, craving_rise``.
+
+    Raises
+    ------
+    ValueError
+        For a session without both ratings, duplicates, or a participant
+        missing from ``participants``.
+    """
+    needed = {"participant_id", "session_id", "timepoint", "craving"}
+    if needed - set(ratings.columns):
+        raise ValueError(f"The ratings lack the column(s) {sorted(needed - set(ratings.columns))}.")
+    counts = ratings.groupby(["participant_id", "session_id", "timepoint"]).size()
+    if (counts > 1).any():
+        raise ValueError(f"Duplicate ratings for {counts[counts > 1].index[0]}; keep one per time point.")
+    wide = ratings.pivot_table(index=["participant_id", "session_id"], columns="timepoint", values="craving",
+                               aggfunc="first").reset_index()
+    wide.columns.name = None
+    for col in ("pre", "post"):
+        if col not in wide:
+            wide[col] = np.nan
+    incomplete = wide[wide[["pre", "post"]].isna().any(axis=1)]
+    if len(incomplete):
+        raise ValueError(f"{len(incomplete)} session(s) lack a pre or post rating, e.g. "
+                         f"{incomplete[['participant_id', 'session_id']].iloc[0].tolist()}; complete or remove them.")
+    groups = participants.set_index("participant_id")["group"]
+    unknown = sorted(set(wide["participant_id"]) - set(groups.index))
+    if unknown:
+        raise ValueError(f"Ratings of {unknown} who are not in participants.tsv.")
+    wide.insert(1, "group", wide["participant_id"].map(groups))
+    wide["craving_rise"] = wide["post"] - wide["pre"]
+    return wide[["participant_id", "group", "session_id", "pre", "post", "craving_rise"]]
+
+
+def roi_associations(cue_change: pd.DataFrame, dlpfc_change: pd.DataFrame, n_boot: int = 5000, rng=None,
+                     alpha: float = 0.05) -> pd.DataFrame:
+    """Correlation of each ROI's cue-response change with the dlPFC CBF change, all participants.
+
+    Parameters
+    ----------
+    cue_change : pandas.DataFrame
+        ``participant_id, roi, change`` (``T2 - T1`` of the ROI cue effect).
+    dlpfc_change : pandas.DataFrame
+        ``participant_id, change`` (``T2 - T1`` of dlPFC CBF).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``term, estimate, se, ci_low, ci_high, p, n``: Pearson r with its
+        bootstrap interval, one row per ROI, plus the OLS slope (% signal per
+        ml/100 g/min) as ``slope``.
+    """
+
+
+    rng = np.random.default_rng(rng)
+    x_all = dlpfc_change.set_index("participant_id")["change"]
+    rows = []
+    for roi, sub in cue_change.groupby("roi", sort=False):
+        merged = sub.set_index("participant_id")["change"].to_frame("cue").join(x_all.rename("dlpfc"), how="inner")
+        r = correlation(merged["dlpfc"], merged["cue"], "pearson", n_boot=n_boot, rng=rng, alpha=alpha)
+        slope = stats.linregress(merged["dlpfc"], merged["cue"]).slope
+        rows.append({"term": f"cue change ~ dlPFC CBF change ({roi})", "estimate": r["estimate"], "se": r["se"],
+                     "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p": r["p"], "n": len(merged),
+                     "slope": float(slope)})
+    return pd.DataFrame(rows)
+
+
+def mediation_table(dlpfc_change: pd.DataFrame, cue_change: pd.DataFrame,
+                    craving: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per participant for the mediation models, and who could not enter them.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``participant_id, group, baclofen`` (1/0), ``dlpfc_change``,
+        ``cue_change`` (mean over the ROIs), ``craving_change`` (``T2 - T1`` of
+        the cue-induced craving).
+    exclusions : pandas.DataFrame
+        Participants lacking one of the three changes, with which.
+    """
+    cue_mean = cue_change.groupby("participant_id")["change"].mean().rename("cue_change")
+    wide = craving.pivot_table(index="participant_id", columns="session_id", values="craving_rise")
+    craving_change = (wide.get("ses-T2") - wide.get("ses-T1")).rename("craving_change")
+    table = dlpfc_change.set_index("participant_id").rename(columns={"change": "dlpfc_change"})
+    table = table.join(cue_mean, how="outer").join(craving_change, how="outer")
+    measures = ["dlpfc_change", "cue_change", "craving_change"]
+    lacking = table[measures].isna()
+    exclusions = pd.DataFrame([
+        {"participant_id": pid, "session_id": "", "state": "", "stage": "mediation", "file": "",
+         "reason": "no " + ", ".join(m for m in measures if lacking.loc[pid, m])}
+        for pid in table.index[lacking.any(axis=1)]], columns=EXCLUSION_COLUMNS)
+    table = table[~lacking.any(axis=1)].reset_index()
+    table.insert(2, "baclofen", (table["group"] == "baclofen").astype(float))
+    return table[["participant_id", "group", "baclofen", *measures]], exclusions
+
+
+def session_response(long: pd.DataFrame, session: str = "ses-T1", alpha: float = 0.05) -> pd.DataFrame:
+    """One-sample t-test of the cue effect in each ROI at one session, all participants.
+
+    Parameters
+    ----------
+    long : pandas.DataFrame
+        From :func:`roi_means` (``session_id, roi, value``).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``term, estimate, se, ci_low, ci_high, p``, one row per ROI.
+    """
+
+    sub = long[long["session_id"] == session]
+    if sub.empty:
+        raise ValueError(f"No cue effects at {session}; sessions present: {sorted(long['session_id'].unique())}.")
+    return pd.concat([mean_change(g["value"], f"cue response at {session} ({roi})", alpha)
+                      for roi, g in sub.groupby("roi", sort=False)], ignore_index=True)
+

@@ -1,0 +1,417 @@
+"""Perfusion: CBF maps of every pCASL run, and the group x time analysis of resting CBF.
+
+Data conventions
+----------------
+* A perfusion study is a BIDS root with ``participants.tsv`` (``participant_id``,
+  ``group``: ``baclofen`` or ``placebo``) and, per session,
+  ``sub-*/ses-*/perf/`` with ``*_asl.nii.gz``, ``*_aslcontext.tsv``,
+  ``*_asl.json`` and ``*_m0scan.nii.gz`` (see :mod:`craving_circuits.baclofen.asl`).
+  Sessions are ``ses-T1`` (before) and ``ses-T2`` (after randomisation).
+* The run table has one row per ASL run: ``participant_id, group,
+  session_id, asl, asl_json, aslcontext, m0``.
+* Maps are ``(n_runs, n_voxels)`` float32 over the analysis mask (C order of
+  ``np.argwhere(mask)``), as in :mod:`craving_circuits.cocaine.secondlevel`.
+* The group x time effect of a participant is ``T2 - T1``; the test compares
+  those differences between baclofen and placebo (two-sample, permutation with
+  cluster-level FWE control). Values taken from a cluster found by that test
+  describe it; testing them again is circular and is shown as a description,
+  not as independent evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+from joblib import Parallel, delayed
+from nilearn.datasets import load_mni152_brain_mask
+from nilearn.image import resample_to_img
+from statsmodels.stats.anova import anova_lm
+
+from craving_circuits.baclofen.asl import (
+    cbf_qc,
+    load_m0,
+    mean_difference,
+    quantification_record,
+    quantify_cbf,
+    read_asl_constants,
+    read_aslcontext,
+)
+from craving_circuits.baclofen.layout import GROUPS, SESSIONS
+from craving_circuits.io.atlas import tissue_probabilities
+from craving_circuits.io.files import write_json, write_nifti
+from craving_circuits.io.schemas import ASL_RUN_COLUMNS as RUN_COLUMNS
+from craving_circuits.io.schemas import EXCLUSION_COLUMNS
+from craving_circuits.stats.models import cell_contrast, fit_mixed_model
+from craving_circuits.stats.permutation import cluster_permutation_test
+
+__all__ = ["RUN_COLUMNS", "perfusion_mask", "asl_run_cbf", "CbfMaps", "cbf_maps", "time_difference_maps", "global_change", "group_by_time_test", "cluster_values", "group_by_time_model", "region_values", "group_by_time_models", "participant_change", "group_by_time_anova"]
+
+
+def perfusion_mask(runs: pd.DataFrame) -> nib.Nifti1Image:
+    """nilearn's MNI152 brain mask on the grid of the first ASL run (nearest-neighbour)."""
+
+    if runs.empty:
+        raise ValueError("No ASL run to analyse; check the exclusions table.")
+    reference = nib.load(runs.iloc[0]["asl"])
+    ref3d = nib.Nifti1Image(np.zeros(reference.shape[:3], np.uint8), reference.affine)
+    img = resample_to_img(load_mni152_brain_mask(resolution=1), ref3d, interpolation="nearest",
+                          force_resample=True, copy_header=True)
+    return nib.Nifti1Image((np.asarray(img.dataobj) > 0).astype(np.uint8), reference.affine)
+
+
+def asl_run_cbf(run: dict, mask: np.ndarray, affine: np.ndarray, background_pulse_efficiency: float = 0.95) -> dict:
+    """CBF of one run over the mask: a pure function of the run's files.
+
+    Parameters
+    ----------
+    run : dict
+        A row of :func:`collect_asl_runs`.
+    mask : ndarray of bool, shape (nx, ny, nz)
+    affine : ndarray, shape (4, 4)
+        The grid the run must be on.
+
+    Returns
+    -------
+    dict with ``cbf`` (n_voxels,) and ``record`` (the quantification constants).
+
+    Raises
+    ------
+    ValueError, FileNotFoundError
+        Naming the file: another grid, a context that does not match the
+        volumes, an incomplete sidecar, or M0 zero inside the mask.
+    """
+    img = nib.load(run["asl"])
+    if img.ndim != 4 or tuple(img.shape[:3]) != mask.shape or not np.allclose(img.affine, affine, atol=1e-3):
+        raise ValueError(f"{run['asl']} has shape {img.shape} and affine unlike the study's grid {mask.shape}; "
+                         "resample every run to one grid first.")
+    constants = read_asl_constants(run["asl_json"], background_pulse_efficiency)
+    types = read_aslcontext(run["aslcontext"], img.shape[3])
+    m0 = load_m0(run["m0"], img)[mask]
+    bad = ~(np.isfinite(m0) & (m0 > 0))
+    if bad.any():
+        raise ValueError(f"{run['m0']}: M0 is zero or negative in {int(bad.sum())} voxel(s) of the brain mask; "
+                         "check the M0 scan (or its registration) before quantifying CBF.")
+    series = np.asarray(img.dataobj, dtype=np.float32)[mask].T
+    return {"cbf": quantify_cbf(mean_difference(series, types), m0, constants).astype(np.float32),
+            "record": quantification_record(constants)}
+
+
+@dataclass
+class CbfMaps:
+    """CBF maps of a study.
+
+    Attributes
+    ----------
+    runs : pandas.DataFrame
+        The analysed runs with QC columns (``mean_gm_cbf, mean_wm_cbf,
+        gm_wm_ratio, pct_negative_gm``) and the path of each CBF map.
+    maps : ndarray of float32, shape (n_runs, n_voxels)
+    mask_img : nibabel.Nifti1Image
+    """
+
+    runs: pd.DataFrame
+    maps: np.ndarray
+    mask_img: nib.Nifti1Image
+
+
+def _cbf_job(run: dict, mask: np.ndarray, affine: np.ndarray, gm: np.ndarray, wm: np.ndarray, out_dir: Path,
+             background_pulse_efficiency: float) -> dict:
+    result = asl_run_cbf(run, mask, affine, background_pulse_efficiency)
+    qc = cbf_qc(result["cbf"], gm, wm)
+    stem = Path(run["asl"]).name.removesuffix("_asl.nii.gz")
+    folder = out_dir / run["participant_id"] / run["session_id"]
+    vol = np.zeros(mask.shape, np.float32)
+    vol[mask] = result["cbf"]
+    map_path = folder / f"{stem}_space-MNI152NLin2009cAsym_cbf.nii.gz"
+    write_nifti(map_path, nib.Nifti1Image(vol, affine))
+    write_json(map_path.with_name(map_path.name.replace(".nii.gz", ".json")),
+               {**result["record"], "qc": qc, "source": run["asl"], "m0": run["m0"], "units": "ml/100 g/min"})
+    return {"cbf": result["cbf"], "qc": qc, "map": str(map_path)}
+
+
+def cbf_maps(runs: pd.DataFrame, out_dir: str | Path, n_jobs: int = 1, background_pulse_efficiency: float = 0.95,
+             tissue_threshold: float = 0.7) -> CbfMaps:
+    """Quantify every run (in parallel, one run per process at a time) and write each map with its constants.
+
+    Each CBF map is written as ``<out_dir>/sub-*/ses-*/*_cbf.nii.gz`` next to a
+    JSON with the equation, every constant and the map's QC.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        From :func:`collect_asl_runs`.
+    out_dir : path
+    n_jobs : int
+    background_pulse_efficiency : float
+        η_BS per suppression pulse (see :mod:`craving_circuits.baclofen.asl`).
+    tissue_threshold : float
+        Tissue probability that counts a voxel as grey or white matter in QC.
+
+    Returns
+    -------
+    CbfMaps
+    """
+
+
+    mask_img = perfusion_mask(runs)
+    mask = np.asarray(mask_img.dataobj) > 0
+    tissue = tissue_probabilities(mask_img)
+    gm, wm = tissue["gm"][mask] > tissue_threshold, tissue["wm"][mask] > tissue_threshold
+    out_dir = Path(out_dir)
+    jobs = (delayed(_cbf_job)(run, mask, mask_img.affine, gm.astype(float), wm.astype(float), out_dir,
+                              background_pulse_efficiency) for run in runs.to_dict("records"))
+    outputs = Parallel(n_jobs=n_jobs)(jobs)
+    table = runs.reset_index(drop=True).assign(**{k: [o["qc"][k] for o in outputs] for k in outputs[0]["qc"]},
+                                               cbf_map=[o["map"] for o in outputs]) if outputs else runs
+    maps = np.vstack([o["cbf"] for o in outputs]) if outputs else np.zeros((0, int(mask.sum())), np.float32)
+    return CbfMaps(table, maps, mask_img)
+
+
+def time_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions=SESSIONS):
+    """Per-participant ``T2 - T1`` maps.
+
+    Returns
+    -------
+    diff : ndarray of float32, shape (n_participants, n_voxels)
+    table : pandas.DataFrame
+        ``participant_id, group`` in the row order of ``diff``.
+    exclusions : pandas.DataFrame
+        Participants without both sessions, stage ``"time contrast"``.
+    """
+    if len(runs) != len(maps):
+        raise ValueError(f"{len(runs)} runs but {len(maps)} maps; they must match row by row.")
+    first, second = sessions
+    runs = runs.reset_index(drop=True)
+    rows, diffs, exclusions = [], [], []
+    for pid, sub in runs.groupby("participant_id", sort=True):
+        have = set(sub["session_id"])
+        if not {first, second} <= have:
+            exclusions.append({"participant_id": pid, "session_id": ",".join(sorted(have)), "state": "rest",
+                               "stage": "time contrast", "file": "",
+                               "reason": f"needs both {first} and {second}, has {sorted(have)}"})
+            continue
+        i1 = sub.index[sub["session_id"] == first][0]
+        i2 = sub.index[sub["session_id"] == second][0]
+        diffs.append(maps[i2] - maps[i1])
+        rows.append({"participant_id": pid, "group": sub["group"].iloc[0]})
+    n_vox = maps.shape[1] if maps.ndim == 2 else 0
+    return (np.vstack(diffs).astype(np.float32) if diffs else np.zeros((0, n_vox), np.float32),
+            pd.DataFrame(rows, columns=["participant_id", "group"]), pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS))
+
+
+def global_change(runs: pd.DataFrame, table: pd.DataFrame, column: str = "mean_gm_cbf") -> np.ndarray:
+    """Each participant's ``T2 - T1`` change of mean grey-matter CBF, in the row order of ``table``.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        ``CbfMaps.runs`` (with the QC column ``column``).
+    table : pandas.DataFrame
+        From :func:`time_difference_maps`.
+
+    Returns
+    -------
+    change : ndarray, shape (n_participants,)
+    """
+    wide = runs.pivot_table(index="participant_id", columns="session_id", values=column)
+    change = wide[SESSIONS[1]] - wide[SESSIONS[0]]
+    return change.loc[table["participant_id"]].to_numpy(dtype=float)
+
+
+def group_by_time_test(diff: np.ndarray, table: pd.DataFrame, mask_img: nib.Nifti1Image,
+                       covariate: np.ndarray | None = None, cluster_forming_p: float = 0.001, n_perm: int = 5000,
+                       two_sided: bool = True, rng=None):
+    """Baclofen minus placebo in the ``T2 - T1`` maps, permutation with cluster-level FWE control.
+
+    Parameters
+    ----------
+    diff : ndarray, shape (n_participants, n_voxels)
+    table : pandas.DataFrame
+        ``participant_id, group`` in the row order of ``diff``.
+    mask_img : nibabel.Nifti1Image
+    covariate : ndarray, shape (n_participants,), optional
+        A nuisance regressor, typically the change of global CBF
+        (:func:`global_change`): session-to-session changes of whole-brain
+        perfusion (caffeine, arousal, haematocrit) are large next to regional
+        effects, and an ANCOVA with global CBF removes them (Freedman-Lane
+        permutation).
+    cluster_forming_p, n_perm, two_sided, rng
+        See :func:`craving_circuits.stats.permutation.cluster_permutation_test`.
+
+    Returns
+    -------
+    PermutationResult
+        Positive t: a larger rise (or smaller fall) under baclofen.
+    """
+
+    groups = table["group"].to_numpy()
+    counts = {g: int((groups == g).sum()) for g in GROUPS}
+    if min(counts.values()) < 2:
+        raise ValueError(f"Each group needs at least 2 participants with both sessions, got {counts}.")
+    mask = np.asarray(mask_img.dataobj) > 0
+    confounds = None if covariate is None else np.asarray(covariate, dtype=float).reshape(len(table), 1)
+    return cluster_permutation_test(diff, (groups == "baclofen").astype(float), mask, confounds=confounds,
+                                    cluster_forming_p=cluster_forming_p, n_perm=n_perm, two_sided=two_sided,
+                                    rng=rng)
+
+
+def cluster_values(result, runs: pd.DataFrame, maps: np.ndarray, sign: int = 1,
+                   alpha: float = 0.05) -> tuple[pd.DataFrame, np.ndarray]:
+    """Mean CBF of every run in the most significant cluster of one sign.
+
+    Returns
+    -------
+    values : pandas.DataFrame
+        ``participant_id, group, session_id, cbf``.
+    in_cluster : ndarray of bool, shape (n_voxels,)
+
+    Raises
+    ------
+    ValueError
+        If no cluster of that sign is significant at ``alpha`` (nothing to
+        describe).
+    """
+    clusters = result.clusters
+    found = clusters[(np.sign(clusters["sign"]) == sign) & (clusters["p_fwe_size"] < alpha)]
+    if found.empty:
+        raise ValueError(f"No {'positive' if sign > 0 else 'negative'} cluster with FWE p < {alpha}; there is no "
+                         "cluster to describe.")
+    best = found.sort_values(["p_fwe_size", "size"], ascending=[True, False]).iloc[0]
+    in_cluster = result.labels == best["cluster_id"]
+    values = runs[["participant_id", "group", "session_id"]].reset_index(drop=True).assign(
+        cbf=maps[:, in_cluster].mean(axis=1))
+    return values, in_cluster
+
+
+def group_by_time_model(values: pd.DataFrame, value: str = "cbf", alpha: float = 0.05) -> tuple[pd.DataFrame, str]:
+    """2 x 2 mixed model (group x time, random intercept per participant) and its contrasts.
+
+    Returns
+    -------
+    contrasts : pandas.DataFrame
+        Columns ``term, estimate, se, ci_low, ci_high, p``: ``T2 - T1 |
+        baclofen``, ``T2 - T1 | placebo`` and ``group x time`` (baclofen minus
+        placebo in ``T2 - T1``), contrasts of the model's cell means.
+    formula : str
+    """
+
+    formula = f"{value} ~ C(group, Treatment('placebo')) * C(session_id, Treatment('ses-T1'))"
+    fit = fit_mixed_model(values.reset_index(drop=True), formula, groups="participant_id")
+    cells = pd.DataFrame([(g, s) for g in GROUPS for s in SESSIONS], columns=["group", "session_id"])
+    time = np.where(cells["session_id"] == SESSIONS[1], 1.0, -1.0)
+    bac = (cells["group"] == "baclofen").to_numpy(float)
+    weights = {"T2 - T1 | baclofen": bac * time, "T2 - T1 | placebo": (1 - bac) * time,
+               "group x time": np.where(bac > 0, 1.0, -1.0) * time}
+    rows = [cell_contrast(fit, cells, w, term, alpha=alpha) for term, w in weights.items()]
+    return pd.concat(rows, ignore_index=True), formula
+
+
+def region_values(result, runs: pd.DataFrame, maps: np.ndarray, roi: np.ndarray, roi_name: str = "roi",
+                  alpha: float = 0.05, global_cbf=None) -> pd.DataFrame:
+    """Mean CBF per run in an a-priori ROI and, if there is one, in the most significant positive cluster.
+
+    The ROI is chosen before seeing the data, so its model is an independent
+    test; the cluster was selected by the test itself, so its model only
+    describes it.
+
+    Parameters
+    ----------
+    result : PermutationResult
+        From :func:`group_by_time_test`.
+    runs, maps
+        ``CbfMaps.runs`` and ``CbfMaps.maps``.
+    roi : ndarray of bool, shape (n_voxels,)
+        Over the analysis mask.
+    roi_name : str
+    global_cbf : array, shape (n_runs,), optional
+        Each run's global (mean grey-matter) CBF. When given, values are
+        adjusted by subtraction, ``cbf - (global - mean(global))``, the ROI
+        counterpart of the global covariate of :func:`group_by_time_test`.
+
+    Returns
+    -------
+    values : pandas.DataFrame
+        ``region, participant_id, group, session_id, cbf``; ``region`` is
+        ``roi_name`` or ``"cluster"``.
+    """
+    roi = np.asarray(roi, bool)
+    if roi.shape != (maps.shape[1],) or not roi.any():
+        raise ValueError(f"The ROI must be a non-empty boolean array over the {maps.shape[1]} mask voxels.")
+    offset = np.zeros(len(runs))
+    if global_cbf is not None:
+        g = np.asarray(global_cbf, dtype=float)
+        if g.shape != (len(runs),) or not np.isfinite(g).all():
+            raise ValueError(f"global_cbf needs one finite value per run ({len(runs)}), got shape {g.shape}.")
+        offset = g - g.mean()
+    ids = runs[["participant_id", "group", "session_id"]].reset_index(drop=True)
+    frames = [ids.assign(region=roi_name, cbf=maps[:, roi].mean(axis=1) - offset)]
+    try:
+        cluster, _ = cluster_values(result, runs, maps, sign=1, alpha=alpha)
+        frames.append(cluster.assign(region="cluster", cbf=cluster["cbf"] - offset))
+    except ValueError:
+        pass  # no significant cluster: nothing to describe
+    out = pd.concat(frames, ignore_index=True)
+    return out[["region", "participant_id", "group", "session_id", "cbf"]]
+
+
+def group_by_time_models(values: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """:func:`group_by_time_model` per region of :func:`region_values`.
+
+    Returns
+    -------
+    contrasts : pandas.DataFrame
+        ``region`` plus the columns of :func:`group_by_time_model`.
+    """
+    frames = [group_by_time_model(sub, "cbf", alpha)[0].assign(region=region)
+              for region, sub in values.groupby("region", sort=False)]
+    out = pd.concat(frames, ignore_index=True)
+    return out[["region"] + [c for c in out.columns if c != "region"]]
+
+
+def participant_change(values: pd.DataFrame, value: str = "cbf", sessions=SESSIONS, by=()) -> pd.DataFrame:
+    """``T2 - T1`` of a value per participant (and per level of ``by``, e.g. ``("roi",)``).
+
+    Participants without both sessions are absent here; the stages that lose
+    them list them (:func:`time_difference_maps`,
+    :func:`craving_circuits.baclofen.cue.mediation_table`).
+
+    Returns
+    -------
+    change : pandas.DataFrame
+        ``participant_id, group, *by, change``.
+    """
+    keys = ["participant_id", "group", *by]
+    wide = values.pivot_table(index=keys, columns="session_id", values=value).reset_index()
+    wide = wide.dropna(subset=list(sessions))
+    out = wide[keys].copy()
+    out.columns.name = None
+    out["change"] = wide[sessions[1]] - wide[sessions[0]]
+    return out.reset_index(drop=True)
+
+
+def group_by_time_anova(values: pd.DataFrame, value: str) -> pd.DataFrame:
+    """The group x time F of the mixed (split-plot) ANOVA, as the one-way ANOVA of ``T2 - T1`` between groups.
+
+    With two groups, two sessions and complete data, the interaction F of the
+    split-plot ANOVA equals the F (the squared two-sample t) of the
+    differences between groups; statsmodels fits it.
+
+    Returns
+    -------
+    row : pandas.DataFrame
+        ``term, estimate`` (baclofen minus placebo in ``T2 - T1``), ``F,
+        df_num, df_den, p``, ``n``.
+    """
+
+    change = participant_change(values, value)
+    table = anova_lm(smf.ols("change ~ C(group)", data=change).fit())
+    means = change.groupby("group")["change"].mean()
+    return pd.DataFrame([{"term": "group x time (mixed ANOVA)", "estimate": float(means["baclofen"] - means["placebo"]),
+                          "F": float(table.loc["C(group)", "F"]), "df_num": float(table.loc["C(group)", "df"]),
+                          "df_den": float(table.loc["Residual", "df"]), "p": float(table.loc["C(group)", "PR(>F)"]),
+                          "n": len(change)}])

@@ -1,0 +1,101 @@
+"""Command line: ``python -m craving_circuits <command>`` (also ``craving-circuits``).
+
+Commands
+--------
+simulate
+    Write a simulated study (``data/cocaine-<preset>``), unless it is already there.
+execute
+    Execute the book's notebooks with papermill as the run plan says.
+mathjax
+    Copy MathJax into the book's static files, so pages need no CDN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import yaml
+
+from craving_circuits.book.execute import (
+    NotebookFailed,
+    execute_plan,
+    install_mathjax,
+    load_plan,
+)
+from craving_circuits.cocaine.layout import simulated_study
+
+__all__ = ["main"]
+
+
+def _parse_value(text: str):
+
+    return yaml.safe_load(text)
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise SystemExit(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = _parse_value(value)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="craving-circuits", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("simulate", help="simulate the cocaine-craving study")
+    sim.add_argument("--preset", default="paper")
+    sim.add_argument("--data-dir", default="data")
+    sim.add_argument("--n-jobs", type=int, default=1)
+    sim.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override simulation parameters")
+
+    ex = sub.add_parser("execute", help="execute the notebooks of the run plan")
+    ex.add_argument("--plan", default="book/runs.yml")
+    ex.add_argument("--preset", default="paper")
+    ex.add_argument("--null-preset", default="null")
+    ex.add_argument("--root", default=".")
+    ex.add_argument("--executed-dir", default="book/executed")
+    ex.add_argument("--results-dir", default="results")
+    ex.add_argument("--data-dir", default="data")
+    ex.add_argument("--n-jobs", type=int, default=1)
+    ex.add_argument("--only", nargs="*", help="names of plan entries to run")
+    ex.add_argument("--set", nargs="*", metavar="KEY=VALUE",
+                    help="parameter values for every notebook that declares them (e.g. n_permutations=1000)")
+
+    mj = sub.add_parser("mathjax", help="copy MathJax into the book's static files (no CDN)")
+    mj.add_argument("dest", nargs="?", default="_mathjax_static/mathjax")
+
+    args = parser.parse_args(argv)
+    if args.command == "mathjax":
+
+        print(install_mathjax(args.dest))
+        return 0
+    if args.command == "simulate":
+
+
+        t0 = time.perf_counter()
+        study = simulated_study(args.preset, args.data_dir, n_jobs=args.n_jobs, progress=True,
+                                **_overrides(args.set))
+        print(f"{study.bids_dir} ready ({time.perf_counter() - t0:.0f} s)")
+        return 0
+    if args.command == "execute":
+
+        plan = load_plan(args.plan, args.preset, args.null_preset)
+        try:
+            for record in execute_plan(plan, args.root, args.executed_dir, args.results_dir, args.data_dir,
+                                       args.n_jobs, only=args.only, overrides=_overrides(args.set)):
+                print(f"{record['name']}: {record['status']} in {record['duration_s']} s")
+        except NotebookFailed as err:
+            print(err, file=sys.stderr)
+            return 1
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,535 @@
+"""Figures of the notebooks. Each function returns a matplotlib Figure.
+
+Brain figures use nilearn's plotting on its bundled MNI152 template (no
+download); tables in are the long/tidy tables of the other modules. The
+matplotlib backend is left to the caller (inline in notebooks, Agg on a
+machine without a display).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import matplotlib.pyplot as plt
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from matplotlib.patches import Patch
+from nilearn.plotting import plot_anat, plot_glass_brain, plot_stat_map
+from nilearn.plotting import plot_carpet as nl_carpet
+from scipy import stats
+from scipy import stats as st
+
+from craving_circuits.cocaine.multiverse import _spec_order, specification_matrix
+from craving_circuits.stats.voxelwise import to_img
+from craving_circuits.verdict.calibration import CONDITIONS
+
+__all__ = [
+    "plot_motion",
+    "plot_carpet",
+    "plot_rois",
+    "plot_stat",
+    "plot_test",
+    "plot_roi_deltas",
+    "plot_strategy_comparison",
+    "plot_crlb",
+    "plot_coupling",
+    "plot_predictors",
+    "plot_drug_interaction",
+    "plot_equivalence",
+    "plot_bf_robustness",
+    "plot_group_time",
+    "plot_association",
+    "plot_cbf_qc",
+    "plot_calibration",
+    "plot_specification_curve",
+]
+
+BACLOFEN_COLORS = {"baclofen": "#7b3294", "placebo": "#808080"}
+
+GROUP_COLORS = {"CUD": "#c0392b", "control": "#2c7fb8"}
+
+
+def _mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    n = len(values)
+    mean = values.mean() if n else np.nan
+    if n < 2:
+        return mean, np.nan, np.nan
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / np.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def plot_motion(motion: pd.DataFrame, value: str = "mean_fd"):
+    """Per-run head motion by group and state (points and group means).
+
+    Parameters
+    ----------
+    motion : pandas.DataFrame
+        ``group, state`` and the column ``value`` (e.g. mean framewise displacement).
+    """
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    states = ["neutral", "craving"]
+    rng = np.random.default_rng(0)  # jitter only
+    for g_i, (group, color) in enumerate(GROUP_COLORS.items()):
+        for s_i, state in enumerate(states):
+            vals = motion.loc[(motion["group"] == group) & (motion["state"] == state), value].to_numpy()
+            x = s_i * 3 + g_i
+            ax.scatter(x + rng.uniform(-0.2, 0.2, len(vals)), vals, s=10, color=color, alpha=0.5)
+            mean, lo, hi = _mean_ci(vals)
+            ax.errorbar(x, mean, yerr=[[mean - lo], [hi - mean]], fmt="o", color="black", capsize=4)
+    ax.set_xticks([0.5, 3.5], states)
+    ax.set_ylabel(value.replace("_", " ") + (" (mm)" if "fd" in value else ""))
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=g) for g, c in GROUP_COLORS.items()]
+    ax.legend(handles=handles, frameon=False)
+    ax.set_title("Head motion per run (mean ± 95 % CI)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_carpet(bold_path, mask_img: nib.Nifti1Image, t_r: float, title: str | None = None):
+    """Carpet plot of one run (nilearn ``plot_carpet``)."""
+
+    fig = plt.figure(figsize=(8, 4))
+    nl_carpet(str(bold_path), mask_img=mask_img, t_r=t_r, figure=fig, title=title, standardize="zscore_sample")
+    return fig
+
+
+def plot_rois(mask_img: nib.Nifti1Image, rois: dict[str, np.ndarray], title: str = "ROIs",
+              cut_coords=(-14, -6, 4, 16, 32)):
+    """ROIs as filled contours on the MNI template, one colour per ROI, on axial slices."""
+
+
+    colors = plt.get_cmap("tab10").colors
+    fig = plt.figure(figsize=(10, 3))
+    display = plot_anat(figure=fig, display_mode="z", cut_coords=list(cut_coords), title=title,
+                        draw_cross=False, dim=-0.5, colorbar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # masked-contour notes from matplotlib
+        for color, roi in zip(colors, rois.values()):
+            display.add_contours(nib.Nifti1Image(roi.astype(np.float32), mask_img.affine), levels=[0.5],
+                                 filled=True, colors=[color], transparency=0.8)
+    fig.legend(handles=[Patch(color=c, label=name) for c, name in zip(colors, rois)], loc="lower center",
+               ncol=len(rois), frameon=False, fontsize=8)
+    return fig
+
+
+def plot_stat(values: np.ndarray, mask_img: nib.Nifti1Image, title: str, threshold: float | None = None,
+              glass: bool = False, keep: np.ndarray | None = None, vmax: float | None = None,
+              display_mode: str = "ortho", cut_coords=(0, 14, 2)):
+    """A statistic map (stat map or glass brain).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_voxels,)
+    threshold : float, optional
+        Values with smaller magnitude are not shown.
+    glass : bool
+        Glass brain instead of orthogonal slices.
+    keep : ndarray of bool, shape (n_voxels,), optional
+        Show only these voxels (e.g. FWE-significant clusters).
+    display_mode, cut_coords
+        Slices of the stat map (not used for the glass brain), as in nilearn.
+    """
+
+
+    shown = np.where(keep, values, 0.0) if keep is not None else values
+    img = to_img(shown, mask_img)
+    fig = plt.figure(figsize=(9, 3))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="empty mask")  # nothing to show is a valid result
+        _draw_stat(img, fig, title, threshold, glass, vmax, display_mode, cut_coords)
+    return fig
+
+
+def _draw_stat(img, fig, title, threshold, glass, vmax, display_mode, cut_coords):
+
+    if glass:
+        plot_glass_brain(img, threshold=threshold, figure=fig, title=title, colorbar=True, plot_abs=False,
+                         vmax=vmax)
+    else:
+        plot_stat_map(img, threshold=threshold, figure=fig, title=title, display_mode=display_mode,
+                      cut_coords=cut_coords, vmax=vmax)
+
+
+def plot_test(result, mask_img: nib.Nifti1Image, title: str, alpha: float = 0.05):
+    """Glass brain of the t map of a permutation test, showing FWE-significant clusters only.
+
+    When no cluster is significant, the figure says so over an empty brain.
+    """
+    significant = result.clusters.loc[result.clusters["p_fwe_size"] < alpha, "cluster_id"].to_numpy()
+    keep = np.isin(result.labels, significant)
+    if not keep.any():
+        title = f"{title}: no significant cluster"
+    vmax = float(np.max(np.abs(result.t))) if keep.any() else None
+    return plot_stat(result.t, mask_img, title, threshold=result.threshold, glass=True, keep=keep, vmax=vmax)
+
+
+def plot_roi_deltas(diff: pd.DataFrame, targets=("dlpfc", "thalamus_midline")):
+    """Craving - neutral NAcc coupling per participant (mean over sessions), by group.
+
+    Parameters
+    ----------
+    diff : pandas.DataFrame
+        From :func:`craving_circuits.cocaine.secondlevel.roi_state_differences` for one strategy.
+    """
+    per_person = diff.groupby(["participant_id", "group", "target"], as_index=False)["delta"].mean()
+    fig, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 3.5), sharey=True)
+    rng = np.random.default_rng(0)  # jitter only
+    for ax, target in zip(np.atleast_1d(axes), targets):
+        for g_i, (group, color) in enumerate(GROUP_COLORS.items()):
+            vals = per_person.loc[(per_person["group"] == group) & (per_person["target"] == target), "delta"]
+            ax.scatter(g_i + rng.uniform(-0.15, 0.15, len(vals)), vals, s=14, color=color, alpha=0.6)
+            mean, lo, hi = _mean_ci(vals.to_numpy())
+            ax.errorbar(g_i + 0.3, mean, yerr=[[mean - lo], [hi - mean]], fmt="o", color="black", capsize=4)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(range(len(GROUP_COLORS)), list(GROUP_COLORS))
+        ax.set_title(f"NAcc - {target}")
+    np.atleast_1d(axes)[0].set_ylabel("craving - neutral (Fisher z)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_strategy_comparison(diff: pd.DataFrame, targets=("dlpfc", "thalamus_midline")):
+    """Mean craving - neutral change (± 95 % CI) by denoising strategy and group."""
+    per_person = diff.groupby(["participant_id", "group", "strategy", "target"], as_index=False)["delta"].mean()
+    strategies = list(dict.fromkeys(per_person["strategy"]))
+    fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 0.6 * len(strategies) + 1.8), sharex=True)
+    for ax, target in zip(np.atleast_1d(axes), targets):
+        for g_i, (group, color) in enumerate(GROUP_COLORS.items()):
+            for s_i, strategy in enumerate(strategies):
+                vals = per_person.loc[(per_person["group"] == group) & (per_person["strategy"] == strategy)
+                                      & (per_person["target"] == target), "delta"].to_numpy()
+                mean, lo, hi = _mean_ci(vals)
+                y = s_i + (0.15 if g_i else -0.15)
+                ax.errorbar(mean, y, xerr=[[mean - lo], [hi - mean]], fmt="o", color=color, capsize=3,
+                            label=group if s_i == 0 else None)
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_yticks(range(len(strategies)), strategies)
+        ax.set_title(f"NAcc - {target}")
+        ax.set_xlabel("craving - neutral (Fisher z)")
+    handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
+    return fig
+
+
+def plot_crlb(mrs: pd.DataFrame, metabolite: str = "Glu", max_crlb: float | None = 20.0):
+    """Reported CRLB against the measured concentration of every spectrum of one metabolite.
+
+    Low readings get high CRLBs (the CRLB is relative to the fitted value), so a
+    CRLB threshold removes low readings more often than high ones.
+    """
+    sub = mrs[mrs["metabolite"] == metabolite]
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    over = sub["crlb_percent"] > max_crlb if max_crlb is not None else np.zeros(len(sub), bool)
+    ax.scatter(sub.loc[~over, "value_water"], sub.loc[~over, "crlb_percent"], s=12, color="#2c7fb8", alpha=0.6,
+               label="kept")
+    ax.scatter(sub.loc[over, "value_water"], sub.loc[over, "crlb_percent"], s=14, color="#c0392b", alpha=0.8,
+               label=f"CRLB > {max_crlb:g} %" if max_crlb is not None else None)
+    if max_crlb is not None:
+        ax.axhline(max_crlb, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel(f"{metabolite} (water-scaled, i.u.)")
+    ax.set_ylabel("CRLB (%)")
+    ax.set_title(f"{metabolite}: CRLB against the measured value")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def _fit_band(ax, x, y, color):
+
+    fit = sm.OLS(y, sm.add_constant(x)).fit()
+    grid = np.linspace(x.min(), x.max(), 50)
+    pred = fit.get_prediction(sm.add_constant(grid)).summary_frame(alpha=0.05)
+    ax.plot(grid, pred["mean"], color=color)
+    ax.fill_between(grid, pred["mean_ci_lower"], pred["mean_ci_upper"], color=color, alpha=0.2, lw=0)
+
+
+def plot_coupling(table: pd.DataFrame, targets=("thalamus_midline", "dlpfc"), glu: str = "dglu",
+                  glu_label: str = "glutamate change (%)"):
+    """Connectivity change against glutamate change, with the CUD least-squares fit and its 95 % band.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`craving_circuits.cocaine.glutamate.participant_changes`.
+    """
+
+    fig, axes = plt.subplots(1, len(targets), figsize=(4.5 * len(targets), 3.8), sharex=True)
+    for ax, target in zip(np.atleast_1d(axes), targets):
+        for group, color in GROUP_COLORS.items():
+            sub = table[table["group"] == group]
+            ax.scatter(sub[glu], sub[f"dfc_{target}"], s=18, color=color, alpha=0.7, label=group)
+        cud = table[table["group"] == "CUD"]
+        x, y = cud[glu].to_numpy(float), cud[f"dfc_{target}"].to_numpy(float)
+        if len(x) >= 4:
+            _fit_band(ax, x, y, GROUP_COLORS["CUD"])
+            r = st.pearsonr(x, y)
+            ax.set_title(f"NAcc - {target}: CUD r = {r.statistic:.2f}, p = {r.pvalue:.3g}", fontsize=10)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.axvline(0, color="grey", lw=0.6)
+        ax.set_xlabel(glu_label)
+        ax.set_ylabel("connectivity change (Fisher z)")
+    np.atleast_1d(axes)[0].legend(frameon=False, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_predictors(table: pd.DataFrame, outcome: str, predictors=("ocdus_obsessive", "cocaine_g_per_week"),
+                    log_columns=("cocaine_g_per_week",)):
+    """The outcome against each predictor (CUD), with least-squares fits and 95 % bands."""
+    fig, axes = plt.subplots(1, len(predictors), figsize=(4.2 * len(predictors), 3.5), sharey=True)
+    y = table[outcome].to_numpy(float)
+    for ax, name in zip(np.atleast_1d(axes), predictors):
+        x = table[name].to_numpy(float)
+        label = name
+        if name in log_columns:
+            x, label = np.log(x), f"log {name}"
+        ax.scatter(x, y, s=18, color=GROUP_COLORS["CUD"], alpha=0.7)
+        _fit_band(ax, x, y, GROUP_COLORS["CUD"])
+        ax.set_xlabel(label)
+    np.atleast_1d(axes)[0].set_ylabel(outcome)
+    fig.tight_layout()
+    return fig
+
+
+def plot_drug_interaction(changes: pd.DataFrame, by: str | None = "target", value: str = "delta",
+                          ylabel: str = "craving - neutral (Fisher z)", drugs=("placebo", "NAC")):
+    """Interaction plot: the craving - neutral change under each drug, per group (mean ± 95 % CI).
+
+    Parameters
+    ----------
+    changes : pandas.DataFrame
+        One row per participant and session: ``group, drug, value`` and the
+        outcome column ``by`` (one panel each; None: one panel).
+    """
+    outcomes = [None] if by is None else list(dict.fromkeys(changes[by]))
+    fig, axes = plt.subplots(1, len(outcomes), figsize=(4 * len(outcomes), 3.5), sharey=True, squeeze=False)
+    for ax, outcome in zip(axes[0], outcomes):
+        sub = changes if outcome is None else changes[changes[by] == outcome]
+        for g_i, (group, color) in enumerate(GROUP_COLORS.items()):
+            stats_ = [_mean_ci(sub.loc[(sub["group"] == group) & (sub["drug"] == d), value].to_numpy())
+                      for d in drugs]
+            if all(np.isnan(m) for m, _, _ in stats_):
+                continue
+            x = np.arange(len(drugs)) + (g_i - 0.5) * 0.08
+            means = np.array([m for m, _, _ in stats_])
+            err = np.array([[m - lo, hi - m] for m, lo, hi in stats_]).T
+            ax.errorbar(x, means, yerr=err, fmt="-o", color=color, capsize=4, label=group)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(range(len(drugs)), drugs)
+        ax.set_xlim(-0.5, len(drugs) - 0.5)
+        if outcome is not None:
+            ax.set_title(f"NAcc - {outcome}" if by == "target" else str(outcome))
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][0].legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_equivalence(evidence, title: str | None = None):
+    """Equivalence-bounds plot: each contrast's 90 % and 95 % CIs against the SESOI bounds.
+
+    Effects are on the standardised scale (d_z within a group, d between
+    groups), so that one pair of bounds, ± ``bound_dz``, serves every row.
+    Equivalence at level alpha is shown when the thick 90 % interval lies inside
+    the shaded band; a difference when the thin 95 % interval excludes 0.
+
+    Parameters
+    ----------
+    evidence : pandas.DataFrame or dict of label -> DataFrame
+        From :func:`craving_circuits.stats.equivalence.evidence_table` (or
+        :func:`craving_circuits.cocaine.drug.drug_evidence`); a dict draws one panel
+        per table, side by side, on a shared axis.
+    """
+    tables = evidence if isinstance(evidence, dict) else {title or "": evidence}
+    n_rows = max(len(t) for t in tables.values())
+    same_terms = len({tuple(t["term"]) for t in tables.values()}) == 1
+    width = 4.5 * len(tables) + 3.0 if same_terms else 7.5 * len(tables)
+    fig, axes = plt.subplots(1, len(tables), figsize=(width, 0.45 * n_rows + 1.6), sharex=True,
+                             sharey=same_terms, squeeze=False)
+    for i, (ax, (label, table)) in enumerate(zip(axes[0], tables.items())):
+        scale = (table["bound"] / table["bound_dz"]).to_numpy(float)  # the SD that standardises each row
+        bound = float(table["bound_dz"].iloc[0])
+        ax.axvspan(-bound, bound, color="#2ca25f", alpha=0.15, lw=0)
+        ax.axvline(0, color="grey", lw=0.8)
+        y = np.arange(len(table))[::-1]
+        for yi, row, sd in zip(y, table.itertuples(index=False), scale):
+            ax.plot([row.ci_low / sd, row.ci_high / sd], [yi, yi], color="black", lw=1)
+            ax.plot([row.ci90_low / sd, row.ci90_high / sd], [yi, yi], color="black", lw=4, solid_capstyle="butt")
+            ax.plot(row.estimate / sd, yi, "o", color="white", mec="black", ms=6)
+            ax.annotate(row.verdict, (1.02, yi), xycoords=("axes fraction", "data"), va="center", fontsize=8)
+        if i == 0 or not same_terms:
+            ax.set_yticks(y, table["term"])
+        ax.set_xlabel("standardised effect (d_z; d between groups)")
+        ax.set_title(f"{label + ': ' if label else ''}SESOI ± {bound:g} (shaded)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_bf_robustness(curves: dict, default_scale: float = float(np.sqrt(2) / 2)):
+    """BF01 as a function of the Cauchy prior scale, one line per contrast (log axis).
+
+    Parameters
+    ----------
+    curves : dict of label -> DataFrame
+        From :func:`craving_circuits.stats.equivalence.bayes_factor_robustness`.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for label, curve in curves.items():
+        ax.plot(curve["prior_scale"], curve["bf01"], label=label)
+    for level, text in ((1, ""), (3, "moderate for no effect"), (10, "strong for no effect"),
+                        (1 / 3, "moderate for an effect")):
+        ax.axhline(level, color="grey", lw=0.6, ls=":" if level != 1 else "-")
+        if text:
+            ax.annotate(text, (1.0, level), xycoords=("axes fraction", "data"), fontsize=7, ha="right",
+                        va="bottom", color="grey")
+    ax.axvline(default_scale, color="grey", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_xlabel("Cauchy prior scale r")
+    ax.set_ylabel("BF01 (evidence for no effect)")
+    ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def plot_group_time(values: pd.DataFrame, value: str, by: str | None = None, ylabel: str | None = None,
+                    sessions=("ses-T1", "ses-T2")):
+    """Group x time interaction plot: mean ± 95 % CI per session, one line per group (baclofen study).
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        ``group, session_id, value`` (and ``by``, one panel per level).
+    """
+    panels = [None] if by is None else list(dict.fromkeys(values[by]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.5), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        sub = values if panel is None else values[values[by] == panel]
+        for g_i, (group, color) in enumerate(BACLOFEN_COLORS.items()):
+            stats_ = [_mean_ci(sub.loc[(sub["group"] == group) & (sub["session_id"] == s), value].to_numpy())
+                      for s in sessions]
+            x = np.arange(len(sessions)) + (g_i - 0.5) * 0.08
+            means = np.array([m for m, _, _ in stats_])
+            err = np.array([[m - lo, hi - m] for m, lo, hi in stats_]).T
+            ax.errorbar(x, means, yerr=err, fmt="-o", color=color, capsize=4, label=group)
+        ax.set_xticks(range(len(sessions)), [s.removeprefix("ses-") for s in sessions])
+        ax.set_xlim(-0.5, len(sessions) - 0.5)
+        if panel is not None:
+            ax.set_title(str(panel))
+        ax.set_ylabel(ylabel or value)
+    axes[0][0].legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_association(table: pd.DataFrame, x: str, y: str, xlabel: str | None = None, ylabel: str | None = None):
+    """Scatter of two participant-level changes by group, with the least-squares fit over everyone and its band."""
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    for group, color in BACLOFEN_COLORS.items():
+        sub = table[table["group"] == group]
+        ax.scatter(sub[x], sub[y], s=20, color=color, alpha=0.8, label=group)
+    if len(table) >= 4:
+        _fit_band(ax, table[x].to_numpy(float), table[y].to_numpy(float), "black")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.axvline(0, color="grey", lw=0.6)
+    ax.set_xlabel(xlabel or x)
+    ax.set_ylabel(ylabel or y)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_cbf_qc(runs: pd.DataFrame):
+    """Mean grey- against white-matter CBF of every run (QC), by group and session."""
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    for group, color in BACLOFEN_COLORS.items():
+        for session, marker in (("ses-T1", "o"), ("ses-T2", "s")):
+            sub = runs[(runs["group"] == group) & (runs["session_id"] == session)]
+            ax.scatter(sub["mean_wm_cbf"], sub["mean_gm_cbf"], s=18, color=color, marker=marker, alpha=0.7,
+                       label=f"{group}, {session.removeprefix('ses-')}")
+    ax.set_xlabel("mean white-matter CBF (ml/100 g/min)")
+    ax.set_ylabel("mean grey-matter CBF (ml/100 g/min)")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_calibration(summary: pd.DataFrame, alpha: float = 0.05):
+    """False-positive rates under the null (with intervals) and power against the effect size.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        From :func:`craving_circuits.verdict.calibration.calibration_summary`.
+    """
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.8), gridspec_kw={"width_ratios": [1.1, 1]})
+    fpr = summary[(summary["measure"] == "false-positive rate") & (summary["condition"] == "null")]
+    labels = [f"{row.claim_id}" for row in fpr.itertuples()]
+    y = np.arange(len(fpr))[::-1]
+    colors = ["#2c7fb8" if w else "#c0392b" for w in fpr["within"]]
+    left.errorbar(fpr["rate"], y, xerr=[fpr["rate"] - fpr["ci_low"], fpr["ci_high"] - fpr["rate"]], fmt="none",
+                  ecolor="0.6", lw=1.2)
+    left.scatter(fpr["rate"], y, c=colors, zorder=3)
+    left.axvline(alpha, color="k", ls="--", lw=0.8)
+    left.set_yticks(y, labels, fontsize=8)
+    left.set_xlabel("false-positive rate, null condition")
+    left.set_title("Does each test hold its level?")
+    power = summary[summary["measure"] == "power"]
+    factors = {c: f for c, f in CONDITIONS.items() if f > 0}
+    for claim_id, sub in power.groupby("claim_id", sort=False):
+        sub = sub[sub["condition"].isin(factors)]
+        x = sub["condition"].map(factors)
+        right.plot(x, sub["rate"], marker="o", lw=1, label=claim_id)
+    right.axhline(0.8, color="0.5", ls=":", lw=0.8)
+    right.set_xscale("log", base=2)
+    right.set_xticks(list(factors.values()), [f"{c}\n(x{f:g})" for c, f in factors.items()])
+    right.set_ylim(-0.02, 1.02)
+    right.set_xlabel("planted effects")
+    right.set_ylabel("power")
+    right.set_title("How often is a planted effect found?")
+    right.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_specification_curve(table: pd.DataFrame, target: str, term: str):
+    """Specification curve of one contrast: estimates with CIs sorted, and the choices below them.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`craving_circuits.cocaine.multiverse.multiverse_table`.
+    target, term : str
+        Which contrast.
+    """
+
+    sub = table[(table["target"] == target) & (table["term"] == term)]
+    if sub.empty:
+        raise ValueError(f"No rows for target {target!r} and term {term!r}.")
+    ordered = _spec_order(sub)
+    matrix = specification_matrix(sub)
+    x = np.arange(len(ordered))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 2]})
+    colors = np.where(ordered["significant"], "#c0392b", "0.5")
+    top.vlines(x, ordered["ci_low"], ordered["ci_high"], colors=colors, lw=1.5)
+    top.scatter(x, ordered["estimate"], c=colors, zorder=3)
+    top.axhline(0, color="k", lw=0.8)
+    top.set_ylabel("estimate (Fisher z)")
+    top.set_title(f"{term} ({target}): {int(ordered['significant'].sum())} of {len(ordered)} specifications "
+                  "significant (red)")
+    for row, name in enumerate(matrix.columns):
+        on = matrix[name].to_numpy() == 1
+        bottom.scatter(x[on], np.full(on.sum(), row), marker="s", color="k", s=25)
+        bottom.scatter(x[~on], np.full((~on).sum(), row), marker="s", color="0.85", s=25)
+    bottom.set_yticks(range(len(matrix.columns)), matrix.columns, fontsize=8)
+    bottom.invert_yaxis()
+    bottom.set_xlabel("specification (sorted by estimate)")
+    bottom.set_xticks(x)
+    fig.tight_layout()
+    return fig

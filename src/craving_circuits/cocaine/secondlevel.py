@@ -1,0 +1,316 @@
+"""Group-level analyses of seed connectivity: voxelwise maps and ROI models.
+
+Data conventions
+----------------
+* Maps are ``(n_maps, n_voxels)`` float arrays over the analysis mask (C order
+  of ``np.argwhere(mask)``); ``to_img`` puts one back into a 3D image.
+* The state contrast of a participant is ``craving - neutral`` Fisher z, per
+  session, then combined over sessions (``sessions="both"``: the mean of the
+  sessions that have both states; ``"placebo"`` or ``"NAC"``: that session only).
+  A session without both states is listed in the exclusions, never dropped
+  silently.
+* The drug contrast of a participant is the double difference
+  ``(craving - neutral | NAC) - (craving - neutral | placebo)``; it needs both
+  sessions with both states.
+* Voxelwise tests: within a group (one-sample, sign flipping) and CUD vs
+  controls (two-sample), on the state contrast (:data:`GROUP_TESTS`) or on the
+  drug contrast (:data:`DRUG_TESTS`), by
+  :func:`craving_circuits.stats.permutation.cluster_permutation_test`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from craving_circuits.io.schemas import EXCLUSION_COLUMNS
+from craving_circuits.stats.models import (
+    factorial_contrasts,
+    fit_mixed_model,
+    random_effects_summary,
+    tidy_fixed_effects,
+)
+from craving_circuits.stats.permutation import cluster_permutation_test
+
+__all__ = ["state_difference_maps", "drug_difference_maps", "DRUG_TESTS", "GROUP_TESTS", "group_test", "group_tests", "roi_state_differences", "RoiModels", "roi_models"]
+
+#: Voxelwise group tests of the state contrast maps.
+GROUP_TESTS = {
+    "craving_cud": "Craving minus neutral within CUD (one-sample)",
+    "craving_control": "Craving minus neutral within controls (one-sample)",
+    "group_x_state": "CUD minus controls in craving minus neutral (two-sample)",
+}
+
+#: Voxelwise tests of the drug contrast maps (:func:`drug_difference_maps`).
+DRUG_TESTS = {
+    "drug_x_state_cud": "NAC minus placebo in craving minus neutral, CUD (one-sample)",
+    "drug_x_state_control": "NAC minus placebo in craving minus neutral, controls (one-sample)",
+    "group_x_state_x_drug": "CUD minus controls in the drug contrast (two-sample)",
+}
+
+# the group a test keeps (None: both, CUD against controls)
+_TEST_GROUP = {"craving_cud": "CUD", "craving_control": "control", "group_x_state": None,
+               "drug_x_state_cud": "CUD", "drug_x_state_control": "control", "group_x_state_x_drug": None}
+
+
+def _check_sessions(sessions: str) -> None:
+    if sessions not in ("both", "placebo", "NAC"):
+        raise ValueError(f"sessions must be 'both', 'placebo' or 'NAC', got {sessions!r}.")
+
+
+def state_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions: str = "both"):
+    """Per-participant craving - neutral maps.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Analysed runs (``participant_id, group, session_id, drug, state``), row
+        ``i`` matching ``maps[i]``.
+    maps : ndarray, shape (n_runs, n_voxels)
+    sessions : {"both", "placebo", "NAC"}
+
+    Returns
+    -------
+    diff : ndarray of float32, shape (n_participants, n_voxels)
+    table : pandas.DataFrame
+        ``participant_id, group, n_sessions`` in the row order of ``diff``.
+    exclusions : pandas.DataFrame
+        Sessions left out (no pair of states, or another drug when
+        ``sessions`` names one), stage ``"second level"``.
+    """
+    _check_sessions(sessions)
+    if len(runs) != len(maps):
+        raise ValueError(f"{len(runs)} runs but {len(maps)} maps; they must match row by row.")
+    runs = runs.reset_index(drop=True)
+    rows, diffs, exclusions = [], [], []
+    for pid, sub in runs.groupby("participant_id", sort=True):
+        per_session = []
+        for ses, pair in sub.groupby("session_id", sort=True):
+            drug = pair["drug"].iloc[0]
+            states = set(pair["state"])
+            if sessions != "both" and drug != sessions:
+                exclusions.append({"participant_id": pid, "session_id": ses, "state": "both", "stage": "second level",
+                                   "file": "", "reason": f"{drug} session; analysis restricted to {sessions}"})
+                continue
+            if states != {"neutral", "craving"}:
+                missing = ({"neutral", "craving"} - states).pop()
+                exclusions.append({"participant_id": pid, "session_id": ses, "state": missing,
+                                   "stage": "second level", "file": "",
+                                   "reason": f"no analysable {missing} run in this session, so no craving - neutral"})
+                continue
+            i_c = pair.index[pair["state"] == "craving"][0]
+            i_n = pair.index[pair["state"] == "neutral"][0]
+            per_session.append(maps[i_c] - maps[i_n])
+        if per_session:
+            diffs.append(np.mean(per_session, axis=0))
+            rows.append({"participant_id": pid, "group": sub["group"].iloc[0], "n_sessions": len(per_session)})
+    n_vox = maps.shape[1] if maps.ndim == 2 else 0
+    diff = np.vstack(diffs).astype(np.float32) if diffs else np.zeros((0, n_vox), np.float32)
+    return diff, pd.DataFrame(rows), pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS)
+
+
+def drug_difference_maps(runs: pd.DataFrame, maps: np.ndarray, drugs=("NAC", "placebo")):
+    """Per-participant drug contrast of the state contrast: a double difference map.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Analysed runs (``participant_id, group, session_id, drug, state``), row
+        ``i`` matching ``maps[i]``.
+    maps : ndarray, shape (n_runs, n_voxels)
+    drugs : (str, str)
+        ``(active, reference)``: the map is ``(craving - neutral | active) -
+        (craving - neutral | reference)``.
+
+    Returns
+    -------
+    diff : ndarray of float32, shape (n_participants, n_voxels)
+    table : pandas.DataFrame
+        ``participant_id, group`` in the row order of ``diff``.
+    exclusions : pandas.DataFrame
+        Participants left out (a session without both states, or a drug with
+        no session), stage ``"drug contrast"``.
+    """
+    if len(runs) != len(maps):
+        raise ValueError(f"{len(runs)} runs but {len(maps)} maps; they must match row by row.")
+    active, reference = drugs
+    runs = runs.reset_index(drop=True)
+    rows, diffs, exclusions = [], [], []
+    for pid, sub in runs.groupby("participant_id", sort=True):
+        by_drug, missing = {}, []
+        for drug in (active, reference):
+            session = sub[sub["drug"] == drug]
+            states = set(session["state"])
+            if session["session_id"].nunique() > 1:
+                raise ValueError(f"{pid} has {session['session_id'].nunique()} {drug} sessions; the crossover "
+                                 "design has one per drug. Fix the drug column of the sessions table.")
+            if states != {"neutral", "craving"}:
+                missing.append(f"{drug}: " + (", ".join(sorted({"neutral", "craving"} - states)) or "no runs"))
+                continue
+            i_c = session.index[session["state"] == "craving"][0]
+            i_n = session.index[session["state"] == "neutral"][0]
+            by_drug[drug] = maps[i_c] - maps[i_n]
+        if missing:
+            exclusions.append({"participant_id": pid, "session_id": "", "state": "", "stage": "drug contrast",
+                               "file": "", "reason": "no craving - neutral contrast under " + "; ".join(missing)})
+            continue
+        diffs.append(by_drug[active] - by_drug[reference])
+        rows.append({"participant_id": pid, "group": sub["group"].iloc[0]})
+    n_vox = maps.shape[1] if maps.ndim == 2 else 0
+    diff = np.vstack(diffs).astype(np.float32) if diffs else np.zeros((0, n_vox), np.float32)
+    return diff, pd.DataFrame(rows, columns=["participant_id", "group"]), pd.DataFrame(
+        exclusions, columns=EXCLUSION_COLUMNS)
+
+
+def group_test(test: str, diff: np.ndarray, table: pd.DataFrame, mask_img: nib.Nifti1Image,
+               cluster_forming_p: float = 0.001, n_perm: int = 5000, two_sided: bool = True, rng=None):
+    """One voxelwise group test of participant contrast maps.
+
+    Parameters
+    ----------
+    test : str
+        A key of :data:`GROUP_TESTS` (state contrast maps) or of
+        :data:`DRUG_TESTS` (drug contrast maps); it names which participants
+        are tested and how (one-sample within a group, or CUD against controls).
+    diff : ndarray, shape (n_participants, n_voxels)
+    table : pandas.DataFrame
+        ``participant_id, group`` in the row order of ``diff``.
+    mask_img : nibabel.Nifti1Image
+    cluster_forming_p, n_perm, two_sided, rng
+        See :func:`craving_circuits.stats.permutation.cluster_permutation_test`.
+
+    Returns
+    -------
+    PermutationResult
+        t of the tested effect (positive: the contrast is positive, or larger
+        in CUD than in controls).
+    """
+
+    if test not in _TEST_GROUP:
+        raise ValueError(f"Unknown group test {test!r}; choose one of: {', '.join(_TEST_GROUP)}.")
+    mask = np.asarray(mask_img.dataobj) > 0
+    group = table["group"].to_numpy()
+    if _TEST_GROUP[test] is not None:
+        keep = group == _TEST_GROUP[test]
+        y, tested = diff[keep], np.ones(int(keep.sum()))
+    else:
+        y, tested = diff, (group == "CUD").astype(float)
+    if len(y) < 3:
+        raise ValueError(f"Test {test!r} needs at least 3 participants, got {len(y)}.")
+    return cluster_permutation_test(y, tested, mask, cluster_forming_p=cluster_forming_p, n_perm=n_perm,
+                                    two_sided=two_sided, rng=rng)
+
+
+def group_tests(diff: np.ndarray, table: pd.DataFrame, mask_img: nib.Nifti1Image, tests=tuple(GROUP_TESTS),
+                cluster_forming_p: float = 0.001, n_perm: int = 5000, two_sided: bool = True, rng=None) -> dict:
+    """Run several tests of :func:`group_test` with one random generator; returns ``{test: PermutationResult}``."""
+    rng = np.random.default_rng(rng)
+    return {test: group_test(test, diff, table, mask_img, cluster_forming_p=cluster_forming_p, n_perm=n_perm,
+                             two_sided=two_sided, rng=rng) for test in tests}
+
+
+def roi_state_differences(roi: pd.DataFrame, strategy: str | None = None) -> pd.DataFrame:
+    """Craving - neutral ROI couplings per participant, session and target.
+
+    Parameters
+    ----------
+    roi : pandas.DataFrame
+        Long table of :data:`craving_circuits.io.schemas.ROI_COLUMNS`.
+    strategy : str, optional
+        Keep one strategy (its ``name``); default: all, kept as a column.
+
+    Returns
+    -------
+    diff : pandas.DataFrame
+        ``participant_id, group, session_id, drug, strategy, target, neutral,
+        craving, delta``; sessions without both states are absent here and
+        listed by :func:`state_difference_maps`.
+    """
+    data = roi if strategy is None else roi[roi["strategy"] == strategy]
+    wide = data.pivot_table(index=["participant_id", "group", "session_id", "drug", "strategy", "target"],
+                            columns="state", values="fisher_z", aggfunc="first").reset_index()
+    wide.columns.name = None
+    for state in ("neutral", "craving"):
+        if state not in wide:
+            wide[state] = np.nan
+    wide = wide.dropna(subset=["neutral", "craving"])
+    wide["delta"] = wide["craving"] - wide["neutral"]
+    return wide
+
+
+MODEL_FORMULA = ("fisher_z ~ C(group, Treatment('control')) * C(state, Treatment('neutral'))"
+                 " * C(drug, Treatment('placebo'))")
+
+
+@dataclass
+class RoiModels:
+    """Mixed models of the ROI couplings, one per target ROI.
+
+    Attributes
+    ----------
+    contrasts : pandas.DataFrame
+        ``target`` plus the columns of :func:`craving_circuits.stats.models.factorial_contrasts`.
+    coefficients : pandas.DataFrame
+        ``target`` plus the tidy fixed effects.
+    random_effects : pandas.DataFrame
+        ``target, component, variance, sd``.
+    notes : pandas.DataFrame
+        ``target, note``: the fitting warnings of each model (for example a
+        participant variance estimated at its boundary, zero), shown instead of
+        being printed.
+    fits : dict of target -> statsmodels MixedLMResults
+    formula : str
+    """
+
+    contrasts: pd.DataFrame
+    coefficients: pd.DataFrame
+    random_effects: pd.DataFrame
+    notes: pd.DataFrame
+    fits: dict
+    formula: str = MODEL_FORMULA
+
+
+def roi_models(roi: pd.DataFrame, strategy: str, alpha: float = 0.05) -> RoiModels:
+    """Mixed model per target ROI: group x state x drug, random intercept per participant.
+
+    Parameters
+    ----------
+    roi : pandas.DataFrame
+        Long table of :data:`craving_circuits.io.schemas.ROI_COLUMNS`.
+    strategy : str
+        The strategy name whose values are modelled.
+    alpha : float
+        1 - confidence level of the intervals.
+
+    Returns
+    -------
+    RoiModels
+    """
+
+
+    data = roi[roi["strategy"] == strategy]
+    if data.empty:
+        raise ValueError(f"No ROI values for strategy {strategy!r}; available: {sorted(roi['strategy'].unique())}.")
+    contrasts, coefs, random, notes, fits = [], [], [], [], {}
+    for target, sub in data.groupby("target", sort=False):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit = fit_mixed_model(sub.reset_index(drop=True), MODEL_FORMULA, groups="participant_id")
+        notes += [{"target": target, "note": str(w.message)} for w in caught]
+        fits[target] = fit
+        contrasts.append(factorial_contrasts(fit, alpha=alpha).assign(target=target))
+        coefs.append(tidy_fixed_effects(fit, alpha=alpha).assign(target=target))
+        random.append(random_effects_summary(fit).assign(target=target))
+
+    def first(frames):
+        df = pd.concat(frames, ignore_index=True)
+        return df[["target"] + [c for c in df.columns if c != "target"]]
+
+    return RoiModels(first(contrasts), first(coefs), first(random),
+                     pd.DataFrame(notes, columns=["target", "note"]).drop_duplicates(ignore_index=True), fits)
+
+

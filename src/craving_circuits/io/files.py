@@ -1,0 +1,135 @@
+"""Reading and atomic writing of the files the book exchanges.
+
+Conventions
+-----------
+* Every file this package writes goes through :func:`atomic_path`: it is written
+  under a hidden temporary name in the destination folder and renamed into place
+  only when complete, so an interrupted run never leaves a half-written file
+  under a final name.
+* Tabular files are BIDS-style TSV: tab-separated, ``n/a`` for missing values.
+* Inputs are only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "atomic_path",
+    "write_json",
+    "write_tsv",
+    "write_nifti",
+    "write_text",
+    "read_json",
+    "read_tsv",
+]
+
+BIDS_NA = "n/a"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path that replaces ``path`` when the block succeeds.
+
+    The temporary file lives in the destination folder (so the final
+    :func:`os.replace` is atomic on POSIX), is hidden (leading dot) and keeps the
+    extension of ``path`` (so writers that infer the format from it, such as
+    nibabel, work). If the block raises, the temporary file is removed and
+    ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Final destination. Parent folders are created.
+
+    Yields
+    ------
+    tmp : pathlib.Path
+        Where to write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{secrets.token_hex(4)}-{path.name}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _to_jsonable(obj.item())
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON (numpy scalars and arrays converted)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_tsv(path: str | os.PathLike, df: pd.DataFrame, float_format: str = "%.6g") -> Path:
+    """Write a DataFrame as a BIDS-style TSV (no index, ``n/a`` for missing)."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=False, na_rep=BIDS_NA, float_format=float_format)
+    return Path(path)
+
+
+def write_nifti(path: str | os.PathLike, img) -> Path:
+    """Write a nibabel image atomically (format from the extension of ``path``)."""
+    with atomic_path(path) as tmp:
+        img.to_filename(tmp)
+    return Path(path)
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file") -> dict:
+    """Read a JSON file, naming the file in the error if it is missing or invalid."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); fix or regenerate the file.") from err
+
+
+def read_tsv(path: str | os.PathLike, what: str = "TSV file", **kwargs) -> pd.DataFrame:
+    """Read a BIDS-style TSV (``n/a`` is missing), naming the file on error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return pd.read_csv(path, sep="\t", na_values=[BIDS_NA, ""], keep_default_na=False, **kwargs)
+
+
+def short_hash(obj) -> str:
+    """The first 10 hex digits of the SHA-256 of an object's sorted JSON (names variants of a study)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]

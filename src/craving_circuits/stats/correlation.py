@@ -1,0 +1,227 @@
+"""Correlations and simple regressions of participant-level scores, with tidy results.
+
+* :func:`fisher_z` and :func:`correlate_columns`: Pearson r of one series with
+  many (the seed-to-voxel correlation of the first level) and its Fisher z.
+* :func:`correlation`: Pearson or Spearman r with a t-distribution p and a
+  percentile bootstrap interval; :func:`bootstrap_correlations` resamples
+  participants jointly for several correlations.
+* :func:`steiger_test`: Steiger's (1980) z test of two dependent correlations
+  that share a variable.
+* :func:`mean_change`: the one-sample t test of a change score.
+* :func:`robust_regression` (Huber) and :func:`influence` (leverage, Cook's
+  distance) of a simple regression.
+
+Data conventions
+----------------
+Inputs are 1D arrays (or DataFrame columns) of equal length without missing
+values: a missing value is an error that asks the caller to drop it
+explicitly. Tables have the columns :data:`~craving_circuits.io.schemas.RESULT_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+
+from craving_circuits.io.schemas import RESULT_COLUMNS
+
+__all__ = ["RESULT_COLUMNS", "fisher_z", "correlate_columns", "bootstrap_correlations", "correlation",
+           "steiger_test", "robust_regression", "influence", "mean_change", "check_pairs", "tidy_fit"]
+
+
+def _corr_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row pair of x and y, shape (n_rows,)."""
+    xc = x - x.mean(axis=-1, keepdims=True)
+    yc = y - y.mean(axis=-1, keepdims=True)
+    den = np.sqrt((xc**2).sum(axis=-1) * (yc**2).sum(axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (xc * yc).sum(axis=-1) / den, np.nan)
+
+
+def check_pairs(x, y) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1D of the same length, got {x.shape} and {y.shape}.")
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} of {len(x)} pairs have a missing or infinite value; drop them "
+                         f"explicitly and report which.")
+    if len(x) < 4:
+        raise ValueError(f"A correlation needs at least 4 pairs, got {len(x)}.")
+    return x, y
+
+
+def bootstrap_correlations(columns: dict[str, np.ndarray], pairs: list[tuple[str, str]], method: str = "pearson",
+                           n_boot: int = 5000, rng=None) -> np.ndarray:
+    """Bootstrap distribution of several correlations, resampling participants together.
+
+    Parameters
+    ----------
+    columns : dict of name -> ndarray, shape (n,)
+    pairs : list of (name, name)
+    method : {"pearson", "spearman"}
+        Spearman correlations are Pearson correlations of the ranks within
+        each bootstrap sample.
+    n_boot : int
+    rng : numpy Generator, int or None
+
+    Returns
+    -------
+    boot : ndarray, shape (n_boot, n_pairs)
+    """
+    if method not in ("pearson", "spearman"):
+        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}.")
+    rng = np.random.default_rng(rng)
+    n = len(next(iter(columns.values())))
+    idx = rng.integers(0, n, size=(n_boot, n))
+    out = np.empty((n_boot, len(pairs)))
+    for j, (a, b) in enumerate(pairs):
+        xa, xb = columns[a][idx], columns[b][idx]
+        if method == "spearman":
+            xa, xb = stats.rankdata(xa, axis=1), stats.rankdata(xb, axis=1)
+        out[:, j] = _corr_rows(xa, xb)
+    return out
+
+
+def correlation(x, y, method: str = "pearson", n_boot: int = 5000, rng=None, alpha: float = 0.05) -> dict:
+    """A correlation with a percentile bootstrap CI.
+
+    Parameters
+    ----------
+    x, y : array-like, shape (n,)
+    method : {"pearson", "spearman"}
+    n_boot : int
+        Bootstrap resamples of the participants.
+    rng : numpy Generator, int or None
+    alpha : float
+
+    Returns
+    -------
+    row : dict
+        ``term`` (the method), ``estimate`` (r), ``se`` (bootstrap SD),
+        ``ci_low``, ``ci_high`` (percentile bootstrap), ``p`` (scipy's test of
+        r = 0) and ``n``.
+    """
+    x, y = check_pairs(x, y)
+    test = stats.pearsonr(x, y) if method == "pearson" else stats.spearmanr(x, y)
+    boot = bootstrap_correlations({"x": x, "y": y}, [("x", "y")], method, n_boot, rng)[:, 0]
+    boot = boot[np.isfinite(boot)]
+    return {"term": method, "estimate": float(test.statistic), "se": float(boot.std(ddof=1)),
+            "ci_low": float(np.quantile(boot, alpha / 2)), "ci_high": float(np.quantile(boot, 1 - alpha / 2)),
+            "p": float(test.pvalue), "n": len(x)}
+
+
+def steiger_test(r_jk: float, r_jh: float, r_kh: float, n: int) -> tuple[float, float]:
+    """Steiger's (1980) z test of two dependent correlations sharing variable j.
+
+    Tests ``r_jk = r_jh`` given the correlation ``r_kh`` of the two other
+    variables, with the pooled correlation in the covariance of the Fisher z
+    values (Steiger 1980, equations 3, 10 and 14).
+
+    Returns
+    -------
+    z, p : float
+        The statistic and its two-sided p-value.
+    """
+    for name, r in (("r_jk", r_jk), ("r_jh", r_jh), ("r_kh", r_kh)):
+        if not -1 < r < 1:
+            raise ValueError(f"{name} must lie strictly between -1 and 1, got {r}.")
+    if n < 4:
+        raise ValueError(f"n must be at least 4, got {n}.")
+    rbar = (r_jk + r_jh) / 2
+    psi = r_kh * (1 - 2 * rbar**2) - 0.5 * rbar**2 * (1 - 2 * rbar**2 - r_kh**2)
+    cov = psi / (1 - rbar**2) ** 2
+    z = (np.arctanh(r_jk) - np.arctanh(r_jh)) * np.sqrt((n - 3) / (2 - 2 * cov))
+    return float(z), float(2 * stats.norm.sf(abs(z)))
+
+
+def tidy_fit(result, alpha: float, names=None) -> pd.DataFrame:
+    ci = np.asarray(result.conf_int(alpha))
+    names = names or list(result.model.exog_names)
+    return pd.DataFrame({"term": names, "estimate": np.asarray(result.params), "se": np.asarray(result.bse),
+                         "ci_low": ci[:, 0], "ci_high": ci[:, 1], "p": np.asarray(result.pvalues)})
+
+
+def robust_regression(table: pd.DataFrame, y: str, x: str, alpha: float = 0.05) -> pd.DataFrame:
+    """Huber robust regression ``y ~ x`` (statsmodels RLM), less swayed by single participants.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        :data:`RESULT_COLUMNS`, terms ``intercept`` and ``x``; Wald (normal) inference.
+    """
+
+    xv, yv = check_pairs(table[x], table[y])
+    result = sm.RLM(yv, sm.add_constant(xv), M=sm.robust.norms.HuberT()).fit()
+    return tidy_fit(result, alpha, ["intercept", x])
+
+
+def influence(table: pd.DataFrame, y: str, x: str) -> pd.DataFrame:
+    """Influence of each participant on the least-squares fit ``y ~ x``.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``participant_id, leverage, cooks_distance, studentized_residual,
+        influential`` (Cook's distance above 4/n).
+    """
+
+    xv, yv = check_pairs(table[x], table[y])
+    fit = sm.OLS(yv, sm.add_constant(xv)).fit()
+    infl = fit.get_influence()
+    cooks = infl.cooks_distance[0]
+    return pd.DataFrame({"participant_id": table["participant_id"].to_numpy(), "leverage": infl.hat_matrix_diag,
+                         "cooks_distance": cooks, "studentized_residual": infl.resid_studentized_external,
+                         "influential": cooks > 4 / len(xv)})
+
+
+def mean_change(values, term: str, alpha: float = 0.05) -> pd.DataFrame:
+    """One-sample t test of a change score against zero.
+
+    Returns
+    -------
+    row : pandas.DataFrame
+        ``n`` and :data:`RESULT_COLUMNS` (t-based CI).
+    """
+    v = np.asarray(values, dtype=float)
+    if not np.isfinite(v).all():
+        raise ValueError(f"{int((~np.isfinite(v)).sum())} values are missing; drop them explicitly.")
+    if len(v) < 2:
+        raise ValueError(f"A mean change needs at least 2 values, got {len(v)}.")
+    test = stats.ttest_1samp(v, 0.0)
+    ci = test.confidence_interval(1 - alpha)
+    return pd.DataFrame([{"n": len(v), "term": term, "estimate": v.mean(), "se": v.std(ddof=1) / np.sqrt(len(v)),
+                          "ci_low": ci.low, "ci_high": ci.high, "p": test.pvalue}])
+
+
+_R_MAX = 1 - 1e-7
+
+
+def fisher_z(r: np.ndarray) -> np.ndarray:
+    """Fisher's z transform ``arctanh(r)``, with ``|r|`` capped just below 1."""
+    return np.arctanh(np.clip(r, -_R_MAX, _R_MAX))
+
+
+def correlate_columns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson correlation of one series with every column of a matrix.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_volumes,)
+    y : ndarray, shape (n_volumes, n_series)
+
+    Returns
+    -------
+    r : ndarray, shape (n_series,)
+        NaN where a column (or ``x``) has no variance.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    xc = x - x.mean()
+    yc = y - y.mean(axis=0, dtype=np.float64).astype(y.dtype)
+    num = xc.astype(y.dtype) @ yc
+    den = np.sqrt(np.sum(xc**2)) * np.sqrt(np.einsum("ij,ij->j", yc, yc, dtype=np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(den > 0, num / den, np.nan)
+    return r

@@ -1,0 +1,581 @@
+"""Voxelwise second-level inference by permutation, with family-wise error control.
+
+Data conventions
+----------------
+* ``y`` is ``(n_samples, n_voxels)``: one row per sample (usually one subject's
+  first-level contrast map), one column per ``True`` voxel of a 3D boolean
+  ``mask`` of shape ``(nx, ny, nz)``, in C order (``np.argwhere(mask)``), as
+  produced by :func:`nilearn.masking.apply_mask` or ``data[mask]``.
+* ``tested`` is ``(n_samples,)``: the regressor whose coefficient is tested.
+  A constant ``tested`` (e.g. all ones) *is* the intercept: a one-sample test.
+* ``confounds`` is ``(n_samples, n_confounds)`` or ``None``: regressors that are
+  fitted but not tested. An intercept is added unless ``tested`` is constant
+  (or, in :func:`t_statistic`, ``intercept=False``); constant confound columns
+  are absorbed by it.
+* Voxel-wise outputs are ``(n_voxels,)`` in the column order of ``y``.
+
+Model and statistic
+-------------------
+Ordinary least squares ``y = tested * b + Z g + e`` per voxel, ``Z`` being the
+nuisance regressors (intercept and confounds). The statistic is the usual t of
+``b``, with ``df = n_samples - rank(Z) - 1`` residual degrees of freedom; it
+equals statsmodels' ``OLS(...).fit().tvalues`` and nilearn's
+``permuted_ols(...)["t"]`` (the tests check both). It is computed as nilearn
+does: ``Z`` is orthonormalised; ``tested`` and every voxel are residualised on
+``Z`` and scaled to unit norm (``x`` and ``e``); then ``beta = x @ e`` and
+``t = beta * sqrt(df / (1 - beta**2))``. A voxel that the model fits exactly
+(no residual variance, e.g. constant across samples, as outside the field of
+view) has ``t = 0`` in the data and in every resampling, never joins a
+cluster, and is reported in a warning.
+
+Permutation scheme (that of ``nilearn.mass_univariate.permuted_ols``, 0.14.1)
+------------------------------------------------------------------------------
+* ``tested`` not constant: Freedman-Lane. The voxel residuals ``e`` under the
+  nuisance model are kept; the rows of ``x`` and of the orthonormal nuisance
+  basis ``Z`` are permuted together (equivalent to permuting the residuals and
+  refitting the full model), and ``t`` is refitted with the permuted nuisance
+  columns in the model: ``rss = 1 - beta**2 - ||(P Z).T e||**2``. The intercept
+  column is invariant under permutation and ``e`` is orthogonal to it, so it
+  drops out of that sum.
+* ``tested`` constant (one-sample test): sign flipping of the rows of ``e``
+  (equivalently of ``x`` and ``Z``; ``||S e|| = ||e|| = 1``, so the residual
+  sum of squares is again ``1 - beta**2 - ||(S Z).T e||**2``). As in nilearn
+  this also applies when there are confounds; it assumes symmetric errors.
+* Each of the ``n_perm`` resamplings is drawn independently and uniformly
+  (with replacement, so the identity may occur). All draws come from ``rng``
+  before any computation, so results do not depend on ``batch_size``.
+
+Clusters (as nilearn)
+---------------------
+* Cluster-forming threshold: ``cluster_forming_p`` is a one-tailed p per tail,
+  ``threshold = scipy.stats.t.isf(cluster_forming_p, df)``. (nilearn's
+  ``threshold`` argument is two-tailed when ``two_sided_test=True``: our
+  ``cluster_forming_p=p`` is nilearn's ``threshold=2 * p``.)
+* Supra-threshold voxels are ``t > threshold`` and, if two-sided, also
+  ``t < -threshold`` (strict inequalities); positive and negative voxels form
+  separate clusters, connected by faces only
+  (``scipy.ndimage.generate_binary_structure(3, 1)``), within the mask.
+* Size is the number of voxels; mass is ``sum(|t| - threshold)``.
+* Null distributions: per resampling, the largest cluster size and the largest
+  mass over clusters of both signs (0 if there is no cluster), and the maximum
+  of ``|t|`` (two-sided) or of ``t`` (one-sided) over voxels.
+
+p-values
+--------
+``p = (1 + #{null >= observed}) / (1 + n_perm)`` for voxel max-t, cluster size
+and cluster mass alike: the unpermuted data count as one member of the null,
+so ``p >= 1 / (1 + n_perm)`` and ``P(p <= alpha) <= alpha`` whenever the data
+are exchangeable with their resamplings (exactly so for sign flips of
+symmetric errors, approximately for Freedman-Lane with confounds). nilearn does
+this for the voxel-level p only; its cluster-level p is
+``#{null >= observed} / n_perm`` clipped to ``[1 / n_perm, 1 - 1 / n_perm]``.
+A voxel's p uses the null of the maximum over all voxels, a cluster's p the
+null of the largest cluster of either sign: both control the family-wise error
+over the whole mask (and both signs, if two-sided).
+
+Differences from nilearn
+------------------------
+Besides the cluster-level p above: a constant confound column next to a
+non-constant ``tested`` is absorbed by the intercept and the scheme stays
+permutation (nilearn then switches to sign flipping); a constant confound
+column next to a constant ``tested`` is an error (nilearn drops it with a
+warning); NaN or infinite values are an error (nilearn ignores them in the
+maxima); ``df`` counts the rank of the nuisance regressors (nilearn's
+cluster-forming threshold counts their columns). The resamplings themselves are not nilearn's: the two null
+distributions agree in law, not draw by draw.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage, stats
+
+from craving_circuits.io.schemas import CLUSTER_COLUMNS as _CLUSTER_COLUMNS
+
+__all__ = ["t_statistic", "PermutationResult", "cluster_permutation_test"]
+
+#: Face connectivity, as nilearn's cluster-level inference.
+CLUSTER_STRUCTURE = ndimage.generate_binary_structure(3, 1)
+
+# Relative size below which a column (of unit-norm regressors, or of a voxel's
+# residuals relative to its data) counts as zero.
+_RANK_TOL = 1e-10
+
+# Floor of the residual sum of squares of unit-norm data: below rounding error,
+# it only prevents divisions by zero.
+_RSS_FLOOR = np.finfo(np.float64).eps ** 2
+
+
+
+# ---------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Model:
+    """A fitted nuisance model, in the normalised form used for all resamplings.
+
+    ``nuisance`` is an orthonormal basis of the nuisance space (intercept first,
+    if any); its first ``n_invariant`` columns are unchanged by the resamplings
+    (the intercept under permutation) and drop out of the null statistic.
+    """
+
+    x: np.ndarray  # (n_samples,) tested regressor residualised on the nuisance space, unit norm
+    nuisance: np.ndarray  # (n_samples, rank)
+    n_invariant: int
+    df: int
+    sign_flip: bool
+
+    @property
+    def resampled_nuisance(self) -> np.ndarray:
+        return self.nuisance[:, self.n_invariant :]
+
+
+def _as_finite_float(name: str, a, n_rows: int | None = None) -> np.ndarray:
+    a = np.asarray(a)
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise ValueError(f"{name} must be numeric, got dtype {a.dtype}.")
+    a = a.astype(np.float64, copy=False)
+    if n_rows is not None and a.shape[0] != n_rows:
+        raise ValueError(f"{name} has {a.shape[0]} rows but y has {n_rows} samples (rows); give one row per sample.")
+    bad = ~np.isfinite(a)
+    if bad.any():
+        if a.ndim == 1:
+            raise ValueError(
+                f"{name} contains NaN or infinite values in {int(bad.sum())} of {a.size} samples; "
+                "remove those samples or impute the values before testing."
+            )
+        raise ValueError(
+            f"{name} contains NaN or infinite values in {int(bad.any(axis=0).sum())} of {a.shape[1]} columns "
+            f"and {int(bad.any(axis=1).sum())} of {a.shape[0]} rows; remove those voxels or samples, "
+            "or impute the values, before testing."
+        )
+    return a
+
+
+def _fit_model(n_samples: int, tested, confounds, intercept: bool) -> _Model:
+    tested = np.asarray(tested)
+    if tested.ndim != 1:
+        raise ValueError(
+            f"tested must be 1D with one value per sample, got shape {tested.shape}; test one regressor at a time."
+        )
+    tested = _as_finite_float("tested", tested, n_samples)
+    if not np.any(tested):
+        raise ValueError("tested is all zeros; use ones for a one-sample test.")
+    sign_flip = bool(np.ptp(tested) == 0)
+
+    blocks = []
+    with_intercept = bool(intercept) and not sign_flip
+    if with_intercept:
+        blocks.append(np.full((n_samples, 1), 1.0 / np.sqrt(n_samples)))
+    if confounds is not None:
+        c = np.asarray(confounds)
+        if c.ndim == 1:
+            c = c[:, None]
+        if c.ndim != 2:
+            raise ValueError(f"confounds must be 2D (n_samples, n_confounds), got shape {c.shape}.")
+        c = _as_finite_float("confounds", c, n_samples)
+        norms = np.linalg.norm(c, axis=0)
+        if sign_flip and np.any((np.ptp(c, axis=0) == 0) & (norms > 0)):
+            constant = np.flatnonzero((np.ptp(c, axis=0) == 0) & (norms > 0)).tolist()
+            raise ValueError(
+                f"confounds column(s) {constant} are constant and duplicate the tested intercept; remove them."
+            )
+        c = c[:, norms > 0] / norms[norms > 0]
+        if with_intercept:
+            c = c - blocks[0] @ (blocks[0].T @ c)
+        if c.shape[1]:
+            u, s, _ = np.linalg.svd(c, full_matrices=False)
+            blocks.append(u[:, s > _RANK_TOL])
+    nuisance = np.hstack(blocks) if blocks else np.empty((n_samples, 0))
+
+    x = tested - nuisance @ (nuisance.T @ tested)
+    x_norm = np.linalg.norm(x)
+    if x_norm <= _RANK_TOL * np.linalg.norm(tested):
+        raise ValueError(
+            "tested is a linear combination of the confounds (and the intercept), so its effect "
+            "cannot be estimated; remove the redundant confounds."
+        )
+    df = n_samples - nuisance.shape[1] - 1
+    if df < 1:
+        raise ValueError(
+            f"No residual degrees of freedom: {n_samples} samples for {nuisance.shape[1] + 1} "
+            "independent regressors; use more samples or fewer confounds."
+        )
+    # The intercept is invariant under permutation; a constant ``tested`` (sign
+    # flips) never comes with one.
+    return _Model(x / x_norm, nuisance, int(with_intercept), df, sign_flip)
+
+
+def _prepare(y, tested, confounds, intercept) -> tuple[np.ndarray, _Model]:
+    """Validated model, and residuals of every voxel on its nuisance space scaled to unit norm.
+
+    Returns
+    -------
+    resid : ndarray, shape (n_samples, n_voxels)
+        Zero columns for voxels the full model fits exactly.
+    model : _Model
+    """
+    y = np.asarray(y)
+    if y.ndim != 2:
+        raise ValueError(f"y must be 2D (n_samples, n_voxels), got shape {y.shape}.")
+    y = _as_finite_float("y", y)
+    model = _fit_model(y.shape[0], tested, confounds, intercept)
+    resid = y - model.nuisance @ (model.nuisance.T @ y)
+    full_resid = resid - np.outer(model.x, model.x @ resid)
+    exact = np.linalg.norm(full_resid, axis=0) <= _RANK_TOL * np.linalg.norm(y, axis=0)
+    if exact.any():
+        warnings.warn(
+            f"{int(exact.sum())} of {y.shape[1]} voxels have no residual variance (the model fits them "
+            "exactly, e.g. they are constant across samples); their t is set to 0.",
+            UserWarning,
+            stacklevel=3,
+        )
+    resid[:, exact] = 0.0
+    resid[:, ~exact] /= np.linalg.norm(resid[:, ~exact], axis=0)
+    return resid, model
+
+
+def _t_maps(x: np.ndarray, z: np.ndarray, resid: np.ndarray, df: int, work: np.ndarray | None = None) -> np.ndarray:
+    """t maps for a batch of designs.
+
+    Parameters
+    ----------
+    x : ndarray, shape (batch, n_samples)
+        Unit-norm tested regressor, orthogonal to ``z``, per design.
+    z : ndarray, shape (batch, n_samples, k)
+        Orthonormal nuisance columns per design, except those ``resid`` is known
+        to be orthogonal to.
+    resid : ndarray, shape (n_samples, n_voxels)
+        Unit-norm (or zero) voxel residuals.
+    df : int
+    work : ndarray, shape (2 + (k > 0), >= batch, n_voxels), optional
+        Reused buffer (large batches are much faster without fresh allocations).
+
+    Returns
+    -------
+    t : ndarray, shape (batch, n_voxels)
+        A view into ``work`` if given.
+    """
+    batch = x.shape[0]
+    if work is None:
+        work = np.empty((2 + (z.shape[2] > 0), batch, resid.shape[1]))
+    t, rss = work[0, :batch], work[1, :batch]
+    np.matmul(x, resid, out=t)  # beta
+    np.square(t, out=rss)
+    np.subtract(1.0, rss, out=rss)
+    for j in range(z.shape[2]):
+        a = np.matmul(z[:, :, j], resid, out=work[2, :batch])
+        rss -= np.square(a, out=a)
+    np.maximum(rss, _RSS_FLOOR, out=rss)
+    t *= np.sqrt(np.divide(df, rss, out=rss), out=rss)
+    return t
+
+
+def _observed_t(model: _Model, resid: np.ndarray) -> np.ndarray:
+    # The residuals are orthogonal to the whole nuisance space.
+    return _t_maps(model.x[None], np.empty((1, model.x.size, 0)), resid, model.df)[0]
+
+
+def t_statistic(y, tested, confounds=None, intercept=True) -> np.ndarray:
+    """OLS t of the tested regressor's coefficient, voxel by voxel.
+
+    Parameters
+    ----------
+    y : array-like, shape (n_samples, n_voxels)
+    tested : array-like, shape (n_samples,)
+        Regressor whose coefficient is tested. If constant, it is the intercept
+        (one-sample test) and no other intercept is added.
+    confounds : array-like, shape (n_samples, n_confounds), optional
+        Regressors fitted but not tested.
+    intercept : bool
+        Add a constant regressor (ignored when ``tested`` is constant).
+
+    Returns
+    -------
+    t : ndarray, shape (n_voxels,)
+        With ``n_samples - rank(nuisance) - 1`` degrees of freedom; 0 where the
+        model fits a voxel exactly.
+    """
+    resid, model = _prepare(y, tested, confounds, intercept)
+    return _observed_t(model, resid)
+
+
+# ---------------------------------------------------------------------------
+# Clusters
+# ---------------------------------------------------------------------------
+
+
+class _ClusterLabeller:
+    """Face-connected components of sets of mask voxels, on a reused 3D buffer.
+
+    The buffer covers only the bounding box of the mask, which is all
+    ``scipy.ndimage.label`` needs to scan.
+    """
+
+    def __init__(self, mask: np.ndarray):
+        coords = np.argwhere(mask)
+        lo = coords.min(axis=0)
+        shape = tuple(coords.max(axis=0) - lo + 1)
+        self._flat = np.ravel_multi_index(tuple((coords - lo).T), shape)
+        self._volume = np.zeros(shape, dtype=bool)
+        self._labels = np.empty(shape, dtype=np.int32)
+
+    def components(self, voxels: np.ndarray) -> np.ndarray:
+        """Component number (1..k) of each voxel of ``voxels`` (indices into the mask's voxels)."""
+        flat = self._flat[voxels]
+        self._volume.flat[flat] = True
+        ndimage.label(self._volume, CLUSTER_STRUCTURE, output=self._labels)
+        self._volume.flat[flat] = False
+        return self._labels.flat[flat]
+
+    def max_size_and_mass(self, t: np.ndarray, threshold: float, two_sided: bool) -> tuple[int, float]:
+        """Largest cluster size and mass of one map ``t`` of shape (n_voxels,)."""
+        max_size, max_mass = 0, 0.0
+        for sign in (1, -1) if two_sided else (1,):
+            signed = t if sign == 1 else -t
+            voxels = np.flatnonzero(signed > threshold)
+            if voxels.size == 0:
+                continue
+            comp = self.components(voxels)
+            max_size = max(max_size, int(np.bincount(comp).max()))
+            max_mass = max(max_mass, float(np.bincount(comp, weights=signed[voxels] - threshold).max()))
+        return max_size, max_mass
+
+    def clusters(self, t: np.ndarray, threshold: float, two_sided: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Clusters of one map ``t`` of shape (n_voxels,), sorted by size descending.
+
+        Returns
+        -------
+        table : dict of ndarray, shape (n_clusters,)
+            ``cluster_id``, ``sign``, ``size``, ``mass``, ``peak_t``, ``peak_voxel``.
+        labels : ndarray of int, shape (n_voxels,)
+            0 outside clusters, else the ``cluster_id``.
+        """
+        parts = []  # (sign, voxels, component of each voxel)
+        for sign in (1, -1) if two_sided else (1,):
+            signed = t if sign == 1 else -t
+            voxels = np.flatnonzero(signed > threshold)
+            if voxels.size:
+                parts.append((sign, voxels, self.components(voxels)))
+        # Number the clusters of all signs consecutively.
+        offsets = np.cumsum([0] + [int(comp.max()) for _, _, comp in parts])
+        voxels = np.concatenate([v for _, v, _ in parts] + [np.empty(0, np.intp)])
+        comp = np.concatenate([c + off - 1 for (_, _, c), off in zip(parts, offsets)] + [np.empty(0, np.intp)])
+        sign = np.concatenate([np.full(int(c.max()), s) for s, _, c in parts] + [np.empty(0, np.int64)])
+        abs_t = np.abs(t[voxels])
+        size = np.bincount(comp, minlength=sign.size)
+        mass = np.bincount(comp, weights=abs_t - threshold, minlength=sign.size)
+        # Peak: first voxel of each cluster once sorted by cluster, then by
+        # decreasing |t| (ties: lowest voxel index, as ``voxels`` is sorted per sign).
+        by_cluster = np.lexsort((voxels, -abs_t, comp))
+        peak = voxels[by_cluster[np.searchsorted(comp[by_cluster], np.arange(sign.size))]]
+        order = np.lexsort((peak, -mass, -size))
+        cluster_id = np.empty(sign.size, dtype=np.int64)
+        cluster_id[order] = np.arange(1, sign.size + 1)
+        labels = np.zeros(t.shape[0], dtype=np.int64)
+        labels[voxels] = cluster_id[comp]
+        table = {
+            "cluster_id": cluster_id[order],
+            "sign": sign[order].astype(np.int64),
+            "size": size[order].astype(np.int64),
+            "mass": mass[order],
+            "peak_t": t[peak[order]],
+            "peak_voxel": peak[order].astype(np.int64),
+        }
+        return table, labels
+
+
+def _p_from_null(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """``(1 + #{null >= observed}) / (1 + n_null)`` for each observed value."""
+    sorted_null = np.sort(null)
+    n_ge = null.size - np.searchsorted(sorted_null, observed, side="left")
+    return (1.0 + n_ge) / (1.0 + null.size)
+
+
+# ---------------------------------------------------------------------------
+# Permutation test
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class PermutationResult:
+    """Outcome of :func:`cluster_permutation_test`.
+
+    Attributes
+    ----------
+    t : ndarray, shape (n_voxels,)
+        Observed t.
+    df : int
+        Residual degrees of freedom.
+    threshold : float
+        Cluster-forming threshold on ``|t|`` (on ``t`` if one-sided).
+    labels : ndarray of int, shape (n_voxels,)
+        0 outside supra-threshold clusters, else the ``cluster_id``.
+    clusters : pandas.DataFrame
+        One row per cluster, sorted by size descending (ties: mass descending),
+        with columns ``cluster_id`` (1..k in that order), ``sign`` (+1/-1),
+        ``size`` (voxels), ``mass`` (sum of ``|t| - threshold``), ``peak_t``,
+        ``peak_voxel`` (index into the voxel axis), ``p_fwe_size``,
+        ``p_fwe_mass``.
+    p_fwe_voxel : ndarray, shape (n_voxels,)
+        FWE-corrected p from the null distribution of the maximum ``|t|``
+        (of ``t`` if one-sided).
+    h0_max_size, h0_max_mass, h0_max_t : ndarray, shape (n_perm,)
+        Null distributions of the largest cluster size and mass and of the
+        maximum statistic, in the order of the resamplings.
+    n_perm : int
+    two_sided : bool
+    """
+
+    t: np.ndarray
+    df: int
+    threshold: float
+    labels: np.ndarray
+    clusters: pd.DataFrame
+    p_fwe_voxel: np.ndarray
+    h0_max_size: np.ndarray
+    h0_max_mass: np.ndarray
+    h0_max_t: np.ndarray
+    n_perm: int
+    two_sided: bool
+
+
+def _check_mask(mask, n_voxels: int) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.ndim != 3:
+        raise ValueError(f"mask must be a 3D array (nx, ny, nz), got shape {mask.shape}.")
+    if mask.dtype != bool:
+        if not (np.issubdtype(mask.dtype, np.number) and np.isin(mask, (0, 1)).all()):
+            raise ValueError("mask must be boolean (or contain only 0 and 1); binarise it first, e.g. mask > 0.")
+        mask = mask.astype(bool)
+    if not mask.any():
+        raise ValueError("mask has no True voxels; nothing to test.")
+    if int(mask.sum()) != n_voxels:
+        raise ValueError(
+            f"y has {n_voxels} columns but mask has {int(mask.sum())} True voxels; y must hold the mask's "
+            "voxels in C order (e.g. data[mask] per sample, or nilearn.masking.apply_mask with the same mask)."
+        )
+    return mask
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}.")
+    return int(value)
+
+
+def _draw_resamplings(rng: np.random.Generator, n_perm: int, n_samples: int, sign_flip: bool) -> np.ndarray:
+    """(n_perm, n_samples) sign flips (+1/-1) or row permutations."""
+    if sign_flip:
+        return rng.integers(0, 2, size=(n_perm, n_samples), dtype=np.int8) * np.int8(2) - np.int8(1)
+    return rng.permuted(np.tile(np.arange(n_samples, dtype=np.int32), (n_perm, 1)), axis=1)
+
+
+def cluster_permutation_test(
+    y,
+    tested,
+    mask,
+    confounds=None,
+    cluster_forming_p=0.001,
+    n_perm=5000,
+    two_sided=True,
+    rng=None,
+    batch_size=256,
+) -> PermutationResult:
+    """Permutation test of one regressor with cluster- and voxel-level FWE control.
+
+    Parameters
+    ----------
+    y : array-like, shape (n_samples, n_voxels)
+        Columns are the ``True`` voxels of ``mask`` in C order.
+    tested : array-like, shape (n_samples,)
+        Tested regressor; constant for a one-sample test (sign flipping),
+        otherwise row permutation (Freedman-Lane).
+    mask : array-like of bool, shape (nx, ny, nz)
+        Defines the voxel grid and the neighbourhoods of clusters.
+    confounds : array-like, shape (n_samples, n_confounds), optional
+        Fitted, not tested. An intercept is always added unless ``tested`` is
+        constant.
+    cluster_forming_p : float
+        One-tailed p per tail, in ``(0, 0.5)``, converted to the threshold
+        ``scipy.stats.t.isf(cluster_forming_p, df)``.
+    n_perm : int
+        Number of random resamplings.
+    two_sided : bool
+        Positive and negative clusters (of ``|t|``) if True, positive only if False.
+    rng : numpy.random.Generator, int or None
+        Source of the resamplings (passed to :func:`numpy.random.default_rng`).
+    batch_size : int
+        Resamplings whose t maps are computed together, in a buffer of
+        2 (3 with confounds) x ``batch_size * n_voxels`` float64. Does not
+        change the result.
+
+    Returns
+    -------
+    PermutationResult
+    """
+    y = np.asarray(y)
+    if y.ndim != 2:
+        raise ValueError(f"y must be 2D (n_samples, n_voxels), got shape {y.shape}.")
+    mask = _check_mask(mask, y.shape[1])
+    n_perm = _check_positive_int("n_perm", n_perm)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    if not (isinstance(cluster_forming_p, numbers.Real) and 0 < cluster_forming_p < 0.5):
+        raise ValueError(
+            f"cluster_forming_p must be a one-tailed p strictly between 0 and 0.5, got {cluster_forming_p!r}."
+        )
+    if not isinstance(two_sided, (bool, np.bool_)):
+        raise ValueError(f"two_sided must be True or False, got {two_sided!r}.")
+    two_sided = bool(two_sided)
+
+    resid, model = _prepare(y, tested, confounds, True)
+    rng = np.random.default_rng(rng)
+    draws = _draw_resamplings(rng, n_perm, y.shape[0], model.sign_flip)
+
+    t_obs = _observed_t(model, resid)
+    threshold = float(stats.t.isf(cluster_forming_p, model.df))
+    labeller = _ClusterLabeller(mask)
+
+    n_resampled = model.resampled_nuisance.shape[1]
+    work = np.empty((2 + (n_resampled > 0), min(batch_size, n_perm), y.shape[1]))
+    h0_max_t = np.empty(n_perm)
+    h0_max_size = np.zeros(n_perm, dtype=np.int64)
+    h0_max_mass = np.zeros(n_perm)
+    for start in range(0, n_perm, batch_size):
+        batch = draws[start : start + batch_size]
+        if model.sign_flip:
+            x = batch * model.x
+            z = batch[:, :, None] * model.resampled_nuisance[None]
+        else:
+            x = model.x[batch]
+            z = model.resampled_nuisance[batch]
+        t_null = _t_maps(x, z, resid, model.df, work)
+        max_t = t_null.max(axis=1)
+        h0_max_t[start : start + len(batch)] = np.maximum(max_t, -t_null.min(axis=1)) if two_sided else max_t
+        for i, t_map in enumerate(t_null, start=start):
+            h0_max_size[i], h0_max_mass[i] = labeller.max_size_and_mass(t_map, threshold, two_sided)
+
+    table, labels = labeller.clusters(t_obs, threshold, two_sided)
+    table["p_fwe_size"] = _p_from_null(table["size"], h0_max_size)
+    table["p_fwe_mass"] = _p_from_null(table["mass"], h0_max_mass)
+    p_fwe_voxel = _p_from_null(np.abs(t_obs) if two_sided else t_obs, h0_max_t)
+    return PermutationResult(
+        t=t_obs,
+        df=model.df,
+        threshold=threshold,
+        labels=labels,
+        clusters=pd.DataFrame(table, columns=_CLUSTER_COLUMNS),
+        p_fwe_voxel=p_fwe_voxel,
+        h0_max_size=h0_max_size,
+        h0_max_mass=h0_max_mass,
+        h0_max_t=h0_max_t,
+        n_perm=n_perm,
+        two_sided=two_sided,
+    )
