@@ -38,7 +38,8 @@ def _analyse(preset, root):
     # cue-reactivity chapter
     task_runs, task_exclusions = baclofen_layout.collect_task_runs(study, None, "smokingcue")
     assert task_exclusions.empty
-    maps = cue.cue_maps(task_runs, cbf.mask_img, n_jobs=2)
+    first = cue.cue_maps(task_runs, cbf.mask_img, root / "firstlevel", n_jobs=2)
+    task_runs, maps = first.runs, first.maps
     cue_rois = atlas.roi_masks(CUE_ROIS, cbf.mask_img)
     roi_effects = cue.roi_means(maps, cbf.mask_img, cue_rois, task_runs[["participant_id", "group", "session_id"]])
     cue_diff, cue_table, _ = perfusion.time_difference_maps(task_runs, maps)

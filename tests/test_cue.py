@@ -35,7 +35,7 @@ def test_collect_task_runs(tiny, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:.*a mask was given at masker creation.*")
-def test_glm_effect_is_nilearns_contrast_and_tracks_the_truth(tiny):
+def test_glm_effect_is_nilearns_contrast_and_tracks_the_truth(tiny, tmp_path):
     from nilearn.glm.first_level import FirstLevelModel
     from nilearn.interfaces.fmriprep import load_confounds
 
@@ -50,7 +50,13 @@ def test_glm_effect_is_nilearns_contrast_and_tracks_the_truth(tiny):
     expected = np.asarray(model.compute_contrast("smoking - neutral", output_type="effect_size").dataobj)[mask]
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
     # across runs, the ROI effect follows the planted cue response
-    maps = cue.cue_maps(runs, mask_img, n_jobs=2)
+    maps = cue.cue_maps(runs, mask_img, n_jobs=2).maps
+    # with a folder, the shared per-run mapper caches each run's effect map
+    cached = cue.cue_maps(runs.head(2), mask_img, tmp_path / "cue")
+    again = cue.cue_maps(runs.head(2), mask_img, tmp_path / "cue")
+    assert (cached.n_cached, again.n_cached) == (0, 2) and cached.exclusions.empty
+    np.testing.assert_allclose(again.maps, maps[:2], rtol=1e-6)
+    assert cue.cue_maps(runs.head(2), mask_img, tmp_path / "cue", high_pass=0.01).n_cached == 0
     rois = atlas.roi_masks(["insula_anterior_ventral", "vmpfc"], mask_img)
     long = cue.roi_means(maps, mask_img, rois, runs[["participant_id", "session_id"]])
     truth = pd.read_csv(root / "derivatives" / "simulation" / "ground_truth_sessions.tsv", sep="\t")

@@ -73,11 +73,19 @@ def test_cbf_maps_recover_the_planted_perfusion(tiny_baclofen, tmp_path):
     assert (maps.runs["gm_wm_ratio"] > 1.5).all() and (maps.runs["pct_negative_gm"] < 5).all()
     # each map is written with the constants it was computed with
     record = json.loads(open(maps.runs["cbf_map"].iloc[0].replace(".nii.gz", ".json")).read())
-    assert record["constants"]["t1_blood"] == 1.65 and record["constants"]["n_background_pulses"] == 2
+    assert record["record"]["constants"]["t1_blood"] == 1.65
+    assert record["record"]["constants"]["n_background_pulses"] == 2
     # the per-run function is what the parallel map ran
     mask = np.asarray(maps.mask_img.dataobj) > 0
     one = perfusion.asl_run_cbf(runs.iloc[3].to_dict(), mask, maps.mask_img.affine)
     np.testing.assert_allclose(one["cbf"], maps.maps[3], rtol=1e-6)
+    # the maps are cached by the shared per-run mapper: a second call reuses them, other settings do not
+    again = perfusion.cbf_maps(runs, tmp_path / "cbf", n_jobs=2)
+    assert maps.n_cached == 0 and again.n_cached == 24
+    np.testing.assert_array_equal(again.maps, maps.maps)
+    assert again.runs.equals(maps.runs)
+    other = perfusion.cbf_maps(runs.head(2), tmp_path / "cbf", background_pulse_efficiency=0.9)
+    assert other.n_cached == 0 and not np.allclose(other.maps, maps.maps[:2])
 
 
 def test_time_differences_and_the_group_test(tmp_path):

@@ -19,19 +19,23 @@ Data conventions
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from nilearn.glm.first_level import FirstLevelModel
 from nilearn.interfaces.fmriprep import load_confounds
 from scipy import stats
 
+from craving_circuits import __version__
+from craving_circuits.io.runs import RunCache, RunOutput, map_runs
 from craving_circuits.io.schemas import EXCLUSION_COLUMNS, TASK_RUN_COLUMNS
 from craving_circuits.stats.correlation import correlation, mean_change
 
-__all__ = ["TASK_RUN_COLUMNS", "cue_glm_run", "cue_maps", "roi_means", "cue_craving", "CONTRAST", "roi_associations", "mediation_table", "session_response"]
+__all__ = ["TASK_RUN_COLUMNS", "cue_glm_run", "CueMaps", "cue_maps", "roi_means", "cue_craving", "CONTRAST", "roi_associations", "mediation_table", "session_response"]
 
 CONTRAST = "smoking - neutral"
 
@@ -71,17 +75,72 @@ def cue_glm_run(run: dict, mask_img: nib.Nifti1Image, confounds=("motion", "wm_c
     return np.asarray(effect.dataobj, dtype=np.float32)[mask]
 
 
-def cue_maps(runs: pd.DataFrame, mask_img: nib.Nifti1Image, n_jobs: int = 1, **glm) -> np.ndarray:
+@dataclass
+class CueMaps:
+    """Cue maps of a study's task runs.
+
+    Attributes
+    ----------
+    runs : pandas.DataFrame
+        The runs analysed (rows of :func:`craving_circuits.baclofen.layout.collect_task_runs`).
+    maps : ndarray of float32, shape (n_runs, n_voxels)
+        ``smoking - neutral`` effect (% signal), row ``i`` for ``runs.iloc[i]``.
+    exclusions : pandas.DataFrame
+        Runs that could not be analysed (stage ``"cue GLM"``).
+    n_cached : int
+        Runs taken from the cache.
+    """
+
+    runs: pd.DataFrame
+    maps: np.ndarray
+    exclusions: pd.DataFrame
+    n_cached: int = 0
+
+
+def _cue_stem(run: dict) -> str:
+    return Path(run["bold"]).name.replace("_desc-preproc_bold.nii.gz", "_desc-smokingMinusNeutral_effect")
+
+
+def _task_inputs(run: dict) -> list[str]:
+    return [run["bold"], str(run["bold"]).replace(".nii.gz", ".json"), run["confounds"], run["events"]]
+
+
+def _cue_job(run: dict, mask_img: nib.Nifti1Image, glm: dict) -> RunOutput:
+    return RunOutput(cue_glm_run(run, mask_img, **glm), {"contrast": CONTRAST, "units": "% signal",
+                                                          "source": run["bold"]})
+
+
+def cue_maps(runs: pd.DataFrame, mask_img: nib.Nifti1Image, out_dir: str | Path | None = None, n_jobs: int = 1,
+             progress: bool = False, **glm) -> CueMaps:
     """:func:`cue_glm_run` over every run, in parallel (one run per process at a time).
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        From :func:`craving_circuits.baclofen.layout.collect_task_runs`.
+    mask_img : nibabel.Nifti1Image
+    out_dir : path, optional
+        Where each run's effect map and sidecar are cached
+        (:func:`craving_circuits.io.runs.map_runs`); None: nothing is written.
+    n_jobs : int
+    progress : bool
+    **glm
+        Keyword arguments of :func:`cue_glm_run` (``confounds``, ``high_pass``, ``hrf_model``).
 
     Returns
     -------
-    maps : ndarray of float32, shape (n_runs, n_voxels)
+    CueMaps
     """
-
-    maps = Parallel(n_jobs=n_jobs)(delayed(cue_glm_run)(run, mask_img, **glm) for run in runs.to_dict("records"))
-    n_vox = int((np.asarray(mask_img.dataobj) > 0).sum())
-    return np.vstack(maps).astype(np.float32) if maps else np.zeros((0, n_vox), np.float32)
+    mask = np.asarray(mask_img.dataobj) > 0
+    cache = None
+    if out_dir is not None:
+        cache = RunCache(folder=Path(out_dir), settings={"version": __version__, "stage": "cue GLM",
+                                                         **{k: list(v) if isinstance(v, tuple) else v
+                                                            for k, v in glm.items()}},
+                         stem=_cue_stem, inputs=_task_inputs, mask=mask, affine=mask_img.affine)
+    mapped = map_runs(runs, partial(_cue_job, mask_img=mask_img, glm=glm), "cue GLM", cache, n_jobs=n_jobs,
+                      progress=progress, state="smokingcue")
+    return CueMaps(mapped.runs, mapped.maps(int(mask.sum())), mapped.exclusions, mapped.n_cached)
 
 
 def roi_means(maps: np.ndarray, mask_img: nib.Nifti1Image, rois: dict[str, np.ndarray],

@@ -20,18 +20,19 @@ Data conventions
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
-from joblib import Parallel, delayed
 from nilearn.datasets import load_mni152_brain_mask
 from nilearn.image import resample_to_img
 from statsmodels.stats.anova import anova_lm
 
+from craving_circuits import __version__
 from craving_circuits.baclofen.asl import (
     cbf_qc,
     load_m0,
@@ -43,7 +44,8 @@ from craving_circuits.baclofen.asl import (
 )
 from craving_circuits.baclofen.layout import GROUPS, SESSIONS
 from craving_circuits.io.atlas import tissue_probabilities
-from craving_circuits.io.files import write_json, write_nifti
+from craving_circuits.io.bids import SPACE
+from craving_circuits.io.runs import RunCache, RunOutput, map_runs
 from craving_circuits.io.schemas import ASL_RUN_COLUMNS as RUN_COLUMNS
 from craving_circuits.io.schemas import EXCLUSION_COLUMNS
 from craving_circuits.stats.models import cell_contrast, fit_mixed_model
@@ -112,64 +114,79 @@ class CbfMaps:
         gm_wm_ratio, pct_negative_gm``) and the path of each CBF map.
     maps : ndarray of float32, shape (n_runs, n_voxels)
     mask_img : nibabel.Nifti1Image
+    exclusions : pandas.DataFrame
+        Runs that could not be quantified (stage ``"cbf"``).
+    n_cached : int
+        Runs taken from the cache.
     """
 
     runs: pd.DataFrame
     maps: np.ndarray
     mask_img: nib.Nifti1Image
+    exclusions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=EXCLUSION_COLUMNS))
+    n_cached: int = 0
 
 
-def _cbf_job(run: dict, mask: np.ndarray, affine: np.ndarray, gm: np.ndarray, wm: np.ndarray, out_dir: Path,
-             background_pulse_efficiency: float) -> dict:
+def _cbf_stem(run: dict) -> str:
+    return Path(run["asl"]).name.removesuffix("_asl.nii.gz") + f"_space-{SPACE}_cbf"
+
+
+def _asl_inputs(run: dict) -> list[str]:
+    return [run["asl"], run["asl_json"], run["aslcontext"], run["m0"]]
+
+
+def _cbf_job(run: dict, mask: np.ndarray, affine: np.ndarray, gm: np.ndarray, wm: np.ndarray,
+             background_pulse_efficiency: float) -> RunOutput:
     result = asl_run_cbf(run, mask, affine, background_pulse_efficiency)
     qc = cbf_qc(result["cbf"], gm, wm)
-    stem = Path(run["asl"]).name.removesuffix("_asl.nii.gz")
-    folder = out_dir / run["participant_id"] / run["session_id"]
-    vol = np.zeros(mask.shape, np.float32)
-    vol[mask] = result["cbf"]
-    map_path = folder / f"{stem}_space-MNI152NLin2009cAsym_cbf.nii.gz"
-    write_nifti(map_path, nib.Nifti1Image(vol, affine))
-    write_json(map_path.with_name(map_path.name.replace(".nii.gz", ".json")),
-               {**result["record"], "qc": qc, "source": run["asl"], "m0": run["m0"], "units": "ml/100 g/min"})
-    return {"cbf": result["cbf"], "qc": qc, "map": str(map_path)}
+    return RunOutput(result["cbf"], {**result["record"], "qc": qc, "source": run["asl"], "m0": run["m0"],
+                                     "units": "ml/100 g/min"})
 
 
 def cbf_maps(runs: pd.DataFrame, out_dir: str | Path, n_jobs: int = 1, background_pulse_efficiency: float = 0.95,
-             tissue_threshold: float = 0.7) -> CbfMaps:
+             tissue_threshold: float = 0.7, progress: bool = False) -> CbfMaps:
     """Quantify every run (in parallel, one run per process at a time) and write each map with its constants.
 
     Each CBF map is written as ``<out_dir>/sub-*/ses-*/*_cbf.nii.gz`` next to a
-    JSON with the equation, every constant and the map's QC.
+    JSON sidecar whose ``record`` holds the equation, every constant and the
+    map's QC; a later call with the same settings and unchanged files reuses it
+    (:func:`craving_circuits.io.runs.map_runs`).
 
     Parameters
     ----------
     runs : pandas.DataFrame
-        From :func:`collect_asl_runs`.
+        From :func:`craving_circuits.baclofen.layout.collect_asl_runs`.
     out_dir : path
     n_jobs : int
     background_pulse_efficiency : float
         η_BS per suppression pulse (see :mod:`craving_circuits.baclofen.asl`).
     tissue_threshold : float
         Tissue probability that counts a voxel as grey or white matter in QC.
+    progress : bool
+        Show a progress bar.
 
     Returns
     -------
     CbfMaps
     """
-
-
     mask_img = perfusion_mask(runs)
     mask = np.asarray(mask_img.dataobj) > 0
     tissue = tissue_probabilities(mask_img)
     gm, wm = tissue["gm"][mask] > tissue_threshold, tissue["wm"][mask] > tissue_threshold
-    out_dir = Path(out_dir)
-    jobs = (delayed(_cbf_job)(run, mask, mask_img.affine, gm.astype(float), wm.astype(float), out_dir,
-                              background_pulse_efficiency) for run in runs.to_dict("records"))
-    outputs = Parallel(n_jobs=n_jobs)(jobs)
-    table = runs.reset_index(drop=True).assign(**{k: [o["qc"][k] for o in outputs] for k in outputs[0]["qc"]},
-                                               cbf_map=[o["map"] for o in outputs]) if outputs else runs
-    maps = np.vstack([o["cbf"] for o in outputs]) if outputs else np.zeros((0, int(mask.sum())), np.float32)
-    return CbfMaps(table, maps, mask_img)
+    cache = RunCache(folder=Path(out_dir), settings={"version": __version__, "stage": "cbf",
+                                                     "background_pulse_efficiency": background_pulse_efficiency,
+                                                     "tissue_threshold": tissue_threshold},
+                     stem=_cbf_stem, inputs=_asl_inputs, mask=mask, affine=mask_img.affine)
+    job = partial(_cbf_job, mask=mask, affine=mask_img.affine, gm=gm.astype(float), wm=wm.astype(float),
+                  background_pulse_efficiency=background_pulse_efficiency)
+    mapped = map_runs(runs, job, "cbf", cache, n_jobs=n_jobs, progress=progress, state="rest", file_column="asl")
+    outputs = mapped.outputs
+    table = mapped.runs
+    if outputs:
+        qc_names = list(outputs[0].record["qc"])
+        table = table.assign(**{k: [o.record["qc"][k] for o in outputs] for k in qc_names},
+                             cbf_map=[str(cache.paths(run)[0]) for run in table.to_dict("records")])
+    return CbfMaps(table, mapped.maps(int(mask.sum())), mask_img, mapped.exclusions, mapped.n_cached)
 
 
 def time_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions=SESSIONS):

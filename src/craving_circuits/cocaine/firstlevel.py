@@ -1,27 +1,24 @@
-"""Mapping the per-run work over a study, with a cache that is only trusted when complete.
+"""The first level of the seed-connectivity chapters: one seed map and ROI couplings per run.
 
-* :func:`simulated_study` returns a simulated study, simulating it first if needed.
 * :func:`seed_analysis` prepares the analysis mask and ROIs on the study's grid.
 * :func:`first_level` maps :func:`craving_circuits.cocaine.connectivity.seed_connectivity_run`
-  over the runs with joblib. Each run's outputs (a Fisher-z NIfTI map and a JSON
-  sidecar with ROI values, QC and provenance) are written atomically, the
-  sidecar last; a later call reuses a run only if its sidecar exists and records
+  over the runs with :func:`craving_circuits.io.runs.map_runs`. Each run's
+  outputs (a Fisher-z NIfTI map and a JSON sidecar with ROI values, QC and
+  provenance) are cached; a later call reuses a run only if its sidecar records
   the same inputs (size and modification time of every file) and the same
-  analysis settings. An interrupted build therefore leaves nothing that is
-  taken as finished.
+  analysis settings, and holds the comparison strategies asked for.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
-from tqdm import tqdm
 
 from craving_circuits import __version__
 from craving_circuits.cocaine.connectivity import SeedAnalysis, seed_connectivity_run
@@ -29,8 +26,9 @@ from craving_circuits.cocaine.denoise import Strategy
 from craving_circuits.cocaine.layout import analysis_mask
 from craving_circuits.io.atlas import roi_mask
 from craving_circuits.io.bids import bids_filename
-from craving_circuits.io.files import read_json, short_hash, write_json, write_nifti
-from craving_circuits.io.schemas import EXCLUSION_COLUMNS, ROI_COLUMNS
+from craving_circuits.io.files import short_hash
+from craving_circuits.io.runs import RunCache, RunExcluded, RunOutput, map_runs
+from craving_circuits.io.schemas import ROI_COLUMNS
 
 __all__ = ["seed_analysis", "FirstLevel", "first_level", "ROI_COLUMNS"]
 
@@ -89,17 +87,11 @@ class FirstLevel:
     n_cached: int = 0
 
 
-def _analysis_key(analysis: SeedAnalysis) -> str:
-    """What a run's z-map depends on (not the comparison strategies, which add ROI values only)."""
-    return short_hash(
-        {
-            "version": __version__,
-            "seed": analysis.seed,
+def _analysis_settings(analysis: SeedAnalysis) -> dict:
+    """What a run's z-map depends on besides its files (not the comparison strategies, which add ROI values only)."""
+    return {"version": __version__, "stage": "seed connectivity", "seed": analysis.seed,
             "strategy": asdict(analysis.strategy),
-            "mask": hashlib.sha256(np.packbits(analysis.mask).tobytes()).hexdigest(),
-            "rois": {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in analysis.roi_index.items()},
-        }
-    )
+            "rois": {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in analysis.roi_index.items()}}
 
 
 def _strategy_keys(analysis: SeedAnalysis) -> dict[str, str]:
@@ -107,75 +99,39 @@ def _strategy_keys(analysis: SeedAnalysis) -> dict[str, str]:
     return {short_hash(asdict(s)): s.name for s in analysis.comparison_strategies}
 
 
-def _reusable(cached: dict, key: str, fingerprint: dict, comparison: dict[str, str]) -> bool:
-    """A finished run serves an analysis with the same settings and a subset of its comparison strategies."""
-    return (cached.get("analysis_key") == key and cached.get("inputs") == fingerprint
-            and set(comparison) <= set(cached.get("comparison_keys", {})))
+def _run_inputs(run: dict) -> list[str]:
+    return [run["bold"], run["confounds"], str(run["confounds"]).replace(".tsv", ".json"),
+            str(run["bold"]).replace(".nii.gz", ".json")]
 
 
-def _fingerprint(run: dict) -> dict:
-    paths = [run["bold"], run["confounds"], str(run["confounds"]).replace(".tsv", ".json"),
-             str(run["bold"]).replace(".nii.gz", ".json")]
-    out = {}
-    for p in paths:
-        path = Path(p)
-        stat = path.stat() if path.exists() else None
-        out[str(path)] = None if stat is None else [stat.st_size, stat.st_mtime_ns]
-    return out
-
-
-def _output_paths(run: dict, out_dir: Path, seed: str) -> tuple[Path, Path]:
-    sub, ses = run["participant_id"], run["session_id"]
-    stem = bids_filename({"sub": sub.removeprefix("sub-"), "ses": ses.removeprefix("ses-"), "task": run["task"],
+def _run_stem(run: dict, seed: str) -> str:
+    return bids_filename({"sub": run["participant_id"].removeprefix("sub-"),
+                          "ses": run["session_id"].removeprefix("ses-"), "task": run["task"],
                           "desc": f"{seed}seed"}, "zmap", "")
-    folder = out_dir / sub / ses
-    return folder / f"{stem}.nii.gz", folder / f"{stem}.json"
 
 
-def _first_level_job(run: dict, analysis: SeedAnalysis, out_dir: Path, key: str) -> dict:
-    """Run (or reuse) one run's first level; returns what the parent needs.
+def _has_comparisons(record: dict, comparison: dict[str, str]) -> bool:
+    """A finished run serves an analysis whose comparison strategies it already has."""
+    return set(comparison) <= set(record.get("comparison_keys", {}))
+
+
+def _seed_job(run: dict, analysis: SeedAnalysis) -> RunOutput:
+    result = seed_connectivity_run(run, analysis)
+    if result.excluded:
+        raise RunExcluded(result.excluded)
+    return RunOutput(result.z_map, {"comparison_keys": _strategy_keys(analysis), "roi_values": result.roi_values,
+                                    "qc": result.qc, "strategy": analysis.strategy.name, "seed": analysis.seed,
+                                    "source": run["bold"]})
+
+
+def first_level(runs: pd.DataFrame, analysis: SeedAnalysis, mask_img: nib.Nifti1Image, out_dir: str | Path,
+                n_jobs: int = 1, progress: bool = False) -> FirstLevel:
+    """Seed connectivity of every run, in parallel, reusing finished runs (:func:`~craving_circuits.io.runs.map_runs`).
 
     A finished run is reused by any analysis with the same settings whose
     comparison strategies it already has (its extra ROI values are left out),
     so chapters that need fewer comparisons share the seed chapter's results
     without overwriting them.
-    """
-    map_path, json_path = _output_paths(run, out_dir, analysis.seed)
-    fingerprint = _fingerprint(run)
-    comparison = _strategy_keys(analysis)
-    if json_path.is_file():
-        try:
-            cached = read_json(json_path)
-        except ValueError:
-            cached = {}
-        if _reusable(cached, key, fingerprint, comparison):
-            if cached.get("excluded"):
-                return {"run": run, "excluded": cached["excluded"], "cached": True}
-            if map_path.is_file():
-                img = nib.load(map_path)
-                z = np.asarray(img.dataobj, dtype=np.float32)[analysis.mask]
-                wanted = {analysis.strategy.name, *comparison.values()}
-                values = [v for v in cached["roi_values"] if v["strategy"] in wanted]
-                return {"run": run, "z_map": z, "roi_values": values, "qc": cached["qc"], "cached": True}
-    result = seed_connectivity_run(run, analysis)
-    record = {"analysis_key": key, "comparison_keys": comparison, "inputs": fingerprint,
-              "excluded": result.excluded,
-              "roi_values": result.roi_values, "qc": result.qc, "strategy": analysis.strategy.name,
-              "seed": analysis.seed, "source": run["bold"]}
-    if result.excluded is None:
-        vol = np.zeros(analysis.mask.shape, dtype=np.float32)
-        vol[analysis.mask] = result.z_map
-        write_nifti(map_path, nib.Nifti1Image(vol, analysis.affine))
-    write_json(json_path, record)  # last: its presence marks the run as finished
-    if result.excluded:
-        return {"run": run, "excluded": result.excluded, "cached": False}
-    return {"run": run, "z_map": result.z_map, "roi_values": result.roi_values, "qc": result.qc,
-            "cached": False}
-
-
-def first_level(runs: pd.DataFrame, analysis: SeedAnalysis, mask_img: nib.Nifti1Image, out_dir: str | Path,
-                n_jobs: int = 1, progress: bool = False) -> FirstLevel:
-    """Seed connectivity of every run, in parallel, reusing finished runs.
 
     Parameters
     ----------
@@ -194,33 +150,27 @@ def first_level(runs: pd.DataFrame, analysis: SeedAnalysis, mask_img: nib.Nifti1
     -------
     FirstLevel
     """
-
-    out_dir = Path(out_dir)
-    key = _analysis_key(analysis)
-    records = runs.to_dict("records")
-    jobs = (delayed(_first_level_job)(run, analysis, out_dir, key) for run in records)
-    outputs = list(tqdm(Parallel(n_jobs=n_jobs, return_as="generator")(jobs), total=len(records),
-                        desc="first level", disable=not progress))
-    kept, maps, roi_rows, exclusions = [], [], [], []
-    for out in outputs:
-        run = out["run"]
-        if "excluded" in out and out["excluded"]:
-            exclusions.append({"participant_id": run["participant_id"], "session_id": run["session_id"],
-                               "state": run["state"], "stage": "first level", "file": run["bold"],
-                               "reason": out["excluded"]})
-            continue
-        kept.append({**run, **out["qc"]})
-        maps.append(out["z_map"])
-        for value in out["roi_values"]:
+    comparison = _strategy_keys(analysis)
+    cache = RunCache(folder=Path(out_dir), settings=_analysis_settings(analysis),
+                     stem=partial(_run_stem, seed=analysis.seed), inputs=_run_inputs, mask=analysis.mask,
+                     affine=analysis.affine, accept=partial(_has_comparisons, comparison=comparison))
+    mapped = map_runs(runs, partial(_seed_job, analysis=analysis), "first level", cache, n_jobs=n_jobs,
+                      progress=progress)
+    wanted = {analysis.strategy.name, *comparison.values()}
+    kept, roi_rows = [], []
+    for run, out in zip(mapped.runs.to_dict("records"), mapped.outputs):
+        kept.append({**run, **out.record["qc"]})
+        for value in out.record["roi_values"]:
+            if value["strategy"] not in wanted:
+                continue
             roi_rows.append({**{k: run[k] for k in ROI_COLUMNS[:5]}, "strategy": value["strategy"],
                              "seed": analysis.seed, "target": value["target"], "fisher_z": value["fisher_z"]})
-    n_voxels = int(analysis.mask.sum())
     return FirstLevel(
         runs=pd.DataFrame(kept),
-        maps=np.vstack(maps) if maps else np.zeros((0, n_voxels), np.float32),
+        maps=mapped.maps(int(analysis.mask.sum())),
         roi=pd.DataFrame(roi_rows, columns=ROI_COLUMNS),
-        exclusions=pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS),
+        exclusions=mapped.exclusions,
         mask_img=mask_img,
         analysis=analysis,
-        n_cached=sum(bool(o.get("cached")) for o in outputs),
+        n_cached=mapped.n_cached,
     )

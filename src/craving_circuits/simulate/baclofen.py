@@ -21,6 +21,16 @@ T2 (``dlpfc_cbf_rise``; placebo does not change); within participants, the
 larger the rise, the smaller the T2 cue response in the anterior ventral insula
 and vmPFC (``cue_dlpfc_coupling``, percent signal per ml/100 g/min); baclofen
 lowers cue-induced craving at T2 (``baclofen_craving_effect``).
+
+Shared with the analysis
+------------------------
+Nothing from the analysis layers. From :mod:`craving_circuits.io`: the BIDS
+naming, the atlas ROIs (the footprints of the planted CBF rise and cue
+responses coincide with the analysis ROIs) and
+:class:`craving_circuits.io.bids.AslConstants`, the labelling constants the
+simulator writes into each ``*_asl.json`` and generates the signal with: the
+same single-compartment model that quantification inverts, so CBF recovery is
+exact up to noise and motion.
 """
 
 from __future__ import annotations

@@ -25,6 +25,13 @@ Generative model of a run (percent signal change, then scaled to intensities)
 
 Everything random is drawn from generators seeded by ``seed`` and the run's
 indices, so any run can be regenerated on its own and in any order.
+
+Shared with the analysis
+------------------------
+Nothing from the analysis layers. From :mod:`craving_circuits.io`: the BIDS
+naming (the simulator writes the files the analysis finds), the MNI brain mask
+and tissue probabilities, and the atlas ROIs, which are also the footprints of
+the planted sources (so the planted regions coincide with the analysis ROIs).
 """
 
 from __future__ import annotations

@@ -42,6 +42,17 @@ simulated study, with the same columns: ``roi`` in the long format of
 ``cbf`` (``region, participant_id, group, session_id, cbf``), ``cue``
 (``participant_id, group, session_id, roi, value``), ``ratings`` and
 ``participants``.
+
+Shared with the analysis
+------------------------
+* :func:`craving_circuits.stats.correlation.correlate_columns` and
+  :func:`craving_circuits.stats.correlation.fisher_z`: the ROI-level twin stands
+  in for the first level, whose output is the Fisher z of the seed-target
+  correlation of a run; it computes that statistic from simulated ROI series
+  with the same function, so its tables have the first level's scale.
+* From :mod:`craving_circuits.io` (allowed to every simulator): the atlas ROIs
+  (the planted regions *are* the analysis ROIs here, as in the image
+  simulators) and the table schemas.
 """
 
 from __future__ import annotations

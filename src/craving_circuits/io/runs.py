@@ -1,0 +1,247 @@
+"""Mapping a per-run function over a study's runs: in parallel, cached, with listed exclusions.
+
+Every per-run stage of the book (the seed-connectivity first level, the CBF
+map of each pCASL run, the cue-task GLM of each task run) is a pure function
+of one run's files. :func:`map_runs` runs such a function over a run table
+with joblib (one run per worker at a time), shows one progress bar, lists the
+runs the function refuses (:class:`RunExcluded`) in an exclusions table, and
+keeps a cache.
+
+Cache
+-----
+With a :class:`RunCache`, each run's output is written under
+``<folder>/<participant>/<session>/<stem>``: the map as ``<stem>.nii.gz`` (on
+the cache's grid) and a JSON sidecar ``<stem>.json`` holding the run's record,
+the cache key (a hash of every setting the output depends on) and the size and
+modification time of each input file. The sidecar is written last, atomically:
+its presence marks the run as finished. A later call reuses the run only when
+the key and the inputs match (and the stage's own ``accept`` check, if any,
+passes), so an interrupted build leaves nothing that is taken as finished.
+An excluded run is cached too, with its reason.
+
+Data conventions
+----------------
+* ``runs`` has one row per run with at least ``participant_id`` and
+  ``session_id``; a ``state`` column (or the mapper's ``state``) names the
+  condition in the exclusions table.
+* The function returns a :class:`RunOutput`: a map ``(n_voxels,)`` over the
+  cache's mask (or None) and a JSON-able record (QC, ROI values, constants).
+* Exclusions have the columns :data:`~craving_circuits.io.schemas.EXCLUSION_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from tqdm import tqdm
+
+from craving_circuits.io.files import read_json, short_hash, write_json, write_nifti
+from craving_circuits.io.schemas import EXCLUSION_COLUMNS
+
+__all__ = ["RunExcluded", "RunOutput", "RunCache", "MappedRuns", "map_runs", "file_fingerprint"]
+
+
+class RunExcluded(Exception):
+    """Raised by a per-run function for a run that cannot be analysed; the message is the listed reason."""
+
+
+@dataclass
+class RunOutput:
+    """What a per-run function returns.
+
+    Attributes
+    ----------
+    map : ndarray of float32, shape (n_voxels,), or None
+        Values over the mask of the :class:`RunCache` (C order of
+        ``np.argwhere(mask)``).
+    record : dict
+        JSON-able: QC figures, ROI values, constants of the run.
+    """
+
+    map: np.ndarray | None
+    record: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunCache:
+    """Where and under which settings a stage keeps its per-run outputs.
+
+    Attributes
+    ----------
+    folder : Path
+        Outputs go to ``<folder>/<participant_id>/<session_id>/``.
+    settings : dict
+        Everything the output depends on besides the input files (JSON-able);
+        its hash is the cache key.
+    stem : callable
+        ``stem(run) -> str``, the file name (without extension) of a run's outputs.
+    inputs : callable
+        ``inputs(run) -> list of paths`` whose size and modification time must
+        match for a cached run to be reused.
+    mask : ndarray of bool, shape (nx, ny, nz)
+    affine : ndarray, shape (4, 4)
+        The grid of the maps.
+    accept : callable, optional
+        ``accept(record) -> bool``, a further check of a cached record (e.g.
+        that it holds every value the caller needs).
+    """
+
+    folder: Path
+    settings: dict
+    stem: Callable[[dict], str]
+    inputs: Callable[[dict], list]
+    mask: np.ndarray
+    affine: np.ndarray
+    accept: Callable[[dict], bool] | None = None
+
+    @property
+    def key(self) -> str:
+        mask_hash = hashlib.sha256(np.packbits(self.mask).tobytes()).hexdigest()
+        return short_hash({"settings": self.settings, "mask": mask_hash, "affine": np.round(self.affine, 6).tolist()})
+
+    def paths(self, run: dict) -> tuple[Path, Path]:
+        folder = Path(self.folder) / run["participant_id"] / run["session_id"]
+        stem = self.stem(run)
+        return folder / f"{stem}.nii.gz", folder / f"{stem}.json"
+
+
+@dataclass
+class MappedRuns:
+    """The result of :func:`map_runs`.
+
+    Attributes
+    ----------
+    runs : pandas.DataFrame
+        The runs analysed, in input order (excluded ones left out).
+    outputs : list of RunOutput
+        One per row of ``runs``.
+    exclusions : pandas.DataFrame
+        Runs the function refused, with their reason.
+    n_cached : int
+        Runs taken from the cache (analysed or excluded).
+    """
+
+    runs: pd.DataFrame
+    outputs: list
+    exclusions: pd.DataFrame
+    n_cached: int = 0
+
+    def maps(self, n_voxels: int) -> np.ndarray:
+        """The maps stacked, ``(n_runs, n_voxels)`` float32 (empty with no run)."""
+        maps = [o.map for o in self.outputs]
+        return np.vstack(maps).astype(np.float32, copy=False) if maps else np.zeros((0, n_voxels), np.float32)
+
+
+def file_fingerprint(paths) -> dict:
+    """Size and modification time (ns) of each file, None for a missing one."""
+    out = {}
+    for p in paths:
+        path = Path(p)
+        stat = path.stat() if path.exists() else None
+        out[str(path)] = None if stat is None else [stat.st_size, stat.st_mtime_ns]
+    return out
+
+
+def _cached(run: dict, cache: RunCache, key: str, fingerprint: dict):
+    map_path, json_path = cache.paths(run)
+    if not json_path.is_file():
+        return None
+    try:
+        sidecar = read_json(json_path)
+    except ValueError:
+        return None
+    if sidecar.get("cache_key") != key or sidecar.get("inputs") != fingerprint:
+        return None
+    if cache.accept is not None and not sidecar.get("excluded") and not cache.accept(sidecar.get("record", {})):
+        return None
+    if sidecar.get("excluded"):
+        return sidecar["excluded"]
+    if sidecar.get("has_map"):
+        if not map_path.is_file():
+            return None
+        values = np.asarray(nib.load(map_path).dataobj, dtype=np.float32)[cache.mask]
+    else:
+        values = None
+    return RunOutput(values, sidecar.get("record", {}))
+
+
+def _job(run: dict, function: Callable, cache: RunCache | None, key: str | None) -> tuple:
+    """One run: from the cache, or computed (and then cached). Returns ``(output or reason, cached)``."""
+    fingerprint = file_fingerprint(cache.inputs(run)) if cache is not None else None
+    if cache is not None:
+        hit = _cached(run, cache, key, fingerprint)
+        if hit is not None:
+            return hit, True
+    try:
+        out = function(run)
+    except RunExcluded as err:
+        out = str(err)
+    if cache is not None:
+        map_path, json_path = cache.paths(run)
+        excluded = out if isinstance(out, str) else None
+        has_map = excluded is None and out.map is not None
+        if has_map:
+            vol = np.zeros(cache.mask.shape, dtype=np.float32)
+            vol[cache.mask] = out.map
+            write_nifti(map_path, nib.Nifti1Image(vol, cache.affine))
+        write_json(json_path, {"cache_key": key, "settings": cache.settings, "inputs": fingerprint,
+                               "excluded": excluded, "has_map": has_map,
+                               "record": None if excluded else out.record})  # last: marks the run as finished
+    return out, False
+
+
+def map_runs(runs: pd.DataFrame, function: Callable[[dict], RunOutput], stage: str, cache: RunCache | None = None,
+             n_jobs: int = 1, progress: bool = False, state: str | None = None,
+             file_column: str = "bold") -> MappedRuns:
+    """Apply a per-run function to every run, in parallel, reusing finished runs.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        One row per run (``participant_id``, ``session_id``, and the columns the
+        function reads).
+    function : callable
+        ``function(run: dict) -> RunOutput``; raises :class:`RunExcluded` for a
+        run it cannot analyse. Must be picklable (a module-level function or a
+        ``functools.partial`` of one).
+    stage : str
+        Name of the stage in the exclusions table and on the progress bar.
+    cache : RunCache, optional
+        Without one, nothing is written.
+    n_jobs : int
+        Processes; each holds one run at a time.
+    progress : bool
+        Show a progress bar.
+    state : str, optional
+        The ``state`` of the exclusion rows when ``runs`` has no ``state`` column.
+    file_column : str
+        The column naming a run's main file in the exclusions table.
+
+    Returns
+    -------
+    MappedRuns
+    """
+    records = runs.to_dict("records")
+    key = cache.key if cache is not None else None
+    jobs = (delayed(_job)(run, function, cache, key) for run in records)
+    results = list(tqdm(Parallel(n_jobs=n_jobs, return_as="generator")(jobs), total=len(records), desc=stage,
+                        disable=not progress))
+    kept, outputs, exclusions = [], [], []
+    for i, (run, (out, _)) in enumerate(zip(records, results)):
+        if isinstance(out, str):
+            exclusions.append({"participant_id": run["participant_id"], "session_id": run["session_id"],
+                               "state": run.get("state", state), "stage": stage, "file": str(run.get(file_column, "")),
+                               "reason": out})
+            continue
+        kept.append(i)
+        outputs.append(out)
+    return MappedRuns(runs=runs.iloc[kept].reset_index(drop=True), outputs=outputs,
+                      exclusions=pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS),
+                      n_cached=sum(cached for _, cached in results))
