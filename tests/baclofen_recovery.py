@@ -4,19 +4,19 @@ import numpy as np
 import pandas as pd
 from conftest import RECOVERY_ALPHA as ALPHA
 
+from craving_circuits.baclofen import chapters, cue, perfusion
+from craving_circuits.baclofen import layout as baclofen_layout
+from craving_circuits.io import atlas
+from craving_circuits.io.files import read_tsv
+from craving_circuits.simulate.baclofen import simulate_baclofen_study
+from craving_circuits.stats import voxelwise
+from craving_circuits.verdict import planted
+
 CUE_ROIS = ["insula_anterior_ventral", "vmpfc"]
 
 
 def _analyse(preset, root):
     """Both chapters on one simulated study; returns the tables the tests look at."""
-    from craving_circuits.baclofen import cue, perfusion
-    from craving_circuits.baclofen import layout as baclofen_layout
-    from craving_circuits.io import atlas
-    from craving_circuits.io.files import read_tsv
-    from craving_circuits.simulate.baclofen import simulate_baclofen_study
-    from craving_circuits.stats import mediation, voxelwise
-    from craving_circuits.verdict import planted
-
     study = simulate_baclofen_study(root / "study", preset, n_jobs=2)
     truth = planted.load_ground_truth(study)
     # CBF chapter
@@ -34,7 +34,8 @@ def _analyse(preset, root):
                                      alpha=ALPHA, global_cbf=cbf.runs["mean_gm_cbf"])
     contrasts = perfusion.group_by_time_models(values, alpha=ALPHA)
     dlpfc_change = perfusion.participant_change(values[values["region"] == "dlpfc_right"])
-    cbf_recovery = truth.recovered_vs_planted(truth.baclofen_cbf_estimates(clusters, contrasts), truth, ALPHA)
+    cbf_recovery = planted.chapter_recovery("baclofen_cbf", {"clusters": clusters, "region_contrasts": contrasts},
+                                            truth, ALPHA)
     # cue-reactivity chapter
     task_runs, task_exclusions = baclofen_layout.collect_task_runs(study, None, "smokingcue")
     assert task_exclusions.empty
@@ -47,17 +48,13 @@ def _analyse(preset, root):
                                              dlpfc_change.set_index("participant_id")["change"], cbf.mask_img,
                                              group=None, cluster_forming_p=0.01, n_perm=500, rng=0)
     voxel_clusters = voxelwise.cluster_table(voxel, cbf.mask_img, cue_rois, alpha=ALPHA)
-    roi_changes = perfusion.participant_change(roi_effects, "value", by=("roi",))
-    associations = cue.roi_associations(roi_changes, dlpfc_change, n_boot=500, rng=0, alpha=ALPHA)
-    craving = cue.cue_craving(read_tsv(study / "phenotype" / "craving_ratings.tsv", "craving ratings"),
-                              read_tsv(study / "participants.tsv", "participants.tsv"))
-    craving_contrasts, _ = perfusion.group_by_time_model(craving, value="craving_rise", alpha=ALPHA)
-    med_table, _ = cue.mediation_table(dlpfc_change, roi_changes, craving)
-    med_cue = mediation.mediation_analysis(med_table, "baclofen", "dlpfc_change", "cue_change", n_boot=1000, rng=0,
-                                           alpha=ALPHA)
-    t1 = cue.session_response(roi_effects, "ses-T1", alpha=ALPHA)
-    cue_recovery = truth.recovered_vs_planted(
-        truth.baclofen_cue_estimates(t1, associations, voxel_clusters, craving_contrasts, med_cue), truth, ALPHA)
-    return {"clusters": clusters, "contrasts": contrasts, "associations": associations,
-            "voxel_clusters": voxel_clusters, "craving": craving_contrasts, "mediation": med_cue,
+    ratings = read_tsv(study / "phenotype" / "craving_ratings.tsv", "craving ratings")
+    participants = read_tsv(study / "participants.tsv", "participants.tsv")
+    results = chapters.cue_tests(roi_effects, dlpfc_change, ratings, participants, n_bootstrap=1000, alpha=ALPHA,
+                                 rng=0)
+    craving_contrasts, _ = perfusion.group_by_time_model(results["craving"], value="craving_rise", alpha=ALPHA)
+    results.update(voxel_clusters=voxel_clusters, craving_contrasts=craving_contrasts)
+    cue_recovery = planted.chapter_recovery("baclofen_mediation", results, truth, ALPHA)
+    return {"clusters": clusters, "contrasts": contrasts, "associations": results["associations"],
+            "voxel_clusters": voxel_clusters, "craving": craving_contrasts, "mediation": results["mediation_cue"],
             "recovery": pd.concat([cbf_recovery, cue_recovery], ignore_index=True)}

@@ -5,20 +5,48 @@ The ``tiny`` preset (8 CUD + 6 controls, 8 mm voxels, 60 volumes) takes about
 study with every planted effect set to zero. Both are created lazily: a test
 session that never asks for one does not pay for it. Tests must treat these
 folders as read-only (copy them to ``tmp_path`` before changing anything).
+
+Every test runs with Matplotlib's Agg backend (no display) and has its figures
+closed afterwards.
 """
 
 from __future__ import annotations
 
-import pandas as pd
-import pytest
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from craving_circuits.cocaine import (  # noqa: E402
+    chapters,
+    denoise,
+    drug,
+    firstlevel,
+    layout,
+    mrs,
+    secondlevel,
+)
+from craving_circuits.io import atlas  # noqa: E402
+from craving_circuits.simulate import simulate_cocaine_study  # noqa: E402
+from craving_circuits.stats import voxelwise  # noqa: E402
 
 RECOVERY_ALPHA = 0.05
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close every figure a test opened."""
+    yield
+    plt.close("all")
 
 
 @pytest.fixture(scope="session")
 def tiny_study_dir(tmp_path_factory):
     """Root of a simulated study written with the ``tiny`` preset."""
-    from craving_circuits.simulate import simulate_cocaine_study
 
     return simulate_cocaine_study(tmp_path_factory.mktemp("tiny") / "study", "tiny", n_jobs=1)
 
@@ -26,7 +54,6 @@ def tiny_study_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_null_study_dir(tmp_path_factory):
     """Root of a simulated study written with the ``tiny_null`` preset (no planted effects)."""
-    from craving_circuits.simulate import simulate_cocaine_study
 
     return simulate_cocaine_study(tmp_path_factory.mktemp("tiny_null") / "study", "tiny_null", n_jobs=1)
 
@@ -41,17 +68,7 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
     coupling), the NAC chapter's results (see :func:`_analyse_drug`) and
     ``data_dir``, the folder of the simulated study.
     """
-    from types import SimpleNamespace
 
-    from craving_circuits.cocaine import (
-        denoise,
-        firstlevel,
-        glutamate,
-        layout,
-        mrs,
-        secondlevel,
-    )
-    from craving_circuits.io import atlas
     from craving_circuits.stats import voxelwise
 
     root = tmp_path_factory.mktemp(preset)
@@ -69,15 +86,11 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
     rois = atlas.roi_masks(targets, mask_img)
     clusters = voxelwise.cluster_tables(tests, mask_img, rois, alpha=RECOVERY_ALPHA)
 
-    kept, _ = mrs.quality_control(mrs.read_mrs(study.mrs_file))
-    glu, _ = mrs.session_changes(kept)
     fc_changes = secondlevel.roi_state_differences(first.roi, analysis.strategy.name)
     drugs = runs[["participant_id", "session_id", "drug"]].drop_duplicates()
-    changes_table, _ = glutamate.participant_changes(fc_changes, glu, layout.read_participants(study), drugs)
-    cud = changes_table[changes_table["group"] == "CUD"]
-    couplings = glutamate.coupling_table(changes_table, targets, n_boot=500, rng=0, alpha=RECOVERY_ALPHA)
-    comparison = glutamate.compare_couplings(cud, "thalamus_midline", "dlpfc", n_boot=500, rng=0)
-    betas, fits = glutamate.predictor_table(cud, targets, ["ocdus_obsessive", "cocaine_g_per_week"])
+    glu = chapters.glutamate_tests(fc_changes, mrs.read_mrs(study.mrs_file), layout.read_participants(study), drugs,
+                                   n_bootstrap=500, alpha=RECOVERY_ALPHA, rng=0)
+    changes_table = glu["changes"]
     voxel, _, _ = voxelwise.covariate_test(smoothed, table, changes_table.set_index("participant_id")["dglu"],
                                              mask_img, n_perm=n_perm, rng=0)
     return SimpleNamespace(
@@ -86,10 +99,10 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
         contrasts=models.contrasts.set_index(["target", "term"]),
         clusters=clusters,
         changes=secondlevel.roi_state_differences(first.roi),
-        couplings=couplings.set_index(["target", "sample", "method"]),
-        comparison=comparison.iloc[0],
-        betas=betas.set_index(["target", "term"]),
-        fits=fits.set_index("target"),
+        couplings=glu["couplings"].set_index(["target", "sample", "method"]),
+        comparison=glu["coupling_difference"].iloc[0],
+        betas=glu["predictor_betas"].set_index(["target", "term"]),
+        fits=glu["predictor_fits"].set_index("target"),
         voxel_clusters=voxelwise.cluster_table(voxel, mask_img, rois, alpha=RECOVERY_ALPHA),
     )
 
@@ -102,25 +115,19 @@ def _analyse_drug(study, first, models, mask_img, n_perm=1000):
     target and term), ``checks`` (the ANOVA checks) and ``clusters`` (the
     voxelwise drug tests).
     """
-    from types import SimpleNamespace
 
-    from craving_circuits.cocaine import drug, layout, ratings, secondlevel
     from craving_circuits.io import atlas
-    from craving_circuits.stats import voxelwise
 
     strategy = first.analysis.strategy.name
-    fc_dd, _ = drug.drug_differences(secondlevel.roi_state_differences(first.roi, strategy))
-    fc_evidence = drug.drug_evidence(fc_dd, sesoi_dz=0.8, alpha=RECOVERY_ALPHA)
-    rating_dd, _ = drug.drug_differences(ratings.rating_changes(layout.read_craving_ratings(study)), by=())
-    rating_evidence = drug.drug_evidence(rating_dd, by=None, sesoi_dz=0.8, alpha=RECOVERY_ALPHA, groups=("CUD",),
-                                         name="rating")
+    nac = chapters.nac_tests(secondlevel.roi_state_differences(first.roi, strategy),
+                             layout.read_craving_ratings(study), sesoi_dz=0.8, alpha=RECOVERY_ALPHA)
     maps, table, _ = secondlevel.drug_difference_maps(first.runs, first.maps)
     smoothed = voxelwise.smooth_maps(maps, mask_img, 6.0)
     tests = secondlevel.group_tests(smoothed, table, mask_img, tests=tuple(secondlevel.DRUG_TESTS), n_perm=n_perm,
                                     rng=0)
     rois = atlas.roi_masks(["dlpfc", "thalamus_midline"], mask_img)
     return SimpleNamespace(
-        evidence=pd.concat([fc_evidence, rating_evidence], ignore_index=True).set_index("term"),
+        evidence=nac["evidence"].set_index("term"),
         contrasts=models.contrasts[models.contrasts["term"].isin(drug.DRUG_TERMS)].set_index(["target", "term"]),
         checks=drug.interaction_checks(first.roi, strategy, models.contrasts),
         clusters=voxelwise.cluster_tables(tests, mask_img, rois, alpha=RECOVERY_ALPHA),
@@ -146,7 +153,6 @@ NAC_CONTROL = {"nac_effect": -0.5, "nac_rating_effect": -10}
 @pytest.fixture(scope="session")
 def nac_control_analysis(paper_analysis):
     """The NAC chapter on the ``paper`` study with a planted NAC effect (shares the unchanged runs)."""
-    from craving_circuits.cocaine import denoise, firstlevel, layout, secondlevel
 
     study = layout.simulated_study("paper", paper_analysis.data_dir, n_jobs=2, **NAC_CONTROL)
     runs, _ = layout.collect_runs(study)

@@ -8,15 +8,25 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 
+from craving_circuits.baclofen import chapters as baclofen_chapters
+from craving_circuits.baclofen import cue, perfusion
+from craving_circuits.baclofen import layout as baclofen_layout
 from craving_circuits.book.execute import (
     NotebookFailed,
     execute_plan,
     install_mathjax,
     load_plan,
 )
+from craving_circuits.cocaine import chapters as cocaine_chapters
+from craving_circuits.cocaine import denoise, firstlevel, layout, mrs, secondlevel
+from craving_circuits.io import atlas
+from craving_circuits.io.files import read_tsv
+from craving_circuits.io.tables import write_table
+from craving_circuits.verdict import claims as registry
 from craving_circuits.verdict import ledger
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +47,68 @@ def _notebook(path: Path, cells: list[str]) -> None:
     nb.cells[0].metadata["tags"] = ["parameters"]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
+
+
+def _parameters(root: Path, name: str) -> dict:
+    """A run's notebook parameters: the defaults of its parameters cell, updated by those it was given."""
+    record = json.loads((root / "results" / name / "run.json").read_text())
+    nb = nbformat.read(root / record["notebook"], as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    values = {}
+    exec(cell.source, {}, values)
+    return {**values, **record["parameters"]}
+
+
+def _same_files(tables: dict, results: Path, out: Path) -> list[str]:
+    """Write each table as the notebooks do and compare it byte for byte with the run's file of that name."""
+    compared = []
+    for name, table in tables.items():
+        if (results / f"{name}.tsv").is_file():
+            assert write_table(table, out, name).read_bytes() == (results / f"{name}.tsv").read_bytes(), name
+            compared.append(name)
+    return compared
+
+
+def _assert_chains_equal_notebooks(root: Path, out: Path) -> None:
+    results = root / "results"
+    p = _parameters(root, "thalamus_glutamate")
+    study = layout.simulated_study(p["preset"], p["data_dir"], **p["simulation"])
+    runs, _ = layout.collect_runs(study)
+    chosen = denoise.parse_strategy(p["strategy"], p["band_pass"])
+    analysis, mask_img, _ = firstlevel.seed_analysis(runs, chosen)
+    first = firstlevel.first_level(runs, analysis, mask_img, p["firstlevel_dir"])
+    assert first.n_cached == len(runs)  # the seed chapter's first level, not a new one
+    fc = secondlevel.roi_state_differences(first.roi, chosen.name)
+    drugs = runs[["participant_id", "session_id", "drug"]].drop_duplicates()
+    glu = cocaine_chapters.glutamate_tests(
+        fc, mrs.read_mrs(study.mrs_file), layout.read_participants(study), drugs, metabolite=p["metabolite"],
+        scale=p["scale"], change=p["change"], max_crlb=p["max_crlb"], max_fwhm_hz=p["max_fwhm_hz"],
+        min_snr=p["min_snr"], sessions=p["sessions"], n_bootstrap=p["n_bootstrap"], sesoi_r=p["sesoi_r"],
+        alpha=p["alpha"], rng=np.random.default_rng(p["seed"]))
+    compared = _same_files(glu, results / "thalamus_glutamate", out / "glutamate")
+    assert {"couplings", "coupling_equivalence", "predictor_betas", "glutamate_rise"} <= set(compared)
+
+    p = _parameters(root, "nac_null_effect")
+    nac = cocaine_chapters.nac_tests(fc, layout.read_craving_ratings(study), sesoi_dz=p["sesoi_dz"],
+                                     prior_scale=p["prior_scale"], power=p["power"], alpha=p["alpha"])
+    assert {"double_differences", "evidence", "rating_tests"} <= set(
+        _same_files(nac, results / "nac_null_effect", out / "nac"))
+
+    p = _parameters(root, "baclofen_mediation")
+    bids = baclofen_layout.simulated_study(p["preset"], p["data_dir"], **p["simulation"])
+    task_runs, _ = baclofen_layout.collect_task_runs(bids, p["fmriprep_dir"], p["task"])
+    mask_img = perfusion.perfusion_mask(baclofen_layout.collect_asl_runs(bids)[0])
+    maps = cue.cue_maps(task_runs, mask_img, f"{p['output_dir']}/firstlevel", confounds=p["confounds"],
+                        high_pass=p["high_pass"])
+    assert maps.n_cached == len(task_runs)
+    rois = atlas.roi_masks(["insula_anterior_ventral", "vmpfc"], mask_img)
+    roi_effects = cue.roi_means(maps.maps, mask_img, rois, maps.runs[["participant_id", "group", "session_id"]])
+    tables = baclofen_chapters.cue_tests(
+        roi_effects, read_tsv(f"{p['cbf_dir']}/dlpfc_change.tsv"), read_tsv(bids / "phenotype" / "craving_ratings.tsv"),
+        read_tsv(bids / "participants.tsv"), n_bootstrap=p["n_bootstrap"], alpha=p["alpha"],
+        rng=np.random.default_rng(p["seed"]))
+    assert {"t1_response", "associations", "craving_test", "mediation_cue", "mediation_craving"} <= set(
+        _same_files(tables, results / "baclofen_mediation", out / "cue"))
 
 
 @pytest.mark.book
@@ -68,11 +140,15 @@ def test_book_builds_from_executed_notebooks(tmp_path):
     assert not list(executed.glob(".tmp-*")) and not list(executed.glob("*.failed.ipynb"))
     # the ledger reads every declared claim from the runs' result files
     claims = pd.read_csv(root / "results" / "claims_ledger" / "claims_ledger.tsv", sep="\t")
-    assert list(claims["claim_id"]) == [c["claim_id"] for c in ledger.CLAIMS]
+    assert list(claims["claim_id"]) == [c.claim_id for c in registry.CLAIMS]
     assert claims["verdict"].isin(ledger.VERDICTS).all() and claims["agree"].notna().all()
-    # the calibration ran at its tiny size, every claim's test under every condition
+    # the calibration ran at its tiny size, every ROI-level claim's test under every condition
     calibration = pd.read_csv(root / "results" / "calibration" / "results.tsv", sep="\t", keep_default_na=False)
-    assert len(calibration) == 3 * 4 * 14 and set(calibration["condition"]) == {"null", "half", "paper", "double"}
+    n_roi_claims = len(registry.claims(level="roi"))
+    assert len(calibration) == 3 * 4 * n_roi_claims
+    assert set(calibration["condition"]) == {"null", "half", "paper", "double"}
+    # each chapter's ROI-level chain exists once: the notebooks wrote what the chain functions return
+    _assert_chains_equal_notebooks(root, tmp_path / "direct")
 
     install_mathjax(root / "_mathjax_static" / "mathjax")
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
@@ -91,7 +167,7 @@ def test_book_builds_from_executed_notebooks(tmp_path):
     assert "every planted effect is zero" in null_page
     assert "Recovered vs planted" in null_page
     ledger_page = (html / "book" / "executed" / "claims_ledger.html").read_text()
-    assert re.search(rf"Of the (<[^>]*>)*{len(ledger.CLAIMS)}(<[^>]*>)* claims", ledger_page)
+    assert re.search(rf"Of the (<[^>]*>)*{len(registry.CLAIMS)}(<[^>]*>)* claims", ledger_page)
     control_page = (html / "book" / "executed" / "nac_positive_control.html").read_text()
     assert "Positive control: NAC dampens craving" in control_page and "NAC has no effect" in control_page
     # the pages load nothing from a CDN: MathJax comes with the book, loaded once per page

@@ -7,11 +7,13 @@ import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
+from craving_circuits.book import plotting
 from craving_circuits.cocaine import secondlevel
 from craving_circuits.simulate import baclofen_params, cocaine_params, roi_level
 from craving_circuits.simulate.baclofen import simulate_baclofen_participants
 from craving_circuits.simulate.cocaine import simulate_participants, simulate_runs_table
 from craving_circuits.verdict import calibration
+from craving_circuits.verdict import claims as registry
 
 # a hand-made ROI model: the baclofen tests below need no maps
 MODEL = roi_level.BaclofenRoiModel(dlpfc_base=40.0, dlpfc_weight=0.5, gm_base=50.0, regional_sd=1.0, thermal_sd=1.0,
@@ -74,13 +76,18 @@ def test_monte_carlo_is_reproducible_and_parallel_safe():
     parallel = calibration.monte_carlo(3, n_jobs=2, **kwargs)
     pd.testing.assert_frame_equal(serial, parallel)
     assert list(serial.columns) == calibration.CALIBRATION_COLUMNS
-    assert len(serial) == 3 * 2 * (9 + 5)  # replicates x conditions x (cocaine + baclofen tests)
+    # one row per replicate, condition and ROI-level claim of the registry: the ledger's claims, not stand-ins
+    roi_claims = [c.claim_id for c in registry.claims(level="roi")]
+    assert len(serial) == 3 * 2 * len(roi_claims) and set(serial["claim_id"]) == set(roi_claims)
+    assert not set(serial["claim_id"]) & {c.claim_id for c in registry.claims(level="voxel")}
     paper = serial[serial["condition"] == "paper"].set_index(["claim_id", "replicate"])
     null = serial[serial["condition"] == "null"].set_index(["claim_id", "replicate"])
-    assert paper.loc["craving_nacc_thalamus", "planted_present"].all()
+    assert paper.loc["thalamus_glu", "planted_present"].all()
     assert not null["planted_present"].any()
     # the strongest planted effects are found in every replicate at the paper preset
-    assert paper.loc["craving_nacc_thalamus", "found"].all() and paper.loc["cbf_rise_insula", "found"].all()
+    assert paper.loc["cbf_rise_insula", "found"].all()
+    # the test label is the one the ledger reports
+    assert set(paper.loc["baclofen_craving", "test"]) == {registry.claim("baclofen_craving").estimand.label}
     assert serial.loc[serial["claim_id"].str.startswith("nac_no_effect"), "equivalent"].notna().all()
     with pytest.raises(ValueError, match="n_sims"):
         calibration.monte_carlo(0)
@@ -130,10 +137,6 @@ def test_voxelwise_null_runs_the_chapters_tests_at_a_tiny_size():
 
 
 def test_wide_tables_and_figure_of_a_summary():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from craving_circuits.book import plotting
 
     rows = []
     for condition, factor in calibration.CONDITIONS.items():
@@ -147,10 +150,18 @@ def test_wide_tables_and_figure_of_a_summary():
     power = calibration.power_table(summary)
     assert list(power.columns) == ["study", "claim_id", "test", "half", "paper", "double"]
     assert power.set_index("claim_id").loc["rise", "half"] == 0.5
-    claims = calibration.claims_table(summary).set_index("claim_id")
-    assert claims.loc["rise", "planted_at_paper"] and claims.loc["rise", "rate_at_paper"] == 1.0
-    assert claims.loc["rise", "fpr_null"] == 0.05 and claims.loc["rise", "fpr_null_within"]
-    assert not claims.loc["none", "planted_at_paper"] and claims.loc["none", "equivalence_at_paper"] == 0.75
+    claims = calibration.claims_table(summary.replace({"claim_id": {"rise": "thalamus_glu",
+                                                                     "none": "nac_no_effect_dlpfc"}}),
+                                      pd.DataFrame({"test": ["craving_cud"], "rate": [0.1], "within": [False]}))
+    claims = claims.set_index("claim_id")
+    assert list(claims.index) == [c.claim_id for c in registry.CLAIMS]
+    assert claims.loc["thalamus_glu", "planted_at_paper"] and claims.loc["thalamus_glu", "rate_at_paper"] == 1.0
+    assert claims.loc["thalamus_glu", "fpr_null"] == 0.05 and claims.loc["thalamus_glu", "fpr_null_within"]
+    assert not claims.loc["nac_no_effect_dlpfc", "planted_at_paper"]
+    assert claims.loc["nac_no_effect_dlpfc", "equivalence_at_paper"] == 0.75
+    # voxel-level claims: their null rate from the voxelwise calibration, nothing at ROI level
+    voxel = claims.loc["craving_nacc_dlpfc"]
+    assert voxel["level"] == "voxel" and voxel["fpr_null"] == 0.1 and np.isnan(voxel["rate_at_paper"])
     with pytest.raises(ValueError, match="No rows"):
         calibration.power_table(summary[summary["measure"] != "power"])
     fig = plotting.plot_calibration(summary)

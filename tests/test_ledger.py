@@ -1,6 +1,7 @@
 """The claims ledger: verdicts from tiny result folders with known answers, exact errors for missing or
 ambiguous rows, and the declared claims against the runs of the book."""
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -8,23 +9,26 @@ import pandas as pd
 import pytest
 import yaml
 
+from craving_circuits.io.schemas import RECOVERY_COLUMNS
 from craving_circuits.io.tables import write_table
+from craving_circuits.verdict import claims as registry
 from craving_circuits.verdict import ledger
+from craving_circuits.verdict.claims import Claim, Estimand
 
 ROOT = Path(__file__).resolve().parents[1]
-RECOVERY = ["effect", "test", "planted", "estimate", "ci_low", "ci_high", "p", "planted_present", "found", "agree"]
 
 
 def _recovery(rows):
-    return pd.DataFrame([dict(zip(RECOVERY, row)) for row in rows], columns=RECOVERY)
+    return pd.DataFrame([dict(zip(RECOVERY_COLUMNS, (f"run/{row[0]}", *row))) for row in rows],
+                        columns=RECOVERY_COLUMNS)
 
 
-def _claim(claim_id, effect, direction, equivalence=None):
-    claim = {"claim_id": claim_id, "study": "s", "claim": f"claim {claim_id}", "source": "run/recovered_vs_planted",
-             "effect": effect, "test": f"test of {effect}", "statistic": "r", "direction": direction}
-    if equivalence:
-        claim["equivalence"] = ("run/evidence", {"term": equivalence})
-    return claim
+def _claim(claim_id, effect, direction, equivalence=None, chapter="run"):
+    estimand = Estimand(f"{chapter}/{effect}", chapter, effect, f"test of {effect}", "t")
+    eq = Estimand(f"{chapter}/eq/{equivalence}", chapter, effect, "TOST", "evidence",
+                  match=(("term", equivalence),)) if equivalence else None
+    return Claim(claim_id=claim_id, study="s", text=f"claim {claim_id}", estimand=estimand, statistic="r",
+                 direction=direction, test=len, level="roi", equivalence=eq)
 
 
 @pytest.fixture
@@ -77,24 +81,24 @@ def test_without_ground_truth_agreement_is_empty(results):
 
 def test_missing_files_and_ambiguous_rows_are_named(results):
     with pytest.raises(FileNotFoundError, match="other_run"):
-        ledger.claims_ledger(results, [dict(_claim("a", "up", 1), source="other_run/recovered_vs_planted")])
-    with pytest.raises(ValueError, match="0 rows match"):
+        ledger.claims_ledger(results, [_claim("a", "up", 1, chapter="other_run")])
+    with pytest.raises(ValueError, match="0 rows of estimand 'run/nothing'"):
         ledger.claims_ledger(results, [_claim("a", "nothing", 1)])
+    with pytest.raises(ValueError, match="0 rows match"):
+        ledger.claims_ledger(results, [_claim("d", "zero", None, "other")])
     table = pd.read_csv(results / "run" / "recovered_vs_planted.tsv", sep="\t")
     write_table(pd.concat([table, table.iloc[:1]]), results / "run", "recovered_vs_planted")
-    with pytest.raises(ValueError, match="2 rows match"):
+    with pytest.raises(ValueError, match="2 rows of estimand"):
+        ledger.claims_ledger(results, [_claim("a", "up", 1)])
+    write_table(table.drop(columns="estimand"), results / "run", "recovered_vs_planted")
+    with pytest.raises(ValueError, match="no estimand column"):
         ledger.claims_ledger(results, [_claim("a", "up", 1)])
     with pytest.raises(ValueError, match="alpha"):
         ledger.claims_ledger(results, [], alpha=1.5)
 
 
-def test_declared_claims_read_runs_of_the_book():
-    """The book build runs the ledger notebook on every declared claim; here, their declarations."""
+def test_the_ledger_reads_the_registry():
+    """The book build runs the ledger notebook on every declared claim (test_book); here, the defaults."""
+    assert inspect.signature(ledger.claims_ledger).parameters["claims"].default is registry.CLAIMS
     runs = {entry["name"] for entry in yaml.safe_load((ROOT / "book" / "runs.yml").read_text())}
-    ids = [claim["claim_id"] for claim in ledger.CLAIMS]
-    assert len(ids) == len(set(ids))
-    for claim in ledger.CLAIMS:
-        assert claim["source"].split("/")[0] in runs, claim["claim_id"]
-        assert claim["direction"] in (1, -1, None)
-        if claim["direction"] is None:
-            assert claim["equivalence"][0].split("/")[0] in runs, claim["claim_id"]
+    assert {c.estimand.chapter for c in registry.CLAIMS} <= runs

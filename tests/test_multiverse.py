@@ -5,10 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from craving_circuits.book import plotting
 from craving_circuits.cocaine import multiverse, secondlevel
 from craving_circuits.cocaine.denoise import Strategy
 from craving_circuits.io.schemas import ROI_COLUMNS
-from craving_circuits.verdict import planted
+from craving_circuits.verdict import claims, planted
 
 
 def test_specifications_cross_every_choice():
@@ -64,7 +65,7 @@ def test_table_is_the_chapter_model_per_specification_and_conclusions():
     matrix = multiverse.specification_matrix(table[(table["target"] == "dlpfc")
                                                    & (table["term"] == "group x state")])
     assert matrix.sum(axis=1).tolist() == [3, 3]  # one confound set, one GSR choice, one band each
-    estimates = planted.multiverse_estimates(table)
+    estimates = claims.estimates("multiverse", {"multiverse": table})
     assert len(estimates) == len(table) and set(estimates["effect"]) >= {"craving_nacc_dlpfc_cud"}
 
 
@@ -78,10 +79,6 @@ def test_missing_specification_is_named():
 
 
 def test_specification_curve_figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from craving_circuits.book import plotting
 
     specs = [Strategy("simple", False, 0.01, 0.1), Strategy("simple", True, 0.01, 0.1)]
     names = [s.name for s in specs]

@@ -1,13 +1,9 @@
 """Figures: each function draws what it is given (one axis per target, points per participant)."""
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from craving_circuits.book import plotting  # noqa: E402
+from craving_circuits.book import plotting
 
 
 def _changes(seed=0):

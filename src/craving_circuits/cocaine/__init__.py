@@ -1,0 +1,1 @@
+"""The cocaine-craving study (Engeli et al., 2023): rs-fMRI seed connectivity, NAcc glutamate, N-acetylcysteine."""

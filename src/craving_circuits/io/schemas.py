@@ -82,7 +82,7 @@ MULTIVERSE_COLUMNS = ["strategy", "confounds", "gsr", "band_pass", "target", "te
 # --------------------------------------------------------------------------- the verdict
 
 #: Estimates against the planted truth.
-RECOVERY_COLUMNS = ["effect", "test", "planted", "estimate", "ci_low", "ci_high", "p", "planted_present",
+RECOVERY_COLUMNS = ["estimand", "effect", "test", "planted", "estimate", "ci_low", "ci_high", "p", "planted_present",
                     "found", "agree"]
 
 #: Equivalence evidence against the planted truth.

@@ -1,0 +1,1 @@
+"""Study-agnostic statistics: permutation inference, mixed models, maps, correlations, equivalence, mediation."""

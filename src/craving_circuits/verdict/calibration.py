@@ -5,10 +5,7 @@ how often does it find what is there (power)? Each replicate is a whole
 simulated study at ROI level (:mod:`craving_circuits.simulate.roi_level`: the
 image simulators' participants, planted effects, ratings and spectra, with the
 first level replaced by its ROI-level outcome), analysed by the same functions
-the chapters use (:mod:`~craving_circuits.cocaine.secondlevel`,
-:mod:`~craving_circuits.cocaine.glutamate`, :mod:`~craving_circuits.cocaine.drug`,
-:mod:`~craving_circuits.baclofen.perfusion`, :mod:`~craving_circuits.baclofen.cue`,
-:mod:`~craving_circuits.stats.mediation`).
+the chapters use.
 
 Conditions
 ----------
@@ -19,10 +16,14 @@ simulator seed ``seed + i``, so conditions differ only in their effects.
 
 ROI-level tests
 ---------------
-The tests answer the claims of :data:`craving_circuits.verdict.ledger.CLAIMS`; for a
-claim whose chapter test is voxelwise, its ROI-level counterpart is the same
-test on the ROI mean (the one-sample test of the craving - neutral change for
-the connectivity rises, the two-sample test of ``T2 - T1`` for the CBF rise).
+Every claim of the registry (:data:`craving_circuits.verdict.claims.CLAIMS`)
+whose test works on tidy tables is calibrated by that very test: the
+chapter's chain (:mod:`craving_circuits.cocaine.chapters`,
+:mod:`craving_circuits.baclofen.chapters`) runs on each replicate's tables and
+the claim's estimand is read from its output, as the ledger reads it from the
+chapter's result files. Claims whose test works on maps (the connectivity
+rises, the CBF rise) are not given a stand-in at ROI level: their
+calibration is the voxelwise one below.
 
 Voxelwise tests
 ---------------
@@ -50,8 +51,10 @@ from joblib import Parallel, delayed
 from statsmodels.stats.proportion import proportion_confint
 from tqdm import tqdm
 
-from craving_circuits.baclofen import cue, perfusion
-from craving_circuits.cocaine import drug, glutamate, mrs, ratings, secondlevel
+from craving_circuits.baclofen import chapters as baclofen_chapters
+from craving_circuits.baclofen import perfusion
+from craving_circuits.cocaine import chapters as cocaine_chapters
+from craving_circuits.cocaine import secondlevel
 from craving_circuits.io.atlas import brain_mask
 from craving_circuits.io.schemas import CALIBRATION_COLUMNS
 from craving_circuits.io.schemas import CALIBRATION_SUMMARY_COLUMNS as SUMMARY_COLUMNS
@@ -60,8 +63,9 @@ from craving_circuits.simulate import baclofen_params, cocaine_params, roi_level
 from craving_circuits.simulate.baclofen import planted_baclofen_effects
 from craving_circuits.simulate.cocaine import planted_effects
 from craving_circuits.simulate.signals import SmoothNoiseField
-from craving_circuits.stats import correlation, mediation
 from craving_circuits.stats.voxelwise import smooth_maps
+from craving_circuits.verdict import claims as registry
+from craving_circuits.verdict.claims import Claim
 
 __all__ = ["CONDITIONS", "EFFECT_PARAMETERS", "CONSERVATIVE_TESTS", "CALIBRATION_COLUMNS", "SUMMARY_COLUMNS",
            "VOXEL_COLUMNS", "condition_params", "cocaine_roi_tests", "baclofen_roi_tests", "monte_carlo",
@@ -79,7 +83,7 @@ EFFECT_PARAMETERS = {
 
 #: Tests whose false-positive rate is only bounded by alpha, not equal to it: the bootstrap test of an
 #: indirect effect is conservative when neither of its paths exists (the null of the calibration).
-CONSERVATIVE_TESTS = frozenset({"indirect_effect_cue"})
+CONSERVATIVE_TESTS = frozenset({"baclofen_via_dlpfc"})
 
 
 
@@ -108,16 +112,32 @@ def condition_params(study: str, condition: str, seed: int):
     return make("paper", seed=seed, **{name: getattr(paper, name) * factor for name in EFFECT_PARAMETERS[study]})
 
 
-def _row(claim_id, test, estimate, p, direction, alpha, equivalent=None) -> dict:
-    p = float(p)
-    found = bool(p < alpha and (direction is None or np.sign(estimate) == direction))
-    return {"claim_id": claim_id, "test": test, "estimate": float(estimate), "p": p, "found": found,
+def _claim_row(claim: Claim, tables: dict, alpha: float) -> dict:
+    """A claim's estimand read from a replicate's chapter tables, decided as the ledger decides."""
+    rows = claim.estimand.read(tables[claim.estimand.chapter])
+    if len(rows) != 1:
+        raise ValueError(f"Claim {claim.claim_id}: {len(rows)} rows of its estimand {claim.estimand.id}.")
+    row = rows[0]
+    p, estimate = float(row["p"]), float(row["estimate"])
+    found = bool(p < alpha and (claim.direction is None or np.sign(estimate) == claim.direction))
+    equivalent = None
+    if claim.direction is None:
+        eq = claim.equivalence
+        picked = eq._rows(tables[eq.chapter][eq.table], "")
+        equivalent = bool(float(picked.iloc[0]["p_equivalence"]) < alpha)
+    return {"claim_id": claim.claim_id, "test": row["test"], "estimate": estimate, "p": p, "found": found,
             "equivalent": equivalent}
 
 
 def cocaine_roi_tests(tables: dict, alpha: float = 0.05, sesoi_r: float = 0.5, sesoi_dz: float = 0.8,
                       n_boot: int = 200, rng=None) -> list[dict]:
-    """The cocaine claims' tests on one ROI-level study.
+    """The cocaine claims' ROI-level tests on one ROI-level study, through the chapters' own chains.
+
+    The glutamate and NAC chapters' chains
+    (:func:`craving_circuits.cocaine.chapters.glutamate_tests`,
+    :func:`craving_circuits.cocaine.chapters.nac_tests`) run on the study's
+    tables as the chapters run them on the first level's ROI values; each
+    ROI-level claim of the registry is then read from their tables.
 
     Parameters
     ----------
@@ -133,53 +153,25 @@ def cocaine_roi_tests(tables: dict, alpha: float = 0.05, sesoi_r: float = 0.5, s
     Returns
     -------
     rows : list of dict
-        ``claim_id, test, estimate, p, found, equivalent``.
+        ``claim_id, test, estimate, p, found, equivalent``, one per ROI-level cocaine claim.
     """
-
     fc = secondlevel.roi_state_differences(tables["roi"])
-    rows = []
-    mean_fc = fc.groupby(["participant_id", "group", "target"], as_index=False)["delta"].mean()
-    for claim_id, target in (("craving_nacc_dlpfc", "dlpfc"), ("craving_nacc_thalamus", "thalamus_midline")):
-        values = mean_fc[(mean_fc["group"] == "CUD") & (mean_fc["target"] == target)]["delta"]
-        test = correlation.mean_change(values, f"craving - neutral | CUD ({target})", alpha).iloc[0]
-        rows.append(_row(claim_id, "one-sample t of the ROI craving - neutral change, CUD", test["estimate"],
-                         test["p"], 1, alpha))
-    kept, _ = mrs.quality_control(tables["mrs"])
-    glu, _ = mrs.session_changes(kept)
     drugs = tables["roi"][["participant_id", "session_id", "drug"]].drop_duplicates()
-    changes, _ = glutamate.participant_changes(fc, glu, tables["participants"], drugs)
-    cud = changes[changes["group"] == "CUD"]
-    couplings = glutamate.coupling_table(changes, ["thalamus_midline", "dlpfc"], samples={"CUD": ["CUD"]},
-                                        methods=("pearson",), n_boot=n_boot, rng=rng, alpha=alpha)
-    equivalence = glutamate.coupling_equivalence(couplings, sesoi_r, alpha).set_index("target")
-    couplings = couplings.set_index("target")
-    rows.append(_row("dlpfc_not_glu", "Pearson r within CUD (dlpfc)", couplings.loc["dlpfc", "estimate"],
-                     couplings.loc["dlpfc", "p"], None, alpha,
-                     equivalent=bool(equivalence.loc["dlpfc", "verdict"] == "equivalent")))
-    rows.append(_row("thalamus_glu", "Pearson r within CUD (thalamus_midline)",
-                     couplings.loc["thalamus_midline", "estimate"], couplings.loc["thalamus_midline", "p"], 1, alpha))
-    betas, _ = glutamate.predictor_table(cud, ["thalamus_midline"], ["ocdus_obsessive", "cocaine_g_per_week"],
-                                        alpha=alpha)
-    betas = betas.set_index("term")
-    for claim_id, term in (("ocdus_predicts_thalamus", "ocdus_obsessive"), ("use_predicts_thalamus",
-                                                                           "cocaine_g_per_week")):
-        rows.append(_row(claim_id, f"standardised beta of {term} (thalamus_midline)", betas.loc[term, "estimate"],
-                         betas.loc[term, "p"], 1, alpha))
-    fc_dd, _ = drug.drug_differences(fc)
-    evidence = drug.drug_evidence(fc_dd, sesoi_dz=sesoi_dz, alpha=alpha, groups=("CUD",))
-    rating_dd, _ = drug.drug_differences(ratings.rating_changes(tables["ratings"]), by=())
-    evidence = pd.concat([evidence, drug.drug_evidence(rating_dd, by=None, sesoi_dz=sesoi_dz, alpha=alpha,
-                                                       groups=("CUD",), name="rating")], ignore_index=True)
-    evidence = evidence.set_index("term")
-    for outcome in ("dlpfc", "thalamus_midline", "rating"):
-        row = evidence.loc[f"drug x state | CUD ({outcome})"]
-        rows.append(_row(f"nac_no_effect_{outcome}", "paired t and TOST of NAC - placebo in the craving rise, CUD",
-                         row["estimate"], row["p"], None, alpha, equivalent=bool(row["p_equivalence"] < alpha)))
-    return rows
+    chapters = {
+        "thalamus_glutamate": cocaine_chapters.glutamate_tests(fc, tables["mrs"], tables["participants"], drugs,
+                                                               n_bootstrap=n_boot, sesoi_r=sesoi_r, alpha=alpha,
+                                                               rng=rng),
+        "nac_null_effect": cocaine_chapters.nac_tests(fc, tables["ratings"], sesoi_dz=sesoi_dz, alpha=alpha),
+    }
+    return [_claim_row(c, chapters, alpha) for c in registry.claims("cocaine", "roi")]
 
 
 def baclofen_roi_tests(tables: dict, alpha: float = 0.05, n_boot: int = 200, rng=None) -> list[dict]:
-    """The baclofen claims' tests on one ROI-level study.
+    """The baclofen claims' ROI-level tests on one ROI-level study, through the cue chapter's own chain.
+
+    The CBF chapter's dlPFC change (:func:`craving_circuits.baclofen.perfusion.participant_change`
+    of the ROI's CBF) enters :func:`craving_circuits.baclofen.chapters.cue_tests`
+    as in the cue chapter; each ROI-level claim of the registry is read from its tables.
 
     Parameters
     ----------
@@ -193,44 +185,13 @@ def baclofen_roi_tests(tables: dict, alpha: float = 0.05, n_boot: int = 200, rng
     Returns
     -------
     rows : list of dict
-        ``claim_id, test, estimate, p, found, equivalent``; the indirect
-        effect has ``claim_id`` ``"indirect_effect_cue"``.
+        ``claim_id, test, estimate, p, found, equivalent``, one per ROI-level baclofen claim.
     """
-
-    rng = np.random.default_rng(rng)
-    cbf = tables["cbf"]
-    rows = []
-    anova = perfusion.group_by_time_anova(cbf, "cbf").iloc[0]
-    rows.append(_row("baclofen_dlpfc_cbf", "two-sample t of the ROI T2 - T1 CBF change", anova["estimate"],
-                     anova["p"], 1, alpha))
-    dlpfc_change = perfusion.participant_change(cbf)
-    cue_change = perfusion.participant_change(tables["cue"], "value", by=("roi",))
-    associations = cue.roi_associations(cue_change, dlpfc_change, n_boot=n_boot, rng=rng, alpha=alpha)
-    for claim_id, roi in (("cbf_rise_insula", "insula_anterior_ventral"), ("cbf_rise_vmpfc", "vmpfc")):
-        row = associations.set_index("term").loc[f"cue change ~ dlPFC CBF change ({roi})"]
-        rows.append(_row(claim_id, f"Pearson r: cue change ~ dlPFC CBF change ({roi})", row["estimate"], row["p"],
-                         -1, alpha))
-    craving = cue.cue_craving(tables["ratings"], tables["participants"])
-    anova = perfusion.group_by_time_anova(craving, "craving_rise").iloc[0]
-    rows.append(_row("baclofen_craving", "two-sample t of the T2 - T1 change of cue-induced craving",
-                     anova["estimate"], anova["p"], -1, alpha))
-    table, _ = cue.mediation_table(dlpfc_change, cue_change, craving)
-    indirect = mediation.mediation_analysis(table, "baclofen", "dlpfc_change", "cue_change", n_boot=n_boot,
-                                            rng=rng, alpha=alpha).set_index("term").loc["indirect effect (a b)"]
-    rows.append(_row("indirect_effect_cue", "bootstrap: indirect effect of baclofen on the cue change through "
-                     "the dlPFC CBF change", indirect["estimate"], indirect["p"], -1, alpha))
-    return rows
-
-
-#: Which planted effect of the simulators answers whether each claim's effect is present.
-_PLANTED = {"craving_nacc_dlpfc": "craving_nacc_dlpfc_cud", "craving_nacc_thalamus": "craving_nacc_thalamus_cud",
-            "dlpfc_not_glu": "dlpfc_glu_coupling_cud", "thalamus_glu": "thalamus_glu_coupling_cud",
-            "ocdus_predicts_thalamus": "ocdus_predicts_thalamus_cud", "use_predicts_thalamus":
-            "use_predicts_thalamus_cud", "nac_no_effect_dlpfc": "drug_x_state_cud",
-            "nac_no_effect_thalamus_midline": "drug_x_state_cud", "nac_no_effect_rating": "nac_rating_effect_cud",
-            "baclofen_dlpfc_cbf": "group_x_time_dlpfc_cbf", "cbf_rise_insula": "dlpfc_rise_cue_change",
-            "cbf_rise_vmpfc": "dlpfc_rise_cue_change", "baclofen_craving": "group_x_time_craving",
-            "indirect_effect_cue": "indirect_effect_cue"}
+    dlpfc_change = perfusion.participant_change(tables["cbf"])
+    chapters = {"baclofen_mediation": baclofen_chapters.cue_tests(tables["cue"], dlpfc_change, tables["ratings"],
+                                                                  tables["participants"], n_bootstrap=n_boot,
+                                                                  alpha=alpha, rng=rng)}
+    return [_claim_row(c, chapters, alpha) for c in registry.claims("baclofen", "roi")]
 
 
 def _present(study: str, params) -> dict[str, bool]:
@@ -255,7 +216,7 @@ def _replicates(jobs: list, alpha: float, n_boot: int, roi_options: dict, baclof
             tests = baclofen_roi_tests(tables, alpha=alpha, n_boot=n_boot, rng=rng)
         for test in tests:
             rows.append({"condition": condition, "replicate": replicate, "study": study,
-                         "planted_present": present[_PLANTED[test["claim_id"]]], **test})
+                         "planted_present": present[registry.claim(test["claim_id"]).estimand.effect], **test})
     return rows
 
 
@@ -400,32 +361,48 @@ def power_table(summary: pd.DataFrame, measure: str = "power") -> pd.DataFrame:
     return wide[[c for c in CONDITIONS if c in wide.columns]].reset_index()
 
 
-def claims_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per claim: is its effect planted at the ``paper`` preset, how often its test finds it there, and its
+def claims_table(summary: pd.DataFrame, voxel_summary: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per claim of the registry: how its test was calibrated, how often it finds the ``paper`` effect, and its
     false-positive rate under the null (the calibration's "recovered vs planted").
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        From :func:`calibration_summary` (the ROI-level claims).
+    voxel_summary : pandas.DataFrame, optional
+        From :func:`voxelwise_summary` (the voxel-level claims' null rates).
 
     Returns
     -------
     table : pandas.DataFrame
-        ``study, claim_id, planted_at_paper, rate_at_paper`` (power, or the
-        false-positive rate when the effect is absent), ``fpr_null``,
-        ``fpr_null_within`` and, for claims of absence, ``equivalence_at_paper``.
+        ``study, claim_id, level, calibrated_by, planted_at_paper,
+        rate_at_paper`` (power, or the false-positive rate when the effect is
+        absent), ``fpr_null``, ``fpr_null_within`` and, for claims of absence,
+        ``equivalence_at_paper``; voxel-level claims have only their null rate.
     """
     rows = []
-    for (study, claim_id), sub in summary.groupby(["study", "claim_id"], sort=False):
-        paper = sub[sub["condition"] == "paper"]
-        null = sub[(sub["condition"] == "null") & (sub["measure"] == "false-positive rate")]
-        main = paper[paper["measure"] != "equivalence rate"]
-        equivalence = paper[paper["measure"] == "equivalence rate"]
-        rows.append({"study": study, "claim_id": claim_id,
-                     "planted_at_paper": bool(main["planted_present"].iloc[0]) if len(main) else None,
-                     "rate_at_paper": float(main["rate"].iloc[0]) if len(main) else np.nan,
-                     "fpr_null": float(null["rate"].iloc[0]) if len(null) else np.nan,
-                     "fpr_null_within": null["within"].iloc[0] if len(null) else None,
-                     "equivalence_at_paper": float(equivalence["rate"].iloc[0]) if len(equivalence) else np.nan})
+    for claim in registry.CLAIMS:
+        sub = summary[summary["claim_id"] == claim.claim_id]
+        row = {"study": claim.study, "claim_id": claim.claim_id, "level": claim.level,
+               "calibrated_by": "the chapter's chain on ROI-level replicates" if claim.level == "roi"
+               else f"voxelwise null maps, test {claim.voxel_test}", "planted_at_paper": None,
+               "rate_at_paper": np.nan, "fpr_null": np.nan, "fpr_null_within": None, "equivalence_at_paper": np.nan}
+        if claim.level == "roi" and len(sub):
+            paper = sub[sub["condition"] == "paper"]
+            null = sub[(sub["condition"] == "null") & (sub["measure"] == "false-positive rate")]
+            main = paper[paper["measure"] != "equivalence rate"]
+            equivalence = paper[paper["measure"] == "equivalence rate"]
+            row.update({"planted_at_paper": bool(main["planted_present"].iloc[0]) if len(main) else None,
+                        "rate_at_paper": float(main["rate"].iloc[0]) if len(main) else np.nan,
+                        "fpr_null": float(null["rate"].iloc[0]) if len(null) else np.nan,
+                        "fpr_null_within": null["within"].iloc[0] if len(null) else None,
+                        "equivalence_at_paper": float(equivalence["rate"].iloc[0]) if len(equivalence) else np.nan})
+        elif claim.level == "voxel" and voxel_summary is not None:
+            voxel = voxel_summary[voxel_summary["test"] == claim.voxel_test]
+            if len(voxel):
+                row.update({"fpr_null": float(voxel["rate"].iloc[0]), "fpr_null_within": voxel["within"].iloc[0]})
+        rows.append(row)
     return pd.DataFrame(rows)
-
-
 
 
 def _null_maps(field, n: int, mask_img, smoothing_fwhm: float, rng) -> np.ndarray:

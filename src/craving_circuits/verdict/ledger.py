@@ -1,17 +1,13 @@
 """The claims ledger: each claim of the two source studies against this book's result files.
 
 Every row of the ledger is read from a result table that a notebook of the book
-wrote (``results/<run>/<table>.tsv``); nothing is typed in by hand. A claim is
-declared once, in :data:`CLAIMS`, by where its test lives:
-
-* ``source``: ``"<run>/<table>"``, a ``recovered_vs_planted`` table (which
-  carries the test, the estimate, its interval or corrected p, and the planted
-  truth of a simulated study);
-* ``effect`` and ``test``: the row of that table (``test`` is matched exactly);
-* ``direction``: +1 or -1 for a claimed rise or fall; ``None`` for a claim of
-  absence;
-* ``equivalence``: for claims of absence, ``"<run>/<table>"`` and the column
-  values that pick the equivalence test of the same quantity.
+wrote (``results/<run>/<table>.tsv``); nothing is typed in by hand. The claims
+are those of the registry (:data:`craving_circuits.verdict.claims.CLAIMS`):
+each names its estimand, whose row the ledger reads from its chapter's
+``recovered_vs_planted`` table by the estimand's id (that table carries the
+test, the estimate, its interval or corrected p, and the planted truth of a
+simulated study); a claim of absence also names the row of its equivalence
+test.
 
 Verdicts
 --------
@@ -38,99 +34,33 @@ import pandas as pd
 
 from craving_circuits.io.schemas import LEDGER_COLUMNS
 from craving_circuits.io.tables import read_table
+from craving_circuits.verdict.claims import CLAIMS, Claim, Estimand
 
-__all__ = ["CLAIMS", "LEDGER_COLUMNS", "VERDICTS", "claims_ledger", "ledger_summary"]
-
+__all__ = ["LEDGER_COLUMNS", "VERDICTS", "claims_ledger", "ledger_summary"]
 
 VERDICTS = ("supported", "not supported", "evidence of absence")
 
-_SEED = "nacc_seed_fc/recovered_vs_planted"
-_GLU = "thalamus_glutamate/recovered_vs_planted"
-_NAC = "nac_null_effect/recovered_vs_planted"
-_NAC_EVIDENCE = "nac_null_effect/evidence"
-_CBF = "baclofen_cbf/recovered_vs_planted"
-_CUE = "baclofen_mediation/recovered_vs_planted"
 
-
-def _nac(outcome: str, label: str, test: str) -> dict:
-    term = f"drug x state | CUD ({outcome})"
-    return {"claim_id": f"nac_no_effect_{outcome}", "study": "cocaine",
-            "claim": f"NAC does not change the craving rise of {label} in CUD",
-            "source": _NAC, "effect": "nac_rating_effect_cud" if outcome == "rating" else "drug_x_state_cud",
-            "test": test, "statistic": "mean difference", "direction": None,
-            "equivalence": (_NAC_EVIDENCE, {"term": term})}
-
-
-#: The claims of the two abstracts, paraphrased, each with the test of this book that answers it.
-CLAIMS: tuple[dict, ...] = (
-    {"claim_id": "craving_nacc_dlpfc", "study": "cocaine",
-     "claim": "Craving raises NAcc-dlPFC connectivity in CUD", "source": _SEED,
-     "effect": "craving_nacc_dlpfc_cud", "test": "voxelwise cluster FWE: craving_cud, positive cluster on dlpfc",
-     "statistic": "peak t", "direction": 1},
-    {"claim_id": "craving_nacc_thalamus", "study": "cocaine",
-     "claim": "Craving raises NAcc-midline thalamus connectivity in CUD", "source": _SEED,
-     "effect": "craving_nacc_thalamus_cud",
-     "test": "voxelwise cluster FWE: craving_cud, positive cluster on thalamus_midline",
-     "statistic": "peak t", "direction": 1},
-    {"claim_id": "dlpfc_not_glu", "study": "cocaine",
-     "claim": "The NAcc-dlPFC rise is not linked to the NAcc glutamate rise", "source": _GLU,
-     "effect": "dlpfc_glu_coupling_cud", "test": "Pearson r within CUD (dlpfc)", "statistic": "Pearson r",
-     "direction": None,
-     "equivalence": ("thalamus_glutamate/coupling_equivalence", {"target": "dlpfc", "sample": "CUD"})},
-    {"claim_id": "ocdus_predicts_thalamus", "study": "cocaine",
-     "claim": "OCDUS obsessive thinking predicts the NAcc-thalamus rise", "source": _GLU,
-     "effect": "ocdus_predicts_thalamus_cud", "test": "standardised beta of ocdus_obsessive (thalamus_midline)",
-     "statistic": "standardised beta", "direction": 1},
-    {"claim_id": "use_predicts_thalamus", "study": "cocaine",
-     "claim": "Cocaine use intensity predicts the NAcc-thalamus rise", "source": _GLU,
-     "effect": "use_predicts_thalamus_cud", "test": "standardised beta of cocaine_g_per_week (thalamus_midline)",
-     "statistic": "standardised beta", "direction": 1},
-    {"claim_id": "thalamus_glu", "study": "cocaine",
-     "claim": "The NAcc-thalamus rise is coupled with the NAcc glutamate rise", "source": _GLU,
-     "effect": "thalamus_glu_coupling_cud", "test": "Pearson r within CUD (thalamus_midline)",
-     "statistic": "Pearson r", "direction": 1},
-    _nac("dlpfc", "NAcc-dlPFC connectivity", "ROI mixed model: drug x state | CUD (dlpfc)"),
-    _nac("thalamus_midline", "NAcc-thalamus connectivity", "ROI mixed model: drug x state | CUD (thalamus_midline)"),
-    _nac("rating", "the craving rating", "paired t on ratings: drug x state | CUD"),
-    {"claim_id": "baclofen_dlpfc_cbf", "study": "baclofen",
-     "claim": "Baclofen raises right dlPFC resting CBF (group x time, FWE)", "source": _CBF,
-     "effect": "group_x_time_dlpfc_cbf", "test": "voxelwise cluster FWE: group x time, positive cluster on dlpfc_right",
-     "statistic": "peak t", "direction": 1},
-    {"claim_id": "cbf_rise_insula", "study": "baclofen",
-     "claim": "A larger dlPFC CBF rise goes with a smaller cue response in anterior ventral insula",
-     "source": _CUE, "effect": "dlpfc_rise_cue_change",
-     "test": "Pearson r: cue change ~ dlPFC CBF change (insula_anterior_ventral)", "statistic": "Pearson r",
-     "direction": -1},
-    {"claim_id": "cbf_rise_vmpfc", "study": "baclofen",
-     "claim": "A larger dlPFC CBF rise goes with a smaller cue response in vmPFC", "source": _CUE,
-     "effect": "dlpfc_rise_cue_change", "test": "Pearson r: cue change ~ dlPFC CBF change (vmpfc)",
-     "statistic": "Pearson r", "direction": -1},
-    {"claim_id": "baclofen_craving", "study": "baclofen",
-     "claim": "Baclofen, not placebo, lowers cue-induced craving", "source": _CUE, "effect": "group_x_time_craving",
-     "test": "mixed model on cue-induced craving: group x time", "statistic": "difference of T2 - T1 changes",
-     "direction": -1},
-)
-
-
-def _table(results_dir: Path, source: str) -> tuple[pd.DataFrame, Path]:
-    run, name = source.split("/")
-    return read_table(results_dir / run, name), results_dir / run / f"{name}.tsv"
-
-
-def _relative(path: Path, results_dir: Path) -> str:
-    return path.relative_to(results_dir).as_posix()
-
-
-def _one_row(table: pd.DataFrame, path: Path, match: dict) -> pd.Series:
-    picked = table
-    for column, value in match.items():
-        if column not in table.columns:
-            raise ValueError(f"{path} has no column {column!r}; was it written by this version of the book?")
-        picked = picked[picked[column] == value]
+def _recovery_row(results_dir: Path, e: Estimand) -> tuple[pd.Series, str]:
+    table = read_table(results_dir / e.chapter, "recovered_vs_planted")
+    source = f"{e.chapter}/recovered_vs_planted.tsv"
+    if "estimand" not in table.columns:
+        raise ValueError(f"{results_dir / source} has no estimand column; re-run the notebook {e.chapter} with this "
+                         "version of the book.")
+    picked = table[table["estimand"] == e.id]
     if len(picked) != 1:
-        raise ValueError(f"{path}: {len(picked)} rows match {match} (expected exactly one); re-run the notebook "
-                         "that writes it.")
-    return picked.iloc[0]
+        raise ValueError(f"{results_dir / source}: {len(picked)} rows of estimand {e.id!r} (expected exactly one); "
+                         f"re-run the notebook {e.chapter}.")
+    return picked.iloc[0], source
+
+
+def _equivalence_row(results_dir: Path, e: Estimand) -> tuple[pd.Series, str]:
+    source = f"{e.chapter}/{e.table}.tsv"
+    picked = e._rows(read_table(results_dir / e.chapter, e.table), str(results_dir / source))
+    if len(picked) != 1:
+        raise ValueError(f"{results_dir / source}: {len(picked)} rows match {dict(e.match)} (expected exactly one); "
+                         f"re-run the notebook {e.chapter}.")
+    return picked.iloc[0], source
 
 
 def _number(value) -> float:
@@ -140,11 +70,11 @@ def _number(value) -> float:
         return np.nan
 
 
-def _verdict(claim: dict, row: pd.Series, equivalence: pd.Series | None, alpha: float) -> tuple[str, str]:
+def _verdict(claim: Claim, row: pd.Series, equivalence: pd.Series | None, alpha: float) -> tuple[str, str]:
     p, estimate = _number(row["p"]), _number(row["estimate"])
     significant = bool(np.isfinite(p) and p < alpha)
-    if claim["direction"] is not None:
-        if significant and np.sign(estimate) == claim["direction"]:
+    if claim.direction is not None:
+        if significant and np.sign(estimate) == claim.direction:
             return "supported", f"p < {alpha:g} in the claimed direction"
         if significant:
             return "not supported", "an effect in the opposite direction"
@@ -157,15 +87,16 @@ def _verdict(claim: dict, row: pd.Series, equivalence: pd.Series | None, alpha: 
     return "not supported", f"inconclusive: no effect found, equivalence not shown (TOST p = {p_eq:.3g})"
 
 
-def claims_ledger(results_dir: str | Path = "results", claims=CLAIMS, alpha: float = 0.05) -> pd.DataFrame:
+def claims_ledger(results_dir: str | Path = "results", claims: tuple[Claim, ...] = CLAIMS,
+                  alpha: float = 0.05) -> pd.DataFrame:
     """One row per claim, read from the result tables of the book's runs.
 
     Parameters
     ----------
     results_dir : str or Path
         Folder holding one subfolder per run of ``book/runs.yml``.
-    claims : sequence of dict
-        Claim declarations (see :data:`CLAIMS` and the module docstring).
+    claims : sequence of Claim
+        From the registry (:data:`craving_circuits.verdict.claims.CLAIMS`).
     alpha : float
         Level of every decision.
 
@@ -187,14 +118,12 @@ def claims_ledger(results_dir: str | Path = "results", claims=CLAIMS, alpha: flo
     results_dir = Path(results_dir)
     rows = []
     for claim in claims:
-        table, path = _table(results_dir, claim["source"])
-        row = _one_row(table, path, {"effect": claim["effect"], "test": claim["test"]})
-        equivalence, sources = None, [_relative(path, results_dir)]
-        if claim["direction"] is None:
-            eq_source, match = claim["equivalence"]
-            eq_table, eq_path = _table(results_dir, eq_source)
-            equivalence = _one_row(eq_table, eq_path, match)
-            sources.append(_relative(eq_path, results_dir))
+        row, source = _recovery_row(results_dir, claim.estimand)
+        equivalence, sources = None, [source]
+        if claim.direction is None:
+            equivalence, eq_source = _equivalence_row(results_dir, claim.equivalence)
+            if eq_source not in sources:
+                sources.append(eq_source)
         verdict, detail = _verdict(claim, row, equivalence, alpha)
         present = row.get("planted_present")
         has_truth = isinstance(present, (bool, np.bool_)) or str(present) in ("True", "False")
@@ -202,13 +131,13 @@ def claims_ledger(results_dir: str | Path = "results", claims=CLAIMS, alpha: flo
         if has_truth:
             p = _number(row["p"])
             found = bool(np.isfinite(p) and p < alpha)
-            if present and claim["direction"] is not None:
-                found = found and np.sign(_number(row["estimate"])) == claim["direction"]
+            if present and claim.direction is not None:
+                found = found and np.sign(_number(row["estimate"])) == claim.direction
             agree = found == present
         else:
             agree = None
-        rows.append({"claim_id": claim["claim_id"], "study": claim["study"], "claim": claim["claim"],
-                     "test": claim["test"], "statistic": claim["statistic"], "estimate": _number(row["estimate"]),
+        rows.append({"claim_id": claim.claim_id, "study": claim.study, "claim": claim.text,
+                     "test": row["test"], "statistic": claim.statistic, "estimate": _number(row["estimate"]),
                      "ci_low": _number(row["ci_low"]), "ci_high": _number(row["ci_high"]), "p": _number(row["p"]),
                      "verdict": verdict, "detail": detail,
                      "planted": _number(row.get("planted")) if has_truth else np.nan,

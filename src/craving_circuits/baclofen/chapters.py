@@ -1,0 +1,74 @@
+"""The ROI-level statistics of the baclofen chapters, each chain written once.
+
+As in :mod:`craving_circuits.cocaine.chapters`: each function takes the tidy
+tables a chapter starts from and returns the result tables it writes, calling
+the chapter's steps in the chapter's order. The notebook calls the same steps
+cell by cell; the claims registry names these functions as the tests of the
+claims; the calibration calls them on every simulated replicate; a test checks
+that the notebook's tables equal what these functions return.
+
+Data conventions
+----------------
+* ``roi_effects``: the cue effect of every run in every ROI
+  (``participant_id, group, session_id, roi, value``), from
+  :func:`craving_circuits.baclofen.cue.roi_means`.
+* ``dlpfc_change``: the T2 - T1 change of right-dlPFC CBF per participant
+  (``participant_id, group, change``), from
+  :func:`craving_circuits.baclofen.perfusion.participant_change` (the CBF
+  chapter's ``dlpfc_change`` table).
+* ``ratings_table``: ``participant_id, session_id, timepoint, craving``;
+  ``participants``: ``participant_id, group``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from craving_circuits.baclofen import cue, perfusion
+from craving_circuits.stats.mediation import mediation_analysis
+
+__all__ = ["cue_tests"]
+
+
+def cue_tests(roi_effects: pd.DataFrame, dlpfc_change: pd.DataFrame, ratings_table: pd.DataFrame,
+              participants: pd.DataFrame, n_bootstrap: int = 5000, alpha: float = 0.05,
+              rng=None) -> dict[str, pd.DataFrame]:
+    """The cue chapter at ROI level: T1 response, CBF-cue associations, cue-induced craving, mediation.
+
+    Parameters
+    ----------
+    roi_effects, dlpfc_change, ratings_table, participants : pandas.DataFrame
+        See the module docstring.
+    n_bootstrap : int
+        Resamples of the correlations and of the indirect effects.
+    alpha : float
+    rng : numpy Generator, int or None
+        Consumed by the associations, then the two mediation models.
+
+    Returns
+    -------
+    tables : dict of str -> DataFrame
+        ``t1_response`` (one-sample t of the T1 cue response per ROI),
+        ``roi_changes`` (T2 - T1 per participant and ROI), ``associations``
+        (Pearson r of each ROI's change with the dlPFC CBF change),
+        ``craving`` (cue-induced craving per session), ``craving_test``
+        (two-sample t of its T2 - T1 change between groups),
+        ``mediation_exclusions``, ``mediation_cue`` and ``mediation_craving``
+        (paths and bootstrap indirect effect of baclofen through the dlPFC
+        change on the cue change and on the craving change).
+    """
+    rng = np.random.default_rng(rng)
+    t1 = cue.session_response(roi_effects, "ses-T1", alpha=alpha)
+    roi_changes = perfusion.participant_change(roi_effects, "value", by=("roi",))
+    associations = cue.roi_associations(roi_changes, dlpfc_change, n_boot=n_bootstrap, rng=rng, alpha=alpha)
+    craving = cue.cue_craving(ratings_table, participants)
+    craving_test = perfusion.group_by_time_anova(craving, "craving_rise")
+    med_table, med_exclusions = cue.mediation_table(dlpfc_change, roi_changes, craving)
+    med_cue = mediation_analysis(med_table, "baclofen", "dlpfc_change", "cue_change", n_boot=n_bootstrap, rng=rng,
+                                 alpha=alpha)
+    med_craving = mediation_analysis(med_table, "baclofen", "dlpfc_change", "craving_change", n_boot=n_bootstrap,
+                                     rng=rng, alpha=alpha)
+    return {"t1_response": t1, "roi_changes": roi_changes, "associations": associations, "craving": craving,
+            "craving_test": craving_test, "mediation_exclusions": med_exclusions, "mediation_cue": med_cue,
+            "mediation_craving": med_craving}
