@@ -62,8 +62,17 @@ def per_run(data_dir: Path, preset: str, n_runs: int) -> dict:
     data = connectivity.read_masked_run(run["bold"], analysis.mask, analysis.affine).astype(np.float64)
     confounds, sample_mask, _ = denoise.load_run_confounds(run["bold"], strategy)
     t0 = time.perf_counter()
-    nilearn_clean(data, confounds=confounds, sample_mask=sample_mask, detrend=True, standardize=None,
-                  filter="butterworth", high_pass=strategy.high_pass, low_pass=strategy.low_pass, t_r=run["t_r"])
+    nilearn_clean(
+        data,
+        confounds=confounds,
+        sample_mask=sample_mask,
+        detrend=True,
+        standardize=None,
+        filter="butterworth",
+        high_pass=strategy.high_pass,
+        low_pass=strategy.low_pass,
+        t_r=run["t_r"],
+    )
     t_nilearn = time.perf_counter() - t0
     read = np.median([r["read_s"] for r in rows])
     work = np.median([r["denoise_and_map_s"] for r in rows])

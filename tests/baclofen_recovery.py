@@ -2,8 +2,8 @@
 
 import numpy as np
 import pandas as pd
-from conftest import RECOVERY_ALPHA as ALPHA
 
+from conftest import RECOVERY_ALPHA as ALPHA
 from craving_circuits.baclofen import chapters, cue, perfusion
 from craving_circuits.baclofen import layout as baclofen_layout
 from craving_circuits.io import atlas
@@ -25,17 +25,26 @@ def _analyse(preset, root):
     cbf = perfusion.cbf_maps(runs, root / "cbf", n_jobs=2)
     diff, table, _ = perfusion.time_difference_maps(cbf.runs, cbf.maps)
     smoothed = voxelwise.smooth_maps(diff, cbf.mask_img, 6.0)
-    result = perfusion.group_by_time_test(smoothed, table, cbf.mask_img,
-                                          covariate=perfusion.global_change(cbf.runs, table), n_perm=500, rng=0)
+    result = perfusion.group_by_time_test(
+        smoothed, table, cbf.mask_img, covariate=perfusion.global_change(cbf.runs, table), n_perm=500, rng=0
+    )
     rois = atlas.roi_masks(["dlpfc_right"], cbf.mask_img)
     clusters = voxelwise.cluster_table(result, cbf.mask_img, rois, alpha=ALPHA)
     mask = np.asarray(cbf.mask_img.dataobj) > 0
-    values = perfusion.region_values(result, cbf.runs, cbf.maps, rois["dlpfc_right"][mask], "dlpfc_right",
-                                     alpha=ALPHA, global_cbf=cbf.runs["mean_gm_cbf"])
+    values = perfusion.region_values(
+        result,
+        cbf.runs,
+        cbf.maps,
+        rois["dlpfc_right"][mask],
+        "dlpfc_right",
+        alpha=ALPHA,
+        global_cbf=cbf.runs["mean_gm_cbf"],
+    )
     contrasts = perfusion.group_by_time_models(values, alpha=ALPHA)
     dlpfc_change = perfusion.participant_change(values[values["region"] == "dlpfc_right"])
-    cbf_recovery = planted.chapter_recovery("baclofen_cbf", {"clusters": clusters, "region_contrasts": contrasts},
-                                            truth, ALPHA)
+    cbf_recovery = planted.chapter_recovery(
+        "baclofen_cbf", {"clusters": clusters, "region_contrasts": contrasts}, truth, ALPHA
+    )
     # cue-reactivity chapter
     task_runs, task_exclusions = baclofen_layout.collect_task_runs(study, None, "smokingcue")
     assert task_exclusions.empty
@@ -44,17 +53,29 @@ def _analyse(preset, root):
     cue_rois = atlas.roi_masks(CUE_ROIS, cbf.mask_img)
     roi_effects = cue.roi_means(maps, cbf.mask_img, cue_rois, task_runs[["participant_id", "group", "session_id"]])
     cue_diff, cue_table, _ = perfusion.time_difference_maps(task_runs, maps)
-    voxel, _, _ = voxelwise.covariate_test(voxelwise.smooth_maps(cue_diff, cbf.mask_img, 6.0), cue_table,
-                                             dlpfc_change.set_index("participant_id")["change"], cbf.mask_img,
-                                             group=None, cluster_forming_p=0.01, n_perm=500, rng=0)
+    voxel, _, _ = voxelwise.covariate_test(
+        voxelwise.smooth_maps(cue_diff, cbf.mask_img, 6.0),
+        cue_table,
+        dlpfc_change.set_index("participant_id")["change"],
+        cbf.mask_img,
+        group=None,
+        cluster_forming_p=0.01,
+        n_perm=500,
+        rng=0,
+    )
     voxel_clusters = voxelwise.cluster_table(voxel, cbf.mask_img, cue_rois, alpha=ALPHA)
     ratings = read_tsv(study / "phenotype" / "craving_ratings.tsv", "craving ratings")
     participants = read_tsv(study / "participants.tsv", "participants.tsv")
-    results = chapters.cue_tests(roi_effects, dlpfc_change, ratings, participants, n_bootstrap=1000, alpha=ALPHA,
-                                 rng=0)
+    results = chapters.cue_tests(roi_effects, dlpfc_change, ratings, participants, n_bootstrap=1000, alpha=ALPHA, rng=0)
     craving_contrasts, _ = perfusion.group_by_time_model(results["craving"], value="craving_rise", alpha=ALPHA)
     results.update(voxel_clusters=voxel_clusters, craving_contrasts=craving_contrasts)
     cue_recovery = planted.chapter_recovery("baclofen_mediation", results, truth, ALPHA)
-    return {"clusters": clusters, "contrasts": contrasts, "associations": results["associations"],
-            "voxel_clusters": voxel_clusters, "craving": craving_contrasts, "mediation": results["mediation_cue"],
-            "recovery": pd.concat([cbf_recovery, cue_recovery], ignore_index=True)}
+    return {
+        "clusters": clusters,
+        "contrasts": contrasts,
+        "associations": results["associations"],
+        "voxel_clusters": voxel_clusters,
+        "craving": craving_contrasts,
+        "mediation": results["mediation_cue"],
+        "recovery": pd.concat([cbf_recovery, cue_recovery], ignore_index=True),
+    }

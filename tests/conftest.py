@@ -75,8 +75,9 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
     study = layout.simulated_study(preset, root / "data", n_jobs=2)
     runs, exclusions = layout.collect_runs(study)
     assert exclusions.empty
-    analysis, mask_img, _ = firstlevel.seed_analysis(runs, denoise.parse_strategy("conn"),
-                                                   comparison_strategies=[denoise.parse_strategy("none")])
+    analysis, mask_img, _ = firstlevel.seed_analysis(
+        runs, denoise.parse_strategy("conn"), comparison_strategies=[denoise.parse_strategy("none")]
+    )
     first = firstlevel.first_level(runs, analysis, mask_img, root / "firstlevel", n_jobs=2)
     models = secondlevel.roi_models(first.roi, analysis.strategy.name, alpha=RECOVERY_ALPHA)
     diff, table, _ = secondlevel.state_difference_maps(first.runs, first.maps)
@@ -88,11 +89,19 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
 
     fc_changes = secondlevel.roi_state_differences(first.roi, analysis.strategy.name)
     drugs = runs[["participant_id", "session_id", "drug"]].drop_duplicates()
-    glu = chapters.glutamate_tests(fc_changes, mrs.read_mrs(study.mrs_file), layout.read_participants(study), drugs,
-                                   n_bootstrap=500, alpha=RECOVERY_ALPHA, rng=0)
+    glu = chapters.glutamate_tests(
+        fc_changes,
+        mrs.read_mrs(study.mrs_file),
+        layout.read_participants(study),
+        drugs,
+        n_bootstrap=500,
+        alpha=RECOVERY_ALPHA,
+        rng=0,
+    )
     changes_table = glu["changes"]
-    voxel, _, _ = voxelwise.covariate_test(smoothed, table, changes_table.set_index("participant_id")["dglu"],
-                                             mask_img, n_perm=n_perm, rng=0)
+    voxel, _, _ = voxelwise.covariate_test(
+        smoothed, table, changes_table.set_index("participant_id")["dglu"], mask_img, n_perm=n_perm, rng=0
+    )
     return SimpleNamespace(
         data_dir=root / "data",
         drug=_analyse_drug(study, first, models, mask_img, n_perm),
@@ -119,12 +128,17 @@ def _analyse_drug(study, first, models, mask_img, n_perm=1000):
     from craving_circuits.io import atlas
 
     strategy = first.analysis.strategy.name
-    nac = chapters.nac_tests(secondlevel.roi_state_differences(first.roi, strategy),
-                             layout.read_craving_ratings(study), sesoi_dz=0.8, alpha=RECOVERY_ALPHA)
+    nac = chapters.nac_tests(
+        secondlevel.roi_state_differences(first.roi, strategy),
+        layout.read_craving_ratings(study),
+        sesoi_dz=0.8,
+        alpha=RECOVERY_ALPHA,
+    )
     maps, table, _ = secondlevel.drug_difference_maps(first.runs, first.maps)
     smoothed = voxelwise.smooth_maps(maps, mask_img, 6.0)
-    tests = secondlevel.group_tests(smoothed, table, mask_img, tests=tuple(secondlevel.DRUG_TESTS), n_perm=n_perm,
-                                    rng=0)
+    tests = secondlevel.group_tests(
+        smoothed, table, mask_img, tests=tuple(secondlevel.DRUG_TESTS), n_perm=n_perm, rng=0
+    )
     rois = atlas.roi_masks(["dlpfc", "thalamus_midline"], mask_img)
     return SimpleNamespace(
         evidence=nac["evidence"].set_index("term"),

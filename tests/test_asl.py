@@ -22,8 +22,10 @@ def test_background_suppression_lowers_the_efficiency_per_pulse():
     plain = bids.AslConstants(1.8, 1.8)
     suppressed = bids.AslConstants(1.8, 1.8, n_background_pulses=4, background_pulse_efficiency=0.95)
     assert suppressed.effective_efficiency == pytest.approx(0.85 * 0.95**4)
-    ratio = asl.quantify_cbf(np.array([0.006]), np.array([1.0]), suppressed)[0] / \
-        asl.quantify_cbf(np.array([0.006]), np.array([1.0]), plain)[0]
+    ratio = (
+        asl.quantify_cbf(np.array([0.006]), np.array([1.0]), suppressed)[0]
+        / asl.quantify_cbf(np.array([0.006]), np.array([1.0]), plain)[0]
+    )
     assert ratio == pytest.approx(1 / 0.95**4)
 
 
@@ -33,8 +35,15 @@ def test_cbf_is_recovered_from_signals_generated_by_the_model():
     cbf = rng.uniform(10, 90, 50)
     m0 = rng.uniform(500, 1500, 50)
     # forward model (white paper eq. 1 solved for dM)
-    dm = cbf * m0 * 2 * c.effective_efficiency * c.t1_blood * (1 - np.exp(-c.labeling_duration / c.t1_blood)) \
+    dm = (
+        cbf
+        * m0
+        * 2
+        * c.effective_efficiency
+        * c.t1_blood
+        * (1 - np.exp(-c.labeling_duration / c.t1_blood))
         / (6000 * c.blood_brain_partition * np.exp(c.post_labeling_delay / c.t1_blood))
+    )
     control = m0 * 0.8 + rng.normal(0, 1, 50)
     series = np.vstack([control - dm, control, control - dm, control])  # label, control pairs
     types = np.array(["label", "control", "label", "control"])
@@ -60,8 +69,13 @@ def test_mean_difference_and_m0_errors():
 
 
 def _sidecar(path, **fields):
-    meta = {"ArterialSpinLabelingType": "PCASL", "PostLabelingDelay": 1.8, "LabelingDuration": 1.8,
-            "M0Type": "Separate", "BackgroundSuppression": False}
+    meta = {
+        "ArterialSpinLabelingType": "PCASL",
+        "PostLabelingDelay": 1.8,
+        "LabelingDuration": 1.8,
+        "M0Type": "Separate",
+        "BackgroundSuppression": False,
+    }
     meta.update(fields)
     meta = {k: v for k, v in meta.items() if v is not None}
     path.write_text(json.dumps(meta))
@@ -69,22 +83,32 @@ def _sidecar(path, **fields):
 
 
 def test_read_constants_from_the_sidecar(tmp_path):
-    c = asl.read_asl_constants(_sidecar(tmp_path / "a_asl.json", PostLabelingDelay=[1.5, 1.5],
-                                        BackgroundSuppression=True, BackgroundSuppressionNumberPulses=2,
-                                        LabelingEfficiency=0.8))
+    c = asl.read_asl_constants(
+        _sidecar(
+            tmp_path / "a_asl.json",
+            PostLabelingDelay=[1.5, 1.5],
+            BackgroundSuppression=True,
+            BackgroundSuppressionNumberPulses=2,
+            LabelingEfficiency=0.8,
+        )
+    )
     assert (c.post_labeling_delay, c.n_background_pulses, c.labeling_efficiency) == (1.5, 2, 0.8)
     record = asl.quantification_record(c)
-    assert record["constants"]["t1_blood"] == 1.65 and record["constants"]["effective_efficiency"] == \
-        pytest.approx(0.8 * 0.95**2)
+    assert record["constants"]["t1_blood"] == 1.65 and record["constants"]["effective_efficiency"] == pytest.approx(
+        0.8 * 0.95**2
+    )
     json.dumps(record)  # serialisable next to the map
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"LabelingDuration": None}, "lacks \\['LabelingDuration'\\]"),
-    ({"ArterialSpinLabelingType": "PASL"}, "only single-delay PCASL"),
-    ({"PostLabelingDelay": [1.5, 2.0]}, "several values"),
-    ({"BackgroundSuppression": True}, "BackgroundSuppressionNumberPulses is missing"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"LabelingDuration": None}, "lacks \\['LabelingDuration'\\]"),
+        ({"ArterialSpinLabelingType": "PASL"}, "only single-delay PCASL"),
+        ({"PostLabelingDelay": [1.5, 2.0]}, "several values"),
+        ({"BackgroundSuppression": True}, "BackgroundSuppressionNumberPulses is missing"),
+    ],
+)
 def test_sidecar_errors_name_the_file(tmp_path, fields, message):
     path = _sidecar(tmp_path / "sub-01_asl.json", **fields)
     with pytest.raises(ValueError, match=message) as err:

@@ -45,9 +45,7 @@ def _lattice_ball(radius_vox: float) -> list[tuple[int, int, int]]:
     """Integer offsets (i, j, k) with i^2 + j^2 + k^2 <= radius^2, by brute force."""
     n = int(np.ceil(radius_vox))
     return [
-        (i, j, k)
-        for i, j, k in itertools.product(range(-n, n + 1), repeat=3)
-        if i * i + j * j + k * k <= radius_vox**2
+        (i, j, k) for i, j, k in itertools.product(range(-n, n + 1), repeat=3) if i * i + j * j + k * k <= radius_vox**2
     ]
 
 
@@ -175,9 +173,7 @@ def test_midline_thalamus(mask4):
     # thalamus: behind the anterior commissure, above the AC-PC plane
     assert -25 < centroid[1] < -5 and 0 < centroid[2] < 15
     # the cut keeps exactly the near-midline part of the whole (bilateral) thalamus
-    whole = roi_mask(
-        RoiSpec("thalamus", "both thalami", atlas_labels=("Left_Thalamus", "Right_Thalamus")), mask4
-    )
+    whole = roi_mask(RoiSpec("thalamus", "both thalami", atlas_labels=("Left_Thalamus", "Right_Thalamus")), mask4)
     np.testing.assert_array_equal(thal, whole & (np.abs(xyz[..., 0]) <= 8.0))
     assert whole.sum() > thal.sum()
 
@@ -218,8 +214,7 @@ def test_sphere_on_a_flipped_synthetic_grid_and_field_of_view_cut():
     assert mask.sum() == len(_lattice_ball(2)) == 33  # OEIS A000605
     assert mask[5, 5, 5] and mask[7, 5, 5] and mask[3, 5, 5] and not mask[8, 5, 5]
     # a ball centred on the last slice keeps only the half (plus the slice) inside the grid
-    edge = RoiSpec("edge", "cut ball", spheres_mm=(tuple(affine[:3, :3] @ [5, 5, 9] + affine[:3, 3]),),
-                   radius_mm=8.0)
+    edge = RoiSpec("edge", "cut ball", spheres_mm=(tuple(affine[:3, :3] @ [5, 5, 9] + affine[:3, 3]),), radius_mm=8.0)
     expected = sum(1 for i, j, k in _lattice_ball(2) if k <= 0)
     assert roi_mask(edge, grid).sum() == expected == 13 + 9 + 1  # slices k = 0, -1, -2
 

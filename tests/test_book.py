@@ -81,56 +81,102 @@ def _assert_chains_equal_notebooks(root: Path, out: Path) -> None:
     fc = secondlevel.roi_state_differences(first.roi, chosen.name)
     drugs = runs[["participant_id", "session_id", "drug"]].drop_duplicates()
     glu = cocaine_chapters.glutamate_tests(
-        fc, mrs.read_mrs(study.mrs_file), layout.read_participants(study), drugs, metabolite=p["metabolite"],
-        scale=p["scale"], change=p["change"], max_crlb=p["max_crlb"], max_fwhm_hz=p["max_fwhm_hz"],
-        min_snr=p["min_snr"], sessions=p["sessions"], n_bootstrap=p["n_bootstrap"], sesoi_r=p["sesoi_r"],
-        alpha=p["alpha"], rng=np.random.default_rng(p["seed"]))
+        fc,
+        mrs.read_mrs(study.mrs_file),
+        layout.read_participants(study),
+        drugs,
+        metabolite=p["metabolite"],
+        scale=p["scale"],
+        change=p["change"],
+        max_crlb=p["max_crlb"],
+        max_fwhm_hz=p["max_fwhm_hz"],
+        min_snr=p["min_snr"],
+        sessions=p["sessions"],
+        n_bootstrap=p["n_bootstrap"],
+        sesoi_r=p["sesoi_r"],
+        alpha=p["alpha"],
+        rng=np.random.default_rng(p["seed"]),
+    )
     compared = _same_files(glu, results / "thalamus_glutamate", out / "glutamate")
     assert {"couplings", "coupling_equivalence", "predictor_betas", "glutamate_rise"} <= set(compared)
 
     p = _parameters(root, "nac_null_effect")
-    nac = cocaine_chapters.nac_tests(fc, layout.read_craving_ratings(study), sesoi_dz=p["sesoi_dz"],
-                                     prior_scale=p["prior_scale"], power=p["power"], alpha=p["alpha"])
+    nac = cocaine_chapters.nac_tests(
+        fc,
+        layout.read_craving_ratings(study),
+        sesoi_dz=p["sesoi_dz"],
+        prior_scale=p["prior_scale"],
+        power=p["power"],
+        alpha=p["alpha"],
+    )
     assert {"double_differences", "evidence", "rating_tests"} <= set(
-        _same_files(nac, results / "nac_null_effect", out / "nac"))
+        _same_files(nac, results / "nac_null_effect", out / "nac")
+    )
 
     p = _parameters(root, "baclofen_mediation")
     bids = baclofen_layout.simulated_study(p["preset"], p["data_dir"], **p["simulation"])
     task_runs, _ = baclofen_layout.collect_task_runs(bids, p["fmriprep_dir"], p["task"])
     mask_img = perfusion.perfusion_mask(baclofen_layout.collect_asl_runs(bids)[0])
-    maps = cue.cue_maps(task_runs, mask_img, f"{p['output_dir']}/firstlevel", confounds=p["confounds"],
-                        high_pass=p["high_pass"])
+    maps = cue.cue_maps(
+        task_runs, mask_img, f"{p['output_dir']}/firstlevel", confounds=p["confounds"], high_pass=p["high_pass"]
+    )
     assert maps.n_cached == len(task_runs)
     rois = atlas.roi_masks(["insula_anterior_ventral", "vmpfc"], mask_img)
     roi_effects = cue.roi_means(maps.maps, mask_img, rois, maps.runs[["participant_id", "group", "session_id"]])
     tables = baclofen_chapters.cue_tests(
-        roi_effects, read_tsv(f"{p['cbf_dir']}/dlpfc_change.tsv"), read_tsv(bids / "phenotype" / "craving_ratings.tsv"),
-        read_tsv(bids / "participants.tsv"), n_bootstrap=p["n_bootstrap"], alpha=p["alpha"],
-        rng=np.random.default_rng(p["seed"]))
+        roi_effects,
+        read_tsv(f"{p['cbf_dir']}/dlpfc_change.tsv"),
+        read_tsv(bids / "phenotype" / "craving_ratings.tsv"),
+        read_tsv(bids / "participants.tsv"),
+        n_bootstrap=p["n_bootstrap"],
+        alpha=p["alpha"],
+        rng=np.random.default_rng(p["seed"]),
+    )
     assert {"t1_response", "associations", "craving_test", "mediation_cue", "mediation_craving"} <= set(
-        _same_files(tables, results / "baclofen_mediation", out / "cue"))
+        _same_files(tables, results / "baclofen_mediation", out / "cue")
+    )
 
 
 @pytest.mark.book
 def test_book_builds_from_executed_notebooks(tmp_path):
     root = _copy_book(tmp_path / "book_root")
     plan = load_plan(root / "book" / "runs.yml", preset="tiny", null_preset="tiny_null")
-    records = execute_plan(plan, root, data_dir=tmp_path / "data", n_jobs=2,
-                           overrides={"n_permutations": 200, "n_bootstrap": 500, "n_sims": 3, "n_voxel_sims": 2})
+    records = execute_plan(
+        plan,
+        root,
+        data_dir=tmp_path / "data",
+        n_jobs=2,
+        overrides={"n_permutations": 200, "n_bootstrap": 500, "n_sims": 3, "n_voxel_sims": 2},
+    )
     assert [r["name"] for r in records] == [entry["name"] for entry in plan]
     assert all(r["status"] == "ok" for r in records)
     executed = root / "book" / "executed"
     for record in records:
         nb = nbformat.read(executed / f"{record['name']}.ipynb", as_version=4)
-        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                  if o.get("output_type") == "error"]
+        errors = [
+            o
+            for c in nb.cells
+            if c.cell_type == "code"
+            for o in c.get("outputs", [])
+            if o.get("output_type") == "error"
+        ]
         assert not errors, record["name"]
-        assert json.loads((root / "results" / record["name"] / "run.json").read_text())["parameters"] == \
-            record["parameters"]
+        assert (
+            json.loads((root / "results" / record["name"] / "run.json").read_text())["parameters"]
+            == record["parameters"]
+        )
     assert records[2]["parameters"]["preset"] == "tiny_null"
     assert records[1]["parameters"]["n_permutations"] == 200
-    for name in ("data", "nacc_seed_fc", "nacc_seed_fc_null", "thalamus_glutamate", "nac_null_effect",
-                 "nac_positive_control", "baclofen_cbf", "baclofen_mediation"):
+    for name in (
+        "data",
+        "nacc_seed_fc",
+        "nacc_seed_fc_null",
+        "thalamus_glutamate",
+        "nac_null_effect",
+        "nac_positive_control",
+        "baclofen_cbf",
+        "baclofen_mediation",
+    ):
         assert (root / "results" / name / "recovered_vs_planted.tsv").is_file(), name
     # the positive control is the same notebook with a planted NAC effect, compared with the default run
     control = next(r for r in records if r["name"] == "nac_positive_control")
@@ -152,16 +198,29 @@ def test_book_builds_from_executed_notebooks(tmp_path):
 
     install_mathjax(root / "_mathjax_static" / "mathjax")
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    build = subprocess.run([str(jupyter_book), "build", str(root), "--builder", "html"], capture_output=True,
-                           text=True)
+    build = subprocess.run([str(jupyter_book), "build", str(root), "--builder", "html"], capture_output=True, text=True)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     html = root / "_build" / "html"
-    for page in ("book/intro", "book/cocaine_design", "book/methods_connectivity", "book/executed/data",
-                 "book/executed/nacc_seed_fc", "book/executed/nacc_seed_fc_null", "book/executed/reproducibility",
-                 "book/bibliography", "book/methods_glutamate", "book/executed/thalamus_glutamate",
-                 "book/methods_null_effects", "book/executed/nac_null_effect", "book/executed/nac_positive_control",
-                 "book/methods_baclofen", "book/executed/baclofen_cbf", "book/executed/baclofen_mediation",
-                 "book/executed/claims_ledger", "book/executed/calibration"):
+    for page in (
+        "book/intro",
+        "book/cocaine_design",
+        "book/methods_connectivity",
+        "book/executed/data",
+        "book/executed/nacc_seed_fc",
+        "book/executed/nacc_seed_fc_null",
+        "book/executed/reproducibility",
+        "book/bibliography",
+        "book/methods_glutamate",
+        "book/executed/thalamus_glutamate",
+        "book/methods_null_effects",
+        "book/executed/nac_null_effect",
+        "book/executed/nac_positive_control",
+        "book/methods_baclofen",
+        "book/executed/baclofen_cbf",
+        "book/executed/baclofen_mediation",
+        "book/executed/claims_ledger",
+        "book/executed/calibration",
+    ):
         assert (html / f"{page}.html").is_file(), page
     null_page = (html / "book" / "executed" / "nacc_seed_fc_null.html").read_text()
     assert "every planted effect is zero" in null_page
@@ -187,7 +246,8 @@ def test_failing_notebook_stops_the_build_with_the_cell(tmp_path):
     (tmp_path / "plan.yml").write_text(
         "- {name: first, notebook: notebooks/ok.ipynb, parameters: {value: 2}}\n"
         "- {name: second, notebook: notebooks/bad.ipynb}\n"
-        "- {name: third, notebook: notebooks/ok.ipynb}\n")
+        "- {name: third, notebook: notebooks/ok.ipynb}\n"
+    )
     plan = load_plan(tmp_path / "plan.yml")
     with pytest.raises(NotebookFailed) as err:
         execute_plan(plan, tmp_path)

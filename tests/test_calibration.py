@@ -16,8 +16,14 @@ from craving_circuits.verdict import calibration
 from craving_circuits.verdict import claims as registry
 
 # a hand-made ROI model: the baclofen tests below need no maps
-MODEL = roi_level.BaclofenRoiModel(dlpfc_base=40.0, dlpfc_weight=0.5, gm_base=50.0, regional_sd=1.0, thermal_sd=1.0,
-                                   cue_weights={"insula_anterior_ventral": 0.6, "vmpfc": 0.4})
+MODEL = roi_level.BaclofenRoiModel(
+    dlpfc_base=40.0,
+    dlpfc_weight=0.5,
+    gm_base=50.0,
+    regional_sd=1.0,
+    thermal_sd=1.0,
+    cue_weights={"insula_anterior_ventral": 0.6, "vmpfc": 0.4},
+)
 
 
 def test_conditions_scale_only_the_planted_effects():
@@ -100,12 +106,48 @@ def test_monte_carlo_is_reproducible_and_parallel_safe():
 def test_summary_rates_and_clopper_pearson_intervals():
     rows = []
     for i in range(40):  # 40 null replicates: 2 false positives; 40 paper: 30 hits; equivalence in 10
-        rows.append(dict(condition="null", replicate=i, study="s", claim_id="a", test="t", planted_present=False,
-                         estimate=0.0, p=0.5, found=i < 2, equivalent=None))
-        rows.append(dict(condition="paper", replicate=i, study="s", claim_id="a", test="t", planted_present=True,
-                         estimate=1.0, p=0.01, found=i < 30, equivalent=None))
-        rows.append(dict(condition="null", replicate=i, study="s", claim_id="b", test="u", planted_present=False,
-                         estimate=0.0, p=0.5, found=i < 12, equivalent=i < 10))
+        rows.append(
+            dict(
+                condition="null",
+                replicate=i,
+                study="s",
+                claim_id="a",
+                test="t",
+                planted_present=False,
+                estimate=0.0,
+                p=0.5,
+                found=i < 2,
+                equivalent=None,
+            )
+        )
+        rows.append(
+            dict(
+                condition="paper",
+                replicate=i,
+                study="s",
+                claim_id="a",
+                test="t",
+                planted_present=True,
+                estimate=1.0,
+                p=0.01,
+                found=i < 30,
+                equivalent=None,
+            )
+        )
+        rows.append(
+            dict(
+                condition="null",
+                replicate=i,
+                study="s",
+                claim_id="b",
+                test="u",
+                planted_present=False,
+                estimate=0.0,
+                p=0.5,
+                found=i < 12,
+                equivalent=i < 10,
+            )
+        )
     summary = calibration.calibration_summary(pd.DataFrame(rows), simultaneous=False)
     assert list(summary.columns) == calibration.SUMMARY_COLUMNS
     table = summary.set_index(["claim_id", "condition", "measure"])
@@ -118,21 +160,40 @@ def test_summary_rates_and_clopper_pearson_intervals():
     # simultaneous intervals over the two false-positive rates are wider
     wide = calibration.calibration_summary(pd.DataFrame(rows)).set_index(["claim_id", "condition", "measure"])
     assert wide.loc[("a", "null", "false-positive rate"), "ci_high"] == pytest.approx(
-        proportion_confint(2, 40, 0.025, method="beta")[1])
+        proportion_confint(2, 40, 0.025, method="beta")[1]
+    )
     with pytest.raises(ValueError, match="lack the column"):
         calibration.calibration_summary(pd.DataFrame(rows).drop(columns="found"))
 
 
 def test_voxelwise_null_runs_the_chapters_tests_at_a_tiny_size():
-    results = calibration.voxelwise_null(2, voxel_size_mm=8, noise_fwhm_mm=16.0, n_perm=50, n_cud=5, n_control=5,
-                                         n_baclofen=5, n_placebo=5, progress=False)
+    results = calibration.voxelwise_null(
+        2,
+        voxel_size_mm=8,
+        noise_fwhm_mm=16.0,
+        n_perm=50,
+        n_cud=5,
+        n_control=5,
+        n_baclofen=5,
+        n_placebo=5,
+        progress=False,
+    )
     assert list(results.columns) == calibration.VOXEL_COLUMNS
     assert set(results["test"]) == {*secondlevel.GROUP_TESTS, "group_x_time_cbf"}
     assert len(results) == 2 * 4 and results["min_p_fwe"].between(0, 1).all()
     summary = calibration.voxelwise_summary(results)
     assert (summary["n"] == 2).all() and summary["rate"].between(0, 1).all()
-    again = calibration.voxelwise_null(2, voxel_size_mm=8, noise_fwhm_mm=16.0, n_perm=50, n_cud=5, n_control=5,
-                                       n_baclofen=5, n_placebo=5, progress=False)
+    again = calibration.voxelwise_null(
+        2,
+        voxel_size_mm=8,
+        noise_fwhm_mm=16.0,
+        n_perm=50,
+        n_cud=5,
+        n_control=5,
+        n_baclofen=5,
+        n_placebo=5,
+        progress=False,
+    )
     pd.testing.assert_frame_equal(results, again)
 
 
@@ -141,18 +202,42 @@ def test_wide_tables_and_figure_of_a_summary():
     rows = []
     for condition, factor in calibration.CONDITIONS.items():
         for i in range(20):
-            rows.append(dict(condition=condition, replicate=i, study="s", claim_id="rise", test="t",
-                             planted_present=factor > 0, estimate=factor, p=0.01, found=i < 20 * min(factor, 1) or i == 0,
-                             equivalent=None))
-            rows.append(dict(condition=condition, replicate=i, study="s", claim_id="none", test="u",
-                             planted_present=False, estimate=0.0, p=0.5, found=i == 0, equivalent=i < 15))
+            rows.append(
+                dict(
+                    condition=condition,
+                    replicate=i,
+                    study="s",
+                    claim_id="rise",
+                    test="t",
+                    planted_present=factor > 0,
+                    estimate=factor,
+                    p=0.01,
+                    found=i < 20 * min(factor, 1) or i == 0,
+                    equivalent=None,
+                )
+            )
+            rows.append(
+                dict(
+                    condition=condition,
+                    replicate=i,
+                    study="s",
+                    claim_id="none",
+                    test="u",
+                    planted_present=False,
+                    estimate=0.0,
+                    p=0.5,
+                    found=i == 0,
+                    equivalent=i < 15,
+                )
+            )
     summary = calibration.calibration_summary(pd.DataFrame(rows))
     power = calibration.power_table(summary)
     assert list(power.columns) == ["study", "claim_id", "test", "half", "paper", "double"]
     assert power.set_index("claim_id").loc["rise", "half"] == 0.5
-    claims = calibration.claims_table(summary.replace({"claim_id": {"rise": "thalamus_glu",
-                                                                     "none": "nac_no_effect_dlpfc"}}),
-                                      pd.DataFrame({"test": ["craving_cud"], "rate": [0.1], "within": [False]}))
+    claims = calibration.claims_table(
+        summary.replace({"claim_id": {"rise": "thalamus_glu", "none": "nac_no_effect_dlpfc"}}),
+        pd.DataFrame({"test": ["craving_cud"], "rate": [0.1], "within": [False]}),
+    )
     claims = claims.set_index("claim_id")
     assert list(claims.index) == [c.claim_id for c in registry.CLAIMS]
     assert claims.loc["thalamus_glu", "planted_at_paper"] and claims.loc["thalamus_glu", "rate_at_paper"] == 1.0

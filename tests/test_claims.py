@@ -30,8 +30,17 @@ def _empty_clusters(*targets):
 def test_an_estimand_reads_one_row_a_cluster_or_a_count():
     table = _result(term=["a", "b"], target=["x", "x"], estimate=[0.3, 0.5], p=[0.01, 0.2])
     row = Estimand("id", "ch", "eff", "test of {term} ({target})", "t", match=(("term", "b"),))
-    assert row.read({"t": table}) == [{"estimand": "id", "effect": "eff", "test": "test of b (x)", "estimate": 0.5,
-                                       "ci_low": 0.0, "ci_high": 1.0, "p": 0.2}]
+    assert row.read({"t": table}) == [
+        {
+            "estimand": "id",
+            "effect": "eff",
+            "test": "test of b (x)",
+            "estimate": 0.5,
+            "ci_low": 0.0,
+            "ci_high": 1.0,
+            "p": 0.2,
+        }
+    ]
     assert Estimand("id", "ch", "eff", "l", "t", match=(("term", "c"),)).read({"t": table}) == []
     with pytest.raises(ValueError, match="2 rows match"):
         Estimand("id", "ch", "eff", "l", "t", match=(("target", "x"),)).read({"t": table})
@@ -41,8 +50,16 @@ def test_an_estimand_reads_one_row_a_cluster_or_a_count():
         Estimand("id", "ch", "eff", "l", "other").read({"t": table}, "run/")
     each = Estimand("id", "ch", "eff", "{term}", "t", each="term").read({"t": table})
     assert [r["estimand"] for r in each] == ["id@a", "id@b"]
-    clusters = pd.DataFrame({"sign": [1, 1, -1], "peak_t": [5.0, 4.0, -4.5], "p_fwe_size": [0.03, 0.01, 0.001],
-                             "significant": [True, True, True], "overlap_x": [0.3, 0.2, 0.5], "overlap_y": 0.0})
+    clusters = pd.DataFrame(
+        {
+            "sign": [1, 1, -1],
+            "peak_t": [5.0, 4.0, -4.5],
+            "p_fwe_size": [0.03, 0.01, 0.001],
+            "significant": [True, True, True],
+            "overlap_x": [0.3, 0.2, 0.5],
+            "overlap_y": 0.0,
+        }
+    )
     positive = Estimand("id", "ch", "eff", "l", "c", kind="cluster", target="x", sign=1).read({"c": clusters})[0]
     assert (positive["estimate"], positive["p"]) == (4.0, 0.01)  # the most significant positive cluster on x
     either = Estimand("id", "ch", "eff", "l", "c", kind="cluster", target="x").read({"c": clusters})[0]
@@ -79,8 +96,11 @@ def test_every_claim_names_its_estimand_function_and_level():
         assert (claim.level == "voxel") == (claim.voxel_test is not None)
         if claim.level == "roi":
             # the claim's test is a chapter chain, and its estimand is one of the tables that chain returns
-            assert claim.test in (cocaine_chapters.glutamate_tests, cocaine_chapters.nac_tests,
-                                  baclofen_chapters.cue_tests)
+            assert claim.test in (
+                cocaine_chapters.glutamate_tests,
+                cocaine_chapters.nac_tests,
+                baclofen_chapters.cue_tests,
+            )
             assert claim.estimand.table in inspect.getdoc(claim.test)
     assert {c.study for c in claims.claims(level="voxel")} == {"cocaine", "baclofen"}
     with pytest.raises(ValueError, match="Unknown claim"):
@@ -88,21 +108,35 @@ def test_every_claim_names_its_estimand_function_and_level():
 
 
 def test_seed_chapter_estimates():
-    contrasts = _result(target=["dlpfc", "thalamus_midline", "dlpfc"],
-                        term=["craving - neutral | CUD", "group x state", "group x state x drug"],
-                        estimate=[0.3, 0.2, 0.1], p=[0.001, 0.01, 0.5])
-    clusters = {f"clusters_{t}": _empty_clusters("dlpfc", "thalamus_midline")
-                for t in ("craving_control", "group_x_state")}
-    clusters["clusters_craving_cud"] = pd.DataFrame({
-        "sign": [1, 1, -1], "peak_t": [5.0, 4.0, -4.5], "p_fwe_size": [0.01, 0.03, 0.02],
-        "significant": [True, True, True], "overlap_dlpfc": [0.3, 0.0, 0.0], "overlap_thalamus_midline": 0.0})
+    contrasts = _result(
+        target=["dlpfc", "thalamus_midline", "dlpfc"],
+        term=["craving - neutral | CUD", "group x state", "group x state x drug"],
+        estimate=[0.3, 0.2, 0.1],
+        p=[0.001, 0.01, 0.5],
+    )
+    clusters = {
+        f"clusters_{t}": _empty_clusters("dlpfc", "thalamus_midline") for t in ("craving_control", "group_x_state")
+    }
+    clusters["clusters_craving_cud"] = pd.DataFrame(
+        {
+            "sign": [1, 1, -1],
+            "peak_t": [5.0, 4.0, -4.5],
+            "p_fwe_size": [0.01, 0.03, 0.02],
+            "significant": [True, True, True],
+            "overlap_dlpfc": [0.3, 0.0, 0.0],
+            "overlap_thalamus_midline": 0.0,
+        }
+    )
     est = claims.estimates("nacc_seed_fc", {"roi_contrasts": contrasts, **clusters}).set_index("estimand")
     assert est.loc["seed/roi/craving_neutral_cud/dlpfc", "effect"] == "craving_nacc_dlpfc_cud"
     assert est.loc["seed/roi/group_x_state/thalamus_midline", "effect"] == "group_x_state_nacc_thalamus"
     assert not any("x drug" in t for t in est["test"])  # no planted effect of its own
     dl = est.loc["seed/voxel/craving_cud/dlpfc"]
-    assert (dl["estimate"], dl["p"], dl["test"]) == (5.0, 0.01, "voxelwise cluster FWE: craving_cud, positive "
-                                                     "cluster on dlpfc")
+    assert (dl["estimate"], dl["p"], dl["test"]) == (
+        5.0,
+        0.01,
+        "voxelwise cluster FWE: craving_cud, positive cluster on dlpfc",
+    )
     th = est.loc["seed/voxel/craving_cud/thalamus_midline"]
     assert np.isnan(th["estimate"]) and th["p"] == 1.0
     off = est.loc["seed/voxel/craving_cud/elsewhere"]
@@ -111,19 +145,35 @@ def test_seed_chapter_estimates():
 
 def test_glutamate_chapter_estimates():
     tables = {
-        "couplings": _result(target=["thalamus_midline", "dlpfc", "thalamus_midline"], sample=["CUD", "CUD", "all"],
-                             method=["pearson"] * 3, term=["a", "b", "c"], estimate=[0.7, -0.1, 0.5],
-                             p=[0.001, 0.6, 0.01]),
+        "couplings": _result(
+            target=["thalamus_midline", "dlpfc", "thalamus_midline"],
+            sample=["CUD", "CUD", "all"],
+            method=["pearson"] * 3,
+            term=["a", "b", "c"],
+            estimate=[0.7, -0.1, 0.5],
+            p=[0.001, 0.6, 0.01],
+        ),
         "coupling_difference": _result(term=["diff"], estimate=[0.8], p=[0.003]),
         "glutamate_rise": _result(term=["rise"], estimate=[5.0], p=[0.02]),
-        "predictor_betas": _result(target=["thalamus_midline", "thalamus_midline", "dlpfc", "dlpfc"],
-                                   term=["ocdus_obsessive", "cocaine_g_per_week"] * 2, estimate=[0.5, 0.3, 0.1, 0.0],
-                                   p=[0.02, 0.2, 0.6, 0.9]),
-        "predictor_fits": pd.DataFrame({"target": ["thalamus_midline", "dlpfc"], "r2": [0.45, 0.05],
-                                        "p_f": [0.01, 0.7]}),
-        "voxel_clusters": pd.DataFrame({"sign": [1, -1], "peak_t": [4.5, -4.0], "p_fwe_size": [0.01, 0.03],
-                                        "significant": [True, True], "overlap_thalamus_midline": [0.4, 0.0],
-                                        "overlap_dlpfc": [0.0, 0.0]}),
+        "predictor_betas": _result(
+            target=["thalamus_midline", "thalamus_midline", "dlpfc", "dlpfc"],
+            term=["ocdus_obsessive", "cocaine_g_per_week"] * 2,
+            estimate=[0.5, 0.3, 0.1, 0.0],
+            p=[0.02, 0.2, 0.6, 0.9],
+        ),
+        "predictor_fits": pd.DataFrame(
+            {"target": ["thalamus_midline", "dlpfc"], "r2": [0.45, 0.05], "p_f": [0.01, 0.7]}
+        ),
+        "voxel_clusters": pd.DataFrame(
+            {
+                "sign": [1, -1],
+                "peak_t": [4.5, -4.0],
+                "p_fwe_size": [0.01, 0.03],
+                "significant": [True, True],
+                "overlap_thalamus_midline": [0.4, 0.0],
+                "overlap_dlpfc": [0.0, 0.0],
+            }
+        ),
     }
     by = claims.estimates("thalamus_glutamate", tables).set_index("test")
     model = by.loc["F test of the predictor model (thalamus_midline); estimate R²"]
@@ -139,19 +189,36 @@ def test_glutamate_chapter_estimates():
 
 
 def test_nac_chapter_estimates():
-    contrasts = _result(target=["dlpfc", "thalamus_midline", "dlpfc", "dlpfc"],
-                        term=["drug x state | CUD", "group x state x drug", "craving - neutral | CUD",
-                              "drug x state | control"], estimate=[-0.3, -0.2, 0.4, 0.05], p=[0.01, 0.04, 0.001, 0.6])
-    clusters = {f"clusters_{t}": _empty_clusters("dlpfc", "thalamus_midline")
-                for t in ("drug_x_state_control", "group_x_state_x_drug")}
-    clusters["clusters_drug_x_state_cud"] = pd.DataFrame({
-        "sign": [-1, 1], "peak_t": [-5.0, 4.0], "p_fwe_size": [0.01, 0.2], "significant": [True, False],
-        "overlap_dlpfc": [0.4, 0.0], "overlap_thalamus_midline": [0.0, 0.1]})
+    contrasts = _result(
+        target=["dlpfc", "thalamus_midline", "dlpfc", "dlpfc"],
+        term=["drug x state | CUD", "group x state x drug", "craving - neutral | CUD", "drug x state | control"],
+        estimate=[-0.3, -0.2, 0.4, 0.05],
+        p=[0.01, 0.04, 0.001, 0.6],
+    )
+    clusters = {
+        f"clusters_{t}": _empty_clusters("dlpfc", "thalamus_midline")
+        for t in ("drug_x_state_control", "group_x_state_x_drug")
+    }
+    clusters["clusters_drug_x_state_cud"] = pd.DataFrame(
+        {
+            "sign": [-1, 1],
+            "peak_t": [-5.0, 4.0],
+            "p_fwe_size": [0.01, 0.2],
+            "significant": [True, False],
+            "overlap_dlpfc": [0.4, 0.0],
+            "overlap_thalamus_midline": [0.0, 0.1],
+        }
+    )
     ratings = _result(term=["craving - neutral | CUD", "drug x state | CUD"], estimate=[30.0, -8.0], p=[1e-6, 0.02])
-    evidence = _result(term=[f"drug x state | CUD ({o})" for o in ("dlpfc", "thalamus_midline", "rating")],
-                       estimate=[-0.1, 0.0, -2.0], p=[0.5, 0.9, 0.3])
-    est = claims.estimates("nac_null_effect", {"interaction_contrasts": contrasts, "rating_tests": ratings,
-                                               "evidence": evidence, **clusters}).set_index("test")
+    evidence = _result(
+        term=[f"drug x state | CUD ({o})" for o in ("dlpfc", "thalamus_midline", "rating")],
+        estimate=[-0.1, 0.0, -2.0],
+        p=[0.5, 0.9, 0.3],
+    )
+    est = claims.estimates(
+        "nac_null_effect",
+        {"interaction_contrasts": contrasts, "rating_tests": ratings, "evidence": evidence, **clusters},
+    ).set_index("test")
     assert est.loc["ROI mixed model: drug x state | CUD (dlpfc)", "effect"] == "drug_x_state_cud"
     assert est.loc["ROI mixed model: group x state x drug (thalamus_midline)", "effect"] == "group_x_state_x_drug"
     assert not any("craving - neutral" in t for t in est.index)  # the seed chapter's rows stay there
@@ -165,11 +232,21 @@ def test_nac_chapter_estimates():
 
 
 def test_baclofen_chapters_estimates():
-    clusters = pd.DataFrame({"sign": [1, -1], "peak_t": [5.0, -4.0], "p_fwe_size": [0.01, 0.03],
-                             "significant": [True, True], "overlap_dlpfc_right": [0.4, 0.0]})
-    contrasts = _result(region=["dlpfc_right"] * 3 + ["cluster"] * 3,
-                        term=["T2 - T1 | baclofen", "T2 - T1 | placebo", "group x time"] * 2,
-                        estimate=[6.0, 1.0, 5.0, 8.0, 0.0, 8.0], p=[0.001, 0.3, 0.002, 0.0, 0.9, 0.0])
+    clusters = pd.DataFrame(
+        {
+            "sign": [1, -1],
+            "peak_t": [5.0, -4.0],
+            "p_fwe_size": [0.01, 0.03],
+            "significant": [True, True],
+            "overlap_dlpfc_right": [0.4, 0.0],
+        }
+    )
+    contrasts = _result(
+        region=["dlpfc_right"] * 3 + ["cluster"] * 3,
+        term=["T2 - T1 | baclofen", "T2 - T1 | placebo", "group x time"] * 2,
+        estimate=[6.0, 1.0, 5.0, 8.0, 0.0, 8.0],
+        p=[0.001, 0.3, 0.002, 0.0, 0.9, 0.0],
+    )
     est = claims.estimates("baclofen_cbf", {"clusters": clusters, "region_contrasts": contrasts}).set_index("test")
     assert est.loc["voxelwise cluster FWE: group x time, positive cluster on dlpfc_right", "estimate"] == 5.0
     off = est.loc["voxelwise cluster FWE: group x time, significant clusters off the ROI"]
@@ -180,20 +257,35 @@ def test_baclofen_chapters_estimates():
 
     rois = ("insula_anterior_ventral", "vmpfc")
     tables = {
-        "t1_response": _result(term=[f"cue response at ses-T1 ({r})" for r in rois], estimate=[0.3, 0.2],
-                               p=[0.001, 0.01]),
-        "associations": _result(term=[f"cue change ~ dlPFC CBF change ({r})" for r in rois], estimate=[-0.4, -0.3],
-                                p=[0.01, 0.04]),
-        "voxel_clusters": pd.DataFrame({"sign": [-1], "peak_t": [-4.5], "p_fwe_size": [0.02], "significant": [True],
-                                        "overlap_insula_anterior_ventral": [0.2], "overlap_vmpfc": [0.0]}),
+        "t1_response": _result(
+            term=[f"cue response at ses-T1 ({r})" for r in rois], estimate=[0.3, 0.2], p=[0.001, 0.01]
+        ),
+        "associations": _result(
+            term=[f"cue change ~ dlPFC CBF change ({r})" for r in rois], estimate=[-0.4, -0.3], p=[0.01, 0.04]
+        ),
+        "voxel_clusters": pd.DataFrame(
+            {
+                "sign": [-1],
+                "peak_t": [-4.5],
+                "p_fwe_size": [0.02],
+                "significant": [True],
+                "overlap_insula_anterior_ventral": [0.2],
+                "overlap_vmpfc": [0.0],
+            }
+        ),
         "craving_contrasts": contrasts.iloc[:3].assign(estimate=[-5.0, 1.0, -6.0]),
-        "craving_test": pd.DataFrame({"term": ["group x time (mixed ANOVA)"], "estimate": [-6.0], "F": [5.0],
-                                      "p": [0.03]}),
+        "craving_test": pd.DataFrame(
+            {"term": ["group x time (mixed ANOVA)"], "estimate": [-6.0], "F": [5.0], "p": [0.03]}
+        ),
         "mediation_cue": _result(term=["a (x -> m)", "indirect effect (a b)"], estimate=[5.0, -0.3], p=[0.001, 0.01]),
     }
     est = claims.estimates("baclofen_mediation", tables)
     assert est["effect"].tolist() == ["cue_response_t1"] * 2 + ["dlpfc_rise_cue_change"] * 4 + [
-        "cue_change_elsewhere", "group_x_time_craving", "group_x_time_craving", "indirect_effect_cue"]
+        "cue_change_elsewhere",
+        "group_x_time_craving",
+        "group_x_time_craving",
+        "indirect_effect_cue",
+    ]
     assert est["estimand"].tolist()[:2] == [f"cue/t1_response@cue response at ses-T1 ({r})" for r in rois]
     by = est.set_index("estimand")
     assert by.loc["cue/voxel/insula_anterior_ventral", "estimate"] == -4.5
@@ -203,11 +295,19 @@ def test_baclofen_chapters_estimates():
 
 
 def test_multiverse_estimates_one_row_per_specification():
-    table = _result(strategy=["simple", "compcor", "simple"], target=["dlpfc", "dlpfc", "thalamus_midline"],
-                    term=["craving - neutral | CUD"] * 3, estimate=[0.3, 0.35, 0.5], p=[0.01, 0.004, 0.001])
+    table = _result(
+        strategy=["simple", "compcor", "simple"],
+        target=["dlpfc", "dlpfc", "thalamus_midline"],
+        term=["craving - neutral | CUD"] * 3,
+        estimate=[0.3, 0.35, 0.5],
+        p=[0.01, 0.004, 0.001],
+    )
     est = claims.estimates("multiverse", {"multiverse": table}).set_index("estimand")
-    assert list(est.index) == ["multiverse/craving_neutral_cud/dlpfc@simple",
-                               "multiverse/craving_neutral_cud/dlpfc@compcor",
-                               "multiverse/craving_neutral_cud/thalamus_midline@simple"]
+    assert list(est.index) == [
+        "multiverse/craving_neutral_cud/dlpfc@simple",
+        "multiverse/craving_neutral_cud/dlpfc@compcor",
+        "multiverse/craving_neutral_cud/thalamus_midline@simple",
+    ]
     assert est.loc["multiverse/craving_neutral_cud/dlpfc@compcor", "test"] == (
-        "ROI mixed model, compcor: craving - neutral | CUD (dlpfc)")
+        "ROI mixed model, compcor: craving - neutral | CUD (dlpfc)"
+    )

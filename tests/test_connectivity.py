@@ -86,7 +86,9 @@ def test_seed_run_without_confounds_is_detrended_correlation(tmp_path):
     seed_ts = data[:, index["seed"]].mean(axis=1)
     target_ts = data[:, index["target"]].mean(axis=1)
     expected_roi = np.arctanh(np.corrcoef(seed_ts, target_ts)[0, 1])
-    assert result.roi_values == [{"strategy": strategy.name, "target": "target", "fisher_z": pytest.approx(expected_roi)}]
+    assert result.roi_values == [
+        {"strategy": strategy.name, "target": "target", "fisher_z": pytest.approx(expected_roi)}
+    ]
     expected_map = np.arctanh([np.corrcoef(seed_ts, data[:, v])[0, 1] for v in range(data.shape[1])])
     np.testing.assert_allclose(result.z_map, expected_map, rtol=1e-4, atol=1e-4)
     # the planted coupling is there, and noise voxels are uncorrelated on average
@@ -97,9 +99,11 @@ def test_seed_run_without_confounds_is_detrended_correlation(tmp_path):
 
 def test_seed_run_reports_exclusion_instead_of_raising(tmp_path):
     path, mask, index = _synthetic_run(
-        tmp_path, name="sub-01_ses-1_task-rest_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz")
-    analysis = connectivity.SeedAnalysis(mask=mask, affine=AFFINE, roi_index=index, seed="seed",
-                               strategy=denoise.Strategy("simple"))
+        tmp_path, name="sub-01_ses-1_task-rest_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
+    )
+    analysis = connectivity.SeedAnalysis(
+        mask=mask, affine=AFFINE, roi_index=index, seed="seed", strategy=denoise.Strategy("simple")
+    )
     result = connectivity.seed_connectivity_run({"bold": str(path), "t_r": 2.0}, analysis)
     assert result.z_map is None and "No confounds file" in result.excluded and str(path) in result.excluded
 
@@ -118,9 +122,17 @@ def test_seed_map_equals_nilearn_pipeline_on_simulated_run(tiny_study_dir):
     # nilearn's masker extracts the voxels, nilearn's clean denoises them (in float64: nilearn's masker
     # cleans in float32, whose rounding would dominate the comparison)
     raw = NiftiMasker(mask_img, standardize=None).fit_transform(run["bold"]).astype(np.float64)
-    cleaned = nilearn_clean(raw, detrend=True, standardize=None, confounds=confounds, sample_mask=sample_mask,
-                            filter="butterworth", high_pass=strategy.high_pass, low_pass=strategy.low_pass,
-                            t_r=run["t_r"])
+    cleaned = nilearn_clean(
+        raw,
+        detrend=True,
+        standardize=None,
+        confounds=confounds,
+        sample_mask=sample_mask,
+        filter="butterworth",
+        high_pass=strategy.high_pass,
+        low_pass=strategy.low_pass,
+        t_r=run["t_r"],
+    )
     seed = cleaned[:, analysis.roi_index["nacc"]].mean(axis=1)
     expected = [np.corrcoef(seed, cleaned[:, v])[0, 1] for v in range(cleaned.shape[1])]
     # compared as correlations: near |r| = 1 the Fisher z magnifies float32 rounding of the stored map

@@ -57,8 +57,9 @@ def test_bootstrap_correlations_equal_a_naive_loop(method):
     assert boot.shape == (200, 3)
     np.testing.assert_allclose(boot, _naive_boot(cols, pairs, method, 200, 11), rtol=1e-10, atol=1e-12)
     # a Generator seeded the same way gives the same draws
-    np.testing.assert_array_equal(boot, correlation.bootstrap_correlations(cols, pairs, method, 200,
-                                                                        np.random.default_rng(11)))
+    np.testing.assert_array_equal(
+        boot, correlation.bootstrap_correlations(cols, pairs, method, 200, np.random.default_rng(11))
+    )
     with pytest.raises(ValueError, match="method"):
         correlation.bootstrap_correlations(cols, pairs, "kendall", 10, 0)
 
@@ -67,8 +68,11 @@ def test_correlation_ci_is_percentile_of_the_naive_bootstrap():
     x, y = _xy(25, 2)
     row = correlation.correlation(x, y, "pearson", n_boot=400, rng=3, alpha=0.1)
     boot = _naive_boot({"x": x, "y": y}, [("x", "y")], "pearson", 400, 3)[:, 0]
-    np.testing.assert_allclose([row["ci_low"], row["ci_high"], row["se"]],
-                               [np.quantile(boot, 0.05), np.quantile(boot, 0.95), boot.std(ddof=1)], rtol=1e-10)
+    np.testing.assert_allclose(
+        [row["ci_low"], row["ci_high"], row["se"]],
+        [np.quantile(boot, 0.05), np.quantile(boot, 0.95), boot.std(ddof=1)],
+        rtol=1e-10,
+    )
 
 
 def test_correlation_bootstrap_reproducible_and_shrinks_with_n():
@@ -136,10 +140,15 @@ def test_steiger_symmetry_zero_and_input_checks():
 def _coupling_frame(n=40, seed=6):
     rng = np.random.default_rng(seed)
     g = rng.standard_normal(n)
-    return pd.DataFrame({"participant_id": [f"sub-{i:02d}" for i in range(n)],
-                         "group": np.where(np.arange(n) % 3 == 0, "control", "CUD"),
-                         "dfc_a": 0.6 * g + rng.standard_normal(n), "dfc_b": 0.1 * g + rng.standard_normal(n),
-                         "dglu": g})
+    return pd.DataFrame(
+        {
+            "participant_id": [f"sub-{i:02d}" for i in range(n)],
+            "group": np.where(np.arange(n) % 3 == 0, "control", "CUD"),
+            "dfc_a": 0.6 * g + rng.standard_normal(n),
+            "dfc_b": 0.1 * g + rng.standard_normal(n),
+            "dglu": g,
+        }
+    )
 
 
 def test_compare_couplings_against_scipy_steiger_and_naive_bootstrap():
@@ -157,8 +166,11 @@ def test_compare_couplings_against_scipy_steiger_and_naive_bootstrap():
     cols = {k: t[k].to_numpy() for k in ("dfc_a", "dfc_b", "dglu")}
     boot = _naive_boot(cols, [("dglu", "dfc_a"), ("dglu", "dfc_b")], "pearson", 300, 2)
     diff = boot[:, 0] - boot[:, 1]
-    np.testing.assert_allclose([row["ci_low"], row["ci_high"], row["se"]],
-                               [np.quantile(diff, 0.025), np.quantile(diff, 0.975), diff.std(ddof=1)], rtol=1e-10)
+    np.testing.assert_allclose(
+        [row["ci_low"], row["ci_high"], row["se"]],
+        [np.quantile(diff, 0.025), np.quantile(diff, 0.975), diff.std(ddof=1)],
+        rtol=1e-10,
+    )
 
 
 # --------------------------------------------------------------------------- regressions
@@ -197,8 +209,7 @@ def test_influence_equals_statsmodels_and_hand_formulas_and_flags_planted_point(
     x[-1], y[-1] = 6.0, -4.0  # far out on x and against the trend
     t = pd.DataFrame({"participant_id": [f"sub-{i:02d}" for i in range(20)], "x": x, "y": y})
     out = correlation.influence(t, "y", "x")
-    assert list(out.columns) == ["participant_id", "leverage", "cooks_distance", "studentized_residual",
-                                 "influential"]
+    assert list(out.columns) == ["participant_id", "leverage", "cooks_distance", "studentized_residual", "influential"]
     assert out["participant_id"].tolist() == t["participant_id"].tolist()
     ref = OLSInfluence(sm.OLS(y, sm.add_constant(x)).fit())
     np.testing.assert_allclose(out["leverage"], ref.hat_matrix_diag, rtol=1e-10)
@@ -218,8 +229,13 @@ def test_influence_equals_statsmodels_and_hand_formulas_and_flags_planted_point(
 
 def _clinical(n=25, seed=13):
     rng = np.random.default_rng(seed)
-    t = pd.DataFrame({"cocaine_g_per_week": np.exp(rng.normal(1.0, 0.6, n)),
-                      "years_use": rng.normal(10, 4, n), "age": rng.normal(40, 8, n)})
+    t = pd.DataFrame(
+        {
+            "cocaine_g_per_week": np.exp(rng.normal(1.0, 0.6, n)),
+            "years_use": rng.normal(10, 4, n),
+            "age": rng.normal(40, 8, n),
+        }
+    )
     t["dfc_a"] = 0.4 * np.log(t["cocaine_g_per_week"]) - 0.05 * t["years_use"] + rng.normal(0, 0.3, n)
     t["dfc_b"] = 0.02 * t["age"] + rng.normal(0, 0.3, n)
     return t
@@ -243,31 +259,32 @@ def test_predictor_model_betas_equal_lstsq_on_zscored_data_and_fit_equals_statsm
     zfit = sm.OLS(zy, sm.add_constant(zx)).fit()
     np.testing.assert_allclose(coef["se"], zfit.bse[1:], rtol=1e-10)
     np.testing.assert_allclose(coef["p"], zfit.pvalues[1:], rtol=1e-10)
-    np.testing.assert_allclose(coef[["ci_low", "ci_high"]].to_numpy(), np.asarray(zfit.conf_int(0.05))[1:],
-                               rtol=1e-10)
+    np.testing.assert_allclose(coef[["ci_low", "ci_high"]].to_numpy(), np.asarray(zfit.conf_int(0.05))[1:], rtol=1e-10)
 
     # fit statistics are invariant to standardising: compare with the fit on the unstandardised data
     rawfit = sm.OLS(t["dfc_a"].to_numpy(), sm.add_constant(raw)).fit()
     assert fit["n"] == 25
-    np.testing.assert_allclose([fit["r2"], fit["adj_r2"], fit["f"], fit["p_f"]],
-                               [rawfit.rsquared, rawfit.rsquared_adj, rawfit.fvalue, rawfit.f_pvalue], rtol=1e-8)
+    np.testing.assert_allclose(
+        [fit["r2"], fit["adj_r2"], fit["f"], fit["p_f"]],
+        [rawfit.rsquared, rawfit.rsquared_adj, rawfit.fvalue, rawfit.f_pvalue],
+        rtol=1e-8,
+    )
     resid_z = zy - np.column_stack([np.ones(25), zx]) @ beta
     sh = stats.shapiro(resid_z)
     np.testing.assert_allclose([fit["shapiro_w"], fit["shapiro_p"]], [sh.statistic, sh.pvalue], rtol=1e-6)
-    np.testing.assert_allclose(fit["breusch_pagan_p"], het_breuschpagan(rawfit.resid, rawfit.model.exog)[1],
-                               rtol=1e-8)
-    np.testing.assert_allclose(fit["max_cooks_distance"], rawfit.get_influence().cooks_distance[0].max(),
-                               rtol=1e-8)
+    np.testing.assert_allclose(fit["breusch_pagan_p"], het_breuschpagan(rawfit.resid, rawfit.model.exog)[1], rtol=1e-8)
+    np.testing.assert_allclose(fit["max_cooks_distance"], rawfit.get_influence().cooks_distance[0].max(), rtol=1e-8)
 
 
 def test_predictor_model_recovers_planted_standardised_weights_exactly():
     rng = np.random.default_rng(21)
     a = rng.standard_normal((12, 2))
-    q, _ = np.linalg.qr(a - a.mean(axis=0))          # two centred, uncorrelated columns
-    z = q / q.std(axis=0, ddof=1)                    # sample-standardised
-    zy = 0.6 * z[:, 0] + 0.8 * z[:, 1]               # 0.6^2 + 0.8^2 = 1, so zy is standardised too
-    t = pd.DataFrame({"dfc_a": 3.0 + 2.0 * zy, "cocaine_g_per_week": np.exp(1.0 + 0.5 * z[:, 0]),
-                      "age": 30.0 + 5.0 * z[:, 1]})
+    q, _ = np.linalg.qr(a - a.mean(axis=0))  # two centred, uncorrelated columns
+    z = q / q.std(axis=0, ddof=1)  # sample-standardised
+    zy = 0.6 * z[:, 0] + 0.8 * z[:, 1]  # 0.6^2 + 0.8^2 = 1, so zy is standardised too
+    t = pd.DataFrame(
+        {"dfc_a": 3.0 + 2.0 * zy, "cocaine_g_per_week": np.exp(1.0 + 0.5 * z[:, 0]), "age": 30.0 + 5.0 * z[:, 1]}
+    )
     coef, fit = glutamate.predictor_model(t, "dfc_a", ["cocaine_g_per_week", "age"])
     np.testing.assert_allclose(coef["estimate"], [0.6, 0.8], atol=1e-10)
     np.testing.assert_allclose(fit["r2"], 1.0, atol=1e-12)
@@ -298,41 +315,77 @@ def test_predictor_model_rejects_bad_input():
 
 
 def _session_tables():
-    fc = pd.DataFrame([
-        # participant, group, session, drug, target, delta
-        ("sub-01", "CUD", "ses-1", "placebo", "dlpfc", 0.2), ("sub-01", "CUD", "ses-1", "placebo", "thal", 0.4),
-        ("sub-01", "CUD", "ses-2", "NAC", "dlpfc", 0.4), ("sub-01", "CUD", "ses-2", "NAC", "thal", 0.0),
-        ("sub-02", "CUD", "ses-1", "placebo", "dlpfc", 0.1), ("sub-02", "CUD", "ses-1", "placebo", "thal", 0.3),
-        ("sub-02", "CUD", "ses-2", "NAC", "dlpfc", 0.5), ("sub-02", "CUD", "ses-2", "NAC", "thal", 0.7),
-        ("sub-03", "control", "ses-1", "NAC", "dlpfc", -0.2), ("sub-03", "control", "ses-1", "NAC", "thal", 0.1),
-        ("sub-04", "control", "ses-1", "placebo", "dlpfc", 0.3), ("sub-04", "control", "ses-1", "placebo", "thal", 0.3),
-    ], columns=["participant_id", "group", "session_id", "drug", "target", "delta"])
-    glu = pd.DataFrame([
-        ("sub-01", "ses-1", 1.0, 10.0), ("sub-01", "ses-2", 2.0, 20.0),
-        ("sub-02", "ses-1", 0.5, 5.0),                          # ses-2 has FC but no glutamate change
-        ("sub-03", "ses-1", -0.4, -4.0), ("sub-03", "ses-2", 0.6, 6.0),  # ses-2 has glutamate but no FC
-        ("sub-04", "ses-2", 0.3, 3.0),                          # glutamate only where FC is missing
-    ], columns=["participant_id", "session_id", "delta", "delta_pct"])
-    participants = pd.DataFrame({"participant_id": ["sub-01", "sub-02", "sub-03", "sub-04"],
-                                 "age": [30, 40, 35, 45], "group": ["CUD", "CUD", "control", "control"],
-                                 "ocdus_obsessive": [8.0, 16.0, np.nan, np.nan]})
-    drugs = pd.DataFrame([("sub-01", "ses-1", "placebo"), ("sub-01", "ses-2", "NAC"),
-                          ("sub-02", "ses-1", "placebo"), ("sub-02", "ses-2", "NAC"),
-                          ("sub-03", "ses-1", "NAC"), ("sub-03", "ses-2", "placebo"),
-                          ("sub-04", "ses-1", "placebo"), ("sub-04", "ses-2", "NAC")],
-                         columns=["participant_id", "session_id", "drug"])
+    fc = pd.DataFrame(
+        [
+            # participant, group, session, drug, target, delta
+            ("sub-01", "CUD", "ses-1", "placebo", "dlpfc", 0.2),
+            ("sub-01", "CUD", "ses-1", "placebo", "thal", 0.4),
+            ("sub-01", "CUD", "ses-2", "NAC", "dlpfc", 0.4),
+            ("sub-01", "CUD", "ses-2", "NAC", "thal", 0.0),
+            ("sub-02", "CUD", "ses-1", "placebo", "dlpfc", 0.1),
+            ("sub-02", "CUD", "ses-1", "placebo", "thal", 0.3),
+            ("sub-02", "CUD", "ses-2", "NAC", "dlpfc", 0.5),
+            ("sub-02", "CUD", "ses-2", "NAC", "thal", 0.7),
+            ("sub-03", "control", "ses-1", "NAC", "dlpfc", -0.2),
+            ("sub-03", "control", "ses-1", "NAC", "thal", 0.1),
+            ("sub-04", "control", "ses-1", "placebo", "dlpfc", 0.3),
+            ("sub-04", "control", "ses-1", "placebo", "thal", 0.3),
+        ],
+        columns=["participant_id", "group", "session_id", "drug", "target", "delta"],
+    )
+    glu = pd.DataFrame(
+        [
+            ("sub-01", "ses-1", 1.0, 10.0),
+            ("sub-01", "ses-2", 2.0, 20.0),
+            ("sub-02", "ses-1", 0.5, 5.0),  # ses-2 has FC but no glutamate change
+            ("sub-03", "ses-1", -0.4, -4.0),
+            ("sub-03", "ses-2", 0.6, 6.0),  # ses-2 has glutamate but no FC
+            ("sub-04", "ses-2", 0.3, 3.0),  # glutamate only where FC is missing
+        ],
+        columns=["participant_id", "session_id", "delta", "delta_pct"],
+    )
+    participants = pd.DataFrame(
+        {
+            "participant_id": ["sub-01", "sub-02", "sub-03", "sub-04"],
+            "age": [30, 40, 35, 45],
+            "group": ["CUD", "CUD", "control", "control"],
+            "ocdus_obsessive": [8.0, 16.0, np.nan, np.nan],
+        }
+    )
+    drugs = pd.DataFrame(
+        [
+            ("sub-01", "ses-1", "placebo"),
+            ("sub-01", "ses-2", "NAC"),
+            ("sub-02", "ses-1", "placebo"),
+            ("sub-02", "ses-2", "NAC"),
+            ("sub-03", "ses-1", "NAC"),
+            ("sub-03", "ses-2", "placebo"),
+            ("sub-04", "ses-1", "placebo"),
+            ("sub-04", "ses-2", "NAC"),
+        ],
+        columns=["participant_id", "session_id", "drug"],
+    )
     return fc, glu, participants, drugs
 
 
 def test_participant_changes_averages_only_sessions_with_both_changes():
     fc, glu, participants, drugs = _session_tables()
     table, excl = glutamate.participant_changes(fc, glu, participants, drugs)
-    assert list(table.columns) == ["participant_id", "group", "n_sessions", "dfc_dlpfc", "dfc_thal", "dglu",
-                                   "age", "ocdus_obsessive"]
+    assert list(table.columns) == [
+        "participant_id",
+        "group",
+        "n_sessions",
+        "dfc_dlpfc",
+        "dfc_thal",
+        "dglu",
+        "age",
+        "ocdus_obsessive",
+    ]
     assert table["participant_id"].tolist() == ["sub-01", "sub-02", "sub-03"]
     assert table["n_sessions"].tolist() == [2, 1, 1]
-    np.testing.assert_allclose(table[["dfc_dlpfc", "dfc_thal", "dglu"]].to_numpy(float),
-                               [[0.3, 0.2, 15.0], [0.1, 0.3, 5.0], [-0.2, 0.1, -4.0]])
+    np.testing.assert_allclose(
+        table[["dfc_dlpfc", "dfc_thal", "dglu"]].to_numpy(float), [[0.3, 0.2, 15.0], [0.1, 0.3, 5.0], [-0.2, 0.1, -4.0]]
+    )
     assert table["group"].tolist() == ["CUD", "CUD", "control"]
     assert table["age"].tolist() == [30, 40, 35]
     np.testing.assert_allclose(table["ocdus_obsessive"], [8.0, 16.0, np.nan])
@@ -348,15 +401,17 @@ def test_participant_changes_single_drug_session():
     placebo, excl = glutamate.participant_changes(fc, glu, participants, drugs, sessions="placebo")
     assert placebo["participant_id"].tolist() == ["sub-01", "sub-02"]
     assert placebo["n_sessions"].tolist() == [1, 1]
-    np.testing.assert_allclose(placebo[["dfc_dlpfc", "dfc_thal", "dglu"]].to_numpy(float),
-                               [[0.2, 0.4, 10.0], [0.1, 0.3, 5.0]])
+    np.testing.assert_allclose(
+        placebo[["dfc_dlpfc", "dfc_thal", "dglu"]].to_numpy(float), [[0.2, 0.4, 10.0], [0.1, 0.3, 5.0]]
+    )
     assert excl["participant_id"].tolist() == ["sub-03", "sub-04"]
     assert excl["reason"].str.contains("placebo").all()
 
     nac, excl_nac = glutamate.participant_changes(fc, glu, participants, drugs, sessions="NAC")
     assert nac["participant_id"].tolist() == ["sub-01", "sub-03"]
-    np.testing.assert_allclose(nac[["dfc_dlpfc", "dfc_thal", "dglu"]].to_numpy(float),
-                               [[0.4, 0.0, 20.0], [-0.2, 0.1, -4.0]])
+    np.testing.assert_allclose(
+        nac[["dfc_dlpfc", "dfc_thal", "dglu"]].to_numpy(float), [[0.4, 0.0, 20.0], [-0.2, 0.1, -4.0]]
+    )
     assert excl_nac["participant_id"].tolist() == ["sub-02", "sub-04"]
 
 
@@ -379,8 +434,11 @@ def test_mean_change_equals_scipy_one_sample_t():
     test = stats.ttest_1samp(v, 0.0)
     ci = test.confidence_interval(0.9)
     assert row["n"] == 7 and row["term"] == "dglu"
-    np.testing.assert_allclose([row["estimate"], row["se"], row["ci_low"], row["ci_high"], row["p"]],
-                               [v.mean(), stats.sem(v), ci.low, ci.high, test.pvalue], rtol=1e-10)
+    np.testing.assert_allclose(
+        [row["estimate"], row["se"], row["ci_low"], row["ci_high"], row["p"]],
+        [v.mean(), stats.sem(v), ci.low, ci.high, test.pvalue],
+        rtol=1e-10,
+    )
     # the t interval by hand
     np.testing.assert_allclose(row["ci_high"], v.mean() + stats.t.ppf(0.95, 6) * v.std(ddof=1) / np.sqrt(7))
     with pytest.raises(ValueError, match="1 values are missing"):
@@ -398,10 +456,12 @@ def test_robust_table_rows_equal_single_target_fits():
     assert list(out.columns) == ["target"] + RESULT
     assert out["target"].tolist() == ["a", "b"] and out["term"].tolist() == ["dglu", "dglu"]
     for i, target in enumerate(["a", "b"]):
-        ref = sm.RLM(t[f"dfc_{target}"].to_numpy(), sm.add_constant(t["dglu"].to_numpy()),
-                     M=sm.robust.norms.HuberT()).fit()
-        np.testing.assert_allclose(out.loc[i, ["estimate", "se", "p"]].to_numpy(float),
-                                   [ref.params[1], ref.bse[1], ref.pvalues[1]], rtol=1e-10)
+        ref = sm.RLM(
+            t[f"dfc_{target}"].to_numpy(), sm.add_constant(t["dglu"].to_numpy()), M=sm.robust.norms.HuberT()
+        ).fit()
+        np.testing.assert_allclose(
+            out.loc[i, ["estimate", "se", "p"]].to_numpy(float), [ref.params[1], ref.bse[1], ref.pvalues[1]], rtol=1e-10
+        )
         single = correlation.robust_regression(t, f"dfc_{target}", "dglu").iloc[1]
         np.testing.assert_allclose(out.loc[i, RESULT[1:]].to_numpy(float), single[RESULT[1:]].to_numpy(float))
 
@@ -416,15 +476,16 @@ def test_predictor_table_rows_equal_single_target_models():
     assert fits["target"].tolist() == ["a", "b"]
     for i, target in enumerate(["a", "b"]):
         c, f = glutamate.predictor_model(t, f"dfc_{target}", preds)
-        np.testing.assert_allclose(coefs.iloc[2 * i:2 * i + 2][RESULT[1:]].to_numpy(float),
-                                   c[RESULT[1:]].to_numpy(float))
+        np.testing.assert_allclose(
+            coefs.iloc[2 * i : 2 * i + 2][RESULT[1:]].to_numpy(float), c[RESULT[1:]].to_numpy(float)
+        )
         for k, v in f.items():
             assert fits.loc[i, k] == pytest.approx(v)
         # independent check of the standardised betas
         zx = _zscore(np.column_stack([np.log(t["cocaine_g_per_week"]), t["age"]]))
         zy = _zscore(t[f"dfc_{target}"].to_numpy())
         beta = np.linalg.lstsq(np.column_stack([np.ones(len(t)), zx]), zy, rcond=None)[0]
-        np.testing.assert_allclose(coefs.iloc[2 * i:2 * i + 2]["estimate"], beta[1:], rtol=1e-10)
+        np.testing.assert_allclose(coefs.iloc[2 * i : 2 * i + 2]["estimate"], beta[1:], rtol=1e-10)
 
 
 def test_coupling_table_one_row_per_target_sample_method():
@@ -443,14 +504,18 @@ def test_coupling_table_one_row_per_target_sample_method():
     for row in out.itertuples(index=False):
         sub = t if row.sample == "all" else t[t["group"] == "CUD"]
         ref = correlation.correlation(sub[f"dfc_{row.target}"], sub["dglu"], row.method, 200, rng)
-        np.testing.assert_allclose([row.estimate, row.se, row.ci_low, row.ci_high, row.p],
-                                   [ref[k] for k in ("estimate", "se", "ci_low", "ci_high", "p")], rtol=1e-12)
+        np.testing.assert_allclose(
+            [row.estimate, row.se, row.ci_low, row.ci_high, row.p],
+            [ref[k] for k in ("estimate", "se", "ci_low", "ci_high", "p")],
+            rtol=1e-12,
+        )
         scipy_test = stats.pearsonr if row.method == "pearson" else stats.spearmanr
         expected = scipy_test(sub[f"dfc_{row.target}"], sub["dglu"])
         np.testing.assert_allclose([row.estimate, row.p], [expected.statistic, expected.pvalue], rtol=1e-10)
 
-    custom = glutamate.coupling_table(t, ["a"], samples={"controls": ["control"]}, methods=("spearman",),
-                                     n_boot=50, rng=0)
+    custom = glutamate.coupling_table(
+        t, ["a"], samples={"controls": ["control"]}, methods=("spearman",), n_boot=50, rng=0
+    )
     assert custom[["target", "sample", "method", "n"]].values.tolist() == [["a", "controls", "spearman", 40 - n_cud]]
 
 
@@ -470,32 +535,47 @@ def test_qc_sensitivity_n_and_r_per_setting():
         rows.append(dict(zip(mrs.MRS_COLUMNS, [pid, "ses-1", "neutral", "Glu", 1.0, n_val, 6.0, 8.0, 20.0])))
         rows.append(dict(zip(mrs.MRS_COLUMNS, [pid, "ses-1", "craving", "Glu", 1.0, c_val, c_crlb, 8.0, 20.0])))
     mrs_table = pd.DataFrame(rows)
-    fc = pd.DataFrame({"participant_id": pids, "group": groups, "session_id": "ses-1", "drug": "placebo",
-                       "target": "dlpfc", "delta": dfc})
+    fc = pd.DataFrame(
+        {
+            "participant_id": pids,
+            "group": groups,
+            "session_id": "ses-1",
+            "drug": "placebo",
+            "target": "dlpfc",
+            "delta": dfc,
+        }
+    )
     participants = pd.DataFrame({"participant_id": pids, "group": groups})
     drugs = pd.DataFrame({"participant_id": pids, "session_id": "ses-1", "drug": "placebo"})
 
-    out = glutamate.qc_sensitivity(mrs_table, fc, participants, drugs, ["dlpfc"],
-                                  {"strict": {"max_crlb": 20}, "none": {"max_crlb": None}})
+    out = glutamate.qc_sensitivity(
+        mrs_table, fc, participants, drugs, ["dlpfc"], {"strict": {"max_crlb": 20}, "none": {"max_crlb": None}}
+    )
     assert list(out.columns) == ["setting", "target", "n", "r", "p", "mean_dglu"]
     assert out["setting"].tolist() == ["strict", "none"] and out["target"].tolist() == ["dlpfc", "dlpfc"]
 
     pct = 100 * (np.array(craving) - np.array(neutral)) / np.array(neutral)
-    x_all, y_all = np.array(dfc[:6]), pct[:6]          # CUD only; the control never enters
+    x_all, y_all = np.array(dfc[:6]), pct[:6]  # CUD only; the control never enters
     expected = {"strict": (x_all[:5], y_all[:5]), "none": (x_all, y_all)}  # strict drops sub-06 (CRLB 25 > 20)
     for row in out.itertuples(index=False):
         x, y = expected[row.setting]
         ref = stats.pearsonr(x, y)
         assert row.n == len(x)
-        np.testing.assert_allclose([row.r, row.p, row.mean_dglu], [ref.statistic, ref.pvalue, y.mean()],
-                                   rtol=1e-10)
+        np.testing.assert_allclose([row.r, row.p, row.mean_dglu], [ref.statistic, ref.pvalue, y.mean()], rtol=1e-10)
     assert out["n"].tolist() == [5, 6]
 
 
 def test_coupling_equivalence_separates_absent_present_and_unknown_links():
-    couplings = pd.DataFrame({
-        "target": ["a", "b", "c", "a"], "sample": "CUD", "method": ["pearson"] * 3 + ["spearman"],
-        "n": [300, 300, 18, 300], "estimate": [0.01, 0.5, 0.05, 0.01], "p": [0.86, 1e-20, 0.84, 0.86]})
+    couplings = pd.DataFrame(
+        {
+            "target": ["a", "b", "c", "a"],
+            "sample": "CUD",
+            "method": ["pearson"] * 3 + ["spearman"],
+            "n": [300, 300, 18, 300],
+            "estimate": [0.01, 0.5, 0.05, 0.01],
+            "p": [0.86, 1e-20, 0.84, 0.86],
+        }
+    )
     table = glutamate.coupling_equivalence(couplings, bound_r=0.3)
     assert list(table["target"]) == ["a", "b", "c"]  # Pearson rows only
     assert list(table["verdict"]) == ["equivalent", "effect", "inconclusive"]

@@ -43,9 +43,9 @@ def test_glm_effect_is_nilearns_contrast_and_tracks_the_truth(tiny, tmp_path):
     run = runs.iloc[0].to_dict()
     ours = cue.cue_glm_run(run, mask_img)
     confounds, _ = load_confounds(run["bold"], strategy=("motion", "wm_csf"), motion="basic", wm_csf="basic")
-    model = FirstLevelModel(t_r=2.0, mask_img=mask_img, hrf_model="glover", drift_model="cosine", high_pass=0.008,
-                            signal_scaling=0).fit(run["bold"], events=pd.read_csv(run["events"], sep="\t"),
-                                                  confounds=confounds)
+    model = FirstLevelModel(
+        t_r=2.0, mask_img=mask_img, hrf_model="glover", drift_model="cosine", high_pass=0.008, signal_scaling=0
+    ).fit(run["bold"], events=pd.read_csv(run["events"], sep="\t"), confounds=confounds)
     mask = np.asarray(mask_img.dataobj) > 0
     expected = np.asarray(model.compute_contrast("smoking - neutral", output_type="effect_size").dataobj)[mask]
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
@@ -60,8 +60,11 @@ def test_glm_effect_is_nilearns_contrast_and_tracks_the_truth(tiny, tmp_path):
     rois = atlas.roi_masks(["insula_anterior_ventral", "vmpfc"], mask_img)
     long = cue.roi_means(maps, mask_img, rois, runs[["participant_id", "session_id"]])
     truth = pd.read_csv(root / "derivatives" / "simulation" / "ground_truth_sessions.tsv", sep="\t")
-    merged = long.groupby(["participant_id", "session_id"], as_index=False)["value"].mean().merge(
-        truth, on=["participant_id", "session_id"])
+    merged = (
+        long.groupby(["participant_id", "session_id"], as_index=False)["value"]
+        .mean()
+        .merge(truth, on=["participant_id", "session_id"])
+    )
     assert np.corrcoef(merged["value"], merged["cue_response"])[0, 1] > 0.5
     with pytest.raises(ValueError, match="no voxel"):
         cue.roi_means(maps, mask_img, {"empty": np.zeros(mask.shape, bool)}, runs)
@@ -79,9 +82,15 @@ def test_glm_refuses_events_without_both_conditions(tiny, tmp_path):
 
 def test_cue_craving_exact_and_checked():
     participants = pd.DataFrame({"participant_id": ["a", "b"], "group": ["baclofen", "placebo"]})
-    ratings = pd.DataFrame([("a", "ses-T1", "pre", 30), ("a", "ses-T1", "post", 50), ("b", "ses-T1", "pre", 20),
-                            ("b", "ses-T1", "post", 25)], columns=["participant_id", "session_id", "timepoint",
-                                                                  "craving"])
+    ratings = pd.DataFrame(
+        [
+            ("a", "ses-T1", "pre", 30),
+            ("a", "ses-T1", "post", 50),
+            ("b", "ses-T1", "pre", 20),
+            ("b", "ses-T1", "post", 25),
+        ],
+        columns=["participant_id", "session_id", "timepoint", "craving"],
+    )
     table = cue.cue_craving(ratings, participants)
     assert table["craving_rise"].tolist() == [20, 5] and table["group"].tolist() == ["baclofen", "placebo"]
     with pytest.raises(ValueError, match="lack a pre or post"):
@@ -96,8 +105,14 @@ def test_changes_associations_and_the_mediation_table():
     rng = np.random.default_rng(0)
     pids = [f"s{i}" for i in range(10)]
     groups = ["baclofen"] * 5 + ["placebo"] * 5
-    long = pd.DataFrame([{"participant_id": p, "group": g, "session_id": s, "roi": r, "value": rng.normal()}
-                         for p, g in zip(pids, groups) for s in ("ses-T1", "ses-T2") for r in ("ins", "vm")])
+    long = pd.DataFrame(
+        [
+            {"participant_id": p, "group": g, "session_id": s, "roi": r, "value": rng.normal()}
+            for p, g in zip(pids, groups)
+            for s in ("ses-T1", "ses-T2")
+            for r in ("ins", "vm")
+        ]
+    )
     change = perfusion.participant_change(long, "value", by=("roi",))
     assert list(change.columns) == ["participant_id", "group", "roi", "change"]
     one = long[(long["participant_id"] == "s0") & (long["roi"] == "ins")].set_index("session_id")["value"]
@@ -107,8 +122,13 @@ def test_changes_associations_and_the_mediation_table():
     ins = change[change["roi"] == "ins"].set_index("participant_id")["change"].loc[pids]
     assert assoc.iloc[0]["estimate"] == pytest.approx(np.corrcoef(ins, dlpfc["change"])[0, 1])
     assert assoc["n"].tolist() == [10, 10]
-    craving = pd.DataFrame([{"participant_id": p, "group": g, "session_id": s, "craving_rise": float(i + j)}
-                            for i, (p, g) in enumerate(zip(pids, groups)) for j, s in enumerate(("ses-T1", "ses-T2"))])
+    craving = pd.DataFrame(
+        [
+            {"participant_id": p, "group": g, "session_id": s, "craving_rise": float(i + j)}
+            for i, (p, g) in enumerate(zip(pids, groups))
+            for j, s in enumerate(("ses-T1", "ses-T2"))
+        ]
+    )
     table, excluded = cue.mediation_table(dlpfc, change, craving.iloc[:-1])  # s9 lacks T2 craving: listed
     assert table["participant_id"].tolist() == pids[:-1]
     assert excluded["participant_id"].tolist() == ["s9"] and "craving_change" in excluded["reason"].iloc[0]

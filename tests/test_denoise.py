@@ -36,9 +36,15 @@ def test_cleaning_matrix_equals_nilearn_clean(strategy, sample_mask):
     matrix = denoise.cleaning_matrix(n_volumes, t_r, strategy, confounds, keep)
     filtering = strategy.high_pass is not None or strategy.low_pass is not None
     expected = nilearn_clean(
-        signals.copy(), detrend=True, standardize=None, confounds=confounds, sample_mask=keep,
-        filter="butterworth" if filtering else False, high_pass=strategy.high_pass,
-        low_pass=strategy.low_pass, t_r=t_r,
+        signals.copy(),
+        detrend=True,
+        standardize=None,
+        confounds=confounds,
+        sample_mask=keep,
+        filter="butterworth" if filtering else False,
+        high_pass=strategy.high_pass,
+        low_pass=strategy.low_pass,
+        t_r=t_r,
     )
     got = denoise.clean(signals, matrix)
     assert got.shape == expected.shape
@@ -53,8 +59,9 @@ def test_clean_is_exact_for_nearly_explained_signals_and_checks_length():
     x = (1000 + 5 * confound + 1e-3 * rng.standard_normal((n_volumes, 1))).astype(np.float32)
     strategy = denoise.Strategy("simple", high_pass=None, low_pass=None)
     matrix = denoise.cleaning_matrix(n_volumes, 2.0, strategy, confound)
-    expected = nilearn_clean(x.astype(np.float64), detrend=True, standardize=None, confounds=confound,
-                             filter=False, t_r=2.0)
+    expected = nilearn_clean(
+        x.astype(np.float64), detrend=True, standardize=None, confounds=confound, filter=False, t_r=2.0
+    )
     np.testing.assert_allclose(denoise.clean(x, matrix), expected, rtol=1e-6, atol=1e-9)
     with pytest.raises(ValueError, match="9 volumes"):
         denoise.clean(np.ones((9, 3)), matrix)
@@ -94,16 +101,14 @@ def test_load_run_confounds_missing_file_names_it(tmp_path):
 
 
 def test_confounds_summary_counts_families():
-    names = ["trans_x", "rot_y_power2", "white_matter", "csf_derivative1", "a_comp_cor_00", "cosine00",
-             "global_signal"]
+    names = ["trans_x", "rot_y_power2", "white_matter", "csf_derivative1", "a_comp_cor_00", "cosine00", "global_signal"]
     counts = denoise.confounds_summary(names)
     assert counts.to_dict() == {"motion": 2, "wm_csf": 2, "global_signal": 1, "compcor": 1, "cosine": 1}
 
 
 def test_motion_summary_reads_fd(tmp_path):
     path = tmp_path / "conf.tsv"
-    pd.DataFrame({"framewise_displacement": [np.nan, 0.1, 0.7, 0.2]}).to_csv(path, sep="\t", index=False,
-                                                                         na_rep="n/a")
+    pd.DataFrame({"framewise_displacement": [np.nan, 0.1, 0.7, 0.2]}).to_csv(path, sep="\t", index=False, na_rep="n/a")
     runs = pd.DataFrame({"participant_id": ["sub-01"], "state": ["craving"], "confounds": [str(path)]})
     summary = denoise.motion_summary(runs)
     assert summary.loc[0, "mean_fd"] == pytest.approx(1.0 / 3)

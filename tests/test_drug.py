@@ -12,9 +12,12 @@ from craving_circuits.io.schemas import ROI_COLUMNS
 
 def _changes():
     rows = [
-        ("s1", "CUD", "placebo", "dlpfc", 0.5), ("s1", "CUD", "NAC", "dlpfc", 0.2),
-        ("s1", "CUD", "placebo", "thalamus", 0.4), ("s1", "CUD", "NAC", "thalamus", 0.9),
-        ("s2", "control", "placebo", "dlpfc", 0.1), ("s2", "control", "NAC", "dlpfc", -0.3),
+        ("s1", "CUD", "placebo", "dlpfc", 0.5),
+        ("s1", "CUD", "NAC", "dlpfc", 0.2),
+        ("s1", "CUD", "placebo", "thalamus", 0.4),
+        ("s1", "CUD", "NAC", "thalamus", 0.9),
+        ("s2", "control", "placebo", "dlpfc", 0.1),
+        ("s2", "control", "NAC", "dlpfc", -0.3),
         ("s2", "control", "placebo", "thalamus", 0.0),  # no NAC value for the thalamus
         ("s3", "CUD", "NAC", "dlpfc", 1.0),  # no placebo session at all
     ]
@@ -23,8 +26,7 @@ def _changes():
 
 def test_drug_differences_exact_with_listed_exclusions():
     table, excl = drug.drug_differences(_changes())
-    assert table[["participant_id", "target"]].values.tolist() == [["s1", "dlpfc"], ["s1", "thalamus"],
-                                                                   ["s2", "dlpfc"]]
+    assert table[["participant_id", "target"]].values.tolist() == [["s1", "dlpfc"], ["s1", "thalamus"], ["s2", "dlpfc"]]
     np.testing.assert_allclose(table["dd"], [0.2 - 0.5, 0.9 - 0.4, -0.3 - 0.1])
     assert list(table.columns) == ["participant_id", "group", "target", "placebo", "NAC", "dd"]
     # exactly the two incomplete participant-outcomes are listed, with what is missing
@@ -47,20 +49,28 @@ def test_drug_differences_refuses_bad_tables():
 
 def test_drug_samples_and_evidence_per_outcome():
     rng = np.random.default_rng(0)
-    rows = [{"participant_id": f"{g}{i}", "group": g, "target": t, "dd": rng.normal()}
-            for g, n in (("CUD", 6), ("control", 5)) for i in range(n) for t in ("dlpfc", "thalamus")]
+    rows = [
+        {"participant_id": f"{g}{i}", "group": g, "target": t, "dd": rng.normal()}
+        for g, n in (("CUD", 6), ("control", 5))
+        for i in range(n)
+        for t in ("dlpfc", "thalamus")
+    ]
     table = pd.DataFrame(rows)
     samples = drug.drug_samples(table)
-    assert list(samples) == ["drug x state | CUD (dlpfc)", "drug x state | control (dlpfc)",
-                             "group x state x drug (dlpfc)", "drug x state | CUD (thalamus)",
-                             "drug x state | control (thalamus)", "group x state x drug (thalamus)"]
+    assert list(samples) == [
+        "drug x state | CUD (dlpfc)",
+        "drug x state | control (dlpfc)",
+        "group x state x drug (dlpfc)",
+        "drug x state | CUD (thalamus)",
+        "drug x state | control (thalamus)",
+        "group x state x drug (thalamus)",
+    ]
     cud_dlpfc = table[(table["group"] == "CUD") & (table["target"] == "dlpfc")]["dd"].to_numpy()
     np.testing.assert_array_equal(samples["drug x state | CUD (dlpfc)"], cud_dlpfc)
     assert isinstance(samples["group x state x drug (thalamus)"], tuple)
     evidence = drug.drug_evidence(table, sesoi_dz=0.8)
     assert evidence["outcome"].tolist() == ["dlpfc"] * 3 + ["thalamus"] * 3
-    assert evidence["contrast"].tolist()[:3] == ["drug x state | CUD", "drug x state | control",
-                                                 "group x state x drug"]
+    assert evidence["contrast"].tolist()[:3] == ["drug x state | CUD", "drug x state | control", "group x state x drug"]
     one = drug.drug_evidence(table[table["target"] == "dlpfc"], by=None, groups=("CUD",))
     assert one["term"].tolist() == ["drug x state | CUD"] and one["outcome"].tolist() == [""]
     named = drug.drug_evidence(table[table["target"] == "dlpfc"], by=None, groups=("CUD",), name="rating")
@@ -95,10 +105,13 @@ def test_interaction_checks_against_anovas_and_the_paired_t():
     assert list(checks.columns) == drug.CHECK_COLUMNS
     for target in ("dlpfc", "thalamus_midline"):
         rows = checks[checks["target"] == target].set_index(["term", "method"])
-        cells = roi[roi["target"] == target].pivot_table(index=["participant_id", "group"],
-                                                         columns=["drug", "state"], values="fisher_z")
-        dd = ((cells[("NAC", "craving")] - cells[("NAC", "neutral")])
-              - (cells[("placebo", "craving")] - cells[("placebo", "neutral")])).reset_index(name="dd")
+        cells = roi[roi["target"] == target].pivot_table(
+            index=["participant_id", "group"], columns=["drug", "state"], values="fisher_z"
+        )
+        dd = (
+            (cells[("NAC", "craving")] - cells[("NAC", "neutral")])
+            - (cells[("placebo", "craving")] - cells[("placebo", "neutral")])
+        ).reset_index(name="dd")
         cud, ctl = dd.loc[dd["group"] == "CUD", "dd"], dd.loc[dd["group"] == "control", "dd"]
         anova = rows.loc[("drug x state | CUD", "RM ANOVA (AnovaRM F)")]
         paired = stats.ttest_1samp(cud, 0.0)

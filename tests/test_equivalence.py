@@ -66,13 +66,27 @@ def test_jzs_bayes_factor_reproduces_published_values():
 def _bf10_over_effect(t, n, n2, r):
     """The same Bayes factor, integrating the noncentral t density over a Cauchy prior on the effect."""
     n_eff, df = (n, n - 1) if n2 is None else (n * n2 / (n + n2), n + n2 - 2)
-    alt = integrate.quad(lambda d: stats.nct.pdf(t, df, d * np.sqrt(n_eff)) * stats.cauchy.pdf(d, 0, r),
-                         -np.inf, np.inf, limit=200, epsabs=0)[0]
+    alt = integrate.quad(
+        lambda d: stats.nct.pdf(t, df, d * np.sqrt(n_eff)) * stats.cauchy.pdf(d, 0, r),
+        -np.inf,
+        np.inf,
+        limit=200,
+        epsabs=0,
+    )[0]
     return alt / stats.t.pdf(t, df)
 
 
-@pytest.mark.parametrize("t, n, n2, r", [(0.0, 18, None, 0.707), (1.2, 18, None, 0.5), (-2.4, 18, None, 1.0),
-                                         (0.3, 18, 23, 0.707), (2.0, 30, 25, 1.414), (4.0, 12, None, 0.3)])
+@pytest.mark.parametrize(
+    "t, n, n2, r",
+    [
+        (0.0, 18, None, 0.707),
+        (1.2, 18, None, 0.5),
+        (-2.4, 18, None, 1.0),
+        (0.3, 18, 23, 0.707),
+        (2.0, 30, 25, 1.414),
+        (4.0, 12, None, 0.3),
+    ],
+)
 def test_jzs_bayes_factor_matches_an_independent_integral(t, n, n2, r):
     assert equivalence.jzs_bf10(t, n, n2, r) == pytest.approx(_bf10_over_effect(t, n, n2, r), rel=1e-5)
 
@@ -147,7 +161,8 @@ def test_evidence_table_combines_the_three_answers():
     assert set(curves) == {"null", "groups"}
     default = curves["null"].set_index("prior_scale")["bf01"]
     assert default.loc[default.index[np.isclose(default.index, np.sqrt(2) / 2)][0]] == pytest.approx(
-        rows.loc["null", "bf01"])
+        rows.loc["null", "bf01"]
+    )
 
 
 @pytest.mark.parametrize("r, n, bound_r", [(0.1, 30, 0.4), (-0.35, 18, 0.5), (0.6, 100, 0.3)])

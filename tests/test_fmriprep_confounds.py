@@ -207,9 +207,7 @@ def test_compute_confounds_compcor_metadata(synthetic_run):
 
 def test_compute_confounds_motion_outliers(synthetic_run):
     _, _, _, _, confounds, _ = synthetic_run
-    flagged = set(
-        np.flatnonzero((confounds["framewise_displacement"] > 0.5) | (confounds["std_dvars"] > 1.5))
-    )
+    flagged = set(np.flatnonzero((confounds["framewise_displacement"] > 0.5) | (confounds["std_dvars"] > 1.5)))
     # the movement at 20 and the signal jump entering (40) and leaving (41) volume 40
     assert flagged == {20, 40, 41}
     outliers = confounds.filter(regex=r"^motion_outlier\d\d$")

@@ -32,13 +32,18 @@ def _imports(path: Path, root: Path):
     name = _module_name(path, root)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     tree = ast.parse(path.read_text())
-    nested = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-              for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    nested = {
+        id(n)
+        for f in ast.walk(tree)
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for n in ast.walk(f)
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+    }
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
@@ -79,15 +84,19 @@ def check_layers(root: Path) -> list[str]:
                     problems.append(f"{where}: imports {target}, which belongs to no layer")
                 continue
             if LAYERS[other] > LAYERS[own]:
-                problems.append(f"{where}: {own} (layer {LAYERS[own]}) imports {target} of the higher layer "
-                                f"{other} (layer {LAYERS[other]})")
+                problems.append(
+                    f"{where}: {own} (layer {LAYERS[own]}) imports {target} of the higher layer "
+                    f"{other} (layer {LAYERS[other]})"
+                )
             if own in STUDIES and other in STUDIES and own != other:
                 problems.append(f"{where}: the {own} study imports the {other} study ({target})")
             if own == "simulate" and other not in ("io", "simulate"):
                 for n in names:
                     if f"{target}.{n}" not in shared:
-                        problems.append(f"{where}: the simulator imports {target}.{n} from the analysis without "
-                                        f"naming it under '{SHARED_SECTION}' in its docstring")
+                        problems.append(
+                            f"{where}: the simulator imports {target}.{n} from the analysis without "
+                            f"naming it under '{SHARED_SECTION}' in its docstring"
+                        )
     return problems
 
 
@@ -110,19 +119,26 @@ def test_the_folders_match_the_parts_of_the_book():
     assert any("verdict" in c.lower() for c in captions)
 
 
-@pytest.mark.parametrize("breach, message", [
-    ("from craving_circuits.verdict import ledger\n", "stats (layer 1) imports craving_circuits.verdict"),
-    ("from craving_circuits.baclofen.cue import CONTRAST\n", "the cocaine study imports the baclofen study"),
-    ("def f():\n    from craving_circuits.io import files\n", "inside a function"),
-    ("from craving_circuits.stats.permutation import t_statistic\n", "without naming it under"),
-    ("from ..book import plotting\n", "imports craving_circuits.book"),
-])
+@pytest.mark.parametrize(
+    "breach, message",
+    [
+        ("from craving_circuits.verdict import ledger\n", "stats (layer 1) imports craving_circuits.verdict"),
+        ("from craving_circuits.baclofen.cue import CONTRAST\n", "the cocaine study imports the baclofen study"),
+        ("def f():\n    from craving_circuits.io import files\n", "inside a function"),
+        ("from craving_circuits.stats.permutation import t_statistic\n", "without naming it under"),
+        ("from ..book import plotting\n", "imports craving_circuits.book"),
+    ],
+)
 def test_the_check_fails_on_a_breach(tmp_path, breach, message):
     copy = tmp_path / "craving_circuits"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    target = {"stats (layer 1)": "stats/models.py", "the cocaine study": "cocaine/drug.py",
-              "inside a function": "io/files.py", "without naming it under": "simulate/signals.py",
-              "imports craving_circuits.book": "verdict/ledger.py"}
+    target = {
+        "stats (layer 1)": "stats/models.py",
+        "the cocaine study": "cocaine/drug.py",
+        "inside a function": "io/files.py",
+        "without naming it under": "simulate/signals.py",
+        "imports craving_circuits.book": "verdict/ledger.py",
+    }
     name = next(v for k, v in target.items() if k in message)
     with open(copy / name, "a") as f:
         f.write("\n" + breach)

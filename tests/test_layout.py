@@ -29,13 +29,17 @@ def _files(study_root, pid="sub-01", ses="ses-1", task="restcue"):
 
 
 def _digest(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _excluded(exclusions, pid, ses, state):
-    rows = exclusions[(exclusions["participant_id"] == pid) & (exclusions["session_id"] == ses)
-                      & (exclusions["state"] == state)]
+    rows = exclusions[
+        (exclusions["participant_id"] == pid) & (exclusions["session_id"] == ses) & (exclusions["state"] == state)
+    ]
     assert len(rows) == 1, exclusions
     return rows.iloc[0]
 
@@ -57,8 +61,9 @@ def test_missing_confounds_file_is_listed(study_copy):
     runs, exclusions = layout.collect_runs(layout.open_study(study_copy))
     row = _excluded(exclusions, "sub-01", "ses-1", "craving")
     assert row["file"] == str(files.confounds) and "confounds file missing" in row["reason"]
-    assert not ((runs["participant_id"] == "sub-01") & (runs["session_id"] == "ses-1")
-                & (runs["state"] == "craving")).any()
+    assert not (
+        (runs["participant_id"] == "sub-01") & (runs["session_id"] == "ses-1") & (runs["state"] == "craving")
+    ).any()
 
 
 def test_run_on_another_grid_or_tr_is_listed(study_copy):
@@ -90,8 +95,9 @@ def test_missing_sidecar_and_missing_bold_are_listed(study_copy):
 
 def test_participant_absent_from_participants_tsv_is_listed(study_copy):
     table = pd.read_csv(study_copy / "participants.tsv", sep="\t")
-    table[table["participant_id"] != "sub-06"].to_csv(study_copy / "participants.tsv", sep="\t", index=False,
-                                                      na_rep="n/a")
+    table[table["participant_id"] != "sub-06"].to_csv(
+        study_copy / "participants.tsv", sep="\t", index=False, na_rep="n/a"
+    )
     runs, exclusions = layout.collect_runs(layout.open_study(study_copy))
     rows = exclusions[exclusions["participant_id"] == "sub-06"]
     assert len(rows) == 4

@@ -19,41 +19,74 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _recovery(rows):
-    return pd.DataFrame([dict(zip(RECOVERY_COLUMNS, (f"run/{row[0]}", *row))) for row in rows],
-                        columns=RECOVERY_COLUMNS)
+    return pd.DataFrame(
+        [dict(zip(RECOVERY_COLUMNS, (f"run/{row[0]}", *row))) for row in rows], columns=RECOVERY_COLUMNS
+    )
 
 
 def _claim(claim_id, effect, direction, equivalence=None, chapter="run"):
     estimand = Estimand(f"{chapter}/{effect}", chapter, effect, f"test of {effect}", "t")
-    eq = Estimand(f"{chapter}/eq/{equivalence}", chapter, effect, "TOST", "evidence",
-                  match=(("term", equivalence),)) if equivalence else None
-    return Claim(claim_id=claim_id, study="s", text=f"claim {claim_id}", estimand=estimand, statistic="r",
-                 direction=direction, test=len, level="roi", equivalence=eq)
+    eq = (
+        Estimand(f"{chapter}/eq/{equivalence}", chapter, effect, "TOST", "evidence", match=(("term", equivalence),))
+        if equivalence
+        else None
+    )
+    return Claim(
+        claim_id=claim_id,
+        study="s",
+        text=f"claim {claim_id}",
+        estimand=estimand,
+        statistic="r",
+        direction=direction,
+        test=len,
+        level="roi",
+        equivalence=eq,
+    )
 
 
 @pytest.fixture
 def results(tmp_path):
-    write_table(_recovery([
-        ("up", "test of up", 0.5, 0.4, 0.1, 0.7, 0.001, True, True, True),
-        ("down", "test of down", -0.5, 0.4, 0.1, 0.7, 0.001, True, True, False),   # wrong sign
-        ("missed", "test of missed", 0.5, 0.1, -0.2, 0.4, 0.30, True, False, False),
-        ("zero", "test of zero", 0.0, 0.02, -0.1, 0.14, 0.70, False, False, True),
-        ("vague", "test of vague", 0.0, 0.1, -0.3, 0.5, 0.40, False, False, True),
-        ("spurious", "test of spurious", 0.0, 0.3, 0.1, 0.5, 0.01, False, True, False),
-    ]), tmp_path / "run", "recovered_vs_planted")
-    write_table(pd.DataFrame({"term": ["zero", "vague", "spurious"], "p_equivalence": [0.001, 0.2, 0.6],
-                              "bound": 0.3}), tmp_path / "run", "evidence")
+    write_table(
+        _recovery(
+            [
+                ("up", "test of up", 0.5, 0.4, 0.1, 0.7, 0.001, True, True, True),
+                ("down", "test of down", -0.5, 0.4, 0.1, 0.7, 0.001, True, True, False),  # wrong sign
+                ("missed", "test of missed", 0.5, 0.1, -0.2, 0.4, 0.30, True, False, False),
+                ("zero", "test of zero", 0.0, 0.02, -0.1, 0.14, 0.70, False, False, True),
+                ("vague", "test of vague", 0.0, 0.1, -0.3, 0.5, 0.40, False, False, True),
+                ("spurious", "test of spurious", 0.0, 0.3, 0.1, 0.5, 0.01, False, True, False),
+            ]
+        ),
+        tmp_path / "run",
+        "recovered_vs_planted",
+    )
+    write_table(
+        pd.DataFrame({"term": ["zero", "vague", "spurious"], "p_equivalence": [0.001, 0.2, 0.6], "bound": 0.3}),
+        tmp_path / "run",
+        "evidence",
+    )
     return tmp_path
 
 
 def test_verdicts_and_agreement_with_the_planted_truth(results):
-    claims = [_claim("a", "up", 1), _claim("b", "down", -1), _claim("c", "missed", 1),
-              _claim("d", "zero", None, "zero"), _claim("e", "vague", None, "vague"),
-              _claim("f", "spurious", None, "spurious")]
+    claims = [
+        _claim("a", "up", 1),
+        _claim("b", "down", -1),
+        _claim("c", "missed", 1),
+        _claim("d", "zero", None, "zero"),
+        _claim("e", "vague", None, "vague"),
+        _claim("f", "spurious", None, "spurious"),
+    ]
     table = ledger.claims_ledger(results, claims).set_index("claim_id")
     assert list(table.columns) == ledger.LEDGER_COLUMNS[1:]
-    assert list(table["verdict"]) == ["supported", "not supported", "not supported", "evidence of absence",
-                                      "not supported", "not supported"]
+    assert list(table["verdict"]) == [
+        "supported",
+        "not supported",
+        "not supported",
+        "evidence of absence",
+        "not supported",
+        "not supported",
+    ]
     assert "opposite direction" in table.loc["b", "detail"]
     assert table.loc["e", "detail"].startswith("inconclusive")
     assert table.loc["f", "detail"] == "an effect was found"
@@ -61,8 +94,14 @@ def test_verdicts_and_agreement_with_the_planted_truth(results):
     assert list(table["agree"]) == [True, False, False, True, True, False]
     assert table.loc["d", "source"] == "run/recovered_vs_planted.tsv; run/evidence.tsv"
     summary = ledger.ledger_summary(table.reset_index())
-    assert summary == {"n_claims": 6, "n_supported": 1, "n_not_supported": 4, "n_evidence_of_absence": 1,
-                       "n_with_truth": 6, "n_agree": 3}
+    assert summary == {
+        "n_claims": 6,
+        "n_supported": 1,
+        "n_not_supported": 4,
+        "n_evidence_of_absence": 1,
+        "n_with_truth": 6,
+        "n_agree": 3,
+    }
 
 
 def test_a_stricter_alpha_changes_the_decisions(results):

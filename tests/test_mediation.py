@@ -39,30 +39,41 @@ def test_paths_are_ols_and_effects_add_up(framing):
     assert indirect == pytest.approx(fit_m.params["treat"] * fit_y.params["emo"], rel=1e-10)
     # least squares with the same covariates: total = direct + indirect exactly
     assert rows.loc["total effect (c)", "estimate"] == pytest.approx(
-        rows.loc["direct effect (c')", "estimate"] + indirect, rel=1e-10)
+        rows.loc["direct effect (c')", "estimate"] + indirect, rel=1e-10
+    )
 
 
 def test_agrees_with_statsmodels_mediation(framing):
     from statsmodels.stats.mediation import Mediation
 
-    ours = mediation_analysis(framing, "treat", "emo", "cong_mesg", ["age", "income"], n_boot=2000,
-                              rng=1).set_index("term")
+    ours = mediation_analysis(framing, "treat", "emo", "cong_mesg", ["age", "income"], n_boot=2000, rng=1).set_index(
+        "term"
+    )
     outcome = sm.OLS.from_formula("cong_mesg ~ emo + treat + age + income", framing)
     mediator = sm.OLS.from_formula("emo ~ treat + age + income", framing)
-    theirs = Mediation(outcome, mediator, "treat", "emo").fit(n_rep=400, method="boot",
-                                                               rng=np.random.default_rng(1)).summary()
+    theirs = (
+        Mediation(outcome, mediator, "treat", "emo")
+        .fit(n_rep=400, method="boot", rng=np.random.default_rng(1))
+        .summary()
+    )
+
     # statsmodels reports the mean over its resamples: allow four Monte Carlo standard errors
     def tol(term):
         return 4 * ours.loc[term, "se"] / np.sqrt(400)
 
-    for term, theirs_row in (("indirect effect (a b)", "ACME (average)"), ("direct effect (c')", "ADE (average)"),
-                             ("total effect (c)", "Total effect")):
+    for term, theirs_row in (
+        ("indirect effect (a b)", "ACME (average)"),
+        ("direct effect (c')", "ADE (average)"),
+        ("total effect (c)", "Total effect"),
+    ):
         assert ours.loc[term, "estimate"] == pytest.approx(theirs.loc[theirs_row, "Estimate"], abs=tol(term)), term
     # bootstrap intervals of the indirect effect agree to within bootstrap noise
-    assert ours.loc["indirect effect (a b)", "ci_low"] == pytest.approx(theirs.loc["ACME (average)", "Lower CI bound"],
-                                                                        abs=0.02)
+    assert ours.loc["indirect effect (a b)", "ci_low"] == pytest.approx(
+        theirs.loc["ACME (average)", "Lower CI bound"], abs=0.02
+    )
     assert ours.loc["indirect effect (a b)", "ci_high"] == pytest.approx(
-        theirs.loc["ACME (average)", "Upper CI bound"], abs=0.02)
+        theirs.loc["ACME (average)", "Upper CI bound"], abs=0.02
+    )
 
 
 def test_published_coefficients_of_the_pingouin_mediation_data():
@@ -76,8 +87,11 @@ def test_published_coefficients_of_the_pingouin_mediation_data():
 
     data = pingouin.read_dataset("mediation")
     table = mediation_analysis(data, "X", "M", "Y", n_boot=5000, rng=0).set_index("term")
-    published = {"a (x -> m)": (0.561015, 0.094480), "direct effect (c')": (0.039604, 0.109648),
-                 "total effect (c)": (0.396126, 0.111160)}
+    published = {
+        "a (x -> m)": (0.561015, 0.094480),
+        "direct effect (c')": (0.039604, 0.109648),
+        "total effect (c)": (0.396126, 0.111160),
+    }
     for term, (estimate, se) in published.items():
         assert table.loc[term, "estimate"] == pytest.approx(estimate, abs=5e-7), term
         assert table.loc[term, "se"] == pytest.approx(se, abs=5e-7), term
@@ -95,8 +109,9 @@ def test_recovers_a_planted_indirect_effect_and_not_an_absent_one():
     n = 400
     x = np.repeat([0.0, 1.0], n // 2)
     m = 0.8 * x + rng.normal(0, 1, n)
-    data = pd.DataFrame({"x": x, "m": m, "y": 0.5 * m + 0.2 * x + rng.normal(0, 1, n),
-                         "y0": 0.2 * x + rng.normal(0, 1, n)})
+    data = pd.DataFrame(
+        {"x": x, "m": m, "y": 0.5 * m + 0.2 * x + rng.normal(0, 1, n), "y0": 0.2 * x + rng.normal(0, 1, n)}
+    )
     rows = mediation_analysis(data, "x", "m", "y", n_boot=1000, rng=0).set_index("term")
     ind = rows.loc["indirect effect (a b)"]
     assert ind["ci_low"] < 0.4 < ind["ci_high"] and ind["ci_low_bc"] < 0.4 < ind["ci_high_bc"] and ind["p"] < 0.01

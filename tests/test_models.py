@@ -37,11 +37,7 @@ from craving_circuits.stats.models import (
     tidy_fixed_effects,
 )
 
-FORMULA = (
-    "fisher_z ~ C(group, Treatment('control'))"
-    " * C(state, Treatment('neutral'))"
-    " * C(drug, Treatment('placebo'))"
-)
+FORMULA = "fisher_z ~ C(group, Treatment('control')) * C(state, Treatment('neutral')) * C(drug, Treatment('placebo'))"
 SUM_FORMULA = "fisher_z ~ C(group, Sum) * C(state, Sum) * C(drug, Sum)"
 RTOL_REML = 1e-4
 EXPECTED_TERMS = [
@@ -54,12 +50,15 @@ EXPECTED_TERMS = [
 ]
 
 
-def simulate(n_per_group=12, seed=0, craving_cud=0.0, craving_control=0.0,
-             sd_participant=0.3, sd_residual=0.15):
+def simulate(n_per_group=12, seed=0, craving_cud=0.0, craving_control=0.0, sd_participant=0.3, sd_residual=0.15):
     """Balanced, complete 2x2x2 long table with random participant intercepts."""
     rng = np.random.default_rng(seed)
-    base = {("neutral", "placebo"): 0.10, ("neutral", "NAC"): 0.12,
-            ("craving", "placebo"): 0.10, ("craving", "NAC"): 0.05}
+    base = {
+        ("neutral", "placebo"): 0.10,
+        ("neutral", "NAC"): 0.12,
+        ("craving", "placebo"): 0.10,
+        ("craving", "NAC"): 0.05,
+    }
     rows = []
     for group, craving in (("CUD", craving_cud), ("control", craving_control)):
         for i in range(n_per_group):
@@ -67,11 +66,15 @@ def simulate(n_per_group=12, seed=0, craving_cud=0.0, craving_control=0.0,
             for state in ("neutral", "craving"):
                 for drug in ("placebo", "NAC"):
                     mu = base[state, drug] + (craving if state == "craving" else 0.0)
-                    rows.append({
-                        "participant": f"{group}-{i:02d}", "group": group,
-                        "state": state, "drug": drug,
-                        "fisher_z": mu + intercept + rng.normal(0, sd_residual),
-                    })
+                    rows.append(
+                        {
+                            "participant": f"{group}-{i:02d}",
+                            "group": group,
+                            "state": state,
+                            "drug": drug,
+                            "fisher_z": mu + intercept + rng.normal(0, sd_residual),
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -90,20 +93,23 @@ def pandas_contrasts(data):
     m = cell_means(data)
 
     def cn(g):  # craving - neutral in group g, averaged over drug
-        return (m[g, "craving"].mean() - m[g, "neutral"].mean())
+        return m[g, "craving"].mean() - m[g, "neutral"].mean()
 
     def ds(g):  # (craving - neutral | NAC) - (craving - neutral | placebo)
-        return ((m[g, "craving", "NAC"] - m[g, "neutral", "NAC"])
-                - (m[g, "craving", "placebo"] - m[g, "neutral", "placebo"]))
+        return (m[g, "craving", "NAC"] - m[g, "neutral", "NAC"]) - (
+            m[g, "craving", "placebo"] - m[g, "neutral", "placebo"]
+        )
 
-    return pd.Series({
-        "craving - neutral | CUD": cn("CUD"),
-        "craving - neutral | control": cn("control"),
-        "group x state": cn("CUD") - cn("control"),
-        "drug x state | CUD": ds("CUD"),
-        "drug x state | control": ds("control"),
-        "group x state x drug": ds("CUD") - ds("control"),
-    })
+    return pd.Series(
+        {
+            "craving - neutral | CUD": cn("CUD"),
+            "craving - neutral | control": cn("control"),
+            "group x state": cn("CUD") - cn("control"),
+            "drug x state | CUD": ds("CUD"),
+            "drug x state | control": ds("control"),
+            "group x state x drug": ds("CUD") - ds("control"),
+        }
+    )
 
 
 def pooled_within_error_anovarm(data):
@@ -144,8 +150,7 @@ def test_factorial_contrasts_equal_cell_mean_differences(balanced):
     data, result = balanced
     table = factorial_contrasts(result)
     expected = pandas_contrasts(data)
-    np.testing.assert_allclose(table["estimate"], expected[table["term"]].to_numpy(),
-                               rtol=0, atol=1e-10)
+    np.testing.assert_allclose(table["estimate"], expected[table["term"]].to_numpy(), rtol=0, atol=1e-10)
 
 
 def test_contrasts_do_not_depend_on_factor_coding(balanced):
@@ -158,8 +163,7 @@ def test_contrasts_do_not_depend_on_factor_coding(balanced):
 
 def test_estimated_cell_mean_with_nonzero_weights(balanced):
     data, result = balanced
-    cells = pd.DataFrame({"group": ["CUD", "CUD"], "state": ["craving", "craving"],
-                          "drug": ["placebo", "NAC"]})
+    cells = pd.DataFrame({"group": ["CUD", "CUD"], "state": ["craving", "craving"], "drug": ["placebo", "NAC"]})
     row = cell_contrast(result, cells, [0.5, 0.5], "CUD craving mean")
     sub = data[(data["group"] == "CUD") & (data["state"] == "craving")]
     assert row["estimate"].iloc[0] == pytest.approx(sub["fisher_z"].mean(), abs=1e-10)
@@ -170,9 +174,9 @@ def test_formulaic_engine_gives_same_contrasts(balanced, monkeypatch):
     monkeypatch.setattr(statsmodels.formula.options, "formula_engine", "formulaic")
     other = fit_mixed_model(data, FORMULA, "participant")
     assert type(other.model.data.model_spec).__module__.startswith("formulaic")
-    np.testing.assert_allclose(factorial_contrasts(other)["estimate"],
-                               pandas_contrasts(data)[EXPECTED_TERMS].to_numpy(),
-                               rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        factorial_contrasts(other)["estimate"], pandas_contrasts(data)[EXPECTED_TERMS].to_numpy(), rtol=0, atol=1e-10
+    )
 
 
 # --------------------------------------------------------------------------
@@ -195,22 +199,22 @@ def test_within_contrast_se_equals_repeated_measures_error(balanced):
     sigma2_anova = pooled_within_error_anovarm(data)
     # second, independent route: OLS with participant fixed effects
     # (numeric 0/1 codes keep the design full rank: participants absorb group)
-    coded = data.assign(cud=(data["group"] == "CUD").astype(float),
-                        crav=(data["state"] == "craving").astype(float),
-                        nac=(data["drug"] == "NAC").astype(float))
-    fe_fit = smf.ols("fisher_z ~ C(participant) + crav * nac + (crav + nac + crav:nac):cud",
-                     coded).fit()
+    coded = data.assign(
+        cud=(data["group"] == "CUD").astype(float),
+        crav=(data["state"] == "craving").astype(float),
+        nac=(data["drug"] == "NAC").astype(float),
+    )
+    fe_fit = smf.ols("fisher_z ~ C(participant) + crav * nac + (crav + nac + crav:nac):cud", coded).fit()
     assert np.linalg.matrix_rank(fe_fit.model.exog) == fe_fit.model.exog.shape[1]
     sigma2_ols = fe_fit.scale
     assert sigma2_anova == pytest.approx(sigma2_ols, rel=1e-10)
 
-    assert table.loc["craving - neutral | CUD", "se"] == pytest.approx(
-        np.sqrt(sigma2_anova / n_cud), rel=RTOL_REML)
+    assert table.loc["craving - neutral | CUD", "se"] == pytest.approx(np.sqrt(sigma2_anova / n_cud), rel=RTOL_REML)
     # interaction within CUD: weights +-1 on four cells, sum(w^2) = 4
-    assert table.loc["drug x state | CUD", "se"] == pytest.approx(
-        np.sqrt(4 * sigma2_anova / n_cud), rel=RTOL_REML)
-    assert random_effects_summary(result).set_index("component").loc[
-        "residual", "variance"] == pytest.approx(sigma2_anova, rel=RTOL_REML)
+    assert table.loc["drug x state | CUD", "se"] == pytest.approx(np.sqrt(4 * sigma2_anova / n_cud), rel=RTOL_REML)
+    assert random_effects_summary(result).set_index("component").loc["residual", "variance"] == pytest.approx(
+        sigma2_anova, rel=RTOL_REML
+    )
 
 
 def test_two_condition_contrast_is_the_paired_t_test():
@@ -298,8 +302,7 @@ def test_wald_inference_is_normal_based(balanced):
     z = stats.norm.ppf(0.95)
     np.testing.assert_allclose(tidy["ci_low"], tidy["estimate"] - z * tidy["se"], rtol=1e-10)
     np.testing.assert_allclose(tidy["ci_high"], tidy["estimate"] + z * tidy["se"], rtol=1e-10)
-    np.testing.assert_allclose(tidy["p"], 2 * stats.norm.sf(np.abs(tidy["estimate"] / tidy["se"])),
-                               rtol=1e-10)
+    np.testing.assert_allclose(tidy["p"], 2 * stats.norm.sf(np.abs(tidy["estimate"] / tidy["se"])), rtol=1e-10)
 
 
 def test_ml_fit_when_requested():
@@ -329,8 +332,7 @@ def test_missing_values_are_counted_not_dropped():
 
 def test_bad_cells_and_weights(balanced):
     _, result = balanced
-    cells = pd.DataFrame({"group": ["CUD", "CUD"], "state": ["craving", "neutral"],
-                          "drug": ["NAC", "NAC"]})
+    cells = pd.DataFrame({"group": ["CUD", "CUD"], "state": ["craving", "neutral"], "drug": ["NAC", "NAC"]})
     with pytest.raises(ValueError, match="drug"):
         cell_contrast(result, cells.drop(columns="drug"), [1, -1], "x")
     with pytest.raises(ValueError, match="3 weights for 2 cells"):
@@ -345,8 +347,7 @@ def test_inputs_are_not_modified(balanced):
     result = fit_mixed_model(data, FORMULA, "participant")
     pd.testing.assert_frame_equal(data, data_copy)
 
-    cells = pd.DataFrame({"group": ["CUD", "control"], "state": ["craving", "craving"],
-                          "drug": ["NAC", "NAC"]})
+    cells = pd.DataFrame({"group": ["CUD", "control"], "state": ["craving", "craving"], "drug": ["NAC", "NAC"]})
     cells_copy = cells.copy(deep=True)
     weights = np.array([1.0, -1.0])
     cell_contrast(result, cells, weights, "x")
@@ -358,6 +359,7 @@ def test_inputs_are_not_modified(balanced):
 
 def test_formula_variables_skip_functions_and_contrasts():
     lhs, rhs = models.formula_variables(
-        "y ~ C(group, Treatment('control')) * np.log(x) + C(drug, Sum) + bs(w, df=3) + Q('a b')")
+        "y ~ C(group, Treatment('control')) * np.log(x) + C(drug, Sum) + bs(w, df=3) + Q('a b')"
+    )
     assert lhs == ["y"]
     assert rhs == ["group", "x", "drug", "w", "a b"]

@@ -24,12 +24,16 @@ def _table(rows):
 
 
 def _valid_table():
-    return _table([
-        _row("sub-01", "ses-1", "neutral"), _row("sub-01", "ses-1", "neutral", "NAA", 1.5, 12.0),
-        _row("sub-01", "ses-1", "craving", water=11.0), _row("sub-01", "ses-1", "craving", "NAA", 1.5, 12.0),
-        _row("sub-02", "ses-1", "neutral", water=np.nan, crlb=np.nan),
-        _row("sub-02", "ses-1", "craving"),
-    ])
+    return _table(
+        [
+            _row("sub-01", "ses-1", "neutral"),
+            _row("sub-01", "ses-1", "neutral", "NAA", 1.5, 12.0),
+            _row("sub-01", "ses-1", "craving", water=11.0),
+            _row("sub-01", "ses-1", "craving", "NAA", 1.5, 12.0),
+            _row("sub-02", "ses-1", "neutral", water=np.nan, crlb=np.nan),
+            _row("sub-02", "ses-1", "craving"),
+        ]
+    )
 
 
 def test_read_mrs_round_trip_with_bids_missing_values(tmp_path):
@@ -38,8 +42,10 @@ def test_read_mrs_round_trip_with_bids_missing_values(tmp_path):
     assert "n/a" in path.read_text()
     back = mrs.read_mrs(path)
     assert list(back.columns) == mrs.MRS_COLUMNS
-    assert back[["participant_id", "session_id", "state", "metabolite"]].values.tolist() == \
-        table[["participant_id", "session_id", "state", "metabolite"]].values.tolist()
+    assert (
+        back[["participant_id", "session_id", "state", "metabolite"]].values.tolist()
+        == table[["participant_id", "session_id", "state", "metabolite"]].values.tolist()
+    )
     numeric = ["value_tcr", "value_water", "crlb_percent", "fwhm_hz", "snr"]
     np.testing.assert_allclose(back[numeric].to_numpy(float), table[numeric].to_numpy(float))
     assert back["value_water"].isna().tolist() == [False] * 4 + [True, False]
@@ -85,17 +91,17 @@ def test_read_mrs_duplicate_spectrum_metabolite_names_the_spectrum(tmp_path):
 def _qc_table():
     """Thirteen spectra, one Glu and one NAA row each (except B), each planted to pass or fail one way."""
     glu = {
-        "A": _row("sub-01", "ses-1", "neutral"),                       # passes
-        "C": _row("sub-02", "ses-1", "neutral", water=-1.0),           # invalid value (negative)
+        "A": _row("sub-01", "ses-1", "neutral"),  # passes
+        "C": _row("sub-02", "ses-1", "neutral", water=-1.0),  # invalid value (negative)
         "D": _row("sub-02", "ses-1", "craving", tcr=np.nan, water=9.0),  # invalid value (missing tCr ratio)
-        "E": _row("sub-03", "ses-1", "neutral", crlb=np.nan),          # invalid crlb (missing)
-        "F": _row("sub-03", "ses-1", "craving", crlb=-2.0),            # invalid crlb (negative)
-        "G": _row("sub-04", "ses-1", "neutral", crlb=25.0),            # crlb above 20
-        "H": _row("sub-04", "ses-1", "craving", crlb=20.0),            # crlb at the limit: passes
-        "I": _row("sub-05", "ses-1", "neutral", fwhm=13.0),            # fwhm above 12.8
-        "J": _row("sub-05", "ses-1", "craving", fwhm=12.8),            # fwhm at the limit: passes
-        "K": _row("sub-06", "ses-1", "neutral", snr=4.0),              # snr below 5
-        "L": _row("sub-06", "ses-1", "craving", snr=5.0),              # snr at the limit: passes
+        "E": _row("sub-03", "ses-1", "neutral", crlb=np.nan),  # invalid crlb (missing)
+        "F": _row("sub-03", "ses-1", "craving", crlb=-2.0),  # invalid crlb (negative)
+        "G": _row("sub-04", "ses-1", "neutral", crlb=25.0),  # crlb above 20
+        "H": _row("sub-04", "ses-1", "craving", crlb=20.0),  # crlb at the limit: passes
+        "I": _row("sub-05", "ses-1", "neutral", fwhm=13.0),  # fwhm above 12.8
+        "J": _row("sub-05", "ses-1", "craving", fwhm=12.8),  # fwhm at the limit: passes
+        "K": _row("sub-06", "ses-1", "neutral", snr=4.0),  # snr below 5
+        "L": _row("sub-06", "ses-1", "craving", snr=5.0),  # snr at the limit: passes
         "M": _row("sub-07", "ses-1", "neutral", crlb=30.0, fwhm=15.0),  # fails crlb and fwhm
     }
     rows = []
@@ -111,8 +117,7 @@ SPEC["B"] = ("sub-01", "ses-1", "craving")
 
 
 def _exclusion_set(exclusions):
-    return sorted((r.participant_id, r.session_id, r.state, r.criterion)
-                  for r in exclusions.itertuples(index=False))
+    return sorted((r.participant_id, r.session_id, r.state, r.criterion) for r in exclusions.itertuples(index=False))
 
 
 def _expected(spec_criteria):
@@ -130,9 +135,20 @@ def test_quality_control_each_criterion_exact():
     pd.testing.assert_frame_equal(table, before)  # input untouched
 
     assert list(excl.columns) == mrs.QC_COLUMNS
-    assert _exclusion_set(excl) == _expected([
-        ("B", "missing"), ("C", "invalid value"), ("D", "invalid value"), ("E", "invalid crlb"),
-        ("F", "invalid crlb"), ("G", "crlb"), ("I", "fwhm"), ("K", "snr"), ("M", "crlb"), ("M", "fwhm")])
+    assert _exclusion_set(excl) == _expected(
+        [
+            ("B", "missing"),
+            ("C", "invalid value"),
+            ("D", "invalid value"),
+            ("E", "invalid crlb"),
+            ("F", "invalid crlb"),
+            ("G", "crlb"),
+            ("I", "fwhm"),
+            ("K", "snr"),
+            ("M", "crlb"),
+            ("M", "fwhm"),
+        ]
+    )
     assert set(excl["metabolite"]) == {"Glu"}
     # the spectrum failing two criteria is listed once per criterion
     assert (excl["participant_id"] == "sub-07").sum() == 2
@@ -154,20 +170,35 @@ def test_quality_control_each_criterion_exact():
     expected_rows = _table([glu[k] for k in "AHJL"])
     pd.testing.assert_frame_equal(
         kept.sort_values(mrs.SPECTRUM).reset_index(drop=True),
-        expected_rows.sort_values(mrs.SPECTRUM).reset_index(drop=True), check_dtype=False)
+        expected_rows.sort_values(mrs.SPECTRUM).reset_index(drop=True),
+        check_dtype=False,
+    )
 
 
-@pytest.mark.parametrize("off, now_kept, gone", [
-    ({"max_crlb": None}, "AGHJL", [("G", "crlb"), ("M", "crlb")]),
-    ({"max_fwhm_hz": None}, "AHIJL", [("I", "fwhm"), ("M", "fwhm")]),
-    ({"min_snr": None}, "AHJKL", [("K", "snr")]),
-])
+@pytest.mark.parametrize(
+    "off, now_kept, gone",
+    [
+        ({"max_crlb": None}, "AGHJL", [("G", "crlb"), ("M", "crlb")]),
+        ({"max_fwhm_hz": None}, "AHIJL", [("I", "fwhm"), ("M", "fwhm")]),
+        ({"min_snr": None}, "AHJKL", [("K", "snr")]),
+    ],
+)
 def test_quality_control_limit_none_disables_only_that_criterion(off, now_kept, gone):
     table, _ = _qc_table()
     limits = {"max_crlb": 20.0, "max_fwhm_hz": 12.8, "min_snr": 5.0, **off}
     kept, excl = mrs.quality_control(table, "Glu", **limits)
-    full = [("B", "missing"), ("C", "invalid value"), ("D", "invalid value"), ("E", "invalid crlb"),
-            ("F", "invalid crlb"), ("G", "crlb"), ("I", "fwhm"), ("K", "snr"), ("M", "crlb"), ("M", "fwhm")]
+    full = [
+        ("B", "missing"),
+        ("C", "invalid value"),
+        ("D", "invalid value"),
+        ("E", "invalid crlb"),
+        ("F", "invalid crlb"),
+        ("G", "crlb"),
+        ("I", "fwhm"),
+        ("K", "snr"),
+        ("M", "crlb"),
+        ("M", "fwhm"),
+    ]
     assert _exclusion_set(excl) == _expected([f for f in full if f not in gone])
     assert _kept_spectra(kept) == sorted(SPEC[k] for k in now_kept)
 
@@ -175,8 +206,9 @@ def test_quality_control_limit_none_disables_only_that_criterion(off, now_kept, 
 def test_quality_control_all_limits_off_still_checks_validity():
     table, _ = _qc_table()
     kept, excl = mrs.quality_control(table, "Glu", max_crlb=None, max_fwhm_hz=None, min_snr=None)
-    assert _exclusion_set(excl) == _expected([("B", "missing"), ("C", "invalid value"), ("D", "invalid value"),
-                                              ("E", "invalid crlb"), ("F", "invalid crlb")])
+    assert _exclusion_set(excl) == _expected(
+        [("B", "missing"), ("C", "invalid value"), ("D", "invalid value"), ("E", "invalid crlb"), ("F", "invalid crlb")]
+    )
     assert _kept_spectra(kept) == sorted(SPEC[k] for k in "AGHIJKLM")
 
 
@@ -201,14 +233,16 @@ def test_quality_control_other_metabolite_and_unknown_metabolite():
 
 
 def _kept_for_changes():
-    return _table([
-        _row("sub-01", "ses-1", "neutral", tcr=1.25, water=10.0),
-        _row("sub-01", "ses-1", "craving", tcr=1.5, water=11.0),
-        _row("sub-01", "ses-2", "craving", tcr=0.8, water=7.0),   # rows out of order on purpose
-        _row("sub-01", "ses-2", "neutral", tcr=1.0, water=8.0),
-        _row("sub-02", "ses-1", "craving", tcr=1.0, water=9.0),   # no neutral spectrum
-        _row("sub-03", "ses-2", "neutral", tcr=1.0, water=9.0),   # no craving spectrum
-    ])
+    return _table(
+        [
+            _row("sub-01", "ses-1", "neutral", tcr=1.25, water=10.0),
+            _row("sub-01", "ses-1", "craving", tcr=1.5, water=11.0),
+            _row("sub-01", "ses-2", "craving", tcr=0.8, water=7.0),  # rows out of order on purpose
+            _row("sub-01", "ses-2", "neutral", tcr=1.0, water=8.0),
+            _row("sub-02", "ses-1", "craving", tcr=1.0, water=9.0),  # no neutral spectrum
+            _row("sub-03", "ses-2", "neutral", tcr=1.0, water=9.0),  # no craving spectrum
+        ]
+    )
 
 
 def test_session_changes_exact_by_hand_water_and_tcr():
@@ -219,17 +253,23 @@ def test_session_changes_exact_by_hand_water_and_tcr():
     assert set(changes.columns) == {"participant_id", "session_id", "neutral", "craving", "delta", "delta_pct"}
     changes = changes.sort_values(["participant_id", "session_id"]).reset_index(drop=True)
     assert changes[["participant_id", "session_id"]].values.tolist() == [["sub-01", "ses-1"], ["sub-01", "ses-2"]]
-    np.testing.assert_allclose(changes[["neutral", "craving", "delta", "delta_pct"]].to_numpy(float),
-                               [[10.0, 11.0, 1.0, 10.0], [8.0, 7.0, -1.0, -12.5]])
+    np.testing.assert_allclose(
+        changes[["neutral", "craving", "delta", "delta_pct"]].to_numpy(float),
+        [[10.0, 11.0, 1.0, 10.0], [8.0, 7.0, -1.0, -12.5]],
+    )
 
     tcr, _ = mrs.session_changes(kept, scale="value_tcr")
     tcr = tcr.sort_values(["participant_id", "session_id"]).reset_index(drop=True)
-    np.testing.assert_allclose(tcr[["neutral", "craving", "delta", "delta_pct"]].to_numpy(float),
-                               [[1.25, 1.5, 0.25, 20.0], [1.0, 0.8, -0.2, -20.0]])
+    np.testing.assert_allclose(
+        tcr[["neutral", "craving", "delta", "delta_pct"]].to_numpy(float),
+        [[1.25, 1.5, 0.25, 20.0], [1.0, 0.8, -0.2, -20.0]],
+    )
 
     excl = excl.sort_values("participant_id").reset_index(drop=True)
-    assert excl.values.tolist() == [["sub-02", "ses-1", "no usable neutral spectrum"],
-                                    ["sub-03", "ses-2", "no usable craving spectrum"]]
+    assert excl.values.tolist() == [
+        ["sub-02", "ses-1", "no usable neutral spectrum"],
+        ["sub-03", "ses-2", "no usable craving spectrum"],
+    ]
 
 
 def test_session_changes_columns_in_documented_order():
@@ -239,10 +279,14 @@ def test_session_changes_columns_in_documented_order():
 
 
 def test_session_changes_after_quality_control_lists_the_failed_state():
-    table = _table([
-        _row("sub-01", "ses-1", "neutral", water=10.0), _row("sub-01", "ses-1", "craving", water=12.0),
-        _row("sub-02", "ses-1", "neutral", water=10.0), _row("sub-02", "ses-1", "craving", water=12.0, crlb=35.0),
-    ])
+    table = _table(
+        [
+            _row("sub-01", "ses-1", "neutral", water=10.0),
+            _row("sub-01", "ses-1", "craving", water=12.0),
+            _row("sub-02", "ses-1", "neutral", water=10.0),
+            _row("sub-02", "ses-1", "craving", water=12.0, crlb=35.0),
+        ]
+    )
     kept, _ = mrs.quality_control(table)
     changes, excl = mrs.session_changes(kept)
     assert changes["participant_id"].tolist() == ["sub-01"]
@@ -270,8 +314,7 @@ def test_qc_summary_counts_spectra_per_criterion_and_kept():
     assert summary["criterion"].iloc[-1] == "kept"
     counts = dict(zip(summary["criterion"], summary["spectra"]))
     # 13 spectra; A, H, J and L pass; M counts under both crlb and fwhm
-    assert counts == {"missing": 1, "invalid value": 2, "invalid crlb": 2, "crlb": 2, "fwhm": 2, "snr": 1,
-                      "kept": 4}
+    assert counts == {"missing": 1, "invalid value": 2, "invalid crlb": 2, "crlb": 2, "fwhm": 2, "snr": 1, "kept": 4}
     assert counts["kept"] == len(kept)
     np.testing.assert_allclose(summary["share"], summary["spectra"] / 13)
 
@@ -291,11 +334,13 @@ def test_filtering_bias_low_readings_with_high_crlb_shift_the_mean_up():
     # 6 -> 25 %, 7 -> 21.4 % (removed by a 20 % limit), 8 -> 18.75 %, ... 12 -> 12.5 % (kept)
     values = np.arange(6.0, 13.0)
     rows = [_row(f"sub-{i:02d}", "ses-1", "neutral", water=v, crlb=150.0 / v) for i, v in enumerate(values)]
-    rows += [_row("sub-90", "ses-1", "neutral", water=0.0, crlb=5.0),        # invalid value: left out of both
-             _row("sub-91", "ses-1", "neutral", water=50.0, crlb=np.nan),    # invalid CRLB: left out of both
-             _row("sub-01", "ses-1", "neutral", "NAA", water=12.0, crlb=30.0),
-             _row("sub-02", "ses-1", "neutral", "NAA", water=14.0, crlb=3.0),
-             _row("sub-03", "ses-1", "neutral", "NAA", water=16.0, crlb=20.0)]  # at the limit: kept
+    rows += [
+        _row("sub-90", "ses-1", "neutral", water=0.0, crlb=5.0),  # invalid value: left out of both
+        _row("sub-91", "ses-1", "neutral", water=50.0, crlb=np.nan),  # invalid CRLB: left out of both
+        _row("sub-01", "ses-1", "neutral", "NAA", water=12.0, crlb=30.0),
+        _row("sub-02", "ses-1", "neutral", "NAA", water=14.0, crlb=3.0),
+        _row("sub-03", "ses-1", "neutral", "NAA", water=16.0, crlb=20.0),
+    ]  # at the limit: kept
     table = _table(rows)
     bias = mrs.filtering_bias(table, metabolites=("Glu", "NAA"), max_crlb=20.0)
     assert list(bias.columns) == ["metabolite", "n_all", "mean_all", "n_kept", "mean_kept", "shift_pct"]
@@ -313,7 +358,7 @@ def test_filtering_bias_low_readings_with_high_crlb_shift_the_mean_up():
         sub = valid[valid["metabolite"] == m]
         k = sub[sub["crlb_percent"] <= 20.0]
         assert (row["n_all"], row["n_kept"]) == (len(sub), len(k))
-        np.testing.assert_allclose([row["mean_all"], row["mean_kept"]],
-                                   [sub["value_water"].mean(), k["value_water"].mean()])
-        np.testing.assert_allclose(row["shift_pct"],
-                                   100 * (k["value_water"].mean() / sub["value_water"].mean() - 1))
+        np.testing.assert_allclose(
+            [row["mean_all"], row["mean_kept"]], [sub["value_water"].mean(), k["value_water"].mean()]
+        )
+        np.testing.assert_allclose(row["shift_pct"], 100 * (k["value_water"].mean() / sub["value_water"].mean() - 1))

@@ -36,8 +36,19 @@ def _roi_table(strategies, rise, seed=0):
                     base = 0.2 + rng.normal(0, 0.1)
                     for name in strategies:
                         shift = rise[name] if (group == "CUD" and state == "craving") else 0.0
-                        rows.append((f"sub-{p:02d}", group, f"ses-{s_idx + 1}", drug, state, name, "nacc", target,
-                                     base + shift + rng.normal(0, 0.05)))
+                        rows.append(
+                            (
+                                f"sub-{p:02d}",
+                                group,
+                                f"ses-{s_idx + 1}",
+                                drug,
+                                state,
+                                name,
+                                "nacc",
+                                target,
+                                base + shift + rng.normal(0, 0.05),
+                            )
+                        )
     return pd.DataFrame(rows, columns=ROI_COLUMNS)
 
 
@@ -57,13 +68,13 @@ def test_table_is_the_chapter_model_per_specification_and_conclusions():
     conclusions = multiverse.robust_conclusions(table).set_index(["target", "term"])
     # a rise under one specification only depends on the specification; controls stay flat everywhere
     assert conclusions.loc[("dlpfc", "craving - neutral | CUD"), "conclusion"] == "depends on the specification"
-    assert conclusions.loc[("dlpfc", "craving - neutral | control"), "conclusion"] == \
-        "no effect in any specification"
+    assert conclusions.loc[("dlpfc", "craving - neutral | control"), "conclusion"] == "no effect in any specification"
     both = multiverse.multiverse_table(_roi_table(names, {names[0]: 0.5, names[1]: 0.4}), specs)
-    assert (multiverse.robust_conclusions(both).set_index("term").loc["craving - neutral | CUD", "conclusion"]
-            == "effect in all specifications").all()
-    matrix = multiverse.specification_matrix(table[(table["target"] == "dlpfc")
-                                                   & (table["term"] == "group x state")])
+    assert (
+        multiverse.robust_conclusions(both).set_index("term").loc["craving - neutral | CUD", "conclusion"]
+        == "effect in all specifications"
+    ).all()
+    matrix = multiverse.specification_matrix(table[(table["target"] == "dlpfc") & (table["term"] == "group x state")])
     assert matrix.sum(axis=1).tolist() == [3, 3]  # one confound set, one GSR choice, one band each
     estimates = claims.estimates("multiverse", {"multiverse": table})
     assert len(estimates) == len(table) and set(estimates["effect"]) >= {"craving_nacc_dlpfc_cud"}
@@ -87,7 +98,14 @@ def test_specification_curve_figure():
     assert len(fig.axes) == 2
     with pytest.raises(ValueError, match="No rows"):
         plotting.plot_specification_curve(table, "dlpfc", "nothing")
-    recovery = pd.DataFrame({"effect": ["a", "a", "b"], "test": ["x", "y", "z"], "planted": [1.0, 1.0, 0.0],
-                             "found": [True, False, False], "agree": [True, False, True]})
+    recovery = pd.DataFrame(
+        {
+            "effect": ["a", "a", "b"],
+            "test": ["x", "y", "z"],
+            "planted": [1.0, 1.0, 0.0],
+            "found": [True, False, False],
+            "agree": [True, False, True],
+        }
+    )
     summary = planted.agreement_by_effect(recovery).set_index("effect")
     assert summary.loc["a", "n_tests"] == 2 and summary.loc["a", "n_found"] == 1 and summary.loc["b", "n_agree"] == 1

@@ -31,8 +31,10 @@ def test_study_layout_and_ground_truth(tiny_baclofen):
     params = baclofen_params("tiny")
     participants = pd.read_csv(tiny_baclofen / "participants.tsv", sep="\t")
     assert list(participants.columns) == ["participant_id", "group", "age", "sex", "cigarettes_per_day", "ftnd"]
-    assert (participants["group"].value_counts().to_dict() == {"baclofen": params.n_baclofen,
-                                                               "placebo": params.n_placebo})
+    assert participants["group"].value_counts().to_dict() == {
+        "baclofen": params.n_baclofen,
+        "placebo": params.n_placebo,
+    }
     for pid in participants["participant_id"]:
         for session in SESSIONS:
             paths = asl_paths(tiny_baclofen, pid, session)
@@ -41,8 +43,9 @@ def test_study_layout_and_ground_truth(tiny_baclofen):
             assert meta["ArterialSpinLabelingType"] == "PCASL" and meta["M0Type"] == "Separate"
             context = pd.read_csv(paths["aslcontext"], sep="\t")
             assert len(context) == nib.load(paths["asl"]).shape[3] == 2 * params.n_asl_pairs
-            events = pd.read_csv(tiny_baclofen / pid / session / "func" / f"{pid}_{session}_task-{TASK}_events.tsv",
-                                 sep="\t")
+            events = pd.read_csv(
+                tiny_baclofen / pid / session / "func" / f"{pid}_{session}_task-{TASK}_events.tsv", sep="\t"
+            )
             pd.testing.assert_frame_equal(events, cue_events(params), check_dtype=False)
     truth = json.loads((tiny_baclofen / "derivatives" / "simulation" / "ground_truth.json").read_text())
     assert [e["effect"] for e in truth["effects"]] == [e["effect"] for e in planted_baclofen_effects(params)]
@@ -94,8 +97,15 @@ def test_time_differences_and_the_group_test(tmp_path):
     mask[1:5, 1:5, 1:5] = True
     mask_img = nib.Nifti1Image(mask.astype(np.uint8), np.eye(4))
     n_vox = int(mask.sum())
-    runs = pd.DataFrame([(f"sub-{i}", "baclofen" if i < 4 else "placebo", s) for i in range(8) for s in SESSIONS
-                         if not (i == 7 and s == "ses-T2")], columns=["participant_id", "group", "session_id"])
+    runs = pd.DataFrame(
+        [
+            (f"sub-{i}", "baclofen" if i < 4 else "placebo", s)
+            for i in range(8)
+            for s in SESSIONS
+            if not (i == 7 and s == "ses-T2")
+        ],
+        columns=["participant_id", "group", "session_id"],
+    )
     maps = rng.normal(50, 5, (len(runs), n_vox)).astype(np.float32)
     diff, table, excl = perfusion.time_difference_maps(runs, maps)
     assert table["participant_id"].tolist() == [f"sub-{i}" for i in range(7)]
@@ -118,8 +128,9 @@ def test_group_by_time_model_contrasts_match_the_cell_means():
         base = rng.normal(50, 5)
         for s in SESSIONS:
             rise = 6.0 if (group == "baclofen" and s == "ses-T2") else 0.0
-            rows.append({"participant_id": f"s{i}", "group": group, "session_id": s,
-                         "cbf": base + rise + rng.normal(0, 1)})
+            rows.append(
+                {"participant_id": f"s{i}", "group": group, "session_id": s, "cbf": base + rise + rng.normal(0, 1)}
+            )
     values = pd.DataFrame(rows)
     contrasts, formula = perfusion.group_by_time_model(values)
     table = contrasts.set_index("term")
@@ -131,12 +142,15 @@ def test_group_by_time_model_contrasts_match_the_cell_means():
     assert table.loc["group x time", "p"] < 0.001 and "session_id" in formula
 
 
-@pytest.mark.parametrize("breakage, message", [
-    ("sidecar", "lacks \\['PostLabelingDelay'\\]"),
-    ("context", "lists 9 volumes but the ASL run has 20"),
-    ("m0_shape", "has shape"),
-    ("m0_zero", "M0 is zero or negative"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        ("sidecar", "lacks \\['PostLabelingDelay'\\]"),
+        ("context", "lists 9 volumes but the ASL run has 20"),
+        ("m0_shape", "has shape"),
+        ("m0_zero", "M0 is zero or negative"),
+    ],
+)
 def test_bad_perfusion_input_names_the_file(tiny_baclofen, tmp_path, breakage, message):
     root = tmp_path / "study"
     shutil.copytree(tiny_baclofen, root)
@@ -150,8 +164,9 @@ def test_bad_perfusion_input_names_the_file(tiny_baclofen, tmp_path, breakage, m
         open(run["asl_json"], "w").write(json.dumps(meta))
         culprit = run["asl_json"]
     elif breakage == "context":
-        pd.DataFrame({"volume_type": ["label", "control"] * 4 + ["label"]}).to_csv(run["aslcontext"], sep="\t",
-                                                                                   index=False)
+        pd.DataFrame({"volume_type": ["label", "control"] * 4 + ["label"]}).to_csv(
+            run["aslcontext"], sep="\t", index=False
+        )
         culprit = run["aslcontext"]
     else:
         img = nib.load(run["m0"])
@@ -185,8 +200,10 @@ def test_region_values_models_and_participant_change():
     from types import SimpleNamespace
 
     rng = np.random.default_rng(2)
-    runs = pd.DataFrame([(f"s{i}", "baclofen" if i < 6 else "placebo", s) for i in range(12) for s in SESSIONS],
-                        columns=["participant_id", "group", "session_id"])
+    runs = pd.DataFrame(
+        [(f"s{i}", "baclofen" if i < 6 else "placebo", s) for i in range(12) for s in SESSIONS],
+        columns=["participant_id", "group", "session_id"],
+    )
     maps = rng.normal(50, 3, (len(runs), 10)).astype(np.float32)
     maps[(runs["group"] == "baclofen") & (runs["session_id"] == "ses-T2"), :3] += 10
     roi = np.zeros(10, bool)
@@ -212,8 +229,9 @@ def test_region_values_models_and_participant_change():
     # global adjustment: a run-wide shift is taken out
     shift = np.where(runs["session_id"] == "ses-T2", 5.0, 0.0)
     adjusted = perfusion.region_values(none, runs, maps + shift[:, None], roi, global_cbf=50 + shift)
-    np.testing.assert_allclose(adjusted["cbf"] - adjusted["cbf"].mean(),
-                               maps[:, :3].mean(axis=1) - maps[:, :3].mean(), atol=1e-4)
+    np.testing.assert_allclose(
+        adjusted["cbf"] - adjusted["cbf"].mean(), maps[:, :3].mean(axis=1) - maps[:, :3].mean(), atol=1e-4
+    )
     with pytest.raises(ValueError, match="one finite value per run"):
         perfusion.region_values(none, runs, maps, roi, global_cbf=[1.0, 2.0])
 
@@ -221,23 +239,38 @@ def test_region_values_models_and_participant_change():
 def test_simulated_baclofen_study_folder(tmp_path):
     from craving_circuits.baclofen import layout as baclofen_layout
 
-    root = baclofen_layout.simulated_study("tiny", tmp_path, n_jobs=1, n_baclofen=3, n_placebo=3, n_asl_pairs=2,
-                                             n_task_volumes=40)
+    root = baclofen_layout.simulated_study(
+        "tiny", tmp_path, n_jobs=1, n_baclofen=3, n_placebo=3, n_asl_pairs=2, n_task_volumes=40
+    )
     assert root.name.startswith("baclofen-tiny-") and (root / "participants.tsv").is_file()
-    assert baclofen_layout.simulated_study("tiny", tmp_path, n_jobs=1, n_baclofen=3, n_placebo=3, n_asl_pairs=2,
-                                             n_task_volumes=40) == root
+    assert (
+        baclofen_layout.simulated_study(
+            "tiny", tmp_path, n_jobs=1, n_baclofen=3, n_placebo=3, n_asl_pairs=2, n_task_volumes=40
+        )
+        == root
+    )
 
 
 def test_group_by_time_anova_is_the_two_sample_test_of_the_changes():
     from scipy import stats
 
     rng = np.random.default_rng(4)
-    values = pd.DataFrame([{"participant_id": f"s{i}", "group": "baclofen" if i < 7 else "placebo", "session_id": s,
-                            "craving_rise": rng.normal(15, 6) - (6 if (i < 7 and s == "ses-T2") else 0)}
-                           for i in range(15) for s in SESSIONS])
+    values = pd.DataFrame(
+        [
+            {
+                "participant_id": f"s{i}",
+                "group": "baclofen" if i < 7 else "placebo",
+                "session_id": s,
+                "craving_rise": rng.normal(15, 6) - (6 if (i < 7 and s == "ses-T2") else 0),
+            }
+            for i in range(15)
+            for s in SESSIONS
+        ]
+    )
     row = perfusion.group_by_time_anova(values, "craving_rise").iloc[0]
     change = perfusion.participant_change(values, "craving_rise")
-    t = stats.ttest_ind(change.loc[change["group"] == "baclofen", "change"],
-                        change.loc[change["group"] == "placebo", "change"])
+    t = stats.ttest_ind(
+        change.loc[change["group"] == "baclofen", "change"], change.loc[change["group"] == "placebo", "change"]
+    )
     assert row["F"] == pytest.approx(t.statistic**2, rel=1e-8) and row["p"] == pytest.approx(t.pvalue, rel=1e-8)
     assert (row["df_num"], row["df_den"], row["n"]) == (1, 13, 15)

@@ -378,26 +378,33 @@ def _bad_inputs():
     small_mask = mask.copy()
     small_mask[0, 0, :2] = False
     group = (np.arange(n) % 2).astype(float)
-    return [
-        (dict(y=y, mask=small_mask), r"y has 60 columns but mask has 58 True voxels"),
-        (dict(y=y, n_perm=0), r"n_perm must be a whole number >= 1, got 0"),
-        (dict(y=y, n_perm=10.5), r"n_perm must be a whole number >= 1"),
-        (dict(y=y, batch_size=0), r"batch_size must be a whole number >= 1"),
-        (dict(y=y_nan), r"y contains NaN or infinite values in 2 of 60 columns and 2 of 10 rows"),
-        (dict(y=y, tested=np.ones(n - 1)), r"tested has 9 rows but y has 10 samples"),
-        (dict(y=y, tested=np.ones((n, 2))), r"tested must be 1D"),
-        (dict(y=y, tested=np.zeros(n)), r"tested is all zeros"),
-        (dict(y=y, confounds=np.ones((n - 2, 1))), r"confounds has 8 rows but y has 10 samples"),
-        (dict(y=y, tested=group, confounds=np.c_[group * 2 + 1]), r"tested is a linear combination of the confounds"),
-        (dict(y=y, confounds=np.ones((n, 1))), r"constant and duplicate the tested intercept"),
-        (dict(y=y, tested=group, confounds=rng.standard_normal((n, 8))), r"No residual degrees of freedom"),
-        (dict(y=y, mask=mask.reshape(12, 5)), r"mask must be a 3D array"),
-        (dict(y=y, mask=mask * 2), r"mask must be boolean"),
-        (dict(y=y[0]), r"y must be 2D"),
-        (dict(y=y, cluster_forming_p=0.7), r"cluster_forming_p must be a one-tailed p strictly between 0 and 0.5"),
-        (dict(y=y, cluster_forming_p=0.0), r"cluster_forming_p"),
-        (dict(y=y, two_sided="yes"), r"two_sided must be True or False"),
-    ], mask, tested
+    return (
+        [
+            (dict(y=y, mask=small_mask), r"y has 60 columns but mask has 58 True voxels"),
+            (dict(y=y, n_perm=0), r"n_perm must be a whole number >= 1, got 0"),
+            (dict(y=y, n_perm=10.5), r"n_perm must be a whole number >= 1"),
+            (dict(y=y, batch_size=0), r"batch_size must be a whole number >= 1"),
+            (dict(y=y_nan), r"y contains NaN or infinite values in 2 of 60 columns and 2 of 10 rows"),
+            (dict(y=y, tested=np.ones(n - 1)), r"tested has 9 rows but y has 10 samples"),
+            (dict(y=y, tested=np.ones((n, 2))), r"tested must be 1D"),
+            (dict(y=y, tested=np.zeros(n)), r"tested is all zeros"),
+            (dict(y=y, confounds=np.ones((n - 2, 1))), r"confounds has 8 rows but y has 10 samples"),
+            (
+                dict(y=y, tested=group, confounds=np.c_[group * 2 + 1]),
+                r"tested is a linear combination of the confounds",
+            ),
+            (dict(y=y, confounds=np.ones((n, 1))), r"constant and duplicate the tested intercept"),
+            (dict(y=y, tested=group, confounds=rng.standard_normal((n, 8))), r"No residual degrees of freedom"),
+            (dict(y=y, mask=mask.reshape(12, 5)), r"mask must be a 3D array"),
+            (dict(y=y, mask=mask * 2), r"mask must be boolean"),
+            (dict(y=y[0]), r"y must be 2D"),
+            (dict(y=y, cluster_forming_p=0.7), r"cluster_forming_p must be a one-tailed p strictly between 0 and 0.5"),
+            (dict(y=y, cluster_forming_p=0.0), r"cluster_forming_p"),
+            (dict(y=y, two_sided="yes"), r"two_sided must be True or False"),
+        ],
+        mask,
+        tested,
+    )
 
 
 @pytest.mark.parametrize("case", range(len(_bad_inputs()[0])))

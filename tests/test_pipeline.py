@@ -15,7 +15,8 @@ def prepared(tiny_study_dir):
     runs, _ = layout.collect_runs(study)
     runs = runs.head(6).reset_index(drop=True)
     analysis, mask_img, info = firstlevel.seed_analysis(
-        runs, denoise.parse_strategy("conn"), comparison_strategies=[denoise.parse_strategy("none")])
+        runs, denoise.parse_strategy("conn"), comparison_strategies=[denoise.parse_strategy("none")]
+    )
     return runs, analysis, mask_img, info
 
 
@@ -28,12 +29,16 @@ def test_rows_align_with_runs_and_match_the_per_run_function(prepared, tmp_path)
     np.testing.assert_array_equal(first.maps[3], direct.z_map)
     # one ROI value per run, target and strategy, with the run's identifiers
     assert len(first.roi) == 6 * 2 * 2
-    row = first.roi[first.roi["participant_id"].eq(runs.iloc[3]["participant_id"])
-                    & first.roi["session_id"].eq(runs.iloc[3]["session_id"])
-                    & first.roi["state"].eq(runs.iloc[3]["state"])
-                    & first.roi["target"].eq("dlpfc") & first.roi["strategy"].eq(analysis.strategy.name)]
-    expected = [v["fisher_z"] for v in direct.roi_values
-                if v["target"] == "dlpfc" and v["strategy"] == analysis.strategy.name]
+    row = first.roi[
+        first.roi["participant_id"].eq(runs.iloc[3]["participant_id"])
+        & first.roi["session_id"].eq(runs.iloc[3]["session_id"])
+        & first.roi["state"].eq(runs.iloc[3]["state"])
+        & first.roi["target"].eq("dlpfc")
+        & first.roi["strategy"].eq(analysis.strategy.name)
+    ]
+    expected = [
+        v["fisher_z"] for v in direct.roi_values if v["target"] == "dlpfc" and v["strategy"] == analysis.strategy.name
+    ]
     assert row["fisher_z"].tolist() == pytest.approx(expected)
     assert set(first.roi.columns) == set(schemas.ROI_COLUMNS)
 
@@ -68,8 +73,9 @@ def test_cache_serves_an_analysis_with_fewer_comparison_strategies(prepared, tmp
     # the cache still serves the full analysis afterwards (it was not overwritten)
     assert firstlevel.first_level(runs, analysis, mask_img, tmp_path).n_cached == 6
     # a comparison strategy the cache lacks: recomputed
-    more, _, _ = firstlevel.seed_analysis(runs, analysis.strategy,
-                                        comparison_strategies=[denoise.parse_strategy("compcor")])
+    more, _, _ = firstlevel.seed_analysis(
+        runs, analysis.strategy, comparison_strategies=[denoise.parse_strategy("compcor")]
+    )
     assert firstlevel.first_level(runs, more, mask_img, tmp_path).n_cached == 0
 
 

@@ -9,10 +9,17 @@ from craving_circuits.book import plotting
 def _changes(seed=0):
     rng = np.random.default_rng(seed)
     n = 12
-    return pd.DataFrame({"participant_id": [f"s{i}" for i in range(n)], "group": ["CUD"] * 7 + ["control"] * 5,
-                         "dglu": rng.normal(5, 10, n), "dfc_thalamus_midline": rng.normal(0.5, 0.3, n),
-                         "dfc_dlpfc": rng.normal(0.3, 0.3, n), "ocdus_obsessive": rng.integers(2, 20, n),
-                         "cocaine_g_per_week": rng.uniform(0.5, 8, n)})
+    return pd.DataFrame(
+        {
+            "participant_id": [f"s{i}" for i in range(n)],
+            "group": ["CUD"] * 7 + ["control"] * 5,
+            "dglu": rng.normal(5, 10, n),
+            "dfc_thalamus_midline": rng.normal(0.5, 0.3, n),
+            "dfc_dlpfc": rng.normal(0.3, 0.3, n),
+            "ocdus_obsessive": rng.integers(2, 20, n),
+            "cocaine_g_per_week": rng.uniform(0.5, 8, n),
+        }
+    )
 
 
 def test_coupling_and_predictor_figures():
@@ -27,8 +34,9 @@ def test_coupling_and_predictor_figures():
 
 
 def test_crlb_figure_marks_spectra_over_the_limit():
-    mrs = pd.DataFrame({"metabolite": ["Glu"] * 4 + ["Gln"], "value_water": [8, 9, 5, 7, 3],
-                        "crlb_percent": [6, 7, 25, 30, 40]})
+    mrs = pd.DataFrame(
+        {"metabolite": ["Glu"] * 4 + ["Gln"], "value_water": [8, 9, 5, 7, 3], "crlb_percent": [6, 7, 25, 30, 40]}
+    )
     fig = plotting.plot_crlb(mrs, "Glu", 20)
     points = [c.get_offsets() for c in fig.axes[0].collections]
     assert [len(p) for p in points] == [2, 2]  # kept, over the limit
@@ -38,9 +46,15 @@ def test_drug_figures():
     from craving_circuits.stats import equivalence
 
     rng = np.random.default_rng(1)
-    changes = pd.DataFrame([{"participant_id": f"{g}{i}", "group": g, "drug": d, "target": t, "delta": rng.normal()}
-                            for g in ("CUD", "control") for i in range(6) for d in ("placebo", "NAC")
-                            for t in ("dlpfc", "thalamus_midline")])
+    changes = pd.DataFrame(
+        [
+            {"participant_id": f"{g}{i}", "group": g, "drug": d, "target": t, "delta": rng.normal()}
+            for g in ("CUD", "control")
+            for i in range(6)
+            for d in ("placebo", "NAC")
+            for t in ("dlpfc", "thalamus_midline")
+        ]
+    )
     fig = plotting.plot_drug_interaction(changes)
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) >= 2  # one line per group
     fig = plotting.plot_drug_interaction(changes[changes["target"] == "dlpfc"], by=None)
@@ -59,16 +73,28 @@ def test_drug_figures():
 
 def test_baclofen_figures():
     rng = np.random.default_rng(2)
-    values = pd.DataFrame([{"participant_id": f"s{i}", "group": g, "session_id": s, "region": r,
-                            "cbf": rng.normal(50, 5), "mean_gm_cbf": rng.normal(55, 5),
-                            "mean_wm_cbf": rng.normal(22, 2)}
-                           for i, g in enumerate(["baclofen"] * 4 + ["placebo"] * 4)
-                           for s in ("ses-T1", "ses-T2") for r in ("roi", "cluster")])
+    values = pd.DataFrame(
+        [
+            {
+                "participant_id": f"s{i}",
+                "group": g,
+                "session_id": s,
+                "region": r,
+                "cbf": rng.normal(50, 5),
+                "mean_gm_cbf": rng.normal(55, 5),
+                "mean_wm_cbf": rng.normal(22, 2),
+            }
+            for i, g in enumerate(["baclofen"] * 4 + ["placebo"] * 4)
+            for s in ("ses-T1", "ses-T2")
+            for r in ("roi", "cluster")
+        ]
+    )
     fig = plotting.plot_group_time(values, "cbf", by="region")
     assert len(fig.axes) == 2 and [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["T1", "T2"]
     fig = plotting.plot_cbf_qc(values)
     assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == len(values)
-    table = pd.DataFrame({"group": ["baclofen"] * 5 + ["placebo"] * 5, "x": rng.normal(size=10),
-                          "y": rng.normal(size=10)})
+    table = pd.DataFrame(
+        {"group": ["baclofen"] * 5 + ["placebo"] * 5, "x": rng.normal(size=10), "y": rng.normal(size=10)}
+    )
     fig = plotting.plot_association(table, "x", "y", "dlPFC", "cue")
     assert fig.axes[0].get_xlabel() == "dlPFC" and len(fig.axes[0].lines) >= 1

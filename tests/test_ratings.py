@@ -6,6 +6,7 @@ import pytest
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from craving_circuits.cocaine import ratings
+from craving_circuits.verdict import claims
 
 
 def _ratings(seed=0, n_cud=7, n_control=6):
@@ -16,8 +17,10 @@ def _ratings(seed=0, n_cud=7, n_control=6):
         for ses, drug in (("ses-1", "placebo"), ("ses-2", "NAC")):
             neutral = rng.normal(15, 5)
             rise = rng.normal(20 if group == "CUD" else 0, 5)
-            rows += [(f"sub-{i:02d}", group, ses, drug, "neutral", neutral),
-                     (f"sub-{i:02d}", group, ses, drug, "craving", neutral + rise)]
+            rows += [
+                (f"sub-{i:02d}", group, ses, drug, "neutral", neutral),
+                (f"sub-{i:02d}", group, ses, drug, "craving", neutral + rise),
+            ]
     return pd.DataFrame(rows, columns=["participant_id", "group", "session_id", "drug", "state", "craving_vas"])
 
 
@@ -25,8 +28,9 @@ def test_rating_tests_match_statsmodels():
     data = _ratings()
     table = ratings.rating_tests(data).set_index("term")
     assert list(table.columns) == ratings.RESULT_COLUMNS[1:]
-    wide = data.pivot_table(index=["participant_id", "group", "drug"], columns="state",
-                            values="craving_vas").reset_index()
+    wide = data.pivot_table(
+        index=["participant_id", "group", "drug"], columns="state", values="craving_vas"
+    ).reset_index()
     wide["delta"] = wide["craving"] - wide["neutral"]
     person = wide.groupby(["participant_id", "group"])["delta"].mean().reset_index()
     cud = person.loc[person["group"] == "CUD", "delta"].to_numpy()
@@ -48,8 +52,12 @@ def test_rating_tests_match_statsmodels():
 
 
 def test_rating_estimates_keys():
-    est = ratings.rating_estimates(ratings.rating_tests(_ratings()))
+    est = claims.estimates("data", {"rating_tests": ratings.rating_tests(_ratings())})
     assert est["effect"].tolist() == ["craving_rating_rise_cud", "nac_rating_effect_cud"]
+    assert est["test"].tolist() == [
+        "t-test on ratings: craving - neutral | CUD",
+        "t-test on ratings: drug x state | CUD",
+    ]
 
 
 def test_bad_rows_are_refused():

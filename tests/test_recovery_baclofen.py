@@ -3,6 +3,7 @@ it: the group x time rise of right-dlPFC CBF is found from the data, and the cue
 the craving group x time effect and the mediation are recovered."""
 
 import pytest
+
 from baclofen_recovery import CUE_ROIS, _analyse
 from conftest import RECOVERY_ALPHA as ALPHA
 

@@ -3,6 +3,7 @@ cluster, and no ROI-level test of an absent effect fires at the family's level."
 
 import numpy as np
 import pytest
+
 from baclofen_recovery import _analyse
 from conftest import RECOVERY_ALPHA as ALPHA
 

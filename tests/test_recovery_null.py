@@ -6,8 +6,8 @@ The study is simulated and analysed once per test session by the
 
 import numpy as np
 import pytest
-from conftest import RECOVERY_ALPHA as ALPHA
 
+from conftest import RECOVERY_ALPHA as ALPHA
 from craving_circuits.cocaine import denoise
 
 pytestmark = pytest.mark.slow
@@ -16,8 +16,7 @@ pytestmark = pytest.mark.slow
 def test_no_roi_effect(null_analysis):
     contrasts = null_analysis.contrasts
     for target in ("dlpfc", "thalamus_midline"):
-        for term in ("craving - neutral | CUD", "craving - neutral | control", "group x state",
-                     "drug x state | CUD"):
+        for term in ("craving - neutral | CUD", "craving - neutral | control", "group x state", "drug x state | CUD"):
             assert contrasts.loc[(target, term), "p"] > ALPHA, (target, term)
 
 

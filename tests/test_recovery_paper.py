@@ -8,6 +8,7 @@ permutations. ``make test`` distributes test files over workers
 
 import numpy as np
 import pytest
+
 from conftest import RECOVERY_ALPHA as ALPHA
 
 pytestmark = pytest.mark.slow
@@ -129,8 +130,9 @@ def test_positive_control_detects_the_planted_nac_effect(nac_control_analysis):
     rating = evidence.loc["drug x state | CUD (rating)"]
     assert rating["verdict"] == "effect" and rating["estimate"] < 0
     table = nac_control_analysis.clusters["drug_x_state_cud"]
-    hits = table[table["significant"] & (table["sign"] < 0)
-                 & (table[[f"overlap_{t}" for t in TARGETS]].sum(axis=1) > 0)]
+    hits = table[
+        table["significant"] & (table["sign"] < 0) & (table[[f"overlap_{t}" for t in TARGETS]].sum(axis=1) > 0)
+    ]
     assert len(hits) >= 1, table.head()
     off = table[table["significant"] & (table[[f"overlap_{t}" for t in TARGETS]].sum(axis=1) == 0)]
     assert off.empty, off

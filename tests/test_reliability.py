@@ -37,9 +37,27 @@ def _book(dest: Path) -> Path:
 
 
 def _command(root: Path, n_jobs: int = 2) -> list[str]:
-    return [sys.executable, "-m", "craving_circuits", "execute", "--plan", str(root / "plan.yml"), "--root",
-            str(root), "--preset", "tiny", "--null-preset", "tiny_null", "--data-dir", "data", "--n-jobs",
-            str(n_jobs), "--set", "n_permutations=200", "n_bootstrap=300"]
+    return [
+        sys.executable,
+        "-m",
+        "craving_circuits",
+        "execute",
+        "--plan",
+        str(root / "plan.yml"),
+        "--root",
+        str(root),
+        "--preset",
+        "tiny",
+        "--null-preset",
+        "tiny_null",
+        "--data-dir",
+        "data",
+        "--n-jobs",
+        str(n_jobs),
+        "--set",
+        "n_permutations=200",
+        "n_bootstrap=300",
+    ]
 
 
 def _build(root: Path) -> float:
@@ -64,8 +82,9 @@ def test_same_tables_from_a_build_and_from_an_interrupted_then_resumed_build(tmp
     # written) and then completed: it must write the same bytes. One process for the killed build (no
     # worker pool that would outlive the kill), so it is slower and the kill lands earlier in it.
     _clean(root)
-    process = subprocess.Popen(_command(root, n_jobs=1), cwd=root, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        _command(root, n_jobs=1), cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     time.sleep(0.4 * duration)
     assert process.poll() is None, "the build ended before it could be interrupted"
     os.killpg(process.pid, signal.SIGKILL)

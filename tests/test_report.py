@@ -12,8 +12,15 @@ from craving_circuits.io import tables
 from craving_circuits.verdict import planted
 
 TRUTH = {
-    "parameters": {"preset": "paper", "seed": 1, "n_cud": 18, "n_control": 23, "n_volumes": 150,
-                   "repetition_time": 2.0, "voxel_size_mm": 4},
+    "parameters": {
+        "preset": "paper",
+        "seed": 1,
+        "n_cud": 18,
+        "n_control": 23,
+        "n_volumes": 150,
+        "repetition_time": 2.0,
+        "voxel_size_mm": 4,
+    },
     "effects": [
         {"effect": "up", "description": "", "scale": "z", "planted": 0.4, "present": True},
         {"effect": "zero", "description": "", "scale": "z", "planted": 0.0, "present": False},
@@ -26,13 +33,19 @@ def _est(rows):
 
 
 def test_recovered_vs_planted_decisions():
-    table = planted.recovered_vs_planted(_est([
-        ("up", "right sign", 0.3, 0.1, 0.5, 0.001),
-        ("up", "wrong sign", -0.3, -0.5, -0.1, 0.001),
-        ("up", "missed", 0.1, -0.1, 0.3, 0.2),
-        ("zero", "false positive", 0.2, 0.05, 0.35, 0.01),
-        ("zero", "correct null", 0.02, -0.1, 0.14, 0.7),
-    ]), TRUTH, alpha=0.05)
+    table = planted.recovered_vs_planted(
+        _est(
+            [
+                ("up", "right sign", 0.3, 0.1, 0.5, 0.001),
+                ("up", "wrong sign", -0.3, -0.5, -0.1, 0.001),
+                ("up", "missed", 0.1, -0.1, 0.3, 0.2),
+                ("zero", "false positive", 0.2, 0.05, 0.35, 0.01),
+                ("zero", "correct null", 0.02, -0.1, 0.14, 0.7),
+            ]
+        ),
+        TRUTH,
+        alpha=0.05,
+    )
     assert list(table.columns) == planted.RECOVERY_COLUMNS
     assert table["found"].tolist() == [True, False, False, True, False]
     assert table["agree"].tolist() == [True, False, False, False, True]
@@ -45,14 +58,26 @@ def test_recovered_vs_planted_decisions():
         planted.recovered_vs_planted(pd.DataFrame({"effect": ["up"]}), TRUTH)
 
 
-
-
 def test_tables_logs_and_banner(tmp_path):
     path = tables.write_table(pd.DataFrame({"a": [1.0, np.nan]}), tmp_path, "t")
     assert path.read_text().splitlines() == ["a", "1", "n/a"]
-    (tmp_path / "runs.json").write_text(json.dumps({"runs": [
-        {"name": "x", "title": "X", "status": "ok", "started": "now", "duration_s": 1.5, "commit": "abc",
-         "parameters": {"preset": "tiny", "output_dir": "/somewhere", "n_jobs": 2}}]}))
+    (tmp_path / "runs.json").write_text(
+        json.dumps(
+            {
+                "runs": [
+                    {
+                        "name": "x",
+                        "title": "X",
+                        "status": "ok",
+                        "started": "now",
+                        "duration_s": 1.5,
+                        "commit": "abc",
+                        "parameters": {"preset": "tiny", "output_dir": "/somewhere", "n_jobs": 2},
+                    }
+                ]
+            }
+        )
+    )
     log = provenance.run_log(tmp_path)
     assert log.loc[0, "parameters"] == "preset=tiny, n_jobs=2"
     with pytest.raises(FileNotFoundError, match="make book"):
@@ -70,31 +95,38 @@ def test_git_commit(tmp_path):
     assert provenance.git_commit(tmp_path) == "unknown"
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     (tmp_path / "f").write_text("x")
-    env = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a",
-           "GIT_COMMITTER_EMAIL": "a@b", "PATH": "/usr/bin:/bin"}
+    env = {
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@b",
+        "GIT_COMMITTER_NAME": "a",
+        "GIT_COMMITTER_EMAIL": "a@b",
+        "PATH": "/usr/bin:/bin",
+    }
     subprocess.run(["git", "-C", str(tmp_path), "add", "f"], check=True, env=env)
     subprocess.run(["git", "-C", str(tmp_path), "commit", "-qm", "x"], check=True, env=env)
-    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert provenance.git_commit(tmp_path) == head
     (tmp_path / "f").write_text("y")
     assert provenance.git_commit(tmp_path) == head + "-dirty"
 
 
-
-
-
-
-
-
 def test_evidence_vs_planted_needs_equivalence_to_recover_an_absence():
-    evidence = pd.DataFrame({
-        "term": ["a", "b", "c", "d", "e"], "contrast": ["x", "x", "y", "y", "y"],
-        "estimate": [0.3, -0.3, 0.01, 0.02, 0.05], "ci90_low": [0.1, -0.5, -0.1, -0.6, 0.01],
-        "ci90_high": [0.5, -0.1, 0.1, 0.6, 0.09], "bound": [0.2] * 5, "p": [0.01, 0.01, 0.8, 0.9, 0.04],
-        "p_equivalence": [0.5, 0.5, 0.01, 0.4, 0.01], "bf01": [0.1, 0.1, 4.0, 2.0, 1.0],
-        "verdict": ["effect", "effect", "equivalent", "inconclusive", "trivial effect"],
-    })
+    evidence = pd.DataFrame(
+        {
+            "term": ["a", "b", "c", "d", "e"],
+            "contrast": ["x", "x", "y", "y", "y"],
+            "estimate": [0.3, -0.3, 0.01, 0.02, 0.05],
+            "ci90_low": [0.1, -0.5, -0.1, -0.6, 0.01],
+            "ci90_high": [0.5, -0.1, 0.1, 0.6, 0.09],
+            "bound": [0.2] * 5,
+            "p": [0.01, 0.01, 0.8, 0.9, 0.04],
+            "p_equivalence": [0.5, 0.5, 0.01, 0.4, 0.01],
+            "bf01": [0.1, 0.1, 4.0, 2.0, 1.0],
+            "verdict": ["effect", "effect", "equivalent", "inconclusive", "trivial effect"],
+        }
+    )
     table = planted.evidence_vs_planted(evidence, {"x": "up", "y": "zero"}, TRUTH)
     assert list(table.columns) == planted.EVIDENCE_RECOVERY_COLUMNS
     assert table["effect"].tolist() == ["up", "up", "zero", "zero", "zero"]
@@ -123,8 +155,6 @@ def test_side_by_side_and_read_table(tmp_path):
     pd.testing.assert_frame_equal(tables.read_table(tmp_path, "evidence"), a, check_dtype=False)
     with pytest.raises(FileNotFoundError, match="other.tsv"):
         tables.read_table(tmp_path, "other")
-
-
 
 
 def test_result_hashes_cover_tables_and_skip_hidden_and_excluded(tmp_path):

@@ -41,8 +41,14 @@ def runs(tmp_path):
 
 
 def _cache(folder, scale=1.0):
-    return RunCache(folder=folder, settings={"scale": scale}, stem=lambda run: "value", inputs=lambda run: [run["bold"]],
-                    mask=MASK, affine=np.eye(4))
+    return RunCache(
+        folder=folder,
+        settings={"scale": scale},
+        stem=lambda run: "value",
+        inputs=lambda run: [run["bold"]],
+        mask=MASK,
+        affine=np.eye(4),
+    )
 
 
 def test_results_align_with_runs_and_exclusions_are_listed(runs):
@@ -52,8 +58,15 @@ def test_results_align_with_runs_and_exclusions_are_listed(runs):
     np.testing.assert_array_equal(serial.maps(8)[:, 0], [0, 1, 3, 4])
     np.testing.assert_array_equal(parallel.maps(8), serial.maps(8))
     assert serial.exclusions.to_dict("records") == [
-        {"participant_id": "sub-02", "session_id": "ses-1", "state": "rest", "stage": "toy",
-         "file": runs.loc[2, "bold"], "reason": f"{runs.loc[2, 'bold']} cannot be read"}]
+        {
+            "participant_id": "sub-02",
+            "session_id": "ses-1",
+            "state": "rest",
+            "stage": "toy",
+            "file": runs.loc[2, "bold"],
+            "reason": f"{runs.loc[2, 'bold']} cannot be read",
+        }
+    ]
     assert map_runs(runs.iloc[:0], _value, "toy").maps(8).shape == (0, 8)
 
 
@@ -90,8 +103,14 @@ def test_cache_is_reused_only_when_complete_and_unchanged(runs, tmp_path):
 def test_the_stage_can_refuse_a_cached_record(runs, tmp_path):
     folder = tmp_path / "out"
     map_runs(runs, _value, "toy", _cache(folder))
-    picky = RunCache(folder=folder, settings={"scale": 1.0}, stem=lambda run: "value",
-                     inputs=lambda run: [run["bold"]], mask=MASK, affine=np.eye(4),
-                     accept=lambda record: record.get("value", 0) > 2)
+    picky = RunCache(
+        folder=folder,
+        settings={"scale": 1.0},
+        stem=lambda run: "value",
+        inputs=lambda run: [run["bold"]],
+        mask=MASK,
+        affine=np.eye(4),
+        accept=lambda record: record.get("value", 0) > 2,
+    )
     assert map_runs(runs, _value, "toy", picky).n_cached == 3  # runs 3 and 4, and the excluded run
     assert not list(folder.rglob(".tmp-*"))

@@ -17,22 +17,28 @@ def _runs(rows):
 
 
 def test_state_difference_maps_exact_and_listed_exclusions():
-    runs = _runs([
-        ("sub-01", "CUD", "ses-1", "placebo", "neutral"),
-        ("sub-01", "CUD", "ses-1", "placebo", "craving"),
-        ("sub-01", "CUD", "ses-2", "NAC", "craving"),
-        ("sub-01", "CUD", "ses-2", "NAC", "neutral"),
-        ("sub-02", "control", "ses-1", "NAC", "craving"),  # its neutral run is missing
-        ("sub-02", "control", "ses-2", "placebo", "neutral"),
-        ("sub-02", "control", "ses-2", "placebo", "craving"),
-    ])
+    runs = _runs(
+        [
+            ("sub-01", "CUD", "ses-1", "placebo", "neutral"),
+            ("sub-01", "CUD", "ses-1", "placebo", "craving"),
+            ("sub-01", "CUD", "ses-2", "NAC", "craving"),
+            ("sub-01", "CUD", "ses-2", "NAC", "neutral"),
+            ("sub-02", "control", "ses-1", "NAC", "craving"),  # its neutral run is missing
+            ("sub-02", "control", "ses-2", "placebo", "neutral"),
+            ("sub-02", "control", "ses-2", "placebo", "craving"),
+        ]
+    )
     maps = np.array([[0, 0], [1, 2], [5, 5], [1, 1], [9, 9], [2, 2], [3, 5]], dtype=float)
     diff, table, excl = secondlevel.state_difference_maps(runs, maps)
-    assert table.to_dict("list") == {"participant_id": ["sub-01", "sub-02"], "group": ["CUD", "control"],
-                                     "n_sessions": [2, 1]}
+    assert table.to_dict("list") == {
+        "participant_id": ["sub-01", "sub-02"],
+        "group": ["CUD", "control"],
+        "n_sessions": [2, 1],
+    }
     np.testing.assert_allclose(diff, [[(1 + 4) / 2, (2 + 4) / 2], [1, 3]])
     assert excl[["participant_id", "session_id", "state", "stage"]].values.tolist() == [
-        ["sub-02", "ses-1", "neutral", "second level"]]
+        ["sub-02", "ses-1", "neutral", "second level"]
+    ]
     placebo, table_p, excl_p = secondlevel.state_difference_maps(runs, maps, sessions="placebo")
     np.testing.assert_allclose(placebo, [[1, 2], [1, 3]])
     assert set(excl_p["reason"].str.contains("restricted to placebo")) == {True}
@@ -67,8 +73,9 @@ def test_group_tests_use_the_right_participants_and_regressor():
     mask_img, mask = _mask_img()
     rng = np.random.default_rng(1)
     n_vox = int(mask.sum())
-    table = pd.DataFrame({"participant_id": [f"sub-{i:02d}" for i in range(10)],
-                          "group": ["CUD"] * 6 + ["control"] * 4})
+    table = pd.DataFrame(
+        {"participant_id": [f"sub-{i:02d}" for i in range(10)], "group": ["CUD"] * 6 + ["control"] * 4}
+    )
     diff = rng.standard_normal((10, n_vox))
     diff[:6] += 1.0
     one = secondlevel.group_test("craving_cud", diff, table, mask_img, n_perm=50, rng=0)
@@ -111,11 +118,19 @@ def test_cluster_table_peaks_labels_and_overlap():
 
 
 def test_roi_state_differences_exact():
-    roi = pd.DataFrame({
-        "participant_id": ["a"] * 4, "group": ["CUD"] * 4, "session_id": ["ses-1"] * 4, "drug": ["NAC"] * 4,
-        "state": ["neutral", "craving", "neutral", "craving"], "strategy": ["s"] * 4, "seed": ["nacc"] * 4,
-        "target": ["dlpfc", "dlpfc", "thal", "thal"], "fisher_z": [0.1, 0.5, 0.2, 0.1],
-    })
+    roi = pd.DataFrame(
+        {
+            "participant_id": ["a"] * 4,
+            "group": ["CUD"] * 4,
+            "session_id": ["ses-1"] * 4,
+            "drug": ["NAC"] * 4,
+            "state": ["neutral", "craving", "neutral", "craving"],
+            "strategy": ["s"] * 4,
+            "seed": ["nacc"] * 4,
+            "target": ["dlpfc", "dlpfc", "thal", "thal"],
+            "fisher_z": [0.1, 0.5, 0.2, 0.1],
+        }
+    )
     out = secondlevel.roi_state_differences(roi).set_index("target")
     assert out.loc["dlpfc", "delta"] == pytest.approx(0.4)
     assert out.loc["thal", "delta"] == pytest.approx(-0.1)
@@ -132,34 +147,37 @@ def test_covariate_test_regresses_maps_on_the_covariate_within_the_group():
     diff[:, :50] += 2.0 * table["participant_id"].map(covariate).fillna(0).to_numpy()[:, None]
     result, used, excluded = voxelwise.covariate_test(diff, table, covariate, mask_img, n_perm=50, rng=0)
     keep = (table["group"] == "CUD") & (table["participant_id"] != "sub-02")
-    np.testing.assert_allclose(result.t, permutation.t_statistic(diff[keep.to_numpy()],
-                                                                   covariate[table.loc[keep, "participant_id"]]))
+    np.testing.assert_allclose(
+        result.t, permutation.t_statistic(diff[keep.to_numpy()], covariate[table.loc[keep, "participant_id"]])
+    )
     assert list(used["participant_id"]) == list(table.loc[keep, "participant_id"])
     assert excluded.to_dict("list") == {"participant_id": ["sub-02"], "reason": ["no covariate value"]}
     assert result.t[:50].mean() > 3  # the planted slope
-    everyone, used_all, _ = voxelwise.covariate_test(diff, table, covariate, mask_img, group=None, n_perm=20,
-                                                       rng=0)
+    everyone, used_all, _ = voxelwise.covariate_test(diff, table, covariate, mask_img, group=None, n_perm=20, rng=0)
     assert len(used_all) == 11
     with pytest.raises(ValueError, match="at least 4"):
         voxelwise.covariate_test(diff, table, covariate.head(2), mask_img, n_perm=10)
 
 
 def test_drug_difference_maps_exact_and_listed_exclusions():
-    runs = _runs([
-        ("sub-01", "CUD", "ses-1", "placebo", "neutral"),
-        ("sub-01", "CUD", "ses-1", "placebo", "craving"),
-        ("sub-01", "CUD", "ses-2", "NAC", "craving"),
-        ("sub-01", "CUD", "ses-2", "NAC", "neutral"),
-        ("sub-02", "control", "ses-1", "NAC", "craving"),  # its neutral run is missing
-        ("sub-02", "control", "ses-2", "placebo", "neutral"),
-        ("sub-02", "control", "ses-2", "placebo", "craving"),
-        ("sub-03", "control", "ses-2", "NAC", "neutral"),
-        ("sub-03", "control", "ses-2", "NAC", "craving"),
-        ("sub-03", "control", "ses-1", "placebo", "craving"),
-        ("sub-03", "control", "ses-1", "placebo", "neutral"),
-    ])
-    maps = np.array([[0, 0], [1, 2], [5, 5], [1, 1], [9, 9], [2, 2], [3, 5], [1, 0], [4, 4], [2, 7], [2, 2]],
-                    dtype=float)
+    runs = _runs(
+        [
+            ("sub-01", "CUD", "ses-1", "placebo", "neutral"),
+            ("sub-01", "CUD", "ses-1", "placebo", "craving"),
+            ("sub-01", "CUD", "ses-2", "NAC", "craving"),
+            ("sub-01", "CUD", "ses-2", "NAC", "neutral"),
+            ("sub-02", "control", "ses-1", "NAC", "craving"),  # its neutral run is missing
+            ("sub-02", "control", "ses-2", "placebo", "neutral"),
+            ("sub-02", "control", "ses-2", "placebo", "craving"),
+            ("sub-03", "control", "ses-2", "NAC", "neutral"),
+            ("sub-03", "control", "ses-2", "NAC", "craving"),
+            ("sub-03", "control", "ses-1", "placebo", "craving"),
+            ("sub-03", "control", "ses-1", "placebo", "neutral"),
+        ]
+    )
+    maps = np.array(
+        [[0, 0], [1, 2], [5, 5], [1, 1], [9, 9], [2, 2], [3, 5], [1, 0], [4, 4], [2, 7], [2, 2]], dtype=float
+    )
     diff, table, excl = secondlevel.drug_difference_maps(runs, maps)
     assert table.to_dict("list") == {"participant_id": ["sub-01", "sub-03"], "group": ["CUD", "control"]}
     # (NAC craving - NAC neutral) - (placebo craving - placebo neutral)
@@ -177,12 +195,12 @@ def test_drug_tests_use_the_right_participants():
     mask_img, mask = _mask_img()
     rng = np.random.default_rng(4)
     n_vox = int(mask.sum())
-    table = pd.DataFrame({"participant_id": [f"sub-{i:02d}" for i in range(9)],
-                          "group": ["CUD"] * 5 + ["control"] * 4})
+    table = pd.DataFrame({"participant_id": [f"sub-{i:02d}" for i in range(9)], "group": ["CUD"] * 5 + ["control"] * 4})
     diff = rng.standard_normal((9, n_vox))
     results = secondlevel.group_tests(diff, table, mask_img, tests=tuple(secondlevel.DRUG_TESTS), n_perm=20, rng=0)
     assert list(results) == list(secondlevel.DRUG_TESTS)
     np.testing.assert_allclose(results["drug_x_state_cud"].t, permutation.t_statistic(diff[:5], np.ones(5)))
     np.testing.assert_allclose(results["drug_x_state_control"].t, permutation.t_statistic(diff[5:], np.ones(4)))
-    np.testing.assert_allclose(results["group_x_state_x_drug"].t,
-                               permutation.t_statistic(diff, (table["group"] == "CUD").to_numpy(float)))
+    np.testing.assert_allclose(
+        results["group_x_state_x_drug"].t, permutation.t_statistic(diff, (table["group"] == "CUD").to_numpy(float))
+    )

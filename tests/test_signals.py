@@ -179,7 +179,7 @@ def test_smooth_noise_field_has_requested_smoothness(voxel_mm, fwhm_mm):
     fwhm_est = voxel_mm / (2 * np.sqrt(-np.log(r))) / FWHM_TO_SIGMA
     assert abs(fwhm_est / fwhm_mm - 1) < 0.12, (
         f"voxel {voxel_mm} mm, requested FWHM {fwhm_mm} mm: neighbour correlation {r:.3f} "
-        f"(Gaussian prediction {np.exp(-voxel_mm**2 / (4 * (fwhm_mm * FWHM_TO_SIGMA) ** 2)):.3f}), "
+        f"(Gaussian prediction {np.exp(-(voxel_mm**2) / (4 * (fwhm_mm * FWHM_TO_SIGMA) ** 2)):.3f}), "
         f"estimated FWHM {fwhm_est:.2f} mm"
     )
 
@@ -314,8 +314,9 @@ def test_correlated_sources_mix_given_series_like_drawn_ones():
 
     corr = np.array([[1.0, 0.5], [0.5, 1.0]])
     drawn = correlated_sources(np.random.default_rng(3), corr, 120, 2.0)
-    given = correlated_sources(None, corr, 120, 2.0,
-                               independent=band_limited_noise(np.random.default_rng(3), 120, 2, 2.0))
+    given = correlated_sources(
+        None, corr, 120, 2.0, independent=band_limited_noise(np.random.default_rng(3), 120, 2, 2.0)
+    )
     np.testing.assert_array_equal(drawn, given)
     with pytest.raises(ValueError, match="shape"):
         correlated_sources(None, corr, 120, 2.0, independent=np.zeros((100, 2)))

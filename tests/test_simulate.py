@@ -232,14 +232,10 @@ def test_runs_table_couplings():
             craving = ses[ses.state == "craving"].iloc[0]
             assert neutral.session_id == craving.session_id
             np.testing.assert_allclose(neutral.fc_nacc_dlpfc, NACC_FC_Z["dlpfc"] + pp.fc_offset_dlpfc)
-            np.testing.assert_allclose(
-                neutral.fc_nacc_thalamus, NACC_FC_Z["thalamus_midline"] + pp.fc_offset_thalamus
-            )
+            np.testing.assert_allclose(neutral.fc_nacc_thalamus, NACC_FC_Z["thalamus_midline"] + pp.fc_offset_thalamus)
             shift = -0.2 if (drug == "NAC" and pp.group == "CUD") else 0.0
             np.testing.assert_allclose(craving.fc_nacc_dlpfc - neutral.fc_nacc_dlpfc, pp.rise_dlpfc + shift)
-            np.testing.assert_allclose(
-                craving.fc_nacc_thalamus - neutral.fc_nacc_thalamus, pp.rise_thalamus + shift
-            )
+            np.testing.assert_allclose(craving.fc_nacc_thalamus - neutral.fc_nacc_thalamus, pp.rise_thalamus + shift)
             np.testing.assert_allclose(craving.motion_scale / neutral.motion_scale, 1.5)
         if pp.group == "control":
             assert (sub["fc_nacc_dlpfc"].round(12) == round(NACC_FC_Z["dlpfc"] + pp.fc_offset_dlpfc, 12)).all()
@@ -260,9 +256,7 @@ def test_craving_ratings_table():
 
 
 def _mrs_wide(mrs: pd.DataFrame) -> pd.DataFrame:
-    return mrs.pivot_table(
-        index=["participant_id", "session_id", "state"], columns="metabolite", values="value_water"
-    )
+    return mrs.pivot_table(index=["participant_id", "session_id", "state"], columns="metabolite", values="value_water")
 
 
 def test_mrs_table_identities():
@@ -491,8 +485,10 @@ def test_ground_truth_is_written_last(tiny_study_dir):
         p
         for p in _all_files(tiny_study_dir)
         if p != truth
-        and (p.relative_to(tiny_study_dir).parts[0] != "derivatives"
-             or p.relative_to(tiny_study_dir).parts[1] in written_by_simulator)
+        and (
+            p.relative_to(tiny_study_dir).parts[0] != "derivatives"
+            or p.relative_to(tiny_study_dir).parts[1] in written_by_simulator
+        )
     ]
     assert len(others) > 150
     assert all(p.stat().st_mtime_ns <= last for p in others)

@@ -56,14 +56,18 @@ __all__ = [
 ]
 
 #: Sidecar fields a single-delay pCASL run must give (BIDS ``*_asl.json``).
-REQUIRED_FIELDS = ("ArterialSpinLabelingType", "PostLabelingDelay", "LabelingDuration", "M0Type",
-                   "BackgroundSuppression")
+REQUIRED_FIELDS = (
+    "ArterialSpinLabelingType",
+    "PostLabelingDelay",
+    "LabelingDuration",
+    "M0Type",
+    "BackgroundSuppression",
+)
 
 _VOLUME_TYPES = {"label", "control", "m0scan", "deltam", "cbf", "noRF"}
 
 
-def read_asl_constants(sidecar: str | Path, background_pulse_efficiency: float = 0.95,
-                       **defaults) -> AslConstants:
+def read_asl_constants(sidecar: str | Path, background_pulse_efficiency: float = 0.95, **defaults) -> AslConstants:
     """Quantification constants from a BIDS ``*_asl.json`` sidecar.
 
     Parameters
@@ -89,29 +93,40 @@ def read_asl_constants(sidecar: str | Path, background_pulse_efficiency: float =
     meta = read_json(sidecar, "ASL sidecar")
     missing = [f for f in REQUIRED_FIELDS if f not in meta]
     if missing:
-        raise ValueError(f"{sidecar}: the ASL sidecar lacks {missing}; add them (BIDS perf specification) "
-                         "before quantifying CBF.")
+        raise ValueError(
+            f"{sidecar}: the ASL sidecar lacks {missing}; add them (BIDS perf specification) before quantifying CBF."
+        )
     if str(meta["ArterialSpinLabelingType"]).upper() != "PCASL":
-        raise ValueError(f"{sidecar}: ArterialSpinLabelingType is {meta['ArterialSpinLabelingType']!r}; only "
-                         "single-delay PCASL is quantified here.")
+        raise ValueError(
+            f"{sidecar}: ArterialSpinLabelingType is {meta['ArterialSpinLabelingType']!r}; only "
+            "single-delay PCASL is quantified here."
+        )
     pld = meta["PostLabelingDelay"]
     if isinstance(pld, (list, tuple)):
         values = set(float(v) for v in pld)
         if len(values) != 1:
-            raise ValueError(f"{sidecar}: PostLabelingDelay has several values {sorted(values)}; multi-delay "
-                             "ASL needs a kinetic model fit, not the single-delay equation.")
+            raise ValueError(
+                f"{sidecar}: PostLabelingDelay has several values {sorted(values)}; multi-delay "
+                "ASL needs a kinetic model fit, not the single-delay equation."
+            )
         pld = values.pop()
     n_pulses = 0
     if meta["BackgroundSuppression"]:
         if "BackgroundSuppressionNumberPulses" not in meta:
-            raise ValueError(f"{sidecar}: BackgroundSuppression is true but BackgroundSuppressionNumberPulses is "
-                             "missing; add it so that the loss of label can be corrected.")
+            raise ValueError(
+                f"{sidecar}: BackgroundSuppression is true but BackgroundSuppressionNumberPulses is "
+                "missing; add it so that the loss of label can be corrected."
+            )
         n_pulses = int(meta["BackgroundSuppressionNumberPulses"])
     if "LabelingEfficiency" in meta:
         defaults["labeling_efficiency"] = float(meta["LabelingEfficiency"])
-    return AslConstants(post_labeling_delay=float(pld), labeling_duration=float(meta["LabelingDuration"]),
-                        n_background_pulses=n_pulses, background_pulse_efficiency=background_pulse_efficiency,
-                        **defaults)
+    return AslConstants(
+        post_labeling_delay=float(pld),
+        labeling_duration=float(meta["LabelingDuration"]),
+        n_background_pulses=n_pulses,
+        background_pulse_efficiency=background_pulse_efficiency,
+        **defaults,
+    )
 
 
 def read_aslcontext(path: str | Path, n_volumes: int) -> pd.Series:
@@ -125,8 +140,7 @@ def read_aslcontext(path: str | Path, n_volumes: int) -> pd.Series:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"ASL context file not found: {path}; every *_asl.nii.gz needs its "
-                                "*_aslcontext.tsv.")
+        raise FileNotFoundError(f"ASL context file not found: {path}; every *_asl.nii.gz needs its *_aslcontext.tsv.")
     table = pd.read_csv(path, sep="\t")
     if "volume_type" not in table:
         raise ValueError(f"{path}: no 'volume_type' column (columns: {list(table.columns)}).")
@@ -135,8 +149,9 @@ def read_aslcontext(path: str | Path, n_volumes: int) -> pd.Series:
     if unknown:
         raise ValueError(f"{path}: unknown volume types {unknown}; BIDS allows {sorted(_VOLUME_TYPES)}.")
     if len(types) != n_volumes:
-        raise ValueError(f"{path} lists {len(types)} volumes but the ASL run has {n_volumes}; they must match "
-                         "one to one.")
+        raise ValueError(
+            f"{path} lists {len(types)} volumes but the ASL run has {n_volumes}; they must match one to one."
+        )
     return types.reset_index(drop=True)
 
 
@@ -162,8 +177,10 @@ def load_m0(path: str | Path, asl_img) -> np.ndarray:
     img = nib.load(path)
     grid = tuple(asl_img.shape[:3])
     if tuple(img.shape[:3]) != grid or not np.allclose(img.affine, asl_img.affine, atol=1e-3):
-        raise ValueError(f"{path} has shape {img.shape[:3]} and another affine than its ASL run {grid}; resample "
-                         "the M0 scan to the ASL grid first.")
+        raise ValueError(
+            f"{path} has shape {img.shape[:3]} and another affine than its ASL run {grid}; resample "
+            "the M0 scan to the ASL grid first."
+        )
     data = np.asarray(img.dataobj, dtype=float)
     return data.mean(axis=3) if data.ndim == 4 else data
 
@@ -190,8 +207,7 @@ def mean_difference(series: np.ndarray, volume_types: pd.Series) -> np.ndarray:
         return series[types == "deltam"].mean(axis=0)
     n_label, n_control = int((types == "label").sum()), int((types == "control").sum())
     if n_label == 0 or n_control == 0 or n_label != n_control:
-        raise ValueError(f"Need as many label as control volumes (and at least one), got {n_label} and "
-                         f"{n_control}.")
+        raise ValueError(f"Need as many label as control volumes (and at least one), got {n_label} and {n_control}.")
     return series[types == "control"].mean(axis=0) - series[types == "label"].mean(axis=0)
 
 
@@ -222,11 +238,17 @@ def quantify_cbf(delta_m: np.ndarray, m0: np.ndarray, constants: AslConstants) -
         raise ValueError(f"ΔM has shape {delta_m.shape} but M0 has {m0.shape}; they must be on the same voxels.")
     bad = ~(np.isfinite(m0) & (m0 > 0))
     if bad.any():
-        raise ValueError(f"M0 is zero, negative or not finite in {int(bad.sum())} voxel(s); restrict the mask to "
-                         "voxels with signal before quantifying.")
+        raise ValueError(
+            f"M0 is zero, negative or not finite in {int(bad.sum())} voxel(s); restrict the mask to "
+            "voxels with signal before quantifying."
+        )
     c = constants
-    scale = (6000.0 * c.blood_brain_partition * np.exp(c.post_labeling_delay / c.t1_blood)
-             / (2.0 * c.effective_efficiency * c.t1_blood * (1.0 - np.exp(-c.labeling_duration / c.t1_blood))))
+    scale = (
+        6000.0
+        * c.blood_brain_partition
+        * np.exp(c.post_labeling_delay / c.t1_blood)
+        / (2.0 * c.effective_efficiency * c.t1_blood * (1.0 - np.exp(-c.labeling_duration / c.t1_blood)))
+    )
     return scale * delta_m / m0
 
 
@@ -240,8 +262,7 @@ def quantification_record(constants: AslConstants) -> dict:
     }
 
 
-def cbf_qc(cbf: np.ndarray, gm_probability: np.ndarray, wm_probability: np.ndarray,
-           threshold: float = 0.7) -> dict:
+def cbf_qc(cbf: np.ndarray, gm_probability: np.ndarray, wm_probability: np.ndarray, threshold: float = 0.7) -> dict:
     """Quality of one CBF map: mean grey- and white-matter CBF, their ratio, negative grey-matter voxels.
 
     Parameters
@@ -259,10 +280,16 @@ def cbf_qc(cbf: np.ndarray, gm_probability: np.ndarray, wm_probability: np.ndarr
     gm = np.asarray(gm_probability) > threshold
     wm = np.asarray(wm_probability) > threshold
     if not gm.any() or not wm.any():
-        raise ValueError(f"No voxel with grey- or white-matter probability above {threshold}; check the tissue "
-                         "maps are on the CBF map's grid.")
+        raise ValueError(
+            f"No voxel with grey- or white-matter probability above {threshold}; check the tissue "
+            "maps are on the CBF map's grid."
+        )
     mean_gm, mean_wm = float(cbf[gm].mean()), float(cbf[wm].mean())
-    return {"mean_gm_cbf": mean_gm, "mean_wm_cbf": mean_wm,
-            "gm_wm_ratio": mean_gm / mean_wm if mean_wm != 0 else np.nan,
-            "pct_negative_gm": float(100 * (cbf[gm] < 0).mean()), "n_gm": int(gm.sum()), "n_wm": int(wm.sum())}
-
+    return {
+        "mean_gm_cbf": mean_gm,
+        "mean_wm_cbf": mean_wm,
+        "gm_wm_ratio": mean_gm / mean_wm if mean_wm != 0 else np.nan,
+        "pct_negative_gm": float(100 * (cbf[gm] < 0).mean()),
+        "n_gm": int(gm.sum()),
+        "n_wm": int(wm.sum()),
+    }

@@ -31,9 +31,15 @@ from craving_circuits.stats.mediation import mediation_analysis
 __all__ = ["cue_tests"]
 
 
-def cue_tests(roi_effects: pd.DataFrame, dlpfc_change: pd.DataFrame, ratings_table: pd.DataFrame,
-              participants: pd.DataFrame, n_bootstrap: int = 5000, alpha: float = 0.05,
-              rng=None) -> dict[str, pd.DataFrame]:
+def cue_tests(
+    roi_effects: pd.DataFrame,
+    dlpfc_change: pd.DataFrame,
+    ratings_table: pd.DataFrame,
+    participants: pd.DataFrame,
+    n_bootstrap: int = 5000,
+    alpha: float = 0.05,
+    rng=None,
+) -> dict[str, pd.DataFrame]:
     """The cue chapter at ROI level: T1 response, CBF-cue associations, cue-induced craving, mediation.
 
     Parameters
@@ -65,10 +71,19 @@ def cue_tests(roi_effects: pd.DataFrame, dlpfc_change: pd.DataFrame, ratings_tab
     craving = cue.cue_craving(ratings_table, participants)
     craving_test = perfusion.group_by_time_anova(craving, "craving_rise")
     med_table, med_exclusions = cue.mediation_table(dlpfc_change, roi_changes, craving)
-    med_cue = mediation_analysis(med_table, "baclofen", "dlpfc_change", "cue_change", n_boot=n_bootstrap, rng=rng,
-                                 alpha=alpha)
-    med_craving = mediation_analysis(med_table, "baclofen", "dlpfc_change", "craving_change", n_boot=n_bootstrap,
-                                     rng=rng, alpha=alpha)
-    return {"t1_response": t1, "roi_changes": roi_changes, "associations": associations, "craving": craving,
-            "craving_test": craving_test, "mediation_exclusions": med_exclusions, "mediation_cue": med_cue,
-            "mediation_craving": med_craving}
+    med_cue = mediation_analysis(
+        med_table, "baclofen", "dlpfc_change", "cue_change", n_boot=n_bootstrap, rng=rng, alpha=alpha
+    )
+    med_craving = mediation_analysis(
+        med_table, "baclofen", "dlpfc_change", "craving_change", n_boot=n_bootstrap, rng=rng, alpha=alpha
+    )
+    return {
+        "t1_response": t1,
+        "roi_changes": roi_changes,
+        "associations": associations,
+        "craving": craving,
+        "craving_test": craving_test,
+        "mediation_exclusions": med_exclusions,
+        "mediation_cue": med_cue,
+        "mediation_craving": med_craving,
+    }

@@ -35,13 +35,29 @@ from craving_circuits.io.runs import RunCache, RunOutput, map_runs
 from craving_circuits.io.schemas import EXCLUSION_COLUMNS, TASK_RUN_COLUMNS
 from craving_circuits.stats.correlation import correlation, mean_change
 
-__all__ = ["TASK_RUN_COLUMNS", "cue_glm_run", "CueMaps", "cue_maps", "roi_means", "cue_craving", "CONTRAST", "roi_associations", "mediation_table", "session_response"]
+__all__ = [
+    "TASK_RUN_COLUMNS",
+    "cue_glm_run",
+    "CueMaps",
+    "cue_maps",
+    "roi_means",
+    "cue_craving",
+    "CONTRAST",
+    "roi_associations",
+    "mediation_table",
+    "session_response",
+]
 
 CONTRAST = "smoking - neutral"
 
 
-def cue_glm_run(run: dict, mask_img: nib.Nifti1Image, confounds=("motion", "wm_csf"), high_pass: float = 0.008,
-                hrf_model: str = "glover") -> np.ndarray:
+def cue_glm_run(
+    run: dict,
+    mask_img: nib.Nifti1Image,
+    confounds=("motion", "wm_csf"),
+    high_pass: float = 0.008,
+    hrf_model: str = "glover",
+) -> np.ndarray:
     """The ``smoking - neutral`` effect (percent signal) of one run: a pure function of its files.
 
     nilearn's ``FirstLevelModel`` (cosine drift up to ``high_pass`` Hz, AR(1)
@@ -63,8 +79,16 @@ def cue_glm_run(run: dict, mask_img: nib.Nifti1Image, confounds=("motion", "wm_c
     if missing:
         raise ValueError(f"{run['events']} has no {sorted(missing)} trials; the cue contrast needs both conditions.")
     regressors, _ = load_confounds(run["bold"], strategy=tuple(confounds), motion="basic", wm_csf="basic")
-    model = FirstLevelModel(t_r=run["t_r"], mask_img=mask_img, hrf_model=hrf_model, drift_model="cosine",
-                            high_pass=high_pass, signal_scaling=0, minimize_memory=True, smoothing_fwhm=None)
+    model = FirstLevelModel(
+        t_r=run["t_r"],
+        mask_img=mask_img,
+        hrf_model=hrf_model,
+        drift_model="cosine",
+        high_pass=high_pass,
+        signal_scaling=0,
+        minimize_memory=True,
+        smoothing_fwhm=None,
+    )
 
     with warnings.catch_warnings():
         # nilearn notes that it uses the given mask rather than computing one: expected here
@@ -106,12 +130,19 @@ def _task_inputs(run: dict) -> list[str]:
 
 
 def _cue_job(run: dict, mask_img: nib.Nifti1Image, glm: dict) -> RunOutput:
-    return RunOutput(cue_glm_run(run, mask_img, **glm), {"contrast": CONTRAST, "units": "% signal",
-                                                          "source": run["bold"]})
+    return RunOutput(
+        cue_glm_run(run, mask_img, **glm), {"contrast": CONTRAST, "units": "% signal", "source": run["bold"]}
+    )
 
 
-def cue_maps(runs: pd.DataFrame, mask_img: nib.Nifti1Image, out_dir: str | Path | None = None, n_jobs: int = 1,
-             progress: bool = False, **glm) -> CueMaps:
+def cue_maps(
+    runs: pd.DataFrame,
+    mask_img: nib.Nifti1Image,
+    out_dir: str | Path | None = None,
+    n_jobs: int = 1,
+    progress: bool = False,
+    **glm,
+) -> CueMaps:
     """:func:`cue_glm_run` over every run, in parallel (one run per process at a time).
 
     Parameters
@@ -134,17 +165,33 @@ def cue_maps(runs: pd.DataFrame, mask_img: nib.Nifti1Image, out_dir: str | Path 
     mask = np.asarray(mask_img.dataobj) > 0
     cache = None
     if out_dir is not None:
-        cache = RunCache(folder=Path(out_dir), settings={"version": __version__, "stage": "cue GLM",
-                                                         **{k: list(v) if isinstance(v, tuple) else v
-                                                            for k, v in glm.items()}},
-                         stem=_cue_stem, inputs=_task_inputs, mask=mask, affine=mask_img.affine)
-    mapped = map_runs(runs, partial(_cue_job, mask_img=mask_img, glm=glm), "cue GLM", cache, n_jobs=n_jobs,
-                      progress=progress, state="smokingcue")
+        cache = RunCache(
+            folder=Path(out_dir),
+            settings={
+                "version": __version__,
+                "stage": "cue GLM",
+                **{k: list(v) if isinstance(v, tuple) else v for k, v in glm.items()},
+            },
+            stem=_cue_stem,
+            inputs=_task_inputs,
+            mask=mask,
+            affine=mask_img.affine,
+        )
+    mapped = map_runs(
+        runs,
+        partial(_cue_job, mask_img=mask_img, glm=glm),
+        "cue GLM",
+        cache,
+        n_jobs=n_jobs,
+        progress=progress,
+        state="smokingcue",
+    )
     return CueMaps(mapped.runs, mapped.maps(int(mask.sum())), mapped.exclusions, mapped.n_cached)
 
 
-def roi_means(maps: np.ndarray, mask_img: nib.Nifti1Image, rois: dict[str, np.ndarray],
-              table: pd.DataFrame) -> pd.DataFrame:
+def roi_means(
+    maps: np.ndarray, mask_img: nib.Nifti1Image, rois: dict[str, np.ndarray], table: pd.DataFrame
+) -> pd.DataFrame:
     """Mean of each map in each ROI, as a long table.
 
     Parameters
@@ -189,16 +236,19 @@ def cue_craving(ratings: pd.DataFrame, participants: pd.DataFrame) -> pd.DataFra
     counts = ratings.groupby(["participant_id", "session_id", "timepoint"]).size()
     if (counts > 1).any():
         raise ValueError(f"Duplicate ratings for {counts[counts > 1].index[0]}; keep one per time point.")
-    wide = ratings.pivot_table(index=["participant_id", "session_id"], columns="timepoint", values="craving",
-                               aggfunc="first").reset_index()
+    wide = ratings.pivot_table(
+        index=["participant_id", "session_id"], columns="timepoint", values="craving", aggfunc="first"
+    ).reset_index()
     wide.columns.name = None
     for col in ("pre", "post"):
         if col not in wide:
             wide[col] = np.nan
     incomplete = wide[wide[["pre", "post"]].isna().any(axis=1)]
     if len(incomplete):
-        raise ValueError(f"{len(incomplete)} session(s) lack a pre or post rating, e.g. "
-                         f"{incomplete[['participant_id', 'session_id']].iloc[0].tolist()}; complete or remove them.")
+        raise ValueError(
+            f"{len(incomplete)} session(s) lack a pre or post rating, e.g. "
+            f"{incomplete[['participant_id', 'session_id']].iloc[0].tolist()}; complete or remove them."
+        )
     groups = participants.set_index("participant_id")["group"]
     unknown = sorted(set(wide["participant_id"]) - set(groups.index))
     if unknown:
@@ -208,8 +258,9 @@ def cue_craving(ratings: pd.DataFrame, participants: pd.DataFrame) -> pd.DataFra
     return wide[["participant_id", "group", "session_id", "pre", "post", "craving_rise"]]
 
 
-def roi_associations(cue_change: pd.DataFrame, dlpfc_change: pd.DataFrame, n_boot: int = 5000, rng=None,
-                     alpha: float = 0.05) -> pd.DataFrame:
+def roi_associations(
+    cue_change: pd.DataFrame, dlpfc_change: pd.DataFrame, n_boot: int = 5000, rng=None, alpha: float = 0.05
+) -> pd.DataFrame:
     """Correlation of each ROI's cue-response change with the dlPFC CBF change, all participants.
 
     Parameters
@@ -227,7 +278,6 @@ def roi_associations(cue_change: pd.DataFrame, dlpfc_change: pd.DataFrame, n_boo
         ml/100 g/min) as ``slope``.
     """
 
-
     rng = np.random.default_rng(rng)
     x_all = dlpfc_change.set_index("participant_id")["change"]
     rows = []
@@ -235,14 +285,24 @@ def roi_associations(cue_change: pd.DataFrame, dlpfc_change: pd.DataFrame, n_boo
         merged = sub.set_index("participant_id")["change"].to_frame("cue").join(x_all.rename("dlpfc"), how="inner")
         r = correlation(merged["dlpfc"], merged["cue"], "pearson", n_boot=n_boot, rng=rng, alpha=alpha)
         slope = stats.linregress(merged["dlpfc"], merged["cue"]).slope
-        rows.append({"term": f"cue change ~ dlPFC CBF change ({roi})", "estimate": r["estimate"], "se": r["se"],
-                     "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p": r["p"], "n": len(merged),
-                     "slope": float(slope)})
+        rows.append(
+            {
+                "term": f"cue change ~ dlPFC CBF change ({roi})",
+                "estimate": r["estimate"],
+                "se": r["se"],
+                "ci_low": r["ci_low"],
+                "ci_high": r["ci_high"],
+                "p": r["p"],
+                "n": len(merged),
+                "slope": float(slope),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def mediation_table(dlpfc_change: pd.DataFrame, cue_change: pd.DataFrame,
-                    craving: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def mediation_table(
+    dlpfc_change: pd.DataFrame, cue_change: pd.DataFrame, craving: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per participant for the mediation models, and who could not enter them.
 
     Returns
@@ -261,10 +321,20 @@ def mediation_table(dlpfc_change: pd.DataFrame, cue_change: pd.DataFrame,
     table = table.join(cue_mean, how="outer").join(craving_change, how="outer")
     measures = ["dlpfc_change", "cue_change", "craving_change"]
     lacking = table[measures].isna()
-    exclusions = pd.DataFrame([
-        {"participant_id": pid, "session_id": "", "state": "", "stage": "mediation", "file": "",
-         "reason": "no " + ", ".join(m for m in measures if lacking.loc[pid, m])}
-        for pid in table.index[lacking.any(axis=1)]], columns=EXCLUSION_COLUMNS)
+    exclusions = pd.DataFrame(
+        [
+            {
+                "participant_id": pid,
+                "session_id": "",
+                "state": "",
+                "stage": "mediation",
+                "file": "",
+                "reason": "no " + ", ".join(m for m in measures if lacking.loc[pid, m]),
+            }
+            for pid in table.index[lacking.any(axis=1)]
+        ],
+        columns=EXCLUSION_COLUMNS,
+    )
     table = table[~lacking.any(axis=1)].reset_index()
     table.insert(2, "baclofen", (table["group"] == "baclofen").astype(float))
     return table[["participant_id", "group", "baclofen", *measures]], exclusions
@@ -287,6 +357,10 @@ def session_response(long: pd.DataFrame, session: str = "ses-T1", alpha: float =
     sub = long[long["session_id"] == session]
     if sub.empty:
         raise ValueError(f"No cue effects at {session}; sessions present: {sorted(long['session_id'].unique())}.")
-    return pd.concat([mean_change(g["value"], f"cue response at {session} ({roi})", alpha)
-                      for roi, g in sub.groupby("roi", sort=False)], ignore_index=True)
-
+    return pd.concat(
+        [
+            mean_change(g["value"], f"cue response at {session} ({roi})", alpha)
+            for roi, g in sub.groupby("roi", sort=False)
+        ],
+        ignore_index=True,
+    )

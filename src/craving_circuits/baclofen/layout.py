@@ -72,8 +72,12 @@ def collect_asl_runs(bids_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     for asl in sorted(bids_dir.glob("sub-*/ses-*/perf/*_asl.nii.gz")):
         pid, ses = asl.parts[-4], asl.parts[-3]
         stem = asl.name.removesuffix("_asl.nii.gz")
-        files = {"asl": asl, "asl_json": asl.with_name(f"{stem}_asl.json"),
-                 "aslcontext": asl.with_name(f"{stem}_aslcontext.tsv"), "m0": asl.with_name(f"{stem}_m0scan.nii.gz")}
+        files = {
+            "asl": asl,
+            "asl_json": asl.with_name(f"{stem}_asl.json"),
+            "aslcontext": asl.with_name(f"{stem}_aslcontext.tsv"),
+            "m0": asl.with_name(f"{stem}_m0scan.nii.gz"),
+        }
         absent = [str(p) for p in files.values() if not p.is_file()]
         reason = None
         if pid not in groups.index:
@@ -81,17 +85,32 @@ def collect_asl_runs(bids_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         elif absent:
             reason = "missing " + ", ".join(absent)
         if reason:
-            exclusions.append({"participant_id": pid, "session_id": ses, "state": "rest", "stage": "collect",
-                               "file": str(asl), "reason": reason})
+            exclusions.append(
+                {
+                    "participant_id": pid,
+                    "session_id": ses,
+                    "state": "rest",
+                    "stage": "collect",
+                    "file": str(asl),
+                    "reason": reason,
+                }
+            )
             continue
-        rows.append({"participant_id": pid, "group": groups[pid], "session_id": ses,
-                     **{k: str(v) for k, v in files.items()}})
-    return (pd.DataFrame(rows, columns=ASL_RUN_COLUMNS).sort_values(["participant_id", "session_id"], ignore_index=True),
-            pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS))
+        rows.append(
+            {"participant_id": pid, "group": groups[pid], "session_id": ses, **{k: str(v) for k, v in files.items()}}
+        )
+    return (
+        pd.DataFrame(rows, columns=ASL_RUN_COLUMNS).sort_values(["participant_id", "session_id"], ignore_index=True),
+        pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS),
+    )
 
 
-def collect_task_runs(bids_dir: str | Path, fmriprep_dir: str | Path | None = None, task: str = "smokingcue",
-                      sessions=("ses-T1", "ses-T2")) -> tuple[pd.DataFrame, pd.DataFrame]:
+def collect_task_runs(
+    bids_dir: str | Path,
+    fmriprep_dir: str | Path | None = None,
+    task: str = "smokingcue",
+    sessions=("ses-T1", "ses-T2"),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every cue-task run with its files; incomplete runs are listed, not dropped.
 
     Returns
@@ -108,26 +127,43 @@ def collect_task_runs(bids_dir: str | Path, fmriprep_dir: str | Path | None = No
     for p in participants.itertuples(index=False):
         for session in sessions:
             files = run_files(fmriprep_dir, p.participant_id, session, task, SPACE)
-            events = bids_dir / p.participant_id / session / "func" / \
-                f"{p.participant_id}_{session}_task-{task}_events.tsv"
-            needed = {"bold": files.bold, "bold_json": files.bold_json, "confounds": files.confounds,
-                      "events": events}
+            events = (
+                bids_dir / p.participant_id / session / "func" / f"{p.participant_id}_{session}_task-{task}_events.tsv"
+            )
+            needed = {"bold": files.bold, "bold_json": files.bold_json, "confounds": files.confounds, "events": events}
             absent = [str(v) for v in needed.values() if not v.is_file()]
             if absent:
-                exclusions.append({"participant_id": p.participant_id, "session_id": session, "state": task,
-                                   "stage": "collect", "file": absent[0], "reason": "missing " + ", ".join(absent)})
+                exclusions.append(
+                    {
+                        "participant_id": p.participant_id,
+                        "session_id": session,
+                        "state": task,
+                        "stage": "collect",
+                        "file": absent[0],
+                        "reason": "missing " + ", ".join(absent),
+                    }
+                )
                 continue
             meta = read_json(files.bold_json, "BOLD sidecar")
             if "RepetitionTime" not in meta:
                 raise ValueError(f"{files.bold_json} lacks RepetitionTime; add it (seconds).")
-            rows.append({"participant_id": p.participant_id, "group": p.group, "session_id": session,
-                         "bold": str(files.bold), "confounds": str(files.confounds), "events": str(events),
-                         "t_r": float(meta["RepetitionTime"])})
+            rows.append(
+                {
+                    "participant_id": p.participant_id,
+                    "group": p.group,
+                    "session_id": session,
+                    "bold": str(files.bold),
+                    "confounds": str(files.confounds),
+                    "events": str(events),
+                    "t_r": float(meta["RepetitionTime"]),
+                }
+            )
     return pd.DataFrame(rows, columns=TASK_RUN_COLUMNS), pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS)
 
 
-def simulated_study(preset: str = "paper", data_dir: str | Path = "data", n_jobs: int = 1,
-                             progress: bool = False, **overrides) -> Path:
+def simulated_study(
+    preset: str = "paper", data_dir: str | Path = "data", n_jobs: int = 1, progress: bool = False, **overrides
+) -> Path:
     """The simulated baclofen study of a preset (``<data_dir>/baclofen-<preset>[-<hash>]``), simulated on first use.
 
     Returns
@@ -137,5 +173,6 @@ def simulated_study(preset: str = "paper", data_dir: str | Path = "data", n_jobs
     """
 
     name = f"baclofen-{preset}" + (f"-{short_hash(overrides)}" if overrides else "")
-    return simulate_baclofen_study(Path(data_dir) / name, preset, n_jobs=n_jobs, replace=True, progress=progress,
-                                   **overrides)
+    return simulate_baclofen_study(
+        Path(data_dir) / name, preset, n_jobs=n_jobs, replace=True, progress=progress, **overrides
+    )

@@ -51,7 +51,22 @@ from craving_circuits.io.schemas import EXCLUSION_COLUMNS
 from craving_circuits.stats.models import cell_contrast, fit_mixed_model
 from craving_circuits.stats.permutation import cluster_permutation_test
 
-__all__ = ["RUN_COLUMNS", "perfusion_mask", "asl_run_cbf", "CbfMaps", "cbf_maps", "time_difference_maps", "global_change", "group_by_time_test", "cluster_values", "group_by_time_model", "region_values", "group_by_time_models", "participant_change", "group_by_time_anova"]
+__all__ = [
+    "RUN_COLUMNS",
+    "perfusion_mask",
+    "asl_run_cbf",
+    "CbfMaps",
+    "cbf_maps",
+    "time_difference_maps",
+    "global_change",
+    "group_by_time_test",
+    "cluster_values",
+    "group_by_time_model",
+    "region_values",
+    "group_by_time_models",
+    "participant_change",
+    "group_by_time_anova",
+]
 
 
 def perfusion_mask(runs: pd.DataFrame) -> nib.Nifti1Image:
@@ -61,8 +76,9 @@ def perfusion_mask(runs: pd.DataFrame) -> nib.Nifti1Image:
         raise ValueError("No ASL run to analyse; check the exclusions table.")
     reference = nib.load(runs.iloc[0]["asl"])
     ref3d = nib.Nifti1Image(np.zeros(reference.shape[:3], np.uint8), reference.affine)
-    img = resample_to_img(load_mni152_brain_mask(resolution=1), ref3d, interpolation="nearest",
-                          force_resample=True, copy_header=True)
+    img = resample_to_img(
+        load_mni152_brain_mask(resolution=1), ref3d, interpolation="nearest", force_resample=True, copy_header=True
+    )
     return nib.Nifti1Image((np.asarray(img.dataobj) > 0).astype(np.uint8), reference.affine)
 
 
@@ -89,18 +105,24 @@ def asl_run_cbf(run: dict, mask: np.ndarray, affine: np.ndarray, background_puls
     """
     img = nib.load(run["asl"])
     if img.ndim != 4 or tuple(img.shape[:3]) != mask.shape or not np.allclose(img.affine, affine, atol=1e-3):
-        raise ValueError(f"{run['asl']} has shape {img.shape} and affine unlike the study's grid {mask.shape}; "
-                         "resample every run to one grid first.")
+        raise ValueError(
+            f"{run['asl']} has shape {img.shape} and affine unlike the study's grid {mask.shape}; "
+            "resample every run to one grid first."
+        )
     constants = read_asl_constants(run["asl_json"], background_pulse_efficiency)
     types = read_aslcontext(run["aslcontext"], img.shape[3])
     m0 = load_m0(run["m0"], img)[mask]
     bad = ~(np.isfinite(m0) & (m0 > 0))
     if bad.any():
-        raise ValueError(f"{run['m0']}: M0 is zero or negative in {int(bad.sum())} voxel(s) of the brain mask; "
-                         "check the M0 scan (or its registration) before quantifying CBF.")
+        raise ValueError(
+            f"{run['m0']}: M0 is zero or negative in {int(bad.sum())} voxel(s) of the brain mask; "
+            "check the M0 scan (or its registration) before quantifying CBF."
+        )
     series = np.asarray(img.dataobj, dtype=np.float32)[mask].T
-    return {"cbf": quantify_cbf(mean_difference(series, types), m0, constants).astype(np.float32),
-            "record": quantification_record(constants)}
+    return {
+        "cbf": quantify_cbf(mean_difference(series, types), m0, constants).astype(np.float32),
+        "record": quantification_record(constants),
+    }
 
 
 @dataclass
@@ -135,16 +157,24 @@ def _asl_inputs(run: dict) -> list[str]:
     return [run["asl"], run["asl_json"], run["aslcontext"], run["m0"]]
 
 
-def _cbf_job(run: dict, mask: np.ndarray, affine: np.ndarray, gm: np.ndarray, wm: np.ndarray,
-             background_pulse_efficiency: float) -> RunOutput:
+def _cbf_job(
+    run: dict, mask: np.ndarray, affine: np.ndarray, gm: np.ndarray, wm: np.ndarray, background_pulse_efficiency: float
+) -> RunOutput:
     result = asl_run_cbf(run, mask, affine, background_pulse_efficiency)
     qc = cbf_qc(result["cbf"], gm, wm)
-    return RunOutput(result["cbf"], {**result["record"], "qc": qc, "source": run["asl"], "m0": run["m0"],
-                                     "units": "ml/100 g/min"})
+    return RunOutput(
+        result["cbf"], {**result["record"], "qc": qc, "source": run["asl"], "m0": run["m0"], "units": "ml/100 g/min"}
+    )
 
 
-def cbf_maps(runs: pd.DataFrame, out_dir: str | Path, n_jobs: int = 1, background_pulse_efficiency: float = 0.95,
-             tissue_threshold: float = 0.7, progress: bool = False) -> CbfMaps:
+def cbf_maps(
+    runs: pd.DataFrame,
+    out_dir: str | Path,
+    n_jobs: int = 1,
+    background_pulse_efficiency: float = 0.95,
+    tissue_threshold: float = 0.7,
+    progress: bool = False,
+) -> CbfMaps:
     """Quantify every run (in parallel, one run per process at a time) and write each map with its constants.
 
     Each CBF map is written as ``<out_dir>/sub-*/ses-*/*_cbf.nii.gz`` next to a
@@ -173,19 +203,36 @@ def cbf_maps(runs: pd.DataFrame, out_dir: str | Path, n_jobs: int = 1, backgroun
     mask = np.asarray(mask_img.dataobj) > 0
     tissue = tissue_probabilities(mask_img)
     gm, wm = tissue["gm"][mask] > tissue_threshold, tissue["wm"][mask] > tissue_threshold
-    cache = RunCache(folder=Path(out_dir), settings={"version": __version__, "stage": "cbf",
-                                                     "background_pulse_efficiency": background_pulse_efficiency,
-                                                     "tissue_threshold": tissue_threshold},
-                     stem=_cbf_stem, inputs=_asl_inputs, mask=mask, affine=mask_img.affine)
-    job = partial(_cbf_job, mask=mask, affine=mask_img.affine, gm=gm.astype(float), wm=wm.astype(float),
-                  background_pulse_efficiency=background_pulse_efficiency)
+    cache = RunCache(
+        folder=Path(out_dir),
+        settings={
+            "version": __version__,
+            "stage": "cbf",
+            "background_pulse_efficiency": background_pulse_efficiency,
+            "tissue_threshold": tissue_threshold,
+        },
+        stem=_cbf_stem,
+        inputs=_asl_inputs,
+        mask=mask,
+        affine=mask_img.affine,
+    )
+    job = partial(
+        _cbf_job,
+        mask=mask,
+        affine=mask_img.affine,
+        gm=gm.astype(float),
+        wm=wm.astype(float),
+        background_pulse_efficiency=background_pulse_efficiency,
+    )
     mapped = map_runs(runs, job, "cbf", cache, n_jobs=n_jobs, progress=progress, state="rest", file_column="asl")
     outputs = mapped.outputs
     table = mapped.runs
     if outputs:
         qc_names = list(outputs[0].record["qc"])
-        table = table.assign(**{k: [o.record["qc"][k] for o in outputs] for k in qc_names},
-                             cbf_map=[str(cache.paths(run)[0]) for run in table.to_dict("records")])
+        table = table.assign(
+            **{k: [o.record["qc"][k] for o in outputs] for k in qc_names},
+            cbf_map=[str(cache.paths(run)[0]) for run in table.to_dict("records")],
+        )
     return CbfMaps(table, mapped.maps(int(mask.sum())), mask_img, mapped.exclusions, mapped.n_cached)
 
 
@@ -208,17 +255,27 @@ def time_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions=SESSIONS
     for pid, sub in runs.groupby("participant_id", sort=True):
         have = set(sub["session_id"])
         if not {first, second} <= have:
-            exclusions.append({"participant_id": pid, "session_id": ",".join(sorted(have)), "state": "rest",
-                               "stage": "time contrast", "file": "",
-                               "reason": f"needs both {first} and {second}, has {sorted(have)}"})
+            exclusions.append(
+                {
+                    "participant_id": pid,
+                    "session_id": ",".join(sorted(have)),
+                    "state": "rest",
+                    "stage": "time contrast",
+                    "file": "",
+                    "reason": f"needs both {first} and {second}, has {sorted(have)}",
+                }
+            )
             continue
         i1 = sub.index[sub["session_id"] == first][0]
         i2 = sub.index[sub["session_id"] == second][0]
         diffs.append(maps[i2] - maps[i1])
         rows.append({"participant_id": pid, "group": sub["group"].iloc[0]})
     n_vox = maps.shape[1] if maps.ndim == 2 else 0
-    return (np.vstack(diffs).astype(np.float32) if diffs else np.zeros((0, n_vox), np.float32),
-            pd.DataFrame(rows, columns=["participant_id", "group"]), pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS))
+    return (
+        np.vstack(diffs).astype(np.float32) if diffs else np.zeros((0, n_vox), np.float32),
+        pd.DataFrame(rows, columns=["participant_id", "group"]),
+        pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS),
+    )
 
 
 def global_change(runs: pd.DataFrame, table: pd.DataFrame, column: str = "mean_gm_cbf") -> np.ndarray:
@@ -240,9 +297,16 @@ def global_change(runs: pd.DataFrame, table: pd.DataFrame, column: str = "mean_g
     return change.loc[table["participant_id"]].to_numpy(dtype=float)
 
 
-def group_by_time_test(diff: np.ndarray, table: pd.DataFrame, mask_img: nib.Nifti1Image,
-                       covariate: np.ndarray | None = None, cluster_forming_p: float = 0.001, n_perm: int = 5000,
-                       two_sided: bool = True, rng=None):
+def group_by_time_test(
+    diff: np.ndarray,
+    table: pd.DataFrame,
+    mask_img: nib.Nifti1Image,
+    covariate: np.ndarray | None = None,
+    cluster_forming_p: float = 0.001,
+    n_perm: int = 5000,
+    two_sided: bool = True,
+    rng=None,
+):
     """Baclofen minus placebo in the ``T2 - T1`` maps, permutation with cluster-level FWE control.
 
     Parameters
@@ -272,13 +336,21 @@ def group_by_time_test(diff: np.ndarray, table: pd.DataFrame, mask_img: nib.Nift
         raise ValueError(f"Each group needs at least 2 participants with both sessions, got {counts}.")
     mask = np.asarray(mask_img.dataobj) > 0
     confounds = None if covariate is None else np.asarray(covariate, dtype=float).reshape(len(table), 1)
-    return cluster_permutation_test(diff, (groups == "baclofen").astype(float), mask, confounds=confounds,
-                                    cluster_forming_p=cluster_forming_p, n_perm=n_perm, two_sided=two_sided,
-                                    rng=rng)
+    return cluster_permutation_test(
+        diff,
+        (groups == "baclofen").astype(float),
+        mask,
+        confounds=confounds,
+        cluster_forming_p=cluster_forming_p,
+        n_perm=n_perm,
+        two_sided=two_sided,
+        rng=rng,
+    )
 
 
-def cluster_values(result, runs: pd.DataFrame, maps: np.ndarray, sign: int = 1,
-                   alpha: float = 0.05) -> tuple[pd.DataFrame, np.ndarray]:
+def cluster_values(
+    result, runs: pd.DataFrame, maps: np.ndarray, sign: int = 1, alpha: float = 0.05
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Mean CBF of every run in the most significant cluster of one sign.
 
     Returns
@@ -296,12 +368,17 @@ def cluster_values(result, runs: pd.DataFrame, maps: np.ndarray, sign: int = 1,
     clusters = result.clusters
     found = clusters[(np.sign(clusters["sign"]) == sign) & (clusters["p_fwe_size"] < alpha)]
     if found.empty:
-        raise ValueError(f"No {'positive' if sign > 0 else 'negative'} cluster with FWE p < {alpha}; there is no "
-                         "cluster to describe.")
+        raise ValueError(
+            f"No {'positive' if sign > 0 else 'negative'} cluster with FWE p < {alpha}; there is no "
+            "cluster to describe."
+        )
     best = found.sort_values(["p_fwe_size", "size"], ascending=[True, False]).iloc[0]
     in_cluster = result.labels == best["cluster_id"]
-    values = runs[["participant_id", "group", "session_id"]].reset_index(drop=True).assign(
-        cbf=maps[:, in_cluster].mean(axis=1))
+    values = (
+        runs[["participant_id", "group", "session_id"]]
+        .reset_index(drop=True)
+        .assign(cbf=maps[:, in_cluster].mean(axis=1))
+    )
     return values, in_cluster
 
 
@@ -322,14 +399,24 @@ def group_by_time_model(values: pd.DataFrame, value: str = "cbf", alpha: float =
     cells = pd.DataFrame([(g, s) for g in GROUPS for s in SESSIONS], columns=["group", "session_id"])
     time = np.where(cells["session_id"] == SESSIONS[1], 1.0, -1.0)
     bac = (cells["group"] == "baclofen").to_numpy(float)
-    weights = {"T2 - T1 | baclofen": bac * time, "T2 - T1 | placebo": (1 - bac) * time,
-               "group x time": np.where(bac > 0, 1.0, -1.0) * time}
+    weights = {
+        "T2 - T1 | baclofen": bac * time,
+        "T2 - T1 | placebo": (1 - bac) * time,
+        "group x time": np.where(bac > 0, 1.0, -1.0) * time,
+    }
     rows = [cell_contrast(fit, cells, w, term, alpha=alpha) for term, w in weights.items()]
     return pd.concat(rows, ignore_index=True), formula
 
 
-def region_values(result, runs: pd.DataFrame, maps: np.ndarray, roi: np.ndarray, roi_name: str = "roi",
-                  alpha: float = 0.05, global_cbf=None) -> pd.DataFrame:
+def region_values(
+    result,
+    runs: pd.DataFrame,
+    maps: np.ndarray,
+    roi: np.ndarray,
+    roi_name: str = "roi",
+    alpha: float = 0.05,
+    global_cbf=None,
+) -> pd.DataFrame:
     """Mean CBF per run in an a-priori ROI and, if there is one, in the most significant positive cluster.
 
     The ROI is chosen before seeing the data, so its model is an independent
@@ -384,8 +471,10 @@ def group_by_time_models(values: pd.DataFrame, alpha: float = 0.05) -> pd.DataFr
     contrasts : pandas.DataFrame
         ``region`` plus the columns of :func:`group_by_time_model`.
     """
-    frames = [group_by_time_model(sub, "cbf", alpha)[0].assign(region=region)
-              for region, sub in values.groupby("region", sort=False)]
+    frames = [
+        group_by_time_model(sub, "cbf", alpha)[0].assign(region=region)
+        for region, sub in values.groupby("region", sort=False)
+    ]
     out = pd.concat(frames, ignore_index=True)
     return out[["region"] + [c for c in out.columns if c != "region"]]
 
@@ -428,7 +517,16 @@ def group_by_time_anova(values: pd.DataFrame, value: str) -> pd.DataFrame:
     change = participant_change(values, value)
     table = anova_lm(smf.ols("change ~ C(group)", data=change).fit())
     means = change.groupby("group")["change"].mean()
-    return pd.DataFrame([{"term": "group x time (mixed ANOVA)", "estimate": float(means["baclofen"] - means["placebo"]),
-                          "F": float(table.loc["C(group)", "F"]), "df_num": float(table.loc["C(group)", "df"]),
-                          "df_den": float(table.loc["Residual", "df"]), "p": float(table.loc["C(group)", "PR(>F)"]),
-                          "n": len(change)}])
+    return pd.DataFrame(
+        [
+            {
+                "term": "group x time (mixed ANOVA)",
+                "estimate": float(means["baclofen"] - means["placebo"]),
+                "F": float(table.loc["C(group)", "F"]),
+                "df_num": float(table.loc["C(group)", "df"]),
+                "df_den": float(table.loc["Residual", "df"]),
+                "p": float(table.loc["C(group)", "PR(>F)"]),
+                "n": len(change),
+            }
+        ]
+    )

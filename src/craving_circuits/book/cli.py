@@ -64,31 +64,38 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--data-dir", default="data")
     ex.add_argument("--n-jobs", type=int, default=1)
     ex.add_argument("--only", nargs="*", help="names of plan entries to run")
-    ex.add_argument("--set", nargs="*", metavar="KEY=VALUE",
-                    help="parameter values for every notebook that declares them (e.g. n_permutations=1000)")
+    ex.add_argument(
+        "--set",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="parameter values for every notebook that declares them (e.g. n_permutations=1000)",
+    )
 
     mj = sub.add_parser("mathjax", help="copy MathJax into the book's static files (no CDN)")
     mj.add_argument("dest", nargs="?", default="_mathjax_static/mathjax")
 
     args = parser.parse_args(argv)
     if args.command == "mathjax":
-
         print(install_mathjax(args.dest))
         return 0
     if args.command == "simulate":
-
-
         t0 = time.perf_counter()
-        study = simulated_study(args.preset, args.data_dir, n_jobs=args.n_jobs, progress=True,
-                                **_overrides(args.set))
+        study = simulated_study(args.preset, args.data_dir, n_jobs=args.n_jobs, progress=True, **_overrides(args.set))
         print(f"{study.bids_dir} ready ({time.perf_counter() - t0:.0f} s)")
         return 0
     if args.command == "execute":
-
         plan = load_plan(args.plan, args.preset, args.null_preset)
         try:
-            for record in execute_plan(plan, args.root, args.executed_dir, args.results_dir, args.data_dir,
-                                       args.n_jobs, only=args.only, overrides=_overrides(args.set)):
+            for record in execute_plan(
+                plan,
+                args.root,
+                args.executed_dir,
+                args.results_dir,
+                args.data_dir,
+                args.n_jobs,
+                only=args.only,
+                overrides=_overrides(args.set),
+            ):
                 print(f"{record['name']}: {record['status']} in {record['duration_s']} s")
         except NotebookFailed as err:
             print(err, file=sys.stderr)

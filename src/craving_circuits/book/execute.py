@@ -28,7 +28,7 @@ import importlib.util
 import os
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import papermill
@@ -76,8 +76,14 @@ def load_plan(path: str | Path, preset: str = "paper", null_preset: str = "null"
             if isinstance(value, str):
                 value = value.replace("{preset}", preset).replace("{null_preset}", null_preset)
             params[key] = value
-        plan.append({"name": entry["name"], "notebook": entry["notebook"], "parameters": params,
-                     "title": entry.get("title", entry["name"])})
+        plan.append(
+            {
+                "name": entry["name"],
+                "notebook": entry["notebook"],
+                "parameters": params,
+                "title": entry.get("title", entry["name"]),
+            }
+        )
     return plan
 
 
@@ -85,14 +91,23 @@ def _failure_message(name: str, err) -> str:
     source = getattr(err, "source", "") or ""
     ename = getattr(err, "ename", type(err).__name__)
     evalue = getattr(err, "evalue", str(err))
-    return (f"Notebook {name!r} failed in cell {getattr(err, 'exec_count', '?')}:\n"
-            f"----- cell -----\n{source}\n----- error -----\n{ename}: {evalue}")
+    return (
+        f"Notebook {name!r} failed in cell {getattr(err, 'exec_count', '?')}:\n"
+        f"----- cell -----\n{source}\n----- error -----\n{ename}: {evalue}"
+    )
 
 
-def execute_plan(plan: list[dict], root: str | Path = ".", executed_dir: str | Path = "book/executed",
-                 results_dir: str | Path = "results", data_dir: str | Path = "data", n_jobs: int = 1,
-                 only: list[str] | None = None, overrides: dict | None = None,
-                 kernel_name: str = "python3") -> list[dict]:
+def execute_plan(
+    plan: list[dict],
+    root: str | Path = ".",
+    executed_dir: str | Path = "book/executed",
+    results_dir: str | Path = "results",
+    data_dir: str | Path = "data",
+    n_jobs: int = 1,
+    only: list[str] | None = None,
+    overrides: dict | None = None,
+    kernel_name: str = "python3",
+) -> list[dict]:
     """Execute the plan's notebooks in order.
 
     Parameters
@@ -137,34 +152,58 @@ def execute_plan(plan: list[dict], root: str | Path = ".", executed_dir: str | P
         if not notebook.is_file():
             raise FileNotFoundError(f"Notebook of plan entry {entry['name']!r} not found: {notebook}")
         declared = set(papermill.inspect_notebook(str(notebook)))
-        common = {"data_dir": str((root / data_dir).resolve()), "output_dir": str(results_dir / entry["name"]),
-                  "executed_dir": str(executed_dir), "n_jobs": n_jobs}
+        common = {
+            "data_dir": str((root / data_dir).resolve()),
+            "output_dir": str(results_dir / entry["name"]),
+            "executed_dir": str(executed_dir),
+            "n_jobs": n_jobs,
+        }
         parameters = {k: v for k, v in common.items() if k in declared}
         unknown = set(entry["parameters"]) - declared
         if unknown:
-            raise ValueError(f"Plan entry {entry['name']!r} sets {sorted(unknown)}, which {notebook.name} does not "
-                             f"declare in its parameters cell; declared: {sorted(declared)}.")
-        parameters.update({k: v.replace("{results_dir}", str(results_dir)) if isinstance(v, str) else v
-                           for k, v in entry["parameters"].items()})
+            raise ValueError(
+                f"Plan entry {entry['name']!r} sets {sorted(unknown)}, which {notebook.name} does not "
+                f"declare in its parameters cell; declared: {sorted(declared)}."
+            )
+        parameters.update(
+            {
+                k: v.replace("{results_dir}", str(results_dir)) if isinstance(v, str) else v
+                for k, v in entry["parameters"].items()
+            }
+        )
         parameters.update({k: v for k, v in (overrides or {}).items() if k in declared})
         target = executed_dir / f"{entry['name']}.ipynb"
         tmp = executed_dir / f".tmp-{entry['name']}.ipynb"
         failed = executed_dir / f"{entry['name']}.failed.ipynb"
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         t0 = time.perf_counter()
         status, message = "ok", None
         try:
-            papermill.execute_notebook(str(notebook), str(tmp), parameters=parameters, kernel_name=kernel_name,
-                                       cwd=str(root), progress_bar=False, log_output=False)
+            papermill.execute_notebook(
+                str(notebook),
+                str(tmp),
+                parameters=parameters,
+                kernel_name=kernel_name,
+                cwd=str(root),
+                progress_bar=False,
+                log_output=False,
+            )
         except Exception as err:  # papermill raises PapermillExecutionError and kernel errors
             status, message = "failed", _failure_message(entry["name"], err)
             if tmp.exists():
                 os.replace(tmp, failed)
         duration = time.perf_counter() - t0
-        record = {"name": entry["name"], "title": entry["title"], "notebook": entry["notebook"],
-                  "parameters": parameters, "status": status, "started": started.isoformat(timespec="seconds"),
-                  "duration_s": round(duration, 1), "commit": commit, "executed": str(target.relative_to(root))
-                  if target.is_relative_to(root) else str(target)}
+        record = {
+            "name": entry["name"],
+            "title": entry["title"],
+            "notebook": entry["notebook"],
+            "parameters": parameters,
+            "status": status,
+            "started": started.isoformat(timespec="seconds"),
+            "duration_s": round(duration, 1),
+            "commit": commit,
+            "executed": str(target.relative_to(root)) if target.is_relative_to(root) else str(target),
+        }
         if status == "ok":
             os.replace(tmp, target)
             if failed.exists():

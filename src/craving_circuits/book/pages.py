@@ -44,6 +44,8 @@ def study_banner(study, truth: dict | None) -> str:
     p = truth["parameters"]
     planted = [e["effect"] for e in truth["effects"] if e["present"]]
     what = "every planted effect is zero" if not planted else f"{len(planted)} planted effects"
-    return (f"**Data**: simulated study, preset `{p['preset']}` (seed {p['seed']}; {p['n_cud']} CUD, "
-            f"{p['n_control']} controls; {p['n_volumes']} volumes, TR {p['repetition_time']} s, "
-            f"{p['voxel_size_mm']} mm voxels); {what}.")
+    return (
+        f"**Data**: simulated study, preset `{p['preset']}` (seed {p['seed']}; {p['n_cud']} CUD, "
+        f"{p['n_control']} controls; {p['n_volumes']} volumes, TR {p['repetition_time']} s, "
+        f"{p['voxel_size_mm']} mm voxels); {what}."
+    )

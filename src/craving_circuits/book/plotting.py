@@ -97,28 +97,53 @@ def plot_carpet(bold_path, mask_img: nib.Nifti1Image, t_r: float, title: str | N
     return fig
 
 
-def plot_rois(mask_img: nib.Nifti1Image, rois: dict[str, np.ndarray], title: str = "ROIs",
-              cut_coords=(-14, -6, 4, 16, 32)):
+def plot_rois(
+    mask_img: nib.Nifti1Image, rois: dict[str, np.ndarray], title: str = "ROIs", cut_coords=(-14, -6, 4, 16, 32)
+):
     """ROIs as filled contours on the MNI template, one colour per ROI, on axial slices."""
-
 
     colors = plt.get_cmap("tab10").colors
     fig = plt.figure(figsize=(10, 3))
-    display = plot_anat(figure=fig, display_mode="z", cut_coords=list(cut_coords), title=title,
-                        draw_cross=False, dim=-0.5, colorbar=False)
+    display = plot_anat(
+        figure=fig,
+        display_mode="z",
+        cut_coords=list(cut_coords),
+        title=title,
+        draw_cross=False,
+        dim=-0.5,
+        colorbar=False,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # masked-contour notes from matplotlib
         for color, roi in zip(colors, rois.values()):
-            display.add_contours(nib.Nifti1Image(roi.astype(np.float32), mask_img.affine), levels=[0.5],
-                                 filled=True, colors=[color], transparency=0.8)
-    fig.legend(handles=[Patch(color=c, label=name) for c, name in zip(colors, rois)], loc="lower center",
-               ncol=len(rois), frameon=False, fontsize=8)
+            display.add_contours(
+                nib.Nifti1Image(roi.astype(np.float32), mask_img.affine),
+                levels=[0.5],
+                filled=True,
+                colors=[color],
+                transparency=0.8,
+            )
+    fig.legend(
+        handles=[Patch(color=c, label=name) for c, name in zip(colors, rois)],
+        loc="lower center",
+        ncol=len(rois),
+        frameon=False,
+        fontsize=8,
+    )
     return fig
 
 
-def plot_stat(values: np.ndarray, mask_img: nib.Nifti1Image, title: str, threshold: float | None = None,
-              glass: bool = False, keep: np.ndarray | None = None, vmax: float | None = None,
-              display_mode: str = "ortho", cut_coords=(0, 14, 2)):
+def plot_stat(
+    values: np.ndarray,
+    mask_img: nib.Nifti1Image,
+    title: str,
+    threshold: float | None = None,
+    glass: bool = False,
+    keep: np.ndarray | None = None,
+    vmax: float | None = None,
+    display_mode: str = "ortho",
+    cut_coords=(0, 14, 2),
+):
     """A statistic map (stat map or glass brain).
 
     Parameters
@@ -134,7 +159,6 @@ def plot_stat(values: np.ndarray, mask_img: nib.Nifti1Image, title: str, thresho
         Slices of the stat map (not used for the glass brain), as in nilearn.
     """
 
-
     shown = np.where(keep, values, 0.0) if keep is not None else values
     img = to_img(shown, mask_img)
     fig = plt.figure(figsize=(9, 3))
@@ -147,11 +171,17 @@ def plot_stat(values: np.ndarray, mask_img: nib.Nifti1Image, title: str, thresho
 def _draw_stat(img, fig, title, threshold, glass, vmax, display_mode, cut_coords):
 
     if glass:
-        plot_glass_brain(img, threshold=threshold, figure=fig, title=title, colorbar=True, plot_abs=False,
-                         vmax=vmax)
+        plot_glass_brain(img, threshold=threshold, figure=fig, title=title, colorbar=True, plot_abs=False, vmax=vmax)
     else:
-        plot_stat_map(img, threshold=threshold, figure=fig, title=title, display_mode=display_mode,
-                      cut_coords=cut_coords, vmax=vmax)
+        plot_stat_map(
+            img,
+            threshold=threshold,
+            figure=fig,
+            title=title,
+            display_mode=display_mode,
+            cut_coords=cut_coords,
+            vmax=vmax,
+        )
 
 
 def plot_test(result, mask_img: nib.Nifti1Image, title: str, alpha: float = 0.05):
@@ -200,12 +230,23 @@ def plot_strategy_comparison(diff: pd.DataFrame, targets=("dlpfc", "thalamus_mid
     for ax, target in zip(np.atleast_1d(axes), targets):
         for g_i, (group, color) in enumerate(GROUP_COLORS.items()):
             for s_i, strategy in enumerate(strategies):
-                vals = per_person.loc[(per_person["group"] == group) & (per_person["strategy"] == strategy)
-                                      & (per_person["target"] == target), "delta"].to_numpy()
+                vals = per_person.loc[
+                    (per_person["group"] == group)
+                    & (per_person["strategy"] == strategy)
+                    & (per_person["target"] == target),
+                    "delta",
+                ].to_numpy()
                 mean, lo, hi = _mean_ci(vals)
                 y = s_i + (0.15 if g_i else -0.15)
-                ax.errorbar(mean, y, xerr=[[mean - lo], [hi - mean]], fmt="o", color=color, capsize=3,
-                            label=group if s_i == 0 else None)
+                ax.errorbar(
+                    mean,
+                    y,
+                    xerr=[[mean - lo], [hi - mean]],
+                    fmt="o",
+                    color=color,
+                    capsize=3,
+                    label=group if s_i == 0 else None,
+                )
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_yticks(range(len(strategies)), strategies)
         ax.set_title(f"NAcc - {target}")
@@ -225,10 +266,17 @@ def plot_crlb(mrs: pd.DataFrame, metabolite: str = "Glu", max_crlb: float | None
     sub = mrs[mrs["metabolite"] == metabolite]
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     over = sub["crlb_percent"] > max_crlb if max_crlb is not None else np.zeros(len(sub), bool)
-    ax.scatter(sub.loc[~over, "value_water"], sub.loc[~over, "crlb_percent"], s=12, color="#2c7fb8", alpha=0.6,
-               label="kept")
-    ax.scatter(sub.loc[over, "value_water"], sub.loc[over, "crlb_percent"], s=14, color="#c0392b", alpha=0.8,
-               label=f"CRLB > {max_crlb:g} %" if max_crlb is not None else None)
+    ax.scatter(
+        sub.loc[~over, "value_water"], sub.loc[~over, "crlb_percent"], s=12, color="#2c7fb8", alpha=0.6, label="kept"
+    )
+    ax.scatter(
+        sub.loc[over, "value_water"],
+        sub.loc[over, "crlb_percent"],
+        s=14,
+        color="#c0392b",
+        alpha=0.8,
+        label=f"CRLB > {max_crlb:g} %" if max_crlb is not None else None,
+    )
     if max_crlb is not None:
         ax.axhline(max_crlb, color="grey", lw=0.8, ls="--")
     ax.set_xlabel(f"{metabolite} (water-scaled, i.u.)")
@@ -248,8 +296,12 @@ def _fit_band(ax, x, y, color):
     ax.fill_between(grid, pred["mean_ci_lower"], pred["mean_ci_upper"], color=color, alpha=0.2, lw=0)
 
 
-def plot_coupling(table: pd.DataFrame, targets=("thalamus_midline", "dlpfc"), glu: str = "dglu",
-                  glu_label: str = "glutamate change (%)"):
+def plot_coupling(
+    table: pd.DataFrame,
+    targets=("thalamus_midline", "dlpfc"),
+    glu: str = "dglu",
+    glu_label: str = "glutamate change (%)",
+):
     """Connectivity change against glutamate change, with the CUD least-squares fit and its 95 % band.
 
     Parameters
@@ -278,8 +330,12 @@ def plot_coupling(table: pd.DataFrame, targets=("thalamus_midline", "dlpfc"), gl
     return fig
 
 
-def plot_predictors(table: pd.DataFrame, outcome: str, predictors=("ocdus_obsessive", "cocaine_g_per_week"),
-                    log_columns=("cocaine_g_per_week",)):
+def plot_predictors(
+    table: pd.DataFrame,
+    outcome: str,
+    predictors=("ocdus_obsessive", "cocaine_g_per_week"),
+    log_columns=("cocaine_g_per_week",),
+):
     """The outcome against each predictor (CUD), with least-squares fits and 95 % bands."""
     fig, axes = plt.subplots(1, len(predictors), figsize=(4.2 * len(predictors), 3.5), sharey=True)
     y = table[outcome].to_numpy(float)
@@ -296,8 +352,13 @@ def plot_predictors(table: pd.DataFrame, outcome: str, predictors=("ocdus_obsess
     return fig
 
 
-def plot_drug_interaction(changes: pd.DataFrame, by: str | None = "target", value: str = "delta",
-                          ylabel: str = "craving - neutral (Fisher z)", drugs=("placebo", "NAC")):
+def plot_drug_interaction(
+    changes: pd.DataFrame,
+    by: str | None = "target",
+    value: str = "delta",
+    ylabel: str = "craving - neutral (Fisher z)",
+    drugs=("placebo", "NAC"),
+):
     """Interaction plot: the craving - neutral change under each drug, per group (mean ± 95 % CI).
 
     Parameters
@@ -311,8 +372,7 @@ def plot_drug_interaction(changes: pd.DataFrame, by: str | None = "target", valu
     for ax, outcome in zip(axes[0], outcomes):
         sub = changes if outcome is None else changes[changes[by] == outcome]
         for g_i, (group, color) in enumerate(GROUP_COLORS.items()):
-            stats_ = [_mean_ci(sub.loc[(sub["group"] == group) & (sub["drug"] == d), value].to_numpy())
-                      for d in drugs]
+            stats_ = [_mean_ci(sub.loc[(sub["group"] == group) & (sub["drug"] == d), value].to_numpy()) for d in drugs]
             if all(np.isnan(m) for m, _, _ in stats_):
                 continue
             x = np.arange(len(drugs)) + (g_i - 0.5) * 0.08
@@ -349,8 +409,9 @@ def plot_equivalence(evidence, title: str | None = None):
     n_rows = max(len(t) for t in tables.values())
     same_terms = len({tuple(t["term"]) for t in tables.values()}) == 1
     width = 4.5 * len(tables) + 3.0 if same_terms else 7.5 * len(tables)
-    fig, axes = plt.subplots(1, len(tables), figsize=(width, 0.45 * n_rows + 1.6), sharex=True,
-                             sharey=same_terms, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(tables), figsize=(width, 0.45 * n_rows + 1.6), sharex=True, sharey=same_terms, squeeze=False
+    )
     for i, (ax, (label, table)) in enumerate(zip(axes[0], tables.items())):
         scale = (table["bound"] / table["bound_dz"]).to_numpy(float)  # the SD that standardises each row
         bound = float(table["bound_dz"].iloc[0])
@@ -381,12 +442,23 @@ def plot_bf_robustness(curves: dict, default_scale: float = float(np.sqrt(2) / 2
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for label, curve in curves.items():
         ax.plot(curve["prior_scale"], curve["bf01"], label=label)
-    for level, text in ((1, ""), (3, "moderate for no effect"), (10, "strong for no effect"),
-                        (1 / 3, "moderate for an effect")):
+    for level, text in (
+        (1, ""),
+        (3, "moderate for no effect"),
+        (10, "strong for no effect"),
+        (1 / 3, "moderate for an effect"),
+    ):
         ax.axhline(level, color="grey", lw=0.6, ls=":" if level != 1 else "-")
         if text:
-            ax.annotate(text, (1.0, level), xycoords=("axes fraction", "data"), fontsize=7, ha="right",
-                        va="bottom", color="grey")
+            ax.annotate(
+                text,
+                (1.0, level),
+                xycoords=("axes fraction", "data"),
+                fontsize=7,
+                ha="right",
+                va="bottom",
+                color="grey",
+            )
     ax.axvline(default_scale, color="grey", lw=0.8, ls="--")
     ax.set_yscale("log")
     ax.set_xlabel("Cauchy prior scale r")
@@ -396,8 +468,9 @@ def plot_bf_robustness(curves: dict, default_scale: float = float(np.sqrt(2) / 2
     return fig
 
 
-def plot_group_time(values: pd.DataFrame, value: str, by: str | None = None, ylabel: str | None = None,
-                    sessions=("ses-T1", "ses-T2")):
+def plot_group_time(
+    values: pd.DataFrame, value: str, by: str | None = None, ylabel: str | None = None, sessions=("ses-T1", "ses-T2")
+):
     """Group x time interaction plot: mean ± 95 % CI per session, one line per group (baclofen study).
 
     Parameters
@@ -410,8 +483,10 @@ def plot_group_time(values: pd.DataFrame, value: str, by: str | None = None, yla
     for ax, panel in zip(axes[0], panels):
         sub = values if panel is None else values[values[by] == panel]
         for g_i, (group, color) in enumerate(BACLOFEN_COLORS.items()):
-            stats_ = [_mean_ci(sub.loc[(sub["group"] == group) & (sub["session_id"] == s), value].to_numpy())
-                      for s in sessions]
+            stats_ = [
+                _mean_ci(sub.loc[(sub["group"] == group) & (sub["session_id"] == s), value].to_numpy())
+                for s in sessions
+            ]
             x = np.arange(len(sessions)) + (g_i - 0.5) * 0.08
             means = np.array([m for m, _, _ in stats_])
             err = np.array([[m - lo, hi - m] for m, lo, hi in stats_]).T
@@ -449,8 +524,15 @@ def plot_cbf_qc(runs: pd.DataFrame):
     for group, color in BACLOFEN_COLORS.items():
         for session, marker in (("ses-T1", "o"), ("ses-T2", "s")):
             sub = runs[(runs["group"] == group) & (runs["session_id"] == session)]
-            ax.scatter(sub["mean_wm_cbf"], sub["mean_gm_cbf"], s=18, color=color, marker=marker, alpha=0.7,
-                       label=f"{group}, {session.removeprefix('ses-')}")
+            ax.scatter(
+                sub["mean_wm_cbf"],
+                sub["mean_gm_cbf"],
+                s=18,
+                color=color,
+                marker=marker,
+                alpha=0.7,
+                label=f"{group}, {session.removeprefix('ses-')}",
+            )
     ax.set_xlabel("mean white-matter CBF (ml/100 g/min)")
     ax.set_ylabel("mean grey-matter CBF (ml/100 g/min)")
     ax.legend(frameon=False, fontsize=8)
@@ -472,8 +554,14 @@ def plot_calibration(summary: pd.DataFrame, alpha: float = 0.05):
     labels = [f"{row.claim_id}" for row in fpr.itertuples()]
     y = np.arange(len(fpr))[::-1]
     colors = ["#2c7fb8" if w else "#c0392b" for w in fpr["within"]]
-    left.errorbar(fpr["rate"], y, xerr=[fpr["rate"] - fpr["ci_low"], fpr["ci_high"] - fpr["rate"]], fmt="none",
-                  ecolor="0.6", lw=1.2)
+    left.errorbar(
+        fpr["rate"],
+        y,
+        xerr=[fpr["rate"] - fpr["ci_low"], fpr["ci_high"] - fpr["rate"]],
+        fmt="none",
+        ecolor="0.6",
+        lw=1.2,
+    )
     left.scatter(fpr["rate"], y, c=colors, zorder=3)
     left.axvline(alpha, color="k", ls="--", lw=0.8)
     left.set_yticks(y, labels, fontsize=8)
@@ -514,15 +602,15 @@ def plot_specification_curve(table: pd.DataFrame, target: str, term: str):
     ordered = _spec_order(sub)
     matrix = specification_matrix(sub)
     x = np.arange(len(ordered))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True,
-                                      gridspec_kw={"height_ratios": [3, 2]})
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     colors = np.where(ordered["significant"], "#c0392b", "0.5")
     top.vlines(x, ordered["ci_low"], ordered["ci_high"], colors=colors, lw=1.5)
     top.scatter(x, ordered["estimate"], c=colors, zorder=3)
     top.axhline(0, color="k", lw=0.8)
     top.set_ylabel("estimate (Fisher z)")
-    top.set_title(f"{term} ({target}): {int(ordered['significant'].sum())} of {len(ordered)} specifications "
-                  "significant (red)")
+    top.set_title(
+        f"{term} ({target}): {int(ordered['significant'].sum())} of {len(ordered)} specifications significant (red)"
+    )
     for row, name in enumerate(matrix.columns):
         on = matrix[name].to_numpy() == 1
         bottom.scatter(x[on], np.full(on.sum(), row), marker="s", color="k", s=25)

@@ -55,8 +55,21 @@ def result_hashes(results_dir: str | Path, pattern: str = "*.tsv", exclude=()) -
     return pd.DataFrame(rows, columns=["file", "bytes", "sha256"])
 
 
-def package_versions(packages=("craving-circuits", "numpy", "scipy", "pandas", "nibabel", "nilearn", "statsmodels",
-                               "matplotlib", "joblib", "papermill", "jupyter-book")) -> pd.DataFrame:
+def package_versions(
+    packages=(
+        "craving-circuits",
+        "numpy",
+        "scipy",
+        "pandas",
+        "nibabel",
+        "nilearn",
+        "statsmodels",
+        "matplotlib",
+        "joblib",
+        "papermill",
+        "jupyter-book",
+    ),
+) -> pd.DataFrame:
     """Installed versions of the packages the results depend on, plus Python's."""
     rows = [{"package": "python", "version": platform.python_version()}]
     for name in packages:
@@ -71,10 +84,15 @@ def package_versions(packages=("craving-circuits", "numpy", "scipy", "pandas", "
 def git_commit(path: str | Path = ".") -> str:
     """Commit of the repository at ``path`` (with ``-dirty`` if it has changes), or ``"unknown"``."""
     try:
-        commit = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
@@ -103,8 +121,7 @@ def run_log(executed_dir: str | Path = "book/executed") -> pd.DataFrame:
 def machine_info() -> pd.DataFrame:
     """Platform, processor count and memory of the machine that ran the book."""
 
-    rows = [("platform", platform.platform()), ("python", platform.python_version()),
-            ("cpus", str(os.cpu_count()))]
+    rows = [("platform", platform.platform()), ("python", platform.python_version()), ("cpus", str(os.cpu_count()))]
     try:
         pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
         rows.append(("memory_gb", f"{pages * size / 1e9:.1f}"))

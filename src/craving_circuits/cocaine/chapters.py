@@ -42,12 +42,25 @@ GLUTAMATE_TARGETS = ("thalamus_midline", "dlpfc")
 CLINICAL_PREDICTORS = ("ocdus_obsessive", "cocaine_g_per_week")
 
 
-def glutamate_tests(fc_changes: pd.DataFrame, mrs_table: pd.DataFrame, participants: pd.DataFrame,
-                    drugs: pd.DataFrame, metabolite: str = "Glu", scale: str = "value_water",
-                    change: str = "delta_pct", max_crlb: float | None = 20.0, max_fwhm_hz: float | None = 12.8,
-                    min_snr: float | None = None, sessions: str = "both", targets=GLUTAMATE_TARGETS,
-                    predictors=CLINICAL_PREDICTORS, n_bootstrap: int = 5000, sesoi_r: float = 0.5,
-                    alpha: float = 0.05, rng=None) -> dict[str, pd.DataFrame]:
+def glutamate_tests(
+    fc_changes: pd.DataFrame,
+    mrs_table: pd.DataFrame,
+    participants: pd.DataFrame,
+    drugs: pd.DataFrame,
+    metabolite: str = "Glu",
+    scale: str = "value_water",
+    change: str = "delta_pct",
+    max_crlb: float | None = 20.0,
+    max_fwhm_hz: float | None = 12.8,
+    min_snr: float | None = None,
+    sessions: str = "both",
+    targets=GLUTAMATE_TARGETS,
+    predictors=CLINICAL_PREDICTORS,
+    n_bootstrap: int = 5000,
+    sesoi_r: float = 0.5,
+    alpha: float = 0.05,
+    rng=None,
+) -> dict[str, pd.DataFrame]:
     """The glutamate chapter at ROI level: QC, change scores, couplings, their comparison, equivalence, predictors.
 
     Parameters
@@ -80,26 +93,41 @@ def glutamate_tests(fc_changes: pd.DataFrame, mrs_table: pd.DataFrame, participa
     """
     rng = np.random.default_rng(rng)
     targets = list(targets)
-    kept, qc_exclusions = mrs.quality_control(mrs_table, metabolite, max_crlb=max_crlb, max_fwhm_hz=max_fwhm_hz,
-                                              min_snr=min_snr)
+    kept, qc_exclusions = mrs.quality_control(
+        mrs_table, metabolite, max_crlb=max_crlb, max_fwhm_hz=max_fwhm_hz, min_snr=min_snr
+    )
     glu_changes, glu_exclusions = mrs.session_changes(kept, scale)
-    table, change_exclusions = glutamate.participant_changes(fc_changes, glu_changes, participants, drugs, sessions,
-                                                             change)
+    table, change_exclusions = glutamate.participant_changes(
+        fc_changes, glu_changes, participants, drugs, sessions, change
+    )
     cud = table[table["group"] == "CUD"]
     glu_rise = mean_change(cud["dglu"], "glutamate change in CUD (%)", alpha)
     couplings = glutamate.coupling_table(table, targets, n_boot=n_bootstrap, rng=rng, alpha=alpha)
     comparison = glutamate.compare_couplings(cud, targets[0], targets[1], n_boot=n_bootstrap, rng=rng, alpha=alpha)
     equivalence = glutamate.coupling_equivalence(couplings, sesoi_r, alpha=alpha)
     betas, fits = glutamate.predictor_table(cud, targets, list(predictors), alpha=alpha)
-    return {"mrs_exclusions": qc_exclusions, "glutamate_exclusions": glu_exclusions,
-            "change_exclusions": change_exclusions, "changes": table, "glutamate_rise": glu_rise,
-            "couplings": couplings, "coupling_difference": comparison, "coupling_equivalence": equivalence,
-            "predictor_betas": betas, "predictor_fits": fits}
+    return {
+        "mrs_exclusions": qc_exclusions,
+        "glutamate_exclusions": glu_exclusions,
+        "change_exclusions": change_exclusions,
+        "changes": table,
+        "glutamate_rise": glu_rise,
+        "couplings": couplings,
+        "coupling_difference": comparison,
+        "coupling_equivalence": equivalence,
+        "predictor_betas": betas,
+        "predictor_fits": fits,
+    }
 
 
-def nac_tests(fc_changes: pd.DataFrame, ratings_table: pd.DataFrame, sesoi_dz: float = 0.8,
-              prior_scale: float = DEFAULT_PRIOR_SCALE, power: float = 0.8,
-              alpha: float = 0.05) -> dict[str, pd.DataFrame]:
+def nac_tests(
+    fc_changes: pd.DataFrame,
+    ratings_table: pd.DataFrame,
+    sesoi_dz: float = 0.8,
+    prior_scale: float = DEFAULT_PRIOR_SCALE,
+    power: float = 0.8,
+    alpha: float = 0.05,
+) -> dict[str, pd.DataFrame]:
     """The NAC chapter at ROI level: double differences, difference and equivalence tests, Bayes factors.
 
     Parameters
@@ -123,13 +151,17 @@ def nac_tests(fc_changes: pd.DataFrame, ratings_table: pd.DataFrame, sesoi_dz: f
         Bayes factor, verdict) and ``rating_tests`` (the rating model's tests).
     """
     fc_dd, fc_dd_exclusions = drug.drug_differences(fc_changes, by=("target",))
-    fc_evidence = drug.drug_evidence(fc_dd, by="target", sesoi_dz=sesoi_dz, alpha=alpha, r=prior_scale,
-                                     power=power)
+    fc_evidence = drug.drug_evidence(fc_dd, by="target", sesoi_dz=sesoi_dz, alpha=alpha, r=prior_scale, power=power)
     rating_changes = ratings.rating_changes(ratings_table)
     rating_dd, rating_dd_exclusions = drug.drug_differences(rating_changes, by=())
-    rating_evidence = drug.drug_evidence(rating_dd, by=None, sesoi_dz=sesoi_dz, alpha=alpha, r=prior_scale,
-                                         power=power, groups=("CUD",), name="rating")
-    return {"double_differences": fc_dd, "double_difference_exclusions": fc_dd_exclusions,
-            "rating_double_differences": rating_dd, "rating_exclusions": rating_dd_exclusions,
-            "evidence": combine_tables(fc_evidence, rating_evidence),
-            "rating_tests": ratings.rating_tests(ratings_table, alpha=alpha)}
+    rating_evidence = drug.drug_evidence(
+        rating_dd, by=None, sesoi_dz=sesoi_dz, alpha=alpha, r=prior_scale, power=power, groups=("CUD",), name="rating"
+    )
+    return {
+        "double_differences": fc_dd,
+        "double_difference_exclusions": fc_dd_exclusions,
+        "rating_double_differences": rating_dd,
+        "rating_exclusions": rating_dd_exclusions,
+        "evidence": combine_tables(fc_evidence, rating_evidence),
+        "rating_tests": ratings.rating_tests(ratings_table, alpha=alpha),
+    }

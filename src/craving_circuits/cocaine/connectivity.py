@@ -32,7 +32,15 @@ from craving_circuits.cocaine.denoise import (
 )
 from craving_circuits.stats.correlation import correlate_columns, fisher_z
 
-__all__ = ["seed_to_voxel_z", "roi_means", "SeedAnalysis", "RunResult", "read_masked_run", "seed_connectivity", "seed_connectivity_run"]
+__all__ = [
+    "seed_to_voxel_z",
+    "roi_means",
+    "SeedAnalysis",
+    "RunResult",
+    "read_masked_run",
+    "seed_connectivity",
+    "seed_connectivity_run",
+]
 
 
 def seed_to_voxel_z(cleaned: np.ndarray, seed: np.ndarray) -> np.ndarray:

@@ -161,7 +161,9 @@ def parse_strategy(text: str, band_pass=(0.008, 0.09)) -> Strategy:
     return Strategy(confounds=parts[0], global_signal="gsr" in extras, high_pass=high, low_pass=low)
 
 
-def load_run_confounds(bold_path: str | Path, strategy: Strategy) -> tuple[np.ndarray | None, np.ndarray | None, list[str]]:
+def load_run_confounds(
+    bold_path: str | Path, strategy: Strategy
+) -> tuple[np.ndarray | None, np.ndarray | None, list[str]]:
     """Confound regressors and kept volumes of one run under ``strategy``.
 
     Parameters
@@ -264,9 +266,7 @@ def clean(signals: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     cleaned : ndarray of float64, shape (n_kept, n_series)
     """
     if signals.shape[0] != matrix.shape[1]:
-        raise ValueError(
-            f"Signals have {signals.shape[0]} volumes but the cleaning matrix expects {matrix.shape[1]}."
-        )
+        raise ValueError(f"Signals have {signals.shape[0]} volumes but the cleaning matrix expects {matrix.shape[1]}.")
     return matrix @ np.asarray(signals, dtype=np.float64)
 
 
@@ -305,6 +305,12 @@ def motion_summary(runs: pd.DataFrame, fd_threshold: float = 0.5) -> pd.DataFram
     for run in runs.to_dict("records"):
         fd = read_tsv(run["confounds"], "confounds file", usecols=["framewise_displacement"])
         fd = fd["framewise_displacement"].to_numpy(dtype=float)
-        rows.append({**{k: run[k] for k in ident}, "mean_fd": float(np.nanmean(fd)), "max_fd": float(np.nanmax(fd)),
-                     "n_high_motion": int(np.sum(np.nan_to_num(fd) > fd_threshold))})
+        rows.append(
+            {
+                **{k: run[k] for k in ident},
+                "mean_fd": float(np.nanmean(fd)),
+                "max_fd": float(np.nanmax(fd)),
+                "n_high_motion": int(np.sum(np.nan_to_num(fd) > fd_threshold)),
+            }
+        )
     return pd.DataFrame(rows)

@@ -29,7 +29,15 @@ from craving_circuits.io.schemas import DRUG_CHECK_COLUMNS as CHECK_COLUMNS
 from craving_circuits.io.schemas import EXCLUSION_COLUMNS
 from craving_circuits.stats.equivalence import DEFAULT_PRIOR_SCALE, evidence_table
 
-__all__ = ["DRUGS", "DRUG_TERMS", "drug_differences", "drug_samples", "drug_evidence", "interaction_checks", "CHECK_COLUMNS"]
+__all__ = [
+    "DRUGS",
+    "DRUG_TERMS",
+    "drug_differences",
+    "drug_samples",
+    "drug_evidence",
+    "interaction_checks",
+    "CHECK_COLUMNS",
+]
 
 #: (active, reference)
 DRUGS = ("NAC", "placebo")
@@ -38,9 +46,9 @@ DRUGS = ("NAC", "placebo")
 DRUG_TERMS = ("drug x state | CUD", "drug x state | control", "group x state x drug")
 
 
-
-def drug_differences(changes: pd.DataFrame, value: str = "delta", by=("target",),
-                     drugs=DRUGS) -> tuple[pd.DataFrame, pd.DataFrame]:
+def drug_differences(
+    changes: pd.DataFrame, value: str = "delta", by=("target",), drugs=DRUGS
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """NAC minus placebo of the craving - neutral change, per participant (and outcome).
 
     Parameters
@@ -82,8 +90,10 @@ def drug_differences(changes: pd.DataFrame, value: str = "delta", by=("target",)
     keys = ["participant_id", "group", *by]
     counts = changes.groupby(keys + ["drug"], dropna=False).size()
     if (counts > 1).any():
-        raise ValueError(f"Several rows per participant, drug and outcome, e.g. {counts[counts > 1].index[0]}; "
-                         "combine sessions of the same drug first.")
+        raise ValueError(
+            f"Several rows per participant, drug and outcome, e.g. {counts[counts > 1].index[0]}; "
+            "combine sessions of the same drug first."
+        )
     # groupby/unstack keeps only combinations that occur (pivot_table(dropna=False) would add
     # every participant x group x outcome combination)
     wide = changes.groupby(keys + ["drug"], sort=True)[value].first().unstack("drug").reset_index()
@@ -92,20 +102,30 @@ def drug_differences(changes: pd.DataFrame, value: str = "delta", by=("target",)
         if drug not in wide:
             wide[drug] = np.nan
     lacking = wide[[active, reference]].isna().any(axis=1)
-    exclusions = pd.DataFrame([
-        {"participant_id": row["participant_id"], "session_id": "", "state": "", "stage": "drug contrast",
-         "file": "", "reason": "no craving - neutral change under "
-         + " and ".join(d for d in drugs if pd.isna(row[d]))
-         + (f" ({', '.join(str(row[b]) for b in by)})" if by else "")}
-        for _, row in wide[lacking].iterrows()
-    ], columns=EXCLUSION_COLUMNS)
+    exclusions = pd.DataFrame(
+        [
+            {
+                "participant_id": row["participant_id"],
+                "session_id": "",
+                "state": "",
+                "stage": "drug contrast",
+                "file": "",
+                "reason": "no craving - neutral change under "
+                + " and ".join(d for d in drugs if pd.isna(row[d]))
+                + (f" ({', '.join(str(row[b]) for b in by)})" if by else ""),
+            }
+            for _, row in wide[lacking].iterrows()
+        ],
+        columns=EXCLUSION_COLUMNS,
+    )
     table = wide[~lacking].copy()
     table["dd"] = table[active] - table[reference]
     return table[keys + [reference, active, "dd"]].reset_index(drop=True), exclusions
 
 
-def drug_samples(table: pd.DataFrame, by: str | None = "target", groups=("CUD", "control"),
-                 name: str | None = None) -> dict:
+def drug_samples(
+    table: pd.DataFrame, by: str | None = "target", groups=("CUD", "control"), name: str | None = None
+) -> dict:
     """The samples of every drug contrast, named by term.
 
     Per outcome: the double differences of each group (a one-sample test each:
@@ -143,9 +163,16 @@ def drug_samples(table: pd.DataFrame, by: str | None = "target", groups=("CUD", 
     return samples
 
 
-def drug_evidence(table: pd.DataFrame, by: str | None = "target", sesoi_dz: float = 0.8, alpha: float = 0.05,
-                  r: float = DEFAULT_PRIOR_SCALE, power: float = 0.8, groups=("CUD", "control"),
-                  name: str | None = None) -> pd.DataFrame:
+def drug_evidence(
+    table: pd.DataFrame,
+    by: str | None = "target",
+    sesoi_dz: float = 0.8,
+    alpha: float = 0.05,
+    r: float = DEFAULT_PRIOR_SCALE,
+    power: float = 0.8,
+    groups=("CUD", "control"),
+    name: str | None = None,
+) -> pd.DataFrame:
     """Difference, equivalence, Bayes factor and sensitivity for every drug contrast.
 
     Parameters
@@ -172,8 +199,9 @@ def drug_evidence(table: pd.DataFrame, by: str | None = "target", sesoi_dz: floa
     return evidence
 
 
-def interaction_checks(roi: pd.DataFrame, strategy: str, contrasts: pd.DataFrame,
-                       group: str = "CUD", other: str = "control") -> pd.DataFrame:
+def interaction_checks(
+    roi: pd.DataFrame, strategy: str, contrasts: pd.DataFrame, group: str = "CUD", other: str = "control"
+) -> pd.DataFrame:
     """The mixed model's drug interactions next to classical ANOVAs of the same table.
 
     For each target ROI:
@@ -221,32 +249,59 @@ def interaction_checks(roi: pd.DataFrame, strategy: str, contrasts: pd.DataFrame
         for term in (f"drug x state | {group}", "group x state x drug"):
             if term in mm.index:
                 z = mm.loc[term, "estimate"] / mm.loc[term, "se"]
-                rows.append({"target": target, "term": term, "method": "mixed model (Wald chi2)",
-                             "estimate": mm.loc[term, "estimate"], "statistic": z**2, "df_num": 1.0,
-                             "df_den": np.inf, "p": mm.loc[term, "p"]})
+                rows.append(
+                    {
+                        "target": target,
+                        "term": term,
+                        "method": "mixed model (Wald chi2)",
+                        "estimate": mm.loc[term, "estimate"],
+                        "statistic": z**2,
+                        "df_num": 1.0,
+                        "df_den": np.inf,
+                        "p": mm.loc[term, "p"],
+                    }
+                )
         within = complete[complete["group"] == group]
         if within["participant_id"].nunique() >= 3:
             fit = AnovaRM(within, depvar="fisher_z", subject="participant_id", within=["state", "drug"]).fit()
             line = fit.anova_table.loc["state:drug"]
             wide = within.pivot_table(index="participant_id", columns=["drug", "state"], values="fisher_z")
-            dd = ((wide[("NAC", "craving")] - wide[("NAC", "neutral")])
-                  - (wide[("placebo", "craving")] - wide[("placebo", "neutral")]))
-            rows.append({"target": target, "term": f"drug x state | {group}",
-                         "method": "RM ANOVA (AnovaRM F)", "estimate": float(dd.mean()),
-                         "statistic": float(line["F Value"]), "df_num": float(line["Num DF"]),
-                         "df_den": float(line["Den DF"]), "p": float(line["Pr > F"])})
+            dd = (wide[("NAC", "craving")] - wide[("NAC", "neutral")]) - (
+                wide[("placebo", "craving")] - wide[("placebo", "neutral")]
+            )
+            rows.append(
+                {
+                    "target": target,
+                    "term": f"drug x state | {group}",
+                    "method": "RM ANOVA (AnovaRM F)",
+                    "estimate": float(dd.mean()),
+                    "statistic": float(line["F Value"]),
+                    "df_num": float(line["Num DF"]),
+                    "df_den": float(line["Den DF"]),
+                    "p": float(line["Pr > F"]),
+                }
+            )
         both = complete[complete["group"].isin([group, other])]
-        wide = both.pivot_table(index=["participant_id", "group"], columns=["drug", "state"],
-                                values="fisher_z").reset_index()
+        wide = both.pivot_table(
+            index=["participant_id", "group"], columns=["drug", "state"], values="fisher_z"
+        ).reset_index()
         if len(wide) and wide["group"].nunique() == 2:
-            dd = ((wide[("NAC", "craving")] - wide[("NAC", "neutral")])
-                  - (wide[("placebo", "craving")] - wide[("placebo", "neutral")]))
+            dd = (wide[("NAC", "craving")] - wide[("NAC", "neutral")]) - (
+                wide[("placebo", "craving")] - wide[("placebo", "neutral")]
+            )
             frame = pd.DataFrame({"dd": dd.to_numpy(), "group": wide["group"].to_numpy()})
             table = anova_lm(smf.ols("dd ~ C(group)", data=frame).fit())
             means = frame.groupby("group")["dd"].mean()
-            rows.append({"target": target, "term": "group x state x drug",
-                         "method": "mixed ANOVA (F)",
-                         "estimate": float(means[group] - means[other]), "statistic": float(table.loc["C(group)", "F"]),
-                         "df_num": float(table.loc["C(group)", "df"]), "df_den": float(table.loc["Residual", "df"]),
-                         "p": float(table.loc["C(group)", "PR(>F)"])})
+            rows.append(
+                {
+                    "target": target,
+                    "term": "group x state x drug",
+                    "method": "mixed ANOVA (F)",
+                    "estimate": float(means[group] - means[other]),
+                    "statistic": float(table.loc["C(group)", "F"]),
+                    "df_num": float(table.loc["C(group)", "df"]),
+                    "df_den": float(table.loc["Residual", "df"]),
+                    "p": float(table.loc["C(group)", "PR(>F)"]),
+                }
+            )
     return pd.DataFrame(rows, columns=CHECK_COLUMNS)

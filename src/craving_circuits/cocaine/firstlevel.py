@@ -33,8 +33,13 @@ from craving_circuits.io.schemas import ROI_COLUMNS
 __all__ = ["seed_analysis", "FirstLevel", "first_level", "ROI_COLUMNS"]
 
 
-def seed_analysis(runs: pd.DataFrame, strategy: Strategy, seed: str = "nacc",
-                  targets=("dlpfc", "thalamus_midline"), comparison_strategies=()) -> tuple[SeedAnalysis, nib.Nifti1Image, dict]:
+def seed_analysis(
+    runs: pd.DataFrame,
+    strategy: Strategy,
+    seed: str = "nacc",
+    targets=("dlpfc", "thalamus_midline"),
+    comparison_strategies=(),
+) -> tuple[SeedAnalysis, nib.Nifti1Image, dict]:
     """Analysis mask and ROIs on the study grid.
 
     Returns
@@ -52,8 +57,14 @@ def seed_analysis(runs: pd.DataFrame, strategy: Strategy, seed: str = "nacc",
         roi = roi_mask(name, mask_img)
         roi_index[name] = np.flatnonzero(roi[mask])
         info[f"roi_voxels_{name}"] = int(roi_index[name].size)
-    analysis = SeedAnalysis(mask=mask, affine=mask_img.affine, roi_index=roi_index, seed=seed,
-                            strategy=strategy, comparison_strategies=tuple(comparison_strategies))
+    analysis = SeedAnalysis(
+        mask=mask,
+        affine=mask_img.affine,
+        roi_index=roi_index,
+        seed=seed,
+        strategy=strategy,
+        comparison_strategies=tuple(comparison_strategies),
+    )
     return analysis, mask_img, info
 
 
@@ -89,9 +100,13 @@ class FirstLevel:
 
 def _analysis_settings(analysis: SeedAnalysis) -> dict:
     """What a run's z-map depends on besides its files (not the comparison strategies, which add ROI values only)."""
-    return {"version": __version__, "stage": "seed connectivity", "seed": analysis.seed,
-            "strategy": asdict(analysis.strategy),
-            "rois": {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in analysis.roi_index.items()}}
+    return {
+        "version": __version__,
+        "stage": "seed connectivity",
+        "seed": analysis.seed,
+        "strategy": asdict(analysis.strategy),
+        "rois": {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in analysis.roi_index.items()},
+    }
 
 
 def _strategy_keys(analysis: SeedAnalysis) -> dict[str, str]:
@@ -100,14 +115,25 @@ def _strategy_keys(analysis: SeedAnalysis) -> dict[str, str]:
 
 
 def _run_inputs(run: dict) -> list[str]:
-    return [run["bold"], run["confounds"], str(run["confounds"]).replace(".tsv", ".json"),
-            str(run["bold"]).replace(".nii.gz", ".json")]
+    return [
+        run["bold"],
+        run["confounds"],
+        str(run["confounds"]).replace(".tsv", ".json"),
+        str(run["bold"]).replace(".nii.gz", ".json"),
+    ]
 
 
 def _run_stem(run: dict, seed: str) -> str:
-    return bids_filename({"sub": run["participant_id"].removeprefix("sub-"),
-                          "ses": run["session_id"].removeprefix("ses-"), "task": run["task"],
-                          "desc": f"{seed}seed"}, "zmap", "")
+    return bids_filename(
+        {
+            "sub": run["participant_id"].removeprefix("sub-"),
+            "ses": run["session_id"].removeprefix("ses-"),
+            "task": run["task"],
+            "desc": f"{seed}seed",
+        },
+        "zmap",
+        "",
+    )
 
 
 def _has_comparisons(record: dict, comparison: dict[str, str]) -> bool:
@@ -119,13 +145,27 @@ def _seed_job(run: dict, analysis: SeedAnalysis) -> RunOutput:
     result = seed_connectivity_run(run, analysis)
     if result.excluded:
         raise RunExcluded(result.excluded)
-    return RunOutput(result.z_map, {"comparison_keys": _strategy_keys(analysis), "roi_values": result.roi_values,
-                                    "qc": result.qc, "strategy": analysis.strategy.name, "seed": analysis.seed,
-                                    "source": run["bold"]})
+    return RunOutput(
+        result.z_map,
+        {
+            "comparison_keys": _strategy_keys(analysis),
+            "roi_values": result.roi_values,
+            "qc": result.qc,
+            "strategy": analysis.strategy.name,
+            "seed": analysis.seed,
+            "source": run["bold"],
+        },
+    )
 
 
-def first_level(runs: pd.DataFrame, analysis: SeedAnalysis, mask_img: nib.Nifti1Image, out_dir: str | Path,
-                n_jobs: int = 1, progress: bool = False) -> FirstLevel:
+def first_level(
+    runs: pd.DataFrame,
+    analysis: SeedAnalysis,
+    mask_img: nib.Nifti1Image,
+    out_dir: str | Path,
+    n_jobs: int = 1,
+    progress: bool = False,
+) -> FirstLevel:
     """Seed connectivity of every run, in parallel, reusing finished runs (:func:`~craving_circuits.io.runs.map_runs`).
 
     A finished run is reused by any analysis with the same settings whose
@@ -151,11 +191,18 @@ def first_level(runs: pd.DataFrame, analysis: SeedAnalysis, mask_img: nib.Nifti1
     FirstLevel
     """
     comparison = _strategy_keys(analysis)
-    cache = RunCache(folder=Path(out_dir), settings=_analysis_settings(analysis),
-                     stem=partial(_run_stem, seed=analysis.seed), inputs=_run_inputs, mask=analysis.mask,
-                     affine=analysis.affine, accept=partial(_has_comparisons, comparison=comparison))
-    mapped = map_runs(runs, partial(_seed_job, analysis=analysis), "first level", cache, n_jobs=n_jobs,
-                      progress=progress)
+    cache = RunCache(
+        folder=Path(out_dir),
+        settings=_analysis_settings(analysis),
+        stem=partial(_run_stem, seed=analysis.seed),
+        inputs=_run_inputs,
+        mask=analysis.mask,
+        affine=analysis.affine,
+        accept=partial(_has_comparisons, comparison=comparison),
+    )
+    mapped = map_runs(
+        runs, partial(_seed_job, analysis=analysis), "first level", cache, n_jobs=n_jobs, progress=progress
+    )
     wanted = {analysis.strategy.name, *comparison.values()}
     kept, roi_rows = [], []
     for run, out in zip(mapped.runs.to_dict("records"), mapped.outputs):
@@ -163,8 +210,15 @@ def first_level(runs: pd.DataFrame, analysis: SeedAnalysis, mask_img: nib.Nifti1
         for value in out.record["roi_values"]:
             if value["strategy"] not in wanted:
                 continue
-            roi_rows.append({**{k: run[k] for k in ROI_COLUMNS[:5]}, "strategy": value["strategy"],
-                             "seed": analysis.seed, "target": value["target"], "fisher_z": value["fisher_z"]})
+            roi_rows.append(
+                {
+                    **{k: run[k] for k in ROI_COLUMNS[:5]},
+                    "strategy": value["strategy"],
+                    "seed": analysis.seed,
+                    "target": value["target"],
+                    "fisher_z": value["fisher_z"],
+                }
+            )
     return FirstLevel(
         runs=pd.DataFrame(kept),
         maps=mapped.maps(int(analysis.mask.sum())),

@@ -36,14 +36,30 @@ from craving_circuits.stats.correlation import (
 )
 from craving_circuits.stats.equivalence import tost_correlation, verdict
 
-__all__ = ["RESULT_COLUMNS", "participant_changes", "coupling_equivalence", "coupling_table", "compare_couplings", "predictor_model", "robust_table", "predictor_table", "qc_sensitivity"]
+__all__ = [
+    "RESULT_COLUMNS",
+    "participant_changes",
+    "coupling_equivalence",
+    "coupling_table",
+    "compare_couplings",
+    "predictor_model",
+    "robust_table",
+    "predictor_table",
+    "qc_sensitivity",
+]
 
 
 # --------------------------------------------------------------------------- change scores
 
 
-def participant_changes(fc_changes: pd.DataFrame, glu_changes: pd.DataFrame, participants: pd.DataFrame,
-                        drugs: pd.DataFrame, sessions: str = "both", glu_column: str = "delta_pct"):
+def participant_changes(
+    fc_changes: pd.DataFrame,
+    glu_changes: pd.DataFrame,
+    participants: pd.DataFrame,
+    drugs: pd.DataFrame,
+    sessions: str = "both",
+    glu_column: str = "delta_pct",
+):
     """One row per participant with connectivity and glutamate changes.
 
     Parameters
@@ -74,13 +90,13 @@ def participant_changes(fc_changes: pd.DataFrame, glu_changes: pd.DataFrame, par
         raise ValueError(f"sessions must be 'both', 'placebo' or 'NAC', got {sessions!r}.")
     if glu_column not in ("delta_pct", "delta"):
         raise ValueError(f"glu_column must be 'delta_pct' or 'delta', got {glu_column!r}.")
-    fc = fc_changes.pivot_table(index=["participant_id", "session_id"], columns="target", values="delta",
-                                aggfunc="first")
+    fc = fc_changes.pivot_table(
+        index=["participant_id", "session_id"], columns="target", values="delta", aggfunc="first"
+    )
     fc.columns = [f"dfc_{c}" for c in fc.columns]
     glu = glu_changes.set_index(["participant_id", "session_id"])[[glu_column]].rename(columns={glu_column: "dglu"})
     both = fc.join(glu, how="inner").reset_index()
-    both = both.merge(drugs[["participant_id", "session_id", "drug"]], on=["participant_id", "session_id"],
-                      how="left")
+    both = both.merge(drugs[["participant_id", "session_id", "drug"]], on=["participant_id", "session_id"], how="left")
     if sessions != "both":
         both = both[both["drug"] == sessions]
     value_columns = [c for c in both.columns if c.startswith("dfc_")] + ["dglu"]
@@ -92,16 +108,21 @@ def participant_changes(fc_changes: pd.DataFrame, glu_changes: pd.DataFrame, par
     table = table[front + [c for c in table.columns if c not in front]]
     missing = sorted(set(participants["participant_id"]) - set(table["participant_id"]))
     where = "in any session" if sessions == "both" else f"in the {sessions} session"
-    exclusions = pd.DataFrame({"participant_id": missing,
-                               "reason": f"no session with a connectivity change and a usable glutamate change {where}"})
+    exclusions = pd.DataFrame(
+        {
+            "participant_id": missing,
+            "reason": f"no session with a connectivity change and a usable glutamate change {where}",
+        }
+    )
     return table.reset_index(drop=True), exclusions
 
 
 # --------------------------------------------------------------------------- correlations
 
 
-def coupling_equivalence(couplings: pd.DataFrame, bound_r: float, alpha: float = 0.05,
-                         method: str = "pearson") -> pd.DataFrame:
+def coupling_equivalence(
+    couplings: pd.DataFrame, bound_r: float, alpha: float = 0.05, method: str = "pearson"
+) -> pd.DataFrame:
     """Is a coupling absent? Equivalence of each correlation of :func:`coupling_table` with zero.
 
     Parameters
@@ -130,15 +151,34 @@ def coupling_equivalence(couplings: pd.DataFrame, bound_r: float, alpha: float =
     rows = []
     for row in couplings[couplings["method"] == method].itertuples(index=False):
         result = tost_correlation(row.estimate, int(row.n), bound_r, alpha)
-        rows.append({"target": row.target, "sample": row.sample, "n": int(row.n), "estimate": row.estimate,
-                     "p": row.p, "bound": bound_r, "ci90_low": result["ci_low"], "ci90_high": result["ci_high"],
-                     "p_equivalence": result["p"], "verdict": verdict(row.p, result["p"], alpha)})
+        rows.append(
+            {
+                "target": row.target,
+                "sample": row.sample,
+                "n": int(row.n),
+                "estimate": row.estimate,
+                "p": row.p,
+                "bound": bound_r,
+                "ci90_low": result["ci_low"],
+                "ci90_high": result["ci_high"],
+                "p_equivalence": result["p"],
+                "verdict": verdict(row.p, result["p"], alpha),
+            }
+        )
     columns = ["target", "sample", "n", "estimate", "p", "bound", "ci90_low", "ci90_high", "p_equivalence", "verdict"]
     return pd.DataFrame(rows, columns=columns)
 
 
-def coupling_table(table: pd.DataFrame, targets, glu: str = "dglu", samples: dict | None = None,
-                   methods=("pearson", "spearman"), n_boot: int = 5000, rng=None, alpha: float = 0.05) -> pd.DataFrame:
+def coupling_table(
+    table: pd.DataFrame,
+    targets,
+    glu: str = "dglu",
+    samples: dict | None = None,
+    methods=("pearson", "spearman"),
+    n_boot: int = 5000,
+    rng=None,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
     """Correlations of each connectivity change with the glutamate change.
 
     Parameters
@@ -169,8 +209,15 @@ def coupling_table(table: pd.DataFrame, targets, glu: str = "dglu", samples: dic
     return out[["target", "sample", "method", "n"] + RESULT_COLUMNS]
 
 
-def compare_couplings(table: pd.DataFrame, target_a: str, target_b: str, glu: str = "dglu", n_boot: int = 5000,
-                      rng=None, alpha: float = 0.05) -> pd.DataFrame:
+def compare_couplings(
+    table: pd.DataFrame,
+    target_a: str,
+    target_b: str,
+    glu: str = "dglu",
+    n_boot: int = 5000,
+    rng=None,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
     """Do two connectivity changes differ in their correlation with the glutamate change?
 
     The correlations share the glutamate change, so they are dependent:
@@ -191,16 +238,28 @@ def compare_couplings(table: pd.DataFrame, target_a: str, target_b: str, glu: st
     boot = bootstrap_correlations({"a": a, "b": b, "g": g}, [("g", "a"), ("g", "b")], "pearson", n_boot, rng)
     diff = boot[:, 0] - boot[:, 1]
     diff = diff[np.isfinite(diff)]
-    return pd.DataFrame([{"n": len(g), "statistic": z, "term": f"r(dfc_{target_a}, {glu}) - r(dfc_{target_b}, {glu})",
-                          "estimate": r_a - r_b, "se": diff.std(ddof=1), "ci_low": np.quantile(diff, alpha / 2),
-                          "ci_high": np.quantile(diff, 1 - alpha / 2), "p": p}])
+    return pd.DataFrame(
+        [
+            {
+                "n": len(g),
+                "statistic": z,
+                "term": f"r(dfc_{target_a}, {glu}) - r(dfc_{target_b}, {glu})",
+                "estimate": r_a - r_b,
+                "se": diff.std(ddof=1),
+                "ci_low": np.quantile(diff, alpha / 2),
+                "ci_high": np.quantile(diff, 1 - alpha / 2),
+                "p": p,
+            }
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- regressions
 
 
-def predictor_model(table: pd.DataFrame, outcome: str, predictors, log_columns=("cocaine_g_per_week",),
-                    alpha: float = 0.05) -> tuple[pd.DataFrame, dict]:
+def predictor_model(
+    table: pd.DataFrame, outcome: str, predictors, log_columns=("cocaine_g_per_week",), alpha: float = 0.05
+) -> tuple[pd.DataFrame, dict]:
     """Standardised regression of a change score on clinical predictors.
 
     Outcome and predictors are z-scored (columns in ``log_columns`` are
@@ -238,10 +297,17 @@ def predictor_model(table: pd.DataFrame, outcome: str, predictors, log_columns=(
     coefficients = tidy_fit(result, alpha, ["intercept"] + predictors).iloc[1:].reset_index(drop=True)
     shapiro = stats.shapiro(result.resid)
     bp = het_breuschpagan(result.resid, result.model.exog)
-    fit = {"n": int(result.nobs), "r2": float(result.rsquared), "adj_r2": float(result.rsquared_adj),
-           "f": float(result.fvalue), "p_f": float(result.f_pvalue), "shapiro_w": float(shapiro.statistic),
-           "shapiro_p": float(shapiro.pvalue), "breusch_pagan_p": float(bp[1]),
-           "max_cooks_distance": float(result.get_influence().cooks_distance[0].max())}
+    fit = {
+        "n": int(result.nobs),
+        "r2": float(result.rsquared),
+        "adj_r2": float(result.rsquared_adj),
+        "f": float(result.fvalue),
+        "p_f": float(result.f_pvalue),
+        "shapiro_w": float(shapiro.statistic),
+        "shapiro_p": float(shapiro.pvalue),
+        "breusch_pagan_p": float(bp[1]),
+        "max_cooks_distance": float(result.get_influence().cooks_distance[0].max()),
+    }
     return coefficients, fit
 
 
@@ -258,8 +324,9 @@ def robust_table(table: pd.DataFrame, targets, glu: str = "dglu", alpha: float =
     return out[["target"] + RESULT_COLUMNS]
 
 
-def predictor_table(table: pd.DataFrame, targets, predictors, log_columns=("cocaine_g_per_week",),
-                    alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
+def predictor_table(
+    table: pd.DataFrame, targets, predictors, log_columns=("cocaine_g_per_week",), alpha: float = 0.05
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`predictor_model` of each ``dfc_<target>`` on the same predictors.
 
     Returns
@@ -278,10 +345,19 @@ def predictor_table(table: pd.DataFrame, targets, predictors, log_columns=("coca
     return out[["target"] + RESULT_COLUMNS], pd.DataFrame(fits)
 
 
-def qc_sensitivity(mrs_table: pd.DataFrame, fc_changes: pd.DataFrame, participants: pd.DataFrame,
-                   drugs: pd.DataFrame, targets, settings: dict, metabolite: str = "Glu",
-                   scale: str = "value_water", glu_column: str = "delta_pct", sessions: str = "both",
-                   group: str = "CUD") -> pd.DataFrame:
+def qc_sensitivity(
+    mrs_table: pd.DataFrame,
+    fc_changes: pd.DataFrame,
+    participants: pd.DataFrame,
+    drugs: pd.DataFrame,
+    targets,
+    settings: dict,
+    metabolite: str = "Glu",
+    scale: str = "value_water",
+    glu_column: str = "delta_pct",
+    sessions: str = "both",
+    group: str = "CUD",
+) -> pd.DataFrame:
     """The coupling result under several MRS quality-control settings.
 
     Parameters
@@ -307,6 +383,14 @@ def qc_sensitivity(mrs_table: pd.DataFrame, fc_changes: pd.DataFrame, participan
         for t in targets:
             x, y = check_pairs(sub[f"dfc_{t}"], sub["dglu"])
             test = stats.pearsonr(y, x)
-            rows.append({"setting": name, "target": t, "n": len(x), "r": test.statistic, "p": test.pvalue,
-                         "mean_dglu": float(np.mean(y))})
+            rows.append(
+                {
+                    "setting": name,
+                    "target": t,
+                    "n": len(x),
+                    "r": test.statistic,
+                    "p": test.pvalue,
+                    "mean_dglu": float(np.mean(y)),
+                }
+            )
     return pd.DataFrame(rows)

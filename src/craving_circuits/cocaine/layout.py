@@ -37,9 +37,21 @@ from craving_circuits.io.files import read_json, read_tsv, short_hash
 from craving_circuits.io.schemas import EXCLUSION_COLUMNS
 from craving_circuits.simulate.cocaine import simulate_cocaine_study
 
-__all__ = ["Study", "open_study", "read_participants", "read_sessions", "collect_runs", "reference_grid", "analysis_mask", "design_summary", "read_craving_ratings", "simulated_study"]
+__all__ = [
+    "Study",
+    "open_study",
+    "read_participants",
+    "read_sessions",
+    "collect_runs",
+    "reference_grid",
+    "analysis_mask",
+    "design_summary",
+    "read_craving_ratings",
+    "simulated_study",
+]
 
 # --------------------------------------------------------------------------- collecting a study
+
 
 @dataclass(frozen=True)
 class Study:
@@ -205,8 +217,9 @@ def collect_runs(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
     candidates, exclusions = [], []
 
     def exclude(pid, ses, state, file, reason):
-        exclusions.append(dict(participant_id=pid, session_id=ses, state=state, stage="inputs",
-                               file=str(file), reason=reason))
+        exclusions.append(
+            dict(participant_id=pid, session_id=ses, state=state, stage="inputs", file=str(file), reason=reason)
+        )
 
     expected = set()
     sessions_cache = {}
@@ -227,9 +240,14 @@ def collect_runs(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
         task = dict(study.state_tasks)[state]
         files = run_files(study.fmriprep_dir, pid, ses, task, study.space)
         if pid not in participants.index:
-            exclude(pid, ses, state, bold,
-                    f"{pid} has fMRIPrep outputs but no row in {study.participants_file}; add the row or "
-                    f"remove the participant's folder")
+            exclude(
+                pid,
+                ses,
+                state,
+                bold,
+                f"{pid} has fMRIPrep outputs but no row in {study.participants_file}; add the row or "
+                f"remove the participant's folder",
+            )
             continue
         sessions = sessions_cache.get(pid)
         drug = None
@@ -237,18 +255,33 @@ def collect_runs(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
             match = sessions.loc[sessions["session_id"] == ses, "drug"]
             drug = match.iloc[0] if len(match) else None
         if drug is None or pd.isna(drug):
-            exclude(pid, ses, state, study.bids_dir / pid / f"{pid}_sessions.tsv",
-                    f"no drug recorded for {ses}; add a row 'session_id drug' (NAC or placebo)")
+            exclude(
+                pid,
+                ses,
+                state,
+                study.bids_dir / pid / f"{pid}_sessions.tsv",
+                f"no drug recorded for {ses}; add a row 'session_id drug' (NAC or placebo)",
+            )
             continue
         if not files.confounds.is_file():
-            exclude(pid, ses, state, files.confounds,
-                    "confounds file missing; copy fMRIPrep's desc-confounds_timeseries.tsv next to the BOLD run")
+            exclude(
+                pid,
+                ses,
+                state,
+                files.confounds,
+                "confounds file missing; copy fMRIPrep's desc-confounds_timeseries.tsv next to the BOLD run",
+            )
             continue
         try:
             t_r = float(read_json(files.bold_json, "BOLD sidecar")["RepetitionTime"])
         except (FileNotFoundError, KeyError, ValueError, TypeError):
-            exclude(pid, ses, state, files.bold_json,
-                    "JSON sidecar missing or without RepetitionTime; restore fMRIPrep's sidecar")
+            exclude(
+                pid,
+                ses,
+                state,
+                files.bold_json,
+                "JSON sidecar missing or without RepetitionTime; restore fMRIPrep's sidecar",
+            )
             continue
         try:
             header = nib.load(str(bold))
@@ -259,11 +292,20 @@ def collect_runs(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
             exclude(pid, ses, state, bold, f"image is {header.ndim}D, not 4D")
             continue
         candidates.append(
-            dict(participant_id=pid, group=participants.loc[pid, "group"], session_id=ses, drug=drug,
-                 state=state, task=task, bold=str(bold),
-                 mask=str(files.mask) if files.mask.is_file() else None,
-                 confounds=str(files.confounds), t_r=t_r, n_volumes=int(header.shape[3]),
-                 grid_key=(header.shape[:3], tuple(np.round(header.affine, 3).ravel())))
+            dict(
+                participant_id=pid,
+                group=participants.loc[pid, "group"],
+                session_id=ses,
+                drug=drug,
+                state=state,
+                task=task,
+                bold=str(bold),
+                mask=str(files.mask) if files.mask.is_file() else None,
+                confounds=str(files.confounds),
+                t_r=t_r,
+                n_volumes=int(header.shape[3]),
+                grid_key=(header.shape[:3], tuple(np.round(header.affine, 3).ravel())),
+            )
         )
     runs = pd.DataFrame(candidates)
     if len(runs):
@@ -273,17 +315,40 @@ def collect_runs(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
         for i, row in enumerate(runs.itertuples(index=False)):
             if row.grid_key != grid:
                 keep[i] = False
-                exclude(row.participant_id, row.session_id, row.state, row.bold,
-                        f"grid (shape {row.grid_key[0]}) or affine differs from the study's reference grid "
-                        f"(shape {grid[0]}); resample with nilearn.image.resample_to_img")
+                exclude(
+                    row.participant_id,
+                    row.session_id,
+                    row.state,
+                    row.bold,
+                    f"grid (shape {row.grid_key[0]}) or affine differs from the study's reference grid "
+                    f"(shape {grid[0]}); resample with nilearn.image.resample_to_img",
+                )
             elif not np.isclose(row.t_r, t_r):
                 keep[i] = False
-                exclude(row.participant_id, row.session_id, row.state, row.bold,
-                        f"repetition time {row.t_r} s differs from the study's {t_r} s")
+                exclude(
+                    row.participant_id,
+                    row.session_id,
+                    row.state,
+                    row.bold,
+                    f"repetition time {row.t_r} s differs from the study's {t_r} s",
+                )
         runs = runs[keep].drop(columns="grid_key").reset_index(drop=True)
     else:
-        runs = pd.DataFrame(columns=["participant_id", "group", "session_id", "drug", "state", "task", "bold",
-                                     "mask", "confounds", "t_r", "n_volumes"])
+        runs = pd.DataFrame(
+            columns=[
+                "participant_id",
+                "group",
+                "session_id",
+                "drug",
+                "state",
+                "task",
+                "bold",
+                "mask",
+                "confounds",
+                "t_r",
+                "n_volumes",
+            ]
+        )
     return runs, pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS)
 
 
@@ -308,8 +373,9 @@ def analysis_mask(runs: pd.DataFrame) -> tuple[nib.Nifti1Image, dict]:
     """
 
     grid = reference_grid(runs)
-    template = resample_to_img(load_mni152_brain_mask(resolution=2), grid, interpolation="nearest",
-                               force_resample=True, copy_header=True)
+    template = resample_to_img(
+        load_mni152_brain_mask(resolution=2), grid, interpolation="nearest", force_resample=True, copy_header=True
+    )
     mask = np.asarray(template.dataobj) > 0
     n_template = int(mask.sum())
     n_masks = 0
@@ -336,14 +402,16 @@ def design_summary(participants: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFra
         p = participants[participants["group"] == group]
         r = runs[runs["group"] == group] if len(runs) else runs
         order = p["drug_order"] if "drug_order" in p else pd.Series(dtype=object)
-        rows.append({
-            "group": group,
-            "participants": len(p),
-            "placebo_first": int((order == "placebo-NAC").sum()),
-            "nac_first": int((order == "NAC-placebo").sum()),
-            "runs_neutral": int((r["state"] == "neutral").sum()) if len(r) else 0,
-            "runs_craving": int((r["state"] == "craving").sum()) if len(r) else 0,
-        })
+        rows.append(
+            {
+                "group": group,
+                "participants": len(p),
+                "placebo_first": int((order == "placebo-NAC").sum()),
+                "nac_first": int((order == "NAC-placebo").sum()),
+                "runs_neutral": int((r["state"] == "neutral").sum()) if len(r) else 0,
+                "runs_craving": int((r["state"] == "craving").sum()) if len(r) else 0,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -369,10 +437,9 @@ def read_craving_ratings(study: Study) -> pd.DataFrame:
     return df.assign(group=df["participant_id"].map(groups))
 
 
-
-
-def simulated_study(preset: str = "paper", data_dir: str | Path = "data", n_jobs: int = 1,
-                    progress: bool = False, **overrides) -> Study:
+def simulated_study(
+    preset: str = "paper", data_dir: str | Path = "data", n_jobs: int = 1, progress: bool = False, **overrides
+) -> Study:
     """The simulated cocaine-craving study of a preset, simulated on first use.
 
     The data go to ``<data_dir>/cocaine-<preset>`` (plus a hash of the
@@ -390,6 +457,7 @@ def simulated_study(preset: str = "paper", data_dir: str | Path = "data", n_jobs
     """
 
     name = f"cocaine-{preset}" + (f"-{short_hash(overrides)}" if overrides else "")
-    root = simulate_cocaine_study(Path(data_dir) / name, preset, n_jobs=n_jobs, replace=True,
-                                  progress=progress, **overrides)
+    root = simulate_cocaine_study(
+        Path(data_dir) / name, preset, n_jobs=n_jobs, replace=True, progress=progress, **overrides
+    )
     return open_study(root)

@@ -63,13 +63,20 @@ def read_mrs(path: str | Path) -> pd.DataFrame:
     dup = table.duplicated(SPECTRUM + ["metabolite"], keep=False)
     if dup.any():
         rows = table.loc[dup, SPECTRUM + ["metabolite"]].drop_duplicates().head(5).to_dict("records")
-        raise ValueError(f"{path} has {int(dup.sum())} rows that repeat a spectrum and metabolite, e.g. {rows}; "
-                         f"keep one row per spectrum and metabolite.")
+        raise ValueError(
+            f"{path} has {int(dup.sum())} rows that repeat a spectrum and metabolite, e.g. {rows}; "
+            f"keep one row per spectrum and metabolite."
+        )
     return table
 
 
-def quality_control(mrs: pd.DataFrame, metabolite: str = "Glu", max_crlb: float | None = 20.0,
-                    max_fwhm_hz: float | None = 12.8, min_snr: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def quality_control(
+    mrs: pd.DataFrame,
+    metabolite: str = "Glu",
+    max_crlb: float | None = 20.0,
+    max_fwhm_hz: float | None = 12.8,
+    min_snr: float | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep the spectra of one metabolite that pass the quality criteria.
 
     Criteria, each listed separately when it fails:
@@ -157,18 +164,23 @@ def session_changes(kept: pd.DataFrame, scale: str = "value_water") -> tuple[pd.
         raise ValueError(f"scale must be 'value_water' or 'value_tcr', got {scale!r}.")
     if kept["metabolite"].nunique() > 1:
         raise ValueError("session_changes takes the rows of one metabolite; filter with quality_control first.")
-    wide = kept.pivot_table(index=["participant_id", "session_id"], columns="state", values=scale,
-                            aggfunc="first").reset_index()
+    wide = kept.pivot_table(
+        index=["participant_id", "session_id"], columns="state", values=scale, aggfunc="first"
+    ).reset_index()
     wide.columns.name = None
     for state in ("neutral", "craving"):
         if state not in wide:
             wide[state] = np.nan
     incomplete = wide[wide[["neutral", "craving"]].isna().any(axis=1)]
-    exclusions = pd.DataFrame({
-        "participant_id": incomplete["participant_id"],
-        "session_id": incomplete["session_id"],
-        "reason": np.where(incomplete["neutral"].isna(), "no usable neutral spectrum", "no usable craving spectrum"),
-    }).reset_index(drop=True)
+    exclusions = pd.DataFrame(
+        {
+            "participant_id": incomplete["participant_id"],
+            "session_id": incomplete["session_id"],
+            "reason": np.where(
+                incomplete["neutral"].isna(), "no usable neutral spectrum", "no usable craving spectrum"
+            ),
+        }
+    ).reset_index(drop=True)
     changes = wide.dropna(subset=["neutral", "craving"]).copy()
     changes["delta"] = changes["craving"] - changes["neutral"]
     changes["delta_pct"] = 100.0 * changes["delta"] / changes["neutral"]
@@ -213,6 +225,14 @@ def filtering_bias(mrs: pd.DataFrame, metabolites=("Glu", "Gln", "NAA"), max_crl
         sub = mrs[(mrs["metabolite"] == m) & (mrs["value_water"] > 0) & (mrs["crlb_percent"] >= 0)]
         kept = sub[sub["crlb_percent"] <= max_crlb]
         mean_all, mean_kept = sub["value_water"].mean(), kept["value_water"].mean()
-        rows.append({"metabolite": m, "n_all": len(sub), "mean_all": mean_all, "n_kept": len(kept),
-                     "mean_kept": mean_kept, "shift_pct": 100 * (mean_kept - mean_all) / mean_all})
+        rows.append(
+            {
+                "metabolite": m,
+                "n_all": len(sub),
+                "mean_all": mean_all,
+                "n_kept": len(kept),
+                "mean_kept": mean_kept,
+                "shift_pct": 100 * (mean_kept - mean_all) / mean_all,
+            }
+        )
     return pd.DataFrame(rows)

@@ -29,16 +29,22 @@ from craving_circuits.cocaine.denoise import Strategy
 from craving_circuits.cocaine.secondlevel import roi_models
 from craving_circuits.io.schemas import MULTIVERSE_COLUMNS
 
-__all__ = ["CLAIM_TERMS", "MULTIVERSE_COLUMNS", "specifications", "multiverse_table", "robust_conclusions",
-           "specification_matrix"]
+__all__ = [
+    "CLAIM_TERMS",
+    "MULTIVERSE_COLUMNS",
+    "specifications",
+    "multiverse_table",
+    "robust_conclusions",
+    "specification_matrix",
+]
 
 #: The contrasts of the seed chapter's ROI model that carry the connectivity claims.
 CLAIM_TERMS = ("craving - neutral | CUD", "craving - neutral | control", "group x state")
 
 
-
-def specifications(confounds=("simple", "scrubbing", "compcor"), gsr=(False, True),
-                   band_passes=((0.008, 0.09), (0.01, 0.1))) -> list[Strategy]:
+def specifications(
+    confounds=("simple", "scrubbing", "compcor"), gsr=(False, True), band_passes=((0.008, 0.09), (0.01, 0.1))
+) -> list[Strategy]:
     """Every combination of the choices, in a fixed order.
 
     Parameters
@@ -55,8 +61,10 @@ def specifications(confounds=("simple", "scrubbing", "compcor"), gsr=(False, Tru
     strategies : list of Strategy
         ``len(confounds) * len(gsr) * len(band_passes)`` distinct strategies.
     """
-    specs = [Strategy(confounds=c, global_signal=bool(g), high_pass=b[0], low_pass=b[1])
-             for c, g, b in itertools.product(confounds, gsr, [tuple(b) for b in band_passes])]
+    specs = [
+        Strategy(confounds=c, global_signal=bool(g), high_pass=b[0], low_pass=b[1])
+        for c, g, b in itertools.product(confounds, gsr, [tuple(b) for b in band_passes])
+    ]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"The choices repeat a specification: {names}.")
@@ -94,8 +102,10 @@ def multiverse_table(roi: pd.DataFrame, strategies, alpha: float = 0.05, terms=C
     available = set(roi["strategy"])
     missing = [s.name for s in strategies if s.name not in available]
     if missing:
-        raise ValueError(f"No ROI couplings for {missing}; run the first level with these as comparison "
-                         "strategies (pipeline.seed_analysis(..., comparison_strategies=...)).")
+        raise ValueError(
+            f"No ROI couplings for {missing}; run the first level with these as comparison "
+            "strategies (pipeline.seed_analysis(..., comparison_strategies=...))."
+        )
     frames = []
     for spec in strategies:
         contrasts = roi_models(roi, spec.name, alpha=alpha).contrasts
@@ -140,9 +150,19 @@ def robust_conclusions(table: pd.DataFrame) -> pd.DataFrame:
             conclusion = "no effect in any specification"
         else:
             conclusion = "depends on the specification"
-        rows.append({"target": target, "term": term, "conclusion": conclusion, "n_significant": positive + negative,
-                     "n_specs": n, "estimate_min": float(sub["estimate"].min()),
-                     "estimate_max": float(sub["estimate"].max()), "n_positive": positive, "n_negative": negative})
+        rows.append(
+            {
+                "target": target,
+                "term": term,
+                "conclusion": conclusion,
+                "n_significant": positive + negative,
+                "n_specs": n,
+                "estimate_min": float(sub["estimate"].min()),
+                "estimate_max": float(sub["estimate"].max()),
+                "n_positive": positive,
+                "n_negative": negative,
+            }
+        )
     return pd.DataFrame(rows)
 
 

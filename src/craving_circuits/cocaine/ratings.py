@@ -15,8 +15,7 @@ from scipy import stats
 
 from craving_circuits.io.schemas import RESULT_COLUMNS
 
-__all__ = ["rating_changes", "rating_tests", "rating_estimates", "RESULT_COLUMNS"]
-
+__all__ = ["rating_changes", "rating_tests", "RESULT_COLUMNS"]
 
 
 def rating_changes(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -35,8 +34,9 @@ def rating_changes(ratings: pd.DataFrame) -> pd.DataFrame:
     counts = ratings.groupby(["participant_id", "session_id", "state"]).size()
     if (counts > 1).any():
         raise ValueError(f"Duplicate ratings for {counts[counts > 1].index.tolist()}; keep one per state.")
-    wide = ratings.pivot_table(index=["participant_id", "group", "session_id", "drug"], columns="state",
-                               values="craving_vas", aggfunc="first").reset_index()
+    wide = ratings.pivot_table(
+        index=["participant_id", "group", "session_id", "drug"], columns="state", values="craving_vas", aggfunc="first"
+    ).reset_index()
     wide.columns.name = None
     missing = wide[wide[["neutral", "craving"]].isna().any(axis=1)]
     if len(missing):
@@ -51,8 +51,14 @@ def rating_changes(ratings: pd.DataFrame) -> pd.DataFrame:
 def _row(term: str, result, estimate: float, alpha: float) -> dict:
     ci = result.confidence_interval(1 - alpha)
     se = (ci.high - ci.low) / (2 * stats.t.ppf(1 - alpha / 2, result.df))
-    return {"term": term, "estimate": float(estimate), "se": float(se), "ci_low": float(ci.low),
-            "ci_high": float(ci.high), "p": float(result.pvalue)}
+    return {
+        "term": term,
+        "estimate": float(estimate),
+        "se": float(se),
+        "ci_low": float(ci.low),
+        "ci_high": float(ci.high),
+        "p": float(result.pvalue),
+    }
 
 
 def rating_tests(ratings: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
@@ -86,13 +92,3 @@ def rating_tests(ratings: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         if len(diff) >= 2:
             rows.append(_row("drug x state | CUD", stats.ttest_1samp(diff, 0.0), diff.mean(), alpha))
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
-
-
-def rating_estimates(tests: pd.DataFrame) -> pd.DataFrame:
-    """Rows of :func:`rating_tests` keyed by planted effect (for :func:`craving_circuits.verdict.planted.recovered_vs_planted`)."""
-    mapping = {"craving - neutral | CUD": "craving_rating_rise_cud", "drug x state | CUD": "nac_rating_effect_cud"}
-    out = tests[tests["term"].isin(mapping)].copy()
-    out.insert(0, "effect", out["term"].map(mapping))
-    out["test"] = "t-test on ratings: " + out["term"]
-    return out[["effect", "test", "estimate", "ci_low", "ci_high", "p"]].reset_index(drop=True)
-

@@ -36,7 +36,17 @@ from craving_circuits.stats.models import (
 )
 from craving_circuits.stats.permutation import cluster_permutation_test
 
-__all__ = ["state_difference_maps", "drug_difference_maps", "DRUG_TESTS", "GROUP_TESTS", "group_test", "group_tests", "roi_state_differences", "RoiModels", "roi_models"]
+__all__ = [
+    "state_difference_maps",
+    "drug_difference_maps",
+    "DRUG_TESTS",
+    "GROUP_TESTS",
+    "group_test",
+    "group_tests",
+    "roi_state_differences",
+    "RoiModels",
+    "roi_models",
+]
 
 #: Voxelwise group tests of the state contrast maps.
 GROUP_TESTS = {
@@ -53,8 +63,14 @@ DRUG_TESTS = {
 }
 
 # the group a test keeps (None: both, CUD against controls)
-_TEST_GROUP = {"craving_cud": "CUD", "craving_control": "control", "group_x_state": None,
-               "drug_x_state_cud": "CUD", "drug_x_state_control": "control", "group_x_state_x_drug": None}
+_TEST_GROUP = {
+    "craving_cud": "CUD",
+    "craving_control": "control",
+    "group_x_state": None,
+    "drug_x_state_cud": "CUD",
+    "drug_x_state_control": "control",
+    "group_x_state_x_drug": None,
+}
 
 
 def _check_sessions(sessions: str) -> None:
@@ -93,14 +109,29 @@ def state_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions: str = 
             drug = pair["drug"].iloc[0]
             states = set(pair["state"])
             if sessions != "both" and drug != sessions:
-                exclusions.append({"participant_id": pid, "session_id": ses, "state": "both", "stage": "second level",
-                                   "file": "", "reason": f"{drug} session; analysis restricted to {sessions}"})
+                exclusions.append(
+                    {
+                        "participant_id": pid,
+                        "session_id": ses,
+                        "state": "both",
+                        "stage": "second level",
+                        "file": "",
+                        "reason": f"{drug} session; analysis restricted to {sessions}",
+                    }
+                )
                 continue
             if states != {"neutral", "craving"}:
                 missing = ({"neutral", "craving"} - states).pop()
-                exclusions.append({"participant_id": pid, "session_id": ses, "state": missing,
-                                   "stage": "second level", "file": "",
-                                   "reason": f"no analysable {missing} run in this session, so no craving - neutral"})
+                exclusions.append(
+                    {
+                        "participant_id": pid,
+                        "session_id": ses,
+                        "state": missing,
+                        "stage": "second level",
+                        "file": "",
+                        "reason": f"no analysable {missing} run in this session, so no craving - neutral",
+                    }
+                )
                 continue
             i_c = pair.index[pair["state"] == "craving"][0]
             i_n = pair.index[pair["state"] == "neutral"][0]
@@ -146,8 +177,10 @@ def drug_difference_maps(runs: pd.DataFrame, maps: np.ndarray, drugs=("NAC", "pl
             session = sub[sub["drug"] == drug]
             states = set(session["state"])
             if session["session_id"].nunique() > 1:
-                raise ValueError(f"{pid} has {session['session_id'].nunique()} {drug} sessions; the crossover "
-                                 "design has one per drug. Fix the drug column of the sessions table.")
+                raise ValueError(
+                    f"{pid} has {session['session_id'].nunique()} {drug} sessions; the crossover "
+                    "design has one per drug. Fix the drug column of the sessions table."
+                )
             if states != {"neutral", "craving"}:
                 missing.append(f"{drug}: " + (", ".join(sorted({"neutral", "craving"} - states)) or "no runs"))
                 continue
@@ -155,19 +188,38 @@ def drug_difference_maps(runs: pd.DataFrame, maps: np.ndarray, drugs=("NAC", "pl
             i_n = session.index[session["state"] == "neutral"][0]
             by_drug[drug] = maps[i_c] - maps[i_n]
         if missing:
-            exclusions.append({"participant_id": pid, "session_id": "", "state": "", "stage": "drug contrast",
-                               "file": "", "reason": "no craving - neutral contrast under " + "; ".join(missing)})
+            exclusions.append(
+                {
+                    "participant_id": pid,
+                    "session_id": "",
+                    "state": "",
+                    "stage": "drug contrast",
+                    "file": "",
+                    "reason": "no craving - neutral contrast under " + "; ".join(missing),
+                }
+            )
             continue
         diffs.append(by_drug[active] - by_drug[reference])
         rows.append({"participant_id": pid, "group": sub["group"].iloc[0]})
     n_vox = maps.shape[1] if maps.ndim == 2 else 0
     diff = np.vstack(diffs).astype(np.float32) if diffs else np.zeros((0, n_vox), np.float32)
-    return diff, pd.DataFrame(rows, columns=["participant_id", "group"]), pd.DataFrame(
-        exclusions, columns=EXCLUSION_COLUMNS)
+    return (
+        diff,
+        pd.DataFrame(rows, columns=["participant_id", "group"]),
+        pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS),
+    )
 
 
-def group_test(test: str, diff: np.ndarray, table: pd.DataFrame, mask_img: nib.Nifti1Image,
-               cluster_forming_p: float = 0.001, n_perm: int = 5000, two_sided: bool = True, rng=None):
+def group_test(
+    test: str,
+    diff: np.ndarray,
+    table: pd.DataFrame,
+    mask_img: nib.Nifti1Image,
+    cluster_forming_p: float = 0.001,
+    n_perm: int = 5000,
+    two_sided: bool = True,
+    rng=None,
+):
     """One voxelwise group test of participant contrast maps.
 
     Parameters
@@ -201,16 +253,36 @@ def group_test(test: str, diff: np.ndarray, table: pd.DataFrame, mask_img: nib.N
         y, tested = diff, (group == "CUD").astype(float)
     if len(y) < 3:
         raise ValueError(f"Test {test!r} needs at least 3 participants, got {len(y)}.")
-    return cluster_permutation_test(y, tested, mask, cluster_forming_p=cluster_forming_p, n_perm=n_perm,
-                                    two_sided=two_sided, rng=rng)
+    return cluster_permutation_test(
+        y, tested, mask, cluster_forming_p=cluster_forming_p, n_perm=n_perm, two_sided=two_sided, rng=rng
+    )
 
 
-def group_tests(diff: np.ndarray, table: pd.DataFrame, mask_img: nib.Nifti1Image, tests=tuple(GROUP_TESTS),
-                cluster_forming_p: float = 0.001, n_perm: int = 5000, two_sided: bool = True, rng=None) -> dict:
+def group_tests(
+    diff: np.ndarray,
+    table: pd.DataFrame,
+    mask_img: nib.Nifti1Image,
+    tests=tuple(GROUP_TESTS),
+    cluster_forming_p: float = 0.001,
+    n_perm: int = 5000,
+    two_sided: bool = True,
+    rng=None,
+) -> dict:
     """Run several tests of :func:`group_test` with one random generator; returns ``{test: PermutationResult}``."""
     rng = np.random.default_rng(rng)
-    return {test: group_test(test, diff, table, mask_img, cluster_forming_p=cluster_forming_p, n_perm=n_perm,
-                             two_sided=two_sided, rng=rng) for test in tests}
+    return {
+        test: group_test(
+            test,
+            diff,
+            table,
+            mask_img,
+            cluster_forming_p=cluster_forming_p,
+            n_perm=n_perm,
+            two_sided=two_sided,
+            rng=rng,
+        )
+        for test in tests
+    }
 
 
 def roi_state_differences(roi: pd.DataFrame, strategy: str | None = None) -> pd.DataFrame:
@@ -231,8 +303,12 @@ def roi_state_differences(roi: pd.DataFrame, strategy: str | None = None) -> pd.
         listed by :func:`state_difference_maps`.
     """
     data = roi if strategy is None else roi[roi["strategy"] == strategy]
-    wide = data.pivot_table(index=["participant_id", "group", "session_id", "drug", "strategy", "target"],
-                            columns="state", values="fisher_z", aggfunc="first").reset_index()
+    wide = data.pivot_table(
+        index=["participant_id", "group", "session_id", "drug", "strategy", "target"],
+        columns="state",
+        values="fisher_z",
+        aggfunc="first",
+    ).reset_index()
     wide.columns.name = None
     for state in ("neutral", "craving"):
         if state not in wide:
@@ -242,8 +318,9 @@ def roi_state_differences(roi: pd.DataFrame, strategy: str | None = None) -> pd.
     return wide
 
 
-MODEL_FORMULA = ("fisher_z ~ C(group, Treatment('control')) * C(state, Treatment('neutral'))"
-                 " * C(drug, Treatment('placebo'))")
+MODEL_FORMULA = (
+    "fisher_z ~ C(group, Treatment('control')) * C(state, Treatment('neutral')) * C(drug, Treatment('placebo'))"
+)
 
 
 @dataclass
@@ -291,7 +368,6 @@ def roi_models(roi: pd.DataFrame, strategy: str, alpha: float = 0.05) -> RoiMode
     RoiModels
     """
 
-
     data = roi[roi["strategy"] == strategy]
     if data.empty:
         raise ValueError(f"No ROI values for strategy {strategy!r}; available: {sorted(roi['strategy'].unique())}.")
@@ -310,7 +386,10 @@ def roi_models(roi: pd.DataFrame, strategy: str, alpha: float = 0.05) -> RoiMode
         df = pd.concat(frames, ignore_index=True)
         return df[["target"] + [c for c in df.columns if c != "target"]]
 
-    return RoiModels(first(contrasts), first(coefs), first(random),
-                     pd.DataFrame(notes, columns=["target", "note"]).drop_duplicates(ignore_index=True), fits)
-
-
+    return RoiModels(
+        first(contrasts),
+        first(coefs),
+        first(random),
+        pd.DataFrame(notes, columns=["target", "note"]).drop_duplicates(ignore_index=True),
+        fits,
+    )

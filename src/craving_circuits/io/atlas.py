@@ -246,8 +246,11 @@ def tissue_probabilities(mask_img: nib.Nifti1Image) -> dict[str, np.ndarray]:
     out = {}
     for key, loader in (("gm", load_mni152_gm_template), ("wm", load_mni152_wm_template)):
         img = resample_to_img(
-            loader(resolution=1), mask_img, interpolation="continuous",
-            force_resample=True, copy_header=True,
+            loader(resolution=1),
+            mask_img,
+            interpolation="continuous",
+            force_resample=True,
+            copy_header=True,
         )
         out[key] = np.clip(np.asarray(img.dataobj, dtype=np.float64), 0, 1) * inside
     total = out["gm"] + out["wm"]
@@ -290,8 +293,11 @@ def roi_weights(spec: RoiSpec | str, mask_img: nib.Nifti1Image) -> np.ndarray:
     weights = np.zeros(shape)
     for label in spec.atlas_labels:
         img = resample_to_img(
-            _harvard_oxford_probability(label), mask_img, interpolation="continuous",
-            force_resample=True, copy_header=True,
+            _harvard_oxford_probability(label),
+            mask_img,
+            interpolation="continuous",
+            force_resample=True,
+            copy_header=True,
         )
         prob = np.clip(np.asarray(img.dataobj, dtype=np.float64) / 100.0, 0, 1)
         weights = np.maximum(weights, np.where(prob >= spec.min_probability / 100.0, prob, 0.0))

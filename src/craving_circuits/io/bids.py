@@ -49,7 +49,9 @@ class RunFiles:
     confounds_json: Path
 
 
-def run_files(fmriprep_dir: str | Path, participant_id: str, session_id: str, task: str, space: str = SPACE) -> RunFiles:
+def run_files(
+    fmriprep_dir: str | Path, participant_id: str, session_id: str, task: str, space: str = SPACE
+) -> RunFiles:
     """Expected paths of one run's fMRIPrep outputs.
 
     Parameters
@@ -108,7 +110,7 @@ class AslConstants:
     @property
     def effective_efficiency(self) -> float:
         """α · η_BS ** n_pulses."""
-        return self.labeling_efficiency * self.background_pulse_efficiency ** self.n_background_pulses
+        return self.labeling_efficiency * self.background_pulse_efficiency**self.n_background_pulses
 
     def __post_init__(self):
         for name in ("post_labeling_delay", "labeling_duration", "t1_blood", "blood_brain_partition"):

@@ -191,15 +191,30 @@ def _job(run: dict, function: Callable, cache: RunCache | None, key: str | None)
             vol = np.zeros(cache.mask.shape, dtype=np.float32)
             vol[cache.mask] = out.map
             write_nifti(map_path, nib.Nifti1Image(vol, cache.affine))
-        write_json(json_path, {"cache_key": key, "settings": cache.settings, "inputs": fingerprint,
-                               "excluded": excluded, "has_map": has_map,
-                               "record": None if excluded else out.record})  # last: marks the run as finished
+        write_json(
+            json_path,
+            {
+                "cache_key": key,
+                "settings": cache.settings,
+                "inputs": fingerprint,
+                "excluded": excluded,
+                "has_map": has_map,
+                "record": None if excluded else out.record,
+            },
+        )  # last: marks the run as finished
     return out, False
 
 
-def map_runs(runs: pd.DataFrame, function: Callable[[dict], RunOutput], stage: str, cache: RunCache | None = None,
-             n_jobs: int = 1, progress: bool = False, state: str | None = None,
-             file_column: str = "bold") -> MappedRuns:
+def map_runs(
+    runs: pd.DataFrame,
+    function: Callable[[dict], RunOutput],
+    stage: str,
+    cache: RunCache | None = None,
+    n_jobs: int = 1,
+    progress: bool = False,
+    state: str | None = None,
+    file_column: str = "bold",
+) -> MappedRuns:
     """Apply a per-run function to every run, in parallel, reusing finished runs.
 
     Parameters
@@ -231,17 +246,28 @@ def map_runs(runs: pd.DataFrame, function: Callable[[dict], RunOutput], stage: s
     records = runs.to_dict("records")
     key = cache.key if cache is not None else None
     jobs = (delayed(_job)(run, function, cache, key) for run in records)
-    results = list(tqdm(Parallel(n_jobs=n_jobs, return_as="generator")(jobs), total=len(records), desc=stage,
-                        disable=not progress))
+    results = list(
+        tqdm(Parallel(n_jobs=n_jobs, return_as="generator")(jobs), total=len(records), desc=stage, disable=not progress)
+    )
     kept, outputs, exclusions = [], [], []
     for i, (run, (out, _)) in enumerate(zip(records, results)):
         if isinstance(out, str):
-            exclusions.append({"participant_id": run["participant_id"], "session_id": run["session_id"],
-                               "state": run.get("state", state), "stage": stage, "file": str(run.get(file_column, "")),
-                               "reason": out})
+            exclusions.append(
+                {
+                    "participant_id": run["participant_id"],
+                    "session_id": run["session_id"],
+                    "state": run.get("state", state),
+                    "stage": stage,
+                    "file": str(run.get(file_column, "")),
+                    "reason": out,
+                }
+            )
             continue
         kept.append(i)
         outputs.append(out)
-    return MappedRuns(runs=runs.iloc[kept].reset_index(drop=True), outputs=outputs,
-                      exclusions=pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS),
-                      n_cached=sum(cached for _, cached in results))
+    return MappedRuns(
+        runs=runs.iloc[kept].reset_index(drop=True),
+        outputs=outputs,
+        exclusions=pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS),
+        n_cached=sum(cached for _, cached in results),
+    )

@@ -31,10 +31,23 @@ Intermediate and result tables
 from __future__ import annotations
 
 __all__ = [
-    "EXCLUSION_COLUMNS", "RESULT_COLUMNS", "ROI_COLUMNS", "CLUSTER_COLUMNS", "MRS_COLUMNS", "MRS_QC_COLUMNS",
-    "ASL_RUN_COLUMNS", "TASK_RUN_COLUMNS", "EVIDENCE_COLUMNS", "DRUG_CHECK_COLUMNS", "MULTIVERSE_COLUMNS",
-    "RECOVERY_COLUMNS", "EVIDENCE_RECOVERY_COLUMNS", "LEDGER_COLUMNS", "CALIBRATION_COLUMNS",
-    "CALIBRATION_SUMMARY_COLUMNS", "VOXEL_CALIBRATION_COLUMNS",
+    "EXCLUSION_COLUMNS",
+    "RESULT_COLUMNS",
+    "ROI_COLUMNS",
+    "CLUSTER_COLUMNS",
+    "MRS_COLUMNS",
+    "MRS_QC_COLUMNS",
+    "ASL_RUN_COLUMNS",
+    "TASK_RUN_COLUMNS",
+    "EVIDENCE_COLUMNS",
+    "DRUG_CHECK_COLUMNS",
+    "MULTIVERSE_COLUMNS",
+    "RECOVERY_COLUMNS",
+    "EVIDENCE_RECOVERY_COLUMNS",
+    "LEDGER_COLUMNS",
+    "CALIBRATION_COLUMNS",
+    "CALIBRATION_SUMMARY_COLUMNS",
+    "VOXEL_CALIBRATION_COLUMNS",
 ]
 
 # --------------------------------------------------------------------------- inputs
@@ -43,8 +56,17 @@ __all__ = [
 EXCLUSION_COLUMNS = ["participant_id", "session_id", "state", "stage", "file", "reason"]
 
 #: The long MRS table: one row per spectrum (participant, session, state) and metabolite.
-MRS_COLUMNS = ["participant_id", "session_id", "state", "metabolite", "value_tcr", "value_water", "crlb_percent",
-               "fwhm_hz", "snr"]
+MRS_COLUMNS = [
+    "participant_id",
+    "session_id",
+    "state",
+    "metabolite",
+    "value_tcr",
+    "value_water",
+    "crlb_percent",
+    "fwhm_hz",
+    "snr",
+]
 
 #: pCASL runs of a perfusion study, with their companion files.
 ASL_RUN_COLUMNS = ["participant_id", "group", "session_id", "asl", "asl_json", "aslcontext", "m0"]
@@ -65,8 +87,19 @@ CLUSTER_COLUMNS = ["cluster_id", "sign", "size", "mass", "peak_t", "peak_voxel",
 
 #: Columns of :func:`craving_circuits.stats.equivalence.evidence_table`.
 EVIDENCE_COLUMNS = RESULT_COLUMNS + [
-    "n", "dz", "bound", "bound_dz", "ci90_low", "ci90_high", "p_equivalence", "equivalent_within_dz", "bf01",
-    "prior_scale", "detectable_dz", "verdict", "bayes_factor",
+    "n",
+    "dz",
+    "bound",
+    "bound_dz",
+    "ci90_low",
+    "ci90_high",
+    "p_equivalence",
+    "equivalent_within_dz",
+    "bf01",
+    "prior_scale",
+    "detectable_dz",
+    "verdict",
+    "bayes_factor",
 ]
 
 #: Columns of :func:`craving_circuits.cocaine.drug.interaction_checks`.
@@ -76,30 +109,104 @@ DRUG_CHECK_COLUMNS = ["target", "term", "method", "estimate", "statistic", "df_n
 MRS_QC_COLUMNS = ["participant_id", "session_id", "state", "metabolite", "criterion", "value", "limit"]
 
 #: One row per denoising specification, target and contrast.
-MULTIVERSE_COLUMNS = ["strategy", "confounds", "gsr", "band_pass", "target", "term", "estimate", "se", "ci_low",
-                      "ci_high", "p", "significant"]
+MULTIVERSE_COLUMNS = [
+    "strategy",
+    "confounds",
+    "gsr",
+    "band_pass",
+    "target",
+    "term",
+    "estimate",
+    "se",
+    "ci_low",
+    "ci_high",
+    "p",
+    "significant",
+]
 
 # --------------------------------------------------------------------------- the verdict
 
 #: Estimates against the planted truth.
-RECOVERY_COLUMNS = ["estimand", "effect", "test", "planted", "estimate", "ci_low", "ci_high", "p", "planted_present",
-                    "found", "agree"]
+RECOVERY_COLUMNS = [
+    "estimand",
+    "effect",
+    "test",
+    "planted",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "p",
+    "planted_present",
+    "found",
+    "agree",
+]
 
 #: Equivalence evidence against the planted truth.
-EVIDENCE_RECOVERY_COLUMNS = ["effect", "term", "planted", "estimate", "ci90_low", "ci90_high", "bound", "p",
-                             "p_equivalence", "bf01", "verdict", "planted_present", "agree"]
+EVIDENCE_RECOVERY_COLUMNS = [
+    "effect",
+    "term",
+    "planted",
+    "estimate",
+    "ci90_low",
+    "ci90_high",
+    "bound",
+    "p",
+    "p_equivalence",
+    "bf01",
+    "verdict",
+    "planted_present",
+    "agree",
+]
 
 #: The claims ledger, in order.
-LEDGER_COLUMNS = ["claim_id", "study", "claim", "test", "statistic", "estimate", "ci_low", "ci_high", "p",
-                  "verdict", "detail", "planted", "planted_present", "agree", "source"]
+LEDGER_COLUMNS = [
+    "claim_id",
+    "study",
+    "claim",
+    "test",
+    "statistic",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "p",
+    "verdict",
+    "detail",
+    "planted",
+    "planted_present",
+    "agree",
+    "source",
+]
 
 #: One row per Monte Carlo replicate and claim.
-CALIBRATION_COLUMNS = ["condition", "replicate", "study", "claim_id", "test", "planted_present", "estimate", "p",
-                       "found", "equivalent"]
+CALIBRATION_COLUMNS = [
+    "condition",
+    "replicate",
+    "study",
+    "claim_id",
+    "test",
+    "planted_present",
+    "estimate",
+    "p",
+    "found",
+    "equivalent",
+]
 
 #: Rates per claim and condition, with Clopper-Pearson intervals.
-CALIBRATION_SUMMARY_COLUMNS = ["study", "claim_id", "test", "condition", "planted_present", "measure", "n", "count",
-                               "rate", "ci_low", "ci_high", "nominal", "within"]
+CALIBRATION_SUMMARY_COLUMNS = [
+    "study",
+    "claim_id",
+    "test",
+    "condition",
+    "planted_present",
+    "measure",
+    "n",
+    "count",
+    "rate",
+    "ci_low",
+    "ci_high",
+    "nominal",
+    "within",
+]
 
 #: One row per voxelwise null replicate and test.
 VOXEL_CALIBRATION_COLUMNS = ["replicate", "study", "test", "n_clusters", "min_p_fwe", "found"]

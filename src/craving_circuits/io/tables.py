@@ -30,8 +30,10 @@ def read_table(out_dir: str | Path, name: str) -> pd.DataFrame:
     """
     path = Path(out_dir) / f"{name}.tsv"
     if not path.is_file():
-        raise FileNotFoundError(f"Result table {path} not found; run the notebook whose output folder is "
-                                f"{Path(out_dir)} first (make notebooks, or the --only option of the runner).")
+        raise FileNotFoundError(
+            f"Result table {path} not found; run the notebook whose output folder is "
+            f"{Path(out_dir)} first (make notebooks, or the --only option of the runner)."
+        )
     # BIDS missing values only: words such as "null" (a condition) or "NA" stay text
     return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["n/a", ""])
 

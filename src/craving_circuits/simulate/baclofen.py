@@ -64,8 +64,17 @@ from craving_circuits.simulate.signals import (
     random_motion,
 )
 
-__all__ = ["BaclofenStudyParams", "BACLOFEN_PRESETS", "baclofen_params", "simulate_baclofen_study",
-           "cue_events", "planted_baclofen_effects", "TASK", "SESSIONS", "GROUPS"]
+__all__ = [
+    "BaclofenStudyParams",
+    "BACLOFEN_PRESETS",
+    "baclofen_params",
+    "simulate_baclofen_study",
+    "cue_events",
+    "planted_baclofen_effects",
+    "TASK",
+    "SESSIONS",
+    "GROUPS",
+]
 
 GENERATOR_NAME = "craving_circuits.simulate.baclofen"
 TASK = "smokingcue"
@@ -135,8 +144,15 @@ class BaclofenStudyParams:
     craving_sd: float = _p(6.0, "SD of the cue-induced craving rise within a session (VAS).")
 
     def __post_init__(self):
-        for name in ("seed", "n_baclofen", "n_placebo", "voxel_size_mm", "n_asl_pairs", "n_task_volumes",
-                     "background_suppression_pulses"):
+        for name in (
+            "seed",
+            "n_baclofen",
+            "n_placebo",
+            "voxel_size_mm",
+            "n_asl_pairs",
+            "n_task_volumes",
+            "background_suppression_pulses",
+        ):
             check_range(name, getattr(self, name), integer=True)
             object.__setattr__(self, name, int(getattr(self, name)))
         check_range("n_baclofen", self.n_baclofen, 3, 10_000)
@@ -145,23 +161,44 @@ class BaclofenStudyParams:
         check_range("n_asl_pairs", self.n_asl_pairs, 1, 1000)
         check_range("n_task_volumes", self.n_task_volumes, 40, 5000)
         check_range("background_suppression_pulses", self.background_suppression_pulses, 0, 10)
-        for name in ("gm_cbf", "wm_cbf", "post_labeling_delay", "labeling_duration", "m0_scale",
-                     "task_repetition_time", "cue_block_s", "smooth_noise_fwhm_mm"):
+        for name in (
+            "gm_cbf",
+            "wm_cbf",
+            "post_labeling_delay",
+            "labeling_duration",
+            "m0_scale",
+            "task_repetition_time",
+            "cue_block_s",
+            "smooth_noise_fwhm_mm",
+        ):
             check_range(name, getattr(self, name), 1e-6)
-        for name in ("cbf_subject_sd", "cbf_session_sd", "cbf_regional_sd", "asl_noise_pct", "asl_motion_mm",
-                     "cue_response_sd", "task_noise_sd", "task_white_noise_sd", "motion_step_mm",
-                     "dlpfc_rise_sd", "craving_sd", "static_fraction"):
+        for name in (
+            "cbf_subject_sd",
+            "cbf_session_sd",
+            "cbf_regional_sd",
+            "asl_noise_pct",
+            "asl_motion_mm",
+            "cue_response_sd",
+            "task_noise_sd",
+            "task_white_noise_sd",
+            "motion_step_mm",
+            "dlpfc_rise_sd",
+            "craving_sd",
+            "static_fraction",
+        ):
             check_range(name, getattr(self, name), 0.0)
 
     @property
     def asl_constants(self) -> AslConstants:
-        return AslConstants(post_labeling_delay=self.post_labeling_delay, labeling_duration=self.labeling_duration,
-                            n_background_pulses=self.background_suppression_pulses)
+        return AslConstants(
+            post_labeling_delay=self.post_labeling_delay,
+            labeling_duration=self.labeling_duration,
+            n_background_pulses=self.background_suppression_pulses,
+        )
 
 
 _NULL = dict(dlpfc_cbf_rise=0.0, cue_dlpfc_coupling=0.0, baclofen_craving_effect=0.0)
-_TINY = dict(n_baclofen=6, n_placebo=6, voxel_size_mm=8, smooth_noise_fwhm_mm=16.0, n_asl_pairs=10,
-             n_task_volumes=90)
+_TINY = dict(n_baclofen=6, n_placebo=6, voxel_size_mm=8, smooth_noise_fwhm_mm=16.0, n_asl_pairs=10, n_task_volumes=90)
 
 #: ``paper`` has the published group sizes; ``null`` is the same study with every
 #: planted effect set to zero (cue responses themselves remain); tiny ones for tests.
@@ -197,18 +234,20 @@ def simulate_baclofen_participants(params: BaclofenStudyParams) -> pd.DataFrame:
     rng.shuffle(groups)
     rise = np.where(groups == "baclofen", params.dlpfc_cbf_rise, 0.0) + rng.normal(0, params.dlpfc_rise_sd, n)
     width = max(2, len(str(n)))
-    return pd.DataFrame({
-        "participant_id": [f"sub-{i + 1:0{width}d}" for i in range(n)],
-        "group": groups,
-        "age": np.clip(np.rint(rng.normal(42, 11, n)), 18, 65).astype(int),
-        "sex": np.where(rng.random(n) < 0.63, "M", "F"),
-        "cigarettes_per_day": np.clip(np.rint(rng.normal(16, 6, n)), 5, 40).astype(int),
-        "ftnd": np.clip(np.rint(rng.normal(5, 2, n)), 0, 10).astype(int),
-        "cbf_global": rng.normal(0, params.cbf_subject_sd, n),
-        "dlpfc_rise": rise,
-        "cue_response": params.cue_response_pct + rng.normal(0, params.cue_response_sd, n),
-        "motion_propensity": np.exp(rng.normal(0, 0.4, n)),
-    })
+    return pd.DataFrame(
+        {
+            "participant_id": [f"sub-{i + 1:0{width}d}" for i in range(n)],
+            "group": groups,
+            "age": np.clip(np.rint(rng.normal(42, 11, n)), 18, 65).astype(int),
+            "sex": np.where(rng.random(n) < 0.63, "M", "F"),
+            "cigarettes_per_day": np.clip(np.rint(rng.normal(16, 6, n)), 5, 40).astype(int),
+            "ftnd": np.clip(np.rint(rng.normal(5, 2, n)), 0, 10).astype(int),
+            "cbf_global": rng.normal(0, params.cbf_subject_sd, n),
+            "dlpfc_rise": rise,
+            "cue_response": params.cue_response_pct + rng.normal(0, params.cue_response_sd, n),
+            "motion_propensity": np.exp(rng.normal(0, 0.4, n)),
+        }
+    )
 
 
 OBSERVED_COLUMNS = ["participant_id", "group", "age", "sex", "cigarettes_per_day", "ftnd"]
@@ -225,8 +264,14 @@ def simulate_baclofen_ratings(participants: pd.DataFrame, params: BaclofenStudyP
             if session == "ses-T2" and p.group == "baclofen":
                 rise += params.baclofen_craving_effect
             for timepoint, value in (("pre", pre), ("post", pre + rise)):
-                rows.append({"participant_id": p.participant_id, "session_id": session, "timepoint": timepoint,
-                             "craving": float(np.clip(np.round(value), 0, 100))})
+                rows.append(
+                    {
+                        "participant_id": p.participant_id,
+                        "session_id": session,
+                        "timepoint": timepoint,
+                        "craving": float(np.clip(np.round(value), 0, 100)),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -240,23 +285,50 @@ def planted_baclofen_effects(params: BaclofenStudyParams) -> list[dict]:
     """The effects planted in the study, in the form of the cocaine study's ground truth."""
     cbf = "ml/100 g/min"
     rows = [
-        ("group_x_time_dlpfc_cbf", "Baclofen minus placebo in the T2 - T1 change of right-dlPFC CBF", cbf,
-         params.dlpfc_cbf_rise),
+        (
+            "group_x_time_dlpfc_cbf",
+            "Baclofen minus placebo in the T2 - T1 change of right-dlPFC CBF",
+            cbf,
+            params.dlpfc_cbf_rise,
+        ),
         ("time_dlpfc_cbf_placebo", "T2 - T1 change of right-dlPFC CBF under placebo", cbf, 0.0),
         ("cbf_change_elsewhere", "Group x time change of CBF anywhere but the right dlPFC", cbf, 0.0),
-        ("cue_response_t1", "Smoking minus neutral cue response in anterior ventral insula and vmPFC at T1",
-         "% signal", params.cue_response_pct),
-        ("dlpfc_rise_cue_change", "Change of the cue response (T2 - T1) per ml/100 g/min of dlPFC CBF rise, "
-         "anterior ventral insula and vmPFC", "% per ml/100 g/min", params.cue_dlpfc_coupling),
-        ("cue_change_elsewhere", "Association of the dlPFC CBF rise with the cue-response change anywhere else",
-         "% per ml/100 g/min", 0.0),
-        ("group_x_time_craving", "Baclofen minus placebo in the T2 - T1 change of cue-induced craving", "VAS points",
-         params.baclofen_craving_effect),
-        ("indirect_effect_cue", "Indirect effect of baclofen on the cue-response change through the dlPFC CBF rise",
-         "% signal", params.dlpfc_cbf_rise * params.cue_dlpfc_coupling),
+        (
+            "cue_response_t1",
+            "Smoking minus neutral cue response in anterior ventral insula and vmPFC at T1",
+            "% signal",
+            params.cue_response_pct,
+        ),
+        (
+            "dlpfc_rise_cue_change",
+            "Change of the cue response (T2 - T1) per ml/100 g/min of dlPFC CBF rise, "
+            "anterior ventral insula and vmPFC",
+            "% per ml/100 g/min",
+            params.cue_dlpfc_coupling,
+        ),
+        (
+            "cue_change_elsewhere",
+            "Association of the dlPFC CBF rise with the cue-response change anywhere else",
+            "% per ml/100 g/min",
+            0.0,
+        ),
+        (
+            "group_x_time_craving",
+            "Baclofen minus placebo in the T2 - T1 change of cue-induced craving",
+            "VAS points",
+            params.baclofen_craving_effect,
+        ),
+        (
+            "indirect_effect_cue",
+            "Indirect effect of baclofen on the cue-response change through the dlPFC CBF rise",
+            "% signal",
+            params.dlpfc_cbf_rise * params.cue_dlpfc_coupling,
+        ),
     ]
-    return [{"effect": e, "description": d, "scale": s, "planted": float(v), "present": bool(abs(v) > 0)}
-            for e, d, s, v in rows]
+    return [
+        {"effect": e, "description": d, "scale": s, "planted": float(v), "present": bool(abs(v) > 0)}
+        for e, d, s, v in rows
+    ]
 
 
 # --------------------------------------------------------------------------- images
@@ -338,9 +410,15 @@ def simulate_asl_run(maps: _Maps, participant, p_idx: int, s_idx: int, params: B
     cbf = true_cbf(maps, participant, SESSIONS[s_idx], params, rng)
     c = params.asl_constants
     # the white paper's equation solved for the control - label difference
-    delta_m = cbf * maps.m0 * 2 * c.effective_efficiency * c.t1_blood \
-        * (1 - np.exp(-c.labeling_duration / c.t1_blood)) \
+    delta_m = (
+        cbf
+        * maps.m0
+        * 2
+        * c.effective_efficiency
+        * c.t1_blood
+        * (1 - np.exp(-c.labeling_duration / c.t1_blood))
         / (6000 * c.blood_brain_partition * np.exp(c.post_labeling_delay / c.t1_blood))
+    )
     n = 2 * params.n_asl_pairs
     sd = params.asl_noise_pct / 100 * params.m0_scale
     steps = rng.normal(0, params.asl_motion_mm * participant.motion_propensity, n)
@@ -353,22 +431,29 @@ def simulate_asl_run(maps: _Maps, participant, p_idx: int, s_idx: int, params: B
     return {"series": series.astype(np.float32), "m0": m0.astype(np.float32), "cbf": cbf.astype(np.float32)}
 
 
-def simulate_task_run(maps: _Maps, participant, p_idx: int, s_idx: int, params: BaclofenStudyParams,
-                      regressors: dict) -> dict:
+def simulate_task_run(
+    maps: _Maps, participant, p_idx: int, s_idx: int, params: BaclofenStudyParams, regressors: dict
+) -> dict:
     """One smoking-cue BOLD run (percent-signal model on the baseline image) and its motion."""
     g = maps.geometry
     rng = np.random.default_rng([params.seed, 23, p_idx, s_idx])
     n_t, t_r = params.n_task_volumes, params.task_repetition_time
     amp = cue_response(participant, SESSIONS[s_idx], params)
-    y = (params.neutral_response_pct * regressors["neutral"] + (params.neutral_response_pct + amp)
-         * regressors["smoking"])[:, None] * maps.cue[None, :]
+    y = (
+        params.neutral_response_pct * regressors["neutral"]
+        + (params.neutral_response_pct + amp) * regressors["smoking"]
+    )[:, None] * maps.cue[None, :]
     y = y + params.task_noise_sd * g.noise.sample(rng, n_t, 0.4)
     y += params.task_white_noise_sd * rng.standard_normal(y.shape)
     y += 0.3 * band_limited_noise(rng, n_t, 1, t_r)
     t = np.linspace(-1, 1, n_t)[:, None]
     y += t * rng.standard_normal(y.shape[1]) * 1.0
-    motion = random_motion(rng, n_t, step_mm=params.motion_step_mm * participant.motion_propensity,
-                           n_spikes=rng.poisson(1.0 * participant.motion_propensity))
+    motion = random_motion(
+        rng,
+        n_t,
+        step_mm=params.motion_step_mm * participant.motion_propensity,
+        n_spikes=rng.poisson(1.0 * participant.motion_propensity),
+    )
     y += 0.5 * (motion - motion.mean(axis=0)) @ g.loadings
     data = g.baseline * (1.0 + y / 100.0)
     error = rng.standard_normal((n_t, 6)) * np.array([0.005] * 3 + [0.0001] * 3)
@@ -379,9 +464,13 @@ def asl_paths(root: Path, participant_id: str, session_id: str) -> dict[str, Pat
     """BIDS paths of one session's perfusion files."""
     folder = Path(root) / participant_id / session_id / "perf"
     stem = f"{participant_id}_{session_id}"
-    return {"asl": folder / f"{stem}_asl.nii.gz", "asl_json": folder / f"{stem}_asl.json",
-            "aslcontext": folder / f"{stem}_aslcontext.tsv", "m0": folder / f"{stem}_m0scan.nii.gz",
-            "m0_json": folder / f"{stem}_m0scan.json"}
+    return {
+        "asl": folder / f"{stem}_asl.nii.gz",
+        "asl_json": folder / f"{stem}_asl.json",
+        "aslcontext": folder / f"{stem}_aslcontext.tsv",
+        "m0": folder / f"{stem}_m0scan.nii.gz",
+        "m0_json": folder / f"{stem}_m0scan.json",
+    }
 
 
 def _volume(maps: _Maps, values: np.ndarray, zooms: tuple) -> nib.Nifti1Image:
@@ -395,8 +484,9 @@ def _volume(maps: _Maps, values: np.ndarray, zooms: tuple) -> nib.Nifti1Image:
     return img
 
 
-def _write_session(maps: _Maps, participant, p_idx: int, s_idx: int, params: BaclofenStudyParams, root: Path,
-                   regressors: dict) -> dict:
+def _write_session(
+    maps: _Maps, participant, p_idx: int, s_idx: int, params: BaclofenStudyParams, root: Path, regressors: dict
+) -> dict:
     session = SESSIONS[s_idx]
     pid = participant.participant_id
     vox = (float(params.voxel_size_mm),) * 3
@@ -405,14 +495,24 @@ def _write_session(maps: _Maps, participant, p_idx: int, s_idx: int, params: Bac
     paths = asl_paths(root, pid, session)
     write_nifti(paths["asl"], _volume(maps, asl_run["series"], vox + (4.0,)))
     write_tsv(paths["aslcontext"], pd.DataFrame({"volume_type": ["label", "control"] * params.n_asl_pairs}))
-    write_json(paths["asl_json"], {
-        "ArterialSpinLabelingType": "PCASL", "PostLabelingDelay": params.post_labeling_delay,
-        "LabelingDuration": params.labeling_duration, "M0Type": "Separate",
-        "BackgroundSuppression": params.background_suppression_pulses > 0,
-        **({"BackgroundSuppressionNumberPulses": params.background_suppression_pulses}
-           if params.background_suppression_pulses else {}),
-        "RepetitionTimePreparation": 4.0, "MagneticFieldStrength": 3, "GeneratedBy": GENERATOR_NAME,
-    })
+    write_json(
+        paths["asl_json"],
+        {
+            "ArterialSpinLabelingType": "PCASL",
+            "PostLabelingDelay": params.post_labeling_delay,
+            "LabelingDuration": params.labeling_duration,
+            "M0Type": "Separate",
+            "BackgroundSuppression": params.background_suppression_pulses > 0,
+            **(
+                {"BackgroundSuppressionNumberPulses": params.background_suppression_pulses}
+                if params.background_suppression_pulses
+                else {}
+            ),
+            "RepetitionTimePreparation": 4.0,
+            "MagneticFieldStrength": 3,
+            "GeneratedBy": GENERATOR_NAME,
+        },
+    )
     write_nifti(paths["m0"], _volume(maps, asl_run["m0"], vox + (4.0,)))
     write_json(paths["m0_json"], {"IntendedFor": str(paths["asl"].relative_to(root)), "RepetitionTimePreparation": 8.0})
     # cue task
@@ -426,26 +526,45 @@ def _write_session(maps: _Maps, participant, p_idx: int, s_idx: int, params: Bac
     img.header.set_xyzt_units("mm", "sec")
     img.header.set_zooms(vox + (params.task_repetition_time,))
     write_nifti(files.bold, img)
-    write_json(files.bold_json, {"RepetitionTime": params.task_repetition_time, "TaskName": TASK,
-                                 "SkullStripped": True, "GeneratedBy": GENERATOR_NAME})
+    write_json(
+        files.bold_json,
+        {
+            "RepetitionTime": params.task_repetition_time,
+            "TaskName": TASK,
+            "SkullStripped": True,
+            "GeneratedBy": GENERATOR_NAME,
+        },
+    )
     write_nifti(files.mask, nib.Nifti1Image(maps.mask.astype(np.uint8), maps.affine))
     g = maps.geometry
-    confounds, meta = compute_confounds(task["data"].astype(np.float64), task["motion"], params.task_repetition_time,
-                                        g.wm_index, g.csf_index)
+    confounds, meta = compute_confounds(
+        task["data"].astype(np.float64), task["motion"], params.task_repetition_time, g.wm_index, g.csf_index
+    )
     write_tsv(files.confounds, confounds, float_format="%.8g")
     write_json(files.confounds_json, meta)
     events_path = root / pid / session / "func" / f"{pid}_{session}_task-{TASK}_events.tsv"
     write_tsv(events_path, cue_events(params))
     fd = np.nan_to_num(framewise_displacement(task["motion"]))
-    truth_cbf = {"participant_id": pid, "session_id": session,
-                 "dlpfc_cbf": float(np.average(asl_run["cbf"], weights=maps.dlpfc)),
-                 "gm_cbf": float(np.average(asl_run["cbf"], weights=g.gm)),
-                 "cue_response": cue_response(participant, session, params), "task_mean_fd": float(fd.mean())}
+    truth_cbf = {
+        "participant_id": pid,
+        "session_id": session,
+        "dlpfc_cbf": float(np.average(asl_run["cbf"], weights=maps.dlpfc)),
+        "gm_cbf": float(np.average(asl_run["cbf"], weights=g.gm)),
+        "cue_response": cue_response(participant, session, params),
+        "task_mean_fd": float(fd.mean()),
+    }
     return truth_cbf
 
 
-def simulate_baclofen_study(out_dir: str | Path, preset: str = "paper", *, n_jobs: int = 1, replace: bool = False,
-                            progress: bool = False, **overrides) -> Path:
+def simulate_baclofen_study(
+    out_dir: str | Path,
+    preset: str = "paper",
+    *,
+    n_jobs: int = 1,
+    replace: bool = False,
+    progress: bool = False,
+    **overrides,
+) -> Path:
     """Write a simulated baclofen study (BIDS ``perf/`` + fMRIPrep-style task derivatives).
 
     The study is complete when ``derivatives/simulation/ground_truth.json``
@@ -472,39 +591,70 @@ def simulate_baclofen_study(out_dir: str | Path, preset: str = "paper", *, n_job
     wanted = {"simulator_version": SIMULATOR_VERSION, "parameters": params_to_dict(params)}
     if claim_output_folder(out, wanted, GENERATOR_NAME, replace):
         return out
-    description = {"Name": "Simulated baclofen study", "BIDSVersion": "1.9.0", "DatasetType": "raw",
-                   "GeneratedBy": [{"Name": GENERATOR_NAME, "Version": SIMULATOR_VERSION}]}
+    description = {
+        "Name": "Simulated baclofen study",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "raw",
+        "GeneratedBy": [{"Name": GENERATOR_NAME, "Version": SIMULATOR_VERSION}],
+    }
     write_json(out / "dataset_description.json", description)
-    write_text(out / "README", "Simulated data with planted effects, written by craving_circuits.simulate.baclofen.\n"
-               "Not real participants. The planted truth is in derivatives/simulation.\n")
+    write_text(
+        out / "README",
+        "Simulated data with planted effects, written by craving_circuits.simulate.baclofen.\n"
+        "Not real participants. The planted truth is in derivatives/simulation.\n",
+    )
     participants = simulate_baclofen_participants(params)
     write_tsv(out / "participants.tsv", participants[OBSERVED_COLUMNS])
-    write_json(out / "participants.json", {
-        "group": {"Description": "Randomised treatment", "Levels": {"baclofen": "baclofen 80 mg/day",
-                                                                     "placebo": "placebo"}},
-        "cigarettes_per_day": {"Description": "Cigarettes smoked per day"},
-        "ftnd": {"Description": "Fagerstrom Test for Nicotine Dependence, 0-10"}})
+    write_json(
+        out / "participants.json",
+        {
+            "group": {
+                "Description": "Randomised treatment",
+                "Levels": {"baclofen": "baclofen 80 mg/day", "placebo": "placebo"},
+            },
+            "cigarettes_per_day": {"Description": "Cigarettes smoked per day"},
+            "ftnd": {"Description": "Fagerstrom Test for Nicotine Dependence, 0-10"},
+        },
+    )
     write_tsv(out / "phenotype" / "craving_ratings.tsv", simulate_baclofen_ratings(participants, params))
-    write_json(out / "phenotype" / "craving_ratings.json", {
-        "timepoint": {"Description": "Before (pre) or after (post) the smoking-cue exposure"},
-        "craving": {"Description": "Craving for a cigarette, visual analogue scale", "Units": "0-100"}})
-    write_json(out / "derivatives" / "fmriprep" / "dataset_description.json",
-               {**description, "Name": "fMRIPrep-style derivatives (simulated)", "DatasetType": "derivative"})
+    write_json(
+        out / "phenotype" / "craving_ratings.json",
+        {
+            "timepoint": {"Description": "Before (pre) or after (post) the smoking-cue exposure"},
+            "craving": {"Description": "Craving for a cigarette, visual analogue scale", "Units": "0-100"},
+        },
+    )
+    write_json(
+        out / "derivatives" / "fmriprep" / "dataset_description.json",
+        {**description, "Name": "fMRIPrep-style derivatives (simulated)", "DatasetType": "derivative"},
+    )
 
     maps = _Maps(params)
     regressors = _block_regressors(params)
-    jobs = (delayed(_write_session)(maps, p, i, s, params, out, regressors)
-            for i, p in enumerate(participants.itertuples(index=False)) for s in range(len(SESSIONS)))
+    jobs = (
+        delayed(_write_session)(maps, p, i, s, params, out, regressors)
+        for i, p in enumerate(participants.itertuples(index=False))
+        for s in range(len(SESSIONS))
+    )
     results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
-    sessions = pd.DataFrame(list(tqdm(results, total=2 * len(participants), desc="simulate sessions",
-                                      disable=not progress)))
+    sessions = pd.DataFrame(
+        list(tqdm(results, total=2 * len(participants), desc="simulate sessions", disable=not progress))
+    )
     sim_dir = out / "derivatives" / "simulation"
-    write_json(sim_dir / "dataset_description.json", {**description, "Name": "Planted ground truth",
-                                                      "DatasetType": "derivative"})
+    write_json(
+        sim_dir / "dataset_description.json",
+        {**description, "Name": "Planted ground truth", "DatasetType": "derivative"},
+    )
     write_tsv(sim_dir / "ground_truth_participants.tsv", participants)
     write_tsv(sim_dir / "ground_truth_sessions.tsv", sessions.sort_values(["participant_id", "session_id"]))
-    write_json(truth_path, {**wanted, "study": "baclofen", "space": SPACE,
-                            "effects": planted_baclofen_effects(params),
-                            "files": {"participants": "ground_truth_participants.tsv",
-                                      "sessions": "ground_truth_sessions.tsv"}})
+    write_json(
+        truth_path,
+        {
+            **wanted,
+            "study": "baclofen",
+            "space": SPACE,
+            "effects": planted_baclofen_effects(params),
+            "files": {"participants": "ground_truth_participants.tsv", "sessions": "ground_truth_sessions.tsv"},
+        },
+    )
     return out

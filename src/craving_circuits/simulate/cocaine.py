@@ -96,6 +96,7 @@ __all__ = [
     "SIMULATOR_VERSION",
 ]
 
+
 def _code_hash() -> str:
     """Hash of the simulator's source (this package and the atlas module): a change re-simulates."""
 
@@ -217,10 +218,21 @@ class CocaineStudyParams:
         check_range("n_volumes", self.n_volumes, 30, 5000, integer=True)
         check_range("repetition_time", self.repetition_time, 0.3, 6.0)
         for name in (
-            "source_sd", "global_sd", "physio_sd", "smooth_noise_sd", "white_noise_sd", "drift_sd",
-            "motion_step_mm", "motion_spikes", "motion_artifact_scale", "spin_history_pct_per_mm",
-            "fc_subject_sd", "thalamus_reactivity_sd", "craving_fc_individual_sd",
-            "glu_reactivity_pct", "craving_rating_reactivity",
+            "source_sd",
+            "global_sd",
+            "physio_sd",
+            "smooth_noise_sd",
+            "white_noise_sd",
+            "drift_sd",
+            "motion_step_mm",
+            "motion_spikes",
+            "motion_artifact_scale",
+            "spin_history_pct_per_mm",
+            "fc_subject_sd",
+            "thalamus_reactivity_sd",
+            "craving_fc_individual_sd",
+            "glu_reactivity_pct",
+            "craving_rating_reactivity",
         ):
             check_range(name, getattr(self, name), 0.0)
         check_range("smooth_noise_fwhm_mm", self.smooth_noise_fwhm_mm, 0.1)
@@ -338,7 +350,13 @@ def simulate_participants(params: CocaineStudyParams) -> pd.DataFrame:
 
 
 OBSERVED_PARTICIPANT_COLUMNS = [
-    "participant_id", "group", "age", "sex", "drug_order", "cocaine_g_per_week", "ocdus_obsessive",
+    "participant_id",
+    "group",
+    "age",
+    "sex",
+    "drug_order",
+    "cocaine_g_per_week",
+    "ocdus_obsessive",
 ]
 
 
@@ -483,45 +501,99 @@ def planted_effects(params: CocaineStudyParams) -> list[dict]:
     clinical_r = clinical_r if params.thalamus_reactivity_sd > 0 else 0.0
     rows = [
         ("craving_nacc_dlpfc_cud", "Craving minus neutral, NAcc-dlPFC coupling, CUD", fc, params.craving_nacc_dlpfc),
-        ("craving_nacc_thalamus_cud", "Craving minus neutral, NAcc-midline thalamus coupling, CUD", fc,
-         params.craving_nacc_thalamus),
-        ("craving_nacc_dlpfc_control", "Craving minus neutral, NAcc-dlPFC coupling, controls", fc,
-         params.control_craving_fc),
-        ("craving_nacc_thalamus_control", "Craving minus neutral, NAcc-midline thalamus coupling, controls", fc,
-         params.control_craving_fc),
-        ("group_x_state_nacc_dlpfc", "CUD minus controls in the craving rise, NAcc-dlPFC", fc,
-         params.craving_nacc_dlpfc - params.control_craving_fc),
-        ("group_x_state_nacc_thalamus", "CUD minus controls in the craving rise, NAcc-thalamus", fc,
-         params.craving_nacc_thalamus - params.control_craving_fc),
+        (
+            "craving_nacc_thalamus_cud",
+            "Craving minus neutral, NAcc-midline thalamus coupling, CUD",
+            fc,
+            params.craving_nacc_thalamus,
+        ),
+        (
+            "craving_nacc_dlpfc_control",
+            "Craving minus neutral, NAcc-dlPFC coupling, controls",
+            fc,
+            params.control_craving_fc,
+        ),
+        (
+            "craving_nacc_thalamus_control",
+            "Craving minus neutral, NAcc-midline thalamus coupling, controls",
+            fc,
+            params.control_craving_fc,
+        ),
+        (
+            "group_x_state_nacc_dlpfc",
+            "CUD minus controls in the craving rise, NAcc-dlPFC",
+            fc,
+            params.craving_nacc_dlpfc - params.control_craving_fc,
+        ),
+        (
+            "group_x_state_nacc_thalamus",
+            "CUD minus controls in the craving rise, NAcc-thalamus",
+            fc,
+            params.craving_nacc_thalamus - params.control_craving_fc,
+        ),
         ("drug_x_state_cud", "NAC minus placebo in the craving rise of both couplings, CUD", fc, params.nac_effect),
         ("drug_x_state_control", "NAC minus placebo in the craving rise of both couplings, controls", fc, 0.0),
-        ("group_x_state_x_drug", "CUD minus controls in the NAC effect on the craving rise of both couplings", fc,
-         params.nac_effect),
-        ("fc_change_elsewhere", "Craving-related change of NAcc coupling anywhere but dlPFC and midline thalamus",
-         fc, 0.0),
+        (
+            "group_x_state_x_drug",
+            "CUD minus controls in the NAC effect on the craving rise of both couplings",
+            fc,
+            params.nac_effect,
+        ),
+        (
+            "fc_change_elsewhere",
+            "Craving-related change of NAcc coupling anywhere but dlPFC and midline thalamus",
+            fc,
+            0.0,
+        ),
         ("glu_rise_cud", "Craving minus neutral NAcc glutamate, CUD", "percent", params.glu_craving_rise_pct),
-        ("thalamus_glu_coupling_cud", "Correlation of the thalamic coupling rise with the Glu rise "
-         "(latent, before measurement noise), CUD", "Pearson r", coupling),
+        (
+            "thalamus_glu_coupling_cud",
+            "Correlation of the thalamic coupling rise with the Glu rise (latent, before measurement noise), CUD",
+            "Pearson r",
+            coupling,
+        ),
         ("dlpfc_glu_coupling_cud", "Correlation of the dlPFC coupling rise with the Glu rise, CUD", "Pearson r", 0.0),
-        ("coupling_difference_cud", "Thalamic minus dlPFC correlation with the Glu rise (latent), CUD",
-         "difference of Pearson r", coupling),
-        ("ocdus_predicts_thalamus_cud", "Correlation of OCDUS obsessive thinking with craving reactivity, "
-         "which drives the thalamic rise", "Pearson r",
-         params.ocdus_reactivity_r if params.thalamus_reactivity_sd > 0 else 0.0),
-        ("use_predicts_thalamus_cud", "Correlation of log cocaine use with craving reactivity, "
-         "which drives the thalamic rise", "Pearson r",
-         params.use_reactivity_r if params.thalamus_reactivity_sd > 0 else 0.0),
-        ("clinical_model_thalamus_cud", "OCDUS and log cocaine use together: multiple correlation with craving "
-         "reactivity, which drives the thalamic rise", "multiple R", clinical_r),
-        ("clinical_model_dlpfc_cud", "OCDUS and log cocaine use together as predictors of the dlPFC rise",
-         "multiple R", 0.0),
+        (
+            "coupling_difference_cud",
+            "Thalamic minus dlPFC correlation with the Glu rise (latent), CUD",
+            "difference of Pearson r",
+            coupling,
+        ),
+        (
+            "ocdus_predicts_thalamus_cud",
+            "Correlation of OCDUS obsessive thinking with craving reactivity, which drives the thalamic rise",
+            "Pearson r",
+            params.ocdus_reactivity_r if params.thalamus_reactivity_sd > 0 else 0.0,
+        ),
+        (
+            "use_predicts_thalamus_cud",
+            "Correlation of log cocaine use with craving reactivity, which drives the thalamic rise",
+            "Pearson r",
+            params.use_reactivity_r if params.thalamus_reactivity_sd > 0 else 0.0,
+        ),
+        (
+            "clinical_model_thalamus_cud",
+            "OCDUS and log cocaine use together: multiple correlation with craving "
+            "reactivity, which drives the thalamic rise",
+            "multiple R",
+            clinical_r,
+        ),
+        (
+            "clinical_model_dlpfc_cud",
+            "OCDUS and log cocaine use together as predictors of the dlPFC rise",
+            "multiple R",
+            0.0,
+        ),
         ("ocdus_predicts_dlpfc_cud", "OCDUS obsessive thinking as a predictor of the dlPFC rise", "Pearson r", 0.0),
         ("use_predicts_dlpfc_cud", "Cocaine use as a predictor of the dlPFC rise", "Pearson r", 0.0),
-        ("glu_coupling_elsewhere", "Coupling of the NAcc connectivity rise with the Glu rise anywhere but the "
-         "midline thalamus", "Pearson r", 0.0),
+        (
+            "glu_coupling_elsewhere",
+            "Coupling of the NAcc connectivity rise with the Glu rise anywhere but the midline thalamus",
+            "Pearson r",
+            0.0,
+        ),
         ("craving_rating_rise_cud", "Craving minus neutral rating, CUD", "VAS points", params.craving_rating_rise),
-        ("nac_rating_effect_cud", "NAC minus placebo in the rating rise, CUD", "VAS points",
-         params.nac_rating_effect),
+        ("nac_rating_effect_cud", "NAC minus placebo in the rating rise, CUD", "VAS points", params.nac_rating_effect),
     ]
     return [
         {"effect": e, "description": d, "scale": s, "planted": float(v), "present": bool(abs(v) > 0)}
@@ -729,12 +801,27 @@ def _write_run(geometry: _Geometry, params: CocaineStudyParams, run: dict, fmrip
 #: (its planted couplings and motion scale), or not at all. Two studies that differ
 #: only in these - a preset and its ``null`` twin, or a variant with an NAC effect -
 #: have identical images for every run whose row is the same.
-_ROW_ONLY_PARAMS = frozenset({
-    "preset", "craving_nacc_dlpfc", "craving_nacc_thalamus", "thalamus_reactivity_sd",
-    "craving_fc_individual_sd", "control_craving_fc", "nac_effect", "glu_craving_rise_pct",
-    "glu_reactivity_pct", "mrs_snr", "mrs_bad_shim_rate", "mrs_glu_crlb_pct", "ocdus_reactivity_r",
-    "use_reactivity_r", "craving_rating_rise", "craving_rating_reactivity", "nac_rating_effect",
-})
+_ROW_ONLY_PARAMS = frozenset(
+    {
+        "preset",
+        "craving_nacc_dlpfc",
+        "craving_nacc_thalamus",
+        "thalamus_reactivity_sd",
+        "craving_fc_individual_sd",
+        "control_craving_fc",
+        "nac_effect",
+        "glu_craving_rise_pct",
+        "glu_reactivity_pct",
+        "mrs_snr",
+        "mrs_bad_shim_rate",
+        "mrs_glu_crlb_pct",
+        "ocdus_reactivity_r",
+        "use_reactivity_r",
+        "craving_rating_rise",
+        "craving_rating_reactivity",
+        "nac_rating_effect",
+    }
+)
 _RUN_CONTENTS = "run_contents.tsv"
 
 
@@ -742,8 +829,9 @@ def run_content_key(params: CocaineStudyParams, run: dict) -> str:
     """Hash of everything a run's images depend on (simulator code, parameters, the run's row)."""
 
     image_params = {k: v for k, v in params_to_dict(params).items() if k not in _ROW_ONLY_PARAMS}
-    row = {k: run[k] for k in ("participant_id", "session_id", "task", "motion_scale", "fc_nacc_dlpfc",
-                                "fc_nacc_thalamus")}
+    row = {
+        k: run[k] for k in ("participant_id", "session_id", "task", "motion_scale", "fc_nacc_dlpfc", "fc_nacc_thalamus")
+    }
     row["run_key"] = list(run["run_key"])
     payload = json.dumps({"simulator": SIMULATOR_VERSION, "params": image_params, "run": row}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
@@ -775,8 +863,13 @@ def _link_run(donor: Path, row: dict, run: dict, fmriprep_dir: Path) -> dict:
                 shutil.copy2(src, tmp)
     fd = pd.read_csv(target.confounds, sep="\t", usecols=["framewise_displacement"], na_values="n/a")
     fd = fd["framewise_displacement"]
-    return {"participant_id": run["participant_id"], "session_id": run["session_id"], "state": run["state"],
-            "mean_fd": float(np.nanmean(fd)), "n_fd_over_0_5": int((fd > 0.5).sum())}
+    return {
+        "participant_id": run["participant_id"],
+        "session_id": run["session_id"],
+        "state": run["state"],
+        "mean_fd": float(np.nanmean(fd)),
+        "n_fd_over_0_5": int((fd > 0.5).sum()),
+    }
 
 
 # --------------------------------------------------------------------------- the study
@@ -785,11 +878,16 @@ def _link_run(donor: Path, row: dict, run: dict, fmriprep_dir: Path) -> dict:
 def _describe_participants() -> dict:
     return {
         "participant_id": {"Description": "Participant label"},
-        "group": {"Description": "Diagnostic group", "Levels": {"CUD": "cocaine use disorder", "control": "healthy control"}},
+        "group": {
+            "Description": "Diagnostic group",
+            "Levels": {"CUD": "cocaine use disorder", "control": "healthy control"},
+        },
         "age": {"Description": "Age", "Units": "years"},
         "sex": {"Description": "Sex", "Levels": {"M": "male", "F": "female"}},
-        "drug_order": {"Description": "Drug in session 1 - drug in session 2",
-                       "Levels": {"placebo-NAC": "placebo first", "NAC-placebo": "N-acetylcysteine first"}},
+        "drug_order": {
+            "Description": "Drug in session 1 - drug in session 2",
+            "Levels": {"placebo-NAC": "placebo first", "NAC-placebo": "N-acetylcysteine first"},
+        },
         "cocaine_g_per_week": {"Description": "Cocaine use intensity (0 for controls)", "Units": "g/week"},
         "ocdus_obsessive": {"Description": "OCDUS obsessive-thinking subscale (CUD only; n/a for controls)"},
     }
@@ -799,7 +897,10 @@ def _describe_mrs() -> dict:
     return {
         "participant_id": {"Description": "Participant label"},
         "session_id": {"Description": "Session label"},
-        "state": {"Description": "Film before the spectrum", "Levels": {"neutral": "neutral film", "craving": "cocaine-cue film"}},
+        "state": {
+            "Description": "Film before the spectrum",
+            "Levels": {"neutral": "neutral film", "craving": "cocaine-cue film"},
+        },
         "metabolite": {"Description": "Metabolite (Glx = Glu + Gln)"},
         "value_tcr": {"Description": "Concentration relative to total creatine"},
         "value_water": {"Description": "Water-scaled concentration", "Units": "institutional units"},
@@ -884,17 +985,27 @@ def simulate_cocaine_study(
     for pid, sub in runs.groupby("participant_id", sort=True):
         sessions = sub.drop_duplicates("session_id")[["session_id", "drug"]]
         write_tsv(out / pid / f"{pid}_sessions.tsv", sessions)
-    write_json(out / "sessions.json", {"drug": {"Description": "Drug taken before the session",
-                                                    "Levels": {"NAC": "N-acetylcysteine 2400 mg/day",
-                                                               "placebo": "placebo"}}})
+    write_json(
+        out / "sessions.json",
+        {
+            "drug": {
+                "Description": "Drug taken before the session",
+                "Levels": {"NAC": "N-acetylcysteine 2400 mg/day", "placebo": "placebo"},
+            }
+        },
+    )
     ratings = simulate_craving_ratings(participants, params)
     write_tsv(out / "phenotype" / "craving_ratings.tsv", ratings)
-    write_json(out / "phenotype" / "craving_ratings.json",
-               {"craving_vas": {"Description": "Craving after the film, visual analogue scale", "Units": "0-100"}})
+    write_json(
+        out / "phenotype" / "craving_ratings.json",
+        {"craving_vas": {"Description": "Craving after the film, visual analogue scale", "Units": "0-100"}},
+    )
 
     fmriprep_dir = out / "derivatives" / "fmriprep"
-    write_json(fmriprep_dir / "dataset_description.json",
-               _dataset_description("fMRIPrep-style derivatives (simulated)", "derivative"))
+    write_json(
+        fmriprep_dir / "dataset_description.json",
+        _dataset_description("fMRIPrep-style derivatives (simulated)", "derivative"),
+    )
     mrs_dir = out / "derivatives" / "mrs"
     write_json(mrs_dir / "dataset_description.json", _dataset_description("NAcc MRS (simulated)", "derivative"))
     write_tsv(mrs_dir / "nacc_metabolites.tsv", simulate_mrs(participants, params))
@@ -912,13 +1023,19 @@ def simulate_cocaine_study(
     summary = pd.DataFrame(linked + simulated)
 
     sim_dir = out / "derivatives" / "simulation"
-    write_json(sim_dir / "dataset_description.json",
-               _dataset_description("Planted ground truth of the simulation", "derivative"))
+    write_json(
+        sim_dir / "dataset_description.json",
+        _dataset_description("Planted ground truth of the simulation", "derivative"),
+    )
     truth_runs = runs.drop(columns=["run_key"]).merge(summary, on=["participant_id", "session_id", "state"])
     write_tsv(sim_dir / "ground_truth_runs.tsv", truth_runs)
     write_tsv(sim_dir / "ground_truth_participants.tsv", participants)
-    write_tsv(sim_dir / _RUN_CONTENTS, runs[["participant_id", "session_id", "state", "task"]].assign(
-        content_key=keys, shared=[key in donors for key in keys]))
+    write_tsv(
+        sim_dir / _RUN_CONTENTS,
+        runs[["participant_id", "session_id", "state", "task"]].assign(
+            content_key=keys, shared=[key in donors for key in keys]
+        ),
+    )
     write_json(
         truth_path,
         {

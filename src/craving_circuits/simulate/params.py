@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -52,9 +53,7 @@ def resolve_params(
     values = dict(presets[preset])
     for key, value in (overrides or {}).items():
         if key not in names:
-            raise ValueError(
-                f"Unknown simulation parameter {key!r}; valid parameters are: {', '.join(sorted(names))}."
-            )
+            raise ValueError(f"Unknown simulation parameter {key!r}; valid parameters are: {', '.join(sorted(names))}.")
         values[key] = value
     values["preset"] = preset
     return cls(**values)
@@ -132,7 +131,6 @@ def claim_output_folder(out, wanted: dict, generator_name: str, replace: bool) -
         If ``out`` holds other data, or another study and ``replace`` is False.
     """
 
-
     truth_path = out / "derivatives" / "simulation" / "ground_truth.json"
     if truth_path.is_file():
         existing = read_json(truth_path)
@@ -140,11 +138,14 @@ def claim_output_folder(out, wanted: dict, generator_name: str, replace: bool) -
             return True
     if out.exists() and any(out.iterdir()):
         if not _written_by(out, generator_name):
-            raise ValueError(f"{out} exists and is not a study written by this simulator; choose an empty or new "
-                             "folder.")
+            raise ValueError(
+                f"{out} exists and is not a study written by this simulator; choose an empty or new folder."
+            )
         if not replace:
-            raise ValueError(f"{out} holds a simulated study with other parameters or an unfinished one; pass "
-                             "replace=True (command line: --replace) to rewrite it, or choose another folder.")
+            raise ValueError(
+                f"{out} holds a simulated study with other parameters or an unfinished one; pass "
+                "replace=True (command line: --replace) to rewrite it, or choose another folder."
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     return False

@@ -87,8 +87,7 @@ from craving_circuits.simulate.cocaine import (
 from craving_circuits.simulate.signals import band_limited_noise, correlated_sources
 from craving_circuits.stats.correlation import correlate_columns, fisher_z
 
-__all__ = ["ROI_LEVEL_STRATEGY", "cocaine_roi_study", "BaclofenRoiModel", "baclofen_roi_model",
-           "baclofen_roi_study"]
+__all__ = ["ROI_LEVEL_STRATEGY", "cocaine_roi_study", "BaclofenRoiModel", "baclofen_roi_model", "baclofen_roi_study"]
 
 #: The ``strategy`` label of ROI-level couplings.
 ROI_LEVEL_STRATEGY = "roi-level"
@@ -96,8 +95,9 @@ ROI_LEVEL_STRATEGY = "roi-level"
 _TARGETS = ("dlpfc", "thalamus_midline")
 
 
-def cocaine_roi_study(params: CocaineStudyParams, roi_noise: float = 0.3,
-                      run_noise_z: float = 0.18) -> dict[str, pd.DataFrame]:
+def cocaine_roi_study(
+    params: CocaineStudyParams, roi_noise: float = 0.3, run_noise_z: float = 0.18
+) -> dict[str, pd.DataFrame]:
     """One simulated cocaine study at ROI level.
 
     Parameters
@@ -130,18 +130,31 @@ def cocaine_roi_study(params: CocaineStudyParams, roi_noise: float = 0.3,
     rows = []
     for i, run in enumerate(runs.itertuples(index=False)):
         corr = source_correlation(run.fc_nacc_dlpfc, run.fc_nacc_thalamus)[np.ix_(picked, picked)]
-        block = series[:, 6 * i:6 * i + 6]
+        block = series[:, 6 * i : 6 * i + 6]
         signals = correlated_sources(rng, corr, n_t, t_r, independent=block[:, :3]) + roi_noise * block[:, 3:]
         z = fisher_z(correlate_columns(signals[:, 0], signals[:, 1:])) + errors[i]
         for target, value in zip(_TARGETS, z):
-            rows.append((run.participant_id, run.group, run.session_id, run.drug, run.state, ROI_LEVEL_STRATEGY,
-                         "nacc", target, float(value)))
+            rows.append(
+                (
+                    run.participant_id,
+                    run.group,
+                    run.session_id,
+                    run.drug,
+                    run.state,
+                    ROI_LEVEL_STRATEGY,
+                    "nacc",
+                    target,
+                    float(value),
+                )
+            )
     ratings = simulate_craving_ratings(participants, params)
     groups = participants.set_index("participant_id")["group"]
-    return {"roi": pd.DataFrame(rows, columns=ROI_COLUMNS),
-            "participants": participants[OBSERVED_PARTICIPANT_COLUMNS].copy(),
-            "ratings": ratings.assign(group=ratings["participant_id"].map(groups)),
-            "mrs": simulate_mrs(participants, params)}
+    return {
+        "roi": pd.DataFrame(rows, columns=ROI_COLUMNS),
+        "participants": participants[OBSERVED_PARTICIPANT_COLUMNS].copy(),
+        "ratings": ratings.assign(group=ratings["participant_id"].map(groups)),
+        "mrs": simulate_mrs(participants, params),
+    }
 
 
 @dataclass(frozen=True)
@@ -200,21 +213,26 @@ def baclofen_roi_model(params: BaclofenStudyParams, n_draws: int = 200, rng=0) -
     c = params.asl_constants
     # thermal noise of a voxel's control - label mean over the pairs, quantified like the signal
     sd_delta_m = np.sqrt(2.0 / params.n_asl_pairs) * params.asl_noise_pct / 100 * params.m0_scale
-    per_unit = 6000 * c.blood_brain_partition * np.exp(c.post_labeling_delay / c.t1_blood) / (
-        2 * c.effective_efficiency * c.t1_blood * (1 - np.exp(-c.labeling_duration / c.t1_blood)))
+    per_unit = (
+        6000
+        * c.blood_brain_partition
+        * np.exp(c.post_labeling_delay / c.t1_blood)
+        / (2 * c.effective_efficiency * c.t1_blood * (1 - np.exp(-c.labeling_duration / c.t1_blood)))
+    )
     voxel_sd = per_unit * sd_delta_m / maps.m0[dlpfc]
     return BaclofenRoiModel(
         dlpfc_base=float(maps.cbf_base[dlpfc].mean()),
         dlpfc_weight=float(maps.dlpfc[dlpfc].mean()),
         gm_base=float(np.average(maps.cbf_base, weights=gm)),
         regional_sd=float(regional[:, dlpfc].mean(axis=1).std(ddof=1)),
-        thermal_sd=float(np.sqrt((voxel_sd ** 2).sum()) / dlpfc.sum()),
+        thermal_sd=float(np.sqrt((voxel_sd**2).sum()) / dlpfc.sum()),
         cue_weights={name: float(maps.cue[rois[name]].mean()) for name in CUE_ROIS},
     )
 
 
-def baclofen_roi_study(params: BaclofenStudyParams, model: BaclofenRoiModel, cue_gain: float = 0.62,
-                       cue_noise_sd: float = 0.075) -> dict[str, pd.DataFrame]:
+def baclofen_roi_study(
+    params: BaclofenStudyParams, model: BaclofenRoiModel, cue_gain: float = 0.62, cue_noise_sd: float = 0.075
+) -> dict[str, pd.DataFrame]:
     """One simulated baclofen study at ROI level.
 
     Parameters
@@ -244,18 +262,26 @@ def baclofen_roi_study(params: BaclofenStudyParams, model: BaclofenRoiModel, cue
             rng = np.random.default_rng([params.seed, 32, p_idx, s_idx])
             scale = (1 + p.cbf_global) * (1 + rng.normal(0, params.cbf_session_sd))
             rise = p.dlpfc_rise * model.dlpfc_weight if session == "ses-T2" else 0.0
-            value = (model.dlpfc_base * scale + rng.normal(0, model.regional_sd) + rise
-                     + rng.normal(0, model.thermal_sd))
+            value = model.dlpfc_base * scale + rng.normal(0, model.regional_sd) + rise + rng.normal(0, model.thermal_sd)
             cbf_rows.append(("dlpfc_right", p.participant_id, p.group, session, value))
             global_cbf.append(model.gm_base * scale)
             amp = cue_response(p, session, params)
             for roi in CUE_ROIS:
-                cue_rows.append((p.participant_id, p.group, session, roi,
-                                 cue_gain * model.cue_weights[roi] * amp + rng.normal(0, cue_noise_sd)))
+                cue_rows.append(
+                    (
+                        p.participant_id,
+                        p.group,
+                        session,
+                        roi,
+                        cue_gain * model.cue_weights[roi] * amp + rng.normal(0, cue_noise_sd),
+                    )
+                )
     cbf = pd.DataFrame(cbf_rows, columns=["region", "participant_id", "group", "session_id", "cbf"])
     g = np.asarray(global_cbf)
     cbf["cbf"] -= g - g.mean()  # as region_values with global_cbf
-    return {"cbf": cbf,
-            "cue": pd.DataFrame(cue_rows, columns=["participant_id", "group", "session_id", "roi", "value"]),
-            "ratings": simulate_baclofen_ratings(participants, params),
-            "participants": participants[OBSERVED_COLUMNS].copy()}
+    return {
+        "cbf": cbf,
+        "cue": pd.DataFrame(cue_rows, columns=["participant_id", "group", "session_id", "roi", "value"]),
+        "ratings": simulate_baclofen_ratings(participants, params),
+        "participants": participants[OBSERVED_COLUMNS].copy(),
+    }

@@ -121,9 +121,10 @@ class SmoothNoiseField:
     """Spatially smooth Gaussian noise, drawn cheaply on a coarse grid.
 
     When ``fwhm_mm`` is a whole multiple ``factor`` (at least 2) of the voxel size,
-    white noise is drawn on a grid ``factor`` times coarser than the data grid, then trilinearly interpolated at the voxel centres of the mask (the
-    interpolation kernel alone has a FWHM of one coarse voxel); otherwise it is
-    drawn and Gaussian-smoothed on the data grid itself. Each voxel is then
+    white noise is drawn on a grid ``factor`` times coarser than the data grid, then
+    trilinearly interpolated at the voxel centres of the mask (the interpolation kernel
+    alone has a FWHM of one coarse voxel); otherwise it is drawn and Gaussian-smoothed
+    on the data grid itself. Each voxel is then
     scaled to unit variance. The resulting noise has a smoothness of about
     ``fwhm_mm`` (not exactly stationary: smoothest midway between coarse grid
     points) and costs a small fraction of smoothing full-resolution noise.

@@ -27,8 +27,19 @@ from scipy import stats
 
 from craving_circuits.io.schemas import RESULT_COLUMNS
 
-__all__ = ["RESULT_COLUMNS", "fisher_z", "correlate_columns", "bootstrap_correlations", "correlation",
-           "steiger_test", "robust_regression", "influence", "mean_change", "check_pairs", "tidy_fit"]
+__all__ = [
+    "RESULT_COLUMNS",
+    "fisher_z",
+    "correlate_columns",
+    "bootstrap_correlations",
+    "correlation",
+    "steiger_test",
+    "robust_regression",
+    "influence",
+    "mean_change",
+    "check_pairs",
+    "tidy_fit",
+]
 
 
 def _corr_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -46,15 +57,18 @@ def check_pairs(x, y) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"x and y must be 1D of the same length, got {x.shape} and {y.shape}.")
     bad = ~(np.isfinite(x) & np.isfinite(y))
     if bad.any():
-        raise ValueError(f"{int(bad.sum())} of {len(x)} pairs have a missing or infinite value; drop them "
-                         f"explicitly and report which.")
+        raise ValueError(
+            f"{int(bad.sum())} of {len(x)} pairs have a missing or infinite value; drop them "
+            f"explicitly and report which."
+        )
     if len(x) < 4:
         raise ValueError(f"A correlation needs at least 4 pairs, got {len(x)}.")
     return x, y
 
 
-def bootstrap_correlations(columns: dict[str, np.ndarray], pairs: list[tuple[str, str]], method: str = "pearson",
-                           n_boot: int = 5000, rng=None) -> np.ndarray:
+def bootstrap_correlations(
+    columns: dict[str, np.ndarray], pairs: list[tuple[str, str]], method: str = "pearson", n_boot: int = 5000, rng=None
+) -> np.ndarray:
     """Bootstrap distribution of several correlations, resampling participants together.
 
     Parameters
@@ -108,9 +122,15 @@ def correlation(x, y, method: str = "pearson", n_boot: int = 5000, rng=None, alp
     test = stats.pearsonr(x, y) if method == "pearson" else stats.spearmanr(x, y)
     boot = bootstrap_correlations({"x": x, "y": y}, [("x", "y")], method, n_boot, rng)[:, 0]
     boot = boot[np.isfinite(boot)]
-    return {"term": method, "estimate": float(test.statistic), "se": float(boot.std(ddof=1)),
-            "ci_low": float(np.quantile(boot, alpha / 2)), "ci_high": float(np.quantile(boot, 1 - alpha / 2)),
-            "p": float(test.pvalue), "n": len(x)}
+    return {
+        "term": method,
+        "estimate": float(test.statistic),
+        "se": float(boot.std(ddof=1)),
+        "ci_low": float(np.quantile(boot, alpha / 2)),
+        "ci_high": float(np.quantile(boot, 1 - alpha / 2)),
+        "p": float(test.pvalue),
+        "n": len(x),
+    }
 
 
 def steiger_test(r_jk: float, r_jh: float, r_kh: float, n: int) -> tuple[float, float]:
@@ -140,8 +160,16 @@ def steiger_test(r_jk: float, r_jh: float, r_kh: float, n: int) -> tuple[float, 
 def tidy_fit(result, alpha: float, names=None) -> pd.DataFrame:
     ci = np.asarray(result.conf_int(alpha))
     names = names or list(result.model.exog_names)
-    return pd.DataFrame({"term": names, "estimate": np.asarray(result.params), "se": np.asarray(result.bse),
-                         "ci_low": ci[:, 0], "ci_high": ci[:, 1], "p": np.asarray(result.pvalues)})
+    return pd.DataFrame(
+        {
+            "term": names,
+            "estimate": np.asarray(result.params),
+            "se": np.asarray(result.bse),
+            "ci_low": ci[:, 0],
+            "ci_high": ci[:, 1],
+            "p": np.asarray(result.pvalues),
+        }
+    )
 
 
 def robust_regression(table: pd.DataFrame, y: str, x: str, alpha: float = 0.05) -> pd.DataFrame:
@@ -172,9 +200,15 @@ def influence(table: pd.DataFrame, y: str, x: str) -> pd.DataFrame:
     fit = sm.OLS(yv, sm.add_constant(xv)).fit()
     infl = fit.get_influence()
     cooks = infl.cooks_distance[0]
-    return pd.DataFrame({"participant_id": table["participant_id"].to_numpy(), "leverage": infl.hat_matrix_diag,
-                         "cooks_distance": cooks, "studentized_residual": infl.resid_studentized_external,
-                         "influential": cooks > 4 / len(xv)})
+    return pd.DataFrame(
+        {
+            "participant_id": table["participant_id"].to_numpy(),
+            "leverage": infl.hat_matrix_diag,
+            "cooks_distance": cooks,
+            "studentized_residual": infl.resid_studentized_external,
+            "influential": cooks > 4 / len(xv),
+        }
+    )
 
 
 def mean_change(values, term: str, alpha: float = 0.05) -> pd.DataFrame:
@@ -192,8 +226,19 @@ def mean_change(values, term: str, alpha: float = 0.05) -> pd.DataFrame:
         raise ValueError(f"A mean change needs at least 2 values, got {len(v)}.")
     test = stats.ttest_1samp(v, 0.0)
     ci = test.confidence_interval(1 - alpha)
-    return pd.DataFrame([{"n": len(v), "term": term, "estimate": v.mean(), "se": v.std(ddof=1) / np.sqrt(len(v)),
-                          "ci_low": ci.low, "ci_high": ci.high, "p": test.pvalue}])
+    return pd.DataFrame(
+        [
+            {
+                "n": len(v),
+                "term": term,
+                "estimate": v.mean(),
+                "se": v.std(ddof=1) / np.sqrt(len(v)),
+                "ci_low": ci.low,
+                "ci_high": ci.high,
+                "p": test.pvalue,
+            }
+        ]
+    )
 
 
 _R_MAX = 1 - 1e-7

@@ -61,7 +61,6 @@ __all__ = [
 ]
 
 
-
 #: The "medium" Cauchy prior scale on the standardised effect (BayesFactor, JASP).
 DEFAULT_PRIOR_SCALE = float(np.sqrt(2) / 2)
 
@@ -71,8 +70,10 @@ def _sample(x, name: str) -> np.ndarray:
     if x.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of participant values, got shape {x.shape}.")
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} has {int((~np.isfinite(x)).sum())} non-finite value(s); remove or impute them "
-                         "explicitly (and list them) before testing.")
+        raise ValueError(
+            f"{name} has {int((~np.isfinite(x)).sum())} non-finite value(s); remove or impute them "
+            "explicitly (and list them) before testing."
+        )
     if x.size < 2:
         raise ValueError(f"{name} needs at least 2 values, got {x.size}.")
     return x
@@ -132,9 +133,18 @@ def tost(x, bound: float, y=None, alpha: float = 0.05) -> dict:
     p_lower = float(stats.t.sf(t_lower, df))
     p_upper = float(stats.t.cdf(t_upper, df))
     half = stats.t.ppf(1 - alpha, df) * se
-    return {"estimate": estimate, "se": se, "df": float(df), "t_lower": float(t_lower), "p_lower": p_lower,
-            "t_upper": float(t_upper), "p_upper": p_upper, "p": max(p_lower, p_upper),
-            "ci_low": estimate - half, "ci_high": estimate + half}
+    return {
+        "estimate": estimate,
+        "se": se,
+        "df": float(df),
+        "t_lower": float(t_lower),
+        "p_lower": p_lower,
+        "t_upper": float(t_upper),
+        "p_upper": p_upper,
+        "p": max(p_lower, p_upper),
+        "ci_low": estimate - half,
+        "ci_high": estimate + half,
+    }
 
 
 def tost_correlation(r: float, n: int, bound_r: float, alpha: float = 0.05) -> dict:
@@ -170,15 +180,29 @@ def tost_correlation(r: float, n: int, bound_r: float, alpha: float = 0.05) -> d
     z_lower, z_upper = (z + bound) / se, (z - bound) / se
     p_lower, p_upper = float(stats.norm.sf(z_lower)), float(stats.norm.cdf(z_upper))
     half = stats.norm.ppf(1 - alpha) * se
-    return {"estimate": float(r), "z": z, "se": float(se), "z_lower": float(z_lower), "p_lower": p_lower,
-            "z_upper": float(z_upper), "p_upper": p_upper, "p": max(p_lower, p_upper),
-            "ci_low": float(np.tanh(z - half)), "ci_high": float(np.tanh(z + half))}
+    return {
+        "estimate": float(r),
+        "z": z,
+        "se": float(se),
+        "z_lower": float(z_lower),
+        "p_lower": p_lower,
+        "z_upper": float(z_upper),
+        "p_upper": p_upper,
+        "p": max(p_lower, p_upper),
+        "ci_low": float(np.tanh(z - half)),
+        "ci_high": float(np.tanh(z + half)),
+    }
 
 
 def _log_bf10_integrand(g: float, t: float, n_eff: float, df: float, r: float) -> float:
     a = 1.0 + n_eff * g * r**2
-    return (-0.5 * np.log(a) - (df + 1) / 2 * np.log1p(t**2 / (a * df))
-            - 0.5 * np.log(2 * np.pi) - 1.5 * np.log(g) - 1 / (2 * g))
+    return (
+        -0.5 * np.log(a)
+        - (df + 1) / 2 * np.log1p(t**2 / (a * df))
+        - 0.5 * np.log(2 * np.pi)
+        - 1.5 * np.log(g)
+        - 1 / (2 * g)
+    )
 
 
 def jzs_bf10(t: float, n: int, n2: int | None = None, r: float = DEFAULT_PRIOR_SCALE) -> float:
@@ -224,8 +248,10 @@ def jzs_bf10(t: float, n: int, n2: int | None = None, r: float = DEFAULT_PRIOR_S
 
     # the integrand peaks near g ~ t^2 / n; splitting there keeps quad accurate
     peak = max(t**2 / n_eff, 1e-3)
-    value = sum(integrate.quad(integrand, lo, hi, limit=200)[0]
-                for lo, hi in ((0.0, peak), (peak, 100 * peak + 1.0), (100 * peak + 1.0, np.inf)))
+    value = sum(
+        integrate.quad(integrand, lo, hi, limit=200)[0]
+        for lo, hi in ((0.0, peak), (peak, 100 * peak + 1.0), (100 * peak + 1.0, np.inf))
+    )
     return float(value)
 
 
@@ -247,7 +273,8 @@ def bayes_factor_robustness(t: float, n: int, n2: int | None = None, scales=None
     scales = np.asarray(scales, dtype=float)
     bf10 = np.array([jzs_bf10(t, n, n2, r) for r in scales])
     return pd.DataFrame({"prior_scale": scales, "bf10": bf10, "bf01": 1 / bf10}).sort_values(
-        "prior_scale", ignore_index=True)
+        "prior_scale", ignore_index=True
+    )
 
 
 def robustness_curves(samples: dict, scales=None) -> dict:
@@ -293,8 +320,7 @@ def detectable_effect(n: int, n2: int | None = None, alpha: float = 0.05, power:
         return float(TTestPower().solve_power(nobs=n, alpha=alpha, power=power, alternative="two-sided"))
     if n < 2 or n2 < 2:
         raise ValueError(f"Both groups need at least 2 participants, got {n} and {n2}.")
-    return float(TTestIndPower().solve_power(nobs1=n, ratio=n2 / n, alpha=alpha, power=power,
-                                             alternative="two-sided"))
+    return float(TTestIndPower().solve_power(nobs1=n, ratio=n2 / n, alpha=alpha, power=power, alternative="two-sided"))
 
 
 def verdict(p: float, p_equivalence: float, alpha: float = 0.05) -> str:
@@ -330,8 +356,9 @@ def bf_label(bf01: float) -> str:
     return f"extreme {side}"
 
 
-def evidence_table(samples: dict, sesoi_dz: float = 0.5, alpha: float = 0.05, r: float = DEFAULT_PRIOR_SCALE,
-                   power: float = 0.8) -> pd.DataFrame:
+def evidence_table(
+    samples: dict, sesoi_dz: float = 0.5, alpha: float = 0.05, r: float = DEFAULT_PRIOR_SCALE, power: float = 0.8
+) -> pd.DataFrame:
     """Difference test, equivalence test, Bayes factor and sensitivity for several outcomes.
 
     Parameters
@@ -384,11 +411,27 @@ def evidence_table(samples: dict, sesoi_dz: float = 0.5, alpha: float = 0.05, r:
         eq = tost(x, bound, y, alpha=alpha)
         bf10 = jzs_bf10(t, x.size, n2, r)
         detectable = detectable_effect(x.size, n2, alpha=alpha, power=power)
-        rows.append({"term": term, "estimate": estimate, "se": se, "ci_low": estimate - half,
-                     "ci_high": estimate + half, "p": p, "n": n_total, "dz": estimate / sd, "bound": bound,
-                     "bound_dz": sesoi_dz, "ci90_low": eq["ci_low"], "ci90_high": eq["ci_high"],
-                     "p_equivalence": eq["p"],
-                     "equivalent_within_dz": max(abs(eq["ci_low"]), abs(eq["ci_high"])) / sd, "bf01": 1 / bf10, "prior_scale": r, "detectable_dz": detectable,
-                     "verdict": verdict(p, eq["p"], alpha), "bayes_factor": bf_label(1 / bf10)})
+        rows.append(
+            {
+                "term": term,
+                "estimate": estimate,
+                "se": se,
+                "ci_low": estimate - half,
+                "ci_high": estimate + half,
+                "p": p,
+                "n": n_total,
+                "dz": estimate / sd,
+                "bound": bound,
+                "bound_dz": sesoi_dz,
+                "ci90_low": eq["ci_low"],
+                "ci90_high": eq["ci_high"],
+                "p_equivalence": eq["p"],
+                "equivalent_within_dz": max(abs(eq["ci_low"]), abs(eq["ci_high"])) / sd,
+                "bf01": 1 / bf10,
+                "prior_scale": r,
+                "detectable_dz": detectable,
+                "verdict": verdict(p, eq["p"], alpha),
+                "bayes_factor": bf_label(1 / bf10),
+            }
+        )
     return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
-

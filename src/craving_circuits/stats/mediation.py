@@ -36,8 +36,14 @@ __all__ = ["RESULT_COLUMNS", "MEDIATION_TERMS", "mediation_analysis"]
 
 
 #: Rows of :func:`mediation_analysis`, in order.
-MEDIATION_TERMS = ("a (x -> m)", "b (m -> y | x)", "direct effect (c')", "total effect (c)", "indirect effect (a b)",
-                   "proportion mediated")
+MEDIATION_TERMS = (
+    "a (x -> m)",
+    "b (m -> y | x)",
+    "direct effect (c')",
+    "total effect (c)",
+    "indirect effect (a b)",
+    "proportion mediated",
+)
 
 
 def _design(data: pd.DataFrame, columns) -> np.ndarray:
@@ -51,8 +57,9 @@ def _paths(xm: np.ndarray, m: np.ndarray, xy: np.ndarray, y: np.ndarray) -> tupl
     return float(a), float(coef[2]), float(coef[1])
 
 
-def mediation_analysis(data: pd.DataFrame, x: str, m: str, y: str, covariates=(), n_boot: int = 5000, rng=None,
-                       alpha: float = 0.05) -> pd.DataFrame:
+def mediation_analysis(
+    data: pd.DataFrame, x: str, m: str, y: str, covariates=(), n_boot: int = 5000, rng=None, alpha: float = 0.05
+) -> pd.DataFrame:
     """Paths, direct, total and indirect effects, with bootstrap intervals for the indirect effect.
 
     Parameters
@@ -94,8 +101,10 @@ def mediation_analysis(data: pd.DataFrame, x: str, m: str, y: str, covariates=()
         raise ValueError(f"The table lacks the column(s) {absent}; it has {list(data.columns)}.")
     n_missing = int(data[needed].isna().any(axis=1).sum())
     if n_missing:
-        raise ValueError(f"{n_missing} row(s) have missing values in {needed}; drop them explicitly (and list them) "
-                         "before the mediation analysis.")
+        raise ValueError(
+            f"{n_missing} row(s) have missing values in {needed}; drop them explicitly (and list them) "
+            "before the mediation analysis."
+        )
     n = len(data)
     if n < len(covariates) + 5:
         raise ValueError(f"{n} participants are too few for a mediation model with {len(covariates)} covariate(s).")
@@ -107,7 +116,7 @@ def mediation_analysis(data: pd.DataFrame, x: str, m: str, y: str, covariates=()
     xm, xy, xc = _design(data, [x, *covariates]), _design(data, [x, m, *covariates]), _design(data, [x, *covariates])
     mv, yv = data[m].to_numpy(dtype=float), data[y].to_numpy(dtype=float)
     fit_m, fit_y, fit_c = sm.OLS(mv, xm).fit(), sm.OLS(yv, xy).fit(), sm.OLS(yv, xc).fit()
-    a, b, direct = float(fit_m.params[1]), float(fit_y.params[2]), float(fit_y.params[1])
+    a, b = float(fit_m.params[1]), float(fit_y.params[2])
     total = float(fit_c.params[1])
     indirect = a * b
     boot = np.empty((n_boot, 2))
@@ -116,21 +125,47 @@ def mediation_analysis(data: pd.DataFrame, x: str, m: str, y: str, covariates=()
         ab, bb, cb = _paths(xm[idx], mv[idx], xy[idx], yv[idx])
         boot[i] = ab * bb, (ab * bb) / (ab * bb + cb) if (ab * bb + cb) != 0 else np.nan
     rows = []
-    for term, fit, k in (("a (x -> m)", fit_m, 1), ("b (m -> y | x)", fit_y, 2), ("direct effect (c')", fit_y, 1),
-                         ("total effect (c)", fit_c, 1)):
+    for term, fit, k in (
+        ("a (x -> m)", fit_m, 1),
+        ("b (m -> y | x)", fit_y, 2),
+        ("direct effect (c')", fit_y, 1),
+        ("total effect (c)", fit_c, 1),
+    ):
         ci = fit.conf_int(alpha)[k]
-        rows.append({"term": term, "estimate": float(fit.params[k]), "se": float(fit.bse[k]), "ci_low": float(ci[0]),
-                     "ci_high": float(ci[1]), "p": float(fit.pvalues[k]), "ci_low_bc": np.nan, "ci_high_bc": np.nan})
-    for term, estimate, draws in (("indirect effect (a b)", indirect, boot[:, 0]),
-                                  ("proportion mediated", indirect / total if total else np.nan, boot[:, 1])):
+        rows.append(
+            {
+                "term": term,
+                "estimate": float(fit.params[k]),
+                "se": float(fit.bse[k]),
+                "ci_low": float(ci[0]),
+                "ci_high": float(ci[1]),
+                "p": float(fit.pvalues[k]),
+                "ci_low_bc": np.nan,
+                "ci_high_bc": np.nan,
+            }
+        )
+    for term, estimate, draws in (
+        ("indirect effect (a b)", indirect, boot[:, 0]),
+        ("proportion mediated", indirect / total if total else np.nan, boot[:, 1]),
+    ):
         draws = draws[np.isfinite(draws)]
         low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
         bc_low, bc_high = _bias_corrected(draws, estimate, alpha)
         p = min(1.0, 2 * min((draws <= 0).mean(), (draws >= 0).mean()))
         # a ratio whose denominator can come near zero has no finite variance: no SE for the proportion
         se = float(draws.std(ddof=1)) if term.startswith("indirect") else np.nan
-        rows.append({"term": term, "estimate": float(estimate), "se": se, "ci_low": float(low),
-                     "ci_high": float(high), "p": float(p), "ci_low_bc": bc_low, "ci_high_bc": bc_high})
+        rows.append(
+            {
+                "term": term,
+                "estimate": float(estimate),
+                "se": se,
+                "ci_low": float(low),
+                "ci_high": float(high),
+                "p": float(p),
+                "ci_low_bc": bc_low,
+                "ci_high_bc": bc_high,
+            }
+        )
     return pd.DataFrame(rows, columns=RESULT_COLUMNS + ["ci_low_bc", "ci_high_bc"])
 
 

@@ -119,9 +119,7 @@ def formula_variables(formula: str, columns=()) -> tuple[list[str], list[str]]:
         appearance.
     """
     if not isinstance(formula, str) or "~" not in formula:
-        raise ValueError(
-            f"formula must be a string 'outcome ~ terms', got {formula!r}."
-        )
+        raise ValueError(f"formula must be a string 'outcome ~ terms', got {formula!r}.")
     columns = set(columns)
     quoted: list[str] = []
 
@@ -190,8 +188,7 @@ def _check_alpha(alpha: float) -> float:
 def _check_result(result) -> None:
     if not all(hasattr(result, a) for a in ("fe_params", "cov_params", "model")):
         raise ValueError(
-            "result must be a fitted statsmodels MixedLM result "
-            f"(from fit_mixed_model), got {type(result).__name__}."
+            f"result must be a fitted statsmodels MixedLM result (from fit_mixed_model), got {type(result).__name__}."
         )
 
 
@@ -254,8 +251,7 @@ def fit_mixed_model(data: pd.DataFrame, formula: str, groups: str, reml: bool = 
     n_groups = data[groups].nunique()
     if n_groups < 2:
         raise ValueError(
-            f"groups column {groups!r} has {n_groups} distinct value(s); a random "
-            "intercept needs at least two groups."
+            f"groups column {groups!r} has {n_groups} distinct value(s); a random intercept needs at least two groups."
         )
     frame = data.copy()
     try:
@@ -265,8 +261,7 @@ def fit_mixed_model(data: pd.DataFrame, formula: str, groups: str, reml: bool = 
     result = model.fit(reml=reml)
     if result.nobs != len(data):  # guard: the engine must not drop rows
         raise ValueError(
-            f"the model used {result.nobs} of {len(data)} rows; check the formula's "
-            "variables for missing values."
+            f"the model used {result.nobs} of {len(data)} rows; check the formula's variables for missing values."
         )
     return result
 
@@ -358,10 +353,7 @@ def _design_rows(result, cells: pd.DataFrame) -> pd.DataFrame:
             frame[col] = frame[col].astype(object)
     try:
         if type(spec).__module__.startswith("patsy"):
-
-            (design,) = patsy.build_design_matrices(
-                [spec], frame, NA_action="raise", return_type="dataframe"
-            )
+            (design,) = patsy.build_design_matrices([spec], frame, NA_action="raise", return_type="dataframe")
         else:  # formulaic.ModelSpec
             design = pd.DataFrame(spec.get_model_matrix(frame))
     except Exception as exc:  # unknown factor level, wrong type, ...
@@ -465,9 +457,7 @@ def _factorial_cells(result) -> pd.DataFrame:
                 f"factor {factor!r} has levels {sorted(map(str, found))} in the fitted data; "
                 f"the 2x2x2 design expects exactly {list(levels)}."
             )
-    cells = pd.DataFrame(
-        list(itertools.product(*FACTOR_LEVELS.values())), columns=list(FACTOR_LEVELS)
-    )
+    cells = pd.DataFrame(list(itertools.product(*FACTOR_LEVELS.values())), columns=list(FACTOR_LEVELS))
     for var in rhs:
         if var in FACTOR_LEVELS:
             continue

@@ -59,9 +59,17 @@ def smooth_maps(maps: np.ndarray, mask_img: nib.Nifti1Image, fwhm_mm: float | No
     return np.asarray(img.dataobj)[mask].T.astype(np.float32)
 
 
-def covariate_test(diff: np.ndarray, table: pd.DataFrame, covariate: pd.Series, mask_img: nib.Nifti1Image,
-                   group: str | None = "CUD", cluster_forming_p: float = 0.01, n_perm: int = 5000,
-                   two_sided: bool = True, rng=None):
+def covariate_test(
+    diff: np.ndarray,
+    table: pd.DataFrame,
+    covariate: pd.Series,
+    mask_img: nib.Nifti1Image,
+    group: str | None = "CUD",
+    cluster_forming_p: float = 0.01,
+    n_perm: int = 5000,
+    two_sided: bool = True,
+    rng=None,
+):
     """Where do the state contrast maps vary with a participant covariate (e.g. the glutamate change)?
 
     Regresses each voxel's craving - neutral value on the covariate (with an
@@ -100,10 +108,16 @@ def covariate_test(diff: np.ndarray, table: pd.DataFrame, covariate: pd.Series, 
     exclusions = pd.DataFrame({"participant_id": missing.to_numpy(), "reason": "no covariate value"})
     if usable.sum() < 4:
         raise ValueError(f"Only {int(usable.sum())} participants have a covariate value; at least 4 are needed.")
-    result = cluster_permutation_test(diff[usable], values[usable], mask, cluster_forming_p=cluster_forming_p,
-                                      n_perm=n_perm, two_sided=two_sided, rng=rng)
-    used = pd.DataFrame({"participant_id": table.loc[usable, "participant_id"].to_numpy(),
-                         "covariate": values[usable]})
+    result = cluster_permutation_test(
+        diff[usable],
+        values[usable],
+        mask,
+        cluster_forming_p=cluster_forming_p,
+        n_perm=n_perm,
+        two_sided=two_sided,
+        rng=rng,
+    )
+    used = pd.DataFrame({"participant_id": table.loc[usable, "participant_id"].to_numpy(), "covariate": values[usable]})
     return result, used, exclusions
 
 
@@ -131,8 +145,19 @@ def cluster_table(result, mask_img: nib.Nifti1Image, rois: dict | None = None, a
     voxel_mm3 = round(float(abs(np.linalg.det(mask_img.affine[:3, :3]))), 6)
     base = result.clusters
     if base.empty:
-        cols = ["cluster_id", "sign", "size", "volume_mm3", "peak_x", "peak_y", "peak_z", "peak_t",
-                "p_fwe_size", "significant", "peak_label"] + [f"overlap_{n}" for n in (rois or {})]
+        cols = [
+            "cluster_id",
+            "sign",
+            "size",
+            "volume_mm3",
+            "peak_x",
+            "peak_y",
+            "peak_z",
+            "peak_t",
+            "p_fwe_size",
+            "significant",
+            "peak_label",
+        ] + [f"overlap_{n}" for n in (rois or {})]
         return pd.DataFrame(columns=cols)
     peaks = nib.affines.apply_affine(mask_img.affine, ijk[base["peak_voxel"].to_numpy()])
     out = pd.DataFrame(
@@ -159,8 +184,9 @@ def cluster_table(result, mask_img: nib.Nifti1Image, rois: dict | None = None, a
     return out
 
 
-def cluster_tables(results: dict, mask_img: nib.Nifti1Image, rois: dict | None = None,
-                   alpha: float = 0.05) -> dict[str, pd.DataFrame]:
+def cluster_tables(
+    results: dict, mask_img: nib.Nifti1Image, rois: dict | None = None, alpha: float = 0.05
+) -> dict[str, pd.DataFrame]:
     """:func:`cluster_table` of every test in ``results``."""
     return {name: cluster_table(result, mask_img, rois, alpha) for name, result in results.items()}
 
@@ -174,14 +200,17 @@ def cluster_summary(table: pd.DataFrame, n: int = 10) -> pd.DataFrame:
         ``size, peak (x, y, z), peak_t, p_fwe, label`` and the ROI overlaps (%).
     """
     top = table.head(n)
-    out = pd.DataFrame({
-        "size": top["size"].to_numpy(),
-        "peak (x, y, z)": [f"({x:.0f}, {y:.0f}, {z:.0f})" for x, y, z in
-                           top[["peak_x", "peak_y", "peak_z"]].to_numpy()],
-        "peak_t": top["peak_t"].round(2).to_numpy(),
-        "p_fwe": top["p_fwe_size"].round(4).to_numpy(),
-        "label": top["peak_label"].to_numpy(),
-    })
+    out = pd.DataFrame(
+        {
+            "size": top["size"].to_numpy(),
+            "peak (x, y, z)": [
+                f"({x:.0f}, {y:.0f}, {z:.0f})" for x, y, z in top[["peak_x", "peak_y", "peak_z"]].to_numpy()
+            ],
+            "peak_t": top["peak_t"].round(2).to_numpy(),
+            "p_fwe": top["p_fwe_size"].round(4).to_numpy(),
+            "label": top["peak_label"].to_numpy(),
+        }
+    )
     for col in [c for c in top.columns if c.startswith("overlap_")]:
         out[col.replace("overlap_", "% of ")] = (100 * top[col]).round(0).to_numpy()
     return out

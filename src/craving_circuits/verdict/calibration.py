@@ -67,25 +67,44 @@ from craving_circuits.stats.voxelwise import smooth_maps
 from craving_circuits.verdict import claims as registry
 from craving_circuits.verdict.claims import Claim
 
-__all__ = ["CONDITIONS", "EFFECT_PARAMETERS", "CONSERVATIVE_TESTS", "CALIBRATION_COLUMNS", "SUMMARY_COLUMNS",
-           "VOXEL_COLUMNS", "condition_params", "cocaine_roi_tests", "baclofen_roi_tests", "monte_carlo",
-           "calibration_summary", "power_table", "claims_table", "voxelwise_null", "voxelwise_summary"]
+__all__ = [
+    "CONDITIONS",
+    "EFFECT_PARAMETERS",
+    "CONSERVATIVE_TESTS",
+    "CALIBRATION_COLUMNS",
+    "SUMMARY_COLUMNS",
+    "VOXEL_COLUMNS",
+    "condition_params",
+    "cocaine_roi_tests",
+    "baclofen_roi_tests",
+    "monte_carlo",
+    "calibration_summary",
+    "power_table",
+    "claims_table",
+    "voxelwise_null",
+    "voxelwise_summary",
+]
 
 #: Effect multipliers of the conditions (``null``: the null preset).
 CONDITIONS = {"null": 0.0, "half": 0.5, "paper": 1.0, "double": 2.0}
 
 #: The parameters that carry the planted effects, per study.
 EFFECT_PARAMETERS = {
-    "cocaine": ("craving_nacc_dlpfc", "craving_nacc_thalamus", "thalamus_reactivity_sd", "glu_craving_rise_pct",
-                "glu_reactivity_pct", "craving_rating_rise", "craving_rating_reactivity"),
+    "cocaine": (
+        "craving_nacc_dlpfc",
+        "craving_nacc_thalamus",
+        "thalamus_reactivity_sd",
+        "glu_craving_rise_pct",
+        "glu_reactivity_pct",
+        "craving_rating_rise",
+        "craving_rating_reactivity",
+    ),
     "baclofen": ("dlpfc_cbf_rise", "cue_dlpfc_coupling", "baclofen_craving_effect"),
 }
 
 #: Tests whose false-positive rate is only bounded by alpha, not equal to it: the bootstrap test of an
 #: indirect effect is conservative when neither of its paths exists (the null of the calibration).
 CONSERVATIVE_TESTS = frozenset({"baclofen_via_dlpfc"})
-
-
 
 
 def condition_params(study: str, condition: str, seed: int):
@@ -125,12 +144,19 @@ def _claim_row(claim: Claim, tables: dict, alpha: float) -> dict:
         eq = claim.equivalence
         picked = eq._rows(tables[eq.chapter][eq.table], "")
         equivalent = bool(float(picked.iloc[0]["p_equivalence"]) < alpha)
-    return {"claim_id": claim.claim_id, "test": row["test"], "estimate": estimate, "p": p, "found": found,
-            "equivalent": equivalent}
+    return {
+        "claim_id": claim.claim_id,
+        "test": row["test"],
+        "estimate": estimate,
+        "p": p,
+        "found": found,
+        "equivalent": equivalent,
+    }
 
 
-def cocaine_roi_tests(tables: dict, alpha: float = 0.05, sesoi_r: float = 0.5, sesoi_dz: float = 0.8,
-                      n_boot: int = 200, rng=None) -> list[dict]:
+def cocaine_roi_tests(
+    tables: dict, alpha: float = 0.05, sesoi_r: float = 0.5, sesoi_dz: float = 0.8, n_boot: int = 200, rng=None
+) -> list[dict]:
     """The cocaine claims' ROI-level tests on one ROI-level study, through the chapters' own chains.
 
     The glutamate and NAC chapters' chains
@@ -158,9 +184,9 @@ def cocaine_roi_tests(tables: dict, alpha: float = 0.05, sesoi_r: float = 0.5, s
     fc = secondlevel.roi_state_differences(tables["roi"])
     drugs = tables["roi"][["participant_id", "session_id", "drug"]].drop_duplicates()
     chapters = {
-        "thalamus_glutamate": cocaine_chapters.glutamate_tests(fc, tables["mrs"], tables["participants"], drugs,
-                                                               n_bootstrap=n_boot, sesoi_r=sesoi_r, alpha=alpha,
-                                                               rng=rng),
+        "thalamus_glutamate": cocaine_chapters.glutamate_tests(
+            fc, tables["mrs"], tables["participants"], drugs, n_bootstrap=n_boot, sesoi_r=sesoi_r, alpha=alpha, rng=rng
+        ),
         "nac_null_effect": cocaine_chapters.nac_tests(fc, tables["ratings"], sesoi_dz=sesoi_dz, alpha=alpha),
     }
     return [_claim_row(c, chapters, alpha) for c in registry.claims("cocaine", "roi")]
@@ -188,9 +214,17 @@ def baclofen_roi_tests(tables: dict, alpha: float = 0.05, n_boot: int = 200, rng
         ``claim_id, test, estimate, p, found, equivalent``, one per ROI-level baclofen claim.
     """
     dlpfc_change = perfusion.participant_change(tables["cbf"])
-    chapters = {"baclofen_mediation": baclofen_chapters.cue_tests(tables["cue"], dlpfc_change, tables["ratings"],
-                                                                  tables["participants"], n_bootstrap=n_boot,
-                                                                  alpha=alpha, rng=rng)}
+    chapters = {
+        "baclofen_mediation": baclofen_chapters.cue_tests(
+            tables["cue"],
+            dlpfc_change,
+            tables["ratings"],
+            tables["participants"],
+            n_bootstrap=n_boot,
+            alpha=alpha,
+            rng=rng,
+        )
+    }
     return [_claim_row(c, chapters, alpha) for c in registry.claims("baclofen", "roi")]
 
 
@@ -215,14 +249,31 @@ def _replicates(jobs: list, alpha: float, n_boot: int, roi_options: dict, baclof
             tables = roi_level.baclofen_roi_study(params, baclofen_model, **roi_options.get("baclofen", {}))
             tests = baclofen_roi_tests(tables, alpha=alpha, n_boot=n_boot, rng=rng)
         for test in tests:
-            rows.append({"condition": condition, "replicate": replicate, "study": study,
-                         "planted_present": present[registry.claim(test["claim_id"]).estimand.effect], **test})
+            rows.append(
+                {
+                    "condition": condition,
+                    "replicate": replicate,
+                    "study": study,
+                    "planted_present": present[registry.claim(test["claim_id"]).estimand.effect],
+                    **test,
+                }
+            )
     return rows
 
 
-def monte_carlo(n_sims: int, conditions=tuple(CONDITIONS), studies=("cocaine", "baclofen"), seed: int = 10_000,
-                alpha: float = 0.05, n_boot: int = 200, n_jobs: int = 1, batch_size: int = 10,
-                roi_options: dict | None = None, baclofen_model=None, progress: bool = True) -> pd.DataFrame:
+def monte_carlo(
+    n_sims: int,
+    conditions=tuple(CONDITIONS),
+    studies=("cocaine", "baclofen"),
+    seed: int = 10_000,
+    alpha: float = 0.05,
+    n_boot: int = 200,
+    n_jobs: int = 1,
+    batch_size: int = 10,
+    roi_options: dict | None = None,
+    baclofen_model=None,
+    progress: bool = True,
+) -> pd.DataFrame:
     """Simulate and test ``n_sims`` studies per condition and study, in parallel.
 
     Parameters
@@ -264,12 +315,12 @@ def monte_carlo(n_sims: int, conditions=tuple(CONDITIONS), studies=("cocaine", "
     for condition in conditions:
         condition_params(studies[0], condition, seed)  # validates the name
     if "baclofen" in studies and baclofen_model is None:
-
         baclofen_model = roi_level.baclofen_roi_model(baclofen_params("paper"))
     jobs = [(c, i, s, seed + i) for s in studies for c in conditions for i in range(int(n_sims))]
-    batches = [jobs[k:k + batch_size] for k in range(0, len(jobs), batch_size)]
+    batches = [jobs[k : k + batch_size] for k in range(0, len(jobs), batch_size)]
     run = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_replicates)(batch, alpha, n_boot, roi_options or {}, baclofen_model) for batch in batches)
+        delayed(_replicates)(batch, alpha, n_boot, roi_options or {}, baclofen_model) for batch in batches
+    )
     rows = []
     with tqdm(total=len(jobs), desc="simulated studies", disable=not progress, mininterval=5) as bar:
         for batch, out in zip(batches, run):
@@ -278,8 +329,9 @@ def monte_carlo(n_sims: int, conditions=tuple(CONDITIONS), studies=("cocaine", "
     return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
 
 
-def calibration_summary(results: pd.DataFrame, alpha: float = 0.05, ci_level: float = 0.95,
-                        simultaneous: bool = True) -> pd.DataFrame:
+def calibration_summary(
+    results: pd.DataFrame, alpha: float = 0.05, ci_level: float = 0.95, simultaneous: bool = True
+) -> pd.DataFrame:
     """Rates of each test per condition, with Clopper-Pearson intervals.
 
     For a planted effect the rate of ``found`` is the power; for an absent one
@@ -322,11 +374,23 @@ def calibration_summary(results: pd.DataFrame, alpha: float = 0.05, ci_level: fl
     counts = []
     for key, group in results.groupby(keys, sort=False):
         base = dict(zip(keys, key))
-        counts.append({**base, "measure": "power" if base["planted_present"] else "false-positive rate",
-                       "n": len(group), "count": int(group["found"].sum())})
+        counts.append(
+            {
+                **base,
+                "measure": "power" if base["planted_present"] else "false-positive rate",
+                "n": len(group),
+                "count": int(group["found"].sum()),
+            }
+        )
         if group["equivalent"].notna().any():
-            counts.append({**base, "measure": "equivalence rate", "n": len(group),
-                           "count": int(group["equivalent"].astype(bool).sum())})
+            counts.append(
+                {
+                    **base,
+                    "measure": "equivalence rate",
+                    "n": len(group),
+                    "count": int(group["equivalent"].astype(bool).sum()),
+                }
+            )
     n_fpr = sum(c["measure"] == "false-positive rate" for c in counts)
     rows = []
     for c in counts:
@@ -337,12 +401,17 @@ def calibration_summary(results: pd.DataFrame, alpha: float = 0.05, ci_level: fl
         if fpr:
             nominal = alpha
             within = bool(low <= alpha) if c["claim_id"] in CONSERVATIVE_TESTS else bool(low <= alpha <= high)
-        rows.append({**c, "rate": c["count"] / c["n"], "ci_low": low, "ci_high": high, "nominal": nominal,
-                     "within": within})
+        rows.append(
+            {**c, "rate": c["count"] / c["n"], "ci_low": low, "ci_high": high, "nominal": nominal, "within": within}
+        )
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     order = out["condition"].map({c: i for i, c in enumerate(CONDITIONS)})
-    return out.assign(_order=order).sort_values(["study", "claim_id", "_order", "measure"], kind="stable") \
-        .drop(columns="_order").reset_index(drop=True)
+    return (
+        out.assign(_order=order)
+        .sort_values(["study", "claim_id", "_order", "measure"], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
 
 
 def power_table(summary: pd.DataFrame, measure: str = "power") -> pd.DataFrame:
@@ -383,20 +452,33 @@ def claims_table(summary: pd.DataFrame, voxel_summary: pd.DataFrame | None = Non
     rows = []
     for claim in registry.CLAIMS:
         sub = summary[summary["claim_id"] == claim.claim_id]
-        row = {"study": claim.study, "claim_id": claim.claim_id, "level": claim.level,
-               "calibrated_by": "the chapter's chain on ROI-level replicates" if claim.level == "roi"
-               else f"voxelwise null maps, test {claim.voxel_test}", "planted_at_paper": None,
-               "rate_at_paper": np.nan, "fpr_null": np.nan, "fpr_null_within": None, "equivalence_at_paper": np.nan}
+        row = {
+            "study": claim.study,
+            "claim_id": claim.claim_id,
+            "level": claim.level,
+            "calibrated_by": "the chapter's chain on ROI-level replicates"
+            if claim.level == "roi"
+            else f"voxelwise null maps, test {claim.voxel_test}",
+            "planted_at_paper": None,
+            "rate_at_paper": np.nan,
+            "fpr_null": np.nan,
+            "fpr_null_within": None,
+            "equivalence_at_paper": np.nan,
+        }
         if claim.level == "roi" and len(sub):
             paper = sub[sub["condition"] == "paper"]
             null = sub[(sub["condition"] == "null") & (sub["measure"] == "false-positive rate")]
             main = paper[paper["measure"] != "equivalence rate"]
             equivalence = paper[paper["measure"] == "equivalence rate"]
-            row.update({"planted_at_paper": bool(main["planted_present"].iloc[0]) if len(main) else None,
-                        "rate_at_paper": float(main["rate"].iloc[0]) if len(main) else np.nan,
-                        "fpr_null": float(null["rate"].iloc[0]) if len(null) else np.nan,
-                        "fpr_null_within": null["within"].iloc[0] if len(null) else None,
-                        "equivalence_at_paper": float(equivalence["rate"].iloc[0]) if len(equivalence) else np.nan})
+            row.update(
+                {
+                    "planted_at_paper": bool(main["planted_present"].iloc[0]) if len(main) else None,
+                    "rate_at_paper": float(main["rate"].iloc[0]) if len(main) else np.nan,
+                    "fpr_null": float(null["rate"].iloc[0]) if len(null) else np.nan,
+                    "fpr_null_within": null["within"].iloc[0] if len(null) else None,
+                    "equivalence_at_paper": float(equivalence["rate"].iloc[0]) if len(equivalence) else np.nan,
+                }
+            )
         elif claim.level == "voxel" and voxel_summary is not None:
             voxel = voxel_summary[voxel_summary["test"] == claim.voxel_test]
             if len(voxel):
@@ -410,32 +492,67 @@ def _null_maps(field, n: int, mask_img, smoothing_fwhm: float, rng) -> np.ndarra
     return smooth_maps(field.sample(rng, n), mask_img, smoothing_fwhm)
 
 
-def _voxel_replicate(replicate: int, seed: int, field, mask_img, designs: dict, smoothing_fwhm: float,
-                     cluster_forming_p: float, n_perm: int, alpha: float) -> list[dict]:
+def _voxel_replicate(
+    replicate: int,
+    seed: int,
+    field,
+    mask_img,
+    designs: dict,
+    smoothing_fwhm: float,
+    cluster_forming_p: float,
+    n_perm: int,
+    alpha: float,
+) -> list[dict]:
 
     rng = np.random.default_rng([seed, replicate, 11])
     rows = []
     cocaine = designs["cocaine"]
     maps = _null_maps(field, len(cocaine), mask_img, smoothing_fwhm, rng)
-    tests = secondlevel.group_tests(maps, cocaine, mask_img, cluster_forming_p=cluster_forming_p, n_perm=n_perm,
-                                    rng=rng)
+    tests = secondlevel.group_tests(
+        maps, cocaine, mask_img, cluster_forming_p=cluster_forming_p, n_perm=n_perm, rng=rng
+    )
     baclofen = designs["baclofen"]
     maps = _null_maps(field, len(baclofen), mask_img, smoothing_fwhm, rng)
     tests["group_x_time_cbf"] = perfusion.group_by_time_test(
-        maps, baclofen, mask_img, covariate=rng.standard_normal(len(baclofen)), cluster_forming_p=cluster_forming_p,
-        n_perm=n_perm, rng=rng)
+        maps,
+        baclofen,
+        mask_img,
+        covariate=rng.standard_normal(len(baclofen)),
+        cluster_forming_p=cluster_forming_p,
+        n_perm=n_perm,
+        rng=rng,
+    )
     for name, result in tests.items():
         p = result.clusters["p_fwe_size"] if len(result.clusters) else pd.Series(dtype=float)
-        rows.append({"replicate": replicate, "study": "baclofen" if name == "group_x_time_cbf" else "cocaine",
-                     "test": name, "n_clusters": len(result.clusters),
-                     "min_p_fwe": float(p.min()) if len(p) else 1.0, "found": bool((p < alpha).any())})
+        rows.append(
+            {
+                "replicate": replicate,
+                "study": "baclofen" if name == "group_x_time_cbf" else "cocaine",
+                "test": name,
+                "n_clusters": len(result.clusters),
+                "min_p_fwe": float(p.min()) if len(p) else 1.0,
+                "found": bool((p < alpha).any()),
+            }
+        )
     return rows
 
 
-def voxelwise_null(n_sims: int, voxel_size_mm: int = 4, noise_fwhm_mm: float = 8.0, smoothing_fwhm: float = 6.0,
-                   cluster_forming_p: float = 0.001, n_perm: int = 500, alpha: float = 0.05, seed: int = 20_000,
-                   n_jobs: int = 1, n_cud: int = 18, n_control: int = 23, n_baclofen: int = 21,
-                   n_placebo: int = 22, progress: bool = True) -> pd.DataFrame:
+def voxelwise_null(
+    n_sims: int,
+    voxel_size_mm: int = 4,
+    noise_fwhm_mm: float = 8.0,
+    smoothing_fwhm: float = 6.0,
+    cluster_forming_p: float = 0.001,
+    n_perm: int = 500,
+    alpha: float = 0.05,
+    seed: int = 20_000,
+    n_jobs: int = 1,
+    n_cud: int = 18,
+    n_control: int = 23,
+    n_baclofen: int = 21,
+    n_placebo: int = 22,
+    progress: bool = True,
+) -> pd.DataFrame:
     """Family-wise false positives of the voxelwise cluster tests on null maps.
 
     Parameters
@@ -462,20 +579,28 @@ def voxelwise_null(n_sims: int, voxel_size_mm: int = 4, noise_fwhm_mm: float = 8
         Columns :data:`VOXEL_COLUMNS`, one row per replicate and test.
     """
 
-
     if int(n_sims) != n_sims or n_sims < 1:
         raise ValueError(f"n_sims must be a positive integer, got {n_sims}.")
     mask_img = brain_mask(voxel_size_mm)
     field = SmoothNoiseField(np.asarray(mask_img.dataobj) > 0, voxel_size_mm, noise_fwhm_mm)
     designs = {
-        "cocaine": pd.DataFrame({"participant_id": [f"sub-{i + 1:02d}" for i in range(n_cud + n_control)],
-                                 "group": ["CUD"] * n_cud + ["control"] * n_control}),
-        "baclofen": pd.DataFrame({"participant_id": [f"sub-{i + 1:02d}" for i in range(n_baclofen + n_placebo)],
-                                  "group": ["baclofen"] * n_baclofen + ["placebo"] * n_placebo}),
+        "cocaine": pd.DataFrame(
+            {
+                "participant_id": [f"sub-{i + 1:02d}" for i in range(n_cud + n_control)],
+                "group": ["CUD"] * n_cud + ["control"] * n_control,
+            }
+        ),
+        "baclofen": pd.DataFrame(
+            {
+                "participant_id": [f"sub-{i + 1:02d}" for i in range(n_baclofen + n_placebo)],
+                "group": ["baclofen"] * n_baclofen + ["placebo"] * n_placebo,
+            }
+        ),
     }
     run = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_voxel_replicate)(i, seed, field, mask_img, designs, smoothing_fwhm, cluster_forming_p, n_perm,
-                                  alpha) for i in range(int(n_sims)))
+        delayed(_voxel_replicate)(i, seed, field, mask_img, designs, smoothing_fwhm, cluster_forming_p, n_perm, alpha)
+        for i in range(int(n_sims))
+    )
     rows = []
     for out in tqdm(run, total=int(n_sims), desc="null voxelwise studies", disable=not progress, mininterval=5):
         rows.extend(out)
@@ -501,7 +626,17 @@ def voxelwise_summary(results: pd.DataFrame, alpha: float = 0.05, ci_level: floa
     for (study, test), group in results.groupby(["study", "test"], sort=False):
         n, count = len(group), int(group["found"].sum())
         low, high = proportion_confint(count, n, alpha=1 - ci_level, method="beta")
-        rows.append({"study": study, "test": test, "n": n, "count": count, "rate": count / n, "ci_low": low,
-                     "ci_high": high, "nominal": alpha, "within": bool(low <= alpha)})
-    return pd.DataFrame(rows, columns=["study", "test", "n", "count", "rate", "ci_low", "ci_high", "nominal",
-                                       "within"])
+        rows.append(
+            {
+                "study": study,
+                "test": test,
+                "n": n,
+                "count": count,
+                "rate": count / n,
+                "ci_low": low,
+                "ci_high": high,
+                "nominal": alpha,
+                "within": bool(low <= alpha),
+            }
+        )
+    return pd.DataFrame(rows, columns=["study", "test", "n", "count", "rate", "ci_low", "ci_high", "nominal", "within"])

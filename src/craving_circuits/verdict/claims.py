@@ -44,15 +44,30 @@ from craving_circuits.baclofen import perfusion
 from craving_circuits.cocaine import chapters as cocaine_chapters
 from craving_circuits.cocaine import secondlevel
 
-__all__ = ["Estimand", "Claim", "ESTIMANDS", "CLAIMS", "DRUG_EFFECTS", "ESTIMATE_COLUMNS", "estimands",
-           "estimand", "estimates", "claims", "claim"]
+__all__ = [
+    "Estimand",
+    "Claim",
+    "ESTIMANDS",
+    "CLAIMS",
+    "DRUG_EFFECTS",
+    "ESTIMATE_COLUMNS",
+    "estimands",
+    "estimand",
+    "estimates",
+    "claims",
+    "claim",
+]
 
 #: Columns of :func:`estimates`.
 ESTIMATE_COLUMNS = ["estimand", "effect", "test", "estimate", "ci_low", "ci_high", "p"]
 
-#: Planted effect of each drug contrast (the ``contrast`` column of :func:`craving_circuits.cocaine.drug.drug_evidence`).
-DRUG_EFFECTS = {"drug x state | CUD": "drug_x_state_cud", "drug x state | control": "drug_x_state_control",
-                "group x state x drug": "group_x_state_x_drug"}
+#: Planted effect of each drug contrast (the ``contrast`` column of
+#: :func:`craving_circuits.cocaine.drug.drug_evidence`).
+DRUG_EFFECTS = {
+    "drug x state | CUD": "drug_x_state_cud",
+    "drug x state | control": "drug_x_state_control",
+    "group x state x drug": "group_x_state_x_drug",
+}
 
 
 @dataclass(frozen=True)
@@ -104,8 +119,9 @@ class Estimand:
         picked = table
         for column, value in self.match:
             if column not in table.columns:
-                raise ValueError(f"{path} has no column {column!r} (estimand {self.id}); was it written by this "
-                                 "version of the book?")
+                raise ValueError(
+                    f"{path} has no column {column!r} (estimand {self.id}); was it written by this version of the book?"
+                )
             picked = picked[picked[column] == value]
         return picked
 
@@ -133,8 +149,9 @@ class Estimand:
         picked = self._rows(table, path)
         if self.each is None:
             if len(picked) > 1:
-                raise ValueError(f"{path}: {len(picked)} rows match {dict(self.match)} (estimand {self.id}); "
-                                 "expected one.")
+                raise ValueError(
+                    f"{path}: {len(picked)} rows match {dict(self.match)} (estimand {self.id}); expected one."
+                )
             groups = [(None, picked)]
         else:
             groups = list(picked.groupby(self.each, sort=False))
@@ -143,13 +160,22 @@ class Estimand:
             if part.empty:
                 continue
             if len(part) > 1:
-                raise ValueError(f"{path}: {len(part)} rows match {dict(self.match)} and {self.each}={value!r} "
-                                 f"(estimand {self.id}); expected one.")
+                raise ValueError(
+                    f"{path}: {len(part)} rows match {dict(self.match)} and {self.each}={value!r} "
+                    f"(estimand {self.id}); expected one."
+                )
             row = part.iloc[0]
-            rows.append({"estimand": self.id if value is None else f"{self.id}@{value}", "effect": self.effect,
-                         "test": self.label.format(**row.to_dict()), "estimate": _number(row[self.estimate]),
-                         "ci_low": _number(row[self.ci[0]]) if self.ci else np.nan,
-                         "ci_high": _number(row[self.ci[1]]) if self.ci else np.nan, "p": _number(row[self.p])})
+            rows.append(
+                {
+                    "estimand": self.id if value is None else f"{self.id}@{value}",
+                    "effect": self.effect,
+                    "test": self.label.format(**row.to_dict()),
+                    "estimate": _number(row[self.estimate]),
+                    "ci_low": _number(row[self.ci[0]]) if self.ci else np.nan,
+                    "ci_high": _number(row[self.ci[1]]) if self.ci else np.nan,
+                    "p": _number(row[self.p]),
+                }
+            )
         return rows
 
 
@@ -165,16 +191,29 @@ def _cluster_row(e: Estimand, table: pd.DataFrame) -> dict:
     if e.sign is not None and len(over):
         over = over[np.sign(over["sign"]) == e.sign]
     best = over.sort_values("p_fwe_size").iloc[0] if len(over) else None
-    return {"estimand": e.id, "effect": e.effect, "test": e.label,
-            "estimate": np.nan if best is None else float(best["peak_t"]), "ci_low": np.nan, "ci_high": np.nan,
-            "p": 1.0 if best is None else float(best["p_fwe_size"])}
+    return {
+        "estimand": e.id,
+        "effect": e.effect,
+        "test": e.label,
+        "estimate": np.nan if best is None else float(best["peak_t"]),
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "p": 1.0 if best is None else float(best["p_fwe_size"]),
+    }
 
 
 def _elsewhere_row(e: Estimand, table: pd.DataFrame) -> dict:
     overlap = [c for c in table.columns if c.startswith("overlap_")]
     n_other = int((table["significant"].astype(bool) & (table[overlap].sum(axis=1) == 0)).sum()) if len(table) else 0
-    return {"estimand": e.id, "effect": e.effect, "test": e.label, "estimate": float(n_other), "ci_low": np.nan,
-            "ci_high": np.nan, "p": 0.0 if n_other else 1.0}
+    return {
+        "estimand": e.id,
+        "effect": e.effect,
+        "test": e.label,
+        "estimate": float(n_other),
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "p": 0.0 if n_other else 1.0,
+    }
 
 
 @dataclass(frozen=True)
@@ -215,8 +254,9 @@ class Claim:
 
 def _row(id, chapter, effect, label, table, **kwargs) -> Estimand:
     match = kwargs.pop("match", {})
-    return Estimand(id=id, chapter=chapter, effect=effect, label=label, table=table,
-                    match=tuple(match.items()), **kwargs)
+    return Estimand(
+        id=id, chapter=chapter, effect=effect, label=label, table=table, match=tuple(match.items()), **kwargs
+    )
 
 
 # --------------------------------------------------------------------------- the chapters' estimands
@@ -230,93 +270,261 @@ _STATE_EFFECTS = {  # (term of the ROI models, target) -> planted effect
     ("group x state", "dlpfc"): "group_x_state_nacc_dlpfc",
     ("group x state", "thalamus_midline"): "group_x_state_nacc_thalamus",
 }
-_GROUP_TEST_TERMS = {"craving_cud": "craving - neutral | CUD", "craving_control": "craving - neutral | control",
-                     "group_x_state": "group x state"}
+_GROUP_TEST_TERMS = {
+    "craving_cud": "craving - neutral | CUD",
+    "craving_control": "craving - neutral | control",
+    "group_x_state": "group x state",
+}
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
+def _data_estimands() -> list[Estimand]:
+    return [
+        _row(
+            f"data/rating/{_slug(term)}",
+            "data",
+            effect,
+            "t-test on ratings: {term}",
+            "rating_tests",
+            match={"term": term},
+        )
+        for term, effect in (
+            ("craving - neutral | CUD", "craving_rating_rise_cud"),
+            ("drug x state | CUD", "nac_rating_effect_cud"),
+        )
+    ]
+
+
 def _seed_estimands() -> list[Estimand]:
     ch = "nacc_seed_fc"
-    out = [_row(f"seed/roi/{_slug(term)}/{target}", ch, effect, f"ROI mixed model: {term} ({target})",
-                "roi_contrasts", match={"term": term, "target": target})
-           for (term, target), effect in _STATE_EFFECTS.items()]
-    out += [_row(f"seed/roi/drug_x_state_cud/{target}", ch, "drug_x_state_cud",
-                 f"ROI mixed model: drug x state | CUD ({target})", "roi_contrasts",
-                 match={"term": "drug x state | CUD", "target": target}) for target in _TARGETS]
+    out = [
+        _row(
+            f"seed/roi/{_slug(term)}/{target}",
+            ch,
+            effect,
+            f"ROI mixed model: {term} ({target})",
+            "roi_contrasts",
+            match={"term": term, "target": target},
+        )
+        for (term, target), effect in _STATE_EFFECTS.items()
+    ]
+    out += [
+        _row(
+            f"seed/roi/drug_x_state_cud/{target}",
+            ch,
+            "drug_x_state_cud",
+            f"ROI mixed model: drug x state | CUD ({target})",
+            "roi_contrasts",
+            match={"term": "drug x state | CUD", "target": target},
+        )
+        for target in _TARGETS
+    ]
     for test in secondlevel.GROUP_TESTS:
         for target in _TARGETS:
-            out.append(Estimand(f"seed/voxel/{test}/{target}", ch, _STATE_EFFECTS[(_GROUP_TEST_TERMS[test], target)],
-                                f"voxelwise cluster FWE: {test}, positive cluster on {target}", f"clusters_{test}",
-                                kind="cluster", target=target, sign=1))
-    out += [Estimand(f"seed/voxel/{test}/elsewhere", ch, "fc_change_elsewhere",
-                     f"voxelwise cluster FWE: {test}, significant clusters off the target ROIs", f"clusters_{test}",
-                     kind="elsewhere") for test in secondlevel.GROUP_TESTS]
+            out.append(
+                Estimand(
+                    f"seed/voxel/{test}/{target}",
+                    ch,
+                    _STATE_EFFECTS[(_GROUP_TEST_TERMS[test], target)],
+                    f"voxelwise cluster FWE: {test}, positive cluster on {target}",
+                    f"clusters_{test}",
+                    kind="cluster",
+                    target=target,
+                    sign=1,
+                )
+            )
+    out += [
+        Estimand(
+            f"seed/voxel/{test}/elsewhere",
+            ch,
+            "fc_change_elsewhere",
+            f"voxelwise cluster FWE: {test}, significant clusters off the target ROIs",
+            f"clusters_{test}",
+            kind="elsewhere",
+        )
+        for test in secondlevel.GROUP_TESTS
+    ]
     return out
 
 
 def _glutamate_estimands() -> list[Estimand]:
     ch = "thalamus_glutamate"
     coupling = {"thalamus_midline": "thalamus_glu_coupling_cud", "dlpfc": "dlpfc_glu_coupling_cud"}
-    out = [_row(f"glutamate/r/{target}", ch, effect, f"Pearson r within CUD ({target})", "couplings",
-                match={"sample": "CUD", "method": "pearson", "target": target}) for target, effect in coupling.items()]
+    out = [
+        _row(
+            f"glutamate/r/{target}",
+            ch,
+            effect,
+            f"Pearson r within CUD ({target})",
+            "couplings",
+            match={"sample": "CUD", "method": "pearson", "target": target},
+        )
+        for target, effect in coupling.items()
+    ]
     out.append(_row("glutamate/steiger", ch, "coupling_difference_cud", "Steiger test: {term}", "coupling_difference"))
     out.append(_row("glutamate/glu_rise", ch, "glu_rise_cud", "one-sample t: {term}", "glutamate_rise"))
-    predicts = {("thalamus_midline", "ocdus_obsessive"): "ocdus_predicts_thalamus_cud",
-                ("thalamus_midline", "cocaine_g_per_week"): "use_predicts_thalamus_cud",
-                ("dlpfc", "ocdus_obsessive"): "ocdus_predicts_dlpfc_cud",
-                ("dlpfc", "cocaine_g_per_week"): "use_predicts_dlpfc_cud"}
-    out += [_row(f"glutamate/beta/{term}/{target}", ch, effect, f"standardised beta of {term} ({target})",
-                 "predictor_betas", match={"target": target, "term": term})
-            for (target, term), effect in predicts.items()]
+    predicts = {
+        ("thalamus_midline", "ocdus_obsessive"): "ocdus_predicts_thalamus_cud",
+        ("thalamus_midline", "cocaine_g_per_week"): "use_predicts_thalamus_cud",
+        ("dlpfc", "ocdus_obsessive"): "ocdus_predicts_dlpfc_cud",
+        ("dlpfc", "cocaine_g_per_week"): "use_predicts_dlpfc_cud",
+    }
+    out += [
+        _row(
+            f"glutamate/beta/{term}/{target}",
+            ch,
+            effect,
+            f"standardised beta of {term} ({target})",
+            "predictor_betas",
+            match={"target": target, "term": term},
+        )
+        for (target, term), effect in predicts.items()
+    ]
     models = {"thalamus_midline": "clinical_model_thalamus_cud", "dlpfc": "clinical_model_dlpfc_cud"}
-    out += [_row(f"glutamate/model/{target}", ch, effect,
-                 f"F test of the predictor model ({target}); estimate R²", "predictor_fits", match={"target": target},
-                 estimate="r2", p="p_f", ci=None) for target, effect in models.items()]
-    out += [Estimand(f"glutamate/voxel/{target}", ch, coupling[target], f"voxelwise coupling, cluster on {target}",
-                     "voxel_clusters", kind="cluster", target=target) for target in ("thalamus_midline", "dlpfc")]
-    out.append(Estimand("glutamate/voxel/elsewhere", ch, "glu_coupling_elsewhere",
-                        "voxelwise coupling, significant clusters off the target ROIs", "voxel_clusters",
-                        kind="elsewhere"))
+    out += [
+        _row(
+            f"glutamate/model/{target}",
+            ch,
+            effect,
+            f"F test of the predictor model ({target}); estimate R²",
+            "predictor_fits",
+            match={"target": target},
+            estimate="r2",
+            p="p_f",
+            ci=None,
+        )
+        for target, effect in models.items()
+    ]
+    out += [
+        Estimand(
+            f"glutamate/voxel/{target}",
+            ch,
+            coupling[target],
+            f"voxelwise coupling, cluster on {target}",
+            "voxel_clusters",
+            kind="cluster",
+            target=target,
+        )
+        for target in ("thalamus_midline", "dlpfc")
+    ]
+    out.append(
+        Estimand(
+            "glutamate/voxel/elsewhere",
+            ch,
+            "glu_coupling_elsewhere",
+            "voxelwise coupling, significant clusters off the target ROIs",
+            "voxel_clusters",
+            kind="elsewhere",
+        )
+    )
     return out
 
 
 def _nac_estimands() -> list[Estimand]:
     ch = "nac_null_effect"
-    out = [_row(f"nac/roi/{DRUG_EFFECTS[term]}/{target}", ch, DRUG_EFFECTS[term],
-                f"ROI mixed model: {term} ({target})", "interaction_contrasts", match={"term": term, "target": target})
-           for term in DRUG_EFFECTS for target in _TARGETS]
+    out = [
+        _row(
+            f"nac/roi/{DRUG_EFFECTS[term]}/{target}",
+            ch,
+            DRUG_EFFECTS[term],
+            f"ROI mixed model: {term} ({target})",
+            "interaction_contrasts",
+            match={"term": term, "target": target},
+        )
+        for term in DRUG_EFFECTS
+        for target in _TARGETS
+    ]
     for test in secondlevel.DRUG_TESTS:
-        out += [Estimand(f"nac/voxel/{test}/{target}", ch, test, f"voxelwise cluster FWE: {test}, cluster on {target}",
-                         f"clusters_{test}", kind="cluster", target=target) for target in _TARGETS]
-        out.append(Estimand(f"nac/voxel/{test}/elsewhere", ch, "fc_change_elsewhere",
-                            f"voxelwise cluster FWE: {test}, significant clusters off the target ROIs",
-                            f"clusters_{test}", kind="elsewhere"))
-    out.append(_row("nac/rating_model", ch, "nac_rating_effect_cud", "paired t on ratings: {term}", "rating_tests",
-                    match={"term": "drug x state | CUD"}))
-    for outcome, effect in (("dlpfc", "drug_x_state_cud"), ("thalamus_midline", "drug_x_state_cud"),
-                            ("rating", "nac_rating_effect_cud")):
-        out.append(_row(f"nac/paired_t/{outcome}", ch, effect,
-                        f"paired t of NAC - placebo in the craving rise, CUD ({outcome})", "evidence",
-                        match={"term": f"drug x state | CUD ({outcome})"}))
+        out += [
+            Estimand(
+                f"nac/voxel/{test}/{target}",
+                ch,
+                test,
+                f"voxelwise cluster FWE: {test}, cluster on {target}",
+                f"clusters_{test}",
+                kind="cluster",
+                target=target,
+            )
+            for target in _TARGETS
+        ]
+        out.append(
+            Estimand(
+                f"nac/voxel/{test}/elsewhere",
+                ch,
+                "fc_change_elsewhere",
+                f"voxelwise cluster FWE: {test}, significant clusters off the target ROIs",
+                f"clusters_{test}",
+                kind="elsewhere",
+            )
+        )
+    out.append(
+        _row(
+            "nac/rating_model",
+            ch,
+            "nac_rating_effect_cud",
+            "paired t on ratings: {term}",
+            "rating_tests",
+            match={"term": "drug x state | CUD"},
+        )
+    )
+    for outcome, effect in (
+        ("dlpfc", "drug_x_state_cud"),
+        ("thalamus_midline", "drug_x_state_cud"),
+        ("rating", "nac_rating_effect_cud"),
+    ):
+        out.append(
+            _row(
+                f"nac/paired_t/{outcome}",
+                ch,
+                effect,
+                f"paired t of NAC - placebo in the craving rise, CUD ({outcome})",
+                "evidence",
+                match={"term": f"drug x state | CUD ({outcome})"},
+            )
+        )
     return out
 
 
 def _cbf_estimands() -> list[Estimand]:
     ch = "baclofen_cbf"
     return [
-        Estimand("cbf/voxel/group_x_time", ch, "group_x_time_dlpfc_cbf",
-                 "voxelwise cluster FWE: group x time, positive cluster on dlpfc_right", "clusters", kind="cluster",
-                 target="dlpfc_right", sign=1),
-        Estimand("cbf/voxel/elsewhere", ch, "cbf_change_elsewhere",
-                 "voxelwise cluster FWE: group x time, significant clusters off the ROI", "clusters", kind="elsewhere"),
-        _row("cbf/roi/group_x_time", ch, "group_x_time_dlpfc_cbf", "mixed model on the dlpfc_right ROI: group x time",
-             "region_contrasts", match={"region": "dlpfc_right", "term": "group x time"}),
-        _row("cbf/roi/placebo_time", ch, "time_dlpfc_cbf_placebo",
-             "mixed model on the dlpfc_right ROI: T2 - T1 | placebo", "region_contrasts",
-             match={"region": "dlpfc_right", "term": "T2 - T1 | placebo"}),
+        Estimand(
+            "cbf/voxel/group_x_time",
+            ch,
+            "group_x_time_dlpfc_cbf",
+            "voxelwise cluster FWE: group x time, positive cluster on dlpfc_right",
+            "clusters",
+            kind="cluster",
+            target="dlpfc_right",
+            sign=1,
+        ),
+        Estimand(
+            "cbf/voxel/elsewhere",
+            ch,
+            "cbf_change_elsewhere",
+            "voxelwise cluster FWE: group x time, significant clusters off the ROI",
+            "clusters",
+            kind="elsewhere",
+        ),
+        _row(
+            "cbf/roi/group_x_time",
+            ch,
+            "group_x_time_dlpfc_cbf",
+            "mixed model on the dlpfc_right ROI: group x time",
+            "region_contrasts",
+            match={"region": "dlpfc_right", "term": "group x time"},
+        ),
+        _row(
+            "cbf/roi/placebo_time",
+            ch,
+            "time_dlpfc_cbf_placebo",
+            "mixed model on the dlpfc_right ROI: T2 - T1 | placebo",
+            "region_contrasts",
+            match={"region": "dlpfc_right", "term": "T2 - T1 | placebo"},
+        ),
     ]
 
 
@@ -326,35 +534,96 @@ _CUE_ROIS = ("insula_anterior_ventral", "vmpfc")
 def _cue_estimands() -> list[Estimand]:
     ch = "baclofen_mediation"
     out = [_row("cue/t1_response", ch, "cue_response_t1", "one-sample t: {term}", "t1_response", each="term")]
-    out += [_row(f"cue/r/{roi}", ch, "dlpfc_rise_cue_change", "Pearson r: {term}", "associations",
-                 match={"term": f"cue change ~ dlPFC CBF change ({roi})"}) for roi in _CUE_ROIS]
-    out += [Estimand(f"cue/voxel/{roi}", ch, "dlpfc_rise_cue_change",
-                     f"voxelwise cluster FWE: cue change ~ dlPFC CBF change, cluster on {roi}", "voxel_clusters",
-                     kind="cluster", target=roi) for roi in _CUE_ROIS]
-    out.append(Estimand("cue/voxel/elsewhere", ch, "cue_change_elsewhere",
-                        "voxelwise cluster FWE: cue change ~ dlPFC CBF change, significant clusters off the ROIs",
-                        "voxel_clusters", kind="elsewhere"))
-    out.append(_row("cue/craving_model", ch, "group_x_time_craving", "mixed model on cue-induced craving: group x time",
-                    "craving_contrasts", match={"term": "group x time"}))
-    out.append(_row("cue/craving_t", ch, "group_x_time_craving",
-                    "two-sample t of the T2 - T1 change of cue-induced craving", "craving_test", ci=None))
-    out.append(_row("cue/indirect", ch, "indirect_effect_cue", "bootstrap: indirect effect of baclofen on the cue "
-                    "change through the dlPFC CBF change", "mediation_cue", match={"term": "indirect effect (a b)"}))
+    out += [
+        _row(
+            f"cue/r/{roi}",
+            ch,
+            "dlpfc_rise_cue_change",
+            "Pearson r: {term}",
+            "associations",
+            match={"term": f"cue change ~ dlPFC CBF change ({roi})"},
+        )
+        for roi in _CUE_ROIS
+    ]
+    out += [
+        Estimand(
+            f"cue/voxel/{roi}",
+            ch,
+            "dlpfc_rise_cue_change",
+            f"voxelwise cluster FWE: cue change ~ dlPFC CBF change, cluster on {roi}",
+            "voxel_clusters",
+            kind="cluster",
+            target=roi,
+        )
+        for roi in _CUE_ROIS
+    ]
+    out.append(
+        Estimand(
+            "cue/voxel/elsewhere",
+            ch,
+            "cue_change_elsewhere",
+            "voxelwise cluster FWE: cue change ~ dlPFC CBF change, significant clusters off the ROIs",
+            "voxel_clusters",
+            kind="elsewhere",
+        )
+    )
+    out.append(
+        _row(
+            "cue/craving_model",
+            ch,
+            "group_x_time_craving",
+            "mixed model on cue-induced craving: group x time",
+            "craving_contrasts",
+            match={"term": "group x time"},
+        )
+    )
+    out.append(
+        _row(
+            "cue/craving_t",
+            ch,
+            "group_x_time_craving",
+            "two-sample t of the T2 - T1 change of cue-induced craving",
+            "craving_test",
+            ci=None,
+        )
+    )
+    out.append(
+        _row(
+            "cue/indirect",
+            ch,
+            "indirect_effect_cue",
+            "bootstrap: indirect effect of baclofen on the cue change through the dlPFC CBF change",
+            "mediation_cue",
+            match={"term": "indirect effect (a b)"},
+        )
+    )
     return out
 
 
 def _multiverse_estimands() -> list[Estimand]:
-    return [_row(f"multiverse/{_slug(term)}/{target}", "multiverse", effect,
-                 "ROI mixed model, {strategy}: " + f"{term} ({target})", "multiverse",
-                 match={"term": term, "target": target}, each="strategy")
-            for (term, target), effect in _STATE_EFFECTS.items()]
+    return [
+        _row(
+            f"multiverse/{_slug(term)}/{target}",
+            "multiverse",
+            effect,
+            "ROI mixed model, {strategy}: " + f"{term} ({target})",
+            "multiverse",
+            match={"term": term, "target": target},
+            each="strategy",
+        )
+        for (term, target), effect in _STATE_EFFECTS.items()
+    ]
 
 
 #: Every estimand of the book, by chapter.
 ESTIMANDS: dict[str, tuple[Estimand, ...]] = {
-    "nacc_seed_fc": tuple(_seed_estimands()), "thalamus_glutamate": tuple(_glutamate_estimands()),
-    "nac_null_effect": tuple(_nac_estimands()), "baclofen_cbf": tuple(_cbf_estimands()),
-    "baclofen_mediation": tuple(_cue_estimands()), "multiverse": tuple(_multiverse_estimands()),
+    "data": tuple(_data_estimands()),
+    "nacc_seed_fc": tuple(_seed_estimands()),
+    "thalamus_glutamate": tuple(_glutamate_estimands()),
+    "nac_null_effect": tuple(_nac_estimands()),
+    "baclofen_cbf": tuple(_cbf_estimands()),
+    "baclofen_mediation": tuple(_cue_estimands()),
+    "multiverse": tuple(_multiverse_estimands()),
 }
 
 
@@ -395,54 +664,171 @@ def estimates(chapter: str, tables: dict) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- the claims
 
-def _claim(claim_id, study, text, estimand_id, statistic, direction, test, level, equivalence=None,
-           voxel_test=None) -> Claim:
-    return Claim(claim_id=claim_id, study=study, text=text, estimand=estimand(estimand_id), statistic=statistic,
-                 direction=direction, test=test, level=level, voxel_test=voxel_test,
-                 equivalence=None if equivalence is None else estimand(equivalence) if isinstance(equivalence, str)
-                 else equivalence)
+
+def _claim(
+    claim_id, study, text, estimand_id, statistic, direction, test, level, equivalence=None, voxel_test=None
+) -> Claim:
+    return Claim(
+        claim_id=claim_id,
+        study=study,
+        text=text,
+        estimand=estimand(estimand_id),
+        statistic=statistic,
+        direction=direction,
+        test=test,
+        level=level,
+        voxel_test=voxel_test,
+        equivalence=None
+        if equivalence is None
+        else estimand(equivalence)
+        if isinstance(equivalence, str)
+        else equivalence,
+    )
 
 
-_DLPFC_EQUIVALENCE = Estimand("glutamate/r_equivalence/dlpfc", "thalamus_glutamate", "dlpfc_glu_coupling_cud",
-                              "TOST of r within CUD (dlpfc)", "coupling_equivalence",
-                              match=(("target", "dlpfc"), ("sample", "CUD")))
+_DLPFC_EQUIVALENCE = Estimand(
+    "glutamate/r_equivalence/dlpfc",
+    "thalamus_glutamate",
+    "dlpfc_glu_coupling_cud",
+    "TOST of r within CUD (dlpfc)",
+    "coupling_equivalence",
+    match=(("target", "dlpfc"), ("sample", "CUD")),
+)
 
 #: The claims of the two abstracts, paraphrased, each with the test of this book that answers it.
 CLAIMS: tuple[Claim, ...] = (
-    _claim("craving_nacc_dlpfc", "cocaine", "Craving raises NAcc-dlPFC connectivity in CUD",
-           "seed/voxel/craving_cud/dlpfc", "peak t", 1, secondlevel.group_tests, "voxel", voxel_test="craving_cud"),
-    _claim("craving_nacc_thalamus", "cocaine", "Craving raises NAcc-midline thalamus connectivity in CUD",
-           "seed/voxel/craving_cud/thalamus_midline", "peak t", 1, secondlevel.group_tests, "voxel",
-           voxel_test="craving_cud"),
-    _claim("dlpfc_not_glu", "cocaine", "The NAcc-dlPFC rise is not linked to the NAcc glutamate rise",
-           "glutamate/r/dlpfc", "Pearson r", None, cocaine_chapters.glutamate_tests, "roi",
-           equivalence=_DLPFC_EQUIVALENCE),
-    _claim("ocdus_predicts_thalamus", "cocaine", "OCDUS obsessive thinking predicts the NAcc-thalamus rise",
-           "glutamate/beta/ocdus_obsessive/thalamus_midline", "standardised beta", 1,
-           cocaine_chapters.glutamate_tests, "roi"),
-    _claim("use_predicts_thalamus", "cocaine", "Cocaine use intensity predicts the NAcc-thalamus rise",
-           "glutamate/beta/cocaine_g_per_week/thalamus_midline", "standardised beta", 1,
-           cocaine_chapters.glutamate_tests, "roi"),
-    _claim("thalamus_glu", "cocaine", "The NAcc-thalamus rise is coupled with the NAcc glutamate rise",
-           "glutamate/r/thalamus_midline", "Pearson r", 1, cocaine_chapters.glutamate_tests, "roi"),
-    *(_claim(f"nac_no_effect_{outcome}", "cocaine", f"NAC does not change the craving rise of {label} in CUD",
-             f"nac/paired_t/{outcome}", "mean difference", None, cocaine_chapters.nac_tests, "roi",
-             equivalence=f"nac/paired_t/{outcome}")
-      for outcome, label in (("dlpfc", "NAcc-dlPFC connectivity"), ("thalamus_midline", "NAcc-thalamus connectivity"),
-                             ("rating", "the craving rating"))),
-    _claim("baclofen_dlpfc_cbf", "baclofen", "Baclofen raises right dlPFC resting CBF (group x time, FWE)",
-           "cbf/voxel/group_x_time", "peak t", 1, perfusion.group_by_time_test, "voxel",
-           voxel_test="group_x_time_cbf"),
-    _claim("cbf_rise_insula", "baclofen",
-           "A larger dlPFC CBF rise goes with a smaller cue response in anterior ventral insula",
-           "cue/r/insula_anterior_ventral", "Pearson r", -1, baclofen_chapters.cue_tests, "roi"),
-    _claim("cbf_rise_vmpfc", "baclofen", "A larger dlPFC CBF rise goes with a smaller cue response in vmPFC",
-           "cue/r/vmpfc", "Pearson r", -1, baclofen_chapters.cue_tests, "roi"),
-    _claim("baclofen_craving", "baclofen", "Baclofen, not placebo, lowers cue-induced craving", "cue/craving_t",
-           "difference of T2 - T1 changes", -1, baclofen_chapters.cue_tests, "roi"),
-    _claim("baclofen_via_dlpfc", "baclofen",
-           "Baclofen lowers the cue response through its dlPFC CBF rise (indirect effect)", "cue/indirect",
-           "indirect effect a b", -1, baclofen_chapters.cue_tests, "roi"),
+    _claim(
+        "craving_nacc_dlpfc",
+        "cocaine",
+        "Craving raises NAcc-dlPFC connectivity in CUD",
+        "seed/voxel/craving_cud/dlpfc",
+        "peak t",
+        1,
+        secondlevel.group_tests,
+        "voxel",
+        voxel_test="craving_cud",
+    ),
+    _claim(
+        "craving_nacc_thalamus",
+        "cocaine",
+        "Craving raises NAcc-midline thalamus connectivity in CUD",
+        "seed/voxel/craving_cud/thalamus_midline",
+        "peak t",
+        1,
+        secondlevel.group_tests,
+        "voxel",
+        voxel_test="craving_cud",
+    ),
+    _claim(
+        "dlpfc_not_glu",
+        "cocaine",
+        "The NAcc-dlPFC rise is not linked to the NAcc glutamate rise",
+        "glutamate/r/dlpfc",
+        "Pearson r",
+        None,
+        cocaine_chapters.glutamate_tests,
+        "roi",
+        equivalence=_DLPFC_EQUIVALENCE,
+    ),
+    _claim(
+        "ocdus_predicts_thalamus",
+        "cocaine",
+        "OCDUS obsessive thinking predicts the NAcc-thalamus rise",
+        "glutamate/beta/ocdus_obsessive/thalamus_midline",
+        "standardised beta",
+        1,
+        cocaine_chapters.glutamate_tests,
+        "roi",
+    ),
+    _claim(
+        "use_predicts_thalamus",
+        "cocaine",
+        "Cocaine use intensity predicts the NAcc-thalamus rise",
+        "glutamate/beta/cocaine_g_per_week/thalamus_midline",
+        "standardised beta",
+        1,
+        cocaine_chapters.glutamate_tests,
+        "roi",
+    ),
+    _claim(
+        "thalamus_glu",
+        "cocaine",
+        "The NAcc-thalamus rise is coupled with the NAcc glutamate rise",
+        "glutamate/r/thalamus_midline",
+        "Pearson r",
+        1,
+        cocaine_chapters.glutamate_tests,
+        "roi",
+    ),
+    *(
+        _claim(
+            f"nac_no_effect_{outcome}",
+            "cocaine",
+            f"NAC does not change the craving rise of {label} in CUD",
+            f"nac/paired_t/{outcome}",
+            "mean difference",
+            None,
+            cocaine_chapters.nac_tests,
+            "roi",
+            equivalence=f"nac/paired_t/{outcome}",
+        )
+        for outcome, label in (
+            ("dlpfc", "NAcc-dlPFC connectivity"),
+            ("thalamus_midline", "NAcc-thalamus connectivity"),
+            ("rating", "the craving rating"),
+        )
+    ),
+    _claim(
+        "baclofen_dlpfc_cbf",
+        "baclofen",
+        "Baclofen raises right dlPFC resting CBF (group x time, FWE)",
+        "cbf/voxel/group_x_time",
+        "peak t",
+        1,
+        perfusion.group_by_time_test,
+        "voxel",
+        voxel_test="group_x_time_cbf",
+    ),
+    _claim(
+        "cbf_rise_insula",
+        "baclofen",
+        "A larger dlPFC CBF rise goes with a smaller cue response in anterior ventral insula",
+        "cue/r/insula_anterior_ventral",
+        "Pearson r",
+        -1,
+        baclofen_chapters.cue_tests,
+        "roi",
+    ),
+    _claim(
+        "cbf_rise_vmpfc",
+        "baclofen",
+        "A larger dlPFC CBF rise goes with a smaller cue response in vmPFC",
+        "cue/r/vmpfc",
+        "Pearson r",
+        -1,
+        baclofen_chapters.cue_tests,
+        "roi",
+    ),
+    _claim(
+        "baclofen_craving",
+        "baclofen",
+        "Baclofen, not placebo, lowers cue-induced craving",
+        "cue/craving_t",
+        "difference of T2 - T1 changes",
+        -1,
+        baclofen_chapters.cue_tests,
+        "roi",
+    ),
+    _claim(
+        "baclofen_via_dlpfc",
+        "baclofen",
+        "Baclofen lowers the cue response through its dlPFC CBF rise (indirect effect)",
+        "cue/indirect",
+        "indirect effect a b",
+        -1,
+        baclofen_chapters.cue_tests,
+        "roi",
+    ),
 )
 
 

@@ -45,12 +45,16 @@ def _recovery_row(results_dir: Path, e: Estimand) -> tuple[pd.Series, str]:
     table = read_table(results_dir / e.chapter, "recovered_vs_planted")
     source = f"{e.chapter}/recovered_vs_planted.tsv"
     if "estimand" not in table.columns:
-        raise ValueError(f"{results_dir / source} has no estimand column; re-run the notebook {e.chapter} with this "
-                         "version of the book.")
+        raise ValueError(
+            f"{results_dir / source} has no estimand column; re-run the notebook {e.chapter} with this "
+            "version of the book."
+        )
     picked = table[table["estimand"] == e.id]
     if len(picked) != 1:
-        raise ValueError(f"{results_dir / source}: {len(picked)} rows of estimand {e.id!r} (expected exactly one); "
-                         f"re-run the notebook {e.chapter}.")
+        raise ValueError(
+            f"{results_dir / source}: {len(picked)} rows of estimand {e.id!r} (expected exactly one); "
+            f"re-run the notebook {e.chapter}."
+        )
     return picked.iloc[0], source
 
 
@@ -58,8 +62,10 @@ def _equivalence_row(results_dir: Path, e: Estimand) -> tuple[pd.Series, str]:
     source = f"{e.chapter}/{e.table}.tsv"
     picked = e._rows(read_table(results_dir / e.chapter, e.table), str(results_dir / source))
     if len(picked) != 1:
-        raise ValueError(f"{results_dir / source}: {len(picked)} rows match {dict(e.match)} (expected exactly one); "
-                         f"re-run the notebook {e.chapter}.")
+        raise ValueError(
+            f"{results_dir / source}: {len(picked)} rows match {dict(e.match)} (expected exactly one); "
+            f"re-run the notebook {e.chapter}."
+        )
     return picked.iloc[0], source
 
 
@@ -87,8 +93,9 @@ def _verdict(claim: Claim, row: pd.Series, equivalence: pd.Series | None, alpha:
     return "not supported", f"inconclusive: no effect found, equivalence not shown (TOST p = {p_eq:.3g})"
 
 
-def claims_ledger(results_dir: str | Path = "results", claims: tuple[Claim, ...] = CLAIMS,
-                  alpha: float = 0.05) -> pd.DataFrame:
+def claims_ledger(
+    results_dir: str | Path = "results", claims: tuple[Claim, ...] = CLAIMS, alpha: float = 0.05
+) -> pd.DataFrame:
     """One row per claim, read from the result tables of the book's runs.
 
     Parameters
@@ -136,12 +143,25 @@ def claims_ledger(results_dir: str | Path = "results", claims: tuple[Claim, ...]
             agree = found == present
         else:
             agree = None
-        rows.append({"claim_id": claim.claim_id, "study": claim.study, "claim": claim.text,
-                     "test": row["test"], "statistic": claim.statistic, "estimate": _number(row["estimate"]),
-                     "ci_low": _number(row["ci_low"]), "ci_high": _number(row["ci_high"]), "p": _number(row["p"]),
-                     "verdict": verdict, "detail": detail,
-                     "planted": _number(row.get("planted")) if has_truth else np.nan,
-                     "planted_present": present, "agree": agree, "source": "; ".join(sources)})
+        rows.append(
+            {
+                "claim_id": claim.claim_id,
+                "study": claim.study,
+                "claim": claim.text,
+                "test": row["test"],
+                "statistic": claim.statistic,
+                "estimate": _number(row["estimate"]),
+                "ci_low": _number(row["ci_low"]),
+                "ci_high": _number(row["ci_high"]),
+                "p": _number(row["p"]),
+                "verdict": verdict,
+                "detail": detail,
+                "planted": _number(row.get("planted")) if has_truth else np.nan,
+                "planted_present": present,
+                "agree": agree,
+                "source": "; ".join(sources),
+            }
+        )
     return pd.DataFrame(rows, columns=LEDGER_COLUMNS)
 
 
@@ -156,7 +176,11 @@ def ledger_summary(ledger: pd.DataFrame) -> dict:
     """
     verdicts = ledger["verdict"].value_counts()
     with_truth = ledger["agree"].notna()
-    return {"n_claims": len(ledger), "n_supported": int(verdicts.get("supported", 0)),
-            "n_not_supported": int(verdicts.get("not supported", 0)),
-            "n_evidence_of_absence": int(verdicts.get("evidence of absence", 0)),
-            "n_with_truth": int(with_truth.sum()), "n_agree": int(ledger.loc[with_truth, "agree"].astype(bool).sum())}
+    return {
+        "n_claims": len(ledger),
+        "n_supported": int(verdicts.get("supported", 0)),
+        "n_not_supported": int(verdicts.get("not supported", 0)),
+        "n_evidence_of_absence": int(verdicts.get("evidence of absence", 0)),
+        "n_with_truth": int(with_truth.sum()),
+        "n_agree": int(ledger.loc[with_truth, "agree"].astype(bool).sum()),
+    }

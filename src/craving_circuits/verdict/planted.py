@@ -22,12 +22,23 @@ from craving_circuits.io.files import read_json
 from craving_circuits.io.schemas import EVIDENCE_RECOVERY_COLUMNS, RECOVERY_COLUMNS
 from craving_circuits.verdict import claims
 
-__all__ = ["load_ground_truth", "planted_table", "recovered_vs_planted", "chapter_recovery", "evidence_vs_planted",
-           "RECOVERY_COLUMNS", "EVIDENCE_RECOVERY_COLUMNS", "agreement_by_effect"]
+__all__ = [
+    "load_ground_truth",
+    "planted_table",
+    "recovered_vs_planted",
+    "chapter_recovery",
+    "evidence_vs_planted",
+    "RECOVERY_COLUMNS",
+    "EVIDENCE_RECOVERY_COLUMNS",
+    "agreement_by_effect",
+]
 
 
 def load_ground_truth(study) -> dict | None:
-    """The ground truth of a simulated study (a :class:`~craving_circuits.cocaine.layout.Study` or a BIDS root), or None."""
+    """The ground truth of a simulated study (a :class:`~craving_circuits.cocaine.layout.Study` or a BIDS root).
+
+    None for a study without one (real data).
+    """
     path = getattr(study, "ground_truth_file", None) or Path(study) / "derivatives" / "simulation" / "ground_truth.json"
     return read_json(path, "ground truth") if path.is_file() else None
 
@@ -73,9 +84,21 @@ def recovered_vs_planted(estimates: pd.DataFrame, truth: dict | None, alpha: flo
             if planted is not None:
                 raise ValueError(f"{row.effect!r} is not a planted effect; known: {sorted(planted.index)}.")
             value, present, found, agree = np.nan, None, significant, None
-        rows.append({"estimand": getattr(row, "estimand", None), "effect": row.effect, "test": row.test, "planted": value, "estimate": row.estimate,
-                     "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p, "planted_present": present,
-                     "found": found, "agree": agree})
+        rows.append(
+            {
+                "estimand": getattr(row, "estimand", None),
+                "effect": row.effect,
+                "test": row.test,
+                "planted": value,
+                "estimate": row.estimate,
+                "ci_low": row.ci_low,
+                "ci_high": row.ci_high,
+                "p": row.p,
+                "planted_present": present,
+                "found": found,
+                "agree": agree,
+            }
+        )
     return pd.DataFrame(rows, columns=RECOVERY_COLUMNS)
 
 
@@ -145,10 +168,23 @@ def evidence_vs_planted(evidence: pd.DataFrame, effects, truth: dict | None) -> 
                 agree = row.verdict in ("effect", "trivial effect") and np.sign(row.estimate) == np.sign(value)
             else:
                 agree = row.verdict in ("equivalent", "trivial effect")
-        rows.append({"effect": effect, "term": row.term, "planted": value, "estimate": row.estimate,
-                     "ci90_low": row.ci90_low, "ci90_high": row.ci90_high, "bound": row.bound, "p": row.p,
-                     "p_equivalence": row.p_equivalence, "bf01": row.bf01, "verdict": row.verdict,
-                     "planted_present": present, "agree": agree})
+        rows.append(
+            {
+                "effect": effect,
+                "term": row.term,
+                "planted": value,
+                "estimate": row.estimate,
+                "ci90_low": row.ci90_low,
+                "ci90_high": row.ci90_high,
+                "bound": row.bound,
+                "p": row.p,
+                "p_equivalence": row.p_equivalence,
+                "bf01": row.bf01,
+                "verdict": row.verdict,
+                "planted_present": present,
+                "agree": agree,
+            }
+        )
     return pd.DataFrame(rows, columns=EVIDENCE_RECOVERY_COLUMNS)
 
 
@@ -165,8 +201,7 @@ def agreement_by_effect(recovery: pd.DataFrame) -> pd.DataFrame:
     summary : pandas.DataFrame
         ``effect, planted, n_tests, n_found, n_agree``.
     """
-    out = recovery.groupby("effect", sort=False).agg(planted=("planted", "first"), n_tests=("test", "size"),
-                                                     n_found=("found", "sum"), n_agree=("agree", "sum"))
+    out = recovery.groupby("effect", sort=False).agg(
+        planted=("planted", "first"), n_tests=("test", "size"), n_found=("found", "sum"), n_agree=("agree", "sum")
+    )
     return out.reset_index().astype({"n_found": int, "n_agree": int})
-
-
