@@ -12,7 +12,7 @@ DATA_DIR ?= data
 SET ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: venv simulate notebooks html book test test-fast benchmark freeze clean clean-results
+.PHONY: venv simulate notebooks html book test test-fast lint benchmark freeze clean clean-results
 
 # The virtual environment: created if missing, reinstalled when the requirements change.
 $(STAMP): requirements.txt pyproject.toml
@@ -48,6 +48,11 @@ test: $(STAMP)
 # Everything except the paper-sized recovery runs and the book build.
 test-fast: $(STAMP)
 	$(PY) -m pytest -n $(N_JOBS) --dist loadfile -m "not slow and not book"
+
+# Lint and formatting (ruff, configured in pyproject.toml); `ruff format src tests benchmarks` fixes the format.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check src tests benchmarks
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/benchmark.py --data-dir $(DATA_DIR) --preset $(PRESET)
