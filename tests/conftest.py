@@ -105,7 +105,8 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
     return SimpleNamespace(
         data_dir=root / "data",
         drug=_analyse_drug(study, first, models, mask_img, n_perm),
-        contrasts=models.contrasts.set_index(["target", "term"]),
+        contrasts=secondlevel.roi_state_tests(fc_changes, alpha=RECOVERY_ALPHA).set_index(["target", "term"]),
+        participant_changes=secondlevel.participant_state_changes(fc_changes),
         clusters=clusters,
         changes=secondlevel.roi_state_differences(first.roi),
         couplings=glu["couplings"].set_index(["target", "sample", "method"]),

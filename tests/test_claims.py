@@ -111,6 +111,7 @@ def test_seed_chapter_estimates():
     contrasts = _result(
         target=["dlpfc", "thalamus_midline", "dlpfc"],
         term=["craving - neutral | CUD", "group x state", "group x state x drug"],
+        method=["one-sample t", "Welch two-sample t", "paired t"],
         estimate=[0.3, 0.2, 0.1],
         p=[0.001, 0.01, 0.5],
     )
@@ -127,8 +128,11 @@ def test_seed_chapter_estimates():
             "overlap_thalamus_midline": 0.0,
         }
     )
-    est = claims.estimates("nacc_seed_fc", {"roi_contrasts": contrasts, **clusters}).set_index("estimand")
+    est = claims.estimates("nacc_seed_fc", {"roi_tests": contrasts, **clusters}).set_index("estimand")
     assert est.loc["seed/roi/craving_neutral_cud/dlpfc", "effect"] == "craving_nacc_dlpfc_cud"
+    assert est.loc["seed/roi/group_x_state/thalamus_midline", "test"] == (
+        "ROI Welch two-sample t: group x state (thalamus_midline)"
+    )
     assert est.loc["seed/roi/group_x_state/thalamus_midline", "effect"] == "group_x_state_nacc_thalamus"
     assert not any("x drug" in t for t in est["test"])  # no planted effect of its own
     dl = est.loc["seed/voxel/craving_cud/dlpfc"]

@@ -122,6 +122,20 @@ def test_recovers_a_planted_indirect_effect_and_not_an_absent_one():
     assert again.loc["indirect effect (a b)", "ci_low"] == ind["ci_low"]
 
 
+def test_bootstrap_p_is_never_below_what_the_resamples_can_show():
+    rng = np.random.default_rng(3)
+    n = 200
+    x = np.repeat([0.0, 1.0], n // 2)
+    m = 2.0 * x + rng.normal(0, 0.5, n)
+    data = pd.DataFrame({"x": x, "m": m, "y": 2.0 * m + rng.normal(0, 0.5, n)})
+    for n_boot in (99, 499):
+        ind = (
+            mediation_analysis(data, "x", "m", "y", n_boot=n_boot, rng=0).set_index("term").loc["indirect effect (a b)"]
+        )
+        # every resample is positive: the smallest p B resamples can give, 2 / (B + 1), not 0
+        assert ind["ci_low"] > 0 and ind["p"] == pytest.approx(2 / (n_boot + 1))
+
+
 def test_bad_input_is_refused(framing):
     with pytest.raises(ValueError, match="lacks the column"):
         mediation_analysis(framing, "treat", "emo", "nothing")

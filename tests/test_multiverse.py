@@ -1,5 +1,5 @@
-"""The denoising multiverse: the crossed specifications, per-specification ROI models equal to the
-seed chapter's model fitted on that strategy alone, and the conclusions on tables with known answers."""
+"""The denoising multiverse: the crossed specifications, per-specification ROI tests equal to the
+seed chapter's tests on that strategy alone, and the conclusions on tables with known answers."""
 
 import numpy as np
 import pandas as pd
@@ -59,8 +59,9 @@ def test_table_is_the_chapter_model_per_specification_and_conclusions():
     table = multiverse.multiverse_table(roi, specs)
     assert list(table.columns) == multiverse.MULTIVERSE_COLUMNS
     assert len(table) == 2 * 2 * len(multiverse.CLAIM_TERMS)
-    # each row is the seed chapter's ROI model on that strategy alone
-    alone = secondlevel.roi_models(roi[roi["strategy"] == names[0]], names[0]).contrasts.set_index(["target", "term"])
+    # each row is the seed chapter's ROI test on that strategy alone
+    alone = secondlevel.roi_state_tests(secondlevel.roi_state_differences(roi, names[0]))
+    alone = alone.set_index(["target", "term"])
     mine = table[table["strategy"] == names[0]].set_index(["target", "term"])
     for key in mine.index:
         assert mine.loc[key, "estimate"] == pytest.approx(alone.loc[key, "estimate"])
@@ -68,11 +69,14 @@ def test_table_is_the_chapter_model_per_specification_and_conclusions():
     conclusions = multiverse.robust_conclusions(table).set_index(["target", "term"])
     # a rise under one specification only depends on the specification; controls stay flat everywhere
     assert conclusions.loc[("dlpfc", "craving - neutral | CUD"), "conclusion"] == "depends on the specification"
-    assert conclusions.loc[("dlpfc", "craving - neutral | control"), "conclusion"] == "no effect in any specification"
+    assert (
+        conclusions.loc[("dlpfc", "craving - neutral | control"), "conclusion"]
+        == "not significant in any specification"
+    )
     both = multiverse.multiverse_table(_roi_table(names, {names[0]: 0.5, names[1]: 0.4}), specs)
     assert (
         multiverse.robust_conclusions(both).set_index("term").loc["craving - neutral | CUD", "conclusion"]
-        == "effect in all specifications"
+        == "significant with one sign in all specifications"
     ).all()
     matrix = multiverse.specification_matrix(table[(table["target"] == "dlpfc") & (table["term"] == "group x state")])
     assert matrix.sum(axis=1).tolist() == [3, 3]  # one confound set, one GSR choice, one band each

@@ -34,10 +34,20 @@ def test_roi_group_by_state_interaction(paper_analysis):
         assert row["p"] < ALPHA and row["estimate"] > 0, target
 
 
+def test_roi_standard_errors_are_the_participants_spread(paper_analysis):
+    """The reported SE of each craving - neutral rise is the SD of the participants' own rises over sqrt(n)."""
+    per_person = paper_analysis.participant_changes
+    assert per_person.groupby("target").size().tolist() == [41, 41]
+    for (target, group), sub in per_person.groupby(["target", "group"]):
+        row = paper_analysis.contrasts.loc[(target, f"craving - neutral | {group}")]
+        expected = sub["delta"].std(ddof=1) / np.sqrt(len(sub))
+        assert row["se"] == pytest.approx(expected, rel=0.05) and row["n"] == len(sub), (target, group)
+
+
 def test_roi_no_nac_effect(paper_analysis):
-    contrasts = paper_analysis.contrasts
+    evidence = paper_analysis.drug.evidence
     for target in TARGETS:
-        assert contrasts.loc[(target, "drug x state | CUD"), "p"] > ALPHA, target
+        assert evidence.loc[f"drug x state | CUD ({target})", "p"] > ALPHA, target
 
 
 def test_voxelwise_clusters_on_both_targets_in_cud(paper_analysis):

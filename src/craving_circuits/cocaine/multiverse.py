@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from craving_circuits.cocaine.denoise import Strategy
-from craving_circuits.cocaine.secondlevel import roi_models
+from craving_circuits.cocaine.secondlevel import roi_state_differences, roi_state_tests
 from craving_circuits.io.schemas import MULTIVERSE_COLUMNS
 
 __all__ = [
@@ -74,7 +74,8 @@ def specifications(
 
 
 def multiverse_table(roi: pd.DataFrame, strategies, alpha: float = 0.05, terms=CLAIM_TERMS) -> pd.DataFrame:
-    """The seed chapter's ROI mixed model under every specification.
+    """The seed chapter's ROI tests (:func:`craving_circuits.cocaine.secondlevel.roi_state_tests`) under every
+    specification.
 
     Parameters
     ----------
@@ -84,7 +85,7 @@ def multiverse_table(roi: pd.DataFrame, strategies, alpha: float = 0.05, terms=C
     strategies : sequence of Strategy
     alpha : float
     terms : sequence of str
-        Contrasts of :func:`craving_circuits.cocaine.secondlevel.roi_models` to keep.
+        Terms of :func:`craving_circuits.cocaine.secondlevel.roi_state_tests` to keep.
 
     Returns
     -------
@@ -108,7 +109,7 @@ def multiverse_table(roi: pd.DataFrame, strategies, alpha: float = 0.05, terms=C
         )
     frames = []
     for spec in strategies:
-        contrasts = roi_models(roi, spec.name, alpha=alpha).contrasts
+        contrasts = roi_state_tests(roi_state_differences(roi, spec.name), alpha=alpha)
         kept = contrasts[contrasts["term"].isin(terms)].copy()
         kept["strategy"], kept["confounds"], kept["gsr"] = spec.name, spec.confounds, spec.global_signal
         kept["band_pass"] = f"{spec.high_pass or 0:g}-{spec.low_pass or 'inf'} Hz"
@@ -128,9 +129,9 @@ def robust_conclusions(table: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     conclusions : pandas.DataFrame
-        Per ``target, term``: ``conclusion`` (``"effect in all
-        specifications"``: significant with the same sign everywhere; ``"no
-        effect in any specification"``; or ``"depends on the
+        Per ``target, term``: ``conclusion`` (``"significant with one sign in
+        all specifications"``; ``"not significant in any specification"``,
+        which shows no absence of the effect; or ``"depends on the
         specification"``), ``n_significant`` of ``n_specs``, the range of the
         estimates (``estimate_min, estimate_max``) and the significant ones by
         sign (``n_positive``, ``n_negative``).
@@ -145,9 +146,9 @@ def robust_conclusions(table: pd.DataFrame) -> pd.DataFrame:
         negative = int((sig & (sub["estimate"] < 0)).sum())
         n = len(sub)
         if positive == n or negative == n:
-            conclusion = "effect in all specifications"
+            conclusion = "significant with one sign in all specifications"
         elif positive + negative == 0:
-            conclusion = "no effect in any specification"
+            conclusion = "not significant in any specification"
         else:
             conclusion = "depends on the specification"
         rows.append(

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from craving_circuits.io.schemas import EXCLUSION_COLUMNS
+from craving_circuits.stats.correlation import mean_change, mean_difference
 from craving_circuits.stats.models import (
     factorial_contrasts,
     fit_mixed_model,
@@ -44,6 +45,9 @@ __all__ = [
     "group_test",
     "group_tests",
     "roi_state_differences",
+    "participant_state_changes",
+    "ROI_TEST_COLUMNS",
+    "roi_state_tests",
     "RoiModels",
     "roi_models",
 ]
@@ -318,6 +322,74 @@ def roi_state_differences(roi: pd.DataFrame, strategy: str | None = None) -> pd.
     return wide
 
 
+#: Columns of :func:`roi_state_tests`.
+ROI_TEST_COLUMNS = ["target", "term", "n", "estimate", "se", "ci_low", "ci_high", "p", "df", "method"]
+
+
+def participant_state_changes(fc_changes: pd.DataFrame) -> pd.DataFrame:
+    """Each participant's craving - neutral change per target, averaged over the sessions that have both states.
+
+    Parameters
+    ----------
+    fc_changes : pandas.DataFrame
+        From :func:`roi_state_differences` (one strategy).
+
+    Returns
+    -------
+    changes : pandas.DataFrame
+        ``participant_id, group, target, delta, n_sessions``.
+    """
+    if fc_changes["strategy"].nunique() > 1:
+        raise ValueError(f"The changes hold several strategies {sorted(fc_changes['strategy'].unique())}; pass one.")
+    return (
+        fc_changes.groupby(["participant_id", "group", "target"], as_index=False)
+        .agg(delta=("delta", "mean"), n_sessions=("delta", "size"))
+        .sort_values(["target", "participant_id"], ignore_index=True)
+    )
+
+
+def roi_state_tests(fc_changes: pd.DataFrame, alpha: float = 0.05, groups=("CUD", "control")) -> pd.DataFrame:
+    """The state contrasts of the ROI couplings by summary statistics: one number per participant, then t tests.
+
+    Each participant's craving - neutral change (averaged over sessions,
+    :func:`participant_state_changes`) is tested against zero within each group
+    (one-sample t), and between the groups by Welch's t (no equal-variance
+    assumption). The standard error of a within-group rise is the SD of the
+    participants' changes over the square root of their number, so the test is
+    valid however much the rise varies between people; a mixed model with a
+    random intercept only would treat that variation as noise within
+    participants and report too small an error.
+
+    Parameters
+    ----------
+    fc_changes : pandas.DataFrame
+        From :func:`roi_state_differences` (one strategy).
+    alpha : float
+        1 - confidence level of the intervals.
+    groups : pair of str
+        The groups, the first minus the second in ``group x state``.
+
+    Returns
+    -------
+    tests : pandas.DataFrame
+        Columns :data:`ROI_TEST_COLUMNS`: per target, ``craving - neutral |
+        <group>`` for each group and ``group x state``; ``df`` is the t test's
+        degrees of freedom and ``method`` names the test.
+    """
+    if fc_changes.empty:
+        raise ValueError("No craving - neutral change to test: no session has both states (see the exclusions).")
+    changes = participant_state_changes(fc_changes)
+    rows = []
+    for target, sub in changes.groupby("target", sort=False):
+        values = {g: sub.loc[sub["group"] == g, "delta"].to_numpy() for g in groups}
+        for g in groups:
+            row = mean_change(values[g], f"craving - neutral | {g}", alpha).iloc[0].to_dict()
+            rows.append({**row, "target": target, "df": float(len(values[g]) - 1), "method": "one-sample t"})
+        row = mean_difference(values[groups[0]], values[groups[1]], "group x state", alpha).iloc[0].to_dict()
+        rows.append({**row, "target": target, "method": "Welch two-sample t"})
+    return pd.DataFrame(rows, columns=ROI_TEST_COLUMNS)
+
+
 MODEL_FORMULA = (
     "fisher_z ~ C(group, Treatment('control')) * C(state, Treatment('neutral')) * C(drug, Treatment('placebo'))"
 )
@@ -353,6 +425,14 @@ class RoiModels:
 
 def roi_models(roi: pd.DataFrame, strategy: str, alpha: float = 0.05) -> RoiModels:
     """Mixed model per target ROI: group x state x drug, random intercept per participant.
+
+    The model has no random slopes: it assumes that the craving rise and the
+    drug effect are the same in every participant, so when they vary (as they
+    do in the simulator and in people) its standard errors of the state and
+    drug contrasts are too small. The chapters' inference on the state
+    contrasts is :func:`roi_state_tests` (summary statistics), and on the drug
+    contrasts the paired tests of :func:`craving_circuits.cocaine.drug.drug_evidence`;
+    this model serves the ANOVA checks of :func:`craving_circuits.cocaine.drug.interaction_checks`.
 
     Parameters
     ----------

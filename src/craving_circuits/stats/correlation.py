@@ -37,6 +37,7 @@ __all__ = [
     "robust_regression",
     "influence",
     "mean_change",
+    "mean_difference",
     "check_pairs",
     "tidy_fit",
 ]
@@ -236,6 +237,42 @@ def mean_change(values, term: str, alpha: float = 0.05) -> pd.DataFrame:
                 "ci_low": ci.low,
                 "ci_high": ci.high,
                 "p": test.pvalue,
+            }
+        ]
+    )
+
+
+def mean_difference(x, y, term: str, alpha: float = 0.05) -> pd.DataFrame:
+    """Welch's two-sample t test of ``mean(x) - mean(y)``, without assuming equal variances.
+
+    The standard error is ``sqrt(s_x^2 / n_x + s_y^2 / n_y)`` and the degrees of
+    freedom are Welch-Satterthwaite's, so the test keeps its level when the
+    smaller group is the more variable one.
+
+    Returns
+    -------
+    row : pandas.DataFrame
+        ``n`` (both samples), :data:`RESULT_COLUMNS` (t-based CI) and ``df``.
+    """
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    for name, v in (("x", a), ("y", b)):
+        if not np.isfinite(v).all():
+            raise ValueError(f"{int((~np.isfinite(v)).sum())} values of {name} are missing; drop them explicitly.")
+        if len(v) < 2:
+            raise ValueError(f"Each sample needs at least 2 values, {name} has {len(v)}.")
+    test = stats.ttest_ind(a, b, equal_var=False)
+    ci = test.confidence_interval(1 - alpha)
+    return pd.DataFrame(
+        [
+            {
+                "n": len(a) + len(b),
+                "term": term,
+                "estimate": a.mean() - b.mean(),
+                "se": np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)),
+                "ci_low": ci.low,
+                "ci_high": ci.high,
+                "p": test.pvalue,
+                "df": float(test.df),
             }
         ]
     )

@@ -83,9 +83,13 @@ def mediation_analysis(
         ``ci_low_bc, ci_high_bc`` (bias-corrected bootstrap interval, indirect
         effect and proportion only). Paths and direct/total effects carry the
         OLS standard error, t interval and p; the indirect effect and the
-        proportion carry the percentile interval and a bootstrap p (twice the
-        smaller tail of the resamples around 0); the indirect effect also its
-        bootstrap SE (the proportion, a ratio, has none).
+        proportion carry the percentile interval (the primary one) and a
+        bootstrap p (twice the smaller tail of the ``B`` resamples around 0,
+        each tail counted as ``(k + 1) / (B + 1)``, so p is never below
+        ``2 / (B + 1)``); the indirect effect also its bootstrap SE (the
+        proportion, a ratio, has none). The bias-corrected interval is given
+        beside it: it is liberal when one path is zero and the other is not
+        (a partial null), so decisions use the percentile interval.
 
     Raises
     ------
@@ -151,7 +155,10 @@ def mediation_analysis(
         draws = draws[np.isfinite(draws)]
         low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
         bc_low, bc_high = _bias_corrected(draws, estimate, alpha)
-        p = min(1.0, 2 * min((draws <= 0).mean(), (draws >= 0).mean()))
+        # each tail counted as (k + 1) / (B + 1), the observed value being one of the B + 1 possible ones:
+        # a bootstrap p is never below what B resamples can show
+        tails = ((draws <= 0).sum() + 1, (draws >= 0).sum() + 1)
+        p = min(1.0, 2 * min(tails) / (len(draws) + 1))
         # a ratio whose denominator can come near zero has no finite variance: no SE for the proportion
         se = float(draws.std(ddof=1)) if term.startswith("indirect") else np.nan
         rows.append(

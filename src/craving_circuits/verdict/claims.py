@@ -305,22 +305,11 @@ def _seed_estimands() -> list[Estimand]:
             f"seed/roi/{_slug(term)}/{target}",
             ch,
             effect,
-            f"ROI mixed model: {term} ({target})",
-            "roi_contrasts",
+            "ROI {method}: {term} ({target})",
+            "roi_tests",
             match={"term": term, "target": target},
         )
         for (term, target), effect in _STATE_EFFECTS.items()
-    ]
-    out += [
-        _row(
-            f"seed/roi/drug_x_state_cud/{target}",
-            ch,
-            "drug_x_state_cud",
-            f"ROI mixed model: drug x state | CUD ({target})",
-            "roi_contrasts",
-            match={"term": "drug x state | CUD", "target": target},
-        )
-        for target in _TARGETS
     ]
     for test in secondlevel.GROUP_TESTS:
         for target in _TARGETS:
