@@ -2,6 +2,7 @@
 ambiguous rows, and the declared claims against the runs of the book."""
 
 import inspect
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -90,9 +91,18 @@ def test_verdicts_and_agreement_with_the_planted_truth(results):
     assert "opposite direction" in table.loc["b", "detail"]
     assert table.loc["e", "detail"].startswith("inconclusive")
     assert table.loc["f", "detail"] == "an effect was found"
-    # a planted fall found as a rise is no agreement; absent effects agree when nothing is found
-    assert list(table["agree"]) == [True, False, False, True, True, False]
+    # a planted fall found as a rise is no agreement; a planted absence agrees only when equivalence is shown
+    assert list(table["agree"]) == [True, False, False, True, False, False]
+    # an inconclusive test of a planted absence does not recover it; the bound is named
+    assert table.loc["e", "detail"] == (
+        "inconclusive: no effect found, but not shown: no effect beyond the bound 0.3 (equivalence test p = 0.2)"
+    )
     assert table.loc["d", "source"] == "run/recovered_vs_planted.tsv; run/evidence.tsv"
+    assert table.loc["d", "detail"].startswith("no an effect beyond the bound 0.3") is False
+    bounded = ledger.claims_ledger(
+        results, [replace(_claim("d", "zero", None, "zero"), bound="no effect as large as {bound:g}")]
+    )
+    assert bounded.loc[0, "detail"] == "no effect as large as 0.3 (equivalence test p = 0.001)"
     summary = ledger.ledger_summary(table.reset_index())
     assert summary == {
         "n_claims": 6,
@@ -100,7 +110,7 @@ def test_verdicts_and_agreement_with_the_planted_truth(results):
         "n_not_supported": 4,
         "n_evidence_of_absence": 1,
         "n_with_truth": 6,
-        "n_agree": 3,
+        "n_agree": 2,
     }
 
 

@@ -141,8 +141,10 @@ def coupling_equivalence(
     table : pandas.DataFrame
         ``target, sample, n, estimate, p`` (the test of r = 0, from
         ``couplings``), ``bound``, ``ci90_low, ci90_high`` (the ``1 - 2 alpha``
-        interval), ``p_equivalence`` and ``verdict`` (see
-        :func:`craving_circuits.stats.equivalence.verdict`).
+        interval), ``p_equivalence``, ``verdict`` (see
+        :func:`craving_circuits.stats.equivalence.verdict`) and ``detectable_r``,
+        the correlation the two-sided test of r = 0 detects with power 0.8 at
+        this ``n`` (Fisher z approximation), to set beside the bound.
     """
 
     missing = {"target", "sample", "method", "n", "estimate", "p"} - set(couplings.columns)
@@ -163,9 +165,24 @@ def coupling_equivalence(
                 "ci90_high": result["ci_high"],
                 "p_equivalence": result["p"],
                 "verdict": verdict(row.p, result["p"], alpha),
+                "detectable_r": float(
+                    np.tanh((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(0.8)) / np.sqrt(int(row.n) - 3))
+                ),
             }
         )
-    columns = ["target", "sample", "n", "estimate", "p", "bound", "ci90_low", "ci90_high", "p_equivalence", "verdict"]
+    columns = [
+        "target",
+        "sample",
+        "n",
+        "estimate",
+        "p",
+        "bound",
+        "ci90_low",
+        "ci90_high",
+        "p_equivalence",
+        "verdict",
+        "detectable_r",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 

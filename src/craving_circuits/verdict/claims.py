@@ -238,6 +238,11 @@ class Claim:
     voxel_test : str or None
         For a voxel-level claim, the name of its test in the voxelwise
         calibration (:func:`craving_circuits.verdict.calibration.voxelwise_null`).
+    bound : str or None
+        For a claim of absence, what its equivalence test shows when it
+        decides, as a format string over the equivalence row (e.g. ``"no effect
+        as large as d_z {bound_dz:.2g}"``), so that the verdict says exactly what
+        was shown.
     """
 
     claim_id: str
@@ -250,6 +255,7 @@ class Claim:
     level: str
     equivalence: Estimand | None = None
     voxel_test: str | None = None
+    bound: str | None = None
 
 
 def _row(id, chapter, effect, label, table, **kwargs) -> Estimand:
@@ -655,7 +661,17 @@ def estimates(chapter: str, tables: dict) -> pd.DataFrame:
 
 
 def _claim(
-    claim_id, study, text, estimand_id, statistic, direction, test, level, equivalence=None, voxel_test=None
+    claim_id,
+    study,
+    text,
+    estimand_id,
+    statistic,
+    direction,
+    test,
+    level,
+    equivalence=None,
+    voxel_test=None,
+    bound=None,
 ) -> Claim:
     return Claim(
         claim_id=claim_id,
@@ -667,6 +683,7 @@ def _claim(
         test=test,
         level=level,
         voxel_test=voxel_test,
+        bound=bound,
         equivalence=None
         if equivalence is None
         else estimand(equivalence)
@@ -718,6 +735,8 @@ CLAIMS: tuple[Claim, ...] = (
         cocaine_chapters.glutamate_tests,
         "roi",
         equivalence=_DLPFC_EQUIVALENCE,
+        bound="no correlation as large as r {bound:.2g} (at n = {n}, the test of r = 0 detects r {detectable_r:.2g} "
+        "with power 0.8)",
     ),
     _claim(
         "ocdus_predicts_thalamus",
@@ -760,6 +779,8 @@ CLAIMS: tuple[Claim, ...] = (
             cocaine_chapters.nac_tests,
             "roi",
             equivalence=f"nac/paired_t/{outcome}",
+            bound="no effect as large as d_z {bound_dz:.2g} ({bound:.3g} on the outcome's scale; at n = {n}, the "
+            "paired t test detects d_z {detectable_dz:.2g} with power 0.8)",
         )
         for outcome, label in (
             ("dlpfc", "NAcc-dlPFC connectivity"),

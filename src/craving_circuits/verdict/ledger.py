@@ -21,8 +21,12 @@ Verdicts
   absence.
 
 ``agree`` compares the test's decision (an effect found or not) with the
-planted truth, as the chapters' "recovered vs planted" tables do; it is empty
-for a study without ground truth.
+planted truth, as the chapters' "recovered vs planted" tables do; for a claim
+of absence whose effect is not planted, it agrees only when equivalence was
+shown (an inconclusive test does not recover an absence). It is empty for a
+study without ground truth. Verdicts on claims of absence name what their
+equivalence test rules out (the claim's ``bound``), and the size the test of
+no difference detects at the study's n.
 """
 
 from __future__ import annotations
@@ -86,11 +90,12 @@ def _verdict(claim: Claim, row: pd.Series, equivalence: pd.Series | None, alpha:
             return "not supported", "an effect in the opposite direction"
         return "not supported", "no effect found (absence not tested)"
     p_eq = _number(equivalence["p_equivalence"])
+    shown = (claim.bound or "no effect beyond the bound {bound:.3g}").format(**equivalence.to_dict())
     if significant:
         return "not supported", "an effect was found"
     if np.isfinite(p_eq) and p_eq < alpha:
-        return "evidence of absence", f"equivalence shown (TOST p = {p_eq:.3g}, bound {equivalence['bound']:.3g})"
-    return "not supported", f"inconclusive: no effect found, equivalence not shown (TOST p = {p_eq:.3g})"
+        return "evidence of absence", f"{shown} (equivalence test p = {p_eq:.3g})"
+    return "not supported", f"inconclusive: no effect found, but not shown: {shown} (equivalence test p = {p_eq:.3g})"
 
 
 def claims_ledger(
@@ -140,7 +145,11 @@ def claims_ledger(
             found = bool(np.isfinite(p) and p < alpha)
             if present and claim.direction is not None:
                 found = found and np.sign(_number(row["estimate"])) == claim.direction
-            agree = found == present
+            if claim.direction is None and not present:
+                # a planted absence is recovered only when it was shown, never by a test that did not decide
+                agree = verdict == "evidence of absence"
+            else:
+                agree = found == present
         else:
             agree = None
         rows.append(
