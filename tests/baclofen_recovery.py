@@ -59,6 +59,7 @@ def _analyse(preset, root):
         dlpfc_change.set_index("participant_id")["change"],
         cbf.mask_img,
         group=None,
+        nuisance="group",
         cluster_forming_p=0.01,
         n_perm=500,
         rng=0,

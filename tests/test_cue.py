@@ -118,10 +118,17 @@ def test_changes_associations_and_the_mediation_table():
     one = long[(long["participant_id"] == "s0") & (long["roi"] == "ins")].set_index("session_id")["value"]
     assert change.iloc[0]["change"] == pytest.approx(one["ses-T2"] - one["ses-T1"])
     dlpfc = pd.DataFrame({"participant_id": pids, "group": groups, "change": rng.normal(size=10)})
-    assoc = cue.roi_associations(change, dlpfc, n_boot=200, rng=0)
     ins = change[change["roi"] == "ins"].set_index("participant_id")["change"].loc[pids]
-    assert assoc.iloc[0]["estimate"] == pytest.approx(np.corrcoef(ins, dlpfc["change"])[0, 1])
-    assert assoc["n"].tolist() == [10, 10]
+    pooled = cue.roi_associations(change, dlpfc, n_boot=200, rng=0, within_groups=False)
+    assert pooled.iloc[0]["estimate"] == pytest.approx(np.corrcoef(ins, dlpfc["change"])[0, 1])
+    assert pooled["adjusted_for"].tolist() == ["", ""]
+    # by default, the association within the groups: the correlation of the within-group deviations
+    assoc = cue.roi_associations(change, dlpfc, n_boot=200, rng=0)
+    centred = [
+        v - v.groupby(np.asarray(groups)).transform("mean") for v in (ins.reset_index(drop=True), dlpfc["change"])
+    ]
+    assert assoc.iloc[0]["estimate"] == pytest.approx(np.corrcoef(*centred)[0, 1])
+    assert assoc["n"].tolist() == [10, 10] and assoc["adjusted_for"].tolist() == ["group", "group"]
     craving = pd.DataFrame(
         [
             {"participant_id": p, "group": g, "session_id": s, "craving_rise": float(i + j)}

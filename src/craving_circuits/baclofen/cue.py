@@ -33,7 +33,7 @@ from scipy import stats
 from craving_circuits import __version__
 from craving_circuits.io.runs import RunCache, RunOutput, map_runs
 from craving_circuits.io.schemas import EXCLUSION_COLUMNS, TASK_RUN_COLUMNS
-from craving_circuits.stats.correlation import correlation, mean_change
+from craving_circuits.stats.correlation import correlation, mean_change, partial_correlation
 
 __all__ = [
     "TASK_RUN_COLUMNS",
@@ -259,32 +259,61 @@ def cue_craving(ratings: pd.DataFrame, participants: pd.DataFrame) -> pd.DataFra
 
 
 def roi_associations(
-    cue_change: pd.DataFrame, dlpfc_change: pd.DataFrame, n_boot: int = 5000, rng=None, alpha: float = 0.05
+    cue_change: pd.DataFrame,
+    dlpfc_change: pd.DataFrame,
+    n_boot: int = 5000,
+    rng=None,
+    alpha: float = 0.05,
+    within_groups: bool = True,
 ) -> pd.DataFrame:
-    """Correlation of each ROI's cue-response change with the dlPFC CBF change, all participants.
+    """Correlation of each ROI's cue-response change with the dlPFC CBF change, within the groups.
+
+    Baclofen may change both the dlPFC CBF and the cue response; correlating
+    the two changes across all participants would then find an association
+    that is only the difference between the groups. By default group enters as
+    a nuisance: the partial correlation adjusted for group
+    (:func:`craving_circuits.stats.correlation.partial_correlation`), which is
+    the association within the groups. ``within_groups=False`` gives the pooled
+    correlation, for comparison.
 
     Parameters
     ----------
     cue_change : pandas.DataFrame
         ``participant_id, roi, change`` (``T2 - T1`` of the ROI cue effect).
     dlpfc_change : pandas.DataFrame
-        ``participant_id, change`` (``T2 - T1`` of dlPFC CBF).
+        ``participant_id, group, change`` (``T2 - T1`` of dlPFC CBF).
+    n_boot : int
+    rng : numpy Generator, int or None
+    alpha : float
+    within_groups : bool
+        Adjust for group (default) or pool the participants.
 
     Returns
     -------
     table : pandas.DataFrame
-        ``term, estimate, se, ci_low, ci_high, p, n``: Pearson r with its
-        bootstrap interval, one row per ROI, plus the OLS slope (% signal per
-        ml/100 g/min) as ``slope``.
+        ``term, estimate, se, ci_low, ci_high, p, n``: Pearson r (partial r
+        within groups) with its bootstrap interval, one row per ROI, plus
+        ``adjusted_for`` (``group`` or empty) and the OLS slope of the cue
+        change on the dlPFC change (% signal per ml/100 g/min, within groups
+        when adjusted) as ``slope``.
     """
-
     rng = np.random.default_rng(rng)
-    x_all = dlpfc_change.set_index("participant_id")["change"]
+    x_all = dlpfc_change.set_index("participant_id")[["change", "group"]]
     rows = []
     for roi, sub in cue_change.groupby("roi", sort=False):
-        merged = sub.set_index("participant_id")["change"].to_frame("cue").join(x_all.rename("dlpfc"), how="inner")
-        r = correlation(merged["dlpfc"], merged["cue"], "pearson", n_boot=n_boot, rng=rng, alpha=alpha)
-        slope = stats.linregress(merged["dlpfc"], merged["cue"]).slope
+        merged = (
+            sub.set_index("participant_id")["change"]
+            .to_frame("cue")
+            .join(x_all.rename(columns={"change": "dlpfc"}), how="inner")
+        )
+        if within_groups:
+            dummies = pd.get_dummies(merged["group"], drop_first=True, dtype=float).to_numpy()
+            r = partial_correlation(merged["dlpfc"], merged["cue"], dummies, n_boot=n_boot, rng=rng, alpha=alpha)
+            design = np.column_stack([np.ones(len(merged)), merged["dlpfc"], dummies])
+            slope = float(np.linalg.lstsq(design, merged["cue"].to_numpy(), rcond=None)[0][1])
+        else:
+            r = correlation(merged["dlpfc"], merged["cue"], "pearson", n_boot=n_boot, rng=rng, alpha=alpha)
+            slope = float(stats.linregress(merged["dlpfc"], merged["cue"]).slope)
         rows.append(
             {
                 "term": f"cue change ~ dlPFC CBF change ({roi})",
@@ -294,7 +323,8 @@ def roi_associations(
                 "ci_high": r["ci_high"],
                 "p": r["p"],
                 "n": len(merged),
-                "slope": float(slope),
+                "adjusted_for": "group" if within_groups else "",
+                "slope": slope,
             }
         )
     return pd.DataFrame(rows)

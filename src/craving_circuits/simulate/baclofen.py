@@ -139,6 +139,11 @@ class BaclofenStudyParams:
     dlpfc_cbf_rise: float = _p(12.0, "Mean rise of right-dlPFC CBF from T1 to T2 under baclofen (ml/100 g/min).")
     dlpfc_rise_sd: float = _p(5.0, "Between-participant SD of that rise, both groups (ml/100 g/min).")
     cue_dlpfc_coupling: float = _p(-0.1, "Change of the T2 cue response per ml/100 g/min of dlPFC CBF rise (%).")
+    baclofen_cue_effect: float = _p(
+        0.0,
+        "Direct change of the T2 cue response under baclofen, not through the dlPFC CBF rise (%): "
+        "a confounder, across groups, of the CBF-cue association.",
+    )
     craving_cue_rise: float = _p(15.0, "Mean cue-induced craving rise (post - pre, VAS 0-100).")
     baclofen_craving_effect: float = _p(-8.0, "Change of the cue-induced craving rise at T2 under baclofen.")
     craving_sd: float = _p(6.0, "SD of the cue-induced craving rise within a session (VAS).")
@@ -278,6 +283,8 @@ def simulate_baclofen_ratings(participants: pd.DataFrame, params: BaclofenStudyP
 def cue_response(participant, session: str, params: BaclofenStudyParams) -> float:
     """Planted smoking-minus-neutral cue response (%) of one participant and session."""
     change = params.cue_dlpfc_coupling * participant.dlpfc_rise if session == "ses-T2" else 0.0
+    if session == "ses-T2" and participant.group == "baclofen":
+        change += params.baclofen_cue_effect
     return float(participant.cue_response + change)
 
 
@@ -311,6 +318,12 @@ def planted_baclofen_effects(params: BaclofenStudyParams) -> list[dict]:
             "Association of the dlPFC CBF rise with the cue-response change anywhere else",
             "% per ml/100 g/min",
             0.0,
+        ),
+        (
+            "baclofen_cue_direct",
+            "Direct effect of baclofen on the T2 cue response, not through the dlPFC CBF rise",
+            "% signal",
+            params.baclofen_cue_effect,
         ),
         (
             "group_x_time_craving",

@@ -69,12 +69,14 @@ def covariate_test(
     n_perm: int = 5000,
     two_sided: bool = True,
     rng=None,
+    nuisance: str | None = None,
 ):
-    """Where do the state contrast maps vary with a participant covariate (e.g. the glutamate change)?
+    """Where do the participants' contrast maps vary with a participant covariate (e.g. the glutamate change)?
 
-    Regresses each voxel's craving - neutral value on the covariate (with an
-    intercept) across the participants of ``group`` and tests the slope by
-    permutation with cluster-level FWE control.
+    Regresses each voxel's value on the covariate (with an intercept, and the
+    levels of ``nuisance`` as confounds) across the participants of ``group``
+    and tests the slope by permutation (Freedman-Lane with confounds) with
+    cluster-level FWE control.
 
     Parameters
     ----------
@@ -86,6 +88,9 @@ def covariate_test(
         left out and returned in the exclusions.
     group : str or None
         Restrict to this group (None: everyone).
+    nuisance : str, optional
+        A column of ``table`` (e.g. ``"group"``) whose levels enter as
+        confounds, so that the slope is the association within its levels.
     cluster_forming_p : float
         Default 0.01: permutation keeps the family-wise error at any
         cluster-forming threshold; a lenient one suits weak, spatially extended
@@ -108,10 +113,17 @@ def covariate_test(
     exclusions = pd.DataFrame({"participant_id": missing.to_numpy(), "reason": "no covariate value"})
     if usable.sum() < 4:
         raise ValueError(f"Only {int(usable.sum())} participants have a covariate value; at least 4 are needed.")
+    confounds = None
+    if nuisance is not None:
+        levels = table.loc[usable, nuisance]
+        confounds = pd.get_dummies(levels, drop_first=True, dtype=float).to_numpy()
+        if confounds.shape[1] == 0:
+            confounds = None  # one level only: nothing to adjust for
     result = cluster_permutation_test(
         diff[usable],
         values[usable],
         mask,
+        confounds=confounds,
         cluster_forming_p=cluster_forming_p,
         n_perm=n_perm,
         two_sided=two_sided,

@@ -1,0 +1,63 @@
+"""Threats to the baclofen claims, as simulator conditions: what each test does under them (ROI level)."""
+
+import numpy as np
+import pandas as pd
+import pingouin as pg
+from statsmodels.stats.proportion import proportion_confint
+
+from craving_circuits.baclofen import cue, perfusion
+from craving_circuits.simulate import baclofen_params, roi_level
+from craving_circuits.stats.correlation import partial_correlation
+
+# a hand-made ROI model (as in test_calibration): the tests below need no maps
+MODEL = roi_level.BaclofenRoiModel(
+    dlpfc_base=40.0,
+    dlpfc_weight=0.5,
+    gm_base=50.0,
+    regional_sd=1.0,
+    thermal_sd=1.0,
+    cue_weights={"insula_anterior_ventral": 0.6, "vmpfc": 0.4},
+)
+ALPHA = 0.05
+
+
+def _fires(n_sims: int, **overrides) -> dict[str, int]:
+    """How often the pooled and the group-adjusted association fire (negative, p < ALPHA) in the insula."""
+    counts = {"pooled": 0, "within groups": 0}
+    for i in range(n_sims):
+        params = baclofen_params("paper", seed=5000 + i, **overrides)
+        tables = roi_level.baclofen_roi_study(params, MODEL)
+        dlpfc = perfusion.participant_change(tables["cbf"])
+        cue_change = perfusion.participant_change(tables["cue"], "value", by=("roi",))
+        for name, within in (("pooled", False), ("within groups", True)):
+            row = cue.roi_associations(cue_change, dlpfc, n_boot=20, rng=i, within_groups=within).iloc[0]
+            counts[name] += bool(row["p"] < ALPHA and row["estimate"] < 0)
+    return counts
+
+
+def test_a_direct_drug_effect_on_the_cue_response_fakes_only_the_pooled_association():
+    """No link of the CBF rise with the cue response (cue_dlpfc_coupling 0), but baclofen lowers the cue
+    response by another route: the pooled correlation reads the group difference as an association;
+    the association within groups, the book's test, keeps its level."""
+    n_sims = 300
+    counts = _fires(n_sims, cue_dlpfc_coupling=0.0, baclofen_cue_effect=-0.4)
+    assert counts["pooled"] / n_sims > 0.5, counts
+    # one-sided test at ALPHA: expected rate ALPHA / 2; the upper 99 % bound must stay under ALPHA
+    low, high = proportion_confint(counts["within groups"], n_sims, alpha=0.02, method="beta")
+    assert high < 0.075, counts
+    # the planted link itself is still found within groups
+    found = _fires(40, baclofen_cue_effect=-0.4)
+    assert found["within groups"] / 40 > 0.8, found
+
+
+def test_partial_correlation_matches_residual_correlation_and_pingouin():
+    rng = np.random.default_rng(0)
+    n = 43
+    group = (np.arange(n) < 21).astype(float)
+    x = 10 * group + rng.normal(0, 5, n)
+    y = -0.3 * group - 0.02 * x + rng.normal(0, 0.2, n)
+    ours = partial_correlation(x, y, group, n_boot=500, rng=1)
+    theirs = pg.partial_corr(pd.DataFrame({"x": x, "y": y, "g": group}), "x", "y", covar="g")
+    assert np.isclose(ours["estimate"], theirs["r"].iloc[0], rtol=1e-10)
+    assert np.isclose(ours["p"], theirs["p-val"].iloc[0], rtol=1e-8) and ours["df"] == n - 3
+    assert ours["ci_low"] < ours["estimate"] < ours["ci_high"]
