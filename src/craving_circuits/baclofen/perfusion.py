@@ -48,6 +48,7 @@ from craving_circuits.io.bids import SPACE
 from craving_circuits.io.runs import RunCache, RunOutput, map_runs
 from craving_circuits.io.schemas import ASL_RUN_COLUMNS as RUN_COLUMNS
 from craving_circuits.io.schemas import EXCLUSION_COLUMNS
+from craving_circuits.stats.correlation import mean_difference as welch_difference
 from craving_circuits.stats.models import cell_contrast, fit_mixed_model
 from craving_circuits.stats.permutation import cluster_permutation_test
 
@@ -59,6 +60,9 @@ __all__ = [
     "cbf_maps",
     "time_difference_maps",
     "global_change",
+    "global_change_test",
+    "group_by_time_welch",
+    "global_sensitivity",
     "group_by_time_test",
     "cluster_values",
     "group_by_time_model",
@@ -498,6 +502,95 @@ def participant_change(values: pd.DataFrame, value: str = "cbf", sessions=SESSIO
     out.columns.name = None
     out["change"] = wide[sessions[1]] - wide[sessions[0]]
     return out.reset_index(drop=True)
+
+
+def group_by_time_welch(
+    values: pd.DataFrame, value: str = "cbf", term: str = "group x time", alpha: float = 0.05
+) -> pd.DataFrame:
+    """Baclofen minus placebo in each participant's ``T2 - T1`` change, by Welch's t (no equal variances assumed).
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        ``participant_id, group, session_id`` and ``value`` (one region).
+    term : str
+    alpha : float
+
+    Returns
+    -------
+    row : pandas.DataFrame
+        ``n``, ``term, estimate, se, ci_low, ci_high, p`` and ``df``.
+    """
+    change = participant_change(values, value)
+    by_group = {g: change.loc[change["group"] == g, "change"].to_numpy() for g in GROUPS}
+    return welch_difference(by_group["baclofen"], by_group["placebo"], term, alpha)
+
+
+def global_change_test(runs: pd.DataFrame, column: str = "mean_gm_cbf", alpha: float = 0.05) -> pd.DataFrame:
+    """Does the drug change global CBF? Welch's t of the ``T2 - T1`` change of mean grey-matter CBF between groups.
+
+    A drug that raises flow everywhere raises every region's CBF too; whether
+    a regional effect survives the adjustment for global CBF then depends on
+    how the region's baseline compares with the global mean (see the methods
+    page), so the global change is shown beside the regional result.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        ``CbfMaps.runs`` (``participant_id, group, session_id`` and ``column``).
+
+    Returns
+    -------
+    row : pandas.DataFrame
+        As :func:`group_by_time_welch`.
+    """
+    return group_by_time_welch(runs, column, "baclofen - placebo: T2 - T1 of global CBF", alpha)
+
+
+def global_sensitivity(analyses: dict, roi: str, alpha: float = 0.05) -> pd.DataFrame:
+    """The group x time result of the ROI with and without the global-CBF adjustment, voxelwise and in the ROI.
+
+    Parameters
+    ----------
+    analyses : dict of label -> (clusters, values)
+        For each choice (e.g. ``"adjusted for global CBF"``), the cluster table
+        of :func:`group_by_time_test` with an overlap column for ``roi`` and the
+        :func:`region_values` computed the same way.
+    roi : str
+    alpha : float
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``global_cbf, analysis, estimate, se, ci_low, ci_high, p``: per choice,
+        the most significant positive cluster on the ROI (estimate its peak t,
+        p its cluster-level FWE p; p 1 without one) and the Welch test of the
+        ROI's ``T2 - T1`` change between groups.
+    """
+    rows = []
+    for label, (clusters, values) in analyses.items():
+        over = clusters[(clusters[f"overlap_{roi}"] > 0) & (clusters["sign"] > 0)] if len(clusters) else clusters
+        best = over.sort_values("p_fwe_size").iloc[0] if len(over) else None
+        rows.append(
+            {
+                "global_cbf": label,
+                "analysis": f"voxelwise cluster FWE, positive cluster on {roi}",
+                "estimate": np.nan if best is None else float(best["peak_t"]),
+                "se": np.nan,
+                "ci_low": np.nan,
+                "ci_high": np.nan,
+                "p": 1.0 if best is None else float(best["p_fwe_size"]),
+            }
+        )
+        welch = group_by_time_welch(values[values["region"] == roi], alpha=alpha).iloc[0]
+        rows.append(
+            {
+                "global_cbf": label,
+                "analysis": f"Welch t of the {roi} T2 - T1 change",
+                **{k: float(welch[k]) for k in ("estimate", "se", "ci_low", "ci_high", "p")},
+            }
+        )
+    return pd.DataFrame(rows, columns=["global_cbf", "analysis", "estimate", "se", "ci_low", "ci_high", "p"])
 
 
 def group_by_time_anova(values: pd.DataFrame, value: str) -> pd.DataFrame:

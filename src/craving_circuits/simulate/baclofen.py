@@ -139,6 +139,11 @@ class BaclofenStudyParams:
     dlpfc_cbf_rise: float = _p(12.0, "Mean rise of right-dlPFC CBF from T1 to T2 under baclofen (ml/100 g/min).")
     dlpfc_rise_sd: float = _p(5.0, "Between-participant SD of that rise, both groups (ml/100 g/min).")
     cue_dlpfc_coupling: float = _p(-0.1, "Change of the T2 cue response per ml/100 g/min of dlPFC CBF rise (%).")
+    baclofen_global_cbf: float = _p(
+        0.0,
+        "Change of global CBF at T2 under baclofen (fraction of each participant's CBF, everywhere): "
+        "a drug effect on global flow, with none specific to the dlPFC.",
+    )
     baclofen_cue_effect: float = _p(
         0.0,
         "Direct change of the T2 cue response under baclofen, not through the dlPFC CBF rise (%): "
@@ -166,6 +171,7 @@ class BaclofenStudyParams:
         check_range("n_asl_pairs", self.n_asl_pairs, 1, 1000)
         check_range("n_task_volumes", self.n_task_volumes, 40, 5000)
         check_range("background_suppression_pulses", self.background_suppression_pulses, 0, 10)
+        check_range("baclofen_global_cbf", self.baclofen_global_cbf, -0.9, 10.0)
         for name in (
             "gm_cbf",
             "wm_cbf",
@@ -320,6 +326,12 @@ def planted_baclofen_effects(params: BaclofenStudyParams) -> list[dict]:
             0.0,
         ),
         (
+            "baclofen_global_cbf",
+            "Change of global CBF at T2 under baclofen (fraction), everywhere",
+            "fraction",
+            params.baclofen_global_cbf,
+        ),
+        (
             "baclofen_cue_direct",
             "Direct effect of baclofen on the T2 cue response, not through the dlPFC CBF rise",
             "% signal",
@@ -403,9 +415,18 @@ class _Maps:
         self.gradient_z = (np.gradient(static, zooms[2], axis=2))[self.mask]  # signal per mm along z
 
 
+def global_scale(participant, session: str, params: BaclofenStudyParams, rng) -> float:
+    """The factor that scales a session's whole CBF map: the participant's level, the session's
+    fluctuation and, at T2 under baclofen, the drug's effect on global flow (one draw from ``rng``)."""
+    scale = (1 + participant.cbf_global) * (1 + rng.normal(0, params.cbf_session_sd))
+    if session == "ses-T2" and participant.group == "baclofen":
+        scale *= 1 + params.baclofen_global_cbf
+    return float(scale)
+
+
 def true_cbf(maps: _Maps, participant, session: str, params: BaclofenStudyParams, rng) -> np.ndarray:
     """Ground-truth CBF of one session (ml/100 g/min), shape (n_voxels,)."""
-    scale = (1 + participant.cbf_global) * (1 + rng.normal(0, params.cbf_session_sd))
+    scale = global_scale(participant, session, params, rng)
     regional = maps.geometry.noise.sample(rng, 16)[0] * params.cbf_regional_sd * maps.geometry.gm  # one smooth volume
     rise = participant.dlpfc_rise * maps.dlpfc if session == "ses-T2" else 0.0
     return maps.cbf_base * scale + regional + rise

@@ -71,6 +71,7 @@ from craving_circuits.simulate.baclofen import (
     BaclofenStudyParams,
     _Maps,
     cue_response,
+    global_scale,
     simulate_baclofen_participants,
     simulate_baclofen_ratings,
 )
@@ -250,8 +251,9 @@ def baclofen_roi_study(
     -------
     tables : dict
         ``cbf`` (right-dlPFC CBF per participant and session, adjusted for
-        global CBF), ``cue`` (cue effect per run and ROI), ``ratings``,
-        ``participants``.
+        global CBF), ``cbf_unadjusted`` (the same without the adjustment, with
+        the session's global CBF in ``global_cbf``), ``cue`` (cue effect per
+        run and ROI), ``ratings``, ``participants``.
     """
     if not np.isfinite(cue_noise_sd) or cue_noise_sd < 0:
         raise ValueError(f"cue_noise_sd must be a non-negative number, got {cue_noise_sd}.")
@@ -260,7 +262,7 @@ def baclofen_roi_study(
     for p_idx, p in enumerate(participants.itertuples(index=False)):
         for s_idx, session in enumerate(SESSIONS):
             rng = np.random.default_rng([params.seed, 32, p_idx, s_idx])
-            scale = (1 + p.cbf_global) * (1 + rng.normal(0, params.cbf_session_sd))
+            scale = global_scale(p, session, params, rng)
             rise = p.dlpfc_rise * model.dlpfc_weight if session == "ses-T2" else 0.0
             value = model.dlpfc_base * scale + rng.normal(0, model.regional_sd) + rise + rng.normal(0, model.thermal_sd)
             cbf_rows.append(("dlpfc_right", p.participant_id, p.group, session, value))
@@ -276,11 +278,14 @@ def baclofen_roi_study(
                         cue_gain * model.cue_weights[roi] * amp + rng.normal(0, cue_noise_sd),
                     )
                 )
-    cbf = pd.DataFrame(cbf_rows, columns=["region", "participant_id", "group", "session_id", "cbf"])
+    raw = pd.DataFrame(cbf_rows, columns=["region", "participant_id", "group", "session_id", "cbf"])
+    raw["global_cbf"] = global_cbf
+    cbf = raw.drop(columns="global_cbf")
     g = np.asarray(global_cbf)
     cbf["cbf"] -= g - g.mean()  # as region_values with global_cbf
     return {
         "cbf": cbf,
+        "cbf_unadjusted": raw,
         "cue": pd.DataFrame(cue_rows, columns=["participant_id", "group", "session_id", "roi", "value"]),
         "ratings": simulate_baclofen_ratings(participants, params),
         "participants": participants[OBSERVED_COLUMNS].copy(),
