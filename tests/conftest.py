@@ -31,10 +31,20 @@ from craving_circuits.cocaine import (  # noqa: E402
     secondlevel,
 )
 from craving_circuits.io import atlas  # noqa: E402
-from craving_circuits.simulate import simulate_cocaine_study  # noqa: E402
+from craving_circuits.simulate import roi_level, simulate_cocaine_study  # noqa: E402
 from craving_circuits.stats import voxelwise  # noqa: E402
 
 RECOVERY_ALPHA = 0.05
+
+#: A hand-made ROI model of the baclofen study, for tests of the ROI-level tests that need no maps.
+BACLOFEN_ROI_MODEL = roi_level.BaclofenRoiModel(
+    dlpfc_base=40.0,
+    dlpfc_weight=0.5,
+    gm_base=50.0,
+    regional_sd=1.0,
+    thermal_sd=1.0,
+    cue_weights={"insula_anterior_ventral": 0.6, "vmpfc": 0.4},
+)
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
+from conftest import BACLOFEN_ROI_MODEL as MODEL
 from craving_circuits.book import plotting
 from craving_circuits.cocaine import secondlevel
 from craving_circuits.simulate import baclofen_params, cocaine_params, roi_level
@@ -14,16 +15,6 @@ from craving_circuits.simulate.baclofen import simulate_baclofen_participants
 from craving_circuits.simulate.cocaine import simulate_participants, simulate_runs_table
 from craving_circuits.verdict import calibration
 from craving_circuits.verdict import claims as registry
-
-# a hand-made ROI model: the baclofen tests below need no maps
-MODEL = roi_level.BaclofenRoiModel(
-    dlpfc_base=40.0,
-    dlpfc_weight=0.5,
-    gm_base=50.0,
-    regional_sd=1.0,
-    thermal_sd=1.0,
-    cue_weights={"insula_anterior_ventral": 0.6, "vmpfc": 0.4},
-)
 
 
 def test_conditions_scale_only_the_planted_effects():

@@ -5,19 +5,11 @@ import pandas as pd
 import pingouin as pg
 from statsmodels.stats.proportion import proportion_confint
 
+from conftest import BACLOFEN_ROI_MODEL as MODEL
 from craving_circuits.baclofen import cue, perfusion
 from craving_circuits.simulate import baclofen_params, roi_level
 from craving_circuits.stats.correlation import partial_correlation
 
-# a hand-made ROI model (as in test_calibration): the tests below need no maps
-MODEL = roi_level.BaclofenRoiModel(
-    dlpfc_base=40.0,
-    dlpfc_weight=0.5,
-    gm_base=50.0,
-    regional_sd=1.0,
-    thermal_sd=1.0,
-    cue_weights={"insula_anterior_ventral": 0.6, "vmpfc": 0.4},
-)
 ALPHA = 0.05
 
 
