@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 from craving_circuits.baclofen import layout as baclofen_layout
 from craving_circuits.baclofen import perfusion
@@ -274,3 +275,37 @@ def test_group_by_time_anova_is_the_two_sample_test_of_the_changes():
     )
     assert row["F"] == pytest.approx(t.statistic**2, rel=1e-8) and row["p"] == pytest.approx(t.pvalue, rel=1e-8)
     assert (row["df_num"], row["df_den"], row["n"]) == (1, 13, 15)
+
+
+def test_global_change_test_and_sensitivity_table():
+    rows = []
+    for i in range(8):
+        group = "baclofen" if i < 4 else "placebo"
+        for session, rise in (("ses-T1", 0.0), ("ses-T2", 6.0 + i if group == "baclofen" else float(i % 2))):
+            rows.append(
+                {
+                    "participant_id": f"s{i}",
+                    "group": group,
+                    "session_id": session,
+                    "mean_gm_cbf": 50.0 + rise,
+                    "region": "dlpfc_right",
+                    "cbf": 40.0 + rise,
+                }
+            )
+    runs = pd.DataFrame(rows)
+    change = perfusion.participant_change(runs, "mean_gm_cbf")
+    a = change.loc[change["group"] == "baclofen", "change"].to_numpy()
+    b = change.loc[change["group"] == "placebo", "change"].to_numpy()
+    test = perfusion.global_change_test(runs).iloc[0]
+    assert test["estimate"] == pytest.approx(a.mean() - b.mean())
+    assert test["p"] == pytest.approx(scipy.stats.ttest_ind(a, b, equal_var=False).pvalue)
+    clusters = pd.DataFrame(
+        {"sign": [1, -1], "peak_t": [4.0, -5.0], "p_fwe_size": [0.02, 0.001], "overlap_dlpfc_right": [0.3, 0.5]}
+    )
+    empty = clusters.iloc[:0]
+    table = perfusion.global_sensitivity({"adjusted": (clusters, runs), "not adjusted": (empty, runs)}, "dlpfc_right")
+    assert table["global_cbf"].tolist() == ["adjusted", "adjusted", "not adjusted", "not adjusted"]
+    voxel = table.iloc[0]
+    assert (voxel["estimate"], voxel["p"]) == (4.0, 0.02)  # the positive cluster, not the stronger negative one
+    assert np.isnan(table.iloc[2]["estimate"]) and table.iloc[2]["p"] == 1.0
+    assert table.iloc[1]["estimate"] == pytest.approx(test["estimate"])  # same changes in this toy table

@@ -51,6 +51,7 @@ from craving_circuits.io.schemas import EXCLUSION_COLUMNS
 from craving_circuits.stats.correlation import mean_difference as welch_difference
 from craving_circuits.stats.models import cell_contrast, fit_mixed_model
 from craving_circuits.stats.permutation import cluster_permutation_test
+from craving_circuits.stats.voxelwise import cluster_on_roi
 
 __all__ = [
     "RUN_COLUMNS",
@@ -569,17 +570,16 @@ def global_sensitivity(analyses: dict, roi: str, alpha: float = 0.05) -> pd.Data
     """
     rows = []
     for label, (clusters, values) in analyses.items():
-        over = clusters[(clusters[f"overlap_{roi}"] > 0) & (clusters["sign"] > 0)] if len(clusters) else clusters
-        best = over.sort_values("p_fwe_size").iloc[0] if len(over) else None
+        peak_t, p = cluster_on_roi(clusters, roi, sign=1)
         rows.append(
             {
                 "global_cbf": label,
                 "analysis": f"voxelwise cluster FWE, positive cluster on {roi}",
-                "estimate": np.nan if best is None else float(best["peak_t"]),
+                "estimate": peak_t,
                 "se": np.nan,
                 "ci_low": np.nan,
                 "ci_high": np.nan,
-                "p": 1.0 if best is None else float(best["p_fwe_size"]),
+                "p": p,
             }
         )
         welch = group_by_time_welch(values[values["region"] == roi], alpha=alpha).iloc[0]

@@ -20,7 +20,15 @@ from nilearn.image import smooth_img
 from craving_circuits.io.atlas import label_coordinates
 from craving_circuits.stats.permutation import cluster_permutation_test
 
-__all__ = ["to_img", "smooth_maps", "covariate_test", "cluster_table", "cluster_tables", "cluster_summary"]
+__all__ = [
+    "to_img",
+    "smooth_maps",
+    "covariate_test",
+    "cluster_table",
+    "cluster_tables",
+    "cluster_summary",
+    "cluster_on_roi",
+]
 
 
 def to_img(values: np.ndarray, mask_img: nib.Nifti1Image) -> nib.Nifti1Image:
@@ -226,3 +234,20 @@ def cluster_summary(table: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     for col in [c for c in top.columns if c.startswith("overlap_")]:
         out[col.replace("overlap_", "% of ")] = (100 * top[col]).round(0).to_numpy()
     return out
+
+
+def cluster_on_roi(clusters: pd.DataFrame, roi: str, sign: int | None = None) -> tuple[float, float]:
+    """The most significant cluster of a :func:`cluster_table` that overlaps an ROI (of a sign, if given).
+
+    Returns
+    -------
+    peak_t, p : float
+        Its peak t and cluster-level FWE p; ``(nan, 1.0)`` without such a cluster.
+    """
+    over = clusters[clusters[f"overlap_{roi}"] > 0] if len(clusters) else clusters
+    if sign is not None and len(over):
+        over = over[np.sign(over["sign"]) == sign]
+    if not len(over):
+        return np.nan, 1.0
+    best = over.sort_values("p_fwe_size").iloc[0]
+    return float(best["peak_t"]), float(best["p_fwe_size"])

@@ -43,6 +43,7 @@ from craving_circuits.baclofen import chapters as baclofen_chapters
 from craving_circuits.baclofen import perfusion
 from craving_circuits.cocaine import chapters as cocaine_chapters
 from craving_circuits.cocaine import secondlevel
+from craving_circuits.stats.voxelwise import cluster_on_roi
 
 __all__ = [
     "Estimand",
@@ -187,18 +188,15 @@ def _number(value) -> float:
 
 
 def _cluster_row(e: Estimand, table: pd.DataFrame) -> dict:
-    over = table[table[f"overlap_{e.target}"] > 0] if len(table) else table
-    if e.sign is not None and len(over):
-        over = over[np.sign(over["sign"]) == e.sign]
-    best = over.sort_values("p_fwe_size").iloc[0] if len(over) else None
+    peak_t, p = cluster_on_roi(table, e.target, e.sign)
     return {
         "estimand": e.id,
         "effect": e.effect,
         "test": e.label,
-        "estimate": np.nan if best is None else float(best["peak_t"]),
+        "estimate": peak_t,
         "ci_low": np.nan,
         "ci_high": np.nan,
-        "p": 1.0 if best is None else float(best["p_fwe_size"]),
+        "p": p,
     }
 
 
