@@ -150,8 +150,16 @@ def test_evidence_table_combines_the_three_answers():
     assert rows.loc["null", "p"] == pytest.approx(stats.ttest_1samp(null, 0).pvalue)
     assert rows.loc["null", "bf01"] == pytest.approx(1 / equivalence.jzs_bf10(t, 40))
     assert rows.loc["groups", "n"] == 60
-    assert rows.loc["groups", "p"] == pytest.approx(stats.ttest_ind(*groups).pvalue)
-    assert rows.loc["groups", "detectable_dz"] == pytest.approx(equivalence.detectable_effect(30, 30))
+    # two groups: Welch's test; the Bayes factor and the design's sensitivity use one variance (Student)
+    assert rows.loc["groups", "p"] == pytest.approx(stats.ttest_ind(*groups, equal_var=False).pvalue, rel=1e-10)
+    p_welch, _, _ = ttost_ind(*groups, -rows.loc["groups", "bound"], rows.loc["groups", "bound"], usevar="unequal")
+    assert rows.loc["groups", "p_equivalence"] == pytest.approx(p_welch, rel=1e-10)
+    rms_sd = np.sqrt((groups[0].var(ddof=1) + groups[1].var(ddof=1)) / 2)
+    assert rows.loc["groups", "bound"] == pytest.approx(0.8 * rms_sd)
+    t_pooled = stats.ttest_ind(*groups).statistic
+    assert rows.loc["groups", "bf01"] == pytest.approx(1 / equivalence.jzs_bf10(t_pooled, 30, 30), rel=1e-8)
+    assert rows.loc["groups", "detectable_dz"] == pytest.approx(equivalence.detectable_effect(30, 30), rel=1e-5)
+    assert rows.loc["null", "detectable_dz"] == pytest.approx(equivalence.detectable_effect(40), rel=1e-5)
     # the smallest bound the data support: equivalence just above it, not just below
     within = rows.loc["null", "equivalent_within_dz"]
     assert equivalence.tost(null, (within + 1e-6) * sd)["p"] < 0.05 < equivalence.tost(null, (within - 1e-3) * sd)["p"]

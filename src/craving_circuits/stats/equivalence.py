@@ -2,9 +2,10 @@
 
 A non-significant test says only that the data did not reject "no effect". To
 say that an effect is absent, or too small to matter, this module offers three
-complementary answers for a mean difference (one-sample or paired) or a
-difference of means (two independent groups), and the equivalence test for a
-correlation:
+complementary answers for a mean difference (one-sample or paired), a
+difference of means (two independent groups, Welch), or any contrast of cell
+means (:mod:`craving_circuits.stats.contrasts`, e.g. a crossover's treatment
+effect adjusted for period), and the equivalence test for a correlation:
 
 * **Equivalence (TOST)**: two one-sided t-tests against the bounds
   ``-bound`` and ``+bound`` of the smallest effect of interest (SESOI)
@@ -27,7 +28,9 @@ Data conventions
 ----------------
 * Samples are 1-D float arrays of participant values: for a paired design,
   the per-participant differences (``(n,)``); for two groups, two arrays
-  ``(n1,)`` and ``(n2,)``. Non-finite values are an error, never dropped.
+  ``(n1,)`` and ``(n2,)``; or a
+  :class:`~craving_circuits.stats.contrasts.CellContrast` of such arrays.
+  Non-finite values are an error, never dropped.
 * Bounds are symmetric, ``(-bound, +bound)``, in the units of the data; a
   standardised SESOI (Cohen's d_z for one sample, d with the pooled SD for two)
   is turned into raw units with the sample's SD by :func:`evidence_table`.
@@ -40,10 +43,18 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import integrate, stats
+from scipy import integrate, optimize, stats
 from statsmodels.stats.power import TTestIndPower, TTestPower
 
 from craving_circuits.io.schemas import EVIDENCE_COLUMNS, RESULT_COLUMNS
+from craving_circuits.stats.contrasts import (
+    CellContrast,
+    ContrastMoments,
+    contrast_moments,
+    one_sample,
+    participant_values,
+    two_sample,
+)
 
 __all__ = [
     "RESULT_COLUMNS",
@@ -58,6 +69,7 @@ __all__ = [
     "verdict",
     "bf_label",
     "evidence_table",
+    "contrast_bf10",
 ]
 
 
@@ -66,17 +78,7 @@ DEFAULT_PRIOR_SCALE = float(np.sqrt(2) / 2)
 
 
 def _sample(x, name: str) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    if x.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of participant values, got shape {x.shape}.")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(
-            f"{name} has {int((~np.isfinite(x)).sum())} non-finite value(s); remove or impute them "
-            "explicitly (and list them) before testing."
-        )
-    if x.size < 2:
-        raise ValueError(f"{name} needs at least 2 values, got {x.size}.")
-    return x
+    return participant_values(x, name, min_size=2)
 
 
 def _check_alpha(alpha: float) -> float:
@@ -85,19 +87,17 @@ def _check_alpha(alpha: float) -> float:
     return float(alpha)
 
 
-def _moments(x: np.ndarray, y: np.ndarray | None):
-    """Estimate, its SE, degrees of freedom, the SD that standardises it, effective n."""
-    if y is None:
-        n = x.size
-        sd = float(np.std(x, ddof=1))
-        return float(x.mean()), sd / np.sqrt(n), n - 1, sd, float(n)
-    n1, n2 = x.size, y.size
-    pooled = np.sqrt(((n1 - 1) * np.var(x, ddof=1) + (n2 - 1) * np.var(y, ddof=1)) / (n1 + n2 - 2))
-    se = pooled * np.sqrt(1 / n1 + 1 / n2)
-    return float(x.mean() - y.mean()), float(se), n1 + n2 - 2, float(pooled), n1 * n2 / (n1 + n2)
+def _contrast(sample, term: str, equal_var: bool = False) -> CellContrast:
+    """The :class:`CellContrast` of an evidence-table sample (array, pair of arrays or contrast)."""
+    if isinstance(sample, CellContrast):
+        return sample
+    if isinstance(sample, tuple):
+        x, y = _sample(sample[0], f"{term} (first group)"), _sample(sample[1], f"{term} (second group)")
+        return two_sample(x, y, equal_var=equal_var, label=term)
+    return one_sample(_sample(sample, term), label=term)
 
 
-def tost(x, bound: float, y=None, alpha: float = 0.05) -> dict:
+def tost(x, bound: float, y=None, alpha: float = 0.05, equal_var: bool = True) -> dict:
     """Two one-sided t-tests of equivalence within ``(-bound, +bound)``.
 
     Parameters
@@ -108,9 +108,12 @@ def tost(x, bound: float, y=None, alpha: float = 0.05) -> dict:
         Positive equivalence bound in the units of ``x``.
     y : array, shape (n2,), optional
         Second independent sample; then the difference of means ``x - y`` is
-        tested with the pooled-variance t (Student).
+        tested with the pooled-variance t (Student) or, with
+        ``equal_var=False``, Welch's t.
     alpha : float
         Level of each one-sided test.
+    equal_var : bool
+        Two samples only: one pooled variance (True) or one per group.
 
     Returns
     -------
@@ -120,30 +123,34 @@ def tost(x, bound: float, y=None, alpha: float = 0.05) -> dict:
         ``1 - 2 alpha`` interval that lies inside the bounds exactly when
         ``p < alpha``.
     """
+    x = _sample(x, "x")
+    sample = x if y is None else (x, _sample(y, "y"))
+    return _tost(contrast_moments(_contrast(sample, "x", equal_var=equal_var)), bound, alpha)
+
+
+def _tost(m: ContrastMoments, bound: float, alpha: float) -> dict:
+    """TOST of a contrast's moments against ``(-bound, +bound)``."""
     alpha = _check_alpha(alpha)
     if not np.isfinite(bound) or bound <= 0:
         raise ValueError(f"The equivalence bound must be a positive number, got {bound}.")
-    x = _sample(x, "x")
-    y = None if y is None else _sample(y, "y")
-    estimate, se, df, _, _ = _moments(x, y)
-    if se == 0:
+    if m.se == 0:
         raise ValueError("The sample has no variance; a t-based equivalence test is undefined.")
-    t_lower = (estimate + bound) / se
-    t_upper = (estimate - bound) / se
-    p_lower = float(stats.t.sf(t_lower, df))
-    p_upper = float(stats.t.cdf(t_upper, df))
-    half = stats.t.ppf(1 - alpha, df) * se
+    t_lower = (m.estimate + bound) / m.se
+    t_upper = (m.estimate - bound) / m.se
+    p_lower = float(stats.t.sf(t_lower, m.df))
+    p_upper = float(stats.t.cdf(t_upper, m.df))
+    half = stats.t.ppf(1 - alpha, m.df) * m.se
     return {
-        "estimate": estimate,
-        "se": se,
-        "df": float(df),
+        "estimate": m.estimate,
+        "se": m.se,
+        "df": float(m.df),
         "t_lower": float(t_lower),
         "p_lower": p_lower,
         "t_upper": float(t_upper),
         "p_upper": p_upper,
         "p": max(p_lower, p_upper),
-        "ci_low": estimate - half,
-        "ci_high": estimate + half,
+        "ci_low": m.estimate - half,
+        "ci_high": m.estimate + half,
     }
 
 
@@ -229,10 +236,6 @@ def jzs_bf10(t: float, n: int, n2: int | None = None, r: float = DEFAULT_PRIOR_S
     bf10 : float
         Evidence for an effect; BF01 = 1 / BF10 is evidence for none.
     """
-    if not np.isfinite(t):
-        raise ValueError(f"t must be finite, got {t}.")
-    if not r > 0:
-        raise ValueError(f"The prior scale r must be positive, got {r}.")
     if n2 is None:
         if n < 2:
             raise ValueError(f"A one-sample Bayes factor needs n >= 2, got {n}.")
@@ -241,6 +244,21 @@ def jzs_bf10(t: float, n: int, n2: int | None = None, r: float = DEFAULT_PRIOR_S
         if n < 2 or n2 < 2:
             raise ValueError(f"A two-sample Bayes factor needs both groups >= 2, got {n} and {n2}.")
         n_eff, df = n * n2 / (n + n2), float(n + n2 - 2)
+    return _jzs_bf10(t, n_eff, df, r)
+
+
+def _jzs_bf10(t: float, n_eff: float, df: float, r: float) -> float:
+    """JZS BF10 of a t with ``df`` degrees of freedom whose noncentrality is ``delta * sqrt(n_eff)``.
+
+    One sample: ``n_eff = n``, ``df = n - 1``; two samples: ``n1 n2 / (n1 + n2)``
+    and ``n1 + n2 - 2``; any single contrast of a linear model with one
+    variance and flat priors on the other coefficients (e.g. the crossover's
+    period): ``1 / c'(X'X)^-1 c`` and the residual degrees of freedom.
+    """
+    if not np.isfinite(t):
+        raise ValueError(f"t must be finite, got {t}.")
+    if not r > 0:
+        raise ValueError(f"The prior scale r must be positive, got {r}.")
     log_null = -(df + 1) / 2 * np.log1p(t**2 / df)
 
     def integrand(g):
@@ -253,6 +271,19 @@ def jzs_bf10(t: float, n: int, n2: int | None = None, r: float = DEFAULT_PRIOR_S
         for lo, hi in ((0.0, peak), (peak, 100 * peak + 1.0), (100 * peak + 1.0, np.inf))
     )
     return float(value)
+
+
+def contrast_bf10(sample, r: float = DEFAULT_PRIOR_SCALE) -> float:
+    """JZS BF10 of an evidence-table sample (array, pair of arrays or :class:`CellContrast`).
+
+    The JZS model has one variance, so the Bayes factor uses the contrast's
+    pooled-variance t (Student for two groups, whatever the difference test
+    uses) and the ``n_eff`` and degrees of freedom of that model.
+    """
+    m = contrast_moments(_contrast(sample, "sample"), pooled=True)
+    if m.se == 0:
+        raise ValueError("The sample has no variance; the Bayes factor is undefined.")
+    return _jzs_bf10(m.estimate / m.se, m.n_eff, m.df, r)
 
 
 def bayes_factor_robustness(t: float, n: int, n2: int | None = None, scales=None) -> pd.DataFrame:
@@ -278,20 +309,22 @@ def bayes_factor_robustness(t: float, n: int, n2: int | None = None, scales=None
 
 
 def robustness_curves(samples: dict, scales=None) -> dict:
-    """:func:`bayes_factor_robustness` for every sample of an :func:`evidence_table` input.
+    """BF01 over prior scales (as :func:`bayes_factor_robustness`) for every sample of an :func:`evidence_table` input.
 
     Returns
     -------
     curves : dict of term -> DataFrame
+        ``prior_scale, bf10, bf01`` sorted by scale.
     """
+    if scales is None:
+        scales = np.union1d(np.round(np.linspace(0.1, 1.5, 29), 3), [0.5, DEFAULT_PRIOR_SCALE, 1.0, np.sqrt(2)])
+    scales = np.asarray(scales, dtype=float)
     curves = {}
     for term, sample in samples.items():
-        if isinstance(sample, tuple):
-            x, y = _sample(sample[0], f"{term} (first group)"), _sample(sample[1], f"{term} (second group)")
-        else:
-            x, y = _sample(sample, term), None
-        estimate, se, _, _, _ = _moments(x, y)
-        curves[term] = bayes_factor_robustness(estimate / se, x.size, None if y is None else y.size, scales)
+        bf10 = np.array([contrast_bf10(_contrast(sample, term), r) for r in scales])
+        curves[term] = pd.DataFrame({"prior_scale": scales, "bf10": bf10, "bf01": 1 / bf10}).sort_values(
+            "prior_scale", ignore_index=True
+        )
     return curves
 
 
@@ -321,6 +354,25 @@ def detectable_effect(n: int, n2: int | None = None, alpha: float = 0.05, power:
     if n < 2 or n2 < 2:
         raise ValueError(f"Both groups need at least 2 participants, got {n} and {n2}.")
     return float(TTestIndPower().solve_power(nobs1=n, ratio=n2 / n, alpha=alpha, power=power, alternative="two-sided"))
+
+
+def _detectable(n_eff: float, df: float, alpha: float, power: float) -> float:
+    """Smallest standardised effect a two-sided t-test detects with ``power``.
+
+    The t has ``df`` degrees of freedom and noncentrality ``delta * sqrt(n_eff)``.
+    """
+    crit = stats.t.isf(alpha / 2, df)
+
+    def shortfall(delta):
+        ncp = delta * np.sqrt(n_eff)
+        # the lower tail is negligible for positive effects (scipy returns NaN when it underflows)
+        lower = np.nan_to_num(stats.nct.cdf(-crit, df, ncp), nan=0.0)
+        return stats.nct.sf(crit, df, ncp) + lower - power
+
+    high = 1.0
+    while shortfall(high) < 0:
+        high *= 2
+    return float(optimize.brentq(shortfall, 0.0, high, xtol=1e-10))
 
 
 def verdict(p: float, p_equivalence: float, alpha: float = 0.05) -> str:
@@ -363,13 +415,16 @@ def evidence_table(
 
     Parameters
     ----------
-    samples : dict of term -> array or (array, array)
+    samples : dict of term -> array, (array, array) or CellContrast
         One array: a one-sample / paired test of its mean; a pair: two
-        independent groups, first minus second.
+        independent groups, first minus second, with Welch's t; a
+        :class:`~craving_circuits.stats.contrasts.CellContrast`: any contrast of
+        cell means (e.g. a crossover's treatment effect, adjusted for period).
     sesoi_dz : float
         Smallest effect of interest, standardised (d_z for one sample, d for
-        two); the raw bound is ``sesoi_dz`` times the sample's SD (pooled SD for
-        two groups).
+        two); the raw bound is ``sesoi_dz`` times the contrast's standardiser
+        (the SD for one sample, the within-sequence SD of a crossover, the root
+        mean square of the two groups' SDs for Welch).
     alpha : float
         Level of the two-sided difference test and of each one-sided
         equivalence test.
@@ -389,47 +444,46 @@ def evidence_table(
         smallest standardised bound the data would show equivalence for: the
         largest absolute end of the ``1 - 2 alpha`` interval over the SD),
         ``bf01``, ``detectable_dz``, the :func:`verdict` and the :func:`bf_label`.
+        The difference and equivalence tests use the contrast's own variance
+        model (Welch for two groups); the Bayes factor and the detectable
+        effect use the one-variance model of the same contrast (the JZS model,
+        and a property of the design rather than of the observed variances).
     """
     if not np.isfinite(sesoi_dz) or sesoi_dz <= 0:
         raise ValueError(f"sesoi_dz must be a positive number, got {sesoi_dz}.")
     alpha = _check_alpha(alpha)
     rows = []
     for term, sample in samples.items():
-        if isinstance(sample, tuple):
-            x, y = _sample(sample[0], f"{term} (first group)"), _sample(sample[1], f"{term} (second group)")
-            n_total, n2 = x.size + y.size, y.size
-        else:
-            x, y = _sample(sample, term), None
-            n_total, n2 = x.size, None
-        estimate, se, df, sd, _ = _moments(x, y)
-        if se == 0:
+        contrast = _contrast(sample, term)
+        m = contrast_moments(contrast)
+        if m.se == 0:
             raise ValueError(f"{term}: the sample has no variance; the tests are undefined.")
-        t = estimate / se
-        p = float(2 * stats.t.sf(abs(t), df))
-        half = stats.t.ppf(1 - alpha / 2, df) * se
-        bound = sesoi_dz * sd
-        eq = tost(x, bound, y, alpha=alpha)
-        bf10 = jzs_bf10(t, x.size, n2, r)
-        detectable = detectable_effect(x.size, n2, alpha=alpha, power=power)
+        t = m.estimate / m.se
+        p = float(2 * stats.t.sf(abs(t), m.df))
+        half = stats.t.ppf(1 - alpha / 2, m.df) * m.se
+        bound = sesoi_dz * m.sd
+        eq = _tost(m, bound, alpha)
+        bf10 = contrast_bf10(contrast, r)
+        design = contrast_moments(contrast, pooled=True)
         rows.append(
             {
                 "term": term,
-                "estimate": estimate,
-                "se": se,
-                "ci_low": estimate - half,
-                "ci_high": estimate + half,
+                "estimate": m.estimate,
+                "se": m.se,
+                "ci_low": m.estimate - half,
+                "ci_high": m.estimate + half,
                 "p": p,
-                "n": n_total,
-                "dz": estimate / sd,
+                "n": m.n,
+                "dz": m.estimate / m.sd,
                 "bound": bound,
                 "bound_dz": sesoi_dz,
                 "ci90_low": eq["ci_low"],
                 "ci90_high": eq["ci_high"],
                 "p_equivalence": eq["p"],
-                "equivalent_within_dz": max(abs(eq["ci_low"]), abs(eq["ci_high"])) / sd,
+                "equivalent_within_dz": max(abs(eq["ci_low"]), abs(eq["ci_high"])) / m.sd,
                 "bf01": 1 / bf10,
                 "prior_scale": r,
-                "detectable_dz": detectable,
+                "detectable_dz": _detectable(design.n_eff, design.df, alpha, power),
                 "verdict": verdict(p, eq["p"], alpha),
                 "bayes_factor": bf_label(1 / bf10),
             }
