@@ -41,9 +41,68 @@ Permutation scheme (that of ``nilearn.mass_univariate.permuted_ols``, 0.14.1)
   (equivalently of ``x`` and ``Z``; ``||S e|| = ||e|| = 1``, so the residual
   sum of squares is again ``1 - beta**2 - ||(S Z).T e||**2``). As in nilearn
   this also applies when there are confounds; it assumes symmetric errors.
+* ``sign_flip=True`` forces sign flipping when ``tested`` is not constant too
+  (Freedman-Lane with sign flips: the nuisance-model residuals ``e`` are
+  flipped; every nuisance column, the intercept included, is then resampled,
+  as none is invariant under sign flips). It assumes independent, symmetric
+  errors, but not that they are exchangeable, and is what variance groups use
+  (below). ``sign_flip=False`` with a constant ``tested`` is an error: a
+  permutation leaves a constant regressor unchanged.
 * Each of the ``n_perm`` resamplings is drawn independently and uniformly
   (with replacement, so the identity may occur). All draws come from ``rng``
   before any computation, so results do not depend on ``batch_size``.
+
+Variance groups
+---------------
+``variance_groups`` (one label per sample) allows the error variance to differ
+between groups of samples (Winkler, Ridgway, Webster, Smith & Nichols 2014,
+NeuroImage 92:381-397). The statistic is then not the OLS t but, per voxel,
+
+    ``G = b / sqrt(sum_g s_g**2 * sum_{i in g} a_i**2)``,
+    ``s_g**2 = sum_{i in g} r_i**2 / (n_g - sum_{i in g} h_ii)``,
+
+with ``X = [tested, Z]`` the full design, ``b = a @ y`` the OLS coefficient of
+``tested`` (``a`` its row of ``pinv(X)``, i.e. ``x / ||x_raw||**2`` with
+``x_raw`` the tested regressor residualised on ``Z``), ``r = (I - H) y`` the
+full-model residuals and ``h_ii`` the diagonal of the hat matrix ``H`` of
+``X``. The denominator estimates the variance of ``b`` when each group has its
+own error variance (a grouped sandwich estimator with a per-group
+degrees-of-freedom correction). With one group ``G`` is the ordinary t; with
+two groups, ``tested`` the group indicator and no confounds it is Welch's
+(Aspin-Welch) v. For a rank-1 contrast Winkler et al. (and PALM) divide the OLS
+estimate by ``sqrt(c' (X' W X)^-1 c)`` with ``W = diag(1 / s_g**2)``; the two
+denominators agree in those two cases, and more generally whenever ``W`` maps
+the column space of ``X`` into itself (e.g. when that space is spanned by
+indicators of the variance groups), but not in general when a regressor varies
+within groups of different variances.
+
+``G`` does not change when ``y`` or ``a`` is scaled, so it is computed from the
+unit-norm residuals ``e`` and unit-norm ``x`` of the t path: ``b ∝ x @ e``,
+``r = e - x (x @ e)`` and the squared denominator is ``sum_i w_i r_i**2`` with
+the fixed weights ``w_i = sum_{j in g(i)} x_j**2 / (n_g - sum_{j in g(i)}
+h_jj)``, ``g(i)`` the group of sample ``i``. Every group needs at least 2
+samples and more than 0.5 residual degrees of freedom ``n_g - sum_{i in g}
+h_ii`` (a ``ValueError`` otherwise).
+
+Resampling: errors of different variances are not exchangeable between
+groups, so variance groups always use sign flipping (Freedman-Lane, as above;
+``sign_flip=False`` is an error). Flipping the residuals ``u = S e`` (``S``
+diagonal, +-1) and refitting the fixed design ``X`` gives ``b* ∝ x @ S e`` and
+residuals ``(I - H) S e``; equivalently, ``S X`` fitted to ``e`` has residuals
+``S (I - H) S e`` (``H_{SX} = S H S``), with the same squares. The leverages,
+``a`` up to signs, and so the per-group degrees of freedom, are the same in
+every resampling. With ``Q = [x, Z]`` orthonormal and ``m = Q' S e`` the
+squared denominator is ``sum_i w_i e_i**2 - 2 m' Q' W S e + m' Q' W Q m``
+(``W = diag(w)``): a batch of resamplings costs one product of ``e`` with
+``2 (rank(X))`` rows per resampling, and no ``(n_samples, n_voxels)`` array per
+resampling. Batches are capped so that their buffers stay under about 256 MB.
+
+Clusters are formed on ``G`` with the threshold of the t path,
+``scipy.stats.t.isf(cluster_forming_p, df)`` with ``df = n_samples -
+rank(X)``. ``G`` has no exact t distribution, so the threshold is only
+approximately the nominal voxelwise p; the FWE p-values stay valid, as the same
+rule is applied to the data and to every resampling. The voxel-level maximum
+is that of ``|G|`` (of ``G`` if one-sided).
 
 Clusters (as nilearn)
 ---------------------
@@ -87,6 +146,7 @@ distributions agree in law, not draw by draw.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import warnings
 from dataclasses import dataclass
@@ -109,6 +169,11 @@ _RANK_TOL = 1e-10
 # Floor of the residual sum of squares of unit-norm data: below rounding error,
 # it only prevents divisions by zero.
 _RSS_FLOOR = np.finfo(np.float64).eps ** 2
+
+# Variance groups: least residual degrees of freedom per group, and the memory
+# budget of the buffers of one batch of resamplings.
+_MIN_GROUP_DF = 0.5
+_BATCH_BYTES = 256 * 2**20
 
 
 # ---------------------------------------------------------------------------
@@ -307,6 +372,115 @@ def t_statistic(y, tested, confounds=None, intercept=True) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
+# Variance groups
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _VarianceGroups:
+    """Fixed quantities of the variance-group statistic ``G`` (see the module docstring).
+
+    ``basis`` is ``Q = [x, Z]``, an orthonormal basis of the full design;
+    ``weights`` are the ``w_i``, so that ``G = (x @ e) / sqrt(sum_i w_i r_i**2)``.
+    """
+
+    basis: np.ndarray  # (n_samples, rank + 1)
+    weights: np.ndarray  # (n_samples,)
+    gram: np.ndarray  # (rank + 1, rank + 1): Q' W Q
+    floor: float
+
+    def observed(self, x: np.ndarray, resid: np.ndarray) -> np.ndarray:
+        """``G`` of the data, from unit-norm (or zero) nuisance-model residuals ``resid``."""
+        beta = x @ resid
+        r = resid - np.outer(x, beta)
+        den = self.weights @ np.square(r)
+        return beta / np.sqrt(np.maximum(den, self.floor))
+
+    def batch_size(self, n_voxels: int) -> int:
+        """Resamplings per batch whose buffers fit in about ``_BATCH_BYTES``."""
+        k = self.basis.shape[1]
+        return max(1, _BATCH_BYTES // (8 * n_voxels * (3 * k + 2)))
+
+    def null(self, flips: np.ndarray, resid: np.ndarray, c0: np.ndarray) -> np.ndarray:
+        """``G`` maps of a batch of sign flips.
+
+        Parameters
+        ----------
+        flips : ndarray, shape (batch, n_samples)
+            +1/-1.
+        resid : ndarray, shape (n_samples, n_voxels)
+            Unit-norm (or zero) nuisance-model residuals ``e``.
+        c0 : ndarray, shape (n_voxels,)
+            ``sum_i w_i e_i**2``.
+
+        Returns
+        -------
+        g : ndarray, shape (batch, n_voxels)
+        """
+        batch, n = flips.shape
+        k = self.basis.shape[1]
+        # Rows of (Q' S) and (Q' W S) for every resampling, in one product with e.
+        left = np.empty((2, batch, k, n))
+        np.multiply(flips[:, None, :], self.basis.T[None], out=left[0])
+        np.multiply(left[0], self.weights, out=left[1])
+        prod = (left.reshape(2 * batch * k, n) @ resid).reshape(2, batch, k, -1)
+        m, q = prod[0], prod[1]  # m = Q' S e, q = Q' W S e
+        # den = c0 - 2 m'q + m' (Q'WQ) m = c0 + sum_j m_j ((Q'WQ) m - 2 q)_j
+        quad = np.matmul(self.gram, m)
+        q *= -2.0
+        quad += q
+        quad *= m
+        den = quad.sum(axis=1)
+        den += c0
+        np.maximum(den, self.floor, out=den)
+        np.sqrt(den, out=den)
+        return np.divide(m[:, 0], den, out=den)  # m[:, 0] = x' S e
+
+
+def _variance_groups(variance_groups, model: _Model) -> _VarianceGroups:
+    """Validated variance groups of ``model``'s samples and the weights of ``G``."""
+    n_samples = model.x.size
+    labels = np.asarray(variance_groups, dtype=object) if variance_groups is not None else None
+    if labels is None or labels.ndim != 1:
+        shape = None if labels is None else labels.shape
+        raise ValueError(f"variance_groups must be 1D with one label per sample, got shape {shape}.")
+    if labels.size != n_samples:
+        raise ValueError(
+            f"variance_groups has {labels.size} labels but y has {n_samples} samples (rows); give one label per sample."
+        )
+    missing = pd.isna(labels)
+    if missing.any():
+        raise ValueError(
+            f"variance_groups has missing labels (None or NaN) for {int(missing.sum())} of {n_samples} samples; "
+            "give every sample a group."
+        )
+    codes, uniques = pd.factorize(labels, sort=False)
+    basis = np.column_stack([model.x, model.nuisance])
+    leverage = np.sum(np.square(basis), axis=1)
+    weights = np.empty(n_samples)
+    for code, label in enumerate(uniques):
+        members = codes == code
+        n_g = int(members.sum())
+        df_g = n_g - float(leverage[members].sum())
+        if n_g < 2 or df_g <= _MIN_GROUP_DF:
+            label = label.item() if isinstance(label, np.generic) else label
+            df_g = max(0.0, round(df_g, 9))
+            raise ValueError(
+                f"variance group {label!r} has {n_g} sample(s) and {df_g:.3g} residual degrees of freedom "
+                f"(its size minus the sum of its leverages under the full design); each group needs at least 2 "
+                f"samples and more than {_MIN_GROUP_DF} degrees of freedom to estimate its variance. Merge it "
+                "with another group, or remove regressors that only it informs."
+            )
+        weights[members] = np.sum(np.square(model.x[members])) / df_g
+    return _VarianceGroups(
+        basis=basis,
+        weights=weights,
+        gram=basis.T @ (weights[:, None] * basis),
+        floor=_RSS_FLOOR * float(weights.max()),
+    )
+
+
+# ---------------------------------------------------------------------------
 # Clusters
 # ---------------------------------------------------------------------------
 
@@ -410,9 +584,9 @@ class PermutationResult:
     Attributes
     ----------
     t : ndarray, shape (n_voxels,)
-        Observed t.
+        Observed t (the variance-group statistic ``G`` if ``statistic == "G"``).
     df : int
-        Residual degrees of freedom.
+        Residual degrees of freedom ``n_samples - rank(X)``.
     threshold : float
         Cluster-forming threshold on ``|t|`` (on ``t`` if one-sided).
     labels : ndarray of int, shape (n_voxels,)
@@ -431,6 +605,11 @@ class PermutationResult:
         maximum statistic, in the order of the resamplings.
     n_perm : int
     two_sided : bool
+    statistic : str
+        ``"t"`` (OLS t) or ``"G"`` (with variance groups).
+    sign_flip : bool or None
+        Whether the resamplings were sign flips (else row permutations); None
+        if not recorded.
     """
 
     t: np.ndarray
@@ -444,6 +623,8 @@ class PermutationResult:
     h0_max_t: np.ndarray
     n_perm: int
     two_sided: bool
+    statistic: str = "t"
+    sign_flip: bool | None = None
 
 
 def _check_mask(mask, n_voxels: int) -> np.ndarray:
@@ -487,6 +668,9 @@ def cluster_permutation_test(
     two_sided=True,
     rng=None,
     batch_size=256,
+    *,
+    variance_groups=None,
+    sign_flip=None,
 ) -> PermutationResult:
     """Permutation test of one regressor with cluster- and voxel-level FWE control.
 
@@ -496,7 +680,8 @@ def cluster_permutation_test(
         Columns are the ``True`` voxels of ``mask`` in C order.
     tested : array-like, shape (n_samples,)
         Tested regressor; constant for a one-sample test (sign flipping),
-        otherwise row permutation (Freedman-Lane).
+        otherwise row permutation (Freedman-Lane) unless ``sign_flip`` or
+        ``variance_groups`` is given.
     mask : array-like of bool, shape (nx, ny, nz)
         Defines the voxel grid and the neighbourhoods of clusters.
     confounds : array-like, shape (n_samples, n_confounds), optional
@@ -514,7 +699,25 @@ def cluster_permutation_test(
     batch_size : int
         Resamplings whose t maps are computed together, in a buffer of
         2 (3 with confounds) x ``batch_size * n_voxels`` float64. Does not
-        change the result.
+        change the result. With variance groups, batches are further capped so
+        that their buffers stay under about 256 MB.
+    variance_groups : array-like, shape (n_samples,), optional
+        Label of each sample's variance group (any hashable values, no missing
+        ones). The error variance may then differ between groups: the
+        statistic is the variance-group statistic ``G`` of Winkler et al.
+        (2014) instead of the t (Welch's v for a two-sample test without
+        confounds; the t for a single group), the resamplings are sign flips
+        (``sign_flip`` must not be False), and clusters are formed on ``G``
+        with the t threshold, only approximately of level
+        ``cluster_forming_p`` (see the module docstring). Each group needs at
+        least 2 samples and more than 0.5 residual degrees of freedom.
+    sign_flip : bool or None
+        None: sign flipping if ``tested`` is constant or ``variance_groups`` is
+        given, else permutation. True: sign flipping (Freedman-Lane with sign
+        flips of the nuisance-model residuals; assumes independent symmetric
+        errors) whatever ``tested``; without variance groups the statistic is
+        still the t. False: permutation; an error if ``tested`` is constant or
+        ``variance_groups`` is given.
 
     Returns
     -------
@@ -533,29 +736,52 @@ def cluster_permutation_test(
     if not isinstance(two_sided, (bool, np.bool_)):
         raise ValueError(f"two_sided must be True or False, got {two_sided!r}.")
     two_sided = bool(two_sided)
+    if sign_flip is not None and not isinstance(sign_flip, (bool, np.bool_)):
+        raise ValueError(f"sign_flip must be None, True or False, got {sign_flip!r}.")
+    if variance_groups is not None and sign_flip is not None and not sign_flip:
+        raise ValueError(
+            "variance_groups needs sign flipping (sign_flip=None or True): errors with different variances "
+            "are not exchangeable between groups, so permuting rows across groups is not a valid null."
+        )
 
     resid, model = _prepare(y, tested, confounds, True)
+    if sign_flip is not None and not sign_flip and model.sign_flip:
+        raise ValueError(
+            "sign_flip=False with a constant tested (one-sample test): a permutation leaves a constant "
+            "regressor unchanged; use sign flipping (sign_flip=None or True)."
+        )
+    if (sign_flip or variance_groups is not None) and not model.sign_flip:
+        # No nuisance column (the intercept included) is invariant under sign flips.
+        model = dataclasses.replace(model, n_invariant=0, sign_flip=True)
+    groups = None if variance_groups is None else _variance_groups(variance_groups, model)
     rng = np.random.default_rng(rng)
     draws = _draw_resamplings(rng, n_perm, y.shape[0], model.sign_flip)
 
-    t_obs = _observed_t(model, resid)
+    t_obs = _observed_t(model, resid) if groups is None else groups.observed(model.x, resid)
     threshold = float(stats.t.isf(cluster_forming_p, model.df))
     labeller = _ClusterLabeller(mask)
 
-    n_resampled = model.resampled_nuisance.shape[1]
-    work = np.empty((2 + (n_resampled > 0), min(batch_size, n_perm), y.shape[1]))
     h0_max_t = np.empty(n_perm)
     h0_max_size = np.zeros(n_perm, dtype=np.int64)
     h0_max_mass = np.zeros(n_perm)
+    if groups is None:
+        n_resampled = model.resampled_nuisance.shape[1]
+        work = np.empty((2 + (n_resampled > 0), min(batch_size, n_perm), y.shape[1]))
+    else:
+        batch_size = min(batch_size, groups.batch_size(y.shape[1]))
+        c0 = groups.weights @ np.square(resid)
     for start in range(0, n_perm, batch_size):
         batch = draws[start : start + batch_size]
-        if model.sign_flip:
-            x = batch * model.x
-            z = batch[:, :, None] * model.resampled_nuisance[None]
+        if groups is not None:
+            t_null = groups.null(batch.astype(np.float64), resid, c0)
         else:
-            x = model.x[batch]
-            z = model.resampled_nuisance[batch]
-        t_null = _t_maps(x, z, resid, model.df, work)
+            if model.sign_flip:
+                x = batch * model.x
+                z = batch[:, :, None] * model.resampled_nuisance[None]
+            else:
+                x = model.x[batch]
+                z = model.resampled_nuisance[batch]
+            t_null = _t_maps(x, z, resid, model.df, work)
         max_t = t_null.max(axis=1)
         h0_max_t[start : start + len(batch)] = np.maximum(max_t, -t_null.min(axis=1)) if two_sided else max_t
         for i, t_map in enumerate(t_null, start=start):
@@ -577,4 +803,6 @@ def cluster_permutation_test(
         h0_max_t=h0_max_t,
         n_perm=n_perm,
         two_sided=two_sided,
+        statistic="t" if groups is None else "G",
+        sign_flip=model.sign_flip,
     )
