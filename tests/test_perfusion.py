@@ -114,9 +114,12 @@ def test_time_differences_and_the_group_test(tmp_path):
     assert excl["participant_id"].tolist() == ["sub-7"] and "ses-T2" in excl["reason"].iloc[0]
     from craving_circuits.stats import permutation
 
+    baclofen = (table["group"] == "baclofen").to_numpy()
     result = perfusion.group_by_time_test(diff, table, mask_img, n_perm=20, rng=0)
-    expected = permutation.t_statistic(diff, (table["group"] == "baclofen").to_numpy(float))
-    np.testing.assert_allclose(result.t, expected, rtol=1e-5)
+    welch = scipy.stats.ttest_ind(diff[baclofen], diff[~baclofen], equal_var=False).statistic
+    np.testing.assert_allclose(result.t, welch, rtol=1e-5, atol=1e-6)  # float32 maps
+    pooled = perfusion.group_by_time_test(diff, table, mask_img, n_perm=20, rng=0, variance_groups=False)
+    np.testing.assert_allclose(pooled.t, permutation.t_statistic(diff, baclofen.astype(float)), rtol=1e-5)
     with pytest.raises(ValueError, match="at least 2"):
         perfusion.group_by_time_test(diff[:5], table.head(5), mask_img, n_perm=20)
 

@@ -311,6 +311,7 @@ def group_by_time_test(
     n_perm: int = 5000,
     two_sided: bool = True,
     rng=None,
+    variance_groups: bool = True,
 ):
     """Baclofen minus placebo in the ``T2 - T1`` maps, permutation with cluster-level FWE control.
 
@@ -328,6 +329,12 @@ def group_by_time_test(
         permutation).
     cluster_forming_p, n_perm, two_sided, rng
         See :func:`craving_circuits.stats.permutation.cluster_permutation_test`.
+    variance_groups : bool
+        Let each group have its own variance (default): the statistic is
+        Welch's (with a covariate, its variance-group generalisation) and the
+        resampling sign flipping, which stays valid when the drug changes the
+        spread of the changes (Winkler et al. 2014). False: the pooled-variance
+        t with Freedman-Lane permutation.
 
     Returns
     -------
@@ -350,6 +357,7 @@ def group_by_time_test(
         n_perm=n_perm,
         two_sided=two_sided,
         rng=rng,
+        variance_groups=groups if variance_groups else None,
     )
 
 
