@@ -24,7 +24,6 @@ import pytest  # noqa: E402
 from craving_circuits.cocaine import (  # noqa: E402
     chapters,
     denoise,
-    drug,
     firstlevel,
     layout,
     mrs,
@@ -33,6 +32,7 @@ from craving_circuits.cocaine import (  # noqa: E402
 from craving_circuits.io import atlas  # noqa: E402
 from craving_circuits.simulate import roi_level, simulate_cocaine_study  # noqa: E402
 from craving_circuits.stats import voxelwise  # noqa: E402
+from craving_circuits.verdict import planted  # noqa: E402
 
 RECOVERY_ALPHA = 0.05
 
@@ -89,7 +89,6 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
         runs, denoise.parse_strategy("conn"), comparison_strategies=[denoise.parse_strategy("none")]
     )
     first = firstlevel.first_level(runs, analysis, mask_img, root / "firstlevel", n_jobs=2)
-    models = secondlevel.roi_models(first.roi, analysis.strategy.name, alpha=RECOVERY_ALPHA)
     diff, table, _ = secondlevel.state_difference_maps(first.runs, first.maps)
     smoothed = voxelwise.smooth_maps(diff, mask_img, 6.0)
     tests = secondlevel.group_tests(smoothed, table, mask_img, n_perm=n_perm, rng=0)
@@ -114,7 +113,7 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
     )
     return SimpleNamespace(
         data_dir=root / "data",
-        drug=_analyse_drug(study, first, models, mask_img, n_perm),
+        drug=_analyse_drug(study, first, mask_img, n_perm),
         contrasts=secondlevel.roi_state_tests(fc_changes, alpha=RECOVERY_ALPHA).set_index(["target", "term"]),
         participant_changes=secondlevel.participant_state_changes(fc_changes),
         clusters=clusters,
@@ -127,13 +126,13 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
     )
 
 
-def _analyse_drug(study, first, models, mask_img, n_perm=1000):
+def _analyse_drug(study, first, mask_img, n_perm=1000):
     """The NAC chapter's analyses, through the package.
 
     Returns a namespace with ``evidence`` (connectivity and rating evidence
-    tables, indexed by term), ``contrasts`` (the mixed model's drug rows, by
-    target and term), ``checks`` (the ANOVA checks) and ``clusters`` (the
-    voxelwise drug tests).
+    tables, indexed by term), ``periods`` (the period effects, indexed by
+    outcome and term), ``truth`` (the planted effects by name) and
+    ``clusters`` (the voxelwise drug tests).
     """
 
     from craving_circuits.io import atlas
@@ -151,10 +150,11 @@ def _analyse_drug(study, first, models, mask_img, n_perm=1000):
         smoothed, table, mask_img, tests=tuple(secondlevel.DRUG_TESTS), n_perm=n_perm, rng=0
     )
     rois = atlas.roi_masks(["dlpfc", "thalamus_midline"], mask_img)
+    truth = planted.load_ground_truth(study)
     return SimpleNamespace(
         evidence=nac["evidence"].set_index("term"),
-        contrasts=models.contrasts[models.contrasts["term"].isin(drug.DRUG_TERMS)].set_index(["target", "term"]),
-        checks=drug.interaction_checks(first.roi, strategy, models.contrasts),
+        periods=nac["periods"].set_index(["outcome", "term"]),
+        truth={e["effect"]: e["planted"] for e in truth["effects"]},
         clusters=voxelwise.cluster_tables(tests, mask_img, rois, alpha=RECOVERY_ALPHA),
     )
 
@@ -183,5 +183,4 @@ def nac_control_analysis(paper_analysis):
     runs, _ = layout.collect_runs(study)
     analysis, mask_img, _ = firstlevel.seed_analysis(runs, denoise.parse_strategy("conn"))
     first = firstlevel.first_level(runs, analysis, mask_img, paper_analysis.data_dir / "firstlevel_nac", n_jobs=2)
-    models = secondlevel.roi_models(first.roi, analysis.strategy.name, alpha=RECOVERY_ALPHA)
-    return _analyse_drug(study, first, models, mask_img)
+    return _analyse_drug(study, first, mask_img)

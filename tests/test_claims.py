@@ -193,12 +193,6 @@ def test_glutamate_chapter_estimates():
 
 
 def test_nac_chapter_estimates():
-    contrasts = _result(
-        target=["dlpfc", "thalamus_midline", "dlpfc", "dlpfc"],
-        term=["drug x state | CUD", "group x state x drug", "craving - neutral | CUD", "drug x state | control"],
-        estimate=[-0.3, -0.2, 0.4, 0.05],
-        p=[0.01, 0.04, 0.001, 0.6],
-    )
     clusters = {
         f"clusters_{t}": _empty_clusters("dlpfc", "thalamus_midline")
         for t in ("drug_x_state_control", "group_x_state_x_drug")
@@ -213,26 +207,37 @@ def test_nac_chapter_estimates():
             "overlap_thalamus_midline": [0.0, 0.1],
         }
     )
-    ratings = _result(term=["craving - neutral | CUD", "drug x state | CUD"], estimate=[30.0, -8.0], p=[1e-6, 0.02])
+    terms = [f"{c} ({o})" for o in ("dlpfc", "thalamus_midline") for c in claims.DRUG_EFFECTS]
     evidence = _result(
-        term=[f"drug x state | CUD ({o})" for o in ("dlpfc", "thalamus_midline", "rating")],
-        estimate=[-0.1, 0.0, -2.0],
-        p=[0.5, 0.9, 0.3],
+        term=terms + ["drug x state | CUD (rating)"],
+        estimate=[-0.1, 0.02, -0.12, 0.0, 0.01, -0.01, -2.0],
+        p=[0.5, 0.8, 0.4, 0.9, 0.95, 0.9, 0.3],
     )
-    est = claims.estimates(
-        "nac_null_effect",
-        {"interaction_contrasts": contrasts, "rating_tests": ratings, "evidence": evidence, **clusters},
-    ).set_index("test")
-    assert est.loc["ROI mixed model: drug x state | CUD (dlpfc)", "effect"] == "drug_x_state_cud"
-    assert est.loc["ROI mixed model: group x state x drug (thalamus_midline)", "effect"] == "group_x_state_x_drug"
+    periods = _result(
+        outcome=["dlpfc", "dlpfc", "thalamus_midline", "thalamus_midline", "rating"],
+        term=["period | CUD", "period | control"] * 2 + ["period | CUD"],
+        estimate=[-0.1, 0.01, -0.15, 0.0, -6.0],
+        p=[0.2, 0.9, 0.04, 0.99, 0.001],
+    )
+    est = claims.estimates("nac_null_effect", {"evidence": evidence, "periods": periods, **clusters}).set_index("test")
+    row = est.loc["crossover t, adjusted for period: drug x state | CUD (dlpfc)"]
+    assert (row["effect"], row["estimate"]) == ("drug_x_state_cud", -0.1)
+    row = est.loc["crossover t, adjusted for period: group x state x drug (thalamus_midline)"]
+    assert (row["effect"], row["estimate"]) == ("group_x_state_x_drug", -0.01)
+    row = est.loc["crossover t, adjusted for period: drug x state | CUD (rating)"]
+    assert (row["effect"], row["estimate"]) == ("nac_rating_effect_cud", -2.0)
+    row = est.loc["crossover period effect (second minus first session), CUD (thalamus_midline)"]
+    assert (row["effect"], row["estimate"], row["p"]) == ("habituation_nacc_thalamus_cud", -0.15, 0.04)
     assert not any("craving - neutral" in t for t in est.index)  # the seed chapter's rows stay there
     dl = est.loc["voxelwise cluster FWE: drug_x_state_cud, cluster on dlpfc"]
     assert (dl["estimate"], dl["p"]) == (-5.0, 0.01)  # a negative cluster counts: NAC lowers the rise
     empty = est.loc["voxelwise cluster FWE: group_x_state_x_drug, cluster on dlpfc"]
     assert np.isnan(empty["estimate"]) and empty["p"] == 1.0
-    assert est.loc["paired t on ratings: drug x state | CUD", "estimate"] == -8.0
-    paired = est.loc["paired t of NAC - placebo in the craving rise, CUD (rating)"]
-    assert (paired["effect"], paired["estimate"]) == ("nac_rating_effect_cud", -2.0)
+    # every NAC claim reads an estimand the chapter has
+    ids = set(est["estimand"])
+    for claim in claims.CLAIMS:
+        if claim.claim_id.startswith("nac_"):
+            assert claim.estimand.id in ids and claim.equivalence.id in ids
 
 
 def test_baclofen_chapters_estimates():
@@ -313,5 +318,5 @@ def test_multiverse_estimates_one_row_per_specification():
         "multiverse/craving_neutral_cud/thalamus_midline@simple",
     ]
     assert est.loc["multiverse/craving_neutral_cud/dlpfc@compcor", "test"] == (
-        "ROI mixed model, compcor: craving - neutral | CUD (dlpfc)"
+        "summary-statistic t, compcor: craving - neutral | CUD (dlpfc)"
     )

@@ -1,13 +1,13 @@
-"""The drug contrast: exact double differences, listed exclusions, and the mixed model's
-interactions against classical ANOVAs of the same table."""
+"""The drug contrast: exact double differences, the session order, listed exclusions, and the crossover
+tests (period-adjusted) against statsmodels OLS."""
 
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.formula.api as smf
 from scipy import stats
 
-from craving_circuits.cocaine import drug, secondlevel
-from craving_circuits.io.schemas import ROI_COLUMNS
+from craving_circuits.cocaine import drug
 
 
 def _changes():
@@ -47,15 +47,45 @@ def test_drug_differences_refuses_bad_tables():
         drug.drug_differences(pd.concat([changes, changes.iloc[:1]]))
 
 
+def test_session_order_is_natural_and_gives_the_sequence():
+    assert drug.session_order(["ses-10", "ses-2", "ses-1"]) == {"ses-1": 0, "ses-2": 1, "ses-10": 2}
+    changes = pd.DataFrame(
+        {
+            "participant_id": ["a", "a", "b", "b"],
+            "group": ["CUD"] * 4,
+            "session_id": ["ses-2", "ses-10", "ses-10", "ses-2"],
+            "drug": ["NAC", "placebo", "NAC", "placebo"],
+            "delta": [0.1, 0.2, 0.3, 0.4],
+        }
+    )
+    table, _ = drug.drug_differences(changes, by=())
+    assert table.set_index("participant_id")["sequence"].to_dict() == {"a": "NAC-placebo", "b": "placebo-NAC"}
+    with pytest.raises(ValueError, match="same session"):
+        drug.drug_differences(changes.assign(session_id="ses-1"), by=())
+
+
+def _dd_table(seed=0, sizes=(("CUD", 4, 3), ("control", 3, 3)), period=-0.3):
+    """Double differences by target with a period effect, CUD first / second order sizes as given."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g, n_first, n_second in sizes:
+        for i in range(n_first + n_second):
+            first = i < n_first
+            for t in ("dlpfc", "thalamus"):
+                rows.append(
+                    {
+                        "participant_id": f"{g}{i}",
+                        "group": g,
+                        "target": t,
+                        "dd": (-period if first else period) + rng.normal(),
+                        "sequence": "NAC-placebo" if first else "placebo-NAC",
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
 def test_drug_samples_and_evidence_per_outcome():
-    rng = np.random.default_rng(0)
-    rows = [
-        {"participant_id": f"{g}{i}", "group": g, "target": t, "dd": rng.normal()}
-        for g, n in (("CUD", 6), ("control", 5))
-        for i in range(n)
-        for t in ("dlpfc", "thalamus")
-    ]
-    table = pd.DataFrame(rows)
+    table = _dd_table()
     samples = drug.drug_samples(table)
     assert list(samples) == [
         "drug x state | CUD (dlpfc)",
@@ -65,76 +95,49 @@ def test_drug_samples_and_evidence_per_outcome():
         "drug x state | control (thalamus)",
         "group x state x drug (thalamus)",
     ]
-    cud_dlpfc = table[(table["group"] == "CUD") & (table["target"] == "dlpfc")]["dd"].to_numpy()
-    np.testing.assert_array_equal(samples["drug x state | CUD (dlpfc)"], cud_dlpfc)
-    assert isinstance(samples["group x state x drug (thalamus)"], tuple)
     evidence = drug.drug_evidence(table, sesoi_dz=0.8)
     assert evidence["outcome"].tolist() == ["dlpfc"] * 3 + ["thalamus"] * 3
     assert evidence["contrast"].tolist()[:3] == ["drug x state | CUD", "drug x state | control", "group x state x drug"]
+    rows = evidence.set_index("term")
+    for target in ("dlpfc", "thalamus"):
+        sub = table[table["target"] == target]
+        # within a group: the intercept of dd ~ sequence (sum coded), the crossover analysis
+        cud = sub[sub["group"] == "CUD"]
+        fit = smf.ols("dd ~ C(sequence, Sum)", data=cud).fit()
+        row = rows.loc[f"drug x state | CUD ({target})"]
+        assert row["estimate"] == pytest.approx(fit.params["Intercept"], rel=1e-10)
+        assert row["se"] == pytest.approx(fit.bse["Intercept"], rel=1e-10)
+        assert row["p"] == pytest.approx(fit.pvalues["Intercept"], rel=1e-8)
+        # between groups: the groups' period-adjusted effects, differenced
+        ctl = sub[sub["group"] == "control"]
+        fit_ctl = smf.ols("dd ~ C(sequence, Sum)", data=ctl).fit()
+        row = rows.loc[f"group x state x drug ({target})"]
+        assert row["estimate"] == pytest.approx(fit.params["Intercept"] - fit_ctl.params["Intercept"], rel=1e-10)
+        assert row["se"] == pytest.approx(np.hypot(fit.bse["Intercept"], fit_ctl.bse["Intercept"]), rel=1e-10)
+    # without the period adjustment: the paired t of the double differences and Welch between groups
+    plain = drug.drug_evidence(table, sesoi_dz=0.8, period=False).set_index("term")
+    cud_dlpfc = table[(table["group"] == "CUD") & (table["target"] == "dlpfc")]["dd"].to_numpy()
+    ctl_dlpfc = table[(table["group"] == "control") & (table["target"] == "dlpfc")]["dd"].to_numpy()
+    assert plain.loc["drug x state | CUD (dlpfc)", "p"] == pytest.approx(stats.ttest_1samp(cud_dlpfc, 0).pvalue)
+    welch = stats.ttest_ind(cud_dlpfc, ctl_dlpfc, equal_var=False)
+    assert plain.loc["group x state x drug (dlpfc)", "p"] == pytest.approx(welch.pvalue, rel=1e-10)
     one = drug.drug_evidence(table[table["target"] == "dlpfc"], by=None, groups=("CUD",))
     assert one["term"].tolist() == ["drug x state | CUD"] and one["outcome"].tolist() == [""]
     named = drug.drug_evidence(table[table["target"] == "dlpfc"], by=None, groups=("CUD",), name="rating")
     assert named["term"].tolist() == ["drug x state | CUD (rating)"] and named["outcome"].tolist() == ["rating"]
-    assert named["contrast"].tolist() == ["drug x state | CUD"]
-    assert one["p"].iloc[0] == pytest.approx(stats.ttest_1samp(cud_dlpfc, 0).pvalue)
     with pytest.raises(ValueError, match="nothing to test"):
         drug.drug_samples(table.head(2))
+    with pytest.raises(ValueError, match="session order"):
+        drug.drug_samples(table.drop(columns="sequence"))
 
 
-def _roi_table(seed=0, n_cud=9, n_control=8, nac=0.0):
-    """A complete group x state x drug table of ROI values with participant and session effects."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for g, n in (("CUD", n_cud), ("control", n_control)):
-        for i in range(n):
-            pid = f"sub-{g}{i:02d}"
-            base = rng.normal(0.3, 0.2)
-            for drug_name, ses in (("placebo", "ses-1"), ("NAC", "ses-2")):
-                for state in ("neutral", "craving"):
-                    for target in ("dlpfc", "thalamus_midline"):
-                        rise = (0.4 if g == "CUD" else 0.0) + (nac if drug_name == "NAC" and g == "CUD" else 0.0)
-                        value = base + (state == "craving") * rise + rng.normal(0, 0.15)
-                        rows.append((pid, g, ses, drug_name, state, "conn", "nacc", target, value))
-    return pd.DataFrame(rows, columns=ROI_COLUMNS)
-
-
-def test_interaction_checks_against_anovas_and_the_paired_t():
-    roi = _roi_table(nac=-0.2)
-    models = secondlevel.roi_models(roi, "conn")
-    checks = drug.interaction_checks(roi, "conn", models.contrasts)
-    assert list(checks.columns) == drug.CHECK_COLUMNS
-    for target in ("dlpfc", "thalamus_midline"):
-        rows = checks[checks["target"] == target].set_index(["term", "method"])
-        cells = roi[roi["target"] == target].pivot_table(
-            index=["participant_id", "group"], columns=["drug", "state"], values="fisher_z"
-        )
-        dd = (
-            (cells[("NAC", "craving")] - cells[("NAC", "neutral")])
-            - (cells[("placebo", "craving")] - cells[("placebo", "neutral")])
-        ).reset_index(name="dd")
-        cud, ctl = dd.loc[dd["group"] == "CUD", "dd"], dd.loc[dd["group"] == "control", "dd"]
-        anova = rows.loc[("drug x state | CUD", "RM ANOVA (AnovaRM F)")]
-        paired = stats.ttest_1samp(cud, 0.0)
-        assert anova["statistic"] == pytest.approx(paired.statistic**2, rel=1e-8)  # F = t^2
-        assert anova["p"] == pytest.approx(paired.pvalue, rel=1e-8)
-        assert anova["estimate"] == pytest.approx(cud.mean())
-        mixed = rows.loc[("group x state x drug", "mixed ANOVA (F)")]
-        two = stats.ttest_ind(cud, ctl)
-        assert mixed["statistic"] == pytest.approx(two.statistic**2, rel=1e-8)
-        assert mixed["p"] == pytest.approx(two.pvalue, rel=1e-8)
-        # the mixed model's contrasts estimate the same quantities on this complete, balanced table
-        model = rows.loc[("drug x state | CUD", "mixed model (Wald chi2)")]
-        assert model["estimate"] == pytest.approx(cud.mean(), abs=1e-6)
-        model3 = rows.loc[("group x state x drug", "mixed model (Wald chi2)")]
-        assert model3["estimate"] == pytest.approx(cud.mean() - ctl.mean(), abs=1e-6)
-    with pytest.raises(ValueError, match="No ROI values"):
-        drug.interaction_checks(roi, "simple", models.contrasts)
-
-
-def test_interaction_checks_leave_out_incomplete_participants():
-    roi = _roi_table(seed=3)
-    dropped = roi[~((roi["participant_id"] == "sub-CUD00") & (roi["drug"] == "NAC") & (roi["state"] == "craving"))]
-    models = secondlevel.roi_models(dropped, "conn")
-    checks = drug.interaction_checks(dropped, "conn", models.contrasts)
-    anova = checks[checks["method"].str.startswith("RM ANOVA")].iloc[0]
-    assert anova["df_den"] == 9 - 1 - 1  # one CUD participant fewer
+def test_period_tests_estimate_the_second_minus_first_session():
+    table = _dd_table(seed=2, sizes=(("CUD", 5, 4), ("control", 4, 4)), period=-0.3)
+    periods = drug.period_tests(table)
+    assert list(periods.columns) == drug.PERIOD_COLUMNS
+    row = periods[(periods["outcome"] == "dlpfc") & (periods["group"] == "CUD")].iloc[0]
+    sub = table[(table["target"] == "dlpfc") & (table["group"] == "CUD")]
+    means = sub.groupby("sequence")["dd"].mean()
+    assert row["term"] == "period | CUD"
+    assert row["estimate"] == pytest.approx((means["placebo-NAC"] - means["NAC-placebo"]) / 2, rel=1e-12)
+    assert row["df"] == 9 - 2 and row["n"] == 9

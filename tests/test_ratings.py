@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.formula.api as smf
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from craving_circuits.cocaine import ratings
@@ -14,7 +15,8 @@ def _ratings(seed=0, n_cud=7, n_control=6):
     rows = []
     for i in range(n_cud + n_control):
         group = "CUD" if i < n_cud else "control"
-        for ses, drug in (("ses-1", "placebo"), ("ses-2", "NAC")):
+        order = (("ses-1", "placebo"), ("ses-2", "NAC")) if i % 2 else (("ses-1", "NAC"), ("ses-2", "placebo"))
+        for ses, drug in order:
             neutral = rng.normal(15, 5)
             rise = rng.normal(20 if group == "CUD" else 0, 5)
             rows += [
@@ -46,9 +48,19 @@ def test_rating_tests_match_statsmodels():
     assert row["estimate"] == pytest.approx(cud.mean() - ctl.mean())
     assert row["p"] == pytest.approx(cm.ttest_ind(usevar="unequal")[1])
     assert (row["ci_low"], row["ci_high"]) == pytest.approx(cm.tconfint_diff(usevar="unequal"))
+    # the drug contrast, adjusted for period: the intercept of dd ~ sequence (sum coded) in OLS
     by_drug = wide[wide["group"] == "CUD"].pivot_table(index="participant_id", columns="drug", values="delta")
-    paired = DescrStatsW((by_drug["NAC"] - by_drug["placebo"]).to_numpy())
-    assert table.loc["drug x state | CUD", "p"] == pytest.approx(paired.ttest_mean(0)[1])
+    dd = (by_drug["NAC"] - by_drug["placebo"]).rename("dd").reset_index()
+    dd["nac_first"] = [int(pid[-2:]) % 2 == 0 for pid in dd["participant_id"]]
+    fit = smf.ols("dd ~ C(nac_first, Sum)", data=dd).fit()
+    row = table.loc["drug x state | CUD"]
+    assert row["estimate"] == pytest.approx(fit.params["Intercept"], rel=1e-10)
+    assert row["se"] == pytest.approx(fit.bse["Intercept"], rel=1e-10)
+    assert row["p"] == pytest.approx(fit.pvalues["Intercept"], rel=1e-8)
+    # without the adjustment: the paired t
+    plain = ratings.rating_tests(data, period=False).set_index("term")
+    paired = DescrStatsW(dd["dd"].to_numpy())
+    assert plain.loc["drug x state | CUD", "p"] == pytest.approx(paired.ttest_mean(0)[1])
 
 
 def test_rating_estimates_keys():
@@ -56,7 +68,7 @@ def test_rating_estimates_keys():
     assert est["effect"].tolist() == ["craving_rating_rise_cud", "nac_rating_effect_cud"]
     assert est["test"].tolist() == [
         "t-test on ratings: craving - neutral | CUD",
-        "t-test on ratings: drug x state | CUD",
+        "crossover t, adjusted for period, on ratings: drug x state | CUD",
     ]
 
 

@@ -5,10 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from nilearn.image import smooth_img
+from scipy import stats
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from craving_circuits.cocaine import secondlevel
-from craving_circuits.stats import permutation, voxelwise
+from craving_circuits.stats import contrasts, permutation, voxelwise
 
 AFFINE = np.diag([4.0, 4.0, 4.0, 1.0])
 
@@ -83,9 +84,13 @@ def test_group_tests_use_the_right_participants_and_regressor():
     np.testing.assert_allclose(one.t, permutation.t_statistic(diff[:6], np.ones(6)))
     ctl = secondlevel.group_test("craving_control", diff, table, mask_img, n_perm=50, rng=0)
     np.testing.assert_allclose(ctl.t, permutation.t_statistic(diff[6:], np.ones(4)))
+    # CUD against controls: Welch's t voxel by voxel (a variance per group), or the pooled t on request
     two = secondlevel.group_test("group_x_state", diff, table, mask_img, n_perm=50, rng=0)
-    np.testing.assert_allclose(two.t, permutation.t_statistic(diff, (table["group"] == "CUD").to_numpy(float)))
+    np.testing.assert_allclose(two.t, stats.ttest_ind(diff[:6], diff[6:], equal_var=False).statistic, rtol=1e-10)
+    assert two.statistic == "G" and two.sign_flip
     assert two.t.mean() > 0  # CUD above controls
+    pooled = secondlevel.group_test("group_x_state", diff, table, mask_img, n_perm=50, rng=0, variance_groups=False)
+    np.testing.assert_allclose(pooled.t, permutation.t_statistic(diff, (table["group"] == "CUD").to_numpy(float)))
     with pytest.raises(ValueError, match="Unknown group test"):
         secondlevel.group_test("drug", diff, table, mask_img)
     results = secondlevel.group_tests(diff, table, mask_img, tests=("craving_cud",), n_perm=20, rng=3)
@@ -170,17 +175,21 @@ def test_drug_difference_maps_exact_and_listed_exclusions():
             ("sub-02", "control", "ses-1", "NAC", "craving"),  # its neutral run is missing
             ("sub-02", "control", "ses-2", "placebo", "neutral"),
             ("sub-02", "control", "ses-2", "placebo", "craving"),
-            ("sub-03", "control", "ses-2", "NAC", "neutral"),
-            ("sub-03", "control", "ses-2", "NAC", "craving"),
-            ("sub-03", "control", "ses-1", "placebo", "craving"),
-            ("sub-03", "control", "ses-1", "placebo", "neutral"),
+            ("sub-03", "control", "ses-1", "NAC", "neutral"),
+            ("sub-03", "control", "ses-1", "NAC", "craving"),
+            ("sub-03", "control", "ses-2", "placebo", "craving"),
+            ("sub-03", "control", "ses-2", "placebo", "neutral"),
         ]
     )
     maps = np.array(
         [[0, 0], [1, 2], [5, 5], [1, 1], [9, 9], [2, 2], [3, 5], [1, 0], [4, 4], [2, 7], [2, 2]], dtype=float
     )
     diff, table, excl = secondlevel.drug_difference_maps(runs, maps)
-    assert table.to_dict("list") == {"participant_id": ["sub-01", "sub-03"], "group": ["CUD", "control"]}
+    assert table.to_dict("list") == {
+        "participant_id": ["sub-01", "sub-03"],
+        "group": ["CUD", "control"],
+        "sequence": ["placebo-NAC", "NAC-placebo"],
+    }
     # (NAC craving - NAC neutral) - (placebo craving - placebo neutral)
     np.testing.assert_allclose(diff, [[(5 - 1) - (1 - 0), (5 - 1) - (2 - 0)], [(4 - 1) - (2 - 2), (4 - 0) - (7 - 2)]])
     assert excl[["participant_id", "stage"]].values.tolist() == [["sub-02", "drug contrast"]]
@@ -196,15 +205,43 @@ def test_drug_tests_use_the_right_participants():
     mask_img, mask = _mask_img()
     rng = np.random.default_rng(4)
     n_vox = int(mask.sum())
-    table = pd.DataFrame({"participant_id": [f"sub-{i:02d}" for i in range(9)], "group": ["CUD"] * 5 + ["control"] * 4})
-    diff = rng.standard_normal((9, n_vox))
-    results = secondlevel.group_tests(diff, table, mask_img, tests=tuple(secondlevel.DRUG_TESTS), n_perm=20, rng=0)
-    assert list(results) == list(secondlevel.DRUG_TESTS)
-    np.testing.assert_allclose(results["drug_x_state_cud"].t, permutation.t_statistic(diff[:5], np.ones(5)))
-    np.testing.assert_allclose(results["drug_x_state_control"].t, permutation.t_statistic(diff[5:], np.ones(4)))
-    np.testing.assert_allclose(
-        results["group_x_state_x_drug"].t, permutation.t_statistic(diff, (table["group"] == "CUD").to_numpy(float))
+    table = pd.DataFrame(
+        {
+            "participant_id": [f"sub-{i:02d}" for i in range(9)],
+            "group": ["CUD"] * 5 + ["control"] * 4,
+            "sequence": ["NAC-placebo", "placebo-NAC", "NAC-placebo", "NAC-placebo", "placebo-NAC"]
+            + ["placebo-NAC", "NAC-placebo"] * 2,
+        }
     )
+    diff = rng.standard_normal((9, n_vox))
+    tests = tuple(secondlevel.DRUG_TESTS)
+    plain = secondlevel.group_tests(
+        diff, table, mask_img, tests=tests, n_perm=20, rng=0, period=False, variance_groups=False
+    )
+    assert list(plain) == list(secondlevel.DRUG_TESTS)
+    np.testing.assert_allclose(plain["drug_x_state_cud"].t, permutation.t_statistic(diff[:5], np.ones(5)))
+    np.testing.assert_allclose(plain["drug_x_state_control"].t, permutation.t_statistic(diff[5:], np.ones(4)))
+    np.testing.assert_allclose(
+        plain["group_x_state_x_drug"].t, permutation.t_statistic(diff, (table["group"] == "CUD").to_numpy(float))
+    )
+    # adjusted for period (the default), each voxel's t is the ROI-level crossover t of its values
+    adjusted = secondlevel.group_tests(diff, table, mask_img, tests=tests, n_perm=20, rng=0)
+    first = (table["sequence"] == "NAC-placebo").to_numpy()
+    cud = (table["group"] == "CUD").to_numpy()
+    for v in (0, 7, n_vox - 1):
+        cells = {g: (diff[m & first, v], diff[m & ~first, v]) for g, m in (("CUD", cud), ("control", ~cud))}
+        for test, contrast in (
+            ("drug_x_state_cud", contrasts.crossover(*cells["CUD"])),
+            ("drug_x_state_control", contrasts.crossover(*cells["control"])),
+            ("group_x_state_x_drug", contrasts.crossover_difference(cells["CUD"], cells["control"])),
+        ):
+            m = contrasts.contrast_moments(contrast)  # Welch between the groups
+            assert adjusted[test].t[v] == pytest.approx(m.estimate / m.se, rel=1e-8)
+    with pytest.raises(ValueError, match="sequence column"):
+        secondlevel.group_tests(diff, table.drop(columns="sequence"), mask_img, tests=tests, n_perm=20)
+    one_order = table.assign(sequence="NAC-placebo")
+    with pytest.raises(ValueError, match="needs both orders"):
+        secondlevel.group_tests(diff, one_order, mask_img, tests=tests, n_perm=20)
 
 
 def _varying_rises(rng, n_cud=18, n_control=23, rise=0.3, rise_sd=0.5, control_sd=0.15, noise=0.05):

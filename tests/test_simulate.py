@@ -126,9 +126,16 @@ def test_null_presets_plant_nothing(preset):
 def test_planted_effects_follow_the_parameters():
     p = cocaine_params("paper")
     effects = {row["effect"]: row for row in planted_effects(p)}
-    assert effects["craving_nacc_dlpfc_cud"]["planted"] == p.craving_nacc_dlpfc
+    # the rises are the mean of the two sessions; the second is smaller by the habituation
+    assert p.habituation > 0
+    kept = 1 - p.habituation / 2
+    assert effects["craving_nacc_dlpfc_cud"]["planted"] == pytest.approx(kept * p.craving_nacc_dlpfc)
     # the control change is 0, so group x state equals the CUD rise
-    assert effects["group_x_state_nacc_thalamus"]["planted"] == p.craving_nacc_thalamus
+    assert effects["group_x_state_nacc_thalamus"]["planted"] == pytest.approx(kept * p.craving_nacc_thalamus)
+    habituation = effects["habituation_nacc_thalamus_cud"]["planted"]
+    assert habituation == pytest.approx(-p.habituation * p.craving_nacc_thalamus)
+    assert effects["habituation_rating_cud"]["planted"] == pytest.approx(-p.habituation * p.craving_rating_rise)
+    assert effects["craving_rating_rise_cud"]["planted"] == pytest.approx(kept * p.craving_rating_rise)
     assert effects["fc_change_elsewhere"]["present"] is False
     # rise_thalamus = mean + a u + i e, Glu rise = mean + g u: latent r = a / sqrt(a^2 + i^2)
     a, i = p.thalamus_reactivity_sd, p.craving_fc_individual_sd
@@ -228,14 +235,17 @@ def test_runs_table_couplings():
         sub = runs[runs.participant_id == pp.participant_id]
         assert list(sub["drug"].drop_duplicates()) == pp.drug_order.split("-")
         for drug, ses in sub.groupby("drug"):
+            kept = 1 - p.habituation * (ses["session_id"].iloc[0] == "ses-2")
             neutral = ses[ses.state == "neutral"].iloc[0]
             craving = ses[ses.state == "craving"].iloc[0]
             assert neutral.session_id == craving.session_id
             np.testing.assert_allclose(neutral.fc_nacc_dlpfc, NACC_FC_Z["dlpfc"] + pp.fc_offset_dlpfc)
             np.testing.assert_allclose(neutral.fc_nacc_thalamus, NACC_FC_Z["thalamus_midline"] + pp.fc_offset_thalamus)
             shift = -0.2 if (drug == "NAC" and pp.group == "CUD") else 0.0
-            np.testing.assert_allclose(craving.fc_nacc_dlpfc - neutral.fc_nacc_dlpfc, pp.rise_dlpfc + shift)
-            np.testing.assert_allclose(craving.fc_nacc_thalamus - neutral.fc_nacc_thalamus, pp.rise_thalamus + shift)
+            np.testing.assert_allclose(craving.fc_nacc_dlpfc - neutral.fc_nacc_dlpfc, kept * pp.rise_dlpfc + shift)
+            np.testing.assert_allclose(
+                craving.fc_nacc_thalamus - neutral.fc_nacc_thalamus, kept * pp.rise_thalamus + shift
+            )
             np.testing.assert_allclose(craving.motion_scale / neutral.motion_scale, 1.5)
         if pp.group == "control":
             assert (sub["fc_nacc_dlpfc"].round(12) == round(NACC_FC_Z["dlpfc"] + pp.fc_offset_dlpfc, 12)).all()

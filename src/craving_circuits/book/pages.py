@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+from myst_nb import glue
 
 __all__ = ["side_by_side", "study_banner"]
 
@@ -49,3 +51,14 @@ def study_banner(study, truth: dict | None) -> str:
         f"{p['n_control']} controls; {p['n_volumes']} volumes, TR {p['repetition_time']} s, "
         f"{p['voxel_size_mm']} mm voxels); {what}."
     )
+
+
+def glue_values(values: dict) -> dict:
+    """Glue every value of ``values`` under its key for the page's prose (``{glue:text}`key```), hidden.
+
+    Returns the values (numpy scalars as Python numbers), so a cell shows what the prose will say.
+    """
+    plain = {key: value.item() if isinstance(value, np.generic) else value for key, value in values.items()}
+    for key, value in plain.items():
+        glue(key, value, display=False)
+    return plain

@@ -28,12 +28,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from craving_circuits.cocaine import drug, glutamate, mrs, ratings
+from craving_circuits.cocaine import drug, glutamate, mrs, ratings, secondlevel
 from craving_circuits.io.tables import combine_tables
 from craving_circuits.stats.correlation import mean_change
 from craving_circuits.stats.equivalence import DEFAULT_PRIOR_SCALE
 
-__all__ = ["GLUTAMATE_TARGETS", "CLINICAL_PREDICTORS", "glutamate_tests", "nac_tests"]
+__all__ = ["GLUTAMATE_TARGETS", "CLINICAL_PREDICTORS", "glutamate_tests", "nac_tests", "nac_sensitivity"]
 
 #: The two NAcc couplings of the glutamate chapter; the first is the one claimed to follow glutamate.
 GLUTAMATE_TARGETS = ("thalamus_midline", "dlpfc")
@@ -127,8 +127,9 @@ def nac_tests(
     prior_scale: float = DEFAULT_PRIOR_SCALE,
     power: float = 0.8,
     alpha: float = 0.05,
+    period: bool = True,
 ) -> dict[str, pd.DataFrame]:
-    """The NAC chapter at ROI level: double differences, difference and equivalence tests, Bayes factors.
+    """The NAC chapter at ROI level: double differences, period, difference and equivalence tests, Bayes factors.
 
     Parameters
     ----------
@@ -141,27 +142,87 @@ def nac_tests(
     power : float
         Power of the sensitivity analysis (the detectable effect).
     alpha : float
+    period : bool
+        Adjust every drug contrast for the session order (period), as in
+        :func:`craving_circuits.cocaine.drug.drug_samples`.
 
     Returns
     -------
     tables : dict of str -> DataFrame
         ``double_differences`` (connectivity), ``double_difference_exclusions``,
-        ``rating_double_differences``, ``rating_exclusions``, ``evidence``
-        (connectivity rows by target, then the rating row: paired t, TOST,
-        Bayes factor, verdict) and ``rating_tests`` (the rating model's tests).
+        ``rating_double_differences``, ``rating_exclusions``, ``periods`` (the
+        period effect of each outcome and group; only with ``period``),
+        ``evidence`` (connectivity rows by target, then the rating row:
+        difference test, TOST, Bayes factor, verdict) and ``rating_tests`` (the
+        rating chapter's tests).
     """
     fc_dd, fc_dd_exclusions = drug.drug_differences(fc_changes, by=("target",))
-    fc_evidence = drug.drug_evidence(fc_dd, by="target", sesoi_dz=sesoi_dz, alpha=alpha, r=prior_scale, power=power)
+    fc_evidence = drug.drug_evidence(
+        fc_dd, by="target", sesoi_dz=sesoi_dz, alpha=alpha, r=prior_scale, power=power, period=period
+    )
     rating_changes = ratings.rating_changes(ratings_table)
     rating_dd, rating_dd_exclusions = drug.drug_differences(rating_changes, by=())
     rating_evidence = drug.drug_evidence(
-        rating_dd, by=None, sesoi_dz=sesoi_dz, alpha=alpha, r=prior_scale, power=power, groups=("CUD",), name="rating"
+        rating_dd,
+        by=None,
+        sesoi_dz=sesoi_dz,
+        alpha=alpha,
+        r=prior_scale,
+        power=power,
+        groups=("CUD",),
+        name="rating",
+        period=period,
     )
-    return {
+    tables = {
         "double_differences": fc_dd,
         "double_difference_exclusions": fc_dd_exclusions,
         "rating_double_differences": rating_dd,
         "rating_exclusions": rating_dd_exclusions,
-        "evidence": combine_tables(fc_evidence, rating_evidence),
-        "rating_tests": ratings.rating_tests(ratings_table, alpha=alpha),
     }
+    if period:
+        tables["periods"] = combine_tables(
+            drug.period_tests(fc_dd, by="target", alpha=alpha),
+            drug.period_tests(rating_dd, by=None, groups=("CUD",), name="rating", alpha=alpha),
+        )
+    return {
+        **tables,
+        "evidence": combine_tables(fc_evidence, rating_evidence),
+        "rating_tests": ratings.rating_tests(ratings_table, alpha=alpha, period=period),
+    }
+
+
+def nac_sensitivity(fc_evidence: pd.DataFrame, fc_changes: pd.DataFrame, targets=GLUTAMATE_TARGETS) -> dict:
+    """The numbers the NAC chapter's prose gives about its bound and its design's sensitivity.
+
+    Parameters
+    ----------
+    fc_evidence : pandas.DataFrame
+        The connectivity rows of :func:`nac_tests`' ``evidence``.
+    fc_changes : pandas.DataFrame
+        See the module docstring.
+    targets : sequence of str
+        The couplings whose bound and craving rise are reported.
+
+    Returns
+    -------
+    facts : dict
+        ``nac_n_cud`` and ``nac_detectable_cud`` (participants and the d_z the
+        CUD test detects), ``nac_n_between`` and ``nac_detectable_between`` (the
+        group comparison), and per target ``nac_bound_<target>`` (the raw
+        equivalence bound of the CUD test, Fisher z) and ``nac_rise_<target>``
+        (the mean craving rise in CUD).
+    """
+    rows = fc_evidence.set_index("term")
+    first = targets[0]
+    rises = secondlevel.participant_state_changes(fc_changes)
+    cud_rises = rises[rises["group"] == "CUD"].groupby("target")["delta"].mean()
+    facts = {
+        "nac_n_cud": int(rows.loc[f"drug x state | CUD ({first})", "n"]),
+        "nac_detectable_cud": float(rows.loc[f"drug x state | CUD ({first})", "detectable_dz"]),
+        "nac_n_between": int(rows.loc[f"group x state x drug ({first})", "n"]),
+        "nac_detectable_between": float(rows.loc[f"group x state x drug ({first})", "detectable_dz"]),
+    }
+    for target in targets:
+        facts[f"nac_bound_{target}"] = float(rows.loc[f"drug x state | CUD ({target})", "bound"])
+        facts[f"nac_rise_{target}"] = float(cud_rises[target])
+    return facts

@@ -14,19 +14,30 @@ Data conventions
   drug x state interaction within a group is a one-sample (paired) test of
   ``dd`` and the group x state x drug interaction a two-sample test of ``dd``
   between CUD and controls.
+* Period. In the two-period crossover the craving rise may differ between the
+  first and the second session whatever the drug (habituation to the films,
+  familiarity with the scanner). The order of a participant's sessions is the
+  natural order of their ``session_id`` labels (``ses-2`` before ``ses-10``);
+  ``sequence`` is ``"NAC-placebo"`` (NAC first) or ``"placebo-NAC"``. Every drug
+  contrast is adjusted for period by default: within a group it is the average
+  of the two sequences' mean double differences (:func:`craving_circuits.stats.contrasts.crossover`),
+  which a period effect does not bias even when the sequences are unequal
+  (dropouts, exclusions); the plain mean of ``dd`` is biased by the period
+  effect times the imbalance. :func:`period_tests` reports the period effect
+  itself.
 * Participants without both sessions' contrasts are listed in the exclusions,
   never dropped silently.
 """
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
-from statsmodels.stats.anova import AnovaRM, anova_lm
 
-from craving_circuits.io.schemas import DRUG_CHECK_COLUMNS as CHECK_COLUMNS
-from craving_circuits.io.schemas import EXCLUSION_COLUMNS
+from craving_circuits.io.schemas import EXCLUSION_COLUMNS, RESULT_COLUMNS
+from craving_circuits.stats.contrasts import contrast_row, crossover, crossover_difference, crossover_period
 from craving_circuits.stats.equivalence import DEFAULT_PRIOR_SCALE, evidence_table
 
 __all__ = [
@@ -35,15 +46,29 @@ __all__ = [
     "drug_differences",
     "drug_samples",
     "drug_evidence",
-    "interaction_checks",
-    "CHECK_COLUMNS",
+    "period_tests",
+    "session_order",
+    "PERIOD_COLUMNS",
 ]
+
+#: Columns of :func:`period_tests`.
+PERIOD_COLUMNS = ["outcome", "group", *RESULT_COLUMNS, "df", "n"]
 
 #: (active, reference)
 DRUGS = ("NAC", "placebo")
 
-#: The drug contrasts of :func:`craving_circuits.stats.models.factorial_contrasts`.
+#: The drug contrasts, within each group and between them.
 DRUG_TERMS = ("drug x state | CUD", "drug x state | control", "group x state x drug")
+
+
+def _natural_key(label: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(label))]
+
+
+def session_order(session_ids) -> dict:
+    """Rank (0, 1, ...) of each session label in natural order (``ses-2`` before ``ses-10``)."""
+    labels = sorted(set(session_ids), key=_natural_key)
+    return {label: rank for rank, label in enumerate(labels)}
 
 
 def drug_differences(
@@ -67,7 +92,9 @@ def drug_differences(
     -------
     table : pandas.DataFrame
         ``participant_id, group, *by, <reference>, <active>, dd`` with
-        ``dd = active - reference``.
+        ``dd = active - reference``, and ``sequence`` (``"<active>-<reference>"``
+        when the active drug's session comes first) if ``changes`` has a
+        ``session_id`` column.
     exclusions : pandas.DataFrame
         Participants (per outcome) lacking one of the two drugs, columns
         :data:`craving_circuits.io.schemas.EXCLUSION_COLUMNS`, stage ``"drug contrast"``.
@@ -120,18 +147,66 @@ def drug_differences(
     )
     table = wide[~lacking].copy()
     table["dd"] = table[active] - table[reference]
-    return table[keys + [reference, active, "dd"]].reset_index(drop=True), exclusions
+    columns = keys + [reference, active, "dd"]
+    if "session_id" in changes:
+        sessions = changes.groupby(["participant_id", "drug"])["session_id"].first().unstack("drug")
+        same = sessions[active] == sessions[reference]
+        if same.any():
+            raise ValueError(
+                f"{same[same].index[0]} took {active} and {reference} in the same session "
+                f"({sessions.loc[same[same].index[0], active]}); each drug has its own session in a crossover."
+            )
+        rank = session_order(changes["session_id"])
+        first = sessions[active].map(rank) < sessions[reference].map(rank)
+        order = pd.Series(
+            np.where(first, f"{active}-{reference}", f"{reference}-{active}"), index=sessions.index, name="sequence"
+        )
+        table["sequence"] = table["participant_id"].map(order).to_numpy()
+        columns.append("sequence")
+    return table[columns].reset_index(drop=True), exclusions
+
+
+def _by_sequence(sub: pd.DataFrame, drugs) -> tuple[np.ndarray, np.ndarray]:
+    active, reference = drugs
+    first = sub.loc[sub["sequence"] == f"{active}-{reference}", "dd"].to_numpy(dtype=float)
+    second = sub.loc[sub["sequence"] == f"{reference}-{active}", "dd"].to_numpy(dtype=float)
+    return first, second
+
+
+def _check_sequences(table: pd.DataFrame, drugs, groups, what: str) -> None:
+    if "sequence" not in table:
+        raise ValueError(
+            f"The {what} need the session order to adjust for period: build them with drug_differences from a "
+            "change table with session_id, or pass period=False to test without the adjustment."
+        )
+    for group in groups:
+        sub = table[table["group"] == group]
+        if sub.empty:
+            continue
+        first, second = _by_sequence(sub, drugs)
+        if first.size + second.size < len(sub) or min(first.size, second.size) < 1 or max(first.size, second.size) < 2:
+            raise ValueError(
+                f"{group}: {first.size} participant(s) took {drugs[0]} first and {second.size} took it second; "
+                "the period adjustment needs both orders (and 3 or more participants). With a single order the "
+                "drug effect cannot be told apart from the period effect; pass period=False only if a period "
+                "effect can be ruled out."
+            )
 
 
 def drug_samples(
-    table: pd.DataFrame, by: str | None = "target", groups=("CUD", "control"), name: str | None = None
+    table: pd.DataFrame,
+    by: str | None = "target",
+    groups=("CUD", "control"),
+    name: str | None = None,
+    period: bool = True,
+    drugs=DRUGS,
 ) -> dict:
     """The samples of every drug contrast, named by term.
 
-    Per outcome: the double differences of each group (a one-sample test each:
-    ``"drug x state | <group> (<outcome>)"``) and, with two groups, the pair of
-    them (a two-sample test: ``"group x state x drug (<outcome>)"``). Groups
-    with fewer than 3 participants are skipped.
+    Per outcome: the drug effect of each group (``"drug x state | <group>
+    (<outcome>)"``) and, with two groups, its difference between them
+    (``"group x state x drug (<outcome>)"``). Groups with fewer than 3
+    participants are skipped.
 
     Parameters
     ----------
@@ -143,24 +218,93 @@ def drug_samples(
         One or two group labels; the two-sample contrast is first minus second.
     name : str, optional
         The outcome's name when ``by`` is None (no suffix in the terms without it).
+    period : bool
+        Adjust for period (default): each group's effect is a
+        :func:`craving_circuits.stats.contrasts.crossover` of its two sequences
+        and the group difference a
+        :func:`craving_circuits.stats.contrasts.crossover_difference`. Without:
+        the double differences themselves (one-sample, and Welch's two-sample
+        test between groups).
+    drugs : (str, str)
+        ``(active, reference)``, naming the sequences.
 
     Returns
     -------
-    samples : dict of term -> array (n,) or (array (n1,), array (n2,))
+    samples : dict of term -> CellContrast, array (n,) or (array (n1,), array (n2,))
+        The input of :func:`craving_circuits.stats.equivalence.evidence_table`.
+
+    Raises
+    ------
+    ValueError
+        With ``period=True``, if the table has no ``sequence`` or a group has
+        only one order.
     """
     outcomes = [(name, table)] if by is None else list(table.groupby(by, sort=False))
     samples = {}
     for outcome, sub in outcomes:
         suffix = f" ({outcome})" if outcome is not None else ""
-        values = {g: sub.loc[sub["group"] == g, "dd"].to_numpy(dtype=float) for g in groups}
-        for g in groups:
-            if values[g].size >= 3:
-                samples[f"drug x state | {g}{suffix}"] = values[g]
-        if len(groups) == 2 and all(values[g].size >= 3 for g in groups):
-            samples[f"group x state x drug{suffix}"] = (values[groups[0]], values[groups[1]])
+        present = [g for g in groups if (sub["group"] == g).sum() >= 3]
+        if period:
+            _check_sequences(sub, drugs, present, "double differences")
+        values = {}
+        for g in present:
+            part = sub[sub["group"] == g]
+            term = f"drug x state | {g}{suffix}"
+            if period:
+                values[g] = _by_sequence(part, drugs)
+                samples[term] = crossover(*values[g], label=term)
+            else:
+                values[g] = part["dd"].to_numpy(dtype=float)
+                samples[term] = values[g]
+        if len(groups) == 2 and len(present) == 2:
+            term = f"group x state x drug{suffix}"
+            pair = (values[groups[0]], values[groups[1]])
+            samples[term] = crossover_difference(*pair, label=term) if period else pair
     if not samples:
         raise ValueError("No group has 3 or more participants with both drug contrasts; nothing to test.")
     return samples
+
+
+def period_tests(
+    table: pd.DataFrame,
+    by: str | None = "target",
+    groups=("CUD", "control"),
+    name: str = "",
+    alpha: float = 0.05,
+    drugs=DRUGS,
+) -> pd.DataFrame:
+    """The period effect on the craving rise: second session minus first, whatever the drug.
+
+    Half the difference of the two sequences' mean double differences
+    (:func:`craving_circuits.stats.contrasts.crossover_period`); negative when
+    the rise habituates.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`drug_differences` (with ``sequence``).
+    by, groups, drugs
+        See :func:`drug_samples`.
+    name : str
+        The outcome's name when ``by`` is None.
+    alpha : float
+
+    Returns
+    -------
+    periods : pandas.DataFrame
+        Columns :data:`PERIOD_COLUMNS`; ``term`` is ``"period | <group>"``.
+    """
+    outcomes = [(name, table)] if by is None else list(table.groupby(by, sort=False))
+    rows = []
+    for outcome, sub in outcomes:
+        present = [g for g in groups if (sub["group"] == g).sum() >= 3]
+        _check_sequences(sub, drugs, present, "double differences")
+        for g in present:
+            first, second = _by_sequence(sub[sub["group"] == g], drugs)
+            term = f"period | {g}"
+            row = contrast_row(term, crossover_period(first, second, label=term), alpha)
+            rows.append({"outcome": outcome, "group": g, **row})
+    return pd.DataFrame(rows, columns=PERIOD_COLUMNS)
 
 
 def drug_evidence(
@@ -172,6 +316,7 @@ def drug_evidence(
     power: float = 0.8,
     groups=("CUD", "control"),
     name: str | None = None,
+    period: bool = True,
 ) -> pd.DataFrame:
     """Difference, equivalence, Bayes factor and sensitivity for every drug contrast.
 
@@ -179,10 +324,12 @@ def drug_evidence(
     ----------
     table : pandas.DataFrame
         From :func:`drug_differences`.
-    by, groups, name
+    by, groups, name, period
         See :func:`drug_samples`.
     sesoi_dz, alpha, r, power
-        See :func:`craving_circuits.stats.equivalence.evidence_table`.
+        See :func:`craving_circuits.stats.equivalence.evidence_table`; with the
+        period adjustment the SESOI is in units of the within-sequence SD of
+        the double differences.
 
     Returns
     -------
@@ -191,117 +338,9 @@ def drug_evidence(
         plus ``outcome`` and ``contrast`` (``"drug x state | <group>"`` or
         ``"group x state x drug"``), one row per term of :func:`drug_samples`.
     """
-    samples = drug_samples(table, by, groups, name)
+    samples = drug_samples(table, by, groups, name, period=period)
     evidence = evidence_table(samples, sesoi_dz=sesoi_dz, alpha=alpha, r=r, power=power)
     parts = evidence["term"].str.extract(r"^(?P<contrast>.+?)(?: \((?P<outcome>[^()]*)\))?$")
     evidence["outcome"] = parts["outcome"].fillna("").to_numpy()
     evidence["contrast"] = parts["contrast"].to_numpy()
     return evidence
-
-
-def interaction_checks(
-    roi: pd.DataFrame, strategy: str, contrasts: pd.DataFrame, group: str = "CUD", other: str = "control"
-) -> pd.DataFrame:
-    """The mixed model's drug interactions next to classical ANOVAs of the same table.
-
-    For each target ROI:
-
-    * ``drug x state | <group>``: the mixed-model contrast (Wald z, reported as
-      chi-square with 1 df) against statsmodels' ``AnovaRM`` (state x drug
-      within participants of ``group`` with complete data, F of the
-      interaction) and the paired t-test of the double differences (t squared,
-      equal to the ANOVA F);
-    * ``group x state x drug``: the mixed-model contrast against the mixed
-      ANOVA's three-way interaction, computed as the one-way ANOVA of the double
-      differences between groups (statsmodels OLS; with two groups and complete
-      data this F equals the split-plot F).
-
-    The estimates agree exactly on complete, balanced data; the p-values differ
-    only through the error term (the random-intercept model pools its residual
-    variance over all within-participant effects, the ANOVA uses the
-    interaction's own error).
-
-    Parameters
-    ----------
-    roi : pandas.DataFrame
-        Long ROI table (:data:`craving_circuits.io.schemas.ROI_COLUMNS`).
-    strategy : str
-        Strategy name whose values are used.
-    contrasts : pandas.DataFrame
-        ``RoiModels.contrasts`` of the same table (``target, term, estimate,
-        se, p``).
-
-    Returns
-    -------
-    checks : pandas.DataFrame
-        Columns :data:`CHECK_COLUMNS`.
-    """
-
-    data = roi[roi["strategy"] == strategy]
-    if data.empty:
-        raise ValueError(f"No ROI values for strategy {strategy!r}; available: {sorted(roi['strategy'].unique())}.")
-    rows = []
-    for target, sub in data.groupby("target", sort=False):
-        cells = sub.groupby(["participant_id", "group", "drug", "state"], as_index=False)["fisher_z"].mean()
-        n_cells = cells.groupby("participant_id")["fisher_z"].transform("size")
-        complete = cells[n_cells == 4]
-        mm = contrasts[contrasts["target"] == target].set_index("term")
-        for term in (f"drug x state | {group}", "group x state x drug"):
-            if term in mm.index:
-                z = mm.loc[term, "estimate"] / mm.loc[term, "se"]
-                rows.append(
-                    {
-                        "target": target,
-                        "term": term,
-                        "method": "mixed model (Wald chi2)",
-                        "estimate": mm.loc[term, "estimate"],
-                        "statistic": z**2,
-                        "df_num": 1.0,
-                        "df_den": np.inf,
-                        "p": mm.loc[term, "p"],
-                    }
-                )
-        within = complete[complete["group"] == group]
-        if within["participant_id"].nunique() >= 3:
-            fit = AnovaRM(within, depvar="fisher_z", subject="participant_id", within=["state", "drug"]).fit()
-            line = fit.anova_table.loc["state:drug"]
-            wide = within.pivot_table(index="participant_id", columns=["drug", "state"], values="fisher_z")
-            dd = (wide[("NAC", "craving")] - wide[("NAC", "neutral")]) - (
-                wide[("placebo", "craving")] - wide[("placebo", "neutral")]
-            )
-            rows.append(
-                {
-                    "target": target,
-                    "term": f"drug x state | {group}",
-                    "method": "RM ANOVA (AnovaRM F)",
-                    "estimate": float(dd.mean()),
-                    "statistic": float(line["F Value"]),
-                    "df_num": float(line["Num DF"]),
-                    "df_den": float(line["Den DF"]),
-                    "p": float(line["Pr > F"]),
-                }
-            )
-        both = complete[complete["group"].isin([group, other])]
-        wide = both.pivot_table(
-            index=["participant_id", "group"], columns=["drug", "state"], values="fisher_z"
-        ).reset_index()
-        if len(wide) and wide["group"].nunique() == 2:
-            dd = (wide[("NAC", "craving")] - wide[("NAC", "neutral")]) - (
-                wide[("placebo", "craving")] - wide[("placebo", "neutral")]
-            )
-            frame = pd.DataFrame({"dd": dd.to_numpy(), "group": wide["group"].to_numpy()})
-            table = anova_lm(smf.ols("dd ~ C(group)", data=frame).fit())
-            means = frame.groupby("group")["dd"].mean()
-            rows.append(
-                {
-                    "target": target,
-                    "term": "group x state x drug",
-                    "method": "mixed ANOVA (F)",
-                    "estimate": float(means[group] - means[other]),
-                    "statistic": float(table.loc["C(group)", "F"]),
-                    "df_num": float(table.loc["C(group)", "df"]),
-                    "df_den": float(table.loc["Residual", "df"]),
-                    "p": float(table.loc["C(group)", "PR(>F)"]),
-                }
-            )
-    return pd.DataFrame(rows, columns=CHECK_COLUMNS)

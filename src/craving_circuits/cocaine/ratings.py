@@ -13,7 +13,9 @@ from __future__ import annotations
 import pandas as pd
 from scipy import stats
 
+from craving_circuits.cocaine.drug import drug_differences, drug_samples
 from craving_circuits.io.schemas import RESULT_COLUMNS
+from craving_circuits.stats.contrasts import contrast_row, one_sample
 
 __all__ = ["rating_changes", "rating_tests", "RESULT_COLUMNS"]
 
@@ -61,13 +63,15 @@ def _row(term: str, result, estimate: float, alpha: float) -> dict:
     }
 
 
-def rating_tests(ratings: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+def rating_tests(ratings: pd.DataFrame, alpha: float = 0.05, period: bool = True) -> pd.DataFrame:
     """t-tests of the cue-induced rating change.
 
     Rows: ``craving - neutral | CUD`` and ``| control`` (one-sample t of each
     participant's change averaged over sessions), ``group x state`` (Welch
-    two-sample t, CUD minus control), ``drug x state | CUD`` (paired t of NAC
-    minus placebo change, CUD participants with both sessions).
+    two-sample t, CUD minus control), ``drug x state | CUD`` (NAC minus placebo
+    change, CUD participants with both sessions: adjusted for period as in
+    :func:`craving_circuits.cocaine.drug.drug_samples`, or the paired t with
+    ``period=False``).
 
     Returns
     -------
@@ -85,10 +89,10 @@ def rating_tests(ratings: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     ctl = per_person.loc[per_person["group"] == "control", "delta"].to_numpy()
     if len(cud) >= 2 and len(ctl) >= 2:
         rows.append(_row("group x state", stats.ttest_ind(cud, ctl, equal_var=False), cud.mean() - ctl.mean(), alpha))
-    by_drug = changes[changes["group"] == "CUD"].pivot_table(index="participant_id", columns="drug", values="delta")
-    if {"NAC", "placebo"} <= set(by_drug.columns):
-        paired = by_drug.dropna(subset=["NAC", "placebo"])
-        diff = (paired["NAC"] - paired["placebo"]).to_numpy()
-        if len(diff) >= 2:
-            rows.append(_row("drug x state | CUD", stats.ttest_1samp(diff, 0.0), diff.mean(), alpha))
+    dd, _ = drug_differences(changes[changes["group"] == "CUD"], by=())
+    if len(dd) >= 3:
+        term = "drug x state | CUD"
+        sample = drug_samples(dd, by=None, groups=("CUD",), period=period)[term]
+        row = contrast_row(term, sample if period else one_sample(sample), alpha)
+        rows.append({column: row[column] for column in RESULT_COLUMNS})
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)

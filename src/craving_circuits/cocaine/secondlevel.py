@@ -1,4 +1,4 @@
-"""Group-level analyses of seed connectivity: voxelwise maps and ROI models.
+"""Group-level analyses of seed connectivity: voxelwise maps and ROI state contrasts.
 
 Data conventions
 ----------------
@@ -13,28 +13,21 @@ Data conventions
   ``(craving - neutral | NAC) - (craving - neutral | placebo)``; it needs both
   sessions with both states.
 * Voxelwise tests: within a group (one-sample, sign flipping) and CUD vs
-  controls (two-sample), on the state contrast (:data:`GROUP_TESTS`) or on the
-  drug contrast (:data:`DRUG_TESTS`), by
+  controls (two-sample, Welch's statistic with a variance per group and sign
+  flipping), on the state contrast (:data:`GROUP_TESTS`) or on the drug
+  contrast (:data:`DRUG_TESTS`, adjusted for period), by
   :func:`craving_circuits.stats.permutation.cluster_permutation_test`.
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
-
 import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from craving_circuits.cocaine.drug import DRUGS, session_order
 from craving_circuits.io.schemas import EXCLUSION_COLUMNS
 from craving_circuits.stats.correlation import mean_change, mean_difference
-from craving_circuits.stats.models import (
-    factorial_contrasts,
-    fit_mixed_model,
-    random_effects_summary,
-    tidy_fixed_effects,
-)
 from craving_circuits.stats.permutation import cluster_permutation_test
 
 __all__ = [
@@ -48,8 +41,6 @@ __all__ = [
     "participant_state_changes",
     "ROI_TEST_COLUMNS",
     "roi_state_tests",
-    "RoiModels",
-    "roi_models",
 ]
 
 #: Voxelwise group tests of the state contrast maps.
@@ -165,7 +156,11 @@ def drug_difference_maps(runs: pd.DataFrame, maps: np.ndarray, drugs=("NAC", "pl
     -------
     diff : ndarray of float32, shape (n_participants, n_voxels)
     table : pandas.DataFrame
-        ``participant_id, group`` in the row order of ``diff``.
+        ``participant_id, group, sequence`` in the row order of ``diff``;
+        ``sequence`` is ``"<active>-<reference>"`` when the active drug's
+        session comes first (natural order of the session labels, as
+        :func:`craving_circuits.cocaine.drug.session_order`), else
+        ``"<reference>-<active>"``.
     exclusions : pandas.DataFrame
         Participants left out (a session without both states, or a drug with
         no session), stage ``"drug contrast"``.
@@ -174,11 +169,14 @@ def drug_difference_maps(runs: pd.DataFrame, maps: np.ndarray, drugs=("NAC", "pl
         raise ValueError(f"{len(runs)} runs but {len(maps)} maps; they must match row by row.")
     active, reference = drugs
     runs = runs.reset_index(drop=True)
+    rank = session_order(runs["session_id"])
     rows, diffs, exclusions = [], [], []
     for pid, sub in runs.groupby("participant_id", sort=True):
-        by_drug, missing = {}, []
+        by_drug, missing, when = {}, [], {}
         for drug in (active, reference):
             session = sub[sub["drug"] == drug]
+            if len(session):
+                when[drug] = rank[session["session_id"].iloc[0]]
             states = set(session["state"])
             if session["session_id"].nunique() > 1:
                 raise ValueError(
@@ -204,14 +202,43 @@ def drug_difference_maps(runs: pd.DataFrame, maps: np.ndarray, drugs=("NAC", "pl
             )
             continue
         diffs.append(by_drug[active] - by_drug[reference])
-        rows.append({"participant_id": pid, "group": sub["group"].iloc[0]})
+        sequence = f"{active}-{reference}" if when[active] < when[reference] else f"{reference}-{active}"
+        rows.append({"participant_id": pid, "group": sub["group"].iloc[0], "sequence": sequence})
     n_vox = maps.shape[1] if maps.ndim == 2 else 0
     diff = np.vstack(diffs).astype(np.float32) if diffs else np.zeros((0, n_vox), np.float32)
     return (
         diff,
-        pd.DataFrame(rows, columns=["participant_id", "group"]),
+        pd.DataFrame(rows, columns=["participant_id", "group", "sequence"]),
         pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS),
     )
+
+
+def _sequence_confounds(table: pd.DataFrame, keep: np.ndarray, between: bool, drugs=DRUGS) -> np.ndarray:
+    """Sequence codes (+1/2 active first, -1/2 reference first), one column per group for a group comparison.
+
+    With these codes the tested coefficient is the average of the two
+    sequences' means (within a group) or the difference of those averages
+    between groups: the crossover's drug effect adjusted for period.
+    """
+    active, reference = drugs
+    sequence = table["sequence"].to_numpy()[keep]
+    known = {f"{active}-{reference}", f"{reference}-{active}"}
+    if not set(sequence) <= known:
+        raise ValueError(f"Unknown sequence label(s) {sorted(set(sequence) - known)}; expected {sorted(known)}.")
+    codes = np.where(sequence == f"{active}-{reference}", 0.5, -0.5)
+    groups = table["group"].to_numpy()[keep]
+    columns = []
+    for group in np.unique(groups) if between else [None]:
+        members = np.ones(len(codes), bool) if group is None else groups == group
+        n_first, n_second = int((codes[members] > 0).sum()), int((codes[members] < 0).sum())
+        if min(n_first, n_second) < 1:
+            raise ValueError(
+                f"{group or 'The tested group'}: {n_first} participant(s) took {active} first and {n_second} "
+                "second; the period adjustment needs both orders. Pass period=False only if a period effect "
+                "can be ruled out."
+            )
+        columns.append(np.where(members, codes, 0.0))
+    return np.column_stack(columns)
 
 
 def group_test(
@@ -223,6 +250,8 @@ def group_test(
     n_perm: int = 5000,
     two_sided: bool = True,
     rng=None,
+    period: bool = True,
+    variance_groups: bool = True,
 ):
     """One voxelwise group test of participant contrast maps.
 
@@ -234,16 +263,27 @@ def group_test(
         are tested and how (one-sample within a group, or CUD against controls).
     diff : ndarray, shape (n_participants, n_voxels)
     table : pandas.DataFrame
-        ``participant_id, group`` in the row order of ``diff``.
+        ``participant_id, group`` (and, for the drug tests, ``sequence``) in
+        the row order of ``diff``.
     mask_img : nibabel.Nifti1Image
     cluster_forming_p, n_perm, two_sided, rng
         See :func:`craving_circuits.stats.permutation.cluster_permutation_test`.
+    period : bool
+        Drug tests only: adjust for period with the sequence codes of
+        :func:`_sequence_confounds` as confounds (the crossover analysis of
+        :func:`craving_circuits.cocaine.drug.drug_samples`, voxel by voxel).
+    variance_groups : bool
+        CUD against controls only: each group with its own variance (default),
+        so the statistic is Welch's t (voxel by voxel the ROI-level test) and
+        the resampling sign flipping (Winkler et al. 2014); False: the
+        pooled-variance t with Freedman-Lane permutation, which is liberal when
+        the smaller group is the more variable one.
 
     Returns
     -------
     PermutationResult
-        t of the tested effect (positive: the contrast is positive, or larger
-        in CUD than in controls).
+        t (or Welch's statistic) of the tested effect (positive: the contrast
+        is positive, or larger in CUD than in controls).
     """
 
     if test not in _TEST_GROUP:
@@ -252,13 +292,32 @@ def group_test(
     group = table["group"].to_numpy()
     if _TEST_GROUP[test] is not None:
         keep = group == _TEST_GROUP[test]
-        y, tested = diff[keep], np.ones(int(keep.sum()))
+        tested = np.ones(int(keep.sum()))
     else:
-        y, tested = diff, (group == "CUD").astype(float)
+        keep = np.ones(len(group), bool)
+        tested = (group == "CUD").astype(float)
+    y = diff[keep]
     if len(y) < 3:
         raise ValueError(f"Test {test!r} needs at least 3 participants, got {len(y)}.")
+    confounds = None
+    if period and test in DRUG_TESTS:
+        if "sequence" not in table:
+            raise ValueError(
+                "The drug tests adjust for period and need the table's sequence column (from "
+                "drug_difference_maps); pass period=False to test without the adjustment."
+            )
+        confounds = _sequence_confounds(table, keep, between=_TEST_GROUP[test] is None)
+    between = _TEST_GROUP[test] is None
     return cluster_permutation_test(
-        y, tested, mask, cluster_forming_p=cluster_forming_p, n_perm=n_perm, two_sided=two_sided, rng=rng
+        y,
+        tested,
+        mask,
+        confounds=confounds,
+        cluster_forming_p=cluster_forming_p,
+        n_perm=n_perm,
+        two_sided=two_sided,
+        rng=rng,
+        variance_groups=group[keep] if between and variance_groups else None,
     )
 
 
@@ -271,6 +330,8 @@ def group_tests(
     n_perm: int = 5000,
     two_sided: bool = True,
     rng=None,
+    period: bool = True,
+    variance_groups: bool = True,
 ) -> dict:
     """Run several tests of :func:`group_test` with one random generator; returns ``{test: PermutationResult}``."""
     rng = np.random.default_rng(rng)
@@ -284,6 +345,8 @@ def group_tests(
             n_perm=n_perm,
             two_sided=two_sided,
             rng=rng,
+            period=period,
+            variance_groups=variance_groups,
         )
         for test in tests
     }
@@ -388,88 +451,3 @@ def roi_state_tests(fc_changes: pd.DataFrame, alpha: float = 0.05, groups=("CUD"
         row = mean_difference(values[groups[0]], values[groups[1]], "group x state", alpha).iloc[0].to_dict()
         rows.append({**row, "target": target, "method": "Welch two-sample t"})
     return pd.DataFrame(rows, columns=ROI_TEST_COLUMNS)
-
-
-MODEL_FORMULA = (
-    "fisher_z ~ C(group, Treatment('control')) * C(state, Treatment('neutral')) * C(drug, Treatment('placebo'))"
-)
-
-
-@dataclass
-class RoiModels:
-    """Mixed models of the ROI couplings, one per target ROI.
-
-    Attributes
-    ----------
-    contrasts : pandas.DataFrame
-        ``target`` plus the columns of :func:`craving_circuits.stats.models.factorial_contrasts`.
-    coefficients : pandas.DataFrame
-        ``target`` plus the tidy fixed effects.
-    random_effects : pandas.DataFrame
-        ``target, component, variance, sd``.
-    notes : pandas.DataFrame
-        ``target, note``: the fitting warnings of each model (for example a
-        participant variance estimated at its boundary, zero), shown instead of
-        being printed.
-    fits : dict of target -> statsmodels MixedLMResults
-    formula : str
-    """
-
-    contrasts: pd.DataFrame
-    coefficients: pd.DataFrame
-    random_effects: pd.DataFrame
-    notes: pd.DataFrame
-    fits: dict
-    formula: str = MODEL_FORMULA
-
-
-def roi_models(roi: pd.DataFrame, strategy: str, alpha: float = 0.05) -> RoiModels:
-    """Mixed model per target ROI: group x state x drug, random intercept per participant.
-
-    The model has no random slopes: it assumes that the craving rise and the
-    drug effect are the same in every participant, so when they vary (as they
-    do in the simulator and in people) its standard errors of the state and
-    drug contrasts are too small. The chapters' inference on the state
-    contrasts is :func:`roi_state_tests` (summary statistics), and on the drug
-    contrasts the paired tests of :func:`craving_circuits.cocaine.drug.drug_evidence`;
-    this model serves the ANOVA checks of :func:`craving_circuits.cocaine.drug.interaction_checks`.
-
-    Parameters
-    ----------
-    roi : pandas.DataFrame
-        Long table of :data:`craving_circuits.io.schemas.ROI_COLUMNS`.
-    strategy : str
-        The strategy name whose values are modelled.
-    alpha : float
-        1 - confidence level of the intervals.
-
-    Returns
-    -------
-    RoiModels
-    """
-
-    data = roi[roi["strategy"] == strategy]
-    if data.empty:
-        raise ValueError(f"No ROI values for strategy {strategy!r}; available: {sorted(roi['strategy'].unique())}.")
-    contrasts, coefs, random, notes, fits = [], [], [], [], {}
-    for target, sub in data.groupby("target", sort=False):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            fit = fit_mixed_model(sub.reset_index(drop=True), MODEL_FORMULA, groups="participant_id")
-        notes += [{"target": target, "note": str(w.message)} for w in caught]
-        fits[target] = fit
-        contrasts.append(factorial_contrasts(fit, alpha=alpha).assign(target=target))
-        coefs.append(tidy_fixed_effects(fit, alpha=alpha).assign(target=target))
-        random.append(random_effects_summary(fit).assign(target=target))
-
-    def first(frames):
-        df = pd.concat(frames, ignore_index=True)
-        return df[["target"] + [c for c in df.columns if c != "target"]]
-
-    return RoiModels(
-        first(contrasts),
-        first(coefs),
-        first(random),
-        pd.DataFrame(notes, columns=["target", "note"]).drop_duplicates(ignore_index=True),
-        fits,
-    )

@@ -18,9 +18,9 @@ Intermediate and result tables
   ci_high, p``), with identifying columns in front where a table has them.
 * :data:`ROI_COLUMNS`: ROI-to-ROI Fisher z of each run (long format).
 * :data:`CLUSTER_COLUMNS`: clusters of a permutation test.
-* :data:`EVIDENCE_COLUMNS`, :data:`DRUG_CHECK_COLUMNS`, :data:`MRS_QC_COLUMNS`,
-  :data:`MULTIVERSE_COLUMNS`: the tables of the equivalence tests, the drug
-  contrast's ANOVA checks, the MRS quality control and the multiverse.
+* :data:`EVIDENCE_COLUMNS`, :data:`MRS_QC_COLUMNS`, :data:`MULTIVERSE_COLUMNS`:
+  the tables of the equivalence tests, the MRS quality control and the
+  multiverse.
 * :data:`RECOVERY_COLUMNS`, :data:`EVIDENCE_RECOVERY_COLUMNS`: estimates against
   the planted truth of a simulated study.
 * :data:`LEDGER_COLUMNS`, :data:`CALIBRATION_COLUMNS`,
@@ -40,7 +40,6 @@ __all__ = [
     "ASL_RUN_COLUMNS",
     "TASK_RUN_COLUMNS",
     "EVIDENCE_COLUMNS",
-    "DRUG_CHECK_COLUMNS",
     "MULTIVERSE_COLUMNS",
     "RECOVERY_COLUMNS",
     "EVIDENCE_RECOVERY_COLUMNS",
@@ -101,9 +100,6 @@ EVIDENCE_COLUMNS = RESULT_COLUMNS + [
     "verdict",
     "bayes_factor",
 ]
-
-#: Columns of :func:`craving_circuits.cocaine.drug.interaction_checks`.
-DRUG_CHECK_COLUMNS = ["target", "term", "method", "estimate", "statistic", "df_num", "df_den", "p"]
 
 #: Spectra left out by MRS quality control, with the criterion that failed.
 MRS_QC_COLUMNS = ["participant_id", "session_id", "state", "metabolite", "criterion", "value", "limit"]

@@ -16,7 +16,10 @@ Generative model of a run (percent signal change, then scaled to intensities)
   The thalamic rise grows with a latent *craving reactivity* ``u`` that also
   drives the NAcc glutamate rise, the OCDUS obsessive-thinking score, cocaine
   use and the craving rating; the dlPFC rise varies independently of ``u``.
-  NAC changes the rises by ``nac_effect`` (0 by default).
+  NAC changes the rises by ``nac_effect`` (0 by default). The rises (and the
+  craving rating's) habituate: in the second session they are smaller by the
+  share ``habituation`` whatever the drug, a period effect that the drug
+  contrasts must not mistake for a drug effect.
 * Nuisance: a global signal; white-matter and CSF fluctuations weighted by
   tissue probability; spatially smooth AR(1) noise; white noise; linear and
   quadratic drift; head motion (random walk plus abrupt movements, more in CUD
@@ -194,6 +197,11 @@ class CocaineStudyParams:
     craving_fc_individual_sd: float = _p(0.1, "SD of both rises across CUD unrelated to anything measured.")
     control_craving_fc: float = _p(0.0, "Craving-state change of both couplings in controls.")
     nac_effect: float = _p(0.0, "Change of both craving rises under NAC in CUD (negative: NAC dampens).")
+    habituation: float = _p(
+        0.25,
+        "Share by which the cue-induced rises (both couplings and the craving rating) are smaller in the "
+        "second session than in the first, whatever the drug (0: none).",
+    )
     # glutamate
     glu_craving_rise_pct: float = _p(5.0, "Mean craving-state rise of NAcc Glu in CUD (%).")
     glu_reactivity_pct: float = _p(15.0, "SD of the Glu rise across CUD explained by craving reactivity (%).")
@@ -237,6 +245,7 @@ class CocaineStudyParams:
             check_range(name, getattr(self, name), 0.0)
         check_range("smooth_noise_fwhm_mm", self.smooth_noise_fwhm_mm, 0.1)
         check_range("noise_ar1", self.noise_ar1, 0.0, 0.95)
+        check_range("habituation", self.habituation, 0.0, 1.0)
         check_range("motion_cud_factor", self.motion_cud_factor, 0.0)
         check_range("motion_craving_factor", self.motion_craving_factor, 0.0)
         check_range("mrs_snr", self.mrs_snr, 1.0)
@@ -303,7 +312,8 @@ def simulate_participants(params: CocaineStudyParams) -> pd.DataFrame:
         ``craving_reactivity, motion_propensity, fc_offset_dlpfc,
         fc_offset_thalamus, rise_dlpfc, rise_thalamus, glu_baseline,
         glu_rise_pct``; ``rise_*`` are the participant's craving rises in Fisher z
-        under placebo.
+        under placebo in the first session (the second session's are smaller by
+        ``habituation``).
     """
     rng = np.random.default_rng([params.seed, 0])
     n = params.n_participants
@@ -376,6 +386,7 @@ def simulate_runs_table(participants: pd.DataFrame, params: CocaineStudyParams) 
     for p_idx, p in enumerate(participants.itertuples(index=False)):
         drugs = p.drug_order.split("-")
         for s_idx, drug in enumerate(drugs):
+            kept = 1.0 - params.habituation * s_idx  # the second session's rises are smaller
             for c_idx, state in enumerate(STATES):
                 craving = state == "craving"
                 nac = drug == "NAC" and p.group == "CUD"
@@ -390,8 +401,8 @@ def simulate_runs_table(participants: pd.DataFrame, params: CocaineStudyParams) 
                         "task": DEFAULT_STATE_TASKS[state],
                         "run_key": (p_idx, s_idx, c_idx),
                         "motion_scale": p.motion_propensity * (params.motion_craving_factor if craving else 1.0),
-                        "fc_nacc_dlpfc": base_d + p.fc_offset_dlpfc + craving * (p.rise_dlpfc + shift),
-                        "fc_nacc_thalamus": base_t + p.fc_offset_thalamus + craving * (p.rise_thalamus + shift),
+                        "fc_nacc_dlpfc": base_d + p.fc_offset_dlpfc + craving * (kept * p.rise_dlpfc + shift),
+                        "fc_nacc_thalamus": base_t + p.fc_offset_thalamus + craving * (kept * p.rise_thalamus + shift),
                     }
                 )
     return pd.DataFrame(rows)
@@ -463,8 +474,8 @@ def simulate_craving_ratings(participants: pd.DataFrame, params: CocaineStudyPar
             if p.group == "CUD":
                 neutral = rng.normal(15, 8)
                 rise = (
-                    params.craving_rating_rise
-                    + params.craving_rating_reactivity * p.craving_reactivity
+                    (1.0 - params.habituation * s_idx)
+                    * (params.craving_rating_rise + params.craving_rating_reactivity * p.craving_reactivity)
                     + (params.nac_rating_effect if drug == "NAC" else 0.0)
                     + rng.normal(0, 6)
                 )
@@ -499,37 +510,61 @@ def planted_effects(params: CocaineStudyParams) -> list[dict]:
     overlap = r_o * r_u  # the two measures correlate through craving reactivity only
     clinical_r = np.sqrt((r_o**2 + r_u**2 - 2 * r_o * r_u * overlap) / (1 - overlap**2))
     clinical_r = clinical_r if params.thalamus_reactivity_sd > 0 else 0.0
+    mean_kept = 1.0 - params.habituation / 2  # the rises averaged over the two sessions
     rows = [
-        ("craving_nacc_dlpfc_cud", "Craving minus neutral, NAcc-dlPFC coupling, CUD", fc, params.craving_nacc_dlpfc),
+        (
+            "craving_nacc_dlpfc_cud",
+            "Craving minus neutral, NAcc-dlPFC coupling, CUD (mean of the two sessions)",
+            fc,
+            mean_kept * params.craving_nacc_dlpfc,
+        ),
         (
             "craving_nacc_thalamus_cud",
-            "Craving minus neutral, NAcc-midline thalamus coupling, CUD",
+            "Craving minus neutral, NAcc-midline thalamus coupling, CUD (mean of the two sessions)",
             fc,
-            params.craving_nacc_thalamus,
+            mean_kept * params.craving_nacc_thalamus,
         ),
         (
             "craving_nacc_dlpfc_control",
-            "Craving minus neutral, NAcc-dlPFC coupling, controls",
+            "Craving minus neutral, NAcc-dlPFC coupling, controls (mean of the two sessions)",
             fc,
-            params.control_craving_fc,
+            mean_kept * params.control_craving_fc,
         ),
         (
             "craving_nacc_thalamus_control",
-            "Craving minus neutral, NAcc-midline thalamus coupling, controls",
+            "Craving minus neutral, NAcc-midline thalamus coupling, controls (mean of the two sessions)",
             fc,
-            params.control_craving_fc,
+            mean_kept * params.control_craving_fc,
         ),
         (
             "group_x_state_nacc_dlpfc",
             "CUD minus controls in the craving rise, NAcc-dlPFC",
             fc,
-            params.craving_nacc_dlpfc - params.control_craving_fc,
+            mean_kept * (params.craving_nacc_dlpfc - params.control_craving_fc),
         ),
         (
             "group_x_state_nacc_thalamus",
             "CUD minus controls in the craving rise, NAcc-thalamus",
             fc,
-            params.craving_nacc_thalamus - params.control_craving_fc,
+            mean_kept * (params.craving_nacc_thalamus - params.control_craving_fc),
+        ),
+        (
+            "habituation_nacc_dlpfc_cud",
+            "Second minus first session in the craving rise of NAcc-dlPFC coupling (period effect), CUD",
+            fc,
+            -params.habituation * params.craving_nacc_dlpfc,
+        ),
+        (
+            "habituation_nacc_thalamus_cud",
+            "Second minus first session in the craving rise of NAcc-thalamus coupling (period effect), CUD",
+            fc,
+            -params.habituation * params.craving_nacc_thalamus,
+        ),
+        (
+            "habituation_rating_cud",
+            "Second minus first session in the craving rating rise (period effect), CUD",
+            "VAS points",
+            -params.habituation * params.craving_rating_rise,
         ),
         ("drug_x_state_cud", "NAC minus placebo in the craving rise of both couplings, CUD", fc, params.nac_effect),
         ("drug_x_state_control", "NAC minus placebo in the craving rise of both couplings, controls", fc, 0.0),
@@ -592,7 +627,12 @@ def planted_effects(params: CocaineStudyParams) -> list[dict]:
             "Pearson r",
             0.0,
         ),
-        ("craving_rating_rise_cud", "Craving minus neutral rating, CUD", "VAS points", params.craving_rating_rise),
+        (
+            "craving_rating_rise_cud",
+            "Craving minus neutral rating, CUD (mean of the two sessions)",
+            "VAS points",
+            mean_kept * params.craving_rating_rise,
+        ),
         ("nac_rating_effect_cud", "NAC minus placebo in the rating rise, CUD", "VAS points", params.nac_rating_effect),
     ]
     return [

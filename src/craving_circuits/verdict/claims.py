@@ -291,13 +291,13 @@ def _data_estimands() -> list[Estimand]:
             f"data/rating/{_slug(term)}",
             "data",
             effect,
-            "t-test on ratings: {term}",
+            f"{test} on ratings: {term}",
             "rating_tests",
             match={"term": term},
         )
-        for term, effect in (
-            ("craving - neutral | CUD", "craving_rating_rise_cud"),
-            ("drug x state | CUD", "nac_rating_effect_cud"),
+        for term, effect, test in (
+            ("craving - neutral | CUD", "craving_rating_rise_cud", "t-test"),
+            ("drug x state | CUD", "nac_rating_effect_cud", "crossover t, adjusted for period,"),
         )
     ]
 
@@ -423,12 +423,37 @@ def _nac_estimands() -> list[Estimand]:
             f"nac/roi/{DRUG_EFFECTS[term]}/{target}",
             ch,
             DRUG_EFFECTS[term],
-            f"ROI mixed model: {term} ({target})",
-            "interaction_contrasts",
-            match={"term": term, "target": target},
+            f"crossover t, adjusted for period: {term} ({target})",
+            "evidence",
+            match={"term": f"{term} ({target})"},
         )
         for term in DRUG_EFFECTS
         for target in _TARGETS
+    ]
+    out.append(
+        _row(
+            "nac/roi/nac_rating_effect_cud/rating",
+            ch,
+            "nac_rating_effect_cud",
+            "crossover t, adjusted for period: drug x state | CUD (rating)",
+            "evidence",
+            match={"term": "drug x state | CUD (rating)"},
+        )
+    )
+    out += [
+        _row(
+            f"nac/period/{outcome}",
+            ch,
+            effect,
+            f"crossover period effect (second minus first session), CUD ({outcome})",
+            "periods",
+            match={"term": "period | CUD", "outcome": outcome},
+        )
+        for outcome, effect in (
+            ("dlpfc", "habituation_nacc_dlpfc_cud"),
+            ("thalamus_midline", "habituation_nacc_thalamus_cud"),
+            ("rating", "habituation_rating_cud"),
+        )
     ]
     for test in secondlevel.DRUG_TESTS:
         out += [
@@ -451,31 +476,6 @@ def _nac_estimands() -> list[Estimand]:
                 f"voxelwise cluster FWE: {test}, significant clusters off the target ROIs",
                 f"clusters_{test}",
                 kind="elsewhere",
-            )
-        )
-    out.append(
-        _row(
-            "nac/rating_model",
-            ch,
-            "nac_rating_effect_cud",
-            "paired t on ratings: {term}",
-            "rating_tests",
-            match={"term": "drug x state | CUD"},
-        )
-    )
-    for outcome, effect in (
-        ("dlpfc", "drug_x_state_cud"),
-        ("thalamus_midline", "drug_x_state_cud"),
-        ("rating", "nac_rating_effect_cud"),
-    ):
-        out.append(
-            _row(
-                f"nac/paired_t/{outcome}",
-                ch,
-                effect,
-                f"paired t of NAC - placebo in the craving rise, CUD ({outcome})",
-                "evidence",
-                match={"term": f"drug x state | CUD ({outcome})"},
             )
         )
     return out
@@ -599,7 +599,7 @@ def _multiverse_estimands() -> list[Estimand]:
             f"multiverse/{_slug(term)}/{target}",
             "multiverse",
             effect,
-            "ROI mixed model, {strategy}: " + f"{term} ({target})",
+            "summary-statistic t, {strategy}: " + f"{term} ({target})",
             "multiverse",
             match={"term": term, "target": target},
             each="strategy",
@@ -771,19 +771,19 @@ CLAIMS: tuple[Claim, ...] = (
             f"nac_no_effect_{outcome}",
             "cocaine",
             f"NAC does not change the craving rise of {label} in CUD",
-            f"nac/paired_t/{outcome}",
+            f"nac/roi/{effect}/{outcome}",
             "mean difference",
             None,
             cocaine_chapters.nac_tests,
             "roi",
-            equivalence=f"nac/paired_t/{outcome}",
+            equivalence=f"nac/roi/{effect}/{outcome}",
             bound="no effect as large as d_z {bound_dz:.2g} ({bound:.3g} on the outcome's scale; at n = {n}, the "
-            "paired t test detects d_z {detectable_dz:.2g} with power 0.8)",
+            "period-adjusted crossover t test detects d_z {detectable_dz:.2g} with power 0.8)",
         )
-        for outcome, label in (
-            ("dlpfc", "NAcc-dlPFC connectivity"),
-            ("thalamus_midline", "NAcc-thalamus connectivity"),
-            ("rating", "the craving rating"),
+        for outcome, effect, label in (
+            ("dlpfc", "drug_x_state_cud", "NAcc-dlPFC connectivity"),
+            ("thalamus_midline", "drug_x_state_cud", "NAcc-thalamus connectivity"),
+            ("rating", "nac_rating_effect_cud", "the craving rating"),
         )
     ),
     _claim(
