@@ -40,10 +40,10 @@ def _analyse(preset, root):
         alpha=ALPHA,
         global_cbf=cbf.runs["mean_gm_cbf"],
     )
-    contrasts = perfusion.group_by_time_models(values, alpha=ALPHA)
+    contrasts = perfusion.region_change_tests(values, alpha=ALPHA)
     dlpfc_change = perfusion.participant_change(values[values["region"] == "dlpfc_right"])
     cbf_recovery = planted.chapter_recovery(
-        "baclofen_cbf", {"clusters": clusters, "region_contrasts": contrasts}, truth, ALPHA
+        "baclofen_cbf", {"clusters": clusters, "region_tests": contrasts}, truth, ALPHA
     )
     # cue-reactivity chapter
     task_runs, task_exclusions = baclofen_layout.collect_task_runs(study, None, "smokingcue")
@@ -68,15 +68,14 @@ def _analyse(preset, root):
     ratings = read_tsv(study / "phenotype" / "craving_ratings.tsv", "craving ratings")
     participants = read_tsv(study / "participants.tsv", "participants.tsv")
     results = chapters.cue_tests(roi_effects, dlpfc_change, ratings, participants, n_bootstrap=1000, alpha=ALPHA, rng=0)
-    craving_contrasts, _ = perfusion.group_by_time_model(results["craving"], value="craving_rise", alpha=ALPHA)
-    results.update(voxel_clusters=voxel_clusters, craving_contrasts=craving_contrasts)
+    results.update(voxel_clusters=voxel_clusters)
     cue_recovery = planted.chapter_recovery("baclofen_mediation", results, truth, ALPHA)
     return {
         "clusters": clusters,
         "contrasts": contrasts,
         "associations": results["associations"],
         "voxel_clusters": voxel_clusters,
-        "craving": craving_contrasts,
+        "craving": results["craving_test"],
         "mediation": results["mediation_cue"],
         "recovery": pd.concat([cbf_recovery, cue_recovery], ignore_index=True),
     }

@@ -124,26 +124,38 @@ def test_time_differences_and_the_group_test(tmp_path):
         perfusion.group_by_time_test(diff[:5], table.head(5), mask_img, n_perm=20)
 
 
-def test_group_by_time_model_contrasts_match_the_cell_means():
+def test_region_change_tests_are_summary_statistics_checked_against_statsmodels():
+    """One T2 - T1 change per participant: one-sample t within each group, Welch's t between them,
+    here with a placebo group three times as variable as the baclofen group."""
+    from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
+
     rng = np.random.default_rng(3)
     rows = []
-    for i in range(20):
-        group = "baclofen" if i < 10 else "placebo"
+    for i in range(21):
+        group = "baclofen" if i < 8 else "placebo"
         base = rng.normal(50, 5)
         for s in SESSIONS:
-            rise = 6.0 if (group == "baclofen" and s == "ses-T2") else 0.0
+            rise = rng.normal(6.0, 1.0) if group == "baclofen" else rng.normal(0.0, 3.0)
+            value = base + (rise if s == "ses-T2" else 0.0)
             rows.append(
-                {"participant_id": f"s{i}", "group": group, "session_id": s, "cbf": base + rise + rng.normal(0, 1)}
+                {"region": "dlpfc_right", "participant_id": f"s{i}", "group": group, "session_id": s, "cbf": value}
             )
     values = pd.DataFrame(rows)
-    contrasts, formula = perfusion.group_by_time_model(values)
-    table = contrasts.set_index("term")
-    wide = values.pivot_table(index=["participant_id", "group"], columns="session_id", values="cbf").reset_index()
-    change = wide["ses-T2"] - wide["ses-T1"]
-    bac, pla = change[wide["group"] == "baclofen"], change[wide["group"] == "placebo"]
-    assert table.loc["T2 - T1 | baclofen", "estimate"] == pytest.approx(bac.mean(), abs=1e-6)
-    assert table.loc["group x time", "estimate"] == pytest.approx(bac.mean() - pla.mean(), abs=1e-6)
-    assert table.loc["group x time", "p"] < 0.001 and "session_id" in formula
+    table = perfusion.region_change_tests(values)
+    assert list(table.columns) == perfusion.REGION_TEST_COLUMNS
+    tests = table.set_index("term")
+    change = perfusion.participant_change(values)
+    bac = change.loc[change["group"] == "baclofen", "change"].to_numpy()
+    pla = change.loc[change["group"] == "placebo", "change"].to_numpy()
+    row = tests.loc["T2 - T1 | baclofen"]
+    assert row["se"] == pytest.approx(bac.std(ddof=1) / np.sqrt(8), rel=1e-12)
+    assert row["p"] == pytest.approx(DescrStatsW(bac).ttest_mean(0)[1], rel=1e-10) and row["df"] == 7
+    welch = CompareMeans(DescrStatsW(bac), DescrStatsW(pla))
+    _, p, df = welch.ttest_ind(usevar="unequal")
+    row = tests.loc["group x time"]
+    assert row["estimate"] == pytest.approx(bac.mean() - pla.mean(), rel=1e-12)
+    assert row["p"] == pytest.approx(p, rel=1e-10) and row["df"] == pytest.approx(df, rel=1e-10)
+    assert row["method"] == "Welch two-sample t"
 
 
 @pytest.mark.parametrize(
@@ -221,8 +233,8 @@ def test_region_values_models_and_participant_change():
     first = values[values["region"] == "dlpfc_right"].iloc[0]
     assert first["cbf"] == pytest.approx(maps[0, :3].mean())
     assert values[values["region"] == "cluster"].iloc[0]["cbf"] == pytest.approx(maps[0, :2].mean())
-    contrasts = perfusion.group_by_time_models(values)
-    assert contrasts["region"].tolist() == ["dlpfc_right"] * 3 + ["cluster"] * 3
+    tests = perfusion.region_change_tests(values)
+    assert tests["region"].tolist() == ["dlpfc_right"] * 3 + ["cluster"] * 3
     change = perfusion.participant_change(values[values["region"] == "dlpfc_right"])
     assert change["change"].iloc[0] == pytest.approx(maps[1, :3].mean() - maps[0, :3].mean(), rel=1e-6)
     # no significant cluster: only the ROI is described
@@ -253,31 +265,6 @@ def test_simulated_baclofen_study_folder(tmp_path):
         )
         == root
     )
-
-
-def test_group_by_time_anova_is_the_two_sample_test_of_the_changes():
-    from scipy import stats
-
-    rng = np.random.default_rng(4)
-    values = pd.DataFrame(
-        [
-            {
-                "participant_id": f"s{i}",
-                "group": "baclofen" if i < 7 else "placebo",
-                "session_id": s,
-                "craving_rise": rng.normal(15, 6) - (6 if (i < 7 and s == "ses-T2") else 0),
-            }
-            for i in range(15)
-            for s in SESSIONS
-        ]
-    )
-    row = perfusion.group_by_time_anova(values, "craving_rise").iloc[0]
-    change = perfusion.participant_change(values, "craving_rise")
-    t = stats.ttest_ind(
-        change.loc[change["group"] == "baclofen", "change"], change.loc[change["group"] == "placebo", "change"]
-    )
-    assert row["F"] == pytest.approx(t.statistic**2, rel=1e-8) and row["p"] == pytest.approx(t.pvalue, rel=1e-8)
-    assert (row["df_num"], row["df_den"], row["n"]) == (1, 13, 15)
 
 
 def test_global_change_test_and_sensitivity_table():

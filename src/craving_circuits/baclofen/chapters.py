@@ -59,7 +59,8 @@ def cue_tests(
         ``roi_changes`` (T2 - T1 per participant and ROI), ``associations``
         (Pearson r of each ROI's change with the dlPFC CBF change),
         ``craving`` (cue-induced craving per session), ``craving_test``
-        (two-sample t of its T2 - T1 change between groups),
+        (its T2 - T1 change within each group and, by Welch's t, between
+        them: :func:`craving_circuits.baclofen.perfusion.region_change_tests`),
         ``mediation_exclusions``, ``mediation_cue`` and ``mediation_craving``
         (paths and bootstrap indirect effect of baclofen through the dlPFC
         change on the cue change and on the craving change).
@@ -69,7 +70,7 @@ def cue_tests(
     roi_changes = perfusion.participant_change(roi_effects, "value", by=("roi",))
     associations = cue.roi_associations(roi_changes, dlpfc_change, n_boot=n_bootstrap, rng=rng, alpha=alpha)
     craving = cue.cue_craving(ratings_table, participants)
-    craving_test = perfusion.group_by_time_anova(craving, "craving_rise")
+    craving_test = perfusion.region_change_tests(craving.assign(region="craving"), "craving_rise", alpha=alpha)
     med_table, med_exclusions = cue.mediation_table(dlpfc_change, roi_changes, craving)
     med_cue = mediation_analysis(
         med_table, "baclofen", "dlpfc_change", "cue_change", n_boot=n_bootstrap, rng=rng, alpha=alpha

@@ -27,10 +27,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
 from nilearn.datasets import load_mni152_brain_mask
 from nilearn.image import resample_to_img
-from statsmodels.stats.anova import anova_lm
 
 from craving_circuits import __version__
 from craving_circuits.baclofen.asl import (
@@ -48,8 +46,8 @@ from craving_circuits.io.bids import SPACE
 from craving_circuits.io.runs import RunCache, RunOutput, map_runs
 from craving_circuits.io.schemas import ASL_RUN_COLUMNS as RUN_COLUMNS
 from craving_circuits.io.schemas import EXCLUSION_COLUMNS
+from craving_circuits.stats.correlation import mean_change
 from craving_circuits.stats.correlation import mean_difference as welch_difference
-from craving_circuits.stats.models import cell_contrast, fit_mixed_model
 from craving_circuits.stats.permutation import cluster_permutation_test
 from craving_circuits.stats.voxelwise import cluster_on_roi
 
@@ -63,14 +61,13 @@ __all__ = [
     "global_change",
     "global_change_test",
     "group_by_time_welch",
+    "region_change_tests",
+    "REGION_TEST_COLUMNS",
     "global_sensitivity",
     "group_by_time_test",
     "cluster_values",
-    "group_by_time_model",
     "region_values",
-    "group_by_time_models",
     "participant_change",
-    "group_by_time_anova",
 ]
 
 
@@ -395,32 +392,6 @@ def cluster_values(
     return values, in_cluster
 
 
-def group_by_time_model(values: pd.DataFrame, value: str = "cbf", alpha: float = 0.05) -> tuple[pd.DataFrame, str]:
-    """2 x 2 mixed model (group x time, random intercept per participant) and its contrasts.
-
-    Returns
-    -------
-    contrasts : pandas.DataFrame
-        Columns ``term, estimate, se, ci_low, ci_high, p``: ``T2 - T1 |
-        baclofen``, ``T2 - T1 | placebo`` and ``group x time`` (baclofen minus
-        placebo in ``T2 - T1``), contrasts of the model's cell means.
-    formula : str
-    """
-
-    formula = f"{value} ~ C(group, Treatment('placebo')) * C(session_id, Treatment('ses-T1'))"
-    fit = fit_mixed_model(values.reset_index(drop=True), formula, groups="participant_id")
-    cells = pd.DataFrame([(g, s) for g in GROUPS for s in SESSIONS], columns=["group", "session_id"])
-    time = np.where(cells["session_id"] == SESSIONS[1], 1.0, -1.0)
-    bac = (cells["group"] == "baclofen").to_numpy(float)
-    weights = {
-        "T2 - T1 | baclofen": bac * time,
-        "T2 - T1 | placebo": (1 - bac) * time,
-        "group x time": np.where(bac > 0, 1.0, -1.0) * time,
-    }
-    rows = [cell_contrast(fit, cells, w, term, alpha=alpha) for term, w in weights.items()]
-    return pd.concat(rows, ignore_index=True), formula
-
-
 def region_values(
     result,
     runs: pd.DataFrame,
@@ -476,22 +447,6 @@ def region_values(
     return out[["region", "participant_id", "group", "session_id", "cbf"]]
 
 
-def group_by_time_models(values: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """:func:`group_by_time_model` per region of :func:`region_values`.
-
-    Returns
-    -------
-    contrasts : pandas.DataFrame
-        ``region`` plus the columns of :func:`group_by_time_model`.
-    """
-    frames = [
-        group_by_time_model(sub, "cbf", alpha)[0].assign(region=region)
-        for region, sub in values.groupby("region", sort=False)
-    ]
-    out = pd.concat(frames, ignore_index=True)
-    return out[["region"] + [c for c in out.columns if c != "region"]]
-
-
 def participant_change(values: pd.DataFrame, value: str = "cbf", sessions=SESSIONS, by=()) -> pd.DataFrame:
     """``T2 - T1`` of a value per participant (and per level of ``by``, e.g. ``("roi",)``).
 
@@ -533,6 +488,46 @@ def group_by_time_welch(
     change = participant_change(values, value)
     by_group = {g: change.loc[change["group"] == g, "change"].to_numpy() for g in GROUPS}
     return welch_difference(by_group["baclofen"], by_group["placebo"], term, alpha)
+
+
+#: Columns of :func:`region_change_tests`.
+REGION_TEST_COLUMNS = ["region", "term", "n", "estimate", "se", "ci_low", "ci_high", "p", "df", "method"]
+
+
+def region_change_tests(values: pd.DataFrame, value: str = "cbf", alpha: float = 0.05) -> pd.DataFrame:
+    """Group x time in each region from each participant's ``T2 - T1`` change (summary statistics).
+
+    ``T2 - T1 | <group>`` is the one-sample t of the group's changes and
+    ``group x time`` Welch's t of baclofen minus placebo: each participant's
+    own change carries their own response to the drug, so the standard errors
+    are the spread of those changes over the square root of the group size,
+    and the groups may differ in spread (the drug may change it).
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        From :func:`region_values` (``region, participant_id, group,
+        session_id`` and ``value``).
+    value : str
+        The measured column (e.g. ``"cbf"``, or ``"craving_rise"`` with a
+        single ``region`` naming the measure).
+    alpha : float
+
+    Returns
+    -------
+    tests : pandas.DataFrame
+        Columns :data:`REGION_TEST_COLUMNS`; three rows per region.
+    """
+    rows = []
+    for region, sub in values.groupby("region", sort=False):
+        change = participant_change(sub, value)
+        by_group = {g: change.loc[change["group"] == g, "change"].to_numpy() for g in GROUPS}
+        for g in GROUPS:
+            row = mean_change(by_group[g], f"T2 - T1 | {g}", alpha).iloc[0].to_dict()
+            rows.append({**row, "region": region, "df": float(len(by_group[g]) - 1), "method": "one-sample t"})
+        row = welch_difference(by_group["baclofen"], by_group["placebo"], "group x time", alpha).iloc[0].to_dict()
+        rows.append({**row, "region": region, "method": "Welch two-sample t"})
+    return pd.DataFrame(rows, columns=REGION_TEST_COLUMNS)
 
 
 def global_change_test(runs: pd.DataFrame, column: str = "mean_gm_cbf", alpha: float = 0.05) -> pd.DataFrame:
@@ -599,35 +594,3 @@ def global_sensitivity(analyses: dict, roi: str, alpha: float = 0.05) -> pd.Data
             }
         )
     return pd.DataFrame(rows, columns=["global_cbf", "analysis", "estimate", "se", "ci_low", "ci_high", "p"])
-
-
-def group_by_time_anova(values: pd.DataFrame, value: str) -> pd.DataFrame:
-    """The group x time F of the mixed (split-plot) ANOVA, as the one-way ANOVA of ``T2 - T1`` between groups.
-
-    With two groups, two sessions and complete data, the interaction F of the
-    split-plot ANOVA equals the F (the squared two-sample t) of the
-    differences between groups; statsmodels fits it.
-
-    Returns
-    -------
-    row : pandas.DataFrame
-        ``term, estimate`` (baclofen minus placebo in ``T2 - T1``), ``F,
-        df_num, df_den, p``, ``n``.
-    """
-
-    change = participant_change(values, value)
-    table = anova_lm(smf.ols("change ~ C(group)", data=change).fit())
-    means = change.groupby("group")["change"].mean()
-    return pd.DataFrame(
-        [
-            {
-                "term": "group x time (mixed ANOVA)",
-                "estimate": float(means["baclofen"] - means["placebo"]),
-                "F": float(table.loc["C(group)", "F"]),
-                "df_num": float(table.loc["C(group)", "df"]),
-                "df_den": float(table.loc["Residual", "df"]),
-                "p": float(table.loc["C(group)", "PR(>F)"]),
-                "n": len(change),
-            }
-        ]
-    )

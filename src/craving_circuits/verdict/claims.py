@@ -506,16 +506,16 @@ def _cbf_estimands() -> list[Estimand]:
             "cbf/roi/group_x_time",
             ch,
             "group_x_time_dlpfc_cbf",
-            "mixed model on the dlpfc_right ROI: group x time",
-            "region_contrasts",
+            "Welch t of the dlpfc_right ROI's T2 - T1 change: group x time",
+            "region_tests",
             match={"region": "dlpfc_right", "term": "group x time"},
         ),
         _row(
             "cbf/roi/placebo_time",
             ch,
             "time_dlpfc_cbf_placebo",
-            "mixed model on the dlpfc_right ROI: T2 - T1 | placebo",
-            "region_contrasts",
+            "one-sample t of the dlpfc_right ROI's T2 - T1 change: T2 - T1 | placebo",
+            "region_tests",
             match={"region": "dlpfc_right", "term": "T2 - T1 | placebo"},
         ),
     ]
@@ -562,22 +562,12 @@ def _cue_estimands() -> list[Estimand]:
     )
     out.append(
         _row(
-            "cue/craving_model",
-            ch,
-            "group_x_time_craving",
-            "mixed model on cue-induced craving: group x time",
-            "craving_contrasts",
-            match={"term": "group x time"},
-        )
-    )
-    out.append(
-        _row(
             "cue/craving_t",
             ch,
             "group_x_time_craving",
-            "two-sample t of the T2 - T1 change of cue-induced craving",
+            "Welch t of the T2 - T1 change of cue-induced craving: group x time",
             "craving_test",
-            ci=None,
+            match={"term": "group x time"},
         )
     )
     out.append(
