@@ -13,17 +13,19 @@ from conftest import RECOVERY_ALPHA as ALPHA
 
 pytestmark = pytest.mark.slow
 
-PLANTED = 0.45  # craving_nacc_dlpfc and craving_nacc_thalamus of the paper preset
 TARGETS = ("dlpfc", "thalamus_midline")
+PLANTED_RISE = {"dlpfc": "craving_nacc_dlpfc_cud", "thalamus_midline": "craving_nacc_thalamus_cud"}
 
 
 def test_roi_craving_rise_in_cud_only(paper_analysis):
-    contrasts = paper_analysis.contrasts
+    contrasts, truth = paper_analysis.contrasts, paper_analysis.drug.truth
+    assert truth[PLANTED_RISE["dlpfc"]] != truth[PLANTED_RISE["thalamus_midline"]]
     for target in TARGETS:
         cud = contrasts.loc[(target, "craving - neutral | CUD")]
         assert cud["p"] < ALPHA and cud["estimate"] > 0, target
-        # ROI-level Fisher z of mean time series land near the source-level planted value
-        assert 0.4 * PLANTED < cud["estimate"] < 1.6 * PLANTED, target
+        # ROI-level Fisher z of mean time series land near the target's own source-level planted value
+        planted = truth[PLANTED_RISE[target]]
+        assert 0.4 * planted < cud["estimate"] < 1.6 * planted, (target, cud["estimate"], planted)
         assert contrasts.loc[(target, "craving - neutral | control"), "p"] > ALPHA, target
 
 

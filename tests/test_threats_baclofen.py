@@ -1,13 +1,16 @@
 """Threats to the baclofen claims, as simulator conditions: what each test does under them (ROI level)."""
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pingouin as pg
+from scipy import ndimage
 from statsmodels.stats.proportion import proportion_confint
 
 from conftest import BACLOFEN_ROI_MODEL as MODEL
 from craving_circuits.baclofen import cue, perfusion
 from craving_circuits.simulate import baclofen_params, roi_level
+from craving_circuits.stats import voxelwise
 from craving_circuits.stats.correlation import partial_correlation
 
 ALPHA = 0.05
@@ -81,3 +84,79 @@ def test_a_drug_effect_on_global_cbf_is_seen_and_moves_the_adjusted_dlpfc_result
     mean, se = np.mean(adjusted_estimates), np.std(adjusted_estimates, ddof=1) / np.sqrt(n_sims)
     assert abs(mean - expected) < 4 * se and expected < -3 * se, (mean, se, expected)
     assert fired["adjusted"] / n_sims < 0.05, fired  # no spurious rise; the bias goes the other way here
+
+
+def _smooth_maps(rng, n, mask, sigma=1.0):
+    """(n, n_voxels) spatially smooth Gaussian noise of unit variance over ``mask``."""
+    vol = ndimage.gaussian_filter(rng.standard_normal((n, *mask.shape)), (0, sigma, sigma, sigma))
+    values = vol[:, mask]
+    return values / values.std(axis=0, keepdims=True)
+
+
+def test_voxelwise_association_under_a_direct_drug_effect_fires_only_when_pooled():
+    """Voxelwise twin of the ROI test above, on synthetic maps: the cue-change maps are lower under
+    baclofen everywhere (a direct drug effect) and the dlPFC CBF change is higher under baclofen, with no
+    association within either group. The pooled covariate test reads the group difference as an
+    association; with group as a nuisance (Freedman-Lane) the test keeps its family-wise level."""
+    rng = np.random.default_rng(12)
+    mask = np.zeros((9, 9, 9), bool)
+    mask[1:-1, 1:-1, 1:-1] = True
+    mask_img = nib.Nifti1Image(mask.astype(np.uint8), np.eye(4))
+    group = np.array(["baclofen"] * 21 + ["placebo"] * 22)
+    table = pd.DataFrame({"participant_id": [f"sub-{i:02d}" for i in range(43)], "group": group})
+    baclofen = (group == "baclofen").astype(float)
+    n_sims, fired = 60, {"pooled": 0, "within groups": 0}
+    for i in range(n_sims):
+        cue_change = _smooth_maps(rng, 43, mask) - 1.0 * baclofen[:, None]
+        dlpfc_change = pd.Series(rng.normal(0, 1, 43) + 2.0 * baclofen, index=table["participant_id"])
+        for name, nuisance in (("pooled", None), ("within groups", "group")):
+            result, _, _ = voxelwise.covariate_test(
+                cue_change, table, dlpfc_change, mask_img, group=None, nuisance=nuisance, n_perm=100, rng=i
+            )
+            fired[name] += bool((result.clusters["p_fwe_size"] < ALPHA).any())
+    assert fired["pooled"] / n_sims > 0.8, fired
+    low, high = proportion_confint(fired["within groups"], n_sims, alpha=0.01, method="beta")
+    assert low <= ALPHA <= high, fired
+
+
+def test_voxelwise_group_by_time_under_a_global_drug_effect():
+    """Voxelwise twin of the global-CBF test above, on synthetic maps: baclofen scales CBF everywhere by
+    ``1 + f`` and changes nothing regionally. Unadjusted, the group x time test reports a rise almost
+    everywhere (true, but not regional). The chapter's voxelwise adjustment is an ANCOVA with a slope on
+    the global change per voxel, not a subtraction: a change proportional to the global one is absorbed
+    whatever the voxel's baseline, so no regional effect is manufactured (unlike the subtraction of the
+    ROI values above) and the test keeps its level. The price is the converse: a regional effect that
+    moves with the global change is absorbed with it."""
+    rng = np.random.default_rng(5)
+    mask = np.zeros((12, 8, 8), bool)
+    mask[1:-1, 1:-1, 1:-1] = True
+    mask_img = nib.Nifti1Image(mask.astype(np.uint8), np.eye(4))
+    coords = np.argwhere(mask)
+    baseline = np.where(coords[:, 0] < 6, 60.0, 20.0)  # "grey" half and "white" half
+    group = np.array(["baclofen"] * 21 + ["placebo"] * 22)
+    table = pd.DataFrame({"participant_id": [f"sub-{i:02d}" for i in range(43)], "group": group})
+    baclofen = (group == "baclofen").astype(float)
+    f, n_sims = 0.15, 40
+    fired = {"unadjusted, widespread rise": 0, "adjusted, any cluster": 0}
+    for i in range(n_sims):
+        scale = 1 + rng.normal(0, 0.05, 43) + f * baclofen  # session-to-session global change
+        change = (scale - 1)[:, None] * baseline[None] + 3.0 * _smooth_maps(rng, 43, mask)
+        global_change = change.mean(axis=1)
+        unadjusted = perfusion.group_by_time_test(change, table, mask_img, n_perm=100, rng=i)
+        hits = unadjusted.clusters[(unadjusted.clusters["p_fwe_size"] < ALPHA) & (unadjusted.clusters["sign"] > 0)]
+        fired["unadjusted, widespread rise"] += bool((hits["size"] > 0.5 * mask.sum()).any())
+        adjusted = perfusion.group_by_time_test(change, table, mask_img, covariate=global_change, n_perm=100, rng=i)
+        fired["adjusted, any cluster"] += bool((adjusted.clusters["p_fwe_size"] < ALPHA).any())
+    assert fired["unadjusted, widespread rise"] >= 0.9 * n_sims, fired
+    low, high = proportion_confint(fired["adjusted, any cluster"], n_sims, alpha=0.01, method="beta")
+    assert low <= ALPHA <= high, fired
+    # the drug's global change itself is what the chapter's global change test reports
+    runs = pd.DataFrame(
+        [
+            {"participant_id": pid, "group": g, "session_id": s, "mean_gm_cbf": 50.0 * (c if s == "ses-T2" else 1.0)}
+            for pid, g, c in zip(table["participant_id"], group, scale)
+            for s in ("ses-T1", "ses-T2")
+        ]
+    )
+    row = perfusion.global_change_test(runs).iloc[0]
+    assert row["estimate"] > 0 and row["p"] < ALPHA
