@@ -133,7 +133,7 @@ def test_the_check_fails_on_a_breach(tmp_path, breach, message):
     copy = tmp_path / "craving_circuits"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     target = {
-        "stats (layer 1)": "stats/models.py",
+        "stats (layer 1)": "stats/contrasts.py",
         "the cocaine study": "cocaine/drug.py",
         "inside a function": "io/files.py",
         "without naming it under": "simulate/signals.py",

@@ -15,7 +15,7 @@ Data conventions
 ROI couplings in the long format of :data:`craving_circuits.io.schemas.ROI_COLUMNS`,
 one ``strategy`` per specification (its ``name``). Result tables have the
 columns :data:`MULTIVERSE_COLUMNS`: the specification's choices, the target and
-term, and :data:`craving_circuits.stats.models.RESULT_COLUMNS`-style statistics.
+term, and :data:`craving_circuits.io.schemas.RESULT_COLUMNS`-style statistics.
 """
 
 from __future__ import annotations
