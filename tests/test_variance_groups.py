@@ -194,7 +194,7 @@ def test_variance_groups_keep_the_level_where_the_pooled_permutation_test_does_n
     noisy group, so the family-wise error rate is far above alpha. With
     variance groups (G, sign flipping) it stays near alpha.
     """
-    n_studies, alpha, n_perm = 800, 0.05, 99  # p <= 0.05 iff at most 4 of 99 resamplings reach the data
+    n_studies, alpha, n_perm = 400, 0.05, 99  # p <= 0.05 iff at most 4 of 99 resamplings reach the data
     mask = np.ones((6, 6, 6), dtype=bool)
     group = np.r_[np.ones(12), np.zeros(30)]
     sd = np.where(group == 1, 3.0, 1.0)
