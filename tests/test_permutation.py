@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import nibabel as nib
@@ -13,6 +14,7 @@ from nilearn.maskers import NiftiMasker
 from nilearn.mass_univariate import permuted_ols
 from scipy import ndimage, stats
 
+from craving_circuits.stats import permutation as perm
 from craving_circuits.stats.permutation import (
     PermutationResult,
     cluster_permutation_test,
@@ -400,6 +402,7 @@ def _bad_inputs():
             (dict(y=y[0]), r"y must be 2D"),
             (dict(y=y, cluster_forming_p=0.7), r"cluster_forming_p must be a one-tailed p strictly between 0 and 0.5"),
             (dict(y=y, cluster_forming_p=0.0), r"cluster_forming_p"),
+            (dict(y=y, cluster_forming_p=1e-300), r"cluster_forming_p=1e-300 is too small for 9 degrees of freedom"),
             (dict(y=y, two_sided="yes"), r"two_sided must be True or False"),
         ],
         mask,
@@ -414,3 +417,255 @@ def test_bad_inputs_raise_informative_errors(case):
     kwargs = dict(tested=tested, mask=mask, n_perm=5, rng=0) | overrides
     with pytest.raises(ValueError, match=message):
         cluster_permutation_test(**kwargs)
+
+
+# ---------------------------------------------------------------------------
+# 8. Null cluster maxima from the supra-threshold voxels, against ndimage.label
+# ---------------------------------------------------------------------------
+
+FACES = ndimage.generate_binary_structure(3, 1)
+
+
+def irregular_masks():
+    """Masks with holes, several components, and voxels on every face of the grid."""
+    rng = np.random.default_rng(12)
+    holed_ball = ball_mask((11, 11, 11), 4.6)
+    holed_ball[rng.random(holed_ball.shape) < 0.15] = False  # holes
+    holed_ball[0:2, 0:2, 0:3] = True  # a separate component in a corner
+    blobs = ndimage.gaussian_filter(rng.standard_normal((9, 10, 8)), 1.0) > 0  # touches the grid's faces
+    slabs = np.zeros((6, 7, 8), dtype=bool)
+    slabs[:, :, 0:2] = True
+    slabs[:, :, 4:8] = True  # two components, the full box in x and y
+    slabs[2, 3, 5] = False
+    return {"holed ball": holed_ball, "blobs": blobs, "slabs": slabs}
+
+
+def ndimage_clusters(stat, mask, threshold, two_sided):
+    """Per map and sign: supra-threshold voxels (ascending), their scipy.ndimage.label labels, |t| - threshold."""
+    out = []
+    for row in stat:
+        per_sign = []
+        for sign in (1, -1) if two_sided else (1,):
+            signed = sign * row
+            supra = signed > threshold
+            volume = np.zeros(mask.shape, dtype=bool)
+            volume[mask] = supra
+            labels, _ = ndimage.label(volume, FACES)
+            voxels = np.flatnonzero(supra)
+            per_sign.append((sign, voxels, labels[mask][voxels], signed[voxels] - threshold))
+        out.append(per_sign)
+    return out
+
+
+def ndimage_maxima(stat, mask, threshold, two_sided):
+    """The old null statistics: per map, the largest cluster size and mass over both signs (0 without clusters)."""
+    size, mass = np.zeros(len(stat), dtype=np.int64), np.zeros(len(stat))
+    for i, per_sign in enumerate(ndimage_clusters(stat, mask, threshold, two_sided)):
+        for _, voxels, labels, excess in per_sign:
+            if voxels.size:
+                size[i] = max(size[i], np.bincount(labels).max())
+                mass[i] = max(mass[i], np.bincount(labels, weights=excess).max())
+    return size, mass
+
+
+def first_seen(labels):
+    """Relabel 0, 1, ... in order of first occurrence: equal for two labellings of the same partition."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(first.size)
+    return rank[inverse]
+
+
+@pytest.mark.parametrize("mask_name", list(irregular_masks()))
+@pytest.mark.parametrize("supra_fraction", [0.01, 0.3, 1.0])
+@pytest.mark.parametrize("two_sided", [True, False])
+@pytest.mark.parametrize("labelling", ["graph", "grid"])
+def test_null_clusters_and_maxima_equal_ndimage_label(mask_name, supra_fraction, two_sided, labelling, monkeypatch):
+    monkeypatch.setattr(perm._ClusterLabeller, "GRID_FRACTION", np.inf if labelling == "graph" else 0.0)
+    mask = irregular_masks()[mask_name]
+    rng = np.random.default_rng(13)
+    stat = smooth_noise(rng, 12, mask, sigma=1.0)
+    if supra_fraction == 1.0:  # every voxel supra-threshold (of both signs if two-sided)
+        stat = np.sign(stat) * (np.abs(stat) + 1.0) if two_sided else np.abs(stat) + 1.0
+        threshold = 0.5
+    else:  # supra_fraction of the (map, voxel) pairs exceed the threshold
+        threshold = np.quantile(np.abs(stat) if two_sided else stat, 1 - supra_fraction)
+    assert threshold > 0
+    magnitude = np.abs(stat) if two_sided else stat
+    labeller = perm._ClusterLabeller(mask)
+    flat, comp, n_comp = labeller.supra_threshold_components(stat, magnitude, threshold)
+
+    reference = ndimage_clusters(stat, mask, threshold, two_sided)
+    n_voxels = stat.shape[1]
+    n_ref = 0
+    for i, per_sign in enumerate(reference):
+        for sign, voxels, labels, _ in per_sign:
+            ours = flat // n_voxels == i
+            ours &= (stat.reshape(-1)[flat] > 0) == (sign > 0)
+            np.testing.assert_array_equal(flat[ours] % n_voxels, voxels)
+            np.testing.assert_array_equal(first_seen(comp[ours]), first_seen(labels))
+            n_ref += np.unique(labels).size
+    assert n_comp == n_ref  # no cluster spans two maps or two signs
+    assert flat.size == sum(v.size for per_sign in reference for _, v, _, _ in per_sign)
+
+    size, mass = labeller.max_size_and_mass(stat, magnitude, threshold, lambda a: a - threshold)
+    ref_size, ref_mass = ndimage_maxima(stat, mask, threshold, two_sided)
+    np.testing.assert_array_equal(size, ref_size)
+    np.testing.assert_array_equal(mass, ref_mass)  # same sums in the same order: bit for bit
+    if supra_fraction == 0.3:
+        assert np.all(size > 1) and np.unique(size).size > 1
+
+
+def test_null_maxima_without_supra_threshold_voxels_are_zero():
+    mask = irregular_masks()["blobs"]
+    stat = smooth_noise(np.random.default_rng(14), 5, mask)
+    labeller = perm._ClusterLabeller(mask)
+    threshold = np.abs(stat).max()  # strict inequality: nothing exceeds it
+    size, mass = labeller.max_size_and_mass(stat, np.abs(stat), threshold, lambda a: a - threshold)
+    np.testing.assert_array_equal(size, np.zeros(5))
+    np.testing.assert_array_equal(mass, np.zeros(5))
+    # One supra-threshold voxel in one map: a cluster of size 1.
+    stat[3, 17] = threshold + 0.5
+    size, mass = labeller.max_size_and_mass(stat, np.abs(stat), threshold, lambda a: a - threshold)
+    np.testing.assert_array_equal(size, [0, 0, 0, 1, 0])
+    np.testing.assert_array_equal(mass, [0, 0, 0, 0.5, 0])
+
+
+def test_null_maxima_when_every_voxel_is_supra_threshold():
+    mask = irregular_masks()["slabs"]  # two components
+    n_voxels = int(mask.sum())
+    stat = np.full((3, n_voxels), 2.0)
+    stat[1] = -2.0
+    stat[2, np.argwhere(mask)[:, 2] >= 4] = -3.0  # the second slab negative in the third map
+    size, mass = perm._ClusterLabeller(mask).max_size_and_mass(stat, np.abs(stat), 1.0, lambda a: a - 1.0)
+    ref_size, ref_mass = ndimage_maxima(stat, mask, 1.0, True)
+    np.testing.assert_array_equal(size, ref_size)
+    np.testing.assert_array_equal(mass, ref_mass)
+    big = int(np.sum(mask[:, :, 4:]))
+    assert size.tolist() == [big, big, big]
+    np.testing.assert_allclose(mass, [big, big, 2 * big])
+
+
+def test_single_voxel_mask():
+    mask = np.zeros((3, 3, 3), dtype=bool)
+    mask[1, 2, 0] = True
+    rng = np.random.default_rng(15)
+    y = rng.standard_normal((10, 1))
+    result = cluster_permutation_test(y, np.ones(10), mask, n_perm=200, rng=0, cluster_forming_p=0.2)
+    reference = reference_null_maxima(y, np.ones(10), mask, None, 0.2, 200, True, 0)
+    for key, values in reference.items():
+        np.testing.assert_array_equal(getattr(result, key), values)
+    assert set(result.h0_max_size) == {0, 1}  # both cases occur
+
+
+def test_beta_cut_splits_the_computed_t_exactly():
+    rng = np.random.default_rng(16)
+    for df in (1, 4, 17, 120):
+        for p in (0.3, 0.01, 1e-4, 1e-9):
+            threshold = float(stats.t.isf(p, df))
+            cut = perm._beta_cut(threshold, df)
+            # the float64 numbers just around the cut, and random ones
+            near = cut + np.arange(-50, 51) * np.spacing(cut)
+            beta = np.sort(np.r_[near, -near, rng.uniform(-1, 1, 10_000), 0.0, 1.0, -1.0])
+            t = perm._t_of_beta(beta, df)
+            assert np.all(np.diff(t) >= 0)  # nondecreasing
+            np.testing.assert_array_equal(t > threshold, beta > cut)
+            np.testing.assert_array_equal(t < -threshold, beta < -cut)
+            assert np.any(beta == cut) and np.any(t > threshold)
+
+
+# The implementation before the null clusters were found from the supra-threshold
+# voxels: every resampled t map labelled on the grid by scipy.ndimage.label.
+
+
+def reference_null_maxima(
+    y, tested, mask, confounds, cluster_forming_p, n_perm, two_sided, rng, variance_groups=None, batch_size=256
+):
+    resid, model = perm._prepare(np.asarray(y, dtype=float), tested, confounds, True)
+    groups = None
+    if variance_groups is not None:
+        model = dataclasses.replace(model, n_invariant=0, sign_flip=True)
+        groups = perm._variance_groups(variance_groups, model)
+        batch_size = min(batch_size, groups.batch_size(resid.shape[1]))
+    draws = perm._draw_resamplings(np.random.default_rng(rng), n_perm, resid.shape[0], model.sign_flip)
+    threshold = float(stats.t.isf(cluster_forming_p, model.df))
+    t_maps = []
+    for start in range(0, n_perm, batch_size):
+        batch = draws[start : start + batch_size]
+        if groups is not None:
+            t_maps.append(groups.null(batch.astype(np.float64), resid, groups.weights @ np.square(resid)))
+        elif model.sign_flip:
+            t_maps.append(
+                perm._t_maps(batch * model.x, batch[:, :, None] * model.resampled_nuisance[None], resid, model.df)
+            )
+        else:
+            t_maps.append(perm._t_maps(model.x[batch], model.resampled_nuisance[batch], resid, model.df))
+    t_null = np.concatenate(t_maps)
+    size, mass = ndimage_maxima(t_null, mask, threshold, two_sided)
+    max_t = np.max(np.abs(t_null) if two_sided else t_null, axis=1)
+    return {"h0_max_size": size, "h0_max_mass": mass, "h0_max_t": max_t}
+
+
+@pytest.mark.parametrize(
+    "design", ["one-sample", "one-sample+confound", "two-sample", "two-sample+confound", "variance groups"]
+)
+@pytest.mark.parametrize("cluster_forming_p", [0.001, 0.05])
+@pytest.mark.parametrize("two_sided", [True, False])
+@pytest.mark.parametrize("small_blocks", [False, True])
+@pytest.mark.parametrize("labelling", ["default", "grid"])
+def test_null_distributions_equal_labelling_every_map(
+    design, cluster_forming_p, two_sided, small_blocks, labelling, monkeypatch
+):
+    if labelling == "grid":
+        monkeypatch.setattr(perm._ClusterLabeller, "GRID_FRACTION", 0.0)
+    mask = irregular_masks()["holed ball"]
+    n = 14
+    rng = np.random.default_rng(17)
+    group = np.r_[np.zeros(n // 2), np.ones(n - n // 2)]
+    confound = rng.standard_normal((n, 1))
+    tested, confounds, groups = {
+        "one-sample": (np.ones(n), None, None),
+        "one-sample+confound": (np.ones(n), confound, None),
+        "two-sample": (group, None, None),
+        "two-sample+confound": (group, confound, None),
+        "variance groups": (group, confound, group),
+    }[design]
+    y = smooth_noise(rng, n, mask) + 0.3 * tested[:, None]
+    if small_blocks:  # several blocks of 3 null maps per batch, the last one shorter
+        monkeypatch.setattr(perm, "_BLOCK_VALUES", 3 * int(mask.sum()) + 1)
+    kwargs = dict(cluster_forming_p=cluster_forming_p, n_perm=301, two_sided=two_sided, rng=3)
+    result = cluster_permutation_test(y, tested, mask, confounds, variance_groups=groups, batch_size=64, **kwargs)
+    reference = reference_null_maxima(y, tested, mask, confounds, variance_groups=groups, batch_size=64, **kwargs)
+    for key, values in reference.items():
+        np.testing.assert_array_equal(getattr(result, key), values, err_msg=key)
+    if cluster_forming_p == 0.001:  # few supra-threshold voxels: maps with clusters and maps without
+        assert 0 < np.mean(result.h0_max_size == 0) < 1
+    else:  # many
+        assert np.median(result.h0_max_size) >= 5
+    # The p-values follow from the null distributions.
+    for statistic in ("size", "mass"):
+        null = reference[f"h0_max_{statistic}"]
+        expected = [(1 + np.sum(null >= value)) / 302 for value in result.clusters[statistic]]
+        np.testing.assert_array_equal(result.clusters[f"p_fwe_{statistic}"], expected)
+    observed = np.abs(result.t) if two_sided else result.t
+    expected = (1 + np.sum(reference["h0_max_t"][:, None] >= observed[None], axis=0)) / 302
+    np.testing.assert_array_equal(result.p_fwe_voxel, expected)
+
+
+def test_observed_clusters_unchanged():
+    """The observed map is still labelled by ndimage.label: its table against a direct labelling."""
+    mask = irregular_masks()["blobs"]
+    rng = np.random.default_rng(18)
+    y = smooth_noise(rng, 12, mask) + 0.8
+    result = cluster_permutation_test(y, np.ones(12), mask, n_perm=20, rng=0, cluster_forming_p=0.01)
+    ((_, pos, pos_labels, pos_excess), (_, neg, neg_labels, neg_excess)) = ndimage_clusters(
+        result.t[None], mask, result.threshold, True
+    )[0]
+    expected = sorted(
+        [(np.sum(pos_labels == k), np.sum(pos_excess[pos_labels == k])) for k in np.unique(pos_labels)]
+        + [(np.sum(neg_labels == k), np.sum(neg_excess[neg_labels == k])) for k in np.unique(neg_labels)],
+        key=lambda c: (-c[0], -c[1]),
+    )
+    assert len(expected) >= 2
+    assert result.clusters["size"].tolist() == [s for s, _ in expected]
+    np.testing.assert_allclose(result.clusters["mass"], [m for _, m in expected], rtol=1e-12)
