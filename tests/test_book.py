@@ -262,6 +262,17 @@ def test_failing_notebook_stops_the_build_with_the_cell(tmp_path):
     assert not list(executed.glob(".tmp-*"))
 
 
+def test_notebook_kernels_run_quietly(tmp_path, capfd):
+    """The kernels of a build log only errors: no per-start warnings between the build's progress lines."""
+    (tmp_path / "notebooks").mkdir()
+    _notebook(tmp_path / "notebooks" / "ok.ipynb", ["value = 1", "print(value)"])
+    (tmp_path / "plan.yml").write_text("- {name: first, notebook: notebooks/ok.ipynb}\n")
+    execute_plan(load_plan(tmp_path / "plan.yml"), tmp_path)
+    err = capfd.readouterr().err
+    assert "IPKernelApp" not in err and "WARNING" not in err, err
+    assert (tmp_path / "book" / "executed" / "first.ipynb").is_file()
+
+
 def test_plan_errors(tmp_path):
     (tmp_path / "notebooks").mkdir()
     _notebook(tmp_path / "notebooks" / "ok.ipynb", ["value = 1"])

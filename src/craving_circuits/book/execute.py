@@ -33,6 +33,7 @@ from pathlib import Path
 
 import papermill
 import yaml
+from jupyter_client import AsyncKernelManager
 
 from craving_circuits.book.provenance import git_commit
 from craving_circuits.io.files import read_json, write_json
@@ -44,6 +45,20 @@ COMMON_PARAMETERS = ("data_dir", "output_dir", "executed_dir", "n_jobs")
 
 class NotebookFailed(RuntimeError):
     """A notebook of the plan raised; the message shows the cell and the error."""
+
+
+class QuietKernelManager(AsyncKernelManager):
+    """The default kernel manager of papermill, with the kernel's own log limited to errors.
+
+    The kernel otherwise warns on every start that its local TCP sockets are
+    unencrypted (the kernel and the runner are processes of the same user on
+    one machine), which buried the build's progress lines. Cell errors are
+    unaffected: they reach the runner as execution errors, not as kernel log
+    lines.
+    """
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        return super().format_kernel_cmd(extra_arguments) + ["--IPKernelApp.log_level=ERROR"]
 
 
 def load_plan(path: str | Path, preset: str = "paper", null_preset: str = "null") -> list[dict]:
@@ -187,6 +202,7 @@ def execute_plan(
                 cwd=str(root),
                 progress_bar=False,
                 log_output=False,
+                kernel_manager_class=QuietKernelManager,
             )
         except Exception as err:  # papermill raises PapermillExecutionError and kernel errors
             status, message = "failed", _failure_message(entry["name"], err)
