@@ -62,6 +62,10 @@ def test_session_order_is_natural_and_gives_the_sequence():
     assert table.set_index("participant_id")["sequence"].to_dict() == {"a": "NAC-placebo", "b": "placebo-NAC"}
     with pytest.raises(ValueError, match="same session"):
         drug.drug_differences(changes.assign(session_id="ses-1"), by=())
+    # nobody with both drugs: every participant listed, no table and no error
+    only_nac = changes[changes["drug"] == "NAC"]
+    table, excluded = drug.drug_differences(only_nac, by=())
+    assert table.empty and sorted(excluded["participant_id"]) == ["a", "b"]
 
 
 def _dd_table(seed=0, sizes=(("CUD", 4, 3), ("control", 3, 3)), period=-0.3):
@@ -129,6 +133,8 @@ def test_drug_samples_and_evidence_per_outcome():
         drug.drug_samples(table.head(2))
     with pytest.raises(ValueError, match="session order"):
         drug.drug_samples(table.drop(columns="sequence"))
+    with pytest.raises(ValueError, match="must be one of"):
+        drug.drug_samples(table.assign(sequence="NAC-NAC"))
 
 
 def test_period_tests_estimate_the_second_minus_first_session():

@@ -148,7 +148,7 @@ def drug_differences(
     table = wide[~lacking].copy()
     table["dd"] = table[active] - table[reference]
     columns = keys + [reference, active, "dd"]
-    if "session_id" in changes:
+    if "session_id" in changes and len(table):
         sessions = changes.groupby(["participant_id", "drug"])["session_id"].first().unstack("drug")
         same = sessions[active] == sessions[reference]
         if same.any():
@@ -178,6 +178,13 @@ def _check_sequences(table: pd.DataFrame, drugs, groups, what: str) -> None:
         raise ValueError(
             f"The {what} need the session order to adjust for period: build them with drug_differences from a "
             "change table with session_id, or pass period=False to test without the adjustment."
+        )
+    known = {f"{drugs[0]}-{drugs[1]}", f"{drugs[1]}-{drugs[0]}"}
+    unknown = set(table["sequence"].dropna()) - known
+    if unknown or table["sequence"].isna().any():
+        raise ValueError(
+            f"The sequence column holds {sorted(unknown) or 'missing values'}; each participant's sequence must be "
+            f"one of {sorted(known)} (from drug_differences)."
         )
     for group in groups:
         sub = table[table["group"] == group]
