@@ -12,7 +12,8 @@ enforces this). Bottom to top:
     and the per-run mapper with its cache and exclusions (``runs``).
 ``stats``
     Study-agnostic statistics: permutation inference with cluster-level FWE
-    (``permutation``), mixed models with tidy output (``models``), maps over a
+    (``permutation``, with variance groups), contrasts of cell means (Welch, the
+    two-period crossover; ``contrasts``), maps over a
     mask (``voxelwise``), correlations and Steiger's test (``correlation``),
     equivalence tests and Bayes factors (``equivalence``), mediation
     (``mediation``).

@@ -6,8 +6,8 @@ without global signal regression, and a band-pass. :func:`specifications`
 crosses the choices; the first level computes every specification's ROI
 couplings in one pass over the runs (as comparison strategies, see
 :func:`craving_circuits.cocaine.firstlevel.seed_analysis`); :func:`multiverse_table`
-fits the seed chapter's ROI mixed model under each specification and keeps the
-contrasts that carry the claims; :func:`robust_conclusions` says which
+repeats the seed chapter's ROI state tests (summary statistics) under each
+specification and keeps the contrasts that carry the claims; :func:`robust_conclusions` says which
 conclusions hold under all of them (Steegen et al. 2016; Simonsohn et al. 2020).
 
 Data conventions

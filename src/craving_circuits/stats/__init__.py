@@ -1,1 +1,1 @@
-"""Study-agnostic statistics: permutation inference, mixed models, maps, correlations, equivalence, mediation."""
+"""Study-agnostic statistics: permutation inference, cell-mean contrasts, maps, correlations, equivalence, mediation."""
