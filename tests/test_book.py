@@ -273,6 +273,60 @@ def test_notebook_kernels_run_quietly(tmp_path, capfd):
     assert (tmp_path / "book" / "executed" / "first.ipynb").is_file()
 
 
+def _timed_plan(tmp_path: Path, sleep: float) -> None:
+    """Three entries: ``a`` and ``b`` independent (each sleeps), ``c`` needs both; each records when it ran."""
+    (tmp_path / "notebooks").mkdir()
+    _notebook(
+        tmp_path / "notebooks" / "timed.ipynb",
+        [
+            "name = 'x'\nsleep = 0.0\nn_jobs = 0\noutput_dir = 'out'",
+            "import json, os, time\nstart = time.time()\ntime.sleep(sleep)\nos.makedirs(output_dir, exist_ok=True)\n"
+            "json.dump({'start': start, 'end': time.time(), 'n_jobs': n_jobs}, open(f'{output_dir}/times.json', 'w'))",
+        ],
+    )
+    (tmp_path / "plan.yml").write_text(
+        f"- {{name: a, notebook: notebooks/timed.ipynb, parameters: {{sleep: {sleep}}}}}\n"
+        f"- {{name: b, notebook: notebooks/timed.ipynb, parameters: {{sleep: {sleep}}}}}\n"
+        "- {name: c, notebook: notebooks/timed.ipynb, needs: [a, b]}\n"
+    )
+
+
+def test_independent_notebooks_run_side_by_side_and_wait_for_what_they_need(tmp_path):
+    _timed_plan(tmp_path, sleep=3.0)
+    lines = []
+    records = execute_plan(load_plan(tmp_path / "plan.yml"), tmp_path, n_jobs=2, progress=lines.append)
+    assert [r["name"] for r in records] == ["a", "b", "c"]
+    assert sorted(r["name"] for r in lines[:2]) == ["a", "b"] and lines[2]["name"] == "c"
+    times = {n: json.loads((tmp_path / "results" / n / "times.json").read_text()) for n in "abc"}
+    # a and b overlap in time; c starts only after both have ended
+    assert max(times["a"]["start"], times["b"]["start"]) < min(times["a"]["end"], times["b"]["end"])
+    assert times["c"]["start"] >= max(times["a"]["end"], times["b"]["end"])
+    # two notebooks side by side on two workers: one worker each
+    assert {t["n_jobs"] for t in times.values()} == {1}
+
+
+def test_one_notebook_at_a_time_keeps_the_plan_order(tmp_path):
+    _timed_plan(tmp_path, sleep=0.5)
+    records = execute_plan(load_plan(tmp_path / "plan.yml"), tmp_path, n_jobs=2, max_parallel=1)
+    times = {n: json.loads((tmp_path / "results" / n / "times.json").read_text()) for n in "abc"}
+    assert times["a"]["end"] <= times["b"]["start"] and times["b"]["end"] <= times["c"]["start"]
+    assert {t["n_jobs"] for t in times.values()} == {2} and [r["name"] for r in records] == ["a", "b", "c"]
+
+
+def test_kernel_streams_go_to_the_run_log_not_the_terminal(tmp_path, capfd):
+    """What a kernel process prints outside cells (worker pools' warnings at exit) lands in the run's log."""
+    (tmp_path / "notebooks").mkdir()
+    _notebook(
+        tmp_path / "notebooks" / "noisy.ipynb",
+        ["value = 1", "import os\nos.write(2, b'resource_tracker: leaked semlock objects\\n')"],
+    )
+    (tmp_path / "plan.yml").write_text("- {name: noisy, notebook: notebooks/noisy.ipynb}\n")
+    execute_plan(load_plan(tmp_path / "plan.yml"), tmp_path)
+    captured = capfd.readouterr()
+    assert "semlock" not in captured.err + captured.out
+    assert "leaked semlock" in (tmp_path / "book" / "executed" / "logs" / "noisy.log").read_text()
+
+
 def test_plan_errors(tmp_path):
     (tmp_path / "notebooks").mkdir()
     _notebook(tmp_path / "notebooks" / "ok.ipynb", ["value = 1"])
@@ -284,3 +338,9 @@ def test_plan_errors(tmp_path):
         load_plan(tmp_path / "dup.yml")
     with pytest.raises(FileNotFoundError):
         load_plan(tmp_path / "none.yml")
+    (tmp_path / "later.yml").write_text("- {name: a, notebook: x.ipynb, needs: [b]}\n- {name: b, notebook: y.ipynb}\n")
+    with pytest.raises(ValueError, match="not an earlier entry"):
+        load_plan(tmp_path / "later.yml")
+    (tmp_path / "needs.yml").write_text("- {name: a, notebook: x.ipynb, needs: b}\n")
+    with pytest.raises(ValueError, match="list of entry names"):
+        load_plan(tmp_path / "needs.yml")

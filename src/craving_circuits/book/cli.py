@@ -62,7 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--executed-dir", default="book/executed")
     ex.add_argument("--results-dir", default="results")
     ex.add_argument("--data-dir", default="data")
-    ex.add_argument("--n-jobs", type=int, default=1)
+    ex.add_argument("--n-jobs", type=int, default=1, help="workers of the whole build")
+    ex.add_argument(
+        "--max-parallel",
+        type=int,
+        default=None,
+        help="notebooks executing side by side (default: --n-jobs; each gets n_jobs // max_parallel workers)",
+    )
     ex.add_argument("--only", nargs="*", help="names of plan entries to run")
     ex.add_argument(
         "--set",
@@ -85,8 +91,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "execute":
         plan = load_plan(args.plan, args.preset, args.null_preset)
+        total = len([e for e in plan if not args.only or e["name"] in args.only])
+        finished = []
+
+        def line(record: dict) -> None:
+            finished.append(record["name"])
+            print(
+                f"[{len(finished)}/{total}] {record['name']}: {record['status']} in {record['duration_s']} s",
+                flush=True,
+            )
+
         try:
-            for record in execute_plan(
+            execute_plan(
                 plan,
                 args.root,
                 args.executed_dir,
@@ -95,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
                 args.n_jobs,
                 only=args.only,
                 overrides=_overrides(args.set),
-            ):
-                print(f"{record['name']}: {record['status']} in {record['duration_s']} s")
+                max_parallel=args.max_parallel,
+                progress=line,
+            )
         except NotebookFailed as err:
             print(err, file=sys.stderr)
             return 1

@@ -1,9 +1,16 @@
 """Executing the book's notebooks with papermill, and recording how each run went.
 
-The plan (``book/runs.yml``) lists, in order, which notebook runs with which
-parameters into which executed copy under ``book/executed/``. Jupyter Book then
-renders those copies and never executes anything itself, so every figure in
-the book comes from exactly one recorded run.
+The plan (``book/runs.yml``) lists which notebook runs with which parameters
+into which executed copy under ``book/executed/``, and which other runs' results
+each one reads (``needs``). Jupyter Book then renders those copies and never
+executes anything itself, so every figure in the book comes from exactly one
+recorded run.
+
+The plan is a graph: an entry starts as soon as every entry it needs has
+finished, and up to ``max_parallel`` independent entries execute side by side
+(by default one per worker of ``n_jobs``), each with its share of the workers
+(``n_jobs // max_parallel``, at least one). With ``max_parallel=1`` the entries
+run one after the other in the plan's order.
 
 For every entry the runner
 
@@ -16,7 +23,12 @@ For every entry the runner
   the key;
 * executes into a hidden temporary file and renames it into place only on
   success; a failed run is kept as ``<name>.failed.ipynb`` and the build stops
-  with the failing cell and its error;
+  (no further entry starts; those already running finish) with the failing
+  cell and its error;
+* sends what the kernel itself prints on its standard streams (warnings of
+  worker pools at shutdown, library chatter outside cells) to
+  ``book/executed/logs/<name>.log`` instead of the terminal, so that the build
+  prints one line per notebook; the log's tail is part of a failure's message;
 * records parameters, start time, duration and status in
   ``results/<name>/run.json`` and in the log ``book/executed/runs.json``, read
   by the reproducibility appendix.
@@ -27,7 +39,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,8 +71,24 @@ class QuietKernelManager(AsyncKernelManager):
     lines.
     """
 
+    #: File that receives the kernel process's standard output and error (None: inherited).
+    kernel_log: Path | None = None
+
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         return super().format_kernel_cmd(extra_arguments) + ["--IPKernelApp.log_level=ERROR"]
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
+        if self.kernel_log is None:
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+        Path(self.kernel_log).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.kernel_log, "ab") as log:
+            # the child process keeps its own copy of the descriptor
+            return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stdout": log, "stderr": log})
+
+
+def _kernel_manager(log: Path) -> type[QuietKernelManager]:
+    """A :class:`QuietKernelManager` whose kernel writes its standard streams to ``log``."""
+    return type("LoggedKernelManager", (QuietKernelManager,), {"kernel_log": log})
 
 
 def load_plan(path: str | Path, preset: str = "paper", null_preset: str = "null") -> list[dict]:
@@ -67,12 +97,15 @@ def load_plan(path: str | Path, preset: str = "paper", null_preset: str = "null"
     Returns
     -------
     plan : list of dict
-        Entries with ``name``, ``notebook`` and ``parameters``.
+        Entries with ``name``, ``notebook``, ``parameters``, ``title`` and
+        ``needs`` (names of the entries whose results it reads).
 
     Raises
     ------
     ValueError
-        If an entry lacks ``name`` or ``notebook``, or names repeat.
+        If an entry lacks ``name`` or ``notebook``, names repeat, or an entry
+        needs one that is not in the plan or comes after it (the plan's order
+        is always a valid order of execution, so the graph has no cycle).
     """
     path = Path(path)
     if not path.is_file():
@@ -85,6 +118,15 @@ def load_plan(path: str | Path, preset: str = "paper", null_preset: str = "null"
             raise ValueError(f"{path}: entry {i} needs 'name' and 'notebook'.")
         if entry["name"] in names:
             raise ValueError(f"{path}: the name {entry['name']!r} is used twice.")
+        needs = entry.get("needs") or []
+        if isinstance(needs, str) or not all(isinstance(n, str) for n in needs):
+            raise ValueError(f"{path}: 'needs' of {entry['name']!r} must be a list of entry names, got {needs!r}.")
+        for need in needs:
+            if need not in names:
+                raise ValueError(
+                    f"{path}: {entry['name']!r} needs {need!r}, which is not an earlier entry of the plan; "
+                    "list every entry after the entries it needs."
+                )
         names.add(entry["name"])
         params = {}
         for key, value in (entry.get("parameters") or {}).items():
@@ -97,19 +139,98 @@ def load_plan(path: str | Path, preset: str = "paper", null_preset: str = "null"
                 "notebook": entry["notebook"],
                 "parameters": params,
                 "title": entry.get("title", entry["name"]),
+                "needs": list(needs),
             }
         )
     return plan
 
 
-def _failure_message(name: str, err) -> str:
+def _failure_message(name: str, err, log: Path | None = None) -> str:
     source = getattr(err, "source", "") or ""
     ename = getattr(err, "ename", type(err).__name__)
     evalue = getattr(err, "evalue", str(err))
-    return (
+    message = (
         f"Notebook {name!r} failed in cell {getattr(err, 'exec_count', '?')}:\n"
         f"----- cell -----\n{source}\n----- error -----\n{ename}: {evalue}"
     )
+    tail = log.read_text(errors="replace").strip()[-2000:] if log is not None and log.is_file() else ""
+    if tail:
+        message += f"\n----- kernel log ({log}) -----\n{tail}"
+    return message
+
+
+def _parameters(entry: dict, root: Path, data_dir, results_dir: Path, executed_dir: Path, n_jobs: int, overrides):
+    """The parameters one entry runs with: the common ones it declares, its own, then the overrides."""
+    notebook = root / entry["notebook"]
+    if not notebook.is_file():
+        raise FileNotFoundError(f"Notebook of plan entry {entry['name']!r} not found: {notebook}")
+    declared = set(papermill.inspect_notebook(str(notebook)))
+    common = {
+        "data_dir": str((root / data_dir).resolve()),
+        "output_dir": str(results_dir / entry["name"]),
+        "executed_dir": str(executed_dir),
+        "n_jobs": n_jobs,
+    }
+    parameters = {k: v for k, v in common.items() if k in declared}
+    unknown = set(entry["parameters"]) - declared
+    if unknown:
+        raise ValueError(
+            f"Plan entry {entry['name']!r} sets {sorted(unknown)}, which {notebook.name} does not "
+            f"declare in its parameters cell; declared: {sorted(declared)}."
+        )
+    parameters.update(
+        {
+            k: v.replace("{results_dir}", str(results_dir)) if isinstance(v, str) else v
+            for k, v in entry["parameters"].items()
+        }
+    )
+    parameters.update({k: v for k, v in (overrides or {}).items() if k in declared})
+    return parameters
+
+
+def _run_entry(entry: dict, parameters: dict, root: Path, executed_dir: Path, kernel_name: str) -> dict:
+    """Execute one entry into place (or into ``<name>.failed.ipynb``); return its record and failure message."""
+    notebook = root / entry["notebook"]
+    target = executed_dir / f"{entry['name']}.ipynb"
+    tmp = executed_dir / f".tmp-{entry['name']}.ipynb"
+    failed = executed_dir / f"{entry['name']}.failed.ipynb"
+    log = executed_dir / "logs" / f"{entry['name']}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_bytes(b"")
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    status, message = "ok", None
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(tmp),
+            parameters=parameters,
+            kernel_name=kernel_name,
+            cwd=str(root),
+            progress_bar=False,
+            log_output=False,
+            kernel_manager_class=_kernel_manager(log),
+        )
+    except Exception as err:  # papermill raises PapermillExecutionError and kernel errors
+        status, message = "failed", _failure_message(entry["name"], err, log)
+        if tmp.exists():
+            os.replace(tmp, failed)
+    duration = time.perf_counter() - t0
+    if status == "ok":
+        os.replace(tmp, target)
+        if failed.exists():
+            failed.unlink()
+    record = {
+        "name": entry["name"],
+        "title": entry["title"],
+        "notebook": entry["notebook"],
+        "parameters": parameters,
+        "status": status,
+        "started": started.isoformat(timespec="seconds"),
+        "duration_s": round(duration, 1),
+        "executed": str(target.relative_to(root)) if target.is_relative_to(root) else str(target),
+    }
+    return {"record": record, "message": message, "failed": failed}
 
 
 def execute_plan(
@@ -122,8 +243,10 @@ def execute_plan(
     only: list[str] | None = None,
     overrides: dict | None = None,
     kernel_name: str = "python3",
+    max_parallel: int | None = None,
+    progress=None,
 ) -> list[dict]:
-    """Execute the plan's notebooks in order.
+    """Execute the plan's notebooks, independent ones side by side.
 
     Parameters
     ----------
@@ -134,22 +257,32 @@ def execute_plan(
         paths below are relative to it.
     executed_dir, results_dir, data_dir : path
     n_jobs : int
+        Workers of the whole build; each running notebook gets
+        ``max(1, n_jobs // max_parallel)`` of them (its ``n_jobs`` parameter).
     only : list of str, optional
-        Run only these entries (the log keeps the others' last records).
+        Run only these entries (the log keeps the others' last records; an
+        entry's needs outside ``only`` are taken as already done).
     overrides : dict, optional
         Parameter values applied to every notebook that declares them (after
         the plan's own parameters).
     kernel_name : str
+    max_parallel : int, optional
+        Notebooks executing at once (default ``n_jobs``; 1 runs the plan in
+        its order).
+    progress : callable, optional
+        Called with each record as its notebook finishes (the build's
+        progress line).
 
     Returns
     -------
     records : list of dict
-        One per executed entry.
+        One per executed entry, in the plan's order.
 
     Raises
     ------
     NotebookFailed
-        With the failing cell and error.
+        With the failing cell and error (the first failure, when several
+        side-by-side notebooks fail).
     """
 
     root = Path(root).resolve()
@@ -159,78 +292,59 @@ def execute_plan(
     log_path = executed_dir / "runs.json"
     log = read_json(log_path)["runs"] if log_path.is_file() else []
     commit = git_commit(root)
-    records = []
-    for entry in plan:
-        if only and entry["name"] not in only:
-            continue
-        notebook = root / entry["notebook"]
-        if not notebook.is_file():
-            raise FileNotFoundError(f"Notebook of plan entry {entry['name']!r} not found: {notebook}")
-        declared = set(papermill.inspect_notebook(str(notebook)))
-        common = {
-            "data_dir": str((root / data_dir).resolve()),
-            "output_dir": str(results_dir / entry["name"]),
-            "executed_dir": str(executed_dir),
-            "n_jobs": n_jobs,
-        }
-        parameters = {k: v for k, v in common.items() if k in declared}
-        unknown = set(entry["parameters"]) - declared
-        if unknown:
-            raise ValueError(
-                f"Plan entry {entry['name']!r} sets {sorted(unknown)}, which {notebook.name} does not "
-                f"declare in its parameters cell; declared: {sorted(declared)}."
-            )
-        parameters.update(
-            {
-                k: v.replace("{results_dir}", str(results_dir)) if isinstance(v, str) else v
-                for k, v in entry["parameters"].items()
-            }
-        )
-        parameters.update({k: v for k, v in (overrides or {}).items() if k in declared})
-        target = executed_dir / f"{entry['name']}.ipynb"
-        tmp = executed_dir / f".tmp-{entry['name']}.ipynb"
-        failed = executed_dir / f"{entry['name']}.failed.ipynb"
-        started = datetime.now(UTC)
-        t0 = time.perf_counter()
-        status, message = "ok", None
-        try:
-            papermill.execute_notebook(
-                str(notebook),
-                str(tmp),
-                parameters=parameters,
-                kernel_name=kernel_name,
-                cwd=str(root),
-                progress_bar=False,
-                log_output=False,
-                kernel_manager_class=QuietKernelManager,
-            )
-        except Exception as err:  # papermill raises PapermillExecutionError and kernel errors
-            status, message = "failed", _failure_message(entry["name"], err)
-            if tmp.exists():
-                os.replace(tmp, failed)
-        duration = time.perf_counter() - t0
-        record = {
-            "name": entry["name"],
-            "title": entry["title"],
-            "notebook": entry["notebook"],
-            "parameters": parameters,
-            "status": status,
-            "started": started.isoformat(timespec="seconds"),
-            "duration_s": round(duration, 1),
-            "commit": commit,
-            "executed": str(target.relative_to(root)) if target.is_relative_to(root) else str(target),
-        }
-        if status == "ok":
-            os.replace(tmp, target)
-            if failed.exists():
-                failed.unlink()
-        write_json(results_dir / entry["name"] / "run.json", record)
-        log = [r for r in log if r["name"] != entry["name"]] + [record]
-        write_json(log_path, {"runs": log})
-        records.append(record)
-        if status != "ok":
-            raise NotebookFailed(message + f"\nThe partly executed notebook is in {failed}.")
-    return records
+    max_parallel = max(1, int(max_parallel or n_jobs or 1))
+    share = max(1, int(n_jobs) // max_parallel)
+    todo = [e for e in plan if not only or e["name"] in only]
+    selected = {e["name"] for e in todo}
+    # parameters first: a plan error stops the build before any notebook runs
+    parameters = {e["name"]: _parameters(e, root, data_dir, results_dir, executed_dir, share, overrides) for e in todo}
+    done: set[str] = set()
+    records: dict[str, dict] = {}
+    failures: list[tuple[dict, str]] = []
+    lock = threading.Lock()
+
+    def finish(outcome: dict) -> None:
+        nonlocal log
+        record = {**outcome["record"], "commit": commit}
+        with lock:
+            write_json(results_dir / record["name"] / "run.json", record)
+            log = [r for r in log if r["name"] != record["name"]] + [record]
+            write_json(log_path, {"runs": log})
+        records[record["name"]] = record
+        if record["status"] == "ok":
+            done.add(record["name"])
+        else:
+            failures.append((outcome, outcome["message"]))
+        if progress is not None:
+            progress(record)
+
+    def ready(entry: dict) -> bool:
+        return all(n in done or n not in selected for n in entry["needs"])
+
+    pending = list(todo)
+    running = {}
+    with ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="notebook") as pool:
+        while pending or running:
+            if not failures:
+                for entry in [e for e in pending if ready(e)]:
+                    if len(running) >= max_parallel:
+                        break
+                    # with one notebook at a time, keep the plan's order exactly
+                    if max_parallel == 1 and entry is not pending[0]:
+                        break
+                    pending.remove(entry)
+                    future = pool.submit(_run_entry, entry, parameters[entry["name"]], root, executed_dir, kernel_name)
+                    running[future] = entry
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                running.pop(future)
+                finish(future.result())
+    if failures:
+        outcome, message = failures[0]
+        raise NotebookFailed(message + f"\nThe partly executed notebook is in {outcome['failed']}.")
+    return [records[e["name"]] for e in todo if e["name"] in records]
 
 
 def install_mathjax(dest: str | Path) -> Path:
