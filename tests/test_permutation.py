@@ -337,6 +337,60 @@ def test_seed_determines_the_result(design):
     assert not np.array_equal(other.h0_max_t, first.h0_max_t)
 
 
+@pytest.mark.parametrize("design", ["one-sample", "two-sample+age"])
+def test_null_is_drawn_in_seeded_chunks_whatever_the_workers(design):
+    """The null's chunks are seeded before they are dispatched: one worker or two give the same result."""
+    rng = np.random.default_rng(19)
+    mask = ball_mask((8, 8, 8), 3.6)
+    n = 14
+    tested, confounds = designs(n, rng)[design]
+    y = smooth_noise(rng, n, mask) + 0.5 * tested[:, None]
+    kwargs = dict(cluster_forming_p=0.01, n_perm=450, chunk_size=100, rng=5)
+    serial = cluster_permutation_test(y, tested, mask, confounds, **kwargs)
+    assert_same_result(serial, cluster_permutation_test(y, tested, mask, confounds, n_jobs=2, **kwargs))
+    # chunk k is drawn from the k-th generator spawned from rng; the last chunk is shorter
+    chunks = perm._draw_chunks(np.random.default_rng(5), 450, n, serial.sign_flip, 100)
+    assert [len(c) for c in chunks] == [100, 100, 100, 100, 50]
+    again = perm._draw_resamplings(np.random.default_rng(5).spawn(5)[3], 100, n, serial.sign_flip)
+    np.testing.assert_array_equal(chunks[3], again)
+
+
+@pytest.mark.parametrize(("design", "amplitude"), [("one-sample", 0.4), ("two-sample+age", 1.3)])
+def test_chunked_null_moves_p_values_only_within_monte_carlo_error(design, amplitude, monkeypatch):
+    """Seeded chunks draw other resamplings than one stream from rng: p-values agree within Monte Carlo error."""
+    n_perm = 2000
+    rng = np.random.default_rng(6)
+    mask = np.ones((9, 9, 9), dtype=bool)
+    n = 16
+    tested, confounds = designs(n, rng)[design]
+    y = smooth_noise(rng, n, mask, sigma=0.8)
+    blob = np.zeros(mask.shape, dtype=bool)
+    blob[2:5, 2:5, 2:5] = True
+    y = y + amplitude * tested[:, None] * blob[mask][None, :]
+    kwargs = dict(cluster_forming_p=0.01, n_perm=n_perm, rng=1)
+    chunked = cluster_permutation_test(y, tested, mask, confounds, **kwargs)
+    # the scheme before the chunks: every resampling drawn from rng itself, in one stream
+    monkeypatch.setattr(
+        perm,
+        "_draw_chunks",
+        lambda rng, n_perm, n_samples, sign_flip, chunk_size: [
+            perm._draw_resamplings(rng, n_perm, n_samples, sign_flip)
+        ],
+    )
+    stream = cluster_permutation_test(y, tested, mask, confounds, **kwargs)
+    assert not np.array_equal(chunked.h0_max_t, stream.h0_max_t)
+    pd.testing.assert_frame_equal(
+        chunked.clusters.drop(columns=["p_fwe_size", "p_fwe_mass"]),
+        stream.clusters.drop(columns=["p_fwe_size", "p_fwe_mass"]),
+    )
+    planted = chunked.clusters.loc[chunked.clusters["p_fwe_size"].idxmin()]
+    assert 0.002 < planted["p_fwe_size"] < 0.9, "a planted cluster of intermediate significance"
+    for column in ("p_fwe_size", "p_fwe_mass"):
+        assert_p_close(chunked.clusters[column], stream.clusters[column], n_perm, n_perm, z=4.0)
+    assert_p_close(chunked.p_fwe_voxel, stream.p_fwe_voxel, n_perm, n_perm, z=4.0)
+    assert stats.ks_2samp(chunked.h0_max_size, stream.h0_max_size).pvalue > 1e-3
+
+
 def test_inputs_are_not_modified():
     rng = np.random.default_rng(9)
     mask = ball_mask((6, 6, 6), 2.6)
@@ -579,7 +633,17 @@ def test_beta_cut_splits_the_computed_t_exactly():
 
 
 def reference_null_maxima(
-    y, tested, mask, confounds, cluster_forming_p, n_perm, two_sided, rng, variance_groups=None, batch_size=256
+    y,
+    tested,
+    mask,
+    confounds,
+    cluster_forming_p,
+    n_perm,
+    two_sided,
+    rng,
+    variance_groups=None,
+    batch_size=256,
+    chunk_size=500,
 ):
     resid, model = perm._prepare(np.asarray(y, dtype=float), tested, confounds, True)
     groups = None
@@ -587,7 +651,9 @@ def reference_null_maxima(
         model = dataclasses.replace(model, n_invariant=0, sign_flip=True)
         groups = perm._variance_groups(variance_groups, model)
         batch_size = min(batch_size, groups.batch_size(resid.shape[1]))
-    draws = perm._draw_resamplings(np.random.default_rng(rng), n_perm, resid.shape[0], model.sign_flip)
+    draws = np.concatenate(
+        perm._draw_chunks(np.random.default_rng(rng), n_perm, resid.shape[0], model.sign_flip, chunk_size)
+    )
     threshold = float(stats.t.isf(cluster_forming_p, model.df))
     t_maps = []
     for start in range(0, n_perm, batch_size):
@@ -633,7 +699,7 @@ def test_null_distributions_equal_labelling_every_map(
     y = smooth_noise(rng, n, mask) + 0.3 * tested[:, None]
     if small_blocks:  # several blocks of 3 null maps per batch, the last one shorter
         monkeypatch.setattr(perm, "_BLOCK_VALUES", 3 * int(mask.sum()) + 1)
-    kwargs = dict(cluster_forming_p=cluster_forming_p, n_perm=301, two_sided=two_sided, rng=3)
+    kwargs = dict(cluster_forming_p=cluster_forming_p, n_perm=301, two_sided=two_sided, rng=3, chunk_size=128)
     result = cluster_permutation_test(y, tested, mask, confounds, variance_groups=groups, batch_size=64, **kwargs)
     reference = reference_null_maxima(y, tested, mask, confounds, variance_groups=groups, batch_size=64, **kwargs)
     for key, values in reference.items():

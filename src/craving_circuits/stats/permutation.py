@@ -49,8 +49,14 @@ Permutation scheme (that of ``nilearn.mass_univariate.permuted_ols``, 0.14.1)
   (below). ``sign_flip=False`` with a constant ``tested`` is an error: a
   permutation leaves a constant regressor unchanged.
 * Each of the ``n_perm`` resamplings is drawn independently and uniformly
-  (with replacement, so the identity may occur). All draws come from ``rng``
-  before any computation, so results do not depend on ``batch_size``.
+  (with replacement, so the identity may occur), in fixed chunks of
+  ``chunk_size``: chunk ``k`` draws from the ``k``-th generator spawned from
+  ``rng`` (:meth:`numpy.random.Generator.spawn`). All draws are made before
+  any computation, and each chunk's null maxima are a pure function of its
+  draws, so results depend neither on ``batch_size`` nor on how many workers
+  (``n_jobs``, or the engine of :mod:`craving_circuits.io.compute`) compute the
+  chunks. Another ``chunk_size`` draws other resamplings, hence p-values that
+  differ within Monte Carlo error.
 
 Variance groups
 ---------------
@@ -180,6 +186,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from scipy import ndimage, sparse, stats
 from scipy.sparse import csgraph
 
@@ -854,6 +861,98 @@ def _draw_resamplings(rng: np.random.Generator, n_perm: int, n_samples: int, sig
     return rng.permuted(np.tile(np.arange(n_samples, dtype=np.int32), (n_perm, 1)), axis=1)
 
 
+def _draw_chunks(
+    rng: np.random.Generator, n_perm: int, n_samples: int, sign_flip: bool, chunk_size: int
+) -> list[np.ndarray]:
+    """The resamplings in seeded chunks of ``chunk_size`` rows (the last fewer), chunk ``k`` from ``rng.spawn``'s ``k``-th.
+
+    Returns
+    -------
+    chunks : list of ndarray, each of shape (n_draws, n_samples)
+    """
+    n_chunks = -(-n_perm // chunk_size)
+    sizes = [min(chunk_size, n_perm - k * chunk_size) for k in range(n_chunks)]
+    return [_draw_resamplings(child, size, n_samples, sign_flip) for child, size in zip(rng.spawn(n_chunks), sizes)]
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """From the statistic the nulls are computed on (beta, or t / G) to t, and to a cluster's mass."""
+
+    from_beta: bool
+    df: int
+    threshold: float
+
+    def to_t(self, stat: np.ndarray) -> np.ndarray:
+        return _t_of_beta(stat, self.df) if self.from_beta else stat
+
+    def excess(self, stat: np.ndarray) -> np.ndarray:
+        return self.to_t(stat) - self.threshold
+
+
+def _null_maxima(
+    draws: np.ndarray,
+    model: _Model,
+    groups,
+    resid: np.ndarray,
+    labeller,
+    cut: float,
+    scale: _Scale,
+    two_sided: bool,
+    batch_size: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Largest |t| (or t), cluster size and cluster mass of the null map of each resampling of one chunk.
+
+    Parameters
+    ----------
+    draws : ndarray, shape (n_draws, n_samples)
+        Sign flips or row permutations.
+    model, groups, resid, labeller, cut, scale, two_sided, batch_size
+        As prepared by :func:`cluster_permutation_test`.
+
+    Returns
+    -------
+    max_t : ndarray, shape (n_draws,)
+    max_size : ndarray of int64, shape (n_draws,)
+    max_mass : ndarray, shape (n_draws,)
+    """
+    n_draws, n_voxels = len(draws), resid.shape[1]
+    max_t = np.empty(n_draws)
+    max_size = np.zeros(n_draws, dtype=np.int64)
+    max_mass = np.zeros(n_draws)
+    n_resampled = model.resampled_nuisance.shape[1]
+    if groups is None:
+        work = np.empty((1 if scale.from_beta else 2 + (n_resampled > 0), min(batch_size, n_draws), n_voxels))
+    else:
+        batch_size = min(batch_size, groups.batch_size(n_voxels))
+        c0 = groups.weights @ np.square(resid)
+    block = max(1, _BLOCK_VALUES // n_voxels)
+    magnitude_buffer = np.empty((min(block, batch_size, n_draws), n_voxels)) if two_sided else None
+    for start in range(0, n_draws, batch_size):
+        batch = draws[start : start + batch_size]
+        if groups is not None:
+            stat = groups.null(batch.astype(np.float64), resid, c0)
+        else:
+            if model.sign_flip:
+                x = batch * model.x
+                z = batch[:, :, None] * model.resampled_nuisance[None]
+            else:
+                x = model.x[batch]
+                z = model.resampled_nuisance[batch]
+            if scale.from_beta:
+                stat = np.matmul(x, resid, out=work[0, : len(batch)])
+            else:
+                stat = _t_maps(x, z, resid, model.df, work)
+        # Row blocks small enough to stay in cache through the passes below.
+        for first in range(0, len(batch), block):
+            rows = stat[first : first + block]
+            magnitude = np.abs(rows, out=magnitude_buffer[: len(rows)]) if two_sided else rows
+            done = slice(start + first, start + first + len(rows))
+            max_t[done] = scale.to_t(magnitude.max(axis=1))
+            max_size[done], max_mass[done] = labeller.max_size_and_mass(rows, magnitude, cut, scale.excess)
+    return max_t, max_size, max_mass
+
+
 def cluster_permutation_test(
     y,
     tested,
@@ -867,6 +966,8 @@ def cluster_permutation_test(
     *,
     variance_groups=None,
     sign_flip=None,
+    chunk_size=500,
+    n_jobs=1,
 ) -> PermutationResult:
     """Permutation test of one regressor with cluster- and voxel-level FWE control.
 
@@ -914,6 +1015,13 @@ def cluster_permutation_test(
         errors) whatever ``tested``; without variance groups the statistic is
         still the t. False: permutation; an error if ``tested`` is constant or
         ``variance_groups`` is given.
+    chunk_size : int
+        Resamplings per seeded chunk of the null (see the module docstring):
+        part of the result's definition, like ``rng``.
+    n_jobs : int
+        Worker processes computing the chunks (joblib; under the Dask engine
+        of :mod:`craving_circuits.io.compute`, the cluster's workers). Does not
+        change the result.
 
     Returns
     -------
@@ -925,6 +1033,7 @@ def cluster_permutation_test(
     mask = _check_mask(mask, y.shape[1])
     n_perm = _check_positive_int("n_perm", n_perm)
     batch_size = _check_positive_int("batch_size", batch_size)
+    chunk_size = _check_positive_int("chunk_size", chunk_size)
     if not (isinstance(cluster_forming_p, numbers.Real) and 0 < cluster_forming_p < 0.5):
         raise ValueError(
             f"cluster_forming_p must be a one-tailed p strictly between 0 and 0.5, got {cluster_forming_p!r}."
@@ -951,7 +1060,7 @@ def cluster_permutation_test(
         model = dataclasses.replace(model, n_invariant=0, sign_flip=True)
     groups = None if variance_groups is None else _variance_groups(variance_groups, model)
     rng = np.random.default_rng(rng)
-    draws = _draw_resamplings(rng, n_perm, y.shape[0], model.sign_flip)
+    chunks = _draw_chunks(rng, n_perm, y.shape[0], model.sign_flip, chunk_size)
 
     t_obs = _observed_t(model, resid) if groups is None else groups.observed(model.x, resid)
     threshold = float(stats.t.isf(cluster_forming_p, model.df))
@@ -965,52 +1074,14 @@ def cluster_permutation_test(
     # Without resampled nuisance columns t is an increasing function of beta
     # alone (_t_of_beta): clusters and maxima are found on beta, and t is
     # computed only for the supra-threshold voxels and the maxima.
-    n_resampled = model.resampled_nuisance.shape[1]
-    from_beta = groups is None and n_resampled == 0
-    if from_beta:
-        cut = _beta_cut(threshold, model.df)
-
-        def to_t(beta):
-            return _t_of_beta(beta, model.df)
-
-    else:
-        cut = threshold
-
-        def to_t(t):
-            return t
-
-    def excess(stat):
-        return to_t(stat) - threshold
-
-    h0_max_t = np.empty(n_perm)
-    h0_max_size = np.zeros(n_perm, dtype=np.int64)
-    h0_max_mass = np.zeros(n_perm)
-    if groups is None:
-        work = np.empty((1 if from_beta else 2 + (n_resampled > 0), min(batch_size, n_perm), y.shape[1]))
-    else:
-        batch_size = min(batch_size, groups.batch_size(y.shape[1]))
-        c0 = groups.weights @ np.square(resid)
-    block = max(1, _BLOCK_VALUES // y.shape[1])
-    magnitude_buffer = np.empty((min(block, batch_size, n_perm), y.shape[1])) if two_sided else None
-    for start in range(0, n_perm, batch_size):
-        batch = draws[start : start + batch_size]
-        if groups is not None:
-            stat = groups.null(batch.astype(np.float64), resid, c0)
-        else:
-            if model.sign_flip:
-                x = batch * model.x
-                z = batch[:, :, None] * model.resampled_nuisance[None]
-            else:
-                x = model.x[batch]
-                z = model.resampled_nuisance[batch]
-            stat = np.matmul(x, resid, out=work[0, : len(batch)]) if from_beta else _t_maps(x, z, resid, model.df, work)
-        # Row blocks small enough to stay in cache through the passes below.
-        for first in range(0, len(batch), block):
-            rows = stat[first : first + block]
-            magnitude = np.abs(rows, out=magnitude_buffer[: len(rows)]) if two_sided else rows
-            done = slice(start + first, start + first + len(rows))
-            h0_max_t[done] = to_t(magnitude.max(axis=1))
-            h0_max_size[done], h0_max_mass[done] = labeller.max_size_and_mass(rows, magnitude, cut, excess)
+    from_beta = groups is None and model.resampled_nuisance.shape[1] == 0
+    scale = _Scale(from_beta, model.df, threshold)
+    cut = _beta_cut(threshold, model.df) if from_beta else threshold
+    nulls = Parallel(n_jobs=n_jobs)(
+        delayed(_null_maxima)(draws, model, groups, resid, labeller, cut, scale, two_sided, batch_size)
+        for draws in chunks
+    )
+    h0_max_t, h0_max_size, h0_max_mass = (np.concatenate(parts) for parts in zip(*nulls))
 
     table, labels = labeller.clusters(t_obs, threshold, two_sided)
     table["p_fwe_size"] = _p_from_null(table["size"], h0_max_size)
