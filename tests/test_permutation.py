@@ -241,10 +241,8 @@ def assert_same_quantiles(null_ours, null_ref, levels=(0.5, 0.9, 0.95), z=5.0):
         assert np.mean(null_ref < q) <= a + tol, (a, q)
 
 
-# Blob amplitudes giving a planted cluster of intermediate significance.
-@pytest.mark.parametrize(("design", "amplitude"), [("one-sample", 0.4), ("two-sample+age", 1.3)])
-def test_p_values_and_nulls_agree_with_nilearn(design, amplitude):
-    n_perm = 2000
+def planted_blob(design, amplitude):
+    """Smooth noise on a 9^3 grid with a planted 3^3 blob: ``y, tested, confounds, mask, blob``."""
     rng = np.random.default_rng(6)
     mask = np.ones((9, 9, 9), dtype=bool)
     n = 16
@@ -253,6 +251,14 @@ def test_p_values_and_nulls_agree_with_nilearn(design, amplitude):
     blob = np.zeros(mask.shape, dtype=bool)
     blob[2:5, 2:5, 2:5] = True
     y = y + amplitude * tested[:, None] * blob[mask][None, :]
+    return y, tested, confounds, mask, blob
+
+
+# Blob amplitudes giving a planted cluster of intermediate significance.
+@pytest.mark.parametrize(("design", "amplitude"), [("one-sample", 0.4), ("two-sample+age", 1.3)])
+def test_p_values_and_nulls_agree_with_nilearn(design, amplitude):
+    n_perm = 2000
+    y, tested, confounds, mask, blob = planted_blob(design, amplitude)
 
     ours = cluster_permutation_test(y, tested, mask, confounds, cluster_forming_p=0.01, n_perm=n_perm, rng=1)
     ref = run_nilearn(y, tested, mask, confounds, n_perm=n_perm, cluster_forming_p=0.01, seed=1)
@@ -359,14 +365,7 @@ def test_null_is_drawn_in_seeded_chunks_whatever_the_workers(design):
 def test_chunked_null_moves_p_values_only_within_monte_carlo_error(design, amplitude, monkeypatch):
     """Seeded chunks draw other resamplings than one stream from rng: p-values agree within Monte Carlo error."""
     n_perm = 2000
-    rng = np.random.default_rng(6)
-    mask = np.ones((9, 9, 9), dtype=bool)
-    n = 16
-    tested, confounds = designs(n, rng)[design]
-    y = smooth_noise(rng, n, mask, sigma=0.8)
-    blob = np.zeros(mask.shape, dtype=bool)
-    blob[2:5, 2:5, 2:5] = True
-    y = y + amplitude * tested[:, None] * blob[mask][None, :]
+    y, tested, confounds, mask, blob = planted_blob(design, amplitude)
     kwargs = dict(cluster_forming_p=0.01, n_perm=n_perm, rng=1)
     chunked = cluster_permutation_test(y, tested, mask, confounds, **kwargs)
     # the scheme before the chunks: every resampling drawn from rng itself, in one stream
