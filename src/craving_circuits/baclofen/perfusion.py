@@ -309,6 +309,7 @@ def group_by_time_test(
     two_sided: bool = True,
     rng=None,
     variance_groups: bool = True,
+    n_jobs: int = 1,
 ):
     """Baclofen minus placebo in the ``T2 - T1`` maps, permutation with cluster-level FWE control.
 
@@ -332,6 +333,8 @@ def group_by_time_test(
         resampling sign flipping, which stays valid when the drug changes the
         spread of the changes (Winkler et al. 2014). False: the pooled-variance
         t with Freedman-Lane permutation.
+    n_jobs : int
+        Workers computing the permutation null's chunks (does not change the result).
 
     Returns
     -------
@@ -355,6 +358,7 @@ def group_by_time_test(
         two_sided=two_sided,
         rng=rng,
         variance_groups=groups if variance_groups else None,
+        n_jobs=n_jobs,
     )
 
 

@@ -25,6 +25,7 @@ from craving_circuits.book.execute import (
     load_plan,
 )
 from craving_circuits.cocaine.layout import simulated_study
+from craving_circuits.io import compute
 
 __all__ = ["main"]
 
@@ -44,6 +45,17 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
+def _engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=compute.ENGINES,
+        default="local",
+        help="where parallel stages run: local worker processes, or Dask (a local cluster of --n-jobs workers, "
+        "or the scheduler at --scheduler-address)",
+    )
+    parser.add_argument("--scheduler-address", default=None, help="a running Dask scheduler, e.g. tcp://host:8786")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="craving-circuits", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--data-dir", default="data")
     sim.add_argument("--n-jobs", type=int, default=1)
     sim.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override simulation parameters")
+    _engine_arguments(sim)
 
     ex = sub.add_parser("execute", help="execute the notebooks of the run plan")
     ex.add_argument("--plan", default="book/runs.yml")
@@ -77,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         help="parameter values for every notebook that declares them (e.g. n_permutations=1000)",
     )
 
+    _engine_arguments(ex)
+
     mj = sub.add_parser("mathjax", help="copy MathJax into the book's static files (no CDN)")
     mj.add_argument("dest", nargs="?", default="_mathjax_static/mathjax")
 
@@ -86,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "simulate":
         t0 = time.perf_counter()
-        study = simulated_study(args.preset, args.data_dir, n_jobs=args.n_jobs, progress=True, **_overrides(args.set))
+        with compute.start(args.engine, args.scheduler_address, n_workers=args.n_jobs):
+            study = simulated_study(
+                args.preset, args.data_dir, n_jobs=args.n_jobs, progress=True, **_overrides(args.set)
+            )
         print(f"{study.bids_dir} ready ({time.perf_counter() - t0:.0f} s)")
         return 0
     if args.command == "execute":
@@ -110,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
                 args.data_dir,
                 args.n_jobs,
                 only=args.only,
-                overrides=_overrides(args.set),
+                overrides={
+                    "engine": args.engine,
+                    "scheduler_address": args.scheduler_address,
+                    **_overrides(args.set),
+                },
                 max_parallel=args.max_parallel,
                 progress=line,
             )

@@ -252,6 +252,7 @@ def group_test(
     rng=None,
     period: bool = True,
     variance_groups: bool = True,
+    n_jobs: int = 1,
 ):
     """One voxelwise group test of participant contrast maps.
 
@@ -278,6 +279,8 @@ def group_test(
         the resampling sign flipping (Winkler et al. 2014); False: the
         pooled-variance t with Freedman-Lane permutation, which is liberal when
         the smaller group is the more variable one.
+    n_jobs : int
+        Workers computing the permutation null's chunks (does not change the result).
 
     Returns
     -------
@@ -318,6 +321,7 @@ def group_test(
         two_sided=two_sided,
         rng=rng,
         variance_groups=group[keep] if between and variance_groups else None,
+        n_jobs=n_jobs,
     )
 
 
@@ -332,6 +336,7 @@ def group_tests(
     rng=None,
     period: bool = True,
     variance_groups: bool = True,
+    n_jobs: int = 1,
 ) -> dict:
     """Run several tests of :func:`group_test` with one random generator; returns ``{test: PermutationResult}``."""
     rng = np.random.default_rng(rng)
@@ -347,6 +352,7 @@ def group_tests(
             rng=rng,
             period=period,
             variance_groups=variance_groups,
+            n_jobs=n_jobs,
         )
         for test in tests
     }

@@ -864,7 +864,7 @@ def _draw_resamplings(rng: np.random.Generator, n_perm: int, n_samples: int, sig
 def _draw_chunks(
     rng: np.random.Generator, n_perm: int, n_samples: int, sign_flip: bool, chunk_size: int
 ) -> list[np.ndarray]:
-    """The resamplings in seeded chunks of ``chunk_size`` rows (the last fewer), chunk ``k`` from ``rng.spawn``'s ``k``-th.
+    """The resamplings in seeded chunks of ``chunk_size`` rows (the last fewer), chunk ``k`` from ``rng.spawn()[k]``.
 
     Returns
     -------

@@ -78,6 +78,7 @@ def covariate_test(
     two_sided: bool = True,
     rng=None,
     nuisance: str | None = None,
+    n_jobs: int = 1,
 ):
     """Where do the participants' contrast maps vary with a participant covariate (e.g. the glutamate change)?
 
@@ -103,6 +104,8 @@ def covariate_test(
         Default 0.01: permutation keeps the family-wise error at any
         cluster-forming threshold; a lenient one suits weak, spatially extended
         associations.
+    n_jobs : int
+        Workers computing the permutation null's chunks (does not change the result).
 
     Returns
     -------
@@ -136,6 +139,7 @@ def covariate_test(
         n_perm=n_perm,
         two_sided=two_sided,
         rng=rng,
+        n_jobs=n_jobs,
     )
     used = pd.DataFrame({"participant_id": table.loc[usable, "participant_id"].to_numpy(), "covariate": values[usable]})
     return result, used, exclusions
