@@ -1,6 +1,7 @@
 # The two commands of the book: `make book` and `make test`.
 # Variables: PRESET (paper), NULL_PRESET (null), N_JOBS (2), DATA_DIR (data), PYTHON (python3),
-# SET (notebook parameters for every notebook that declares them, e.g. SET="n_sims=50 n_permutations=1000").
+# SET (notebook parameters for every notebook that declares them, e.g. SET="n_sims=50 n_permutations=1000"),
+# ENGINE (local, or dask: a local Dask cluster of N_JOBS workers, or the scheduler at SCHEDULER).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,6 +11,9 @@ NULL_PRESET ?= null
 N_JOBS ?= 2
 DATA_DIR ?= data
 SET ?=
+ENGINE ?= local
+SCHEDULER ?=
+ENGINE_ARGS := --engine $(ENGINE) $(if $(SCHEDULER),--scheduler-address $(SCHEDULER))
 STAMP := $(VENV)/.installed
 
 .PHONY: venv simulate notebooks html book test test-fast lint benchmark freeze clean clean-results
@@ -26,13 +30,13 @@ venv: $(STAMP)
 
 # Simulated studies (skipped when already complete with the same parameters).
 simulate: $(STAMP)
-	$(PY) -m craving_circuits simulate --preset $(PRESET) --data-dir $(DATA_DIR) --n-jobs $(N_JOBS)
-	$(PY) -m craving_circuits simulate --preset $(NULL_PRESET) --data-dir $(DATA_DIR) --n-jobs $(N_JOBS)
+	$(PY) -m craving_circuits simulate --preset $(PRESET) --data-dir $(DATA_DIR) --n-jobs $(N_JOBS) $(ENGINE_ARGS)
+	$(PY) -m craving_circuits simulate --preset $(NULL_PRESET) --data-dir $(DATA_DIR) --n-jobs $(N_JOBS) $(ENGINE_ARGS)
 
 # Execute every notebook of book/runs.yml with papermill into book/executed/.
 notebooks: simulate
 	$(PY) -m craving_circuits execute --plan book/runs.yml --preset $(PRESET) --null-preset $(NULL_PRESET) \
-		--data-dir $(DATA_DIR) --n-jobs $(N_JOBS) $(if $(SET),--set $(SET))
+		--data-dir $(DATA_DIR) --n-jobs $(N_JOBS) $(ENGINE_ARGS) $(if $(SET),--set $(SET))
 
 # Render the executed notebooks and pages (Jupyter Book never executes anything itself).
 html: $(STAMP)
