@@ -4,7 +4,10 @@ Usage (from the repository root, after `make venv`)::
 
     .venv/bin/python benchmarks/benchmark.py                  # per-run costs on data/cocaine-paper
     .venv/bin/python benchmarks/benchmark.py --build          # also time a whole `make book` from scratch
-    .venv/bin/python benchmarks/benchmark.py --build --tests  # and `make test`
+    .venv/bin/python benchmarks/benchmark.py --build --tests  # and `make test`, `make test-fast`
+    .venv/bin/python benchmarks/benchmark.py --build --rerun --tests --no-per-run   # every target of the README
+    .venv/bin/python benchmarks/benchmark.py --no-per-run --cohort 1 2 4             # cost as the cohort grows
+    .venv/bin/python benchmarks/benchmark.py --no-per-run --cohort 1 2 4 --engine dask --n-jobs 16
 
 What is measured
 ----------------
@@ -17,7 +20,15 @@ What is measured
 * ``--build``: wall time of each step of `make book` (simulation, notebooks,
   HTML) in fresh data/results folders, the peak memory of the whole process
   tree (sampled every 0.2 s) and the disk used by the simulated data;
-* ``--tests``: wall time of `make test`.
+* ``--tests``: wall time of `make test` and of `make test-fast`;
+* ``--rerun``: after ``--build`` (or on a built book), the teaching use: the seed
+  chapter re-executed with papermill and another denoising strategy
+  (``-p strategy compcor+gsr``), its first level computed anew;
+* ``--cohort 1 2 4``: the cocaine study simulated at 1x, 2x and 4x the
+  paper's cohort (18 CUD, 23 controls, four runs each), then its first level
+  and the seed chapter's three voxelwise permutation tests (``--cohort-perm``
+  resamplings); time per run of the simulation and of the first level, and the
+  permutation time, with ``--engine`` (local or dask) and ``--n-jobs`` workers.
 * ``--clusters``: the cluster permutation test (one-sample, sign flips, two-sided,
   cluster-forming p 0.001 per tail, 1000 resamplings) on 18 smooth random maps
   over nilearn's bundled MNI152 brain mask at 4 mm (29,398 voxels), side by side
@@ -30,7 +41,11 @@ What is measured
   first two also with Welch's statistic (two groups of 9 as variance groups).
   ``--no-per-run`` skips the per-run figures (which need the simulated data).
 
-Results go to ``benchmarks/results/benchmark.json`` and are printed.
+Results go to ``benchmarks/results/benchmark.json`` (the sections measured by
+this call replace those of an earlier call) and are printed.
+
+The targets of the README are checked by :data:`TARGETS` and reported under
+``targets`` (measured, target, met).
 """
 
 from __future__ import annotations
@@ -47,6 +62,18 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: Where ``--build`` simulates (removed after the build and the re-run).
+BUILD_DATA = ROOT / "benchmarks" / "results" / "data"
+
+#: (section, key, upper bound, unit): the targets on a 2-core machine.
+TARGETS = (
+    ("make_book", "make_book_s", 8 * 60, "s"),
+    ("make_book", "peak_memory_gb", 2.0, "GB"),
+    ("make_test", "make_test_s", 10 * 60, "s"),
+    ("make_test", "make_test_fast_s", 2 * 60, "s"),
+    ("rerun", "seed_chapter_rerun_s", 30, "s"),
+)
 
 
 def per_run(data_dir: Path, preset: str, n_runs: int) -> dict:
@@ -274,7 +301,7 @@ def _timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
 
 
 def build(preset: str, null_preset: str, n_jobs: int) -> dict:
-    data_dir, work = ROOT / "benchmarks" / "results" / "data", ROOT / "benchmarks" / "results"
+    data_dir, work = BUILD_DATA, ROOT / "benchmarks" / "results"
     for folder in (data_dir, ROOT / "results", ROOT / "book" / "executed", ROOT / "_build"):
         shutil.rmtree(folder, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
@@ -294,13 +321,107 @@ def build(preset: str, null_preset: str, n_jobs: int) -> dict:
     out["simulated_data_gb"] = round(size / 1e9, 2)
     log = json.loads((ROOT / "book" / "executed" / "runs.json").read_text())["runs"]
     out["per_notebook_s"] = {r["name"]: r["duration_s"] for r in log}
-    shutil.rmtree(data_dir, ignore_errors=True)
     return out
 
 
 def tests(n_jobs: int) -> dict:
     seconds, gb = _timed(["make", "test", f"N_JOBS={n_jobs}"], ROOT)
-    return {"make_test_s": round(seconds, 1), "make_test_peak_memory_gb": round(gb, 2)}
+    fast, fast_gb = _timed(["make", "test-fast", f"N_JOBS={n_jobs}"], ROOT)
+    return {
+        "make_test_s": round(seconds, 1),
+        "make_test_peak_memory_gb": round(gb, 2),
+        "make_test_fast_s": round(fast, 1),
+        "make_test_fast_peak_memory_gb": round(fast_gb, 2),
+    }
+
+
+def rerun(n_jobs: int, data_dir: Path) -> dict:
+    """The seed chapter re-executed with another denoising strategy on a built book (the teaching use)."""
+    out = ROOT / "benchmarks" / "results" / "rerun"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    cmd = [
+        str(Path(sys.executable).with_name("papermill")),
+        "notebooks/nacc_seed_fc.ipynb",
+        str(out / "nacc_seed_fc.ipynb"),
+        "-p",
+        "strategy",
+        "compcor+gsr",
+        "-p",
+        "data_dir",
+        str(data_dir),
+        "-p",
+        "output_dir",
+        str(out / "nacc_seed_fc"),
+        "-p",
+        "n_jobs",
+        str(n_jobs),
+    ]
+    seconds, gb = _timed(cmd, ROOT)
+    shutil.rmtree(out, ignore_errors=True)
+    return {"seed_chapter_rerun_s": round(seconds, 1), "seed_chapter_rerun_peak_memory_gb": round(gb, 2)}
+
+
+def cohort(factors, n_jobs: int, n_perm: int, engine: str, scheduler_address: str | None) -> dict:
+    """Cost of the cocaine study's stages at multiples of the paper's cohort."""
+    from craving_circuits.cocaine import denoise, firstlevel, layout, secondlevel
+    from craving_circuits.io import compute
+    from craving_circuits.simulate import cocaine_params
+    from craving_circuits.stats.voxelwise import smooth_maps
+
+    paper = cocaine_params("paper")
+    rows = []
+    with compute.start(engine, scheduler_address, n_workers=n_jobs) as workers:
+        for factor in factors:
+            folder = ROOT / "benchmarks" / "results" / f"cohort-x{factor}"
+            shutil.rmtree(folder, ignore_errors=True)
+            t0 = time.perf_counter()
+            study = layout.simulated_study(
+                "paper",
+                folder / "data",
+                n_jobs=n_jobs,
+                n_cud=paper.n_cud * factor,
+                n_control=paper.n_control * factor,
+            )
+            t_sim = time.perf_counter() - t0
+            runs, _ = layout.collect_runs(study)
+            t0 = time.perf_counter()
+            analysis, mask_img, _ = firstlevel.seed_analysis(runs, denoise.parse_strategy("conn"))
+            first = firstlevel.first_level(runs, analysis, mask_img, folder / "firstlevel", n_jobs=n_jobs)
+            t_first = time.perf_counter() - t0
+            diff, table, _ = secondlevel.state_difference_maps(first.runs, first.maps)
+            smoothed = smooth_maps(diff, mask_img, 6.0)
+            t0 = time.perf_counter()
+            secondlevel.group_tests(smoothed, table, mask_img, n_perm=n_perm, rng=0, n_jobs=n_jobs)
+            t_perm = time.perf_counter() - t0
+            rows.append(
+                {
+                    "factor": factor,
+                    "participants": int(table["participant_id"].nunique()),
+                    "runs": len(runs),
+                    "voxels": int(smoothed.shape[1]),
+                    "simulate_s": round(t_sim, 1),
+                    "simulate_per_run_s": round(t_sim / len(runs), 3),
+                    "first_level_s": round(t_first, 1),
+                    "first_level_per_run_s": round(t_first / len(runs), 3),
+                    "permutation_s": round(t_perm, 1),
+                    "permutation_per_participant_s": round(t_perm / len(table), 3),
+                }
+            )
+            print(rows[-1], flush=True)
+            shutil.rmtree(folder, ignore_errors=True)
+        where = workers.describe()
+    return {"engine": where, "n_jobs": n_jobs, "n_perm_per_test": n_perm, "tests": 3, "rows": rows}
+
+
+def check_targets(results: dict) -> list[dict]:
+    """Each target of :data:`TARGETS` whose figure was measured: measured, target, met."""
+    out = []
+    for section, key, bound, unit in TARGETS:
+        value = results.get(section, {}).get(key)
+        if value is not None:
+            out.append({"figure": key, "measured": value, "target": bound, "unit": unit, "met": value <= bound})
+    return out
 
 
 def main(argv=None) -> int:
@@ -319,20 +440,35 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs per method in --clusters (median reported)")
     parser.add_argument("--no-per-run", action="store_true", help="skip the per-run figures")
+    parser.add_argument("--rerun", action="store_true", help="time the seed chapter re-run with another strategy")
+    parser.add_argument("--cohort", type=int, nargs="*", metavar="FACTOR", help="cohort multiples, e.g. 1 2 4")
+    parser.add_argument("--cohort-perm", type=int, default=1000, help="resamplings per test in --cohort")
+    parser.add_argument("--engine", default="local", help="engine of --cohort: local or dask")
+    parser.add_argument("--scheduler-address", default=None, help="Dask scheduler of --cohort")
     args = parser.parse_args(argv)
     import os
     import platform
 
-    results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
+    path = ROOT / "benchmarks" / "results" / "benchmark.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}
+    data_dir = ROOT / args.data_dir
     if args.build:
         results["make_book"] = build(args.preset, args.null_preset, args.n_jobs)
+        data_dir = BUILD_DATA
+    if args.rerun:
+        results["rerun"] = rerun(args.n_jobs, data_dir)
+    if args.build:
+        shutil.rmtree(BUILD_DATA, ignore_errors=True)
     if not args.no_per_run:
         results["per_run"] = per_run(ROOT / args.data_dir, args.preset, args.runs)
     if args.clusters:
         results["cluster_test"] = clusters(repeats=args.repeats)
     if args.tests:
         results["make_test"] = tests(args.n_jobs)
-    path = ROOT / "benchmarks" / "results" / "benchmark.json"
+    if args.cohort:
+        results["cohort"] = cohort(args.cohort, args.n_jobs, args.cohort_perm, args.engine, args.scheduler_address)
+    results["targets"] = check_targets(results)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
