@@ -15,6 +15,7 @@ import pytest
 from craving_circuits.baclofen import chapters as baclofen_chapters
 from craving_circuits.baclofen import cue, perfusion
 from craving_circuits.baclofen import layout as baclofen_layout
+from craving_circuits.book import cli
 from craving_circuits.book.execute import (
     NotebookFailed,
     execute_plan,
@@ -311,6 +312,22 @@ def test_one_notebook_at_a_time_keeps_the_plan_order(tmp_path):
     times = {n: json.loads((tmp_path / "results" / n / "times.json").read_text()) for n in "abc"}
     assert times["a"]["end"] <= times["b"]["start"] and times["b"]["end"] <= times["c"]["start"]
     assert {t["n_jobs"] for t in times.values()} == {2} and [r["name"] for r in records] == ["a", "b", "c"]
+
+
+def test_command_line_executes_the_plan_with_one_line_per_notebook(tmp_path, capsys):
+    _timed_plan(tmp_path, sleep=0.0)
+    args = ["execute", "--plan", str(tmp_path / "plan.yml"), "--root", str(tmp_path), "--n-jobs", "2"]
+    assert cli.main(args + ["--set", "sleep=0.2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[2].startswith("[3/3] c: ok in ")
+    assert sorted(line.split()[1] for line in lines[:2]) == ["a:", "b:"]
+    record = json.loads((tmp_path / "results" / "c" / "run.json").read_text())
+    assert record["parameters"]["sleep"] == 0.2 and record["parameters"]["n_jobs"] == 1
+    # a failing notebook: exit status 1 and the failing cell on stderr
+    _notebook(tmp_path / "notebooks" / "bad.ipynb", ["value = 1", "raise RuntimeError('broken input')"])
+    (tmp_path / "bad.yml").write_text("- {name: bad, notebook: notebooks/bad.ipynb}\n")
+    assert cli.main(["execute", "--plan", str(tmp_path / "bad.yml"), "--root", str(tmp_path)]) == 1
+    assert "RuntimeError: broken input" in capsys.readouterr().err
 
 
 def test_kernel_streams_go_to_the_run_log_not_the_terminal(tmp_path, capfd):

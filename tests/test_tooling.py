@@ -1,5 +1,6 @@
 """House tooling: ruff is clean, notebooks are stripped, the pre-commit hooks exist, markers are strict."""
 
+import ast
 import json
 import subprocess
 import sys
@@ -51,3 +52,48 @@ def test_pytest_markers_are_strict_and_declared():
         text = path.read_text()
         used |= {m for m in ("slow", "book") if f"pytest.mark.{m}" in text}
     assert used <= declared
+
+
+def _marks(decorators) -> set[str]:
+    """The ``pytest.mark.<name>`` names among decorators (or a ``pytestmark`` value)."""
+    names = set()
+    for node in decorators:
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Attribute) and sub.value.attr == "mark":
+                names.add(sub.attr)
+    return names
+
+
+def _fast_test_files() -> list[Path]:
+    """Test files with at least one test that ``make test-fast`` runs (not marked slow or book)."""
+    out = []
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        module_marks = set()
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in node.targets):
+                module_marks |= _marks([node.value])
+        tests = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test")]
+        if any(not ({"slow", "book"} & (module_marks | _marks(t.decorator_list))) for t in tests):
+            out.append(path)
+    return out
+
+
+def test_fast_tests_reach_every_module():
+    """`make test-fast` imports every module of the package in some test file it runs."""
+    package = ROOT / "src" / "craving_circuits"
+    modules = {
+        ".".join(p.relative_to(package.parent).with_suffix("").parts)
+        for p in package.rglob("*.py")
+        if p.stem not in ("__init__", "__main__")
+    }
+    imported = set()
+    for path in _fast_test_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("craving_circuits"):
+                imported |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+    assert not modules - imported, f"no fast test imports {sorted(modules - imported)}"
+    assert ROOT / "tests" / "test_compute.py" in _fast_test_files()
+    assert ROOT / "tests" / "test_recovery_paper.py" not in _fast_test_files()
