@@ -14,6 +14,7 @@ import pytest
 from craving_circuits.io.files import (
     atomic_path,
     read_json,
+    read_nifti,
     read_tsv,
     write_json,
     write_nifti,
@@ -193,3 +194,28 @@ def test_write_nifti_keeps_format_from_final_extension(tmp_path):
     np.testing.assert_array_equal(np.asarray(img.dataobj), data)
     np.testing.assert_array_equal(img.affine, affine)
     assert [p.name for p in tmp_path.iterdir()] == ["img.nii.gz"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int16])
+def test_gzipped_nifti_is_an_ordinary_gzip_file_and_reads_back_exactly(tmp_path, dtype):
+    rng = np.random.default_rng(0)
+    data = (rng.standard_normal((6, 7, 5, 4)) * 100).astype(dtype)
+    img = nib.Nifti1Image(data, np.diag([3.0, 3.0, 3.0, 1.0]))
+    img.header.set_xyzt_units("mm", "sec")
+    write_nifti(tmp_path / "ours.nii.gz", img)
+    img.to_filename(tmp_path / "nibabel.nii.gz")
+    with gzip.open(tmp_path / "ours.nii.gz") as f:  # any gzip reader can open it
+        assert len(f.read()) == 352 + data.nbytes
+    for name in ("ours.nii.gz", "nibabel.nii.gz"):
+        ours, theirs = read_nifti(tmp_path / name), nib.load(tmp_path / name)
+        np.testing.assert_array_equal(np.asarray(ours.dataobj), data)
+        np.testing.assert_array_equal(ours.affine, theirs.affine)
+        assert ours.header == theirs.header
+    # a plain .nii, a NIfTI-2 and a broken file go through nibabel
+    write_nifti(tmp_path / "plain.nii", img)
+    np.testing.assert_array_equal(np.asarray(read_nifti(tmp_path / "plain.nii").dataobj), data)
+    nib.Nifti2Image(data, img.affine).to_filename(tmp_path / "two.nii.gz")
+    assert isinstance(read_nifti(tmp_path / "two.nii.gz"), nib.Nifti2Image)
+    (tmp_path / "broken.nii.gz").write_bytes(gzip.compress(b"not an image")[:12])
+    with pytest.raises(Exception, match="broken.nii.gz"):
+        read_nifti(tmp_path / "broken.nii.gz")

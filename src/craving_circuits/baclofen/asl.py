@@ -36,12 +36,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 
 from craving_circuits.io.bids import AslConstants
-from craving_circuits.io.files import read_json
+from craving_circuits.io.files import read_json, read_nifti
 
 __all__ = [
     "AslConstants",
@@ -174,7 +173,7 @@ def load_m0(path: str | Path, asl_img) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"M0 scan not found: {path}; M0Type 'Separate' needs a *_m0scan.nii.gz.")
-    img = nib.load(path)
+    img = read_nifti(path)
     grid = tuple(asl_img.shape[:3])
     if tuple(img.shape[:3]) != grid or not np.allclose(img.affine, asl_img.affine, atol=1e-3):
         raise ValueError(

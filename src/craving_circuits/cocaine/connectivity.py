@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from craving_circuits.cocaine.denoise import (
@@ -30,6 +29,7 @@ from craving_circuits.cocaine.denoise import (
     cleaning_matrix,
     load_run_confounds,
 )
+from craving_circuits.io.files import read_nifti
 from craving_circuits.stats.correlation import correlate_columns, fisher_z
 
 __all__ = [
@@ -138,7 +138,7 @@ def read_masked_run(bold_path: str | Path, mask: np.ndarray, affine: np.ndarray)
         If the image is not 4D, is on another grid, or has non-finite values in
         the mask (the message names the file).
     """
-    img = nib.load(str(bold_path))
+    img = read_nifti(bold_path)
     if img.ndim != 4:
         raise ValueError(f"{bold_path} is {img.ndim}D; a preprocessed BOLD run must be 4D.")
     if img.shape[:3] != mask.shape or not np.allclose(img.affine, affine, atol=1e-3):

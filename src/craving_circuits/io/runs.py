@@ -42,7 +42,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from craving_circuits.io.files import read_json, short_hash, write_json, write_nifti
+from craving_circuits.io.files import read_json, read_nifti, short_hash, write_json, write_nifti
 from craving_circuits.io.schemas import EXCLUSION_COLUMNS
 
 __all__ = ["RunExcluded", "RunOutput", "RunCache", "MappedRuns", "map_runs", "file_fingerprint"]
@@ -166,7 +166,7 @@ def _cached(run: dict, cache: RunCache, key: str, fingerprint: dict):
     if sidecar.get("has_map"):
         if not map_path.is_file():
             return None
-        values = np.asarray(nib.load(map_path).dataobj, dtype=np.float32)[cache.mask]
+        values = np.asarray(read_nifti(map_path).dataobj, dtype=np.float32)[cache.mask]
     else:
         values = None
     return RunOutput(values, sidecar.get("record", {}))
