@@ -64,7 +64,8 @@ benchmark: $(STAMP)
 # Re-pin requirements.txt from the current environment.
 freeze: $(STAMP)
 	{ echo "# Pinned, complete environment for the book (Python 3.11). Regenerate with: make freeze"; \
-	  $(PY) -m pip freeze --all --exclude-editable | grep -v '^pip=='; } > requirements.txt
+	  $(PY) -m pip freeze --all --exclude-editable | grep -v '^pip==' \
+	  | sed -E 's|^([^ ]+) @ file://.*/[^/-]+-([^-]+)-.*$$|\1==\2|'; } > requirements.txt
 
 clean-results:
 	rm -rf results book/executed _build
