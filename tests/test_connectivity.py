@@ -59,6 +59,21 @@ def test_read_masked_run_equals_nilearn_masker(tmp_path):
     np.testing.assert_array_equal(got, expected.astype(np.float32))
 
 
+@pytest.mark.parametrize(
+    ("dtype", "slope", "inter"),
+    [(np.int16, 0.37, 12.5), (np.int16, 1.0, 0.0), (np.uint8, 2.0, -3.0), (np.float32, 1, 0)],
+)
+def test_read_masked_run_scales_the_mask_voxels_as_nibabel_scales_the_volume(tmp_path, dtype, slope, inter):
+    """The header's scaling applied to the gathered voxels only: the values of nibabel's scaled whole volume."""
+    rng = np.random.default_rng(3)
+    mask = rng.random((6, 7, 5)) > 0.4
+    img = nib.Nifti1Image((rng.random((6, 7, 5, 9)) * 100).astype(dtype), AFFINE)
+    img.header.set_slope_inter(slope, inter)
+    img.to_filename(tmp_path / "run.nii.gz")
+    expected = np.asanyarray(nib.load(tmp_path / "run.nii.gz").dataobj)[mask].T.astype(np.float32)
+    np.testing.assert_array_equal(connectivity.read_masked_run(tmp_path / "run.nii.gz", mask, AFFINE), expected)
+
+
 def test_read_masked_run_rejects_other_grid_and_nan(tmp_path):
     path, mask, _ = _synthetic_run(tmp_path)
     shifted = AFFINE.copy()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from nibabel.volumeutils import apply_read_scaling
 
 from craving_circuits.cocaine.denoise import (
     Strategy,
@@ -146,12 +147,18 @@ def read_masked_run(bold_path: str | Path, mask: np.ndarray, affine: np.ndarray)
             f"{bold_path} is on another grid (shape {img.shape[:3]}) than the study's reference "
             f"(shape {mask.shape}); resample it with nilearn.image.resample_to_img or exclude it."
         )
-    arr = np.asanyarray(img.dataobj)
     # NIfTI data are Fortran-ordered: view them as (n_voxels_total, n_volumes) rows and
-    # gather the mask's voxels, listed in C order, by their Fortran-order positions
-    flat = arr.reshape(-1, arr.shape[-1], order="F")
+    # gather the mask's voxels, listed in C order, by their Fortran-order positions; the
+    # header's scaling is then applied to those voxels only, by nibabel's own function
+    # (what np.asanyarray(img.dataobj) applies to the whole volume)
+    proxy = img.dataobj
+    raw = proxy.get_unscaled() if hasattr(proxy, "get_unscaled") else np.asanyarray(proxy)
+    flat = raw.reshape(-1, raw.shape[-1], order="F")
     rows = np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
-    data = np.asarray(flat[rows], dtype=np.float32).T
+    gathered = flat[rows]
+    if hasattr(proxy, "get_unscaled"):
+        gathered = apply_read_scaling(gathered, proxy.slope, proxy.inter)
+    data = np.asarray(gathered, dtype=np.float32).T
     n_bad = int(np.count_nonzero(~np.isfinite(data).all(axis=0)))
     if n_bad:
         raise ValueError(
