@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from craving_circuits.cocaine import connectivity, denoise, firstlevel, layout
@@ -104,3 +105,31 @@ def test_simulated_study_folders_do_not_collide(tmp_path):
     b = layout.simulated_study("tiny", tmp_path, n_cud=3, n_control=3, n_volumes=41)
     assert a.bids_dir != b.bids_dir and a.bids_dir.name.startswith("cocaine-tiny-")
     assert a.is_simulated and (a.bids_dir / "participants.tsv").is_file()
+
+
+def test_rerun_under_another_strategy_reuses_the_comparison_couplings(prepared, tmp_path, monkeypatch):
+    """A re-run with another chosen strategy denoises each run once: its comparisons come from the earlier outputs."""
+    runs, analysis, mask_img, _ = prepared  # conn, compared with none
+    firstlevel.first_level(runs, analysis, mask_img, tmp_path / "book")
+    other, _, _ = firstlevel.seed_analysis(
+        runs,
+        denoise.parse_strategy("compcor+gsr"),
+        comparison_strategies=[analysis.strategy, *analysis.comparison_strategies],
+    )
+    fresh = firstlevel.first_level(runs, other, mask_img, tmp_path / "fresh")
+    denoised = []
+    cleaning_matrix = connectivity.cleaning_matrix
+    monkeypatch.setattr(
+        connectivity, "cleaning_matrix", lambda *a, **k: denoised.append(a[2].name) or cleaning_matrix(*a, **k)
+    )
+    again = firstlevel.first_level(runs, other, mask_img, tmp_path / "book")
+    assert denoised == [other.strategy.name] * len(runs)
+    np.testing.assert_array_equal(again.maps, fresh.maps)
+    pd.testing.assert_frame_equal(again.roi, fresh.roi)
+    # other ROIs: the earlier couplings do not apply, every strategy is denoised again
+    denoised.clear()
+    fewer, _, _ = firstlevel.seed_analysis(
+        runs, denoise.parse_strategy("scrubbing"), targets=("dlpfc",), comparison_strategies=[analysis.strategy]
+    )
+    firstlevel.first_level(runs, fewer, mask_img, tmp_path / "book")
+    assert set(denoised) == {fewer.strategy.name, analysis.strategy.name} and len(denoised) == 2 * len(runs)

@@ -168,7 +168,7 @@ def read_masked_run(bold_path: str | Path, mask: np.ndarray, affine: np.ndarray)
     return np.ascontiguousarray(data)
 
 
-def seed_connectivity_run(run: dict, analysis: SeedAnalysis) -> RunResult:
+def seed_connectivity_run(run: dict, analysis: SeedAnalysis, known_roi_values: dict | None = None) -> RunResult:
     """Read one run, denoise it and compute its seed map and ROI-to-ROI couplings.
 
     Parameters
@@ -177,6 +177,8 @@ def seed_connectivity_run(run: dict, analysis: SeedAnalysis) -> RunResult:
         A row of :func:`craving_circuits.cocaine.layout.collect_runs` (needs ``bold``
         and ``t_r``).
     analysis : SeedAnalysis
+    known_roi_values : dict, optional
+        See :func:`seed_connectivity`.
 
     Returns
     -------
@@ -188,10 +190,12 @@ def seed_connectivity_run(run: dict, analysis: SeedAnalysis) -> RunResult:
         data = read_masked_run(run["bold"], analysis.mask, analysis.affine)
     except ValueError as err:
         return RunResult(run=run, excluded=str(err))
-    return seed_connectivity(data, run, analysis)
+    return seed_connectivity(data, run, analysis, known_roi_values)
 
 
-def seed_connectivity(data: np.ndarray, run: dict, analysis: SeedAnalysis) -> RunResult:
+def seed_connectivity(
+    data: np.ndarray, run: dict, analysis: SeedAnalysis, known_roi_values: dict | None = None
+) -> RunResult:
     """Denoise a run's data and compute its seed map and ROI-to-ROI couplings.
 
     Parameters
@@ -201,6 +205,10 @@ def seed_connectivity(data: np.ndarray, run: dict, analysis: SeedAnalysis) -> Ru
     run : dict
         Needs ``bold`` (its confounds are found next to it) and ``t_r``.
     analysis : SeedAnalysis
+    known_roi_values : dict, optional
+        ``{strategy name: [roi value, ...]}``: the couplings of comparison
+        strategies already computed for this run (from an earlier output made
+        from the same files), taken as they are instead of denoising again.
 
     Returns
     -------
@@ -211,7 +219,11 @@ def seed_connectivity(data: np.ndarray, run: dict, analysis: SeedAnalysis) -> Ru
     names = list(analysis.roi_index)
     seed_col = names.index(analysis.seed)
     result = RunResult(run=run)
+    known = known_roi_values or {}
     for strategy in (analysis.strategy, *analysis.comparison_strategies):
+        if strategy is not analysis.strategy and strategy.name in known:
+            result.roi_values.extend(known[strategy.name])
+            continue
         try:
             confounds, sample_mask, conf_names = load_run_confounds(run["bold"], strategy)
         except (FileNotFoundError, ValueError) as err:

@@ -141,14 +141,49 @@ def _has_comparisons(record: dict, comparison: dict[str, str]) -> bool:
     return set(comparison) <= set(record.get("comparison_keys", {}))
 
 
-def _seed_job(run: dict, analysis: SeedAnalysis) -> RunOutput:
-    result = seed_connectivity_run(run, analysis)
+def _roi_key(analysis: SeedAnalysis) -> str:
+    """What a run's ROI couplings depend on besides its files and the strategy: the seed and the ROIs."""
+    settings = _analysis_settings(analysis)
+    return short_hash({k: settings[k] for k in ("version", "seed", "rois")})
+
+
+def _all_strategy_keys(analysis: SeedAnalysis) -> dict[str, str]:
+    """Every strategy of the analysis (the chosen one first) by a hash of its settings -> its name."""
+    return {short_hash(asdict(s)): s.name for s in (analysis.strategy, *analysis.comparison_strategies)}
+
+
+def _reusable_roi_values(previous: dict | None, analysis: SeedAnalysis) -> dict[str, list[dict]]:
+    """The ROI couplings of an earlier output of the run (same files) that this analysis would compute again.
+
+    Only the comparison strategies are taken (the chosen one is computed anyway,
+    with the map), and only when the earlier output had the same seed and ROIs
+    and a strategy with the same settings; values are relabelled with this
+    analysis's strategy names.
+    """
+    if not previous or previous.get("roi_key") != _roi_key(analysis):
+        return {}
+    earlier = previous.get("strategy_keys", {})
+    chosen = short_hash(asdict(analysis.strategy))
+    known = {}
+    for key, name in _all_strategy_keys(analysis).items():
+        if key == chosen or key not in earlier:
+            continue
+        values = [v for v in previous.get("roi_values", []) if v["strategy"] == earlier[key]]
+        if values:
+            known[name] = [{**v, "strategy": name} for v in values]
+    return known
+
+
+def _seed_job(run: dict, analysis: SeedAnalysis, previous: dict | None = None) -> RunOutput:
+    result = seed_connectivity_run(run, analysis, known_roi_values=_reusable_roi_values(previous, analysis))
     if result.excluded:
         raise RunExcluded(result.excluded)
     return RunOutput(
         result.z_map,
         {
             "comparison_keys": _strategy_keys(analysis),
+            "strategy_keys": _all_strategy_keys(analysis),
+            "roi_key": _roi_key(analysis),
             "roi_values": result.roi_values,
             "qc": result.qc,
             "strategy": analysis.strategy.name,
@@ -171,7 +206,11 @@ def first_level(
     A finished run is reused by any analysis with the same settings whose
     comparison strategies it already has (its extra ROI values are left out),
     so chapters that need fewer comparisons share the seed chapter's results
-    without overwriting them.
+    without overwriting them. A run computed again under another chosen
+    strategy (a re-run with ``strategy="compcor+gsr"``, say) takes the ROI
+    couplings of its comparison strategies from its earlier output when that
+    was made from the same files with the same seed and ROIs, and computes only
+    the chosen strategy's map and couplings.
 
     Parameters
     ----------
@@ -199,6 +238,7 @@ def first_level(
         mask=analysis.mask,
         affine=analysis.affine,
         accept=partial(_has_comparisons, comparison=comparison),
+        pass_previous=True,
     )
     mapped = map_runs(
         runs, partial(_seed_job, analysis=analysis), "first level", cache, n_jobs=n_jobs, progress=progress

@@ -91,6 +91,12 @@ class RunCache:
     accept : callable, optional
         ``accept(record) -> bool``, a further check of a cached record (e.g.
         that it holds every value the caller needs).
+    pass_previous : bool
+        When a run must be computed, call ``function(run, previous=record)``
+        with the record of the run's earlier output if that output was made
+        from the same input files (under other settings; None otherwise), so
+        that the function can reuse the parts of it that do not depend on
+        what changed. The function is responsible for checking that.
     """
 
     folder: Path
@@ -100,6 +106,7 @@ class RunCache:
     mask: np.ndarray
     affine: np.ndarray
     accept: Callable[[dict], bool] | None = None
+    pass_previous: bool = False
 
     @property
     def key(self) -> str:
@@ -172,15 +179,30 @@ def _cached(run: dict, cache: RunCache, key: str, fingerprint: dict):
     return RunOutput(values, sidecar.get("record", {}))
 
 
+def _previous_record(run: dict, cache: RunCache, fingerprint: dict) -> dict | None:
+    """The record of a run's earlier (not excluded) output made from the same input files, whatever its settings."""
+    _, json_path = cache.paths(run)
+    try:
+        sidecar = read_json(json_path) if json_path.is_file() else {}
+    except ValueError:
+        return None
+    if sidecar.get("inputs") != fingerprint or sidecar.get("excluded") or not sidecar.get("record"):
+        return None
+    return sidecar["record"]
+
+
 def _job(run: dict, function: Callable, cache: RunCache | None, key: str | None) -> tuple:
     """One run: from the cache, or computed (and then cached). Returns ``(output or reason, cached)``."""
     fingerprint = file_fingerprint(cache.inputs(run)) if cache is not None else None
+    kwargs = {}
     if cache is not None:
         hit = _cached(run, cache, key, fingerprint)
         if hit is not None:
             return hit, True
+        if cache.pass_previous:
+            kwargs["previous"] = _previous_record(run, cache, fingerprint)
     try:
-        out = function(run)
+        out = function(run, **kwargs)
     except RunExcluded as err:
         out = str(err)
     if cache is not None:
