@@ -12,6 +12,8 @@ closed afterwards.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import matplotlib
@@ -20,6 +22,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+from filelock import FileLock  # noqa: E402
 
 from craving_circuits.cocaine import (  # noqa: E402
     chapters,
@@ -68,6 +71,28 @@ def tiny_null_study_dir(tmp_path_factory):
     return simulate_cocaine_study(tmp_path_factory.mktemp("tiny_null") / "study", "tiny_null", n_jobs=1)
 
 
+def _shared_data_dir(tmp_path_factory) -> Path:
+    """One folder for the paper-sized cocaine studies of every test worker (pytest-xdist's share a parent)."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "cocaine-data"
+
+
+def _paper_sized_study(tmp_path_factory, preset: str, **overrides):
+    """A paper-sized cocaine study in the shared folder, simulated by whichever worker asks first.
+
+    The ``paper`` study is simulated first (under a lock that the other workers
+    wait on): the ``null`` study and the NAC positive control then link every
+    run they share with it instead of simulating it again.
+    """
+    data = _shared_data_dir(tmp_path_factory)
+    data.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(data) + ".lock"):
+        study = layout.simulated_study("paper", data, n_jobs=2)
+        if preset != "paper" or overrides:
+            study = layout.simulated_study(preset, data, n_jobs=2, **overrides)
+    return study
+
+
 def _analyse(preset, tmp_path_factory, n_perm=1000):
     """The seed and glutamate chapters' analyses of a paper-sized simulated study, through the package.
 
@@ -82,7 +107,7 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
     from craving_circuits.stats import voxelwise
 
     root = tmp_path_factory.mktemp(preset)
-    study = layout.simulated_study(preset, root / "data", n_jobs=2)
+    study = _paper_sized_study(tmp_path_factory, preset)
     runs, exclusions = layout.collect_runs(study)
     assert exclusions.empty
     analysis, mask_img, _ = firstlevel.seed_analysis(
@@ -112,7 +137,7 @@ def _analyse(preset, tmp_path_factory, n_perm=1000):
         smoothed, table, changes_table.set_index("participant_id")["dglu"], mask_img, n_perm=n_perm, rng=0
     )
     return SimpleNamespace(
-        data_dir=root / "data",
+        data_dir=study.bids_dir.parent,
         drug=_analyse_drug(study, first, mask_img, n_perm),
         contrasts=secondlevel.roi_state_tests(fc_changes, alpha=RECOVERY_ALPHA).set_index(["target", "term"]),
         participant_changes=secondlevel.participant_state_changes(fc_changes),
@@ -176,11 +201,11 @@ NAC_CONTROL = {"nac_effect": -0.5, "nac_rating_effect": -10}
 
 
 @pytest.fixture(scope="session")
-def nac_control_analysis(paper_analysis):
+def nac_control_analysis(paper_analysis, tmp_path_factory):
     """The NAC chapter on the ``paper`` study with a planted NAC effect (shares the unchanged runs)."""
 
-    study = layout.simulated_study("paper", paper_analysis.data_dir, n_jobs=2, **NAC_CONTROL)
+    study = _paper_sized_study(tmp_path_factory, "paper", **NAC_CONTROL)
     runs, _ = layout.collect_runs(study)
     analysis, mask_img, _ = firstlevel.seed_analysis(runs, denoise.parse_strategy("conn"))
-    first = firstlevel.first_level(runs, analysis, mask_img, paper_analysis.data_dir / "firstlevel_nac", n_jobs=2)
+    first = firstlevel.first_level(runs, analysis, mask_img, tmp_path_factory.mktemp("firstlevel_nac"), n_jobs=2)
     return _analyse_drug(study, first, mask_img)
