@@ -206,6 +206,9 @@ def test_gzipped_nifti_is_an_ordinary_gzip_file_and_reads_back_exactly(tmp_path,
     img.to_filename(tmp_path / "nibabel.nii.gz")
     with gzip.open(tmp_path / "ours.nii.gz") as f:  # any gzip reader can open it
         assert len(f.read()) == 352 + data.nbytes
+    # the same image gives the same bytes (no time stamp in the gzip header)
+    write_nifti(tmp_path / "again.nii.gz", img)
+    assert (tmp_path / "again.nii.gz").read_bytes() == (tmp_path / "ours.nii.gz").read_bytes()
     for name in ("ours.nii.gz", "nibabel.nii.gz"):
         ours, theirs = read_nifti(tmp_path / name), nib.load(tmp_path / name)
         np.testing.assert_array_equal(np.asarray(ours.dataobj), data)

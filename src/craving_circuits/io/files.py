@@ -9,8 +9,9 @@ Conventions
 * Tabular files are BIDS-style TSV: tab-separated, ``n/a`` for missing values.
 * Inputs are only ever opened for reading.
 * Gzipped NIfTI-1 images (``.nii.gz``) are compressed and decompressed in one
-  call with ISA-L (:mod:`isal.igzip`, level 1), several times faster than the
-  ``gzip`` stream nibabel uses; the files are ordinary gzip files, and
+  call with ISA-L (:mod:`isal.igzip`, level 1, no time stamp, so that the
+  same image gives the same bytes), several times faster than the ``gzip``
+  stream nibabel uses; the files are ordinary gzip files, and
   anything else (plain ``.nii``, NIfTI-2, other formats) goes through nibabel.
 """
 
@@ -120,7 +121,7 @@ def write_nifti(path: str | os.PathLike, img) -> Path:
     """Write a nibabel image atomically (format from the extension of ``path``; ``.nii.gz`` NIfTI-1 by ISA-L)."""
     with atomic_path(path) as tmp:
         if str(path).endswith(".nii.gz") and isinstance(img, nib.Nifti1Image):
-            Path(tmp).write_bytes(igzip.compress(img.to_bytes(), compresslevel=1))
+            Path(tmp).write_bytes(igzip.compress(img.to_bytes(), compresslevel=1, mtime=0))
         else:
             img.to_filename(tmp)
     return Path(path)
