@@ -18,14 +18,19 @@ Data conventions
   chapter's ``dlpfc_change`` table).
 * ``ratings_table``: ``participant_id, session_id, timepoint, craving``;
   ``participants``: ``participant_id, group``.
+* Stacked replicates: when the input tables have a ``replicate`` column
+  (:data:`~craving_circuits.io.schemas.REPLICATE`; the simulated studies of the
+  calibration), every replicate goes through the chain at once and every
+  returned table has the column in front, each replicate's rows equal to what
+  the chain returns on that replicate alone (with the same Generator).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from craving_circuits.baclofen import cue, perfusion
+from craving_circuits.stats.contrasts import replicate_generators, replicate_ids
 from craving_circuits.stats.mediation import mediation_analysis
 
 __all__ = ["cue_tests"]
@@ -50,7 +55,10 @@ def cue_tests(
         Resamples of the correlations and of the indirect effects.
     alpha : float
     rng : numpy Generator, int or None
-        Consumed by the associations, then the two mediation models.
+        Consumed by the associations, then the two mediation models. For
+        stacked replicates, one Generator per replicate: a mapping from
+        replicate label to Generator, or a sequence in the order of the sorted
+        labels (see :func:`craving_circuits.stats.contrasts.generators`).
 
     Returns
     -------
@@ -65,7 +73,7 @@ def cue_tests(
         (paths and bootstrap indirect effect of baclofen through the dlPFC
         change on the cue change and on the craving change).
     """
-    rng = np.random.default_rng(rng)
+    rng = replicate_generators(rng, replicate_ids(roi_effects))
     t1 = cue.session_response(roi_effects, "ses-T1", alpha=alpha)
     roi_changes = perfusion.participant_change(roi_effects, "value", by=("roi",))
     associations = cue.roi_associations(roi_changes, dlpfc_change, n_boot=n_bootstrap, rng=rng, alpha=alpha)

@@ -14,6 +14,11 @@ Data conventions
 * Craving ratings: ``participant_id, session_id, timepoint`` (``pre`` or
   ``post`` cue exposure), ``craving``; the cue-induced craving of a session is
   ``post - pre``.
+* Stacked replicates: tables with a ``replicate`` column
+  (:data:`~craving_circuits.io.schemas.REPLICATE`) hold several replicates of
+  the study; :func:`cue_craving`, :func:`roi_associations`,
+  :func:`mediation_table` and :func:`session_response` analyse each replicate
+  as alone, all at once, and keep the column in front.
 """
 
 from __future__ import annotations
@@ -28,12 +33,19 @@ import numpy as np
 import pandas as pd
 from nilearn.glm.first_level import FirstLevelModel
 from nilearn.interfaces.fmriprep import load_confounds
-from scipy import stats
 
 from craving_circuits import __version__
 from craving_circuits.io.runs import RunCache, RunOutput, map_runs
-from craving_circuits.io.schemas import EXCLUSION_COLUMNS, TASK_RUN_COLUMNS
-from craving_circuits.stats.correlation import correlation, mean_change, partial_correlation
+from craving_circuits.io.schemas import EXCLUSION_COLUMNS, REPLICATE, TASK_RUN_COLUMNS
+from craving_circuits.stats.contrasts import (
+    generators,
+    replicate_ids,
+    replicate_major,
+    row_frame,
+    stack_columns,
+    with_replicates,
+)
+from craving_circuits.stats.correlation import correlation, least_squares, mean_change, partial_correlation
 
 __all__ = [
     "TASK_RUN_COLUMNS",
@@ -233,11 +245,12 @@ def cue_craving(ratings: pd.DataFrame, participants: pd.DataFrame) -> pd.DataFra
     needed = {"participant_id", "session_id", "timepoint", "craving"}
     if needed - set(ratings.columns):
         raise ValueError(f"The ratings lack the column(s) {sorted(needed - set(ratings.columns))}.")
-    counts = ratings.groupby(["participant_id", "session_id", "timepoint"]).size()
+    rep = [REPLICATE] if REPLICATE in ratings.columns else []
+    counts = ratings.groupby([*rep, "participant_id", "session_id", "timepoint"]).size()
     if (counts > 1).any():
         raise ValueError(f"Duplicate ratings for {counts[counts > 1].index[0]}; keep one per time point.")
     wide = ratings.pivot_table(
-        index=["participant_id", "session_id"], columns="timepoint", values="craving", aggfunc="first"
+        index=[*rep, "participant_id", "session_id"], columns="timepoint", values="craving", aggfunc="first"
     ).reset_index()
     wide.columns.name = None
     for col in ("pre", "post"):
@@ -249,13 +262,16 @@ def cue_craving(ratings: pd.DataFrame, participants: pd.DataFrame) -> pd.DataFra
             f"{len(incomplete)} session(s) lack a pre or post rating, e.g. "
             f"{incomplete[['participant_id', 'session_id']].iloc[0].tolist()}; complete or remove them."
         )
-    groups = participants.set_index("participant_id")["group"]
-    unknown = sorted(set(wide["participant_id"]) - set(groups.index))
-    if unknown:
+    person = [*rep, "participant_id"]
+    groups = participants.set_index(person)["group"]
+    index = pd.MultiIndex.from_frame(wide[person]) if rep else wide["participant_id"]
+    group = groups.reindex(index)
+    if group.isna().any():
+        unknown = sorted(set(wide.loc[group.isna().to_numpy(), "participant_id"]))
         raise ValueError(f"Ratings of {unknown} who are not in participants.tsv.")
-    wide.insert(1, "group", wide["participant_id"].map(groups))
+    wide.insert(len(person), "group", group.to_numpy())
     wide["craving_rise"] = wide["post"] - wide["pre"]
-    return wide[["participant_id", "group", "session_id", "pre", "post", "craving_rise"]]
+    return wide[[*person, "group", "session_id", "pre", "post", "craving_rise"]]
 
 
 def roi_associations(
@@ -297,37 +313,51 @@ def roi_associations(
         change on the dlPFC change (% signal per ml/100 g/min, within groups
         when adjusted) as ``slope``.
     """
-    rng = np.random.default_rng(rng)
-    x_all = dlpfc_change.set_index("participant_id")[["change", "group"]]
-    rows = []
+    replicates = replicate_ids(cue_change)
+    rngs = generators(rng, replicates)
+    rngs = rngs if replicates is not None else rngs[0]
+    person = [REPLICATE, "participant_id"] if replicates is not None else ["participant_id"]
+    x_all = dlpfc_change.set_index(person)[["change", "group"]]
+    frames = []
     for roi, sub in cue_change.groupby("roi", sort=False):
         merged = (
-            sub.set_index("participant_id")["change"]
+            sub.set_index(person)["change"]
             .to_frame("cue")
             .join(x_all.rename(columns={"change": "dlpfc"}), how="inner")
+            .reset_index()
         )
+        dlpfc, cue_values = stack_columns(merged, ["dlpfc", "cue"], replicates)
+        dlpfc, cue_values = np.atleast_2d(dlpfc), np.atleast_2d(cue_values)
         if within_groups:
-            dummies = pd.get_dummies(merged["group"], drop_first=True, dtype=float).to_numpy()
-            r = partial_correlation(merged["dlpfc"], merged["cue"], dummies, n_boot=n_boot, rng=rng, alpha=alpha)
-            design = np.column_stack([np.ones(len(merged)), merged["dlpfc"], dummies])
-            slope = float(np.linalg.lstsq(design, merged["cue"].to_numpy(), rcond=None)[0][1])
+            dummies = pd.get_dummies(merged["group"], drop_first=True, dtype=float)
+            names = [f"_dummy_{k}" for k in range(dummies.shape[1])]
+            dummies = pd.concat([merged[person[:-1]], dummies.set_axis(names, axis=1)], axis=1)
+            covariates = np.stack([np.atleast_2d(v) for v in stack_columns(dummies, names, replicates)], axis=-1)
+            if replicates is None:
+                r = partial_correlation(dlpfc[0], cue_values[0], covariates[0], n_boot=n_boot, rng=rngs, alpha=alpha)
+            else:
+                r = partial_correlation(dlpfc, cue_values, covariates, n_boot=n_boot, rng=rngs, alpha=alpha)
         else:
-            r = correlation(merged["dlpfc"], merged["cue"], "pearson", n_boot=n_boot, rng=rng, alpha=alpha)
-            slope = float(stats.linregress(merged["dlpfc"], merged["cue"]).slope)
-        rows.append(
-            {
-                "term": f"cue change ~ dlPFC CBF change ({roi})",
-                "estimate": r["estimate"],
-                "se": r["se"],
-                "ci_low": r["ci_low"],
-                "ci_high": r["ci_high"],
-                "p": r["p"],
-                "n": len(merged),
-                "adjusted_for": "group" if within_groups else "",
-                "slope": slope,
-            }
-        )
-    return pd.DataFrame(rows)
+            covariates = np.zeros(dlpfc.shape + (0,))
+            x, y = (dlpfc[0], cue_values[0]) if replicates is None else (dlpfc, cue_values)
+            r = correlation(x, y, "pearson", n_boot=n_boot, rng=rngs, alpha=alpha)
+        design = np.concatenate([np.ones_like(dlpfc)[..., None], dlpfc[..., None], covariates], axis=-1)
+        slope = least_squares(design, cue_values, full=False)["params"][:, 1]
+        row = {
+            "term": f"cue change ~ dlPFC CBF change ({roi})",
+            "estimate": r["estimate"],
+            "se": r["se"],
+            "ci_low": r["ci_low"],
+            "ci_high": r["ci_high"],
+            "p": r["p"],
+            "n": r["n"],
+            "adjusted_for": "group" if within_groups else "",
+            "slope": slope if replicates is not None else float(slope[0]),
+        }
+        frames.append(row_frame(row, replicates))
+    if not frames:
+        return pd.DataFrame()
+    return replicate_major(pd.concat(frames, ignore_index=True))
 
 
 def mediation_table(
@@ -344,30 +374,32 @@ def mediation_table(
     exclusions : pandas.DataFrame
         Participants lacking one of the three changes, with which.
     """
-    cue_mean = cue_change.groupby("participant_id")["change"].mean().rename("cue_change")
-    wide = craving.pivot_table(index="participant_id", columns="session_id", values="craving_rise")
+    rep = [REPLICATE] if REPLICATE in dlpfc_change.columns else []
+    person = [*rep, "participant_id"]
+    cue_mean = cue_change.groupby(person)["change"].mean().rename("cue_change")
+    wide = craving.pivot_table(index=person, columns="session_id", values="craving_rise")
     craving_change = (wide.get("ses-T2") - wide.get("ses-T1")).rename("craving_change")
-    table = dlpfc_change.set_index("participant_id").rename(columns={"change": "dlpfc_change"})
+    table = dlpfc_change.set_index(person).rename(columns={"change": "dlpfc_change"})
     table = table.join(cue_mean, how="outer").join(craving_change, how="outer")
     measures = ["dlpfc_change", "cue_change", "craving_change"]
     lacking = table[measures].isna()
     exclusions = pd.DataFrame(
         [
             {
-                "participant_id": pid,
+                **dict(zip(person, key if rep else (key,))),
                 "session_id": "",
                 "state": "",
                 "stage": "mediation",
                 "file": "",
-                "reason": "no " + ", ".join(m for m in measures if lacking.loc[pid, m]),
+                "reason": "no " + ", ".join(m for m in measures if lacking.loc[key, m]),
             }
-            for pid in table.index[lacking.any(axis=1)]
+            for key in table.index[lacking.any(axis=1)]
         ],
-        columns=EXCLUSION_COLUMNS,
+        columns=rep + EXCLUSION_COLUMNS,
     )
     table = table[~lacking.any(axis=1)].reset_index()
-    table.insert(2, "baclofen", (table["group"] == "baclofen").astype(float))
-    return table[["participant_id", "group", "baclofen", *measures]], exclusions
+    table["baclofen"] = (table["group"] == "baclofen").astype(float)
+    return table[[*person, "group", "baclofen", *measures]], exclusions
 
 
 def session_response(long: pd.DataFrame, session: str = "ses-T1", alpha: float = 0.05) -> pd.DataFrame:
@@ -387,10 +419,18 @@ def session_response(long: pd.DataFrame, session: str = "ses-T1", alpha: float =
     sub = long[long["session_id"] == session]
     if sub.empty:
         raise ValueError(f"No cue effects at {session}; sessions present: {sorted(long['session_id'].unique())}.")
-    return pd.concat(
-        [
-            mean_change(g["value"], f"cue response at {session} ({roi})", alpha)
-            for roi, g in sub.groupby("roi", sort=False)
-        ],
-        ignore_index=True,
+    replicates = replicate_ids(long)
+    return replicate_major(
+        pd.concat(
+            [
+                with_replicates(
+                    mean_change(
+                        stack_columns(g, ["value"], replicates)[0], f"cue response at {session} ({roi})", alpha
+                    ),
+                    replicates,
+                )
+                for roi, g in sub.groupby("roi", sort=False)
+            ],
+            ignore_index=True,
+        )
     )

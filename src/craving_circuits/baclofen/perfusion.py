@@ -45,7 +45,8 @@ from craving_circuits.io.atlas import tissue_probabilities
 from craving_circuits.io.bids import SPACE
 from craving_circuits.io.runs import RunCache, RunOutput, map_runs
 from craving_circuits.io.schemas import ASL_RUN_COLUMNS as RUN_COLUMNS
-from craving_circuits.io.schemas import EXCLUSION_COLUMNS
+from craving_circuits.io.schemas import EXCLUSION_COLUMNS, REPLICATE
+from craving_circuits.stats.contrasts import replicate_ids, replicate_major, stack_columns, with_replicates
 from craving_circuits.stats.correlation import mean_change
 from craving_circuits.stats.correlation import mean_difference as welch_difference
 from craving_circuits.stats.permutation import cluster_permutation_test
@@ -461,9 +462,9 @@ def participant_change(values: pd.DataFrame, value: str = "cbf", sessions=SESSIO
     Returns
     -------
     change : pandas.DataFrame
-        ``participant_id, group, *by, change``.
+        ``participant_id, group, *by, change`` (after ``replicate`` for a table of stacked replicates).
     """
-    keys = ["participant_id", "group", *by]
+    keys = [*([REPLICATE] if REPLICATE in values.columns else []), "participant_id", "group", *by]
     wide = values.pivot_table(index=keys, columns="session_id", values=value).reset_index()
     wide = wide.dropna(subset=list(sessions))
     out = wide[keys].copy()
@@ -520,18 +521,25 @@ def region_change_tests(values: pd.DataFrame, value: str = "cbf", alpha: float =
     Returns
     -------
     tests : pandas.DataFrame
-        Columns :data:`REGION_TEST_COLUMNS`; three rows per region.
+        Columns :data:`REGION_TEST_COLUMNS`; three rows per region (per
+        replicate, after a ``replicate`` column, for stacked replicates).
     """
-    rows = []
+    replicates = replicate_ids(values)
+    frames = []
     for region, sub in values.groupby("region", sort=False):
         change = participant_change(sub, value)
-        by_group = {g: change.loc[change["group"] == g, "change"].to_numpy() for g in GROUPS}
+        by_group = {g: stack_columns(change[change["group"] == g], ["change"], replicates)[0] for g in GROUPS}
         for g in GROUPS:
-            row = mean_change(by_group[g], f"T2 - T1 | {g}", alpha).iloc[0].to_dict()
-            rows.append({**row, "region": region, "df": float(len(by_group[g]) - 1), "method": "one-sample t"})
-        row = welch_difference(by_group["baclofen"], by_group["placebo"], "group x time", alpha).iloc[0].to_dict()
-        rows.append({**row, "region": region, "method": "Welch two-sample t"})
-    return pd.DataFrame(rows, columns=REGION_TEST_COLUMNS)
+            row = mean_change(by_group[g], f"T2 - T1 | {g}", alpha)
+            frames.append(row.assign(region=region, df=(row["n"] - 1).astype(float), method="one-sample t"))
+        row = welch_difference(by_group["baclofen"], by_group["placebo"], "group x time", alpha)
+        frames.append(row.assign(region=region, method="Welch two-sample t"))
+    if not frames:
+        return pd.DataFrame(columns=REGION_TEST_COLUMNS if replicates is None else [REPLICATE, *REGION_TEST_COLUMNS])
+    if replicates is None:
+        return pd.concat(frames, ignore_index=True)[REGION_TEST_COLUMNS]
+    frames = [with_replicates(f, replicates) for f in frames]
+    return replicate_major(pd.concat(frames, ignore_index=True))[[REPLICATE, *REGION_TEST_COLUMNS]]
 
 
 def global_change_test(runs: pd.DataFrame, column: str = "mean_gm_cbf", alpha: float = 0.05) -> pd.DataFrame:

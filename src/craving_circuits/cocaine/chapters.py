@@ -21,15 +21,26 @@ Data conventions
   returns it.
 * The returned dict maps a result table's name (the file the chapter writes,
   ``results/<run>/<name>.tsv``) to the table.
+* Stacked replicates: when the input tables have a ``replicate`` column
+  (:data:`~craving_circuits.io.schemas.REPLICATE`; the simulated studies of the
+  calibration), every replicate goes through the chain at once and every
+  returned table has the column in front, each replicate's rows equal to what
+  the chain returns on that replicate alone (with the same Generator).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from craving_circuits.cocaine import drug, glutamate, mrs, ratings, secondlevel
 from craving_circuits.io.tables import combine_tables
+from craving_circuits.stats.contrasts import (
+    replicate_generators,
+    replicate_ids,
+    replicate_major,
+    stack_columns,
+    with_replicates,
+)
 from craving_circuits.stats.correlation import mean_change
 from craving_circuits.stats.equivalence import DEFAULT_PRIOR_SCALE
 
@@ -81,7 +92,10 @@ def glutamate_tests(
         Equivalence bound of a correlation.
     alpha : float
     rng : numpy Generator, int or None
-        Consumed by the couplings, then by their comparison.
+        Consumed by the couplings, then by their comparison. For stacked
+        replicates, one Generator per replicate: a mapping from replicate
+        label to Generator, or a sequence in the order of the sorted labels
+        (see :func:`craving_circuits.stats.contrasts.generators`).
 
     Returns
     -------
@@ -91,7 +105,8 @@ def glutamate_tests(
         ``coupling_difference``, ``coupling_equivalence``, ``predictor_betas``,
         ``predictor_fits``.
     """
-    rng = np.random.default_rng(rng)
+    replicates = replicate_ids(fc_changes)
+    rng = replicate_generators(rng, replicates)
     targets = list(targets)
     kept, qc_exclusions = mrs.quality_control(
         mrs_table, metabolite, max_crlb=max_crlb, max_fwhm_hz=max_fwhm_hz, min_snr=min_snr
@@ -101,7 +116,9 @@ def glutamate_tests(
         fc_changes, glu_changes, participants, drugs, sessions, change
     )
     cud = table[table["group"] == "CUD"]
-    glu_rise = mean_change(cud["dglu"], "glutamate change in CUD (%)", alpha)
+    glu_rise = with_replicates(
+        mean_change(stack_columns(cud, ["dglu"], replicates)[0], "glutamate change in CUD (%)", alpha), replicates
+    )
     couplings = glutamate.coupling_table(table, targets, n_boot=n_bootstrap, rng=rng, alpha=alpha)
     comparison = glutamate.compare_couplings(cud, targets[0], targets[1], n_boot=n_bootstrap, rng=rng, alpha=alpha)
     equivalence = glutamate.coupling_equivalence(couplings, sesoi_r, alpha=alpha)
@@ -180,13 +197,15 @@ def nac_tests(
         "rating_exclusions": rating_dd_exclusions,
     }
     if period:
-        tables["periods"] = combine_tables(
-            drug.period_tests(fc_dd, by="target", alpha=alpha),
-            drug.period_tests(rating_dd, by=None, groups=("CUD",), name="rating", alpha=alpha),
+        tables["periods"] = replicate_major(
+            combine_tables(
+                drug.period_tests(fc_dd, by="target", alpha=alpha),
+                drug.period_tests(rating_dd, by=None, groups=("CUD",), name="rating", alpha=alpha),
+            )
         )
     return {
         **tables,
-        "evidence": combine_tables(fc_evidence, rating_evidence),
+        "evidence": replicate_major(combine_tables(fc_evidence, rating_evidence)),
         "rating_tests": ratings.rating_tests(ratings_table, alpha=alpha, period=period),
     }
 

@@ -27,6 +27,11 @@ Data conventions
   itself.
 * Participants without both sessions' contrasts are listed in the exclusions,
   never dropped silently.
+* Stacked replicates: a change table with a ``replicate`` column
+  (:data:`~craving_circuits.io.schemas.REPLICATE`) holds several replicates of
+  the study; every function here treats each replicate as its own study, all
+  at once, and keeps the column in front of its tables. A contrast is tested
+  when every replicate has the participants it needs.
 """
 
 from __future__ import annotations
@@ -36,8 +41,17 @@ import re
 import numpy as np
 import pandas as pd
 
-from craving_circuits.io.schemas import EXCLUSION_COLUMNS, RESULT_COLUMNS
-from craving_circuits.stats.contrasts import contrast_row, crossover, crossover_difference, crossover_period
+from craving_circuits.io.schemas import EXCLUSION_COLUMNS, REPLICATE, RESULT_COLUMNS
+from craving_circuits.stats.contrasts import (
+    contrast_row,
+    crossover,
+    crossover_difference,
+    crossover_period,
+    replicate_ids,
+    replicate_major,
+    row_frame,
+    stack_columns,
+)
 from craving_circuits.stats.equivalence import DEFAULT_PRIOR_SCALE, evidence_table
 
 __all__ = [
@@ -111,10 +125,11 @@ def drug_differences(
     if missing:
         raise ValueError(f"The change table lacks the column(s) {sorted(missing)}; it needs {sorted(needed)}.")
     active, reference = drugs
-    unknown = set(changes["drug"]) - {active, reference}
+    unknown = set(changes["drug"].unique()) - {active, reference}
     if unknown:
         raise ValueError(f"Unknown drug label(s) {sorted(unknown)}; expected {active!r} and {reference!r}.")
-    keys = ["participant_id", "group", *by]
+    rep = [REPLICATE] if REPLICATE in changes.columns else []
+    keys = [*rep, "participant_id", "group", *by]
     counts = changes.groupby(keys + ["drug"], dropna=False).size()
     if (counts > 1).any():
         raise ValueError(
@@ -132,6 +147,7 @@ def drug_differences(
     exclusions = pd.DataFrame(
         [
             {
+                **{r: row[r] for r in rep},
                 "participant_id": row["participant_id"],
                 "session_id": "",
                 "state": "",
@@ -143,44 +159,74 @@ def drug_differences(
             }
             for _, row in wide[lacking].iterrows()
         ],
-        columns=EXCLUSION_COLUMNS,
+        columns=rep + EXCLUSION_COLUMNS,
     )
     table = wide[~lacking].copy()
     table["dd"] = table[active] - table[reference]
     columns = keys + [reference, active, "dd"]
     if "session_id" in changes and len(table):
-        sessions = changes.groupby(["participant_id", "drug"])["session_id"].first().unstack("drug")
+        person = [*rep, "participant_id"]
+        sessions = changes.groupby(person + ["drug"])["session_id"].first().unstack("drug")
         same = sessions[active] == sessions[reference]
         if same.any():
             raise ValueError(
                 f"{same[same].index[0]} took {active} and {reference} in the same session "
                 f"({sessions.loc[same[same].index[0], active]}); each drug has its own session in a crossover."
             )
-        rank = session_order(changes["session_id"])
+        rank = session_order(changes["session_id"].unique())
         first = sessions[active].map(rank) < sessions[reference].map(rank)
         order = pd.Series(
             np.where(first, f"{active}-{reference}", f"{reference}-{active}"), index=sessions.index, name="sequence"
         )
-        table["sequence"] = table["participant_id"].map(order).to_numpy()
+        index = pd.MultiIndex.from_frame(table[person]) if rep else table["participant_id"]
+        table["sequence"] = order.reindex(index).to_numpy()
         columns.append("sequence")
     return table[columns].reset_index(drop=True), exclusions
 
 
-def _by_sequence(sub: pd.DataFrame, drugs) -> tuple[np.ndarray, np.ndarray]:
+def _by_sequence(sub: pd.DataFrame, drugs, replicates=None) -> tuple[np.ndarray, np.ndarray]:
+    """``dd`` of the two sequences (active first, then second): 1-D, or NaN-padded stacks of ``replicates``."""
     active, reference = drugs
-    first = sub.loc[sub["sequence"] == f"{active}-{reference}", "dd"].to_numpy(dtype=float)
-    second = sub.loc[sub["sequence"] == f"{reference}-{active}", "dd"].to_numpy(dtype=float)
-    return first, second
+    first = sub[sub["sequence"] == f"{active}-{reference}"]
+    second = sub[sub["sequence"] == f"{reference}-{active}"]
+    return stack_columns(first, ["dd"], replicates)[0], stack_columns(second, ["dd"], replicates)[0]
 
 
-def _check_sequences(table: pd.DataFrame, drugs, groups, what: str) -> None:
+def _sizes(values: np.ndarray) -> np.ndarray:
+    """Values per replicate (one entry for 1-D values)."""
+    return np.isfinite(np.atleast_2d(values)).sum(axis=1)
+
+
+def _group_counts(sub: pd.DataFrame, group: str, replicates) -> np.ndarray:
+    """Participants of a group, per replicate (one entry without replicates)."""
+    rows = sub[sub["group"] == group]
+    if replicates is None:
+        return np.array([len(rows)])
+    return rows.groupby(REPLICATE).size().reindex(replicates, fill_value=0).to_numpy()
+
+
+def _present(sub: pd.DataFrame, groups, replicates) -> list[str]:
+    """Groups with 3 or more participants; an error when replicates disagree."""
+    present = []
+    for g in groups:
+        enough = _group_counts(sub, g, replicates) >= 3
+        if enough.all():
+            present.append(g)
+        elif enough.any():
+            raise ValueError(
+                f"{g} has 3 or more participants in some replicates and not in others; analyse them separately."
+            )
+    return present
+
+
+def _check_sequences(table: pd.DataFrame, drugs, groups, what: str, replicates=None) -> None:
     if "sequence" not in table:
         raise ValueError(
             f"The {what} need the session order to adjust for period: build them with drug_differences from a "
             "change table with session_id, or pass period=False to test without the adjustment."
         )
     known = {f"{drugs[0]}-{drugs[1]}", f"{drugs[1]}-{drugs[0]}"}
-    unknown = set(table["sequence"].dropna()) - known
+    unknown = set(table["sequence"].dropna().unique()) - known
     if unknown or table["sequence"].isna().any():
         raise ValueError(
             f"The sequence column holds {sorted(unknown) or 'missing values'}; each participant's sequence must be "
@@ -190,10 +236,12 @@ def _check_sequences(table: pd.DataFrame, drugs, groups, what: str) -> None:
         sub = table[table["group"] == group]
         if sub.empty:
             continue
-        first, second = _by_sequence(sub, drugs)
-        if first.size + second.size < len(sub) or min(first.size, second.size) < 1 or max(first.size, second.size) < 2:
+        first, second = (_sizes(v) for v in _by_sequence(sub, drugs, replicates))
+        bad = (np.minimum(first, second) < 1) | (np.maximum(first, second) < 2)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
             raise ValueError(
-                f"{group}: {first.size} participant(s) took {drugs[0]} first and {second.size} took it second; "
+                f"{group}: {first[i]} participant(s) took {drugs[0]} first and {second[i]} took it second; "
                 "the period adjustment needs both orders (and 3 or more participants). With a single order the "
                 "drug effect cannot be told apart from the period effect; pass period=False only if a period "
                 "effect can be ruled out."
@@ -238,7 +286,9 @@ def drug_samples(
     Returns
     -------
     samples : dict of term -> CellContrast, array (n,) or (array (n1,), array (n2,))
-        The input of :func:`craving_circuits.stats.equivalence.evidence_table`.
+        The input of :func:`craving_circuits.stats.equivalence.evidence_table`;
+        with stacked replicates, stacks (n_replicates, n_max) in the order of
+        the sorted replicate labels.
 
     Raises
     ------
@@ -246,22 +296,23 @@ def drug_samples(
         With ``period=True``, if the table has no ``sequence`` or a group has
         only one order.
     """
+    replicates = replicate_ids(table)
     outcomes = [(name, table)] if by is None else list(table.groupby(by, sort=False))
     samples = {}
     for outcome, sub in outcomes:
         suffix = f" ({outcome})" if outcome is not None else ""
-        present = [g for g in groups if (sub["group"] == g).sum() >= 3]
+        present = _present(sub, groups, replicates)
         if period:
-            _check_sequences(sub, drugs, present, "double differences")
+            _check_sequences(sub, drugs, present, "double differences", replicates)
         values = {}
         for g in present:
             part = sub[sub["group"] == g]
             term = f"drug x state | {g}{suffix}"
             if period:
-                values[g] = _by_sequence(part, drugs)
+                values[g] = _by_sequence(part, drugs, replicates)
                 samples[term] = crossover(*values[g], label=term)
             else:
-                values[g] = part["dd"].to_numpy(dtype=float)
+                values[g] = stack_columns(part, ["dd"], replicates)[0]
                 samples[term] = values[g]
         if len(groups) == 2 and len(present) == 2:
             term = f"group x state x drug{suffix}"
@@ -301,17 +352,21 @@ def period_tests(
     periods : pandas.DataFrame
         Columns :data:`PERIOD_COLUMNS`; ``term`` is ``"period | <group>"``.
     """
+    replicates = replicate_ids(table)
     outcomes = [(name, table)] if by is None else list(table.groupby(by, sort=False))
-    rows = []
+    frames = []
     for outcome, sub in outcomes:
-        present = [g for g in groups if (sub["group"] == g).sum() >= 3]
-        _check_sequences(sub, drugs, present, "double differences")
+        present = _present(sub, groups, replicates)
+        _check_sequences(sub, drugs, present, "double differences", replicates)
         for g in present:
-            first, second = _by_sequence(sub[sub["group"] == g], drugs)
+            first, second = _by_sequence(sub[sub["group"] == g], drugs, replicates)
             term = f"period | {g}"
             row = contrast_row(term, crossover_period(first, second, label=term), alpha)
-            rows.append({"outcome": outcome, "group": g, **row})
-    return pd.DataFrame(rows, columns=PERIOD_COLUMNS)
+            frames.append(row_frame({"outcome": outcome, "group": g, **row}, replicates, PERIOD_COLUMNS))
+    columns = PERIOD_COLUMNS if replicates is None else [REPLICATE, *PERIOD_COLUMNS]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return replicate_major(pd.concat(frames, ignore_index=True))[columns]
 
 
 def drug_evidence(
@@ -346,8 +401,10 @@ def drug_evidence(
         ``"group x state x drug"``), one row per term of :func:`drug_samples`.
     """
     samples = drug_samples(table, by, groups, name, period=period)
-    evidence = evidence_table(samples, sesoi_dz=sesoi_dz, alpha=alpha, r=r, power=power)
+    evidence = evidence_table(
+        samples, sesoi_dz=sesoi_dz, alpha=alpha, r=r, power=power, replicates=replicate_ids(table)
+    )
     parts = evidence["term"].str.extract(r"^(?P<contrast>.+?)(?: \((?P<outcome>[^()]*)\))?$")
     evidence["outcome"] = parts["outcome"].fillna("").to_numpy()
     evidence["contrast"] = parts["contrast"].to_numpy()
-    return evidence
+    return replicate_major(evidence)

@@ -14,25 +14,40 @@ Data conventions
   taken from one drug's session only (``sessions="placebo"`` or ``"NAC"``).
 * Every result table has the columns ``term, estimate, se, ci_low, ci_high, p``,
   with identifying columns (``target``, ``sample``, ``method``, ``n``) in front.
+* Stacked replicates: tables with a ``replicate`` column
+  (:data:`~craving_circuits.io.schemas.REPLICATE`) hold several replicates of
+  the study; :func:`participant_changes`, :func:`coupling_table`,
+  :func:`compare_couplings`, :func:`coupling_equivalence`,
+  :func:`predictor_model` and :func:`predictor_table` analyse every replicate
+  at once (its rows equal those of the replicate alone) and keep the column in
+  front. Their random number generator is then one per replicate (see
+  :func:`craving_circuits.stats.contrasts.generators`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats
-from statsmodels.stats.diagnostic import het_breuschpagan
 
 from craving_circuits.cocaine.mrs import quality_control, session_changes
-from craving_circuits.io.schemas import RESULT_COLUMNS
+from craving_circuits.io.schemas import REPLICATE, RESULT_COLUMNS
+from craving_circuits.stats.contrasts import (
+    generators,
+    replicate_ids,
+    replicate_major,
+    row_frame,
+    row_quantiles,
+    stack_columns,
+)
 from craving_circuits.stats.correlation import (
     bootstrap_correlations,
     check_pairs,
     correlation,
+    least_squares,
     robust_regression,
+    row_correlations,
     steiger_test,
-    tidy_fit,
 )
 from craving_circuits.stats.equivalence import tost_correlation, verdict
 
@@ -90,30 +105,28 @@ def participant_changes(
         raise ValueError(f"sessions must be 'both', 'placebo' or 'NAC', got {sessions!r}.")
     if glu_column not in ("delta_pct", "delta"):
         raise ValueError(f"glu_column must be 'delta_pct' or 'delta', got {glu_column!r}.")
-    fc = fc_changes.pivot_table(
-        index=["participant_id", "session_id"], columns="target", values="delta", aggfunc="first"
-    )
+    stacked = REPLICATE in fc_changes.columns
+    rep = [REPLICATE] if stacked else []
+    session_keys = [*rep, "participant_id", "session_id"]
+    fc = fc_changes.pivot_table(index=session_keys, columns="target", values="delta", aggfunc="first")
     fc.columns = [f"dfc_{c}" for c in fc.columns]
-    glu = glu_changes.set_index(["participant_id", "session_id"])[[glu_column]].rename(columns={glu_column: "dglu"})
+    glu = glu_changes.set_index(session_keys)[[glu_column]].rename(columns={glu_column: "dglu"})
     both = fc.join(glu, how="inner").reset_index()
-    both = both.merge(drugs[["participant_id", "session_id", "drug"]], on=["participant_id", "session_id"], how="left")
+    both = both.merge(drugs[[*session_keys, "drug"]], on=session_keys, how="left")
     if sessions != "both":
         both = both[both["drug"] == sessions]
     value_columns = [c for c in both.columns if c.startswith("dfc_")] + ["dglu"]
     both = both.dropna(subset=value_columns)
-    per_person = both.groupby("participant_id")[value_columns].mean()
-    per_person["n_sessions"] = both.groupby("participant_id").size()
-    table = participants.merge(per_person.reset_index(), on="participant_id", how="inner")
-    front = ["participant_id", "group", "n_sessions"] + value_columns
+    person = [*rep, "participant_id"]
+    per_person = both.groupby(person)[value_columns].mean()
+    per_person["n_sessions"] = both.groupby(person).size()
+    table = participants.merge(per_person.reset_index(), on=person, how="inner")
+    front = [*rep, "participant_id", "group", "n_sessions"] + value_columns
     table = table[front + [c for c in table.columns if c not in front]]
-    missing = sorted(set(participants["participant_id"]) - set(table["participant_id"]))
+    missing = participants[person].merge(table[person], on=person, how="left", indicator=True)
+    missing = missing.loc[missing["_merge"] == "left_only", person].sort_values(person, ignore_index=True)
     where = "in any session" if sessions == "both" else f"in the {sessions} session"
-    exclusions = pd.DataFrame(
-        {
-            "participant_id": missing,
-            "reason": f"no session with a connectivity change and a usable glutamate change {where}",
-        }
-    )
+    exclusions = missing.assign(reason=f"no session with a connectivity change and a usable glutamate change {where}")
     return table.reset_index(drop=True), exclusions
 
 
@@ -150,26 +163,10 @@ def coupling_equivalence(
     missing = {"target", "sample", "method", "n", "estimate", "p"} - set(couplings.columns)
     if missing:
         raise ValueError(f"The coupling table lacks the column(s) {sorted(missing)}; pass coupling_table's output.")
-    rows = []
-    for row in couplings[couplings["method"] == method].itertuples(index=False):
-        result = tost_correlation(row.estimate, int(row.n), bound_r, alpha)
-        rows.append(
-            {
-                "target": row.target,
-                "sample": row.sample,
-                "n": int(row.n),
-                "estimate": row.estimate,
-                "p": row.p,
-                "bound": bound_r,
-                "ci90_low": result["ci_low"],
-                "ci90_high": result["ci_high"],
-                "p_equivalence": result["p"],
-                "verdict": verdict(row.p, result["p"], alpha),
-                "detectable_r": float(
-                    np.tanh((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(0.8)) / np.sqrt(int(row.n) - 3))
-                ),
-            }
-        )
+    picked = couplings[couplings["method"] == method]
+    n = picked["n"].to_numpy(dtype=int)
+    estimate, p = picked["estimate"].to_numpy(dtype=float), picked["p"].to_numpy(dtype=float)
+    result = tost_correlation(estimate, n, bound_r, alpha) if len(picked) else {"ci_low": [], "ci_high": [], "p": []}
     columns = [
         "target",
         "sample",
@@ -183,7 +180,25 @@ def coupling_equivalence(
         "verdict",
         "detectable_r",
     ]
-    return pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(
+        {
+            "target": picked["target"].to_numpy(),
+            "sample": picked["sample"].to_numpy(),
+            "n": n,
+            "estimate": estimate,
+            "p": p,
+            "bound": float(bound_r),
+            "ci90_low": np.asarray(result["ci_low"], dtype=float),
+            "ci90_high": np.asarray(result["ci_high"], dtype=float),
+            "p_equivalence": np.asarray(result["p"], dtype=float),
+            "verdict": verdict(p, np.asarray(result["p"], dtype=float), alpha) if len(picked) else [],
+            "detectable_r": np.tanh((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(0.8)) / np.sqrt(n - 3)),
+        },
+        columns=columns,
+    )
+    if REPLICATE in couplings.columns:
+        table.insert(0, REPLICATE, picked[REPLICATE].to_numpy())
+    return table
 
 
 def coupling_table(
@@ -210,20 +225,23 @@ def coupling_table(
     Returns
     -------
     table : pandas.DataFrame
-        ``target, sample, method, n`` and :data:`RESULT_COLUMNS`.
+        ``target, sample, method, n`` and :data:`RESULT_COLUMNS` (after
+        ``replicate`` for stacked replicates, each replicate's rows together).
     """
-    rng = np.random.default_rng(rng)
+    replicates = replicate_ids(table)
+    rngs = generators(rng, replicates)
     samples = samples or {"CUD": ["CUD"], "all": ["CUD", "control"]}
-    rows = []
+    frames = []
     for sample, groups in samples.items():
         sub = table[table["group"].isin(groups)]
         for target in targets:
+            x, y = stack_columns(sub, [f"dfc_{target}", glu], replicates)
             for method in methods:
-                row = correlation(sub[f"dfc_{target}"], sub[glu], method, n_boot, rng, alpha)
-                rows.append({"target": target, "sample": sample, "method": method, "n": row.pop("n"), **row})
-    out = pd.DataFrame(rows)
-    out["term"] = [f"{m} r" for m in out["method"]]
-    return out[["target", "sample", "method", "n"] + RESULT_COLUMNS]
+                row = correlation(x, y, method, n_boot, rngs if replicates is not None else rngs[0], alpha)
+                row = {"target": target, "sample": sample, "method": method, "n": row.pop("n"), **row}
+                row["term"] = f"{method} r"
+                frames.append(row_frame(row, replicates, ["target", "sample", "method", "n"] + RESULT_COLUMNS))
+    return replicate_major(pd.concat(frames, ignore_index=True))
 
 
 def compare_couplings(
@@ -245,30 +263,36 @@ def compare_couplings(
     -------
     row : pandas.DataFrame
         One row: ``n, statistic`` and :data:`RESULT_COLUMNS`, term
-        ``r(a, glu) - r(b, glu)``.
+        ``r(a, glu) - r(b, glu)`` (one per replicate, after ``replicate``, for
+        stacked replicates).
     """
-    a, b, g = (table[c].to_numpy(float) for c in (f"dfc_{target_a}", f"dfc_{target_b}", glu))
+    replicates = replicate_ids(table)
+    a, b, g = stack_columns(table, [f"dfc_{target_a}", f"dfc_{target_b}", glu], replicates)
     check_pairs(a, g)
     check_pairs(b, g)
-    r_a, r_b, r_ab = stats.pearsonr(g, a).statistic, stats.pearsonr(g, b).statistic, stats.pearsonr(a, b).statistic
-    z, p = steiger_test(r_a, r_b, r_ab, len(g))
-    boot = bootstrap_correlations({"a": a, "b": b, "g": g}, [("g", "a"), ("g", "b")], "pearson", n_boot, rng)
-    diff = boot[:, 0] - boot[:, 1]
-    diff = diff[np.isfinite(diff)]
-    return pd.DataFrame(
-        [
-            {
-                "n": len(g),
-                "statistic": z,
-                "term": f"r(dfc_{target_a}, {glu}) - r(dfc_{target_b}, {glu})",
-                "estimate": r_a - r_b,
-                "se": diff.std(ddof=1),
-                "ci_low": np.quantile(diff, alpha / 2),
-                "ci_high": np.quantile(diff, 1 - alpha / 2),
-                "p": p,
-            }
-        ]
-    )
+    a2, b2, g2 = np.atleast_2d(a), np.atleast_2d(b), np.atleast_2d(g)
+    n = np.isfinite(g2).sum(axis=1)
+    r_a, r_b, r_ab = row_correlations(g2, a2), row_correlations(g2, b2), row_correlations(a2, b2)
+    z, p = steiger_test(r_a, r_b, r_ab, n)
+    rngs = generators(rng, replicates)
+    rngs = rngs if replicates is not None else rngs[0]
+    boot = bootstrap_correlations({"a": a, "b": b, "g": g}, [("g", "a"), ("g", "b")], "pearson", n_boot, rngs)
+    boot = boot.reshape(len(n), n_boot, 2)
+    diff = boot[..., 0] - boot[..., 1]
+    ci = row_quantiles(diff, [alpha / 2, 1 - alpha / 2])
+    row = {
+        "n": n,
+        "statistic": z,
+        "term": f"r(dfc_{target_a}, {glu}) - r(dfc_{target_b}, {glu})",
+        "estimate": r_a - r_b,
+        "se": np.nanstd(np.where(np.isfinite(diff), diff, np.nan), axis=1, ddof=1),
+        "ci_low": ci[:, 0],
+        "ci_high": ci[:, 1],
+        "p": p,
+    }
+    if replicates is None:
+        row = {k: v if isinstance(v, str) else np.asarray(v).reshape(-1)[0].item() for k, v in row.items()}
+    return row_frame(row, replicates)
 
 
 # --------------------------------------------------------------------------- regressions
@@ -280,17 +304,21 @@ def predictor_model(
     """Standardised regression of a change score on clinical predictors.
 
     Outcome and predictors are z-scored (columns in ``log_columns`` are
-    log-transformed first), so the slopes are standardised betas.
+    log-transformed first), so the slopes are standardised betas. Least
+    squares with statsmodels' OLS statistics (:func:`craving_circuits.stats.correlation.least_squares`).
 
     Returns
     -------
     coefficients : pandas.DataFrame
         :data:`RESULT_COLUMNS` for each predictor (the intercept, zero by
-        construction, is left out).
+        construction, is left out); with stacked replicates, a ``replicate``
+        column in front and each replicate's rows together.
     fit : dict
         ``n, r2, adj_r2, f, p_f``, and residual diagnostics: ``shapiro_w,
-        shapiro_p`` (normality), ``breusch_pagan_p`` (constant variance),
-        ``max_cooks_distance``.
+        shapiro_p`` (normality), ``breusch_pagan_p`` (constant variance; the
+        studentised Koenker test, as statsmodels' ``het_breuschpagan``),
+        ``max_cooks_distance``. With stacked replicates, arrays
+        (n_replicates,) and the replicates' labels under ``replicate``.
     """
 
     predictors = list(predictors)
@@ -307,25 +335,57 @@ def predictor_model(
             if (data[c] <= 0).any():
                 raise ValueError(f"{c} must be positive to be log-transformed.")
             data[c] = np.log(data[c])
-    z = (data - data.mean()) / data.std(ddof=1)
-    if len(z) < len(predictors) + 3:
-        raise ValueError(f"{len(z)} participants are too few for {len(predictors)} predictors.")
-    result = sm.OLS(z[outcome].to_numpy(), sm.add_constant(z[predictors].to_numpy())).fit()
-    coefficients = tidy_fit(result, alpha, ["intercept"] + predictors).iloc[1:].reset_index(drop=True)
-    shapiro = stats.shapiro(result.resid)
-    bp = het_breuschpagan(result.resid, result.model.exog)
-    fit = {
-        "n": int(result.nobs),
-        "r2": float(result.rsquared),
-        "adj_r2": float(result.rsquared_adj),
-        "f": float(result.fvalue),
-        "p_f": float(result.f_pvalue),
-        "shapiro_w": float(shapiro.statistic),
-        "shapiro_p": float(shapiro.pvalue),
-        "breusch_pagan_p": float(bp[1]),
-        "max_cooks_distance": float(result.get_influence().cooks_distance[0].max()),
+    replicates = replicate_ids(table)
+    if replicates is not None:
+        data[REPLICATE] = table[REPLICATE].to_numpy()
+    values = np.stack([np.atleast_2d(v) for v in stack_columns(data, cols, replicates)], axis=-1)  # (R, n, 1 + p)
+    present = np.isfinite(values[..., 0])
+    n = present.sum(axis=1)
+    if (n < len(predictors) + 3).any():
+        raise ValueError(f"{int(n.min())} participants are too few for {len(predictors)} predictors.")
+    mean = np.nansum(values, axis=1) / n[:, None]
+    sd = np.sqrt(np.nansum((values - mean[:, None]) ** 2, axis=1) / (n[:, None] - 1))
+    z = (values - mean[:, None]) / sd[:, None]
+    design = np.concatenate([np.ones_like(z[..., :1]), z[..., 1:]], axis=-1)
+    fit = least_squares(design, z[..., 0])
+    df_resid, k = fit["df_resid"], design.shape[-1]
+    params, bse = fit["params"][:, 1:], fit["bse"][:, 1:]
+    half = stats.t.ppf(1 - alpha / 2, df_resid)[:, None] * bse
+    coefficients = pd.DataFrame(
+        {
+            "term": np.tile(predictors, len(n)),
+            "estimate": params.ravel(),
+            "se": bse.ravel(),
+            "ci_low": (params - half).ravel(),
+            "ci_high": (params + half).ravel(),
+            "p": (2 * stats.t.sf(np.abs(params / bse), df_resid[:, None])).ravel(),
+        }
+    )
+    df_model = fit["rank"] - 1
+    ess = fit["centered_tss"] - fit["ssr"]
+    f_value = (ess / df_model) / (fit["ssr"] / df_resid)
+    resid, hat = fit["resid"], fit["hat"]
+    shapiro = stats.shapiro(resid, axis=-1, nan_policy="omit")
+    # Koenker's studentised Breusch-Pagan test: n R^2 of the squared residuals on the regressors
+    auxiliary = least_squares(design, resid**2)
+    lm = n * auxiliary["rsquared"]
+    cooks = resid**2 / (k * fit["sigma2"][:, None] * (1 - hat)) * hat / (1 - hat)
+    fits = {
+        "n": n,
+        "r2": fit["rsquared"],
+        "adj_r2": 1 - (n - 1) / df_resid * (1 - fit["rsquared"]),
+        "f": f_value,
+        "p_f": stats.f.sf(f_value, df_model, df_resid),
+        "shapiro_w": np.atleast_1d(shapiro.statistic),
+        "shapiro_p": np.atleast_1d(shapiro.pvalue),
+        "breusch_pagan_p": stats.chi2.sf(lm, k - 1),
+        "max_cooks_distance": np.nanmax(cooks, axis=1),
     }
-    return coefficients, fit
+    if replicates is None:
+        fits = {key: (int(v[0]) if key == "n" else float(v[0])) for key, v in fits.items()}
+        return coefficients, fits
+    coefficients.insert(0, REPLICATE, np.repeat(replicates, len(predictors)))
+    return coefficients, {REPLICATE: replicates, **fits}
 
 
 def robust_table(table: pd.DataFrame, targets, glu: str = "dglu", alpha: float = 0.05) -> pd.DataFrame:
@@ -354,12 +414,14 @@ def predictor_table(
         One row per target with the fit statistics and residual diagnostics.
     """
     coefs, fits = [], []
+    rep = [REPLICATE] if REPLICATE in table.columns else []
     for t in targets:
         c, f = predictor_model(table, f"dfc_{t}", predictors, log_columns, alpha)
         coefs.append(c.assign(target=t))
-        fits.append({"target": t, **f})
-    out = pd.concat(coefs, ignore_index=True)
-    return out[["target"] + RESULT_COLUMNS], pd.DataFrame(fits)
+        fits.append(pd.DataFrame({"target": t, **f}, index=None if rep else [0]))
+    out = replicate_major(pd.concat(coefs, ignore_index=True))
+    fits = replicate_major(pd.concat(fits, ignore_index=True))
+    return out[rep + ["target"] + RESULT_COLUMNS], fits[rep + [c for c in fits.columns if c not in rep]]
 
 
 def qc_sensitivity(

@@ -14,6 +14,11 @@ Data conventions
 Quality control never drops a row silently: every spectrum left out is listed
 with the criterion it failed (a spectrum failing several criteria is listed
 once per criterion).
+
+A table with a ``replicate`` column holds stacked replicates of a study
+(:data:`~craving_circuits.io.schemas.REPLICATE`); :func:`quality_control` and
+:func:`session_changes` treat each replicate as its own study and keep the
+column in front of their tables.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from craving_circuits.io.files import read_tsv
-from craving_circuits.io.schemas import MRS_COLUMNS
+from craving_circuits.io.schemas import MRS_COLUMNS, REPLICATE
 from craving_circuits.io.schemas import MRS_QC_COLUMNS as QC_COLUMNS
 
 __all__ = [
@@ -39,6 +44,11 @@ __all__ = [
 ]
 
 SPECTRUM = ["participant_id", "session_id", "state"]
+
+
+def _with_replicate(table: pd.DataFrame, keys: list[str]) -> list[str]:
+    """``keys``, after the replicate column when the table has one."""
+    return [REPLICATE, *keys] if REPLICATE in table.columns else list(keys)
 
 
 def read_mrs(path: str | Path) -> pd.DataFrame:
@@ -107,19 +117,23 @@ def quality_control(
     exclusions : pandas.DataFrame
         Columns :data:`QC_COLUMNS`, one row per failed criterion.
     """
-    if metabolite not in set(mrs["metabolite"]):
-        raise ValueError(f"No row of metabolite {metabolite!r}; the table has {sorted(set(mrs['metabolite']))}.")
+    if not (mrs["metabolite"] == metabolite).any():
+        raise ValueError(
+            f"No row of metabolite {metabolite!r}; the table has {sorted(set(mrs['metabolite'].unique()))}."
+        )
+    spectrum = _with_replicate(mrs, SPECTRUM)
     rows = mrs[mrs["metabolite"] == metabolite]
-    failures = []
-    spectra = mrs[SPECTRUM].drop_duplicates()
-    have = rows[SPECTRUM].drop_duplicates()
+    spectra = mrs[spectrum].drop_duplicates()
+    have = rows[spectrum].drop_duplicates()
     absent = spectra.merge(have, how="left", indicator=True).query("_merge == 'left_only'")
-    for spec in absent[SPECTRUM].to_dict("records"):
-        failures.append({**spec, "metabolite": metabolite, "criterion": "missing", "value": np.nan, "limit": np.nan})
+    failures = [absent[spectrum].assign(metabolite=metabolite, criterion="missing", value=np.nan, limit=np.nan)]
 
     def fail(mask, criterion, values, limit):
-        for rec, value in zip(rows.loc[mask, SPECTRUM].to_dict("records"), values[mask]):
-            failures.append({**rec, "metabolite": metabolite, "criterion": criterion, "value": value, "limit": limit})
+        failures.append(
+            rows.loc[mask, spectrum].assign(
+                metabolite=metabolite, criterion=criterion, value=values[mask].astype(float), limit=limit
+            )
+        )
 
     value_ok = (rows["value_water"] > 0) & (rows["value_tcr"] > 0)
     fail(~value_ok, "invalid value", rows["value_water"], np.nan)
@@ -139,7 +153,11 @@ def quality_control(
         low = ~(rows["snr"] >= min_snr)  # a missing SNR fails too
         fail(low, "snr", rows["snr"], min_snr)
         keep &= ~low
-    exclusions = pd.DataFrame(failures, columns=QC_COLUMNS)
+    columns = _with_replicate(mrs, QC_COLUMNS)
+    failures = [f for f in failures if len(f)]
+    exclusions = pd.concat(failures, ignore_index=True)[columns] if failures else pd.DataFrame(columns=columns)
+    if REPLICATE in columns:
+        exclusions = exclusions.sort_values(REPLICATE, kind="stable", ignore_index=True)
     return rows[keep].reset_index(drop=True), exclusions
 
 
@@ -164,27 +182,21 @@ def session_changes(kept: pd.DataFrame, scale: str = "value_water") -> tuple[pd.
         raise ValueError(f"scale must be 'value_water' or 'value_tcr', got {scale!r}.")
     if kept["metabolite"].nunique() > 1:
         raise ValueError("session_changes takes the rows of one metabolite; filter with quality_control first.")
-    wide = kept.pivot_table(
-        index=["participant_id", "session_id"], columns="state", values=scale, aggfunc="first"
-    ).reset_index()
+    keys = _with_replicate(kept, ["participant_id", "session_id"])
+    wide = kept.pivot_table(index=keys, columns="state", values=scale, aggfunc="first").reset_index()
     wide.columns.name = None
     for state in ("neutral", "craving"):
         if state not in wide:
             wide[state] = np.nan
     incomplete = wide[wide[["neutral", "craving"]].isna().any(axis=1)]
-    exclusions = pd.DataFrame(
-        {
-            "participant_id": incomplete["participant_id"],
-            "session_id": incomplete["session_id"],
-            "reason": np.where(
-                incomplete["neutral"].isna(), "no usable neutral spectrum", "no usable craving spectrum"
-            ),
-        }
-    ).reset_index(drop=True)
+    exclusions = incomplete[keys].assign(
+        reason=np.where(incomplete["neutral"].isna(), "no usable neutral spectrum", "no usable craving spectrum")
+    )
+    exclusions = exclusions.reset_index(drop=True)
     changes = wide.dropna(subset=["neutral", "craving"]).copy()
     changes["delta"] = changes["craving"] - changes["neutral"]
     changes["delta_pct"] = 100.0 * changes["delta"] / changes["neutral"]
-    columns = ["participant_id", "session_id", "neutral", "craving", "delta", "delta_pct"]
+    columns = keys + ["neutral", "craving", "delta", "delta_pct"]
     return changes[columns].reset_index(drop=True), exclusions
 
 

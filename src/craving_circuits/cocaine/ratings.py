@@ -6,16 +6,27 @@ Ratings are a long table with one row per participant, session and state:
 ``participant_id, group, session_id, drug, state, craving_vas`` (visual
 analogue scale 0-100; states ``neutral`` and ``craving``; drugs ``placebo`` and
 ``NAC``). The cue-induced change is ``craving - neutral`` within a session.
+With a ``replicate`` column (:data:`~craving_circuits.io.schemas.REPLICATE`)
+the table holds stacked replicates of the study, each analysed as alone, all
+at once; the tables keep the column in front.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
-from scipy import stats
 
 from craving_circuits.cocaine.drug import drug_differences, drug_samples
-from craving_circuits.io.schemas import RESULT_COLUMNS
-from craving_circuits.stats.contrasts import contrast_row, one_sample
+from craving_circuits.io.schemas import REPLICATE, RESULT_COLUMNS
+from craving_circuits.stats.contrasts import (
+    contrast_row,
+    one_sample,
+    replicate_ids,
+    replicate_major,
+    row_frame,
+    stack_columns,
+    two_sample,
+)
 
 __all__ = ["rating_changes", "rating_tests", "RESULT_COLUMNS"]
 
@@ -33,11 +44,15 @@ def rating_changes(ratings: pd.DataFrame) -> pd.DataFrame:
     ValueError
         If a participant-session lacks one of the two states or has it twice.
     """
-    counts = ratings.groupby(["participant_id", "session_id", "state"]).size()
+    rep = [REPLICATE] if REPLICATE in ratings.columns else []
+    counts = ratings.groupby([*rep, "participant_id", "session_id", "state"]).size()
     if (counts > 1).any():
         raise ValueError(f"Duplicate ratings for {counts[counts > 1].index.tolist()}; keep one per state.")
     wide = ratings.pivot_table(
-        index=["participant_id", "group", "session_id", "drug"], columns="state", values="craving_vas", aggfunc="first"
+        index=[*rep, "participant_id", "group", "session_id", "drug"],
+        columns="state",
+        values="craving_vas",
+        aggfunc="first",
     ).reset_index()
     wide.columns.name = None
     missing = wide[wide[["neutral", "craving"]].isna().any(axis=1)]
@@ -50,17 +65,14 @@ def rating_changes(ratings: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-def _row(term: str, result, estimate: float, alpha: float) -> dict:
-    ci = result.confidence_interval(1 - alpha)
-    se = (ci.high - ci.low) / (2 * stats.t.ppf(1 - alpha / 2, result.df))
-    return {
-        "term": term,
-        "estimate": float(estimate),
-        "se": float(se),
-        "ci_low": float(ci.low),
-        "ci_high": float(ci.high),
-        "p": float(result.pvalue),
-    }
+def _enough(values: np.ndarray, size: int, what: str) -> bool:
+    """Whether every replicate has ``size`` values or more; an error when only some have."""
+    sizes = np.isfinite(np.atleast_2d(values)).sum(axis=1)
+    if (sizes >= size).all():
+        return True
+    if (sizes >= size).any():
+        raise ValueError(f"Some replicates have {size} or more {what} and others not; analyse them separately.")
+    return False
 
 
 def rating_tests(ratings: pd.DataFrame, alpha: float = 0.05, period: bool = True) -> pd.DataFrame:
@@ -76,23 +88,30 @@ def rating_tests(ratings: pd.DataFrame, alpha: float = 0.05, period: bool = True
     Returns
     -------
     table : pandas.DataFrame
-        Columns :data:`RESULT_COLUMNS`.
+        Columns :data:`RESULT_COLUMNS` (after ``replicate`` for stacked replicates).
     """
     changes = rating_changes(ratings)
-    per_person = changes.groupby(["participant_id", "group"], as_index=False)["delta"].mean()
-    rows = []
+    replicates = replicate_ids(changes)
+    rep = [] if replicates is None else [REPLICATE]
+    per_person = changes.groupby([*rep, "participant_id", "group"], as_index=False)["delta"].mean()
+    by_group = {
+        g: stack_columns(per_person[per_person["group"] == g], ["delta"], replicates)[0] for g in ("CUD", "control")
+    }
+    enough = {g: _enough(v, 2, f"{g} ratings") for g, v in by_group.items()}
+    frames = []
     for group in ("CUD", "control"):
-        d = per_person.loc[per_person["group"] == group, "delta"].to_numpy()
-        if len(d) >= 2:
-            rows.append(_row(f"craving - neutral | {group}", stats.ttest_1samp(d, 0.0), d.mean(), alpha))
-    cud = per_person.loc[per_person["group"] == "CUD", "delta"].to_numpy()
-    ctl = per_person.loc[per_person["group"] == "control", "delta"].to_numpy()
-    if len(cud) >= 2 and len(ctl) >= 2:
-        rows.append(_row("group x state", stats.ttest_ind(cud, ctl, equal_var=False), cud.mean() - ctl.mean(), alpha))
+        if enough[group]:
+            term = f"craving - neutral | {group}"
+            frames.append(row_frame(contrast_row(term, one_sample(by_group[group], term), alpha), replicates))
+    if enough["CUD"] and enough["control"]:
+        contrast = two_sample(by_group["CUD"], by_group["control"], equal_var=False, label="group x state")
+        frames.append(row_frame(contrast_row("group x state", contrast, alpha), replicates))
     dd, _ = drug_differences(changes[changes["group"] == "CUD"], by=())
-    if len(dd) >= 3:
+    if len(dd) and _enough(stack_columns(dd, ["dd"], replicates)[0], 3, "CUD drug contrasts"):
         term = "drug x state | CUD"
         sample = drug_samples(dd, by=None, groups=("CUD",), period=period)[term]
-        row = contrast_row(term, sample if period else one_sample(sample), alpha)
-        rows.append({column: row[column] for column in RESULT_COLUMNS})
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+        frames.append(row_frame(contrast_row(term, sample if period else one_sample(sample), alpha), replicates))
+    columns = rep + RESULT_COLUMNS
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return replicate_major(pd.concat(frames, ignore_index=True)[columns])

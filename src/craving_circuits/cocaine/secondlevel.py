@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from craving_circuits.cocaine.drug import DRUGS, session_order
-from craving_circuits.io.schemas import EXCLUSION_COLUMNS
+from craving_circuits.io.schemas import EXCLUSION_COLUMNS, REPLICATE
 from craving_circuits.stats.correlation import mean_change, mean_difference
 from craving_circuits.stats.permutation import cluster_permutation_test
 
@@ -373,11 +373,13 @@ def roi_state_differences(roi: pd.DataFrame, strategy: str | None = None) -> pd.
     diff : pandas.DataFrame
         ``participant_id, group, session_id, drug, strategy, target, neutral,
         craving, delta``; sessions without both states are absent here and
-        listed by :func:`state_difference_maps`.
+        listed by :func:`state_difference_maps`. A table of stacked
+        replicates keeps its ``replicate`` column, in front.
     """
     data = roi if strategy is None else roi[roi["strategy"] == strategy]
+    stacked = [REPLICATE] if REPLICATE in data.columns else []
     wide = data.pivot_table(
-        index=["participant_id", "group", "session_id", "drug", "strategy", "target"],
+        index=[*stacked, "participant_id", "group", "session_id", "drug", "strategy", "target"],
         columns="state",
         values="fisher_z",
         aggfunc="first",

@@ -26,6 +26,13 @@ Intermediate and result tables
 * :data:`LEDGER_COLUMNS`, :data:`CALIBRATION_COLUMNS`,
   :data:`CALIBRATION_SUMMARY_COLUMNS`, :data:`VOXEL_CALIBRATION_COLUMNS`: the
   verdict chapters.
+
+Stacked replicates
+------------------
+Any tidy table may hold several replicates of a study at once (the simulated
+studies of the calibration): a column :data:`REPLICATE` labels each row's
+replicate, and every table computed from it carries the same column in front.
+A table without it is one replicate.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ __all__ = [
     "CALIBRATION_COLUMNS",
     "CALIBRATION_SUMMARY_COLUMNS",
     "VOXEL_CALIBRATION_COLUMNS",
+    "REPLICATE",
 ]
 
 # --------------------------------------------------------------------------- inputs
@@ -206,3 +214,6 @@ CALIBRATION_SUMMARY_COLUMNS = [
 
 #: One row per voxelwise null replicate and test.
 VOXEL_CALIBRATION_COLUMNS = ["replicate", "study", "test", "n_clusters", "min_p_fwe", "found"]
+
+#: The column that labels the replicate of each row of a table of stacked replicates.
+REPLICATE = "replicate"

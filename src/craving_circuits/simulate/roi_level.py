@@ -33,6 +33,17 @@ The constants of the baclofen ROI model (ROI means of the footprints and of the
 baseline, the SD of the regional variation averaged over the ROI) come from the
 image simulator's own maps, once, by :func:`baclofen_roi_model`.
 
+Stacked replicates
+------------------
+:func:`cocaine_roi_studies` and :func:`baclofen_roi_studies` simulate many
+studies (one per parameter set, e.g. one per seed) into one set of tables with
+a ``replicate`` column in front (:data:`~craving_circuits.io.schemas.REPLICATE`),
+which the chapters' chains analyse all at once. Replicate ``i`` is exactly the
+study that :func:`cocaine_roi_study` or :func:`baclofen_roi_study` returns for
+``params[i]``: the image simulators' participants, ratings and spectra are drawn
+per study (with their own seeds), and within a study the runs' ROI signals and
+their Fisher z are computed for all runs at once, as arrays.
+
 Data conventions
 ----------------
 The functions return the tables that the chapters read from the files of a
@@ -49,7 +60,8 @@ Shared with the analysis
   :func:`craving_circuits.stats.correlation.fisher_z`: the ROI-level twin stands
   in for the first level, whose output is the Fisher z of the seed-target
   correlation of a run; it computes that statistic from simulated ROI series
-  with the same function, so its tables have the first level's scale.
+  with the same function (all runs of a study at once), so its tables have the
+  first level's scale.
 * From :mod:`craving_circuits.io` (allowed to every simulator): the atlas ROIs
   (the planted regions *are* the analysis ROIs here, as in the image
   simulators) and the table schemas.
@@ -63,7 +75,7 @@ import numpy as np
 import pandas as pd
 
 from craving_circuits.io.atlas import brain_mask, roi_masks
-from craving_circuits.io.schemas import ROI_COLUMNS
+from craving_circuits.io.schemas import REPLICATE, ROI_COLUMNS
 from craving_circuits.simulate.baclofen import (
     CUE_ROIS,
     OBSERVED_COLUMNS,
@@ -85,15 +97,59 @@ from craving_circuits.simulate.cocaine import (
     simulate_runs_table,
     source_correlation,
 )
-from craving_circuits.simulate.signals import band_limited_noise, correlated_sources
+from craving_circuits.simulate.signals import band_limited_noise, source_cholesky
 from craving_circuits.stats.correlation import correlate_columns, fisher_z
 
-__all__ = ["ROI_LEVEL_STRATEGY", "cocaine_roi_study", "BaclofenRoiModel", "baclofen_roi_model", "baclofen_roi_study"]
+__all__ = [
+    "ROI_LEVEL_STRATEGY",
+    "cocaine_roi_study",
+    "cocaine_roi_studies",
+    "BaclofenRoiModel",
+    "baclofen_roi_model",
+    "baclofen_roi_study",
+    "baclofen_roi_studies",
+    "run_correlations",
+]
 
 #: The ``strategy`` label of ROI-level couplings.
 ROI_LEVEL_STRATEGY = "roi-level"
 
 _TARGETS = ("dlpfc", "thalamus_midline")
+
+
+def run_correlations(fc_nacc_dlpfc: np.ndarray, fc_nacc_thalamus: np.ndarray) -> np.ndarray:
+    """Population correlations of the NAcc, dlPFC and midline-thalamus sources of many runs.
+
+    The rows and columns ``("nacc", "dlpfc", "thalamus_midline")`` of
+    :func:`craving_circuits.simulate.cocaine.source_correlation`, for arrays of
+    planted couplings: the NAcc correlates with a source at ``r_j = tanh(z_j)``,
+    and two other sources at ``sqrt(1 - r_j^2) p_jk sqrt(1 - r_k^2) + r_j r_k``,
+    with ``p_jk`` their partial correlation given the NAcc (read from
+    ``source_correlation`` at zero coupling, where the entry is ``p_jk``).
+
+    Parameters
+    ----------
+    fc_nacc_dlpfc, fc_nacc_thalamus : ndarray, shape (n_runs,)
+        Fisher z of the NAcc couplings.
+
+    Returns
+    -------
+    corr : ndarray, shape (n_runs, 3, 3)
+    """
+    d, t = (SOURCES.index(name) for name in _TARGETS)
+    partial = source_correlation(0.0, 0.0)[d, t]
+    r = np.tanh(np.stack([np.asarray(fc_nacc_dlpfc, float), np.asarray(fc_nacc_thalamus, float)], axis=-1))
+    scale = np.sqrt(1 - r**2)
+    corr = np.broadcast_to(np.eye(3), r.shape[:-1] + (3, 3)).copy()
+    corr[..., 0, 1:] = corr[..., 1:, 0] = r
+    corr[..., 1, 2] = corr[..., 2, 1] = scale[..., 0] * partial * scale[..., 1] + r[..., 0] * r[..., 1]
+    return corr
+
+
+def _check_noise(roi_noise: float, run_noise_z: float) -> None:
+    for name, value in (("roi_noise", roi_noise), ("run_noise_z", run_noise_z)):
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a non-negative number, got {value}.")
 
 
 def cocaine_roi_study(
@@ -117,45 +173,114 @@ def cocaine_roi_study(
         ``ratings`` (with ``group``, as :func:`craving_circuits.cocaine.layout.read_craving_ratings`
         returns them), ``mrs``.
     """
-
-    for name, value in (("roi_noise", roi_noise), ("run_noise_z", run_noise_z)):
-        if not np.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a non-negative number, got {value}.")
+    _check_noise(roi_noise, run_noise_z)
     participants = simulate_participants(params)
     runs = simulate_runs_table(participants, params)
-    picked = [SOURCES.index(name) for name in ("nacc", *_TARGETS)]
-    n_t, t_r = params.n_volumes, params.repetition_time
+    return _cocaine_tables(params, participants, runs, roi_noise, _run_noise(params, len(runs), run_noise_z))
+
+
+def _run_noise(params: CocaineStudyParams, n_runs: int, run_noise_z: float) -> tuple[np.ndarray, np.ndarray]:
+    """The band-limited series of every run and the run-level errors of the Fisher z: a function of the seed
+    and the design only (not of the planted effects)."""
     rng = np.random.default_rng([params.seed, 31])
-    series = band_limited_noise(rng, n_t, 6 * len(runs), t_r)  # one filtering call for all runs
-    errors = run_noise_z * rng.standard_normal((len(runs), 2))
-    rows = []
-    for i, run in enumerate(runs.itertuples(index=False)):
-        corr = source_correlation(run.fc_nacc_dlpfc, run.fc_nacc_thalamus)[np.ix_(picked, picked)]
-        block = series[:, 6 * i : 6 * i + 6]
-        signals = correlated_sources(rng, corr, n_t, t_r, independent=block[:, :3]) + roi_noise * block[:, 3:]
-        z = fisher_z(correlate_columns(signals[:, 0], signals[:, 1:])) + errors[i]
-        for target, value in zip(_TARGETS, z):
-            rows.append(
-                (
-                    run.participant_id,
-                    run.group,
-                    run.session_id,
-                    run.drug,
-                    run.state,
-                    ROI_LEVEL_STRATEGY,
-                    "nacc",
-                    target,
-                    float(value),
-                )
-            )
+    series = band_limited_noise(rng, params.n_volumes, 6 * n_runs, params.repetition_time)  # one filtering call
+    errors = run_noise_z * rng.standard_normal((n_runs, 2))
+    return series, errors
+
+
+def _cocaine_tables(
+    params: CocaineStudyParams,
+    participants: pd.DataFrame,
+    runs: pd.DataFrame,
+    roi_noise: float,
+    noise: tuple[np.ndarray, np.ndarray],
+) -> dict[str, pd.DataFrame]:
+    """The tables of :func:`cocaine_roi_study` from its participants, runs and :func:`_run_noise`."""
+    series, errors = noise
+    n_t, n_runs = params.n_volumes, len(runs)
+    corr = run_correlations(runs["fc_nacc_dlpfc"].to_numpy(), runs["fc_nacc_thalamus"].to_numpy())
+    chol = source_cholesky(corr)
+    blocks = series.reshape(n_t, n_runs, 6)  # run i's six series, as the image simulator's columns 6i..6i+5
+    # each run's sources mixed by its Cholesky factor (correlated_sources), plus the ROI noise
+    signals = np.einsum("trk,rjk->trj", blocks[..., :3], chol) + roi_noise * blocks[..., 3:]
+    z = fisher_z(correlate_columns(signals[..., 0], signals[..., 1:])) + errors  # (n_runs, 2)
+    n_targets = len(_TARGETS)
+    roi = pd.DataFrame(
+        {
+            **{c: np.repeat(runs[c].to_numpy(), n_targets) for c in ("participant_id", "group", "session_id")},
+            **{c: np.repeat(runs[c].to_numpy(), n_targets) for c in ("drug", "state")},
+            "strategy": ROI_LEVEL_STRATEGY,
+            "seed": "nacc",
+            "target": np.tile(_TARGETS, n_runs),
+            "fisher_z": z.ravel(),
+        },
+        columns=ROI_COLUMNS,
+    )
     ratings = simulate_craving_ratings(participants, params)
-    groups = participants.set_index("participant_id")["group"]
+    groups = dict(zip(participants["participant_id"], participants["group"]))
     return {
-        "roi": pd.DataFrame(rows, columns=ROI_COLUMNS),
+        "roi": roi,
         "participants": participants[OBSERVED_PARTICIPANT_COLUMNS].copy(),
         "ratings": ratings.assign(group=ratings["participant_id"].map(groups)),
         "mrs": simulate_mrs(participants, params),
     }
+
+
+def _stack(studies: list[dict], replicates) -> dict[str, pd.DataFrame]:
+    """The tables of several studies, one under the other, with their replicate labels in front."""
+    out = {}
+    for name in studies[0]:
+        frames = [t[name] for t in studies]
+        labels = np.repeat(np.asarray(replicates), [len(f) for f in frames])
+        table = pd.concat(frames, ignore_index=True)
+        table.insert(0, REPLICATE, labels)
+        out[name] = table
+    return out
+
+
+def _labels(n: int, replicates) -> np.ndarray:
+    labels = np.arange(n) if replicates is None else np.asarray(replicates)
+    if len(labels) != n or len(np.unique(labels)) != n:
+        raise ValueError(f"Give {n} distinct replicate labels, one per parameter set; got {len(labels)}.")
+    return labels
+
+
+def cocaine_roi_studies(
+    params, roi_noise: float = 0.3, run_noise_z: float = 0.18, replicates=None
+) -> dict[str, pd.DataFrame]:
+    """Several simulated cocaine studies at ROI level, stacked (see the module docstring).
+
+    Parameters
+    ----------
+    params : sequence of CocaineStudyParams
+        One per replicate (e.g. the same preset with seeds ``seed + i``).
+        The runs' band-limited noise depends on the seed and the design only,
+        so consecutive parameter sets that share them (the same seed under
+        several planted effects) draw it once.
+    roi_noise, run_noise_z : float
+        As in :func:`cocaine_roi_study`.
+    replicates : array, optional
+        The replicates' labels (default ``0, 1, ...``).
+
+    Returns
+    -------
+    tables : dict
+        The tables of :func:`cocaine_roi_study`, each with a ``replicate``
+        column in front; the rows of replicate ``i`` are those of
+        ``cocaine_roi_study(params[i])``.
+    """
+    params = list(params)
+    labels = _labels(len(params), replicates)
+    _check_noise(roi_noise, run_noise_z)
+    studies, shared = [], None
+    for p in params:
+        participants = simulate_participants(p)
+        runs = simulate_runs_table(participants, p)
+        key = (p.seed, p.n_volumes, p.repetition_time, len(runs))
+        if shared is None or shared[0] != key:  # consecutive studies of one seed and design share their noise
+            shared = (key, _run_noise(p, len(runs), run_noise_z))
+        studies.append(_cocaine_tables(p, participants, runs, roi_noise, shared[1]))
+    return _stack(studies, labels)
 
 
 @dataclass(frozen=True)
@@ -258,35 +383,68 @@ def baclofen_roi_study(
     if not np.isfinite(cue_noise_sd) or cue_noise_sd < 0:
         raise ValueError(f"cue_noise_sd must be a non-negative number, got {cue_noise_sd}.")
     participants = simulate_baclofen_participants(params)
-    cbf_rows, global_cbf, cue_rows = [], [], []
+    n_s, n_roi = len(SESSIONS), len(CUE_ROIS)
+    scale, draws, amp = [], [], []
     for p_idx, p in enumerate(participants.itertuples(index=False)):
         for s_idx, session in enumerate(SESSIONS):
+            # each session's own stream: its global scale, then regional and thermal CBF noise, then the cue noise
             rng = np.random.default_rng([params.seed, 32, p_idx, s_idx])
-            scale = global_scale(p, session, params, rng)
-            rise = p.dlpfc_rise * model.dlpfc_weight if session == "ses-T2" else 0.0
-            value = model.dlpfc_base * scale + rng.normal(0, model.regional_sd) + rise + rng.normal(0, model.thermal_sd)
-            cbf_rows.append(("dlpfc_right", p.participant_id, p.group, session, value))
-            global_cbf.append(model.gm_base * scale)
-            amp = cue_response(p, session, params)
-            for roi in CUE_ROIS:
-                cue_rows.append(
-                    (
-                        p.participant_id,
-                        p.group,
-                        session,
-                        roi,
-                        cue_gain * model.cue_weights[roi] * amp + rng.normal(0, cue_noise_sd),
-                    )
-                )
-    raw = pd.DataFrame(cbf_rows, columns=["region", "participant_id", "group", "session_id", "cbf"])
-    raw["global_cbf"] = global_cbf
+            scale.append(global_scale(p, session, params, rng))
+            draws.append(
+                (rng.normal(0, model.regional_sd), rng.normal(0, model.thermal_sd), *rng.normal(0, cue_noise_sd, n_roi))
+            )
+            amp.append(cue_response(p, session, params))
+    scale, draws, amp = np.asarray(scale), np.asarray(draws).reshape(-1, 2 + n_roi), np.asarray(amp)
+    rise = np.outer(participants["dlpfc_rise"].to_numpy(), [0.0, model.dlpfc_weight]).ravel()  # at ses-T2
+    sessions = np.tile(SESSIONS, len(participants))
+    ids = {
+        "participant_id": np.repeat(participants["participant_id"].to_numpy(), n_s),
+        "group": np.repeat(participants["group"].to_numpy(), n_s),
+        "session_id": sessions,
+    }
+    value = model.dlpfc_base * scale + draws[:, 0] + rise + draws[:, 1]
+    raw = pd.DataFrame({"region": "dlpfc_right", **ids, "cbf": value, "global_cbf": model.gm_base * scale})
     cbf = raw.drop(columns="global_cbf")
-    g = np.asarray(global_cbf)
+    g = raw["global_cbf"].to_numpy()
     cbf["cbf"] -= g - g.mean()  # as region_values with global_cbf
+    weights = np.array([model.cue_weights[roi] for roi in CUE_ROIS])
+    cue = pd.DataFrame(
+        {
+            **{k: np.repeat(v, n_roi) for k, v in ids.items()},
+            "roi": np.tile(CUE_ROIS, len(amp)),
+            "value": (cue_gain * weights[None, :] * amp[:, None] + draws[:, 2:]).ravel(),
+        }
+    )
     return {
         "cbf": cbf,
         "cbf_unadjusted": raw,
-        "cue": pd.DataFrame(cue_rows, columns=["participant_id", "group", "session_id", "roi", "value"]),
+        "cue": cue,
         "ratings": simulate_baclofen_ratings(participants, params),
         "participants": participants[OBSERVED_COLUMNS].copy(),
     }
+
+
+def baclofen_roi_studies(
+    params, model: BaclofenRoiModel, cue_gain: float = 0.62, cue_noise_sd: float = 0.075, replicates=None
+) -> dict[str, pd.DataFrame]:
+    """Several simulated baclofen studies at ROI level, stacked (see the module docstring).
+
+    Parameters
+    ----------
+    params : sequence of BaclofenStudyParams
+        One per replicate.
+    model, cue_gain, cue_noise_sd
+        As in :func:`baclofen_roi_study`.
+    replicates : array, optional
+        The replicates' labels (default ``0, 1, ...``).
+
+    Returns
+    -------
+    tables : dict
+        The tables of :func:`baclofen_roi_study`, each with a ``replicate``
+        column in front; the rows of replicate ``i`` are those of
+        ``baclofen_roi_study(params[i], model)``.
+    """
+    params = list(params)
+    labels = _labels(len(params), replicates)
+    return _stack([baclofen_roi_study(p, model, cue_gain, cue_noise_sd) for p in params], labels)

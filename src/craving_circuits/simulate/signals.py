@@ -22,6 +22,7 @@ from scipy import signal as sp_signal
 __all__ = [
     "band_limited_noise",
     "correlated_sources",
+    "source_cholesky",
     "ar1_filter",
     "SmoothNoiseField",
     "random_motion",
@@ -59,6 +60,23 @@ def band_limited_noise(
     return x / x.std(axis=0, keepdims=True)
 
 
+def source_cholesky(corr: np.ndarray) -> np.ndarray:
+    """Cholesky factors of source correlation matrices, ``(..., k, k)``.
+
+    Raises
+    ------
+    ValueError
+        If a matrix is not positive definite (the requested couplings cannot coexist).
+    """
+    try:
+        return np.linalg.cholesky(corr)
+    except np.linalg.LinAlgError:
+        raise ValueError(
+            "The requested source correlations are not jointly possible (matrix not positive "
+            "definite); lower the planted connectivity effects or the subject variability."
+        ) from None
+
+
 def correlated_sources(
     rng: np.random.Generator, corr: np.ndarray, n_volumes: int, t_r: float, independent: np.ndarray | None = None
 ) -> np.ndarray:
@@ -88,13 +106,7 @@ def correlated_sources(
         If ``corr`` is not positive definite (the requested couplings cannot
         coexist).
     """
-    try:
-        chol = np.linalg.cholesky(corr)
-    except np.linalg.LinAlgError:
-        raise ValueError(
-            "The requested source correlations are not jointly possible (matrix not positive "
-            "definite); lower the planted connectivity effects or the subject variability."
-        ) from None
+    chol = source_cholesky(corr)
     if independent is None:
         independent = band_limited_noise(rng, n_volumes, corr.shape[0], t_r)
     elif independent.shape != (n_volumes, corr.shape[0]):

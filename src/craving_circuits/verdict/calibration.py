@@ -25,6 +25,14 @@ chapter's result files. Claims whose test works on maps (the connectivity
 rises, the CBF rise) are not given a stand-in at ROI level: their
 calibration is the voxelwise one below.
 
+The replicates are simulated and tested in stacks: the ROI-level simulators
+stack a chunk of replicates into one set of tables with a ``replicate`` column
+(:func:`craving_circuits.simulate.roi_level.cocaine_roi_studies`,
+:func:`craving_circuits.simulate.roi_level.baclofen_roi_studies`), and the
+chapters' chains analyse all of them at once, each replicate with its own
+bootstrap Generator, exactly as they analyse one study. Chunks of replicates
+run in parallel; a replicate's result does not depend on its chunk.
+
 Voxelwise tests
 ---------------
 :func:`voxelwise_null` checks the cluster-level FWE control of the chapters'
@@ -45,6 +53,9 @@ Clopper-Pearson intervals.
 
 from __future__ import annotations
 
+import re
+from string import Formatter
+
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
@@ -56,7 +67,7 @@ from craving_circuits.baclofen import perfusion
 from craving_circuits.cocaine import chapters as cocaine_chapters
 from craving_circuits.cocaine import secondlevel
 from craving_circuits.io.atlas import brain_mask
-from craving_circuits.io.schemas import CALIBRATION_COLUMNS
+from craving_circuits.io.schemas import CALIBRATION_COLUMNS, REPLICATE
 from craving_circuits.io.schemas import CALIBRATION_SUMMARY_COLUMNS as SUMMARY_COLUMNS
 from craving_circuits.io.schemas import VOXEL_CALIBRATION_COLUMNS as VOXEL_COLUMNS
 from craving_circuits.simulate import baclofen_params, cocaine_params, roi_level
@@ -131,90 +142,98 @@ def condition_params(study: str, condition: str, seed: int):
     return make("paper", seed=seed, **{name: getattr(paper, name) * factor for name in EFFECT_PARAMETERS[study]})
 
 
-def _claim_row(claim: Claim, tables: dict, alpha: float) -> dict:
-    """A claim's estimand read from a replicate's chapter tables, decided as the ledger decides."""
-    rows = claim.estimand.read(tables[claim.estimand.chapter])
-    if len(rows) != 1:
-        raise ValueError(f"Claim {claim.claim_id}: {len(rows)} rows of its estimand {claim.estimand.id}.")
-    row = rows[0]
-    p, estimate = float(row["p"]), float(row["estimate"])
-    found = bool(p < alpha and (claim.direction is None or np.sign(estimate) == claim.direction))
-    equivalent = None
+def _label_fields(label: str) -> list[str]:
+    """The columns a label's format fields read (``{target}``, ``{row.x}`` -> ``row``)."""
+    fields = (re.split(r"[.\[]", field)[0] for _, field, _, _ in Formatter().parse(label) if field)
+    return list(dict.fromkeys(fields))
+
+
+def _one_per_replicate(table: pd.DataFrame, replicates, what: str, unique: bool = True) -> pd.DataFrame:
+    """The row of each replicate, in the order of ``replicates`` (the first one when not ``unique``)."""
+    if replicates is None:
+        if unique and len(table) != 1:
+            raise ValueError(f"{what}: {len(table)} rows.")
+        if table.empty:
+            raise ValueError(f"{what}: no row.")
+        return table.iloc[:1]
+    counts = table[REPLICATE].value_counts().reindex(replicates, fill_value=0)
+    bad = counts[(counts != 1) if unique else (counts == 0)]
+    if len(bad):
+        raise ValueError(f"{what}: {int(bad.iloc[0])} rows in replicate {bad.index[0]!r}.")
+    return table.drop_duplicates(REPLICATE).set_index(REPLICATE).loc[replicates].reset_index()
+
+
+def _claim_rows(claim: Claim, chapters: dict, alpha: float, replicates=None) -> pd.DataFrame:
+    """A claim's estimand read from a replicate's (or each of stacked replicates') chapter tables, decided as the
+    ledger decides: ``replicate`` (stacked only), ``claim_id, test, estimate, p, found, equivalent``."""
+    e = claim.estimand
+    if e.kind != "row" or e.each is not None:
+        raise ValueError(f"Claim {claim.claim_id}: its estimand {e.id} is not one row of a table.")
+    table = chapters[e.chapter][e.table]
+    rows = _one_per_replicate(
+        e._rows(table, e.table), replicates, f"Claim {claim.claim_id}: rows of its estimand {e.id}"
+    )
+    fields = _label_fields(e.label)
+    if fields:
+        keys = list(rows[fields].itertuples(index=False, name=None))
+        labels = {key: e.label.format(**dict(zip(fields, key))) for key in dict.fromkeys(keys)}
+        test = [labels[key] for key in keys]
+    else:
+        test = [e.label] * len(rows)
+    estimate = pd.to_numeric(rows[e.estimate], errors="coerce").to_numpy(dtype=float)
+    p = pd.to_numeric(rows[e.p], errors="coerce").to_numpy(dtype=float)
+    found = p < alpha
+    if claim.direction is not None:
+        found &= np.sign(estimate) == claim.direction
+    equivalent = np.full(len(rows), None, dtype=object)
     if claim.direction is None:
         eq = claim.equivalence
-        picked = eq._rows(tables[eq.chapter][eq.table], "")
-        equivalent = bool(float(picked.iloc[0]["p_equivalence"]) < alpha)
-    return {
-        "claim_id": claim.claim_id,
-        "test": row["test"],
-        "estimate": estimate,
-        "p": p,
-        "found": found,
-        "equivalent": equivalent,
-    }
+        picked = _one_per_replicate(
+            eq._rows(chapters[eq.chapter][eq.table], ""),
+            replicates,
+            f"Claim {claim.claim_id}: rows of its equivalence test",
+            unique=False,
+        )
+        equivalent[:] = list(picked["p_equivalence"].astype(float).to_numpy() < alpha)
+    out = pd.DataFrame(
+        {
+            "claim_id": claim.claim_id,
+            "test": test,
+            "estimate": estimate,
+            "p": p,
+            "found": found.astype(bool),
+            "equivalent": equivalent,
+        }
+    )
+    if replicates is not None:
+        out.insert(0, REPLICATE, np.asarray(replicates))
+    return out
 
 
-def cocaine_roi_tests(
-    tables: dict, alpha: float = 0.05, sesoi_r: float = 0.5, sesoi_dz: float = 0.8, n_boot: int = 200, rng=None
-) -> list[dict]:
-    """The cocaine claims' ROI-level tests on one ROI-level study, through the chapters' own chains.
+def _claims_table(study: str, chapters: dict, alpha: float, replicates=None) -> pd.DataFrame:
+    """Every ROI-level claim of a study read from its chapters' tables, each replicate's rows together."""
+    frames = [_claim_rows(c, chapters, alpha, replicates) for c in registry.claims(study, "roi")]
+    table = pd.concat(frames, ignore_index=True)
+    if replicates is None:
+        return table
+    return table.sort_values(REPLICATE, kind="stable", ignore_index=True)
 
-    The glutamate and NAC chapters' chains
-    (:func:`craving_circuits.cocaine.chapters.glutamate_tests`,
-    :func:`craving_circuits.cocaine.chapters.nac_tests`) run on the study's
-    tables as the chapters run them on the first level's ROI values; each
-    ROI-level claim of the registry is then read from their tables.
 
-    Parameters
-    ----------
-    tables : dict
-        From :func:`craving_circuits.simulate.roi_level.cocaine_roi_study`.
-    alpha, sesoi_r, sesoi_dz : float
-        Level, and the equivalence bounds of the chapters (correlation; d_z).
-    n_boot : int
-        Bootstrap resamples of the correlations (their p comes from the
-        t distribution; the bootstrap only sets their interval).
-    rng : numpy Generator, int or None
-
-    Returns
-    -------
-    rows : list of dict
-        ``claim_id, test, estimate, p, found, equivalent``, one per ROI-level cocaine claim.
-    """
+def _cocaine_chapters(tables: dict, alpha: float, sesoi_r: float, sesoi_dz: float, n_boot: int, rng) -> dict:
     fc = secondlevel.roi_state_differences(tables["roi"])
-    drugs = tables["roi"][["participant_id", "session_id", "drug"]].drop_duplicates()
-    chapters = {
+    keys = [c for c in (REPLICATE, "participant_id", "session_id", "drug") if c in tables["roi"].columns]
+    drugs = tables["roi"][keys].drop_duplicates()
+    return {
         "thalamus_glutamate": cocaine_chapters.glutamate_tests(
             fc, tables["mrs"], tables["participants"], drugs, n_bootstrap=n_boot, sesoi_r=sesoi_r, alpha=alpha, rng=rng
         ),
         "nac_null_effect": cocaine_chapters.nac_tests(fc, tables["ratings"], sesoi_dz=sesoi_dz, alpha=alpha),
     }
-    return [_claim_row(c, chapters, alpha) for c in registry.claims("cocaine", "roi")]
 
 
-def baclofen_roi_tests(tables: dict, alpha: float = 0.05, n_boot: int = 200, rng=None) -> list[dict]:
-    """The baclofen claims' ROI-level tests on one ROI-level study, through the cue chapter's own chain.
-
-    The CBF chapter's dlPFC change (:func:`craving_circuits.baclofen.perfusion.participant_change`
-    of the ROI's CBF) enters :func:`craving_circuits.baclofen.chapters.cue_tests`
-    as in the cue chapter; each ROI-level claim of the registry is read from its tables.
-
-    Parameters
-    ----------
-    tables : dict
-        From :func:`craving_circuits.simulate.roi_level.baclofen_roi_study`.
-    alpha : float
-    n_boot : int
-        Bootstrap resamples of the correlations and of the indirect effect.
-    rng : numpy Generator, int or None
-
-    Returns
-    -------
-    rows : list of dict
-        ``claim_id, test, estimate, p, found, equivalent``, one per ROI-level baclofen claim.
-    """
+def _baclofen_chapters(tables: dict, alpha: float, n_boot: int, rng) -> dict:
     dlpfc_change = perfusion.participant_change(tables["cbf"])
-    chapters = {
+    return {
         "baclofen_mediation": baclofen_chapters.cue_tests(
             tables["cue"],
             dlpfc_change,
@@ -225,7 +244,74 @@ def baclofen_roi_tests(tables: dict, alpha: float = 0.05, n_boot: int = 200, rng
             rng=rng,
         )
     }
-    return [_claim_row(c, chapters, alpha) for c in registry.claims("baclofen", "roi")]
+
+
+def _replicate_labels(tables: dict):
+    first = next(iter(tables.values()))
+    return np.unique(first[REPLICATE].to_numpy()) if REPLICATE in first.columns else None
+
+
+def cocaine_roi_tests(
+    tables: dict, alpha: float = 0.05, sesoi_r: float = 0.5, sesoi_dz: float = 0.8, n_boot: int = 200, rng=None
+) -> list[dict]:
+    """The cocaine claims' ROI-level tests on one ROI-level study (or stacked ones), through the chapters' own chains.
+
+    The glutamate and NAC chapters' chains
+    (:func:`craving_circuits.cocaine.chapters.glutamate_tests`,
+    :func:`craving_circuits.cocaine.chapters.nac_tests`) run on the study's
+    tables as the chapters run them on the first level's ROI values; each
+    ROI-level claim of the registry is then read from their tables.
+
+    Parameters
+    ----------
+    tables : dict
+        From :func:`craving_circuits.simulate.roi_level.cocaine_roi_study`, or
+        stacked replicates from :func:`craving_circuits.simulate.roi_level.cocaine_roi_studies`.
+    alpha, sesoi_r, sesoi_dz : float
+        Level, and the equivalence bounds of the chapters (correlation; d_z).
+    n_boot : int
+        Bootstrap resamples of the correlations (their p comes from the
+        t distribution; the bootstrap only sets their interval).
+    rng : numpy Generator, int or None
+        For stacked replicates, one Generator per replicate (a mapping from
+        label to Generator, or a sequence in the order of the sorted labels).
+
+    Returns
+    -------
+    rows : list of dict
+        ``claim_id, test, estimate, p, found, equivalent``, one per ROI-level
+        cocaine claim (per replicate and claim, with ``replicate``, for stacked replicates).
+    """
+    chapters = _cocaine_chapters(tables, alpha, sesoi_r, sesoi_dz, n_boot, rng)
+    return _claims_table("cocaine", chapters, alpha, _replicate_labels(tables)).to_dict("records")
+
+
+def baclofen_roi_tests(tables: dict, alpha: float = 0.05, n_boot: int = 200, rng=None) -> list[dict]:
+    """The baclofen claims' ROI-level tests on one ROI-level study (or stacked ones), through the cue chapter's chain.
+
+    The CBF chapter's dlPFC change (:func:`craving_circuits.baclofen.perfusion.participant_change`
+    of the ROI's CBF) enters :func:`craving_circuits.baclofen.chapters.cue_tests`
+    as in the cue chapter; each ROI-level claim of the registry is read from its tables.
+
+    Parameters
+    ----------
+    tables : dict
+        From :func:`craving_circuits.simulate.roi_level.baclofen_roi_study`, or
+        stacked replicates from :func:`craving_circuits.simulate.roi_level.baclofen_roi_studies`.
+    alpha : float
+    n_boot : int
+        Bootstrap resamples of the correlations and of the indirect effect.
+    rng : numpy Generator, int or None
+        For stacked replicates, one Generator per replicate (as for :func:`cocaine_roi_tests`).
+
+    Returns
+    -------
+    rows : list of dict
+        ``claim_id, test, estimate, p, found, equivalent``, one per ROI-level
+        baclofen claim (per replicate and claim, with ``replicate``, for stacked replicates).
+    """
+    chapters = _baclofen_chapters(tables, alpha, n_boot, rng)
+    return _claims_table("baclofen", chapters, alpha, _replicate_labels(tables)).to_dict("records")
 
 
 def _present(study: str, params) -> dict[str, bool]:
@@ -234,31 +320,41 @@ def _present(study: str, params) -> dict[str, bool]:
     return {e["effect"]: bool(e["present"]) for e in effects}
 
 
-def _replicates(jobs: list, alpha: float, n_boot: int, roi_options: dict, baclofen_model) -> list[dict]:
-    """Run a batch of ``(condition, replicate, study, seed)`` jobs (one worker)."""
+def _replicates(
+    study: str,
+    conditions: tuple,
+    replicates: list[int],
+    seed: int,
+    alpha: float,
+    n_boot: int,
+    roi_options: dict,
+    baclofen_model,
+) -> pd.DataFrame:
+    """Simulate and test a chunk of replicates of one study under every condition, as one stack (one worker).
 
-    rows = []
-    for condition, replicate, study, seed in jobs:
-        params = condition_params(study, condition, seed)
-        present = _present(study, params)
-        rng = np.random.default_rng([seed, 7])
-        if study == "cocaine":
-            tables = roi_level.cocaine_roi_study(params, **roi_options.get("cocaine", {}))
-            tests = cocaine_roi_tests(tables, alpha=alpha, n_boot=n_boot, rng=rng)
-        else:
-            tables = roi_level.baclofen_roi_study(params, baclofen_model, **roi_options.get("baclofen", {}))
-            tests = baclofen_roi_tests(tables, alpha=alpha, n_boot=n_boot, rng=rng)
-        for test in tests:
-            rows.append(
-                {
-                    "condition": condition,
-                    "replicate": replicate,
-                    "study": study,
-                    "planted_present": present[registry.claim(test["claim_id"]).estimand.effect],
-                    **test,
-                }
-            )
-    return rows
+    The stack holds each replicate under each condition, seed by seed (a seed's conditions share the draws
+    that do not depend on the planted effects); its labels are ``replicate * len(conditions) + condition``.
+    """
+
+    jobs = [(condition, i) for i in replicates for condition in conditions]
+    params = [condition_params(study, condition, seed + i) for condition, i in jobs]
+    labels = np.array([i * len(conditions) + k for i in replicates for k in range(len(conditions))])
+    rngs = {label: np.random.default_rng([seed + i, 7]) for label, (_, i) in zip(labels, jobs)}
+    options = roi_options.get(study, {})
+    if study == "cocaine":
+        tables = roi_level.cocaine_roi_studies(params, replicates=labels, **options)
+        chapters = _cocaine_chapters(tables, alpha, 0.5, 0.8, n_boot, rngs)
+    else:
+        tables = roi_level.baclofen_roi_studies(params, baclofen_model, replicates=labels, **options)
+        chapters = _baclofen_chapters(tables, alpha, n_boot, rngs)
+    rows = _claims_table(study, chapters, alpha, np.sort(labels))
+    present = {label: _present(study, p) for label, p in zip(labels, params)}
+    effects = rows["claim_id"].map(lambda claim_id: registry.claim(claim_id).estimand.effect)
+    rows["planted_present"] = [present[r][e] for r, e in zip(rows[REPLICATE], effects)]
+    rows["condition"] = [conditions[k] for k in rows[REPLICATE] % len(conditions)]
+    rows["study"] = study
+    rows[REPLICATE] = rows[REPLICATE] // len(conditions)
+    return rows[CALIBRATION_COLUMNS]
 
 
 def monte_carlo(
@@ -269,12 +365,12 @@ def monte_carlo(
     alpha: float = 0.05,
     n_boot: int = 200,
     n_jobs: int = 1,
-    batch_size: int = 10,
+    batch_size: int = 25,
     roi_options: dict | None = None,
     baclofen_model=None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Simulate and test ``n_sims`` studies per condition and study, in parallel.
+    """Simulate and test ``n_sims`` studies per condition and study, in stacks, in parallel.
 
     Parameters
     ----------
@@ -284,14 +380,16 @@ def monte_carlo(
         Keys of :data:`CONDITIONS`.
     studies : sequence of {"cocaine", "baclofen"}
     seed : int
-        Replicate ``i`` uses the simulator seed ``seed + i``.
+        Replicate ``i`` uses the simulator seed ``seed + i`` and the bootstrap
+        Generator ``numpy.random.default_rng([seed + i, 7])``.
     alpha : float
     n_boot : int
         Bootstrap resamples inside each replicate.
     n_jobs : int
         Worker processes (joblib).
     batch_size : int
-        Replicates per job.
+        Replicates per job; a job simulates and tests them under every
+        condition as one stack (the results do not depend on it).
     roi_options : dict, optional
         Keyword arguments of the ROI-level simulators, per study.
     baclofen_model : BaclofenRoiModel, optional
@@ -302,11 +400,14 @@ def monte_carlo(
     Returns
     -------
     results : pandas.DataFrame
-        Columns :data:`CALIBRATION_COLUMNS`.
+        Columns :data:`CALIBRATION_COLUMNS`; the rows of each study, condition
+        and replicate together, in that order.
     """
 
     if int(n_sims) != n_sims or n_sims < 1:
         raise ValueError(f"n_sims must be a positive integer, got {n_sims}.")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
     unknown = set(studies) - set(EFFECT_PARAMETERS)
     if not studies or not conditions:
         raise ValueError("Give at least one study and one condition.")
@@ -316,17 +417,28 @@ def monte_carlo(
         condition_params(studies[0], condition, seed)  # validates the name
     if "baclofen" in studies and baclofen_model is None:
         baclofen_model = roi_level.baclofen_roi_model(baclofen_params("paper"))
-    jobs = [(c, i, s, seed + i) for s in studies for c in conditions for i in range(int(n_sims))]
-    batches = [jobs[k : k + batch_size] for k in range(0, len(jobs), batch_size)]
+    indices = list(range(int(n_sims)))
+    chunks = [indices[k : k + int(batch_size)] for k in range(0, len(indices), int(batch_size))]
+    conditions = tuple(conditions)
+    jobs = [(s, chunk) for s in studies for chunk in chunks]
     run = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_replicates)(batch, alpha, n_boot, roi_options or {}, baclofen_model) for batch in batches
+        delayed(_replicates)(s, conditions, chunk, seed, alpha, n_boot, roi_options or {}, baclofen_model)
+        for s, chunk in jobs
     )
-    rows = []
-    with tqdm(total=len(jobs), desc="simulated studies", disable=not progress, mininterval=5) as bar:
-        for batch, out in zip(batches, run):
-            rows.extend(out)
-            bar.update(len(batch))
-    return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
+    frames = []
+    total = len(studies) * len(conditions) * len(indices)
+    with tqdm(total=total, desc="simulated studies", disable=not progress, mininterval=5) as bar:
+        for (_, chunk), out in zip(jobs, run):
+            frames.append(out)
+            bar.update(len(chunk) * len(conditions))
+    results = pd.concat(frames, ignore_index=True)
+    order = [
+        results["study"].map({s: k for k, s in enumerate(studies)}),
+        results["condition"].map({c: k for k, c in enumerate(conditions)}),
+    ]
+    results = results.assign(_study=order[0], _condition=order[1])
+    results = results.sort_values(["_study", "_condition", REPLICATE], kind="stable", ignore_index=True)
+    return results[CALIBRATION_COLUMNS]
 
 
 def calibration_summary(
