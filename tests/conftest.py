@@ -50,6 +50,26 @@ BACLOFEN_ROI_MODEL = roi_level.BaclofenRoiModel(
 )
 
 
+#: The longest test files, longest first (seconds on two workers): pytest-xdist's ``loadfile``
+#: distribution hands out files in collection order, so these start first, side by side, and the
+#: short files fill the gaps instead of leaving one worker idle at the end.
+LONGEST_FIRST = (
+    "test_recovery_paper.py",  # 250: the paper study, its positive control
+    "test_book.py",  # 190: the whole book on the tiny presets
+    "test_recovery_baclofen.py",  # 180
+    "test_recovery_baclofen_null.py",  # 160
+    "test_reliability.py",  # 80
+    "test_recovery_null.py",  # 70: links the paper study's runs
+    "test_compute.py",  # 30
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Collect the longest files first (a stable sort: each file keeps its own order)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
     """Close every figure a test opened."""

@@ -12,29 +12,35 @@ TERM = "drug x state | CUD (thalamus_midline)"
 
 
 def _unbalanced(fc_changes, participants, keep_second=3):
-    """Exclude all but ``keep_second`` CUD participants who took NAC second (a dropout pattern by order)."""
-    order = participants.set_index("participant_id")["drug_order"]
-    cud_late = [pid for pid in order.index if order[pid] == "placebo-NAC"]
-    cud = set(participants.loc[participants["group"] == "CUD", "participant_id"])
-    excluded = [pid for pid in cud_late if pid in cud][keep_second:]
-    return fc_changes[~fc_changes["participant_id"].isin(excluded)]
+    """In each replicate, exclude all but ``keep_second`` CUD participants who took NAC second (a dropout
+    pattern by order)."""
+    late = participants[(participants["group"] == "CUD") & (participants["drug_order"] == "placebo-NAC")]
+    excluded = late.groupby("replicate").tail(-keep_second)[["replicate", "participant_id"]]
+    keys = fc_changes.merge(excluded.assign(_excluded=True), on=["replicate", "participant_id"], how="left")
+    return fc_changes[keys["_excluded"].isna().to_numpy()]
+
+
+def _studies(n_sims, first_seed, **overrides):
+    """``n_sims`` ROI-level studies of the paper preset, stacked (seeds ``first_seed + i``)."""
+    return roi_level.cocaine_roi_studies(
+        [cocaine_params("paper", seed=first_seed + i, **overrides) for i in range(n_sims)]
+    )
 
 
 def _nac_rows(n_sims, habituation, unbalance):
-    rows = {"with period": [], "without period": [], "rise": []}
-    for i in range(n_sims):
-        params = cocaine_params("paper", seed=7000 + i, habituation=habituation)
-        tables = roi_level.cocaine_roi_study(params)
-        fc = secondlevel.roi_state_differences(tables["roi"])
-        if unbalance:
-            fc = _unbalanced(fc, tables["participants"])
-        cud = fc[(fc["group"] == "CUD") & (fc["target"] == "thalamus_midline")]
-        rows["rise"].append(cud["delta"].mean())
-        dd, _ = drug.drug_differences(fc, by=("target",))
-        for name, period in (("with period", True), ("without period", False)):
-            evidence = drug.drug_evidence(dd, by="target", period=period).set_index("term")
-            rows[name].append(evidence.loc[TERM, ["estimate", "p"]].to_numpy(dtype=float))
-    return {name: np.array(values) for name, values in rows.items()}
+    tables = _studies(n_sims, 7000, habituation=habituation)
+    fc = secondlevel.roi_state_differences(tables["roi"])
+    if unbalance:
+        fc = _unbalanced(fc, tables["participants"])
+    cud = fc[(fc["group"] == "CUD") & (fc["target"] == "thalamus_midline")]
+    rows = {"rise": cud.groupby("replicate")["delta"].mean().to_numpy()}
+    dd, _ = drug.drug_differences(fc, by=("target",))
+    for name, period in (("with period", True), ("without period", False)):
+        evidence = drug.drug_evidence(dd, by="target", period=period)
+        picked = evidence[evidence["term"] == TERM].sort_values("replicate")
+        assert len(picked) == n_sims
+        rows[name] = picked[["estimate", "p"]].to_numpy(dtype=float)
+    return rows
 
 
 def test_habituation_with_unbalanced_order_biases_the_drug_contrast_only_without_the_period_term():
@@ -75,15 +81,13 @@ def test_balanced_order_the_period_term_removes_habituation_from_the_error():
 def test_the_period_effect_recovers_the_planted_habituation():
     """The period row of the NAC chapter estimates the habituation of the thalamic rise (negative) and of
     the rating; without habituation it is null."""
-    estimates = {0.0: [], 0.5: []}
-    for habituation in estimates:
-        for i in range(30):
-            tables = roi_level.cocaine_roi_study(cocaine_params("paper", seed=9000 + i, habituation=habituation))
-            fc = secondlevel.roi_state_differences(tables["roi"])
-            periods = chapters.nac_tests(fc, tables["ratings"])["periods"]
-            rows = periods[periods["term"] == "period | CUD"].set_index("outcome")
-            estimates[habituation].append(rows.loc[["thalamus_midline", "rating"], "estimate"].to_numpy())
-    null, planted = np.array(estimates[0.0]), np.array(estimates[0.5])
+    estimates = {}
+    for habituation in (0.0, 0.5):
+        tables = _studies(30, 9000, habituation=habituation)
+        periods = chapters.nac_tests(secondlevel.roi_state_differences(tables["roi"]), tables["ratings"])["periods"]
+        rows = periods[periods["term"] == "period | CUD"].pivot(index="replicate", columns="outcome", values="estimate")
+        estimates[habituation] = rows[["thalamus_midline", "rating"]].to_numpy()
+    null, planted = estimates[0.0], estimates[0.5]
     assert np.all(np.abs(null.mean(axis=0)) < 3 * null.std(axis=0, ddof=1) / np.sqrt(30))
     assert np.all(planted.mean(axis=0) < -5 * planted.std(axis=0, ddof=1) / np.sqrt(30))
     # the rating's habituation is half its planted rise of 25 VAS points
