@@ -1,6 +1,7 @@
 """The book end to end on the tiny presets: papermill runs every notebook, Jupyter Book renders them."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -283,7 +284,9 @@ def _timed_plan(tmp_path: Path, sleep: float) -> None:
         [
             "name = 'x'\nsleep = 0.0\nn_jobs = 0\noutput_dir = 'out'",
             "import json, os, time\nstart = time.time()\ntime.sleep(sleep)\nos.makedirs(output_dir, exist_ok=True)\n"
-            "json.dump({'start': start, 'end': time.time(), 'n_jobs': n_jobs}, open(f'{output_dir}/times.json', 'w'))",
+            "times = {'start': start, 'end': time.time(), 'n_jobs': n_jobs}\n"
+            "times['blas_threads'] = os.environ.get('OPENBLAS_NUM_THREADS')\n"
+            "json.dump(times, open(f'{output_dir}/times.json', 'w'))",
         ],
     )
     (tmp_path / "plan.yml").write_text(
@@ -303,8 +306,9 @@ def test_independent_notebooks_run_side_by_side_and_wait_for_what_they_need(tmp_
     # a and b overlap in time; c starts only after both have ended
     assert max(times["a"]["start"], times["b"]["start"]) < min(times["a"]["end"], times["b"]["end"])
     assert times["c"]["start"] >= max(times["a"]["end"], times["b"]["end"])
-    # two notebooks side by side on two workers: one worker each
+    # two notebooks side by side on two workers: one worker each, and one thread for their numerical libraries
     assert {t["n_jobs"] for t in times.values()} == {1}
+    assert {t["blas_threads"] for t in times.values()} == {"1"}
 
 
 def test_one_notebook_at_a_time_keeps_the_plan_order(tmp_path):
@@ -313,6 +317,7 @@ def test_one_notebook_at_a_time_keeps_the_plan_order(tmp_path):
     times = {n: json.loads((tmp_path / "results" / n / "times.json").read_text()) for n in "abc"}
     assert times["a"]["end"] <= times["b"]["start"] and times["b"]["end"] <= times["c"]["start"]
     assert {t["n_jobs"] for t in times.values()} == {2} and [r["name"] for r in records] == ["a", "b", "c"]
+    assert {t["blas_threads"] for t in times.values()} == {os.environ.get("OPENBLAS_NUM_THREADS")}
 
 
 def test_command_line_executes_the_plan_with_one_line_per_notebook(tmp_path, capsys):

@@ -9,8 +9,11 @@ recorded run.
 The plan is a graph: an entry starts as soon as every entry it needs has
 finished, and up to ``max_parallel`` independent entries execute side by side
 (by default one per worker of ``n_jobs``), each with its share of the workers
-(``n_jobs // max_parallel``, at least one). With ``max_parallel=1`` the entries
-run one after the other in the plan's order.
+(``n_jobs // max_parallel``, at least one), which also caps the threads of its
+kernel's numerical libraries (``OMP_NUM_THREADS`` and the like), so that two
+kernels do not each start a thread per core. With ``max_parallel=1`` the
+entries run one after the other in the plan's order, with the libraries'
+default threads.
 
 For every entry the runner
 
@@ -56,6 +59,9 @@ __all__ = ["load_plan", "execute_plan", "NotebookFailed", "install_mathjax"]
 
 COMMON_PARAMETERS = ("data_dir", "output_dir", "executed_dir", "n_jobs")
 
+#: Environment variables that cap the threads of numerical libraries in a kernel.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
 
 class NotebookFailed(RuntimeError):
     """A notebook of the plan raised; the message shows the cell and the error."""
@@ -73,11 +79,17 @@ class QuietKernelManager(AsyncKernelManager):
 
     #: File that receives the kernel process's standard output and error (None: inherited).
     kernel_log: Path | None = None
+    #: Threads of the kernel's numerical libraries (OpenBLAS, MKL, OpenMP); None: their default.
+    threads: int | None = None
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         return super().format_kernel_cmd(extra_arguments) + ["--IPKernelApp.log_level=ERROR"]
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
+        if self.threads is not None:
+            env = dict(kw.get("env") or os.environ)
+            env.update({name: str(self.threads) for name in THREAD_VARIABLES})
+            kw = {**kw, "env": env}
         if self.kernel_log is None:
             return await super()._async_launch_kernel(kernel_cmd, **kw)
         Path(self.kernel_log).parent.mkdir(parents=True, exist_ok=True)
@@ -86,9 +98,9 @@ class QuietKernelManager(AsyncKernelManager):
             return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stdout": log, "stderr": log})
 
 
-def _kernel_manager(log: Path) -> type[QuietKernelManager]:
-    """A :class:`QuietKernelManager` whose kernel writes its standard streams to ``log``."""
-    return type("LoggedKernelManager", (QuietKernelManager,), {"kernel_log": log})
+def _kernel_manager(log: Path, threads: int | None = None) -> type[QuietKernelManager]:
+    """A :class:`QuietKernelManager` whose kernel writes its standard streams to ``log`` (with ``threads``)."""
+    return type("LoggedKernelManager", (QuietKernelManager,), {"kernel_log": log, "threads": threads})
 
 
 def load_plan(path: str | Path, preset: str = "paper", null_preset: str = "null") -> list[dict]:
@@ -188,7 +200,9 @@ def _parameters(entry: dict, root: Path, data_dir, results_dir: Path, executed_d
     return parameters
 
 
-def _run_entry(entry: dict, parameters: dict, root: Path, executed_dir: Path, kernel_name: str) -> dict:
+def _run_entry(
+    entry: dict, parameters: dict, root: Path, executed_dir: Path, kernel_name: str, threads: int | None = None
+) -> dict:
     """Execute one entry into place (or into ``<name>.failed.ipynb``); return its record and failure message."""
     notebook = root / entry["notebook"]
     target = executed_dir / f"{entry['name']}.ipynb"
@@ -209,7 +223,7 @@ def _run_entry(entry: dict, parameters: dict, root: Path, executed_dir: Path, ke
             cwd=str(root),
             progress_bar=False,
             log_output=False,
-            kernel_manager_class=_kernel_manager(log),
+            kernel_manager_class=_kernel_manager(log, threads),
         )
     except Exception as err:  # papermill raises PapermillExecutionError and kernel errors
         status, message = "failed", _failure_message(entry["name"], err, log)
@@ -294,6 +308,8 @@ def execute_plan(
     commit = git_commit(root)
     max_parallel = max(1, int(max_parallel or n_jobs or 1))
     share = max(1, int(n_jobs) // max_parallel)
+    # side by side, each kernel's numerical libraries get its share of the cores too
+    threads = share if max_parallel > 1 else None
     todo = [e for e in plan if not only or e["name"] in only]
     selected = {e["name"] for e in todo}
     # parameters first: a plan error stops the build before any notebook runs
@@ -333,7 +349,9 @@ def execute_plan(
                     if max_parallel == 1 and entry is not pending[0]:
                         break
                     pending.remove(entry)
-                    future = pool.submit(_run_entry, entry, parameters[entry["name"]], root, executed_dir, kernel_name)
+                    future = pool.submit(
+                        _run_entry, entry, parameters[entry["name"]], root, executed_dir, kernel_name, threads
+                    )
                     running[future] = entry
             if not running:
                 break
