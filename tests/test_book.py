@@ -334,6 +334,9 @@ def test_command_line_executes_the_plan_with_one_line_per_notebook(tmp_path, cap
     (tmp_path / "bad.yml").write_text("- {name: bad, notebook: notebooks/bad.ipynb}\n")
     assert cli.main(["execute", "--plan", str(tmp_path / "bad.yml"), "--root", str(tmp_path)]) == 1
     assert "RuntimeError: broken input" in capsys.readouterr().err
+    # a name that is not in the plan: exit status 2 and the plan's names
+    assert cli.main(["execute", "--plan", str(tmp_path / "bad.yml"), "--root", str(tmp_path), "--only", "badd"]) == 2
+    assert "No plan entry named ['badd']" in capsys.readouterr().err
 
 
 def test_kernel_streams_go_to_the_run_log_not_the_terminal(tmp_path, capfd):
@@ -356,6 +359,8 @@ def test_plan_errors(tmp_path):
     (tmp_path / "plan.yml").write_text("- {name: a, notebook: notebooks/ok.ipynb, parameters: {other: 1}}\n")
     with pytest.raises(ValueError, match="does not declare"):
         execute_plan(load_plan(tmp_path / "plan.yml"), tmp_path)
+    with pytest.raises(ValueError, match="No plan entry named"):
+        execute_plan(load_plan(tmp_path / "plan.yml"), tmp_path, only=["b"])
     (tmp_path / "dup.yml").write_text("- {name: a, notebook: x.ipynb}\n- {name: a, notebook: y.ipynb}\n")
     with pytest.raises(ValueError, match="used twice"):
         load_plan(tmp_path / "dup.yml")

@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         except NotebookFailed as err:
             print(err, file=sys.stderr)
             return 1
+        except (ValueError, FileNotFoundError) as err:  # the plan or the command line is wrong
+            print(f"craving-circuits execute: {err}", file=sys.stderr)
+            return 2
         return 0
     return 2
 

@@ -310,6 +310,9 @@ def execute_plan(
     share = max(1, int(n_jobs) // max_parallel)
     # side by side, each kernel's numerical libraries get its share of the cores too
     threads = share if max_parallel > 1 else None
+    unknown = sorted(set(only or ()) - {e["name"] for e in plan})
+    if unknown:
+        raise ValueError(f"No plan entry named {unknown}; the plan has {[e['name'] for e in plan]}.")
     todo = [e for e in plan if not only or e["name"] in only]
     selected = {e["name"] for e in todo}
     # parameters first: a plan error stops the build before any notebook runs
