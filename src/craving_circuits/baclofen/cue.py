@@ -9,7 +9,7 @@ Data conventions
 * The run table has one row per run: ``participant_id, group, session_id,
   bold, confounds, events, t_r``.
 * A run's cue map is the GLM effect of ``smoking - neutral`` in percent signal
-  change (nilearn ``FirstLevelModel`` with ``signal_scaling=0``), over the
+  change (the model of nilearn's ``FirstLevelModel`` with ``signal_scaling=0``), over the
   analysis mask: ``(n_runs, n_voxels)``.
 * Craving ratings: ``participant_id, session_id, timepoint`` (``pre`` or
   ``post`` cue exposure), ``craving``; the cue-induced craving of a session is
@@ -23,7 +23,6 @@ Data conventions
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -31,10 +30,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
-from nilearn.glm.first_level import FirstLevelModel
+from nilearn.glm.first_level import make_first_level_design_matrix, mean_scaling
 from nilearn.interfaces.fmriprep import load_confounds
 
 from craving_circuits import __version__
+from craving_circuits.io.files import read_masked_run
 from craving_circuits.io.runs import RunCache, RunOutput, map_runs
 from craving_circuits.io.schemas import EXCLUSION_COLUMNS, REPLICATE, TASK_RUN_COLUMNS
 from craving_circuits.stats.contrasts import (
@@ -46,6 +46,7 @@ from craving_circuits.stats.contrasts import (
     with_replicates,
 )
 from craving_circuits.stats.correlation import correlation, least_squares, mean_change, partial_correlation
+from craving_circuits.stats.glm import ar1_glm
 
 __all__ = [
     "TASK_RUN_COLUMNS",
@@ -72,9 +73,12 @@ def cue_glm_run(
 ) -> np.ndarray:
     """The ``smoking - neutral`` effect (percent signal) of one run: a pure function of its files.
 
-    nilearn's ``FirstLevelModel`` (cosine drift up to ``high_pass`` Hz, AR(1)
-    noise, no smoothing) with the fMRIPrep confounds of ``confounds`` (a
-    ``load_confounds`` strategy).
+    The model of nilearn's ``FirstLevelModel`` (``signal_scaling=0``, cosine
+    drift up to ``high_pass`` Hz, AR(1) noise, no smoothing) with the fMRIPrep
+    confounds of ``confounds`` (a ``load_confounds`` strategy): the same design
+    matrix (nilearn's ``make_first_level_design_matrix``), the same percent
+    scaling (``mean_scaling``) and the same AR(1) fit
+    (:func:`craving_circuits.stats.glm.ar1_glm`), on the run's mask voxels only.
 
     Returns
     -------
@@ -83,7 +87,8 @@ def cue_glm_run(
     Raises
     ------
     ValueError
-        If the events lack a condition of the contrast (naming the file).
+        If the events lack a condition of the contrast, or the confounds do not
+        have one row per volume (naming the file).
     """
 
     events = pd.read_csv(run["events"], sep="\t")
@@ -91,24 +96,27 @@ def cue_glm_run(
     if missing:
         raise ValueError(f"{run['events']} has no {sorted(missing)} trials; the cue contrast needs both conditions.")
     regressors, _ = load_confounds(run["bold"], strategy=tuple(confounds), motion="basic", wm_csf="basic")
-    model = FirstLevelModel(
-        t_r=run["t_r"],
-        mask_img=mask_img,
+    mask = np.asarray(mask_img.dataobj) > 0
+    data = read_masked_run(run["bold"], mask, mask_img.affine)
+    n_scans = data.shape[0]
+    if len(regressors) != n_scans:
+        raise ValueError(
+            f"{run['confounds']} has {len(regressors)} rows for {n_scans} volumes in {run['bold']}; "
+            f"the confounds of a run need one row per volume."
+        )
+    design = make_first_level_design_matrix(
+        np.linspace(0.0, (n_scans - 1) * run["t_r"], n_scans),
+        events[["onset", "duration", "trial_type"]],
         hrf_model=hrf_model,
         drift_model="cosine",
         high_pass=high_pass,
-        signal_scaling=0,
-        minimize_memory=True,
-        smoothing_fwhm=None,
+        add_regs=regressors.to_numpy(),
+        add_reg_names=regressors.columns.tolist(),
     )
-
-    with warnings.catch_warnings():
-        # nilearn notes that it uses the given mask rather than computing one: expected here
-        warnings.filterwarnings("ignore", message=".*a mask was given at masker creation.*")
-        model.fit(run["bold"], events=events[["onset", "duration", "trial_type"]], confounds=regressors)
-    effect = model.compute_contrast(CONTRAST, output_type="effect_size")
-    mask = np.asarray(mask_img.dataobj) > 0
-    return np.asarray(effect.dataobj, dtype=np.float32)[mask]
+    scaled, _ = mean_scaling(data.astype(np.float64), axis=0)
+    theta, _ = ar1_glm(scaled, design.to_numpy())
+    contrast = (design.columns == "smoking").astype(float) - (design.columns == "neutral")
+    return (contrast @ theta).astype(np.float32)
 
 
 @dataclass

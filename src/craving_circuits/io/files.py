@@ -30,6 +30,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 from isal import igzip
+from nibabel.volumeutils import apply_read_scaling
 
 __all__ = [
     "atomic_path",
@@ -37,6 +38,7 @@ __all__ = [
     "write_tsv",
     "write_nifti",
     "read_nifti",
+    "read_masked_run",
     "write_text",
     "read_json",
     "read_tsv",
@@ -144,6 +146,55 @@ def read_nifti(path: str | os.PathLike):
         if len(raw) >= 4 and int.from_bytes(raw[:4], "little") == _NIFTI1_HEADER_SIZE:
             return nib.Nifti1Image.from_bytes(raw)
     return nib.load(path)
+
+
+def read_masked_run(bold_path: str | Path, mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Read a 4D BOLD image and return its in-mask data.
+
+    Parameters
+    ----------
+    bold_path : path
+    mask : ndarray of bool, shape (nx, ny, nz)
+    affine : ndarray, shape (4, 4)
+        Expected affine; the image must match it and the mask's shape.
+
+    Returns
+    -------
+    data : ndarray of float32, shape (n_volumes, n_voxels)
+
+    Raises
+    ------
+    ValueError
+        If the image is not 4D, is on another grid, or has non-finite values in
+        the mask (the message names the file).
+    """
+    img = read_nifti(bold_path)
+    if img.ndim != 4:
+        raise ValueError(f"{bold_path} is {img.ndim}D; a preprocessed BOLD run must be 4D.")
+    if img.shape[:3] != mask.shape or not np.allclose(img.affine, affine, atol=1e-3):
+        raise ValueError(
+            f"{bold_path} is on another grid (shape {img.shape[:3]}) than the study's reference "
+            f"(shape {mask.shape}); resample it with nilearn.image.resample_to_img or exclude it."
+        )
+    # NIfTI data are Fortran-ordered: view them as (n_voxels_total, n_volumes) rows and
+    # gather the mask's voxels, listed in C order, by their Fortran-order positions; the
+    # header's scaling is then applied to those voxels only, by nibabel's own function
+    # (what np.asanyarray(img.dataobj) applies to the whole volume)
+    proxy = img.dataobj
+    raw = proxy.get_unscaled() if hasattr(proxy, "get_unscaled") else np.asanyarray(proxy)
+    flat = raw.reshape(-1, raw.shape[-1], order="F")
+    rows = np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
+    gathered = flat[rows]
+    if hasattr(proxy, "get_unscaled"):
+        gathered = apply_read_scaling(gathered, proxy.slope, proxy.inter)
+    data = np.asarray(gathered, dtype=np.float32).T
+    n_bad = int(np.count_nonzero(~np.isfinite(data).all(axis=0)))
+    if n_bad:
+        raise ValueError(
+            f"{bold_path} has NaN or infinite values in {n_bad} voxels of the brain mask; "
+            f"check the preprocessing of this run or exclude it."
+        )
+    return np.ascontiguousarray(data)
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> dict:
