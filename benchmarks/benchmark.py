@@ -19,7 +19,10 @@ What is measured
   voxel) Butterworth filter on the same run;
 * ``--build``: wall time of each step of `make book` (simulation, notebooks,
   HTML) in fresh data/results folders, the peak memory of the whole process
-  tree (sampled every 0.2 s) and the disk used by the simulated data;
+  tree (sampled every 0.2 s; the target is on the sum of proportional set sizes,
+  which counts a page shared between processes once, and the sum of resident
+  set sizes is reported beside it), the notebooks that were running at the peak,
+  and the disk used by the simulated data;
 * ``--tests``: wall time of `make test` and of `make test-fast`;
 * ``--rerun``: after ``--build`` (or on a built book), the teaching use: the seed
   chapter re-executed with papermill and another denoising strategy
@@ -57,6 +60,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -253,7 +257,14 @@ def clusters(n_perm: int = 1000, repeats: int = 3) -> dict:
 
 
 class _PeakMemory:
-    """Peak resident memory of a process and all its descendants."""
+    """Peak memory of a process and all its descendants, sampled every ``interval`` seconds.
+
+    Two sums over the process tree: resident set sizes (RSS), which count a page
+    shared by several processes (the numerical libraries every worker maps) once per
+    process, and proportional set sizes (PSS), which split each shared page between
+    the processes that map it, so that the sum is the memory the tree occupies.
+    ``peak_at`` is the UTC time of the PSS peak.
+    """
 
     def __init__(self, pid: int, interval: float = 0.2):
         import psutil
@@ -261,6 +272,8 @@ class _PeakMemory:
         self.proc = psutil.Process(pid)
         self.interval = interval
         self.peak = 0
+        self.peak_pss = 0
+        self.peak_at = None
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -268,17 +281,21 @@ class _PeakMemory:
         import psutil
 
         while not self._stop.is_set():
-            total = 0
+            rss = pss = 0
             try:
                 procs = [self.proc] + self.proc.children(recursive=True)
             except psutil.Error:
                 break
             for p in procs:
                 try:
-                    total += p.memory_info().rss
+                    full = p.memory_full_info()
                 except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
+                    continue
+                rss += full.rss
+                pss += getattr(full, "pss", full.rss)
+            self.peak = max(self.peak, rss)
+            if pss > self.peak_pss:
+                self.peak_pss, self.peak_at = pss, datetime.now(UTC)
             time.sleep(self.interval)
 
     def __enter__(self):
@@ -290,14 +307,33 @@ class _PeakMemory:
         self.thread.join()
 
 
-def _timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
+def _timed(cmd: list[str], cwd: Path, memory: dict | None = None) -> tuple[float, float]:
+    """Run ``cmd``; return its wall time (s) and the peak RSS sum (GB).
+
+    If ``memory`` is given it receives ``rss_gb``, ``pss_gb`` and ``peak_at``.
+    """
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     with _PeakMemory(proc.pid) as mem:
         _, err = proc.communicate()
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
+    if memory is not None:
+        memory.update(rss_gb=mem.peak / 1e9, pss_gb=mem.peak_pss / 1e9, peak_at=mem.peak_at)
     return time.perf_counter() - t0, mem.peak / 1e9
+
+
+def _running_at(log: list[dict], when) -> list[str]:
+    """Names of the notebooks of the run log that were executing at time ``when``."""
+    if when is None:
+        return []
+    names = []
+    for r in log:
+        start = datetime.fromisoformat(r["started"])
+        # ``started`` is rounded to the second
+        if start - timedelta(seconds=1) <= when <= start + timedelta(seconds=r["duration_s"] + 1):
+            names.append(r["name"])
+    return names
 
 
 def build(preset: str, null_preset: str, n_jobs: int) -> dict:
@@ -307,20 +343,28 @@ def build(preset: str, null_preset: str, n_jobs: int) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     make = ["make", f"PRESET={preset}", f"NULL_PRESET={null_preset}", f"N_JOBS={n_jobs}", f"DATA_DIR={data_dir}"]
     out = {}
-    t_total, peak = 0.0, 0.0
+    t_total, peak, peak_pss, peak_step = 0.0, 0.0, 0.0, None
     for step in ("simulate", "notebooks", "html"):
-        seconds, gb = _timed(make + [step], ROOT)
+        memory = {}
+        seconds, gb = _timed(make + [step], ROOT, memory)
         out[f"{step}_s"] = round(seconds, 1)
+        out[f"{step}_peak_pss_gb"] = round(memory["pss_gb"], 2)
         t_total += seconds
         peak = max(peak, gb)
+        if memory["pss_gb"] > peak_pss:
+            peak_pss, peak_step = memory["pss_gb"], (step, memory["peak_at"])
     out["make_book_s"] = round(t_total, 1)
-    out["peak_memory_gb"] = round(peak, 2)
+    out["peak_memory_gb"] = round(peak_pss, 2)
+    out["peak_memory_rss_sum_gb"] = round(peak, 2)
     # files shared between sibling studies are hard links: count each inode once, as du does
     inodes = {(st.st_dev, st.st_ino): st.st_size for st in (f.stat() for f in data_dir.rglob("*") if f.is_file())}
     size = sum(inodes.values())
     out["simulated_data_gb"] = round(size / 1e9, 2)
     log = json.loads((ROOT / "book" / "executed" / "runs.json").read_text())["runs"]
     out["per_notebook_s"] = {r["name"]: r["duration_s"] for r in log}
+    out["peak_memory_step"] = peak_step[0]
+    if peak_step[0] == "notebooks":
+        out["peak_memory_notebooks"] = _running_at(log, peak_step[1])
     return out
 
 
@@ -357,9 +401,14 @@ def rerun(n_jobs: int, data_dir: Path) -> dict:
         "n_jobs",
         str(n_jobs),
     ]
-    seconds, gb = _timed(cmd, ROOT)
+    memory = {}
+    seconds, _ = _timed(cmd, ROOT, memory)
     shutil.rmtree(out, ignore_errors=True)
-    return {"seed_chapter_rerun_s": round(seconds, 1), "seed_chapter_rerun_peak_memory_gb": round(gb, 2)}
+    return {
+        "seed_chapter_rerun_s": round(seconds, 1),
+        "seed_chapter_rerun_peak_memory_gb": round(memory["pss_gb"], 2),
+        "seed_chapter_rerun_peak_memory_rss_sum_gb": round(memory["rss_gb"], 2),
+    }
 
 
 def cohort(factors, n_jobs: int, n_perm: int, engine: str, scheduler_address: str | None) -> dict:
