@@ -60,18 +60,30 @@ def test_read_masked_run_equals_nilearn_masker(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("dtype", "slope", "inter"),
-    [(np.int16, 0.37, 12.5), (np.int16, 1.0, 0.0), (np.uint8, 2.0, -3.0), (np.float32, 1, 0)],
+    ("dtype", "slope", "inter", "name"),
+    [
+        (np.int16, 0.37, 12.5, "run.nii.gz"),
+        (np.int16, 1.0, 0.0, "run.nii.gz"),
+        (np.uint8, 2.0, -3.0, "run.nii.gz"),
+        (np.float32, 1, 0, "run.nii.gz"),
+        (np.dtype(">i2"), 0.37, 12.5, "run.nii.gz"),  # not the machine's byte order: read by nibabel
+        (np.int16, 0.37, 12.5, "run.nii"),  # not gzipped: read from disk by nibabel
+    ],
 )
-def test_read_masked_run_scales_the_mask_voxels_as_nibabel_scales_the_volume(tmp_path, dtype, slope, inter):
+def test_read_masked_run_scales_the_mask_voxels_as_nibabel_scales_the_volume(tmp_path, dtype, slope, inter, name):
     """The header's scaling applied to the gathered voxels only: the values of nibabel's scaled whole volume."""
     rng = np.random.default_rng(3)
     mask = rng.random((6, 7, 5)) > 0.4
-    img = nib.Nifti1Image((rng.random((6, 7, 5, 9)) * 100).astype(dtype), AFFINE)
+    header = nib.Nifti1Header(endianness=np.dtype(dtype).byteorder if np.dtype(dtype).byteorder == ">" else None)
+    img = nib.Nifti1Image((rng.random((6, 7, 5, 9)) * 100).astype(dtype), AFFINE, header=header)
+    img.set_data_dtype(np.dtype(dtype))
     img.header.set_slope_inter(slope, inter)
-    img.to_filename(tmp_path / "run.nii.gz")
-    expected = np.asanyarray(nib.load(tmp_path / "run.nii.gz").dataobj)[mask].T.astype(np.float32)
-    np.testing.assert_array_equal(connectivity.read_masked_run(tmp_path / "run.nii.gz", mask, AFFINE), expected)
+    img.to_filename(tmp_path / name)
+    assert nib.load(tmp_path / name).get_data_dtype() == np.dtype(dtype)
+    expected = np.asanyarray(nib.load(tmp_path / name).dataobj)[mask].T.astype(np.float32)
+    got = connectivity.read_masked_run(tmp_path / name, mask, AFFINE)
+    np.testing.assert_array_equal(got, expected)
+    assert got.flags.c_contiguous and got.flags.writeable
 
 
 def test_read_masked_run_rejects_other_grid_and_nan(tmp_path):

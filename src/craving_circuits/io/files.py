@@ -176,18 +176,21 @@ def read_masked_run(bold_path: str | Path, mask: np.ndarray, affine: np.ndarray)
             f"{bold_path} is on another grid (shape {img.shape[:3]}) than the study's reference "
             f"(shape {mask.shape}); resample it with nilearn.image.resample_to_img or exclude it."
         )
-    # NIfTI data are Fortran-ordered: view them as (n_voxels_total, n_volumes) rows and
-    # gather the mask's voxels, listed in C order, by their Fortran-order positions; the
-    # header's scaling is then applied to those voxels only, by nibabel's own function
-    # (what np.asanyarray(img.dataobj) applies to the whole volume)
+    # NIfTI data are Fortran-ordered, time slowest: in memory they are (n_volumes,
+    # n_voxels_total) rows in C order, so the mask's voxels (listed in C order) are
+    # gathered by their Fortran-order positions along each row; the header's scaling
+    # is then applied to those voxels only, by nibabel's own function (what
+    # np.asanyarray(img.dataobj) applies to the whole volume)
     proxy = img.dataobj
-    raw = proxy.get_unscaled() if hasattr(proxy, "get_unscaled") else np.asanyarray(proxy)
-    flat = raw.reshape(-1, raw.shape[-1], order="F")
-    rows = np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
-    gathered = flat[rows]
+    columns = np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
+    raw = _unscaled_in_memory(img)
+    if raw is None:
+        raw = proxy.get_unscaled() if hasattr(proxy, "get_unscaled") else np.asanyarray(proxy)
+    flat = raw.reshape(-1, raw.shape[-1], order="F").T  # a view: (n_volumes, n_voxels_total)
+    gathered = flat[:, columns]
     if hasattr(proxy, "get_unscaled"):
         gathered = apply_read_scaling(gathered, proxy.slope, proxy.inter)
-    data = np.asarray(gathered, dtype=np.float32).T
+    data = np.asarray(gathered, dtype=np.float32)
     n_bad = int(np.count_nonzero(~np.isfinite(data).all(axis=0)))
     if n_bad:
         raise ValueError(
@@ -195,6 +198,24 @@ def read_masked_run(bold_path: str | Path, mask: np.ndarray, affine: np.ndarray)
             f"check the preprocessing of this run or exclude it."
         )
     return np.ascontiguousarray(data)
+
+
+def _unscaled_in_memory(img) -> np.ndarray | None:
+    """The unscaled data of an image read by :func:`read_nifti`, as a view of its bytes in memory.
+
+    nibabel would copy the bytes into a new array; for a NIfTI-1 image held in
+    memory the array is a read-only view on the decompressed bytes instead.
+    None for anything else (a file on disk, a non-native byte order).
+    """
+    proxy = getattr(img, "dataobj", None)
+    fileobj = getattr(getattr(proxy, "file_like", None), "getbuffer", None)
+    if fileobj is None or not isinstance(img, nib.Nifti1Image):
+        return None
+    dtype = img.get_data_dtype()
+    if not dtype.isnative or getattr(proxy, "order", "F") != "F":
+        return None
+    count = int(np.prod(img.shape))
+    return np.frombuffer(fileobj(), dtype=dtype, count=count, offset=int(proxy.offset)).reshape(img.shape, order="F")
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> dict:
