@@ -190,6 +190,7 @@ def cue_maps(
             settings={
                 "version": __version__,
                 "stage": "cue GLM",
+                "fit": "stats.glm.ar1_glm",  # maps of the earlier FirstLevelModel fit are recomputed
                 **{k: list(v) if isinstance(v, tuple) else v for k, v in glm.items()},
             },
             stem=_cue_stem,
