@@ -1,5 +1,7 @@
 """Seed connectivity of one run: exact answers on synthetic runs, and nilearn as the oracle."""
 
+import gzip
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -165,3 +167,13 @@ def test_seed_map_equals_nilearn_pipeline_on_simulated_run(tiny_study_dir):
     # compared as correlations: near |r| = 1 the Fisher z magnifies float32 rounding of the stored map
     np.testing.assert_allclose(np.tanh(result.z_map), expected, atol=1e-6)
     assert result.qc["n_kept"] == len(sample_mask)
+
+
+def test_read_masked_run_names_a_truncated_file(tmp_path):
+    path, mask, _ = _synthetic_run(tmp_path)
+    raw = gzip.decompress(path.read_bytes())
+    short = tmp_path / "short_bold.nii.gz"
+    short.write_bytes(gzip.compress(raw[:-100]))
+    with pytest.raises(ValueError, match="truncated") as err:
+        connectivity.read_masked_run(short, mask, AFFINE)
+    assert str(short) in str(err.value)

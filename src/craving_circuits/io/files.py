@@ -165,8 +165,8 @@ def read_masked_run(bold_path: str | Path, mask: np.ndarray, affine: np.ndarray)
     Raises
     ------
     ValueError
-        If the image is not 4D, is on another grid, or has non-finite values in
-        the mask (the message names the file).
+        If the image is not 4D, is on another grid, is shorter than its header
+        says, or has non-finite values in the mask (the message names the file).
     """
     img = read_nifti(bold_path)
     if img.ndim != 4:
@@ -185,7 +185,13 @@ def read_masked_run(bold_path: str | Path, mask: np.ndarray, affine: np.ndarray)
     columns = np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
     raw = _unscaled_in_memory(img)
     if raw is None:
-        raw = proxy.get_unscaled() if hasattr(proxy, "get_unscaled") else np.asanyarray(proxy)
+        try:
+            raw = proxy.get_unscaled() if hasattr(proxy, "get_unscaled") else np.asanyarray(proxy)
+        except (OSError, EOFError) as err:
+            raise ValueError(
+                f"{bold_path} could not be read ({err}); the file is probably truncated: "
+                f"copy or preprocess it again, or exclude the run."
+            ) from err
     flat = raw.reshape(-1, raw.shape[-1], order="F").T  # a view: (n_volumes, n_voxels_total)
     gathered = flat[:, columns]
     if hasattr(proxy, "get_unscaled"):
@@ -215,7 +221,10 @@ def _unscaled_in_memory(img) -> np.ndarray | None:
     if not dtype.isnative or getattr(proxy, "order", "F") != "F":
         return None
     count = int(np.prod(img.shape))
-    return np.frombuffer(fileobj(), dtype=dtype, count=count, offset=int(proxy.offset)).reshape(img.shape, order="F")
+    buffer = fileobj()
+    if buffer.nbytes < int(proxy.offset) + count * dtype.itemsize:
+        return None  # shorter than its header says: nibabel reads it and raises its own error
+    return np.frombuffer(buffer, dtype=dtype, count=count, offset=int(proxy.offset)).reshape(img.shape, order="F")
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> dict:
