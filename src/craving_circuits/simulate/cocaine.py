@@ -779,7 +779,9 @@ def simulate_run_data(geometry: _Geometry, params: CocaineStudyParams, run: dict
         From :func:`build_geometry`.
     params : CocaineStudyParams
     run : dict
-        A row of :func:`simulate_runs_table`.
+        A row of :func:`simulate_runs_table`; its ``run_key`` seeds the run's
+        draws, and its first index (the participant's) picks the participant's
+        planted regions (:meth:`_Geometry.footprints`).
 
     Returns
     -------

@@ -345,7 +345,13 @@ def baclofen_roi_model(params: BaclofenStudyParams, n_draws: int = 200, rng=0, n
     mask = np.asarray(mask_img.dataobj) > 0
     rois = {name: roi[mask] for name, roi in roi_masks(["dlpfc_right", *CUE_ROIS], mask_img).items()}
     dlpfc = rois["dlpfc_right"]
-    people = [maps.participant(i) for i in range(int(n_jitter))]
+    # the footprints' ROI means, one participant's maps at a time: [dlPFC, *cue ROIs]
+    shares = np.array(
+        [
+            [own.dlpfc[dlpfc].mean(), *(own.cue[rois[name]].mean() for name in CUE_ROIS)]
+            for own in map(maps.participant, range(int(n_jitter)))
+        ]
+    ).mean(axis=0)
     gm = maps.geometry.gm
     # as true_cbf draws it: the first volume of a 16-volume sample
     regional = np.array([maps.geometry.noise.sample(rng, 16)[0] for _ in range(n_draws)]) * params.cbf_regional_sd * gm
@@ -361,11 +367,11 @@ def baclofen_roi_model(params: BaclofenStudyParams, n_draws: int = 200, rng=0, n
     voxel_sd = per_unit * sd_delta_m / maps.m0[dlpfc]
     return BaclofenRoiModel(
         dlpfc_base=float(maps.cbf_base[dlpfc].mean()),
-        dlpfc_weight=float(np.mean([m.dlpfc[dlpfc].mean() for m in people])),
+        dlpfc_weight=float(shares[0]),
         gm_base=float(np.average(maps.cbf_base, weights=gm)),
         regional_sd=float(regional[:, dlpfc].mean(axis=1).std(ddof=1)),
         thermal_sd=float(np.sqrt((voxel_sd**2).sum()) / dlpfc.sum()),
-        cue_weights={name: float(np.mean([m.cue[rois[name]].mean() for m in people])) for name in CUE_ROIS},
+        cue_weights={name: float(share) for name, share in zip(CUE_ROIS, shares[1:])},
     )
 
 
