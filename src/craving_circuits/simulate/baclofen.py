@@ -149,9 +149,15 @@ class BaclofenStudyParams:
     task_white_noise_sd: float = _p(0.8, "SD of voxel-wise white noise in the task run (%).")
     motion_step_mm: float = _p(0.02, "SD of the per-volume head-motion step in task runs (mm).")
     # planted effects
-    dlpfc_cbf_rise: float = _p(12.0, "Mean rise of right-dlPFC CBF from T1 to T2 under baclofen (ml/100 g/min).")
-    dlpfc_rise_sd: float = _p(5.0, "Between-participant SD of that rise, both groups (ml/100 g/min).")
-    cue_dlpfc_coupling: float = _p(-0.1, "Change of the T2 cue response per ml/100 g/min of dlPFC CBF rise (%).")
+    dlpfc_cbf_rise: float = _p(
+        20.0,
+        "Mean rise of CBF from T1 to T2 under baclofen at the peak of the planted right-dlPFC region "
+        "(ml/100 g/min); the analysis ROI's mean rises by a fraction of it (see simulate.regions).",
+    )
+    dlpfc_rise_sd: float = _p(8.0, "Between-participant SD of that rise, both groups (ml/100 g/min, at the peak).")
+    cue_dlpfc_coupling: float = _p(
+        -0.06, "Change of the T2 cue response per ml/100 g/min of peak dlPFC CBF rise (%, at the peak)."
+    )
     baclofen_global_cbf: float = _p(
         0.0,
         "Change of global CBF at T2 under baclofen (fraction of each participant's CBF, everywhere): "

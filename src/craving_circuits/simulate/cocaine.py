@@ -187,7 +187,7 @@ class CocaineStudyParams:
     n_volumes: int = _p(150, "Volumes per resting-state run.")
     repetition_time: float = _p(2.0, "Repetition time (s).")
     # signal and noise, percent signal change
-    source_sd: float = _p(1.6, "SD of each regional source at the peak of its planted region (%).")
+    source_sd: float = _p(2.0, "SD of each regional source at the peak of its planted region (%).")
     global_sd: float = _p(0.3, "SD of the global signal fluctuation (%).")
     physio_sd: float = _p(1.0, "SD of white-matter and CSF fluctuations in pure tissue (%).")
     smooth_noise_sd: float = _p(0.8, "SD of spatially smooth AR(1) noise (%).")

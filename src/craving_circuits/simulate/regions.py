@@ -114,7 +114,7 @@ PLANTED_REGIONS: dict[str, PlantedRegion] = {
             "ventral_striatum",
             "Ventral striatum / nucleus accumbens, both hemispheres",
             ((-12.0, 10.0, -8.0), (12.0, 10.0, -8.0)),
-            12.0,
+            14.0,
             f"Ventral-striatal peak of reward-anticipation and drug-cue fMRI; {_TYPICAL}",
         ),
         PlantedRegion(
@@ -126,16 +126,17 @@ PLANTED_REGIONS: dict[str, PlantedRegion] = {
         ),
         PlantedRegion(
             "dlpfc_right",
-            "Right dorsolateral prefrontal cortex (middle frontal gyrus)",
+            "Right dorsolateral prefrontal cortex (middle frontal gyrus), a perfusion change",
             ((40.0, 34.0, 30.0),),
-            16.0,
-            f"The right peak of 'dlpfc'; {_TYPICAL}",
+            20.0,
+            f"The right peak of 'dlpfc', broader: ASL's coarse effective resolution, whose readout blurring "
+            f"the simulator does not model otherwise; {_TYPICAL}",
         ),
         PlantedRegion(
             "medial_thalamus",
             "Medial (mediodorsal) thalamus, both hemispheres",
             ((-6.0, -14.0, 6.0), (6.0, -14.0, 6.0)),
-            14.0,
+            16.0,
             f"Mediodorsal thalamic peak of craving and cue-reactivity fMRI; {_TYPICAL}",
         ),
         PlantedRegion(
