@@ -15,9 +15,15 @@ first level by what the analyses extract from them:
   Fisher z, computed with the first level's own functions, gets a further
   run-level error of SD ``run_noise_z`` (what denoising costs in degrees of
   freedom, scrubbing and residual artefacts). The defaults, 0.3 and 0.18,
-  match the mean craving rises and the spread of the state differences of the
-  image pipeline on the ``paper`` study (controls: SD 0.31 of a session's
-  craving - neutral change).
+  were matched to the mean craving rises and the spread of the state
+  differences of the image pipeline on the ``paper`` study when the image
+  simulator planted its sources on the analysis ROIs. With the planted regions
+  of :mod:`craving_circuits.simulate.regions` the spread still matches
+  (controls: SD 0.32 and 0.33 of a session's craving - neutral change, dlPFC
+  and thalamus), but on the ``paper`` seed the image pipeline's CUD rise is
+  0.25 for the dlPFC and 0.51 for the thalamus, against 0.38 and 0.43 here:
+  one ``roi_noise`` for both targets no longer matches both, and the ROI-level
+  twin overstates the dlPFC's recovery.
 * **baclofen**: each session's right-dlPFC CBF is the analysis ROI's mean of the
   image simulator's model (baseline scaled by global CBF, smooth regional
   variation, the planted rise times the rise footprint, thermal noise of the
