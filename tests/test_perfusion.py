@@ -12,15 +12,23 @@ import scipy.stats
 
 from craving_circuits.baclofen import layout as baclofen_layout
 from craving_circuits.baclofen import perfusion
+from craving_circuits.io.atlas import roi_mask
+from craving_circuits.io.bids import run_files
 from craving_circuits.simulate.baclofen import (
     SESSIONS,
     TASK,
+    _block_regressors,
+    _Maps,
     asl_paths,
     baclofen_params,
     cue_events,
     planted_baclofen_effects,
+    simulate_asl_run,
+    simulate_baclofen_participants,
     simulate_baclofen_study,
+    simulate_task_run,
 )
+from craving_circuits.simulate.regions import study_regions
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +71,38 @@ def test_events_are_blocks_inside_the_run():
     assert set(events["trial_type"]) == {"neutral", "smoking"}
     assert (events["onset"] + events["duration"]).max() <= params.n_task_volumes * params.task_repetition_time
     assert events["onset"].is_monotonic_increasing
+
+
+def test_a_session_regenerated_alone_equals_its_files_and_truth(tiny_baclofen):
+    """Any session, rebuilt alone with its participant's planted regions, equals what the study wrote."""
+    params = baclofen_params("tiny")
+    maps = _Maps(params)
+    people = list(simulate_baclofen_participants(params).itertuples(index=False))
+    regressors = _block_regressors(params)
+    sim = tiny_baclofen / "derivatives" / "simulation"
+    truth = pd.read_csv(sim / "ground_truth_sessions.tsv", sep="\t").set_index(["participant_id", "session_id"])
+    roi = roi_mask(
+        "dlpfc_right",
+        nib.load(
+            run_files(tiny_baclofen / "derivatives" / "fmriprep", people[0].participant_id, SESSIONS[0], TASK).mask
+        ),
+    )
+    for p_idx, s_idx in ((7, 1), (2, 0)):  # not the study's order
+        person, session = people[p_idx], SESSIONS[s_idx]
+        own = maps.participant(p_idx)
+        asl = simulate_asl_run(own, person, p_idx, s_idx, params)
+        on_disk = np.asarray(nib.load(asl_paths(tiny_baclofen, person.participant_id, session)["asl"]).dataobj)
+        np.testing.assert_array_equal(on_disk[maps.mask].T, np.rint(asl["series"]).astype(np.int16))
+        task = simulate_task_run(own, person, p_idx, s_idx, params, regressors)
+        files = run_files(tiny_baclofen / "derivatives" / "fmriprep", person.participant_id, session, TASK)
+        np.testing.assert_array_equal(np.asarray(nib.load(files.bold).dataobj)[maps.mask].T, task["data"])
+        row = truth.loc[(person.participant_id, session)]
+        assert row["dlpfc_cbf"] == pytest.approx(np.average(asl["cbf"], weights=own.dlpfc), rel=1e-5)
+        assert row["dlpfc_roi_cbf"] == pytest.approx(asl["cbf"][roi[maps.mask]].mean(), rel=1e-5)
+        # the participant's regions are not the template's: the jitter reaches the data
+        assert not np.array_equal(own.dlpfc, maps.dlpfc) and not np.array_equal(own.cue, maps.cue)
+    truth_json = json.loads((sim / "ground_truth.json").read_text())
+    assert truth_json["planted_regions"] == study_regions("baclofen")
 
 
 def test_cbf_maps_recover_the_planted_perfusion(tiny_baclofen, tmp_path):

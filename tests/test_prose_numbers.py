@@ -30,7 +30,7 @@ from craving_circuits.baclofen import asl
 from craving_circuits.cocaine import connectivity, denoise, glutamate, mrs
 from craving_circuits.io import atlas, bids
 from craving_circuits.io.files import write_json, write_tsv
-from craving_circuits.simulate import baclofen, cocaine, fmriprep, signals
+from craving_circuits.simulate import baclofen, cocaine, fmriprep, regions, signals
 from craving_circuits.verdict import calibration
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +93,15 @@ def _mni(spheres) -> str:
         return f"(±{abs(x1):g}, {num(y1)}, {num(z1)})"
     ((x, y, z),) = spheres
     return f"({num(x)}, {num(y)}, {num(z)})"
+
+
+def _planted_region_rows(study: str) -> list[str]:
+    """The cells ``| peaks | FWHM |`` of a study's planted regions, as the book's tables write them."""
+    assert regions.OVERLAP_LEVEL == 0.5  # "half its maximum"
+    return [
+        f"| {_mni(regions.PLANTED_REGIONS[name].peaks_mm)} | {regions.PLANTED_REGIONS[name].fwhm_mm:g} mm |"
+        for name in regions.STUDY_REGIONS[study].values()
+    ]
 
 
 def _assert_in_prose(rows) -> None:
@@ -164,7 +173,10 @@ def test_cocaine_design_states_the_simulator_defaults():
                 page,
                 f"${kept:g} \\times {p['craving_nacc_thalamus']:g} \\approx {kept * p['craving_nacc_thalamus']:.2f}$",
             ),
-            # footprints
+            # planted regions (the table of simulate.regions) and the analysis ROIs
+            (page, f"anatomical jitter of $N(0, {regions.JITTER_SD_MM:g}^2)$ mm per axis"),
+            *[(page, row) for row in _planted_region_rows("cocaine")],
+            (page, "(thresholded at half its maximum)"),
             (page, f"probability where it is at least {rois['nacc'].min_probability:g} %"),
             (page, f"thalamus within {rois['thalamus_midline'].max_abs_x_mm:g} mm of the midline"),
             (page, f"uses {rois['dlpfc'].radius_mm:g} mm spheres at {_mni(rois['dlpfc'].spheres_mm)} mm"),
@@ -227,7 +239,6 @@ MODEL_CONSTANTS = [
     ("simulate_run_data", "band_limited_noise(rng, n_t, 2, t_r, 0.01, 0.2)", "CSF fluctuations (0.01–0.2 Hz)"),
     ("simulate_run_data", "+ 1.5 * physio[:, 1:] * geometry.csf", "+ 1.5\\, C(t)\\, p^{\\mathrm{CSF}}_v"),
     ("simulate_run_data", "np.convolve(fd, [1.0, 0.5, 0.25])", "(weights 1, 0.5, 0.25)"),
-    ("build_geometry", "sigma=0.5)[mask] * gm", "a Gaussian of 0.5 voxel SD"),
     ("build_geometry", "1.0 + 0.05 * field_", "a smooth bias field (SD 5 %)"),
     ("build_geometry", "_tissue_index(wm, (0.95,", "white-matter probability above 0.95"),
     ("build_geometry", "_tissue_index(csf, (0.9,", "CSF above 0.9"),
@@ -281,7 +292,9 @@ def test_baclofen_pages_state_the_simulator_and_quantification_defaults():
             (page, f"$\\Delta M/M_0 = 0.006$ with $\\tau = \\mathrm{{PLD}} = 1.8$ s gives {unit:.2f} ml/100 g/min"),
             (page, f"the T2 - T1 CBF map is smoothed ({_parameters('baclofen_cbf')['smoothing_fwhm']:g} mm)"),
             (page, f"cosine drift regressors up to {_parameters('baclofen_mediation')['high_pass']:g} Hz"),
-            ("book/baclofen_design.md", f"a right dlPFC sphere at {_mni(rois['dlpfc_right'].spheres_mm)} mm"),
+            ("book/baclofen_design.md", f"right dlPFC sphere at {_mni(rois['dlpfc_right'].spheres_mm)} mm"),
+            (page, f"anatomical jitter of $N(0, {regions.JITTER_SD_MM:g}^2)$ mm per axis"),
+            *[(page, row) for row in _planted_region_rows("baclofen")],
             ("book/baclofen_design.md", f"spheres at {_mni(rois['insula_anterior_ventral'].spheres_mm)} mm"),
         ]
     )

@@ -36,6 +36,7 @@ from craving_circuits.simulate.cocaine import (
     source_correlation,
 )
 from craving_circuits.simulate.params import params_to_dict
+from craving_circuits.simulate.regions import study_regions
 
 TINY = cocaine_params("tiny")
 
@@ -448,6 +449,8 @@ def test_tiny_study_ground_truth(tiny_study_dir):
     assert truth["parameters"] == params_to_dict(params)
     assert truth["effects"] == planted_effects(params)
     assert truth["sources"] == list(SOURCES)
+    assert truth["planted_regions"] == study_regions("cocaine")
+    assert [r["roi"] for r in truth["planted_regions"]] == list(SOURCES)
     runs = pd.read_csv(sim / "ground_truth_runs.tsv", sep="\t")
     assert len(runs) == TINY.n_participants * 4
     fmriprep = tiny_study_dir / "derivatives" / "fmriprep"

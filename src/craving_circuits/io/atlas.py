@@ -14,8 +14,10 @@ Data conventions
   the package itself is not imported). The MNI brain mask and tissue templates
   are nilearn's bundled copies. Nothing is downloaded.
 
-The ROIs of the book are defined once, in :data:`ROIS`, and used both by the
-simulator (as footprints of regional sources) and by the analyses.
+The ROIs of the book are defined once, in :data:`ROIS`, and used by the
+analyses. The simulators do not plant their effects on them but in regions of
+their own (:mod:`craving_circuits.simulate.regions`), which these ROIs overlap
+only in part.
 """
 
 from __future__ import annotations

@@ -22,11 +22,21 @@ larger the rise, the smaller the T2 cue response in the anterior ventral insula
 and vmPFC (``cue_dlpfc_coupling``, percent signal per ml/100 g/min); baclofen
 lowers cue-induced craving at T2 (``baclofen_craving_effect``).
 
+The CBF rise and the cue response are planted in regions of their own
+(:mod:`craving_circuits.simulate.regions`: grey-matter-weighted Gaussian blobs
+around typical literature coordinates, shifted in each participant by an
+anatomical jitter drawn from ``seed`` and the participant's index). A planted
+amount is the change at the peak of its region; the analysis ROIs overlap the
+regions only in part and see a diluted change (``dlpfc_roi_cbf`` in
+``ground_truth_sessions.tsv`` is the true CBF averaged over the analysis ROI).
+
 Shared with the analysis
 ------------------------
 Nothing from the analysis layers. From :mod:`craving_circuits.io`: the BIDS
-naming, the atlas ROIs (the footprints of the planted CBF rise and cue
-responses coincide with the analysis ROIs) and
+naming; the right-dlPFC analysis ROI, only to write the true CBF averaged over
+it into the ground truth (the planted CBF rise and cue responses lie in the
+planted regions of :mod:`craving_circuits.simulate.regions`, which the analysis
+ROIs overlap only in part); and
 :class:`craving_circuits.io.bids.AslConstants`, the labelling constants the
 simulator writes into each ``*_asl.json`` and generates the signal with: the
 same single-compartment model that quantification inverts, so CBF recovery is
@@ -35,6 +45,7 @@ exact up to noise and motion.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,10 +55,9 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from nilearn.glm.first_level import compute_regressor
-from scipy import ndimage
 from tqdm import tqdm
 
-from craving_circuits.io.atlas import brain_mask, roi_weights
+from craving_circuits.io.atlas import brain_mask, roi_mask
 from craving_circuits.io.bids import SPACE, AslConstants, run_files
 from craving_circuits.io.files import write_json, write_nifti, write_text, write_tsv
 from craving_circuits.simulate.cocaine import build_geometry
@@ -58,6 +68,7 @@ from craving_circuits.simulate.params import (
     params_to_dict,
     resolve_params,
 )
+from craving_circuits.simulate.regions import PlantedFootprints, study_regions
 from craving_circuits.simulate.signals import (
     band_limited_noise,
     framewise_displacement,
@@ -86,7 +97,9 @@ CUE_ROIS = ("insula_anterior_ventral", "vmpfc")
 def _code_hash() -> str:
 
     here = Path(__file__).resolve().parent
-    files = [here / name for name in ("baclofen.py", "cocaine.py", "signals.py", "fmriprep.py", "params.py")]
+    files = [
+        here / name for name in ("baclofen.py", "cocaine.py", "signals.py", "fmriprep.py", "params.py", "regions.py")
+    ]
     files += [here.parent / "io" / name for name in ("atlas.py", "bids.py", "files.py")]
     digest = hashlib.sha256()
     for path in files:
@@ -136,9 +149,15 @@ class BaclofenStudyParams:
     task_white_noise_sd: float = _p(0.8, "SD of voxel-wise white noise in the task run (%).")
     motion_step_mm: float = _p(0.02, "SD of the per-volume head-motion step in task runs (mm).")
     # planted effects
-    dlpfc_cbf_rise: float = _p(12.0, "Mean rise of right-dlPFC CBF from T1 to T2 under baclofen (ml/100 g/min).")
-    dlpfc_rise_sd: float = _p(5.0, "Between-participant SD of that rise, both groups (ml/100 g/min).")
-    cue_dlpfc_coupling: float = _p(-0.1, "Change of the T2 cue response per ml/100 g/min of dlPFC CBF rise (%).")
+    dlpfc_cbf_rise: float = _p(
+        20.0,
+        "Mean rise of CBF from T1 to T2 under baclofen at the peak of the planted right-dlPFC region "
+        "(ml/100 g/min); the analysis ROI's mean rises by a fraction of it (see simulate.regions).",
+    )
+    dlpfc_rise_sd: float = _p(8.0, "Between-participant SD of that rise, both groups (ml/100 g/min, at the peak).")
+    cue_dlpfc_coupling: float = _p(
+        -0.06, "Change of the T2 cue response per ml/100 g/min of peak dlPFC CBF rise (%, at the peak)."
+    )
     baclofen_global_cbf: float = _p(
         0.0,
         "Change of global CBF at T2 under baclofen (fraction of each participant's CBF, everywhere): "
@@ -295,8 +314,14 @@ def cue_response(participant, session: str, params: BaclofenStudyParams) -> floa
 
 
 def planted_baclofen_effects(params: BaclofenStudyParams) -> list[dict]:
-    """The effects planted in the study, in the form of the cocaine study's ground truth."""
-    cbf = "ml/100 g/min"
+    """The effects planted in the study, in the form of the cocaine study's ground truth.
+
+    CBF changes and cue responses are planted amounts at the peaks of their
+    planted regions (:mod:`craving_circuits.simulate.regions`); the analysis
+    ROIs overlap the regions only in part, so their means change by less
+    (``region_overlap``'s ``roi_mean_weight`` is the share, before jitter).
+    """
+    cbf = "ml/100 g/min at the peak of the planted region"
     rows = [
         (
             "group_x_time_dlpfc_cbf",
@@ -309,7 +334,7 @@ def planted_baclofen_effects(params: BaclofenStudyParams) -> list[dict]:
         (
             "cue_response_t1",
             "Smoking minus neutral cue response in anterior ventral insula and vmPFC at T1",
-            "% signal",
+            "% signal at the peak of the planted regions",
             params.cue_response_pct,
         ),
         (
@@ -392,7 +417,14 @@ def _block_regressors(params: BaclofenStudyParams) -> dict[str, np.ndarray]:
 
 
 class _Maps:
-    """Per-study maps on the analysis grid: tissue, footprints, M0."""
+    """Maps on the analysis grid: tissue, M0 and the footprints of the planted CBF rise and cue response.
+
+    ``dlpfc`` (the rise) and ``cue`` are footprints over the mask's voxels,
+    maximum 1, built from the planted regions of
+    :mod:`craving_circuits.simulate.regions`. ``_Maps(params)`` holds the
+    template (no jitter); the study's sessions use ``maps.participant(p_idx)``,
+    the same maps with that participant's jittered footprints.
+    """
 
     def __init__(self, params: BaclofenStudyParams):
 
@@ -404,15 +436,25 @@ class _Maps:
         self.cbf_base = (params.gm_cbf * g.gm + params.wm_cbf * g.wm) / total
         self.m0 = params.m0_scale * (1.0 * g.gm + 0.85 * g.wm + 1.2 * g.csf) / total
         self.m0 = np.maximum(self.m0, 0.2 * params.m0_scale)
-        w = ndimage.gaussian_filter(roi_weights("dlpfc_right", mask_img), sigma=0.5)[self.mask] * g.gm
-        self.dlpfc = w / w.max()
-        cue = sum(ndimage.gaussian_filter(roi_weights(name, mask_img), sigma=0.5)[self.mask] for name in CUE_ROIS)
-        cue = cue * g.gm
-        self.cue = cue / cue.max()
+        self.planted = PlantedFootprints("baclofen", g.mask, g.affine, g.gm, params.seed)
+        self._set_footprints(self.planted.template())
+        self.dlpfc_roi = roi_mask("dlpfc_right", mask_img)[self.mask]  # for the ground truth only
         static = np.zeros(self.mask.shape)
         static[self.mask] = self.m0
         zooms = np.abs(np.diag(self.affine)[:3])
         self.gradient_z = (np.gradient(static, zooms[2], axis=2))[self.mask]  # signal per mm along z
+
+    def _set_footprints(self, stack: np.ndarray) -> None:
+        rois = self.planted.rois
+        self.dlpfc = stack[rois.index("dlpfc_right")].astype(np.float64)
+        cue = sum(stack[rois.index(name)].astype(np.float64) for name in CUE_ROIS)
+        self.cue = cue / cue.max()
+
+    def participant(self, participant_index: int) -> _Maps:
+        """These maps with the footprints of one participant (their anatomical jitter)."""
+        out = copy.copy(self)
+        out._set_footprints(self.planted.participant(participant_index))
+        return out
 
 
 def global_scale(participant, session: str, params: BaclofenStudyParams, rng) -> float:
@@ -521,6 +563,7 @@ def _volume(maps: _Maps, values: np.ndarray, zooms: tuple) -> nib.Nifti1Image:
 def _write_session(
     maps: _Maps, participant, p_idx: int, s_idx: int, params: BaclofenStudyParams, root: Path, regressors: dict
 ) -> dict:
+    maps = maps.participant(p_idx)  # this participant's planted regions
     session = SESSIONS[s_idx]
     pid = participant.participant_id
     vox = (float(params.voxel_size_mm),) * 3
@@ -583,6 +626,7 @@ def _write_session(
         "participant_id": pid,
         "session_id": session,
         "dlpfc_cbf": float(np.average(asl_run["cbf"], weights=maps.dlpfc)),
+        "dlpfc_roi_cbf": float(asl_run["cbf"][maps.dlpfc_roi].mean()),
         "gm_cbf": float(np.average(asl_run["cbf"], weights=g.gm)),
         "cue_response": cue_response(participant, session, params),
         "task_mean_fd": float(fd.mean()),
@@ -688,6 +732,7 @@ def simulate_baclofen_study(
             "study": "baclofen",
             "space": SPACE,
             "effects": planted_baclofen_effects(params),
+            "planted_regions": study_regions("baclofen"),
             "files": {"participants": "ground_truth_participants.tsv", "sessions": "ground_truth_sessions.tsv"},
         },
     )

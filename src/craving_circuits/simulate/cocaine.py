@@ -10,7 +10,11 @@ Generative model of a run (percent signal change, then scaled to intensities)
 --------------------------------------------------------------------------------
 * Six band-limited (0.01-0.1 Hz) regional sources (NAcc, dlPFC, midline
   thalamus, insula, vmPFC, posterior cingulate) with a run-specific
-  correlation matrix; each source loads on its atlas ROI (smoothed edges).
+  correlation matrix; each source loads on a planted region of its own
+  (:mod:`craving_circuits.simulate.regions`: a grey-matter-weighted Gaussian
+  blob around typical literature coordinates, shifted in each participant by
+  an anatomical jitter), which the analysis ROI of the same name overlaps
+  only in part.
 * The NAcc-dlPFC and NAcc-thalamus source couplings (Fisher z) carry a
   participant random intercept and, in CUD during craving, the planted rises.
   The thalamic rise grows with a latent *craving reactivity* ``u`` that also
@@ -27,14 +31,18 @@ Generative model of a run (percent signal change, then scaled to intensities)
   gradient and through spin-history signal drops after each movement.
 
 Everything random is drawn from generators seeded by ``seed`` and the run's
-indices, so any run can be regenerated on its own and in any order.
+indices (the anatomical jitter by ``seed`` and the participant's index), so any
+run can be regenerated on its own and in any order.
 
 Shared with the analysis
 ------------------------
 Nothing from the analysis layers. From :mod:`craving_circuits.io`: the BIDS
 naming (the simulator writes the files the analysis finds), the MNI brain mask
-and tissue probabilities, and the atlas ROIs, which are also the footprints of
-the planted sources (so the planted regions coincide with the analysis ROIs).
+and tissue probabilities. The sources are named after the analysis ROIs they
+stand for (:data:`SOURCES`), but their footprints are the planted regions of
+:mod:`craving_circuits.simulate.regions`, defined apart from the atlas ROIs:
+the ROIs overlap them only in part (Dice well below 1), as a ROI overlaps an
+effect in real data.
 """
 
 from __future__ import annotations
@@ -56,7 +64,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from craving_circuits import __version__
-from craving_circuits.io.atlas import brain_mask, roi_weights, tissue_probabilities
+from craving_circuits.io.atlas import brain_mask, tissue_probabilities
 from craving_circuits.io.bids import DEFAULT_STATE_TASKS, SPACE, run_files
 from craving_circuits.io.files import (
     atomic_path,
@@ -72,6 +80,7 @@ from craving_circuits.simulate.params import (
     params_to_dict,
     resolve_params,
 )
+from craving_circuits.simulate.regions import STUDY_REGIONS, PlantedFootprints, study_regions
 from craving_circuits.simulate.signals import (
     SmoothNoiseField,
     band_limited_noise,
@@ -104,7 +113,9 @@ def _code_hash() -> str:
     """Hash of the simulator's source (this package and the atlas module): a change re-simulates."""
 
     here = Path(__file__).resolve().parent
-    files = [here / name for name in ("__init__.py", "cocaine.py", "signals.py", "fmriprep.py", "params.py")]
+    files = [
+        here / name for name in ("__init__.py", "cocaine.py", "signals.py", "fmriprep.py", "params.py", "regions.py")
+    ]
     files += [here.parent / "io" / name for name in ("atlas.py", "bids.py", "files.py")]
     digest = hashlib.sha256()
     for path in files:
@@ -115,7 +126,9 @@ def _code_hash() -> str:
 SIMULATOR_VERSION = f"1+{_code_hash()}"
 GENERATOR_NAME = "craving_circuits.simulate.cocaine"
 
-SOURCES = ("nacc", "dlpfc", "thalamus_midline", "insula", "vmpfc", "pcc")
+#: The regional sources, named after the analysis ROIs they stand for; each loads on its planted
+#: region (:data:`craving_circuits.simulate.regions.STUDY_REGIONS`), not on the ROI.
+SOURCES = tuple(STUDY_REGIONS["cocaine"])
 STATES = ("neutral", "craving")
 DRUGS = ("placebo", "NAC")
 
@@ -174,7 +187,7 @@ class CocaineStudyParams:
     n_volumes: int = _p(150, "Volumes per resting-state run.")
     repetition_time: float = _p(2.0, "Repetition time (s).")
     # signal and noise, percent signal change
-    source_sd: float = _p(1.6, "SD of each regional source at the core of its ROI (%).")
+    source_sd: float = _p(2.0, "SD of each regional source at the peak of its planted region (%).")
     global_sd: float = _p(0.3, "SD of the global signal fluctuation (%).")
     physio_sd: float = _p(1.0, "SD of white-matter and CSF fluctuations in pure tissue (%).")
     smooth_noise_sd: float = _p(0.8, "SD of spatially smooth AR(1) noise (%).")
@@ -498,6 +511,12 @@ def simulate_craving_ratings(participants: pd.DataFrame, params: CocaineStudyPar
 def planted_effects(params: CocaineStudyParams) -> list[dict]:
     """The effects planted in the study, in a form a results table can be checked against.
 
+    Couplings are those of the latent sources, which load on the planted regions
+    of :mod:`craving_circuits.simulate.regions`. What an analysis measures between
+    ROI means is smaller: noise dilutes the sources in every voxel, and each ROI
+    overlaps its planted region only in part. Recovery is judged by sign and
+    significance (and, across studies, by bias and correlation), not identity.
+
     Returns
     -------
     effects : list of dict
@@ -505,7 +524,7 @@ def planted_effects(params: CocaineStudyParams) -> list[dict]:
     """
     thal_sd = np.hypot(params.thalamus_reactivity_sd, params.craving_fc_individual_sd)
     coupling = params.thalamus_reactivity_sd / thal_sd if thal_sd > 0 and params.glu_reactivity_pct > 0 else 0.0
-    fc = "Fisher z of the source correlation"
+    fc = "Fisher z of the source correlation"  # of the planted regions' sources, not of the ROI means
     r_o, r_u = params.ocdus_reactivity_r, params.use_reactivity_r
     overlap = r_o * r_u  # the two measures correlate through craving reactivity only
     clinical_r = np.sqrt((r_o**2 + r_u**2 - 2 * r_o * r_u * overlap) / (1 - overlap**2))
@@ -646,11 +665,11 @@ def planted_effects(params: CocaineStudyParams) -> list[dict]:
 
 @dataclass
 class _Geometry:
-    """Arrays shared by every run of a study (grid, tissue, source footprints)."""
+    """Arrays shared by every run of a study (grid, tissue, planted regions)."""
 
     affine: np.ndarray
     mask: np.ndarray  # (nx, ny, nz) bool
-    footprints: np.ndarray  # (n_sources, n_voxels)
+    planted: PlantedFootprints  # the sources' planted regions, per participant
     baseline: np.ndarray  # (n_voxels,)
     gm: np.ndarray
     wm: np.ndarray
@@ -660,6 +679,16 @@ class _Geometry:
     wm_index: np.ndarray
     csf_index: np.ndarray
     noise: SmoothNoiseField
+
+    def footprints(self, participant_index: int) -> np.ndarray:
+        """The source footprints of one participant (with their anatomical jitter; cached per participant).
+
+        Returns
+        -------
+        footprints : ndarray of float32, shape (n_sources, n_voxels)
+            Rows in the order of :data:`SOURCES`.
+        """
+        return self.planted.participant(participant_index)
 
 
 def _tissue_index(prob: np.ndarray, thresholds, min_voxels: int = 10) -> np.ndarray:
@@ -676,16 +705,13 @@ def _tissue_index(prob: np.ndarray, thresholds, min_voxels: int = 10) -> np.ndar
 
 
 def build_geometry(params: CocaineStudyParams) -> _Geometry:
-    """Grid, tissue maps, source footprints and motion loadings of the study."""
+    """Grid, tissue maps, planted regions of the sources and motion loadings of the study."""
     mask_img = brain_mask(params.voxel_size_mm)
     mask = np.asarray(mask_img.dataobj) > 0
     tissue = tissue_probabilities(mask_img)
     gm, wm, csf = (tissue[k][mask] for k in ("gm", "wm", "csf"))
-    footprints = []
-    for name in SOURCES:
-        # soft edges, and neural signal only where there is grey matter
-        w = ndimage.gaussian_filter(roi_weights(name, mask_img), sigma=0.5)[mask] * gm
-        footprints.append(w / w.max())
+    # neural signal only where there is grey matter; each participant's regions are shifted by their jitter
+    planted = PlantedFootprints("cocaine", mask, mask_img.affine, gm, params.seed)
     rng = np.random.default_rng([params.seed, 4])
     field_ = ndimage.gaussian_filter(rng.standard_normal(mask.shape), sigma=6.0 / params.voxel_size_mm * 4)
     bias = 1.0 + 0.05 * field_ / field_[mask].std()
@@ -698,7 +724,7 @@ def build_geometry(params: CocaineStudyParams) -> _Geometry:
     return _Geometry(
         affine=mask_img.affine,
         mask=mask,
-        footprints=np.asarray(footprints, dtype=np.float32),
+        planted=planted,
         baseline=base.astype(np.float32),
         gm=gm.astype(np.float32),
         wm=wm.astype(np.float32),
@@ -753,7 +779,9 @@ def simulate_run_data(geometry: _Geometry, params: CocaineStudyParams, run: dict
         From :func:`build_geometry`.
     params : CocaineStudyParams
     run : dict
-        A row of :func:`simulate_runs_table`.
+        A row of :func:`simulate_runs_table`; its ``run_key`` seeds the run's
+        draws, and its first index (the participant's) picks the participant's
+        planted regions (:meth:`_Geometry.footprints`).
 
     Returns
     -------
@@ -767,7 +795,7 @@ def simulate_run_data(geometry: _Geometry, params: CocaineStudyParams, run: dict
     n_v = geometry.mask.sum()
     corr = source_correlation(run["fc_nacc_dlpfc"], run["fc_nacc_thalamus"])
     sources = correlated_sources(rng, corr, n_t, t_r).astype(np.float32)
-    y = (params.source_sd * sources) @ geometry.footprints
+    y = (params.source_sd * sources) @ geometry.footprints(run["run_key"][0])
     glob = band_limited_noise(rng, n_t, 1, t_r).astype(np.float32)
     y += params.global_sd * glob
     physio = band_limited_noise(rng, n_t, 2, t_r, 0.01, 0.2).astype(np.float32)
@@ -1086,6 +1114,7 @@ def simulate_cocaine_study(
             "nacc_fc_z": NACC_FC_Z,
             "partial_fc_z_given_nacc": {f"{a}-{b}": v for (a, b), v in PARTIAL_FC_Z.items()},
             "effects": planted_effects(params),
+            "planted_regions": study_regions("cocaine"),
             "files": {"participants": "ground_truth_participants.tsv", "runs": "ground_truth_runs.tsv"},
         },
     )

@@ -15,9 +15,15 @@ first level by what the analyses extract from them:
   Fisher z, computed with the first level's own functions, gets a further
   run-level error of SD ``run_noise_z`` (what denoising costs in degrees of
   freedom, scrubbing and residual artefacts). The defaults, 0.3 and 0.18,
-  match the mean craving rises and the spread of the state differences of the
-  image pipeline on the ``paper`` study (controls: SD 0.31 of a session's
-  craving - neutral change).
+  were matched to the mean craving rises and the spread of the state
+  differences of the image pipeline on the ``paper`` study when the image
+  simulator planted its sources on the analysis ROIs. With the planted regions
+  of :mod:`craving_circuits.simulate.regions` the spread still matches
+  (controls: SD 0.32 and 0.33 of a session's craving - neutral change, dlPFC
+  and thalamus), but on the ``paper`` seed the image pipeline's CUD rise is
+  0.25 for the dlPFC and 0.51 for the thalamus, against 0.38 and 0.43 here:
+  one ``roi_noise`` for both targets no longer matches both, and the ROI-level
+  twin overstates the dlPFC's recovery.
 * **baclofen**: each session's right-dlPFC CBF is the analysis ROI's mean of the
   image simulator's model (baseline scaled by global CBF, smooth regional
   variation, the planted rise times the rise footprint, thermal noise of the
@@ -31,7 +37,11 @@ first level by what the analyses extract from them:
 
 The constants of the baclofen ROI model (ROI means of the footprints and of the
 baseline, the SD of the regional variation averaged over the ROI) come from the
-image simulator's own maps, once, by :func:`baclofen_roi_model`.
+image simulator's own maps, once, by :func:`baclofen_roi_model`. The footprints
+are the planted regions of :mod:`craving_circuits.simulate.regions`, which the
+analysis ROIs overlap only in part; their ROI means are averaged over the
+participants' anatomical jitter, so each participant's share of the planted
+rise is the average share (the ROI-level twin does not vary it).
 
 Stacked replicates
 ------------------
@@ -63,8 +73,11 @@ Shared with the analysis
   with the same function (all runs of a study at once), so its tables have the
   first level's scale.
 * From :mod:`craving_circuits.io` (allowed to every simulator): the atlas ROIs
-  (the planted regions *are* the analysis ROIs here, as in the image
-  simulators) and the table schemas.
+  and the table schemas. The cocaine twin's ROI signals stand for the ROI means
+  of the image simulator, whose sources lie in planted regions that the ROIs
+  overlap only in part; ``roi_noise`` carries that dilution along with the
+  noise. The baclofen twin takes the ROI means of the planted footprints from
+  the image simulator's maps.
 """
 
 from __future__ import annotations
@@ -292,8 +305,9 @@ class BaclofenRoiModel:
     dlpfc_base : float
         Mean baseline CBF in the right-dlPFC analysis ROI (ml/100 g/min).
     dlpfc_weight : float
-        Mean of the planted-rise footprint in that ROI (the rise reaches the
-        ROI mean multiplied by it).
+        Mean of the planted-rise footprint in that ROI, averaged over the
+        participants' anatomical jitter (the rise reaches the ROI mean
+        multiplied by it).
     gm_base : float
         Mean baseline CBF of grey matter (the global CBF).
     regional_sd : float
@@ -301,7 +315,7 @@ class BaclofenRoiModel:
     thermal_sd : float
         SD of the ROI mean of the thermal noise of a quantified CBF map.
     cue_weights : dict
-        Mean cue footprint in each cue ROI.
+        Mean cue footprint in each cue ROI, averaged over the jitter.
     """
 
     dlpfc_base: float
@@ -312,7 +326,7 @@ class BaclofenRoiModel:
     cue_weights: dict
 
 
-def baclofen_roi_model(params: BaclofenStudyParams, n_draws: int = 200, rng=0) -> BaclofenRoiModel:
+def baclofen_roi_model(params: BaclofenStudyParams, n_draws: int = 200, rng=0, n_jitter: int = 100) -> BaclofenRoiModel:
     """Derive the ROI-level constants from the image simulator's maps (once per geometry).
 
     Parameters
@@ -321,6 +335,10 @@ def baclofen_roi_model(params: BaclofenStudyParams, n_draws: int = 200, rng=0) -
     n_draws : int
         Draws of the smooth regional variation used to estimate its ROI-mean SD.
     rng : numpy Generator, int or None
+    n_jitter : int
+        Participants (indices ``0 .. n_jitter - 1`` of the image simulator's
+        jitter under ``params.seed``) over which the footprints' ROI means are
+        averaged.
 
     Returns
     -------
@@ -333,6 +351,13 @@ def baclofen_roi_model(params: BaclofenStudyParams, n_draws: int = 200, rng=0) -
     mask = np.asarray(mask_img.dataobj) > 0
     rois = {name: roi[mask] for name, roi in roi_masks(["dlpfc_right", *CUE_ROIS], mask_img).items()}
     dlpfc = rois["dlpfc_right"]
+    # the footprints' ROI means, one participant's maps at a time: [dlPFC, *cue ROIs]
+    shares = np.array(
+        [
+            [own.dlpfc[dlpfc].mean(), *(own.cue[rois[name]].mean() for name in CUE_ROIS)]
+            for own in map(maps.participant, range(int(n_jitter)))
+        ]
+    ).mean(axis=0)
     gm = maps.geometry.gm
     # as true_cbf draws it: the first volume of a 16-volume sample
     regional = np.array([maps.geometry.noise.sample(rng, 16)[0] for _ in range(n_draws)]) * params.cbf_regional_sd * gm
@@ -348,11 +373,11 @@ def baclofen_roi_model(params: BaclofenStudyParams, n_draws: int = 200, rng=0) -
     voxel_sd = per_unit * sd_delta_m / maps.m0[dlpfc]
     return BaclofenRoiModel(
         dlpfc_base=float(maps.cbf_base[dlpfc].mean()),
-        dlpfc_weight=float(maps.dlpfc[dlpfc].mean()),
+        dlpfc_weight=float(shares[0]),
         gm_base=float(np.average(maps.cbf_base, weights=gm)),
         regional_sd=float(regional[:, dlpfc].mean(axis=1).std(ddof=1)),
         thermal_sd=float(np.sqrt((voxel_sd**2).sum()) / dlpfc.sum()),
-        cue_weights={name: float(maps.cue[rois[name]].mean()) for name in CUE_ROIS},
+        cue_weights={name: float(share) for name, share in zip(CUE_ROIS, shares[1:])},
     )
 
 

@@ -9,6 +9,11 @@
   planted absence is *recovered* when the test is not significant. ``agree`` says
   whether the analysis and the truth tell the same story. On real data (no
   ground truth) the planted columns are empty.
+* :func:`planted_regions_vs_rois` sets the regions where the simulators plant
+  their effects (:mod:`craving_circuits.simulate.regions`) against the analysis
+  ROIs that stand for them: the planted regions are defined apart from the
+  ROIs, which overlap them only in part, so the chapters' ROI estimates are
+  diluted versions of the planted amounts.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ import pandas as pd
 
 from craving_circuits.io.files import read_json
 from craving_circuits.io.schemas import EVIDENCE_RECOVERY_COLUMNS, RECOVERY_COLUMNS
+from craving_circuits.simulate import regions
+from craving_circuits.simulate.baclofen import baclofen_params
+from craving_circuits.simulate.cocaine import cocaine_params
 from craving_circuits.verdict import claims
 
 __all__ = [
@@ -31,6 +39,7 @@ __all__ = [
     "RECOVERY_COLUMNS",
     "EVIDENCE_RECOVERY_COLUMNS",
     "agreement_by_effect",
+    "planted_regions_vs_rois",
 ]
 
 
@@ -205,3 +214,46 @@ def agreement_by_effect(recovery: pd.DataFrame) -> pd.DataFrame:
         planted=("planted", "first"), n_tests=("test", "size"), n_found=("found", "sum"), n_agree=("agree", "sum")
     )
     return out.reset_index().astype({"n_found": int, "n_agree": int})
+
+
+def planted_regions_vs_rois(
+    preset: str = "paper", cocaine_overrides: dict | None = None, baclofen_overrides: dict | None = None
+) -> pd.DataFrame:
+    """Each planted region of the two simulated studies against the analysis ROI it stands for.
+
+    Per study, :func:`craving_circuits.simulate.regions.region_overlap` on the
+    study's grid, with its seed and participants: the Dice overlap of the
+    planted region (thresholded at half its maximum) with the ROI and the
+    distance between their centres of mass, for the template region and as the
+    range over the participants' anatomical jitter, and the share of the
+    region's peak effect that the ROI mean carries.
+
+    Parameters
+    ----------
+    preset : str
+        A preset of both simulators (``paper``, ``null``, ``tiny``, ``tiny_null``).
+    cocaine_overrides, baclofen_overrides : dict, optional
+        Parameters of each study that replace the preset's (only the seed, the
+        voxel size and the sample sizes matter here).
+
+    Returns
+    -------
+    table : pandas.DataFrame, one row per study and planted region
+        The columns of :func:`~craving_circuits.simulate.regions.region_overlap`,
+        plus ``peaks_mm`` (the template's peak coordinates, as text).
+    """
+    cocaine = cocaine_params(preset, **(cocaine_overrides or {}))
+    baclofen = baclofen_params(preset, **(baclofen_overrides or {}))
+    tables = [
+        regions.region_overlap("cocaine", cocaine.voxel_size_mm, cocaine.seed, cocaine.n_participants),
+        regions.region_overlap(
+            "baclofen", baclofen.voxel_size_mm, baclofen.seed, baclofen.n_baclofen + baclofen.n_placebo
+        ),
+    ]
+    table = pd.concat(tables, ignore_index=True)
+    peaks = {
+        name: "; ".join("({:g}, {:g}, {:g})".format(*peak) for peak in region.peaks_mm)
+        for name, region in regions.PLANTED_REGIONS.items()
+    }
+    table.insert(3, "peaks_mm", table["region"].map(peaks))
+    return table
