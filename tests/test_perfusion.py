@@ -1,5 +1,6 @@
 """The simulated baclofen study on disk and the perfusion stage: CBF recovered from the simulated
-images, the group x time test wired to the right participants, bad inputs named."""
+images with the bias that the white paper's equation has on data made by Buxton's kinetic model, the
+group x time test wired to the right participants, bad inputs named."""
 
 import json
 import shutil
@@ -14,11 +15,16 @@ from craving_circuits.baclofen import layout as baclofen_layout
 from craving_circuits.baclofen import perfusion
 from craving_circuits.io.atlas import roi_mask
 from craving_circuits.io.bids import run_files
+from craving_circuits.baclofen.asl import quantify_cbf
+from craving_circuits.io import atlas
 from craving_circuits.simulate.baclofen import (
+    PROTON_DENSITY,
     SESSIONS,
     TASK,
-    _block_regressors,
     _Maps,
+    _Physiology,
+    _physiology,
+    asl_difference,
     asl_paths,
     baclofen_params,
     cue_events,
@@ -29,6 +35,8 @@ from craving_circuits.simulate.baclofen import (
     simulate_task_run,
 )
 from craving_circuits.simulate.regions import study_regions
+from craving_circuits.simulate.kinetics import buxton_pcasl_difference
+from craving_circuits.verdict import planted
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +58,10 @@ def test_study_layout_and_ground_truth(tiny_baclofen):
             assert all(p.is_file() for p in paths.values()), (pid, session)
             meta = json.loads(paths["asl_json"].read_text())
             assert meta["ArterialSpinLabelingType"] == "PCASL" and meta["M0Type"] == "Separate"
+            # the protocol's constants only: no efficiency, nothing of the physiology the images are made with
+            assert "LabelingEfficiency" not in meta
+            m0_meta = json.loads(paths["m0_json"].read_text())
+            assert m0_meta["RepetitionTimePreparation"] == params.m0_repetition_time
             context = pd.read_csv(paths["aslcontext"], sep="\t")
             assert len(context) == nib.load(paths["asl"]).shape[3] == 2 * params.n_asl_pairs
             events = pd.read_csv(
@@ -58,6 +70,12 @@ def test_study_layout_and_ground_truth(tiny_baclofen):
             pd.testing.assert_frame_equal(events, cue_events(params), check_dtype=False)
     truth = json.loads((tiny_baclofen / "derivatives" / "simulation" / "ground_truth.json").read_text())
     assert [e["effect"] for e in truth["effects"]] == [e["effect"] for e in planted_baclofen_effects(params)]
+    # the true maps lie in the ground-truth folder, never next to the data
+    sessions = pd.read_csv(tiny_baclofen / "derivatives" / "simulation" / "ground_truth_sessions.tsv", sep="\t")
+    for column in ("true_cbf_map", "true_cue_map"):
+        for name in sessions[column]:
+            assert (tiny_baclofen / "derivatives" / "simulation" / name).is_file()
+    assert not list(tiny_baclofen.glob("sub-*/**/*desc-true*"))
     ratings = pd.read_csv(tiny_baclofen / "phenotype" / "craving_ratings.tsv", sep="\t")
     assert len(ratings) == len(participants) * 2 * 2  # sessions x (pre, post)
     # the null twin plants nothing
@@ -78,7 +96,7 @@ def test_a_session_regenerated_alone_equals_its_files_and_truth(tiny_baclofen):
     params = baclofen_params("tiny")
     maps = _Maps(params)
     people = list(simulate_baclofen_participants(params).itertuples(index=False))
-    regressors = _block_regressors(params)
+    physiology = _physiology(maps, params)
     sim = tiny_baclofen / "derivatives" / "simulation"
     truth = pd.read_csv(sim / "ground_truth_sessions.tsv", sep="\t").set_index(["participant_id", "session_id"])
     roi = roi_mask(
@@ -90,10 +108,10 @@ def test_a_session_regenerated_alone_equals_its_files_and_truth(tiny_baclofen):
     for p_idx, s_idx in ((7, 1), (2, 0)):  # not the study's order
         person, session = people[p_idx], SESSIONS[s_idx]
         own = maps.participant(p_idx)
-        asl = simulate_asl_run(own, person, p_idx, s_idx, params)
+        asl = simulate_asl_run(own, physiology, person, p_idx, s_idx, params)
         on_disk = np.asarray(nib.load(asl_paths(tiny_baclofen, person.participant_id, session)["asl"]).dataobj)
         np.testing.assert_array_equal(on_disk[maps.mask].T, np.rint(asl["series"]).astype(np.int16))
-        task = simulate_task_run(own, person, p_idx, s_idx, params, regressors)
+        task = simulate_task_run(own, physiology, person, p_idx, s_idx, params)
         files = run_files(tiny_baclofen / "derivatives" / "fmriprep", person.participant_id, session, TASK)
         np.testing.assert_array_equal(np.asarray(nib.load(files.bold).dataobj)[maps.mask].T, task["data"])
         row = truth.loc[(person.participant_id, session)]
@@ -110,10 +128,22 @@ def test_cbf_maps_recover_the_planted_perfusion(tiny_baclofen, tmp_path):
     assert exclusions.empty and len(runs) == 2 * 12
     maps = perfusion.cbf_maps(runs, tmp_path / "cbf", n_jobs=2)
     assert maps.maps.shape == (24, int(np.asarray(maps.mask_img.dataobj).sum()))
-    truth = pd.read_csv(tiny_baclofen / "derivatives" / "simulation" / "ground_truth_sessions.tsv", sep="\t")
-    merged = maps.runs.merge(truth, on=["participant_id", "session_id"])
-    # grey-matter CBF tracks the truth run by run; grey matter perfuses about twice as much as white
-    assert np.corrcoef(merged["mean_gm_cbf"], merged["gm_cbf"])[0, 1] > 0.9
+    true = planted.truth_maps(tiny_baclofen, maps.runs, "cbf", maps.mask_img)
+    grey = {"grey matter": atlas.tissue_probabilities(maps.mask_img)["gm"] > 0.7}
+    table = planted.map_recovery(maps.maps, true, maps.runs, maps.mask_img, grey).set_index(["region", "term"])
+    gm = table.loc["grey matter"]
+    # The white paper's equation on data made by Buxton's model, at the mean physiology of pure grey
+    # matter (transit 1.35 s, tissue T1 1.33 s, partition 0.98, M0 recovered to 1 - exp(-5 / 1.33)):
+    # 21.7 % below the truth. Partial volume (white matter's longer transit, CSF's slower M0 recovery),
+    # the spread of transit times and efficiencies and the noise move it by a few points.
+    params = baclofen_params("tiny")
+    assert _pure_grey_matter_bias(params) == pytest.approx(-21.7, abs=0.05)
+    assert gm.loc["bias (%)", "estimate"] == pytest.approx(_pure_grey_matter_bias(params), abs=6.0), gm
+    # the bias is a scale, not noise: the maps track the truth across participants and their changes
+    assert gm.loc["r across participants (ses-T1)", "estimate"] > 0.8, gm
+    assert gm.loc["r across participants (ses-T2 - ses-T1)", "estimate"] > 0.9, gm
+    assert table.loc[("brain", "r across voxels"), "estimate"] > 0.5, table
+    # grey matter perfuses about twice as much as white
     assert (maps.runs["gm_wm_ratio"] > 1.5).all() and (maps.runs["pct_negative_gm"] < 5).all()
     # each map is written with the constants it was computed with
     record = json.loads(open(maps.runs["cbf_map"].iloc[0].replace(".nii.gz", ".json")).read())
@@ -130,6 +160,103 @@ def test_cbf_maps_recover_the_planted_perfusion(tiny_baclofen, tmp_path):
     assert again.runs.equals(maps.runs)
     other = perfusion.cbf_maps(runs.head(2), tmp_path / "cbf", background_pulse_efficiency=0.9)
     assert other.n_cached == 0 and not np.allclose(other.maps, maps.maps[:2])
+
+
+def _pure_grey_matter_bias(params) -> float:
+    """Percent bias of the white paper's CBF in pure grey matter at the mean physiology of ``params``."""
+    c = params.asl_constants
+    delta_m = buxton_pcasl_difference(
+        params.gm_cbf,
+        params.gm_arrival_time,
+        c.post_labeling_delay,
+        c.labeling_duration,
+        t1_tissue=params.t1_gm,
+        t1_blood=c.t1_blood,
+        efficiency=params.labeling_efficiency * params.background_pulse_efficiency**c.n_background_pulses,
+        m0_blood=1.0 / params.gm_blood_partition,
+        partition=params.gm_blood_partition,
+    )
+    m0 = 1.0 - np.exp(-params.m0_repetition_time / params.t1_gm)
+    return float(100 * (quantify_cbf(np.array([delta_m]), np.array([m0]), c)[0] / params.gm_cbf - 1))
+
+
+def test_asl_difference_sums_the_tissues_of_a_voxel_by_hand():
+    """Pure grey matter, pure white matter and a mixed voxel: each tissue's share of the voxel's CBF gives
+    label with its own transit time, T1 and partition coefficient, and the voxel's difference is their sum."""
+    from types import SimpleNamespace
+
+    params = baclofen_params("tiny")
+    gm, wm = np.array([1.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.3])
+    maps = SimpleNamespace(geometry=SimpleNamespace(gm=gm, wm=wm, csf=1 - gm - wm))
+    physiology = _Physiology(
+        arrival_gm=np.array([1.2, 1.3, 1.4]),
+        arrival_wm=np.array([1.6, 1.9, 2.1]),
+        m0_recovery=np.ones(3),
+        cue_region=np.zeros(3, int),
+    )
+    participant = SimpleNamespace(labeling_efficiency=0.8, arrival_scale=1.1)
+    scale = 1.05
+    cbf = np.array([70.0, 20.0 * scale, 40.0])
+    out = asl_difference(maps, physiology, participant, cbf, scale, params)
+    c = params.asl_constants
+
+    def tissue(share, flow, arrival, t1, name):
+        per_unit = buxton_pcasl_difference(
+            flow,
+            arrival * 1.1,
+            c.post_labeling_delay,
+            c.labeling_duration,
+            t1_tissue=t1,
+            efficiency=0.8 * 0.95**2,
+            m0_blood=params.m0_scale / params.gm_blood_partition,
+            partition=params.gm_blood_partition * PROTON_DENSITY[name],
+        )
+        return share * per_unit / flow
+
+    wm_share = scale * params.wm_cbf * wm
+    expected = tissue(cbf - wm_share, scale * params.gm_cbf, physiology.arrival_gm, params.t1_gm, "gm") + tissue(
+        wm_share, scale * params.wm_cbf, physiology.arrival_wm, params.t1_wm, "wm"
+    )
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    assert out[1] == pytest.approx(expected[1]) and out[1] < out[0]  # white matter: less flow, later, faster T1
+
+
+def test_transit_times_m0_recovery_and_physiology_of_the_paper_study():
+    """Transit times: shorter in grey than white matter, grey matter mostly before the post-labelling delay
+    (some voxels of slow participants beyond it); the M0 scan's recovery per tissue; the participants'
+    efficiencies and HRFs drawn after, and without changing, every earlier column."""
+    from craving_circuits.simulate.baclofen import _physiology
+
+    params = baclofen_params("paper")
+    maps = _Maps(params)
+    physiology = _physiology(maps, params)
+    g = maps.geometry
+    gm, wm = g.gm > 0.7, g.wm > 0.7
+    assert np.average(physiology.arrival_gm, weights=g.gm) == pytest.approx(params.gm_arrival_time)
+    assert np.average(physiology.arrival_wm, weights=g.wm) == pytest.approx(params.wm_arrival_time)
+    assert 1.0 < np.percentile(physiology.arrival_gm[gm], 5) and np.percentile(physiology.arrival_gm[gm], 95) < 1.6
+    assert np.median(physiology.arrival_wm[wm]) > np.median(physiology.arrival_gm[gm]) + 0.3
+    participants = simulate_baclofen_participants(params)
+    beyond = np.array(
+        [(physiology.arrival_gm[gm] * s > params.post_labeling_delay).mean() for s in participants["arrival_scale"]]
+    )
+    assert beyond.mean() < 0.02 and (beyond > 0).sum() >= 3, beyond
+    # M0 recovery 1 - exp(-TR / T1) of each tissue, weighted by its proton density
+    pure = g.gm > 0.999
+    np.testing.assert_allclose(
+        physiology.m0_recovery[pure], 1 - np.exp(-params.m0_repetition_time / params.t1_gm), rtol=1e-6
+    )
+    # the proton densities are those of the maps' M0
+    total = np.maximum(g.gm + g.wm + g.csf, 1e-6)
+    weighted = params.m0_scale * sum(PROTON_DENSITY[k] * getattr(g, k) for k in PROTON_DENSITY) / total
+    unclipped = weighted > 0.2 * params.m0_scale
+    np.testing.assert_allclose(maps.m0[unclipped], weighted[unclipped], rtol=1e-5)
+    # new latent columns come last, so the earlier draws are those of a study without them
+    other = simulate_baclofen_participants(baclofen_params("paper", labeling_efficiency_sd=0.0, hrf_delay_sd=0.0))
+    first = ["participant_id", "group", "age", "sex", "cigarettes_per_day", "ftnd", "cbf_global", "dlpfc_rise"]
+    pd.testing.assert_frame_equal(participants[first], other[first])
+    assert (other["labeling_efficiency"] == params.labeling_efficiency).all()
+    assert participants["labeling_efficiency"].std() == pytest.approx(params.labeling_efficiency_sd, rel=0.4)
 
 
 def test_time_differences_and_the_group_test(tmp_path):

@@ -30,7 +30,14 @@ from craving_circuits.baclofen import asl
 from craving_circuits.cocaine import connectivity, denoise, glutamate, mrs
 from craving_circuits.io import atlas, bids
 from craving_circuits.io.files import write_json, write_tsv
-from craving_circuits.simulate import baclofen, cocaine, fmriprep, regions, signals
+from craving_circuits.simulate import (
+    baclofen,
+    cocaine,
+    fmriprep,
+    kinetics,
+    regions,
+    signals,
+)
 from craving_circuits.verdict import calibration
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -259,6 +266,25 @@ def test_cocaine_design_states_the_model_constants():
 # --------------------------------------------------------------------------- the baclofen simulator and CBF
 
 
+def _white_paper_grey_matter_bias() -> float:
+    """Percent bias of the white paper's CBF on the simulator's pure grey matter at its mean physiology."""
+    p = baclofen.BaclofenStudyParams()
+    c = p.asl_constants
+    delta_m = kinetics.buxton_pcasl_difference(
+        p.gm_cbf,
+        p.gm_arrival_time,
+        c.post_labeling_delay,
+        c.labeling_duration,
+        t1_tissue=p.t1_gm,
+        t1_blood=c.t1_blood,
+        efficiency=p.labeling_efficiency * p.background_pulse_efficiency**c.n_background_pulses,
+        m0_blood=1.0 / p.gm_blood_partition,
+        partition=p.gm_blood_partition,
+    )
+    m0 = 1.0 - np.exp(-p.m0_repetition_time / p.t1_gm)
+    return float(100 * (asl.quantify_cbf(np.array([delta_m]), np.array([m0]), c)[0] / p.gm_cbf - 1))
+
+
 def test_baclofen_pages_state_the_simulator_and_quantification_defaults():
     p = _field_defaults(baclofen.BaclofenStudyParams)
     assert baclofen.baclofen_params("paper") == baclofen.BaclofenStudyParams()
@@ -283,6 +309,26 @@ def test_baclofen_pages_state_the_simulator_and_quantification_defaults():
             (page, f"`BackgroundSuppressionNumberPulses` {p['background_suppression_pulses']}"),
             (page, f"grey matter about {p['gm_cbf']:g}, white matter about {p['wm_cbf']:g}"),
             (page, f"alternating {p['cue_block_s']:g} s blocks"),
+            (page, f"peak delay drawn from N({p['hrf_delay_mean']:g}, {p['hrf_delay_sd']:g}) s"),
+            (page, f"varies with an SD of {p['hrf_dispersion_sd']:g} on the log scale"),
+            (page, f"(SD {p['cue_motion_mm']:g} mm along each axis)"),
+            (page, f"abrupt movements {p['cue_spike_ratio']:g} times as frequent"),
+            (page, f"T1 ({p['t1_gm']:g} and {p['t1_wm']:g} s)"),
+            (page, f"means of {p['gm_arrival_time']:g} and {p['wm_arrival_time']:g} s, rising by"),
+            (page, f"{p['arrival_time_gradient']:g} s per mm"),
+            (page, f"scaled per participant (SD {p['arrival_time_subject_sd']:g} on the log scale)"),
+            (page, f"arrived by the {p['post_labeling_delay']:g} s delay"),
+            (page, f"labelling efficiency (mean {p['labeling_efficiency']:g}, SD {p['labeling_efficiency_sd']:g})"),
+            (page, f"each background-suppression pulse keeps {p['background_pulse_efficiency']:g}"),
+            (page, f"grey matter {p['gm_blood_partition']:g} ml/g"),
+            (page, f"repetition time, {p['m0_repetition_time']:g} s"),
+            (page, f"CSF, whose T1 is about {p['t1_csf']:.0f} s"),
+            (
+                page,
+                f"the partition coefficient of {constants['blood_brain_partition']:g} where grey matter's is "
+                f"{p['gm_blood_partition']:g}",
+            ),
+            (page, f"physiology, {-_white_paper_grey_matter_bias():.1f} % below the truth"),
             (
                 page,
                 f"$\\lambda = {constants['blood_brain_partition']:g}$ ml/g, $T_{{1,b}} = {constants['t1_blood']:g}$ s",

@@ -320,3 +320,46 @@ def test_correlated_sources_mix_given_series_like_drawn_ones():
     np.testing.assert_array_equal(drawn, given)
     with pytest.raises(ValueError, match="shape"):
         correlated_sources(None, corr, 120, 2.0, independent=np.zeros((100, 2)))
+
+
+# --------------------------------------------------------------------------- HRFs and task-correlated motion
+
+
+def test_double_gamma_hrf_is_nilearns_glover_and_spm_at_their_parameters():
+    from nilearn.glm.first_level import glover_hrf, spm_hrf
+
+    from craving_circuits.simulate.signals import double_gamma_hrf
+
+    np.testing.assert_allclose(double_gamma_hrf(2.0), glover_hrf(2.0), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(double_gamma_hrf(0.8, 16, 24.0), glover_hrf(0.8, 16, 24.0), rtol=1e-12, atol=1e-15)
+    spm = dict(delay=6.0, undershoot=16.0, dispersion=1.0, u_dispersion=1.0, ratio=0.167)
+    np.testing.assert_allclose(double_gamma_hrf(2.0, **spm), spm_hrf(2.0), rtol=1e-12, atol=1e-15)
+
+
+def test_double_gamma_hrf_peaks_later_with_a_longer_delay_and_keeps_unit_area():
+    from craving_circuits.simulate.signals import double_gamma_hrf
+
+    dt = 2.0 / 50
+    peaks = [np.argmax(double_gamma_hrf(2.0, delay=d, undershoot=d + 6)) * dt for d in (5.0, 6.0, 7.0)]
+    # the peak gamma's mode is delay - dispersion (the undershoot pulls the peak a little earlier)
+    np.testing.assert_allclose(peaks, np.array([5.0, 6.0, 7.0]) - 0.9, atol=0.2)
+    assert np.all(np.diff(peaks) > 0.85)
+    wide = double_gamma_hrf(2.0, dispersion=1.3)
+    assert wide.sum() == pytest.approx(1.0) and wide.max() < double_gamma_hrf(2.0).max()
+    with pytest.raises(ValueError, match="delay"):
+        double_gamma_hrf(2.0, delay=0.0)
+
+
+def test_random_motion_places_abrupt_movements_by_weight():
+    weights = np.zeros(200)
+    weights[50:60] = 1.0
+    motion = random_motion(np.random.default_rng(3), 200, step_mm=0.0, n_spikes=20, spike_weights=weights)
+    moved = np.flatnonzero(np.abs(np.diff(motion[:, 0], prepend=0.0)) > 0) if motion.any() else []
+    # every jump is in the window, or a return one to three volumes after it
+    assert len(moved) > 0 and all(50 <= t < 63 for t in moved), moved
+    with pytest.raises(ValueError, match="spike_weights"):
+        random_motion(np.random.default_rng(0), 10, 0.1, 2, spike_weights=np.zeros(10))
+    # without weights, the draws are those of the uniform placement (the cocaine study's)
+    a = random_motion(np.random.default_rng(5), 100, 0.05, 3)
+    b = random_motion(np.random.default_rng(5), 100, 0.05, 3, spike_weights=None)
+    np.testing.assert_array_equal(a, b)

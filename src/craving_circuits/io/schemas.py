@@ -22,7 +22,8 @@ Intermediate and result tables
   the tables of the equivalence tests, the MRS quality control and the
   multiverse.
 * :data:`RECOVERY_COLUMNS`, :data:`EVIDENCE_RECOVERY_COLUMNS`: estimates against
-  the planted truth of a simulated study.
+  the planted truth of a simulated study; :data:`MAP_RECOVERY_COLUMNS`: measured
+  maps (CBF, cue responses) against the true maps.
 * :data:`LEDGER_COLUMNS`, :data:`CALIBRATION_COLUMNS`,
   :data:`CALIBRATION_SUMMARY_COLUMNS`, :data:`VOXEL_CALIBRATION_COLUMNS`: the
   verdict chapters.
@@ -50,6 +51,7 @@ __all__ = [
     "MULTIVERSE_COLUMNS",
     "RECOVERY_COLUMNS",
     "EVIDENCE_RECOVERY_COLUMNS",
+    "MAP_RECOVERY_COLUMNS",
     "LEDGER_COLUMNS",
     "CALIBRATION_COLUMNS",
     "CALIBRATION_SUMMARY_COLUMNS",
@@ -161,6 +163,9 @@ EVIDENCE_RECOVERY_COLUMNS = [
     "planted_present",
     "agree",
 ]
+
+#: Measured maps against the true maps of a simulated study: bias and correlations per region.
+MAP_RECOVERY_COLUMNS = ["region", "term", "n", "estimate", "se", "ci_low", "ci_high", "p"]
 
 #: The claims ledger, in order.
 LEDGER_COLUMNS = [

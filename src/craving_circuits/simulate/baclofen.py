@@ -7,14 +7,31 @@ randomisation. Per session there is
 * a resting pCASL run as BIDS ``perf/`` data: ``*_asl.nii.gz`` with
   label/control pairs, ``*_aslcontext.tsv``, ``*_asl.json`` and a separate
   ``*_m0scan.nii.gz``. The images are generated from ground-truth CBF maps
-  through the white paper's single-compartment model (the inverse of
-  :func:`craving_circuits.baclofen.asl.quantify_cbf`), with thermal noise, background
-  suppression of the static tissue signal and head motion whose misregistration
-  does not cancel between label and control. As a simplification the ASL
-  images are already on the MNI analysis grid (as after registration);
+  through Buxton et al.'s (1998) general kinetic model
+  (:mod:`craving_circuits.simulate.kinetics`), not the white paper's equation
+  that quantification inverts: grey and white matter in each voxel (partial
+  volume) each with its own CBF, T1 and arterial transit time (a smooth map
+  that grows with distance from the circle of Willis, longer in white matter,
+  scaled per participant; beyond the post-labelling delay in some voxels),
+  tissue T1 shortened by flow, the label's decay in blood during transit, each
+  participant's own labelling efficiency, tissue partition coefficients, and
+  an M0 scan whose finite repetition time (written as its
+  ``RepetitionTimePreparation``) leaves each tissue short of equilibrium. Then
+  thermal noise, background suppression of the static tissue signal and head
+  motion whose misregistration does not cancel between label and control. As a
+  simplification the ASL images are already on the MNI analysis grid (as after
+  registration);
 * a smoking-cue task run (BOLD) as fMRIPrep-style derivatives (same conventions
-  as the cocaine study), with ``events.tsv`` of smoking and neutral cue blocks;
+  as the cocaine study), with ``events.tsv`` of smoking and neutral cue blocks.
+  Each participant's cue regions respond through their own double-gamma HRF
+  (delay and dispersion drawn per participant and region), and heads move
+  more during smoking-cue blocks (task-correlated motion);
 * craving ratings before and after cue exposure.
+
+The true maps of each session (CBF, and the smoking - neutral cue effect) are
+written to the ground-truth folder ``derivatives/simulation/sub-*/ses-*/``,
+named in the ``true_cbf_map`` and ``true_cue_map`` columns of
+``ground_truth_sessions.tsv``, never next to the data the analysis reads.
 
 Planted effects (all in the ground truth): baclofen raises right-dlPFC CBF at
 T2 (``dlpfc_cbf_rise``; placebo does not change); within participants, the
@@ -38,9 +55,18 @@ it into the ground truth (the planted CBF rise and cue responses lie in the
 planted regions of :mod:`craving_circuits.simulate.regions`, which the analysis
 ROIs overlap only in part); and
 :class:`craving_circuits.io.bids.AslConstants`, the labelling constants the
-simulator writes into each ``*_asl.json`` and generates the signal with: the
-same single-compartment model that quantification inverts, so CBF recovery is
-exact up to noise and motion.
+simulator declares in each ``*_asl.json`` (what a scanner protocol declares:
+post-labelling delay, labelling duration, background-suppression pulses) and
+whose blood T1 it uses. The signal is not made with the model quantification
+inverts: the white paper's single-compartment equation is an approximation of
+Buxton's kinetic model (its limit without transit time and with tissue
+relaxing like blood), and the efficiency, partition coefficient and M0 it
+assumes are not each participant's or voxel's. So quantified CBF has a
+realistic, non-zero bias (lower than the truth in grey matter at the ``paper``
+parameters; see :func:`craving_circuits.verdict.planted.map_recovery`), and
+the planted effects are recovered only as well as the white paper's equation
+allows. Likewise the cue responses are made with each participant's own HRF,
+while the analysis fits the canonical Glover HRF.
 """
 
 from __future__ import annotations
@@ -57,11 +83,12 @@ from joblib import Parallel, delayed
 from nilearn.glm.first_level import compute_regressor
 from tqdm import tqdm
 
-from craving_circuits.io.atlas import brain_mask, roi_mask
+from craving_circuits.io.atlas import brain_mask, roi_mask, voxel_coordinates_mm
 from craving_circuits.io.bids import SPACE, AslConstants, run_files
 from craving_circuits.io.files import write_json, write_nifti, write_text, write_tsv
 from craving_circuits.simulate.cocaine import build_geometry
 from craving_circuits.simulate.fmriprep import compute_confounds
+from craving_circuits.simulate.kinetics import buxton_pcasl_difference
 from craving_circuits.simulate.params import (
     check_range,
     claim_output_folder,
@@ -71,6 +98,7 @@ from craving_circuits.simulate.params import (
 from craving_circuits.simulate.regions import PlantedFootprints, study_regions
 from craving_circuits.simulate.signals import (
     band_limited_noise,
+    double_gamma_hrf,
     framewise_displacement,
     random_motion,
 )
@@ -92,13 +120,20 @@ TASK = "smokingcue"
 SESSIONS = ("ses-T1", "ses-T2")
 GROUPS = ("baclofen", "placebo")
 CUE_ROIS = ("insula_anterior_ventral", "vmpfc")
+#: Dispersion of the canonical (Glover) HRF peak (s), around which the participants' vary.
+GLOVER_DISPERSION = 0.9
+#: Where the label arrives from: the circle of Willis (MNI mm); transit times grow with distance from it.
+CIRCLE_OF_WILLIS_MM = (0.0, -10.0, -25.0)
+#: Proton density of each tissue relative to grey matter: the weights of ``_Maps.m0``.
+PROTON_DENSITY = {"gm": 1.0, "wm": 0.85, "csf": 1.2}
 
 
 def _code_hash() -> str:
 
     here = Path(__file__).resolve().parent
     files = [
-        here / name for name in ("baclofen.py", "cocaine.py", "signals.py", "fmriprep.py", "params.py", "regions.py")
+        here / name
+        for name in ("baclofen.py", "cocaine.py", "signals.py", "fmriprep.py", "params.py", "regions.py", "kinetics.py")
     ]
     files += [here.parent / "io" / name for name in ("atlas.py", "bids.py", "files.py")]
     digest = hashlib.sha256()
@@ -138,6 +173,30 @@ class BaclofenStudyParams:
     asl_noise_pct: float = _p(0.3, "Thermal noise SD per ASL volume (% of grey-matter M0).")
     asl_motion_mm: float = _p(0.05, "SD of the per-volume head-motion step in ASL runs (mm).")
     m0_scale: float = _p(10000.0, "M0 of grey matter (scanner units; images are stored as int16).")
+    # ASL physiology: what the images are made with (Buxton's kinetic model), beyond what the sidecar declares
+    gm_arrival_time: float = _p(1.35, "Mean arterial transit time (ATT) of grey matter (s).")
+    wm_arrival_time: float = _p(1.75, "Mean arterial transit time (ATT) of white matter (s).")
+    arrival_time_gradient: float = _p(
+        0.007,
+        "Rise of the ATT with a voxel's distance from the circle of Willis (s per mm), around each tissue's mean.",
+    )
+    arrival_time_subject_sd: float = _p(0.1, "Between-participant SD of a factor that scales every ATT (log scale).")
+    t1_gm: float = _p(1.33, "T1 of grey matter at 3 T (s).")
+    t1_wm: float = _p(0.83, "T1 of white matter at 3 T (s).")
+    t1_csf: float = _p(4.2, "T1 of cerebrospinal fluid at 3 T (s).")
+    gm_blood_partition: float = _p(
+        0.98,
+        "Blood-brain partition coefficient of grey matter (ml/g); white matter's and CSF's follow their proton "
+        "densities (0.85 and 1.2 times grey matter's). Arterial blood has M0 m0_scale / this.",
+    )
+    labeling_efficiency: float = _p(0.85, "Mean labelling efficiency of the participants (before suppression).")
+    labeling_efficiency_sd: float = _p(0.05, "Between-participant SD of the labelling efficiency.")
+    background_pulse_efficiency: float = _p(0.95, "Fraction of the label each background-suppression pulse keeps.")
+    m0_repetition_time: float = _p(
+        5.0,
+        "Repetition time of the M0 scan (s), written as its RepetitionTimePreparation: "
+        "M0 recovers to 1 - exp(-TR / T1) of its equilibrium in each tissue.",
+    )
     # task
     n_task_volumes: int = _p(150, "Volumes of the smoking-cue task run.")
     task_repetition_time: float = _p(2.0, "Repetition time of the task run (s).")
@@ -148,6 +207,15 @@ class BaclofenStudyParams:
     task_noise_sd: float = _p(0.8, "SD of smooth AR(1) noise in the task run (%).")
     task_white_noise_sd: float = _p(0.8, "SD of voxel-wise white noise in the task run (%).")
     motion_step_mm: float = _p(0.02, "SD of the per-volume head-motion step in task runs (mm).")
+    hrf_delay_mean: float = _p(6.0, "Mean delay of the haemodynamic response (s; the canonical Glover HRF's is 6).")
+    hrf_delay_sd: float = _p(1.0, "SD of the HRF delay between participants and cue regions (s).")
+    hrf_dispersion_sd: float = _p(
+        0.2, "SD of the HRF dispersion (width) between participants and cue regions (log scale, around Glover's 0.9 s)."
+    )
+    cue_motion_mm: float = _p(
+        0.05, "SD of the head displacement held during smoking-cue blocks, each axis (mm; task-correlated motion)."
+    )
+    cue_spike_ratio: float = _p(3.0, "Rate of abrupt head movements during smoking-cue blocks relative to elsewhere.")
     # planted effects
     dlpfc_cbf_rise: float = _p(
         20.0,
@@ -191,6 +259,20 @@ class BaclofenStudyParams:
         check_range("n_task_volumes", self.n_task_volumes, 40, 5000)
         check_range("background_suppression_pulses", self.background_suppression_pulses, 0, 10)
         check_range("baclofen_global_cbf", self.baclofen_global_cbf, -0.9, 10.0)
+        for name in ("gm_arrival_time", "wm_arrival_time"):
+            check_range(name, getattr(self, name), 0.0, 5.0)
+        check_range("arrival_time_gradient", self.arrival_time_gradient, 0.0, 0.05)
+        check_range("arrival_time_subject_sd", self.arrival_time_subject_sd, 0.0, 1.0)
+        for name in ("t1_gm", "t1_wm", "t1_csf"):
+            check_range(name, getattr(self, name), 0.1, 10.0)
+        check_range("gm_blood_partition", self.gm_blood_partition, 0.5, 1.2)
+        check_range("labeling_efficiency", self.labeling_efficiency, 0.5, 1.0)
+        check_range("labeling_efficiency_sd", self.labeling_efficiency_sd, 0.0, 0.3)
+        check_range("background_pulse_efficiency", self.background_pulse_efficiency, 0.5, 1.0)
+        check_range("m0_repetition_time", self.m0_repetition_time, 0.5, 100.0)
+        check_range("hrf_delay_mean", self.hrf_delay_mean, 3.0, 10.0)
+        check_range("hrf_delay_sd", self.hrf_delay_sd, 0.0, 3.0)
+        check_range("hrf_dispersion_sd", self.hrf_dispersion_sd, 0.0, 1.0)
         for name in (
             "gm_cbf",
             "wm_cbf",
@@ -215,6 +297,8 @@ class BaclofenStudyParams:
             "dlpfc_rise_sd",
             "craving_sd",
             "static_fraction",
+            "cue_motion_mm",
+            "cue_spike_ratio",
         ):
             check_range(name, getattr(self, name), 0.0)
 
@@ -256,7 +340,11 @@ def simulate_baclofen_participants(params: BaclofenStudyParams) -> pd.DataFrame:
     participants : pandas.DataFrame
         Observed ``participant_id, group, age, sex, cigarettes_per_day, ftnd``;
         latent ``cbf_global`` (fraction), ``dlpfc_rise`` (ml/100 g/min),
-        ``cue_response`` (% at T1), ``motion_propensity``.
+        ``cue_response`` (% at T1), ``motion_propensity``, and the physiology
+        the images are made with: ``labeling_efficiency`` (before background
+        suppression), ``arrival_scale`` (factor of every arterial transit
+        time), and per cue region ``hrf_delay_<roi>`` and
+        ``hrf_dispersion_<roi>`` (s) of the participant's haemodynamic response.
     """
     rng = np.random.default_rng([params.seed, 20])
     n = params.n_baclofen + params.n_placebo
@@ -264,7 +352,7 @@ def simulate_baclofen_participants(params: BaclofenStudyParams) -> pd.DataFrame:
     rng.shuffle(groups)
     rise = np.where(groups == "baclofen", params.dlpfc_cbf_rise, 0.0) + rng.normal(0, params.dlpfc_rise_sd, n)
     width = max(2, len(str(n)))
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "participant_id": [f"sub-{i + 1:0{width}d}" for i in range(n)],
             "group": groups,
@@ -278,6 +366,17 @@ def simulate_baclofen_participants(params: BaclofenStudyParams) -> pd.DataFrame:
             "motion_propensity": np.exp(rng.normal(0, 0.4, n)),
         }
     )
+    # drawn after the columns above, which therefore do not depend on these parameters
+    table["labeling_efficiency"] = np.clip(
+        rng.normal(params.labeling_efficiency, params.labeling_efficiency_sd, n), 0.5, 1
+    )
+    table["arrival_scale"] = np.exp(rng.normal(0, params.arrival_time_subject_sd, n))
+    delay = np.clip(rng.normal(params.hrf_delay_mean, params.hrf_delay_sd, (n, len(CUE_ROIS))), 3.0, 10.0)
+    dispersion = GLOVER_DISPERSION * np.exp(rng.normal(0, params.hrf_dispersion_sd, (n, len(CUE_ROIS))))
+    for j, roi in enumerate(CUE_ROIS):
+        table[f"hrf_delay_{roi}"] = delay[:, j]
+        table[f"hrf_dispersion_{roi}"] = dispersion[:, j]
+    return table
 
 
 OBSERVED_COLUMNS = ["participant_id", "group", "age", "sex", "cigarettes_per_day", "ftnd"]
@@ -403,7 +502,26 @@ def cue_events(params: BaclofenStudyParams) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _block_regressors(params: BaclofenStudyParams) -> dict[str, np.ndarray]:
+def _block_regressors(
+    params: BaclofenStudyParams, delay: float = 6.0, dispersion: float = GLOVER_DISPERSION
+) -> dict[str, np.ndarray]:
+    """Response to each kind of cue block through a double-gamma HRF with this delay and dispersion.
+
+    The boxcar of the blocks convolved with the HRF of unit area, as nilearn
+    builds a GLM's regressors (a 20 s block peaks at about 1.5). The defaults
+    are Glover's HRF (the analysis's); the undershoot follows the peak by
+    Glover's 6 s.
+
+    Returns
+    -------
+    dict of str -> ndarray, shape (n_task_volumes,)
+        ``neutral`` and ``smoking``.
+    """
+
+    def hrf(t_r, oversampling=50, time_length=32.0, onset=0.0):
+        return double_gamma_hrf(
+            t_r, oversampling, time_length, onset, delay=delay, undershoot=delay + 6.0, dispersion=dispersion
+        )
 
     events = cue_events(params)
     frame_times = np.arange(params.n_task_volumes) * params.task_repetition_time
@@ -411,9 +529,20 @@ def _block_regressors(params: BaclofenStudyParams) -> dict[str, np.ndarray]:
     for kind in ("neutral", "smoking"):
         sub = events[events["trial_type"] == kind]
         cond = np.vstack([sub["onset"], sub["duration"], np.ones(len(sub))])
-        reg, _ = compute_regressor(cond, "glover", frame_times)
-        out[kind] = reg[:, 0] / reg[:, 0].max()
+        reg, _ = compute_regressor(cond, hrf, frame_times)
+        out[kind] = reg[:, 0]
     return out
+
+
+def _cue_boxcar(params: BaclofenStudyParams, kind: str = "smoking") -> np.ndarray:
+    """1 at the volumes acquired during a block of ``kind``, else 0: shape (n_task_volumes,)."""
+    events = cue_events(params)
+    times = np.arange(params.n_task_volumes) * params.task_repetition_time
+    sub = events[events["trial_type"] == kind]
+    inside = (times[:, None] >= sub["onset"].to_numpy()) & (
+        times[:, None] < (sub["onset"] + sub["duration"]).to_numpy()
+    )
+    return inside.any(axis=1).astype(float)
 
 
 class _Maps:
@@ -466,16 +595,127 @@ def global_scale(participant, session: str, params: BaclofenStudyParams, rng) ->
     return float(scale)
 
 
-def true_cbf(maps: _Maps, participant, session: str, params: BaclofenStudyParams, rng) -> np.ndarray:
-    """Ground-truth CBF of one session (ml/100 g/min), shape (n_voxels,)."""
+@dataclass(frozen=True)
+class _Physiology:
+    """What the images are made with beyond the maps: transit times, M0 recovery, cue regions.
+
+    Attributes
+    ----------
+    arrival_gm, arrival_wm : ndarray, shape (n_voxels,)
+        Arterial transit time of each tissue (s) before a participant's scale:
+        the tissue's mean, plus ``arrival_time_gradient`` per mm of distance
+        from the circle of Willis beyond the tissue's mean distance.
+    m0_recovery : ndarray, shape (n_voxels,)
+        Fraction of the equilibrium M0 that the M0 scan's repetition time
+        leaves: ``1 - exp(-TR / T1)`` of each tissue, weighted by its share of M0.
+    cue_region : ndarray of int, shape (n_voxels,)
+        Index in :data:`CUE_ROIS` of the planted cue region (template, no
+        jitter) whose footprint is largest at the voxel: the region whose HRF
+        the voxel's cue response has.
+    """
+
+    arrival_gm: np.ndarray
+    arrival_wm: np.ndarray
+    m0_recovery: np.ndarray
+    cue_region: np.ndarray
+
+
+def _physiology(maps: _Maps, params: BaclofenStudyParams) -> _Physiology:
+    g = maps.geometry
+    xyz = voxel_coordinates_mm(maps.mask.shape, maps.affine)[maps.mask]
+    distance = np.linalg.norm(xyz - np.asarray(CIRCLE_OF_WILLIS_MM), axis=1)
+
+    def arrival(mean: float, weights: np.ndarray) -> np.ndarray:
+        return np.maximum(mean + params.arrival_time_gradient * (distance - np.average(distance, weights=weights)), 0.1)
+
+    fractions = {"gm": g.gm, "wm": g.wm, "csf": g.csf}
+    t1 = {"gm": params.t1_gm, "wm": params.t1_wm, "csf": params.t1_csf}
+    full = sum(PROTON_DENSITY[k] * fractions[k] for k in fractions)
+    recovered = sum(
+        PROTON_DENSITY[k] * fractions[k] * (1 - np.exp(-params.m0_repetition_time / t1[k])) for k in fractions
+    )
+    template = maps.planted.template()
+    to_region = [template[maps.planted.rois.index(name)] for name in CUE_ROIS]  # planted regions, not the ROIs
+    return _Physiology(
+        arrival_gm=arrival(params.gm_arrival_time, g.gm),
+        arrival_wm=arrival(params.wm_arrival_time, g.wm),
+        m0_recovery=np.where(full > 1e-6, recovered / np.maximum(full, 1e-6), 1.0),
+        cue_region=np.argmax(to_region, axis=0),
+    )
+
+
+def true_cbf(
+    maps: _Maps, participant, session: str, params: BaclofenStudyParams, rng, with_scale: bool = False
+) -> np.ndarray | tuple[np.ndarray, float]:
+    """Ground-truth CBF of one session (ml/100 g/min), shape (n_voxels,).
+
+    With ``with_scale``, also the session's global scale (the factor of the
+    baseline map); the draws from ``rng`` are the same either way.
+    """
     scale = global_scale(participant, session, params, rng)
     regional = maps.geometry.noise.sample(rng, 16)[0] * params.cbf_regional_sd * maps.geometry.gm  # one smooth volume
     rise = participant.dlpfc_rise * maps.dlpfc if session == "ses-T2" else 0.0
-    return maps.cbf_base * scale + regional + rise
+    cbf = maps.cbf_base * scale + regional + rise
+    return (cbf, scale) if with_scale else cbf
 
 
-def simulate_asl_run(maps: _Maps, participant, p_idx: int, s_idx: int, params: BaclofenStudyParams) -> dict:
+def asl_difference(
+    maps: _Maps, physiology: _Physiology, participant, cbf: np.ndarray, scale: float, params: BaclofenStudyParams
+) -> np.ndarray:
+    """Control - label difference of one session by Buxton's kinetic model, tissue by tissue.
+
+    A voxel's CBF is split into white matter's share (its fraction times the
+    white-matter CBF, globally scaled) and grey matter's (the rest: baseline,
+    regional variation, the planted rise). Each share gives label with its
+    tissue's transit time (scaled by the participant's ``arrival_scale``), T1
+    and partition coefficient (:func:`craving_circuits.simulate.kinetics.buxton_pcasl_difference`;
+    the flow in ``T1'`` is the tissue's globally scaled baseline), with the
+    participant's labelling efficiency times the survival of the
+    background-suppression pulses, from arterial blood of M0
+    ``m0_scale / gm_blood_partition``.
+
+    Returns
+    -------
+    delta_m : ndarray, shape (n_voxels,)
+    """
+    g = maps.geometry
+    c = params.asl_constants
+    total = np.maximum(g.gm + g.wm + g.csf, 1e-6)
+    wm_share = scale * params.wm_cbf * g.wm / total
+    shares = {"gm": cbf - wm_share, "wm": wm_share}
+    tissue = {
+        "gm": (scale * params.gm_cbf, physiology.arrival_gm, params.t1_gm),
+        "wm": (scale * params.wm_cbf, physiology.arrival_wm, params.t1_wm),
+    }
+    efficiency = participant.labeling_efficiency * params.background_pulse_efficiency**c.n_background_pulses
+    delta_m = np.zeros_like(cbf, dtype=float)
+    for name, (flow, arrival, t1) in tissue.items():
+        per_unit = (
+            buxton_pcasl_difference(
+                flow,
+                arrival * participant.arrival_scale,
+                c.post_labeling_delay,
+                c.labeling_duration,
+                t1_tissue=t1,
+                t1_blood=c.t1_blood,
+                efficiency=efficiency,
+                m0_blood=params.m0_scale / params.gm_blood_partition,
+                partition=params.gm_blood_partition * PROTON_DENSITY[name],
+            )
+            / flow
+        )
+        delta_m += shares[name] * per_unit
+    return delta_m
+
+
+def simulate_asl_run(
+    maps: _Maps, physiology: _Physiology, participant, p_idx: int, s_idx: int, params: BaclofenStudyParams
+) -> dict:
     """One pCASL run: label/control series, M0 scan and the true CBF.
+
+    The difference is Buxton's kinetic model (:func:`asl_difference`), not the
+    white paper's; the M0 scan is the equilibrium M0 times the recovery its
+    repetition time allows.
 
     Returns
     -------
@@ -483,18 +723,8 @@ def simulate_asl_run(maps: _Maps, participant, p_idx: int, s_idx: int, params: B
     ``m0`` (2, n_voxels), ``cbf`` (n_voxels,) the truth.
     """
     rng = np.random.default_rng([params.seed, 22, p_idx, s_idx])
-    cbf = true_cbf(maps, participant, SESSIONS[s_idx], params, rng)
-    c = params.asl_constants
-    # the white paper's equation solved for the control - label difference
-    delta_m = (
-        cbf
-        * maps.m0
-        * 2
-        * c.effective_efficiency
-        * c.t1_blood
-        * (1 - np.exp(-c.labeling_duration / c.t1_blood))
-        / (6000 * c.blood_brain_partition * np.exp(c.post_labeling_delay / c.t1_blood))
-    )
+    cbf, scale = true_cbf(maps, participant, SESSIONS[s_idx], params, rng, with_scale=True)
+    delta_m = asl_difference(maps, physiology, participant, cbf, scale, params)
     n = 2 * params.n_asl_pairs
     sd = params.asl_noise_pct / 100 * params.m0_scale
     steps = rng.normal(0, params.asl_motion_mm * participant.motion_propensity, n)
@@ -503,37 +733,70 @@ def simulate_asl_run(maps: _Maps, participant, p_idx: int, s_idx: int, params: B
     series = static[None, :] + displacement[:, None] * params.static_fraction * maps.gradient_z[None, :]
     series = series + rng.normal(0, sd, series.shape)
     series[0::2] -= delta_m  # label volumes first in each pair
-    m0 = maps.m0[None, :] * (1 + rng.normal(0, 0.01, (2, maps.m0.size)))
+    m0 = (maps.m0 * physiology.m0_recovery)[None, :] * (1 + rng.normal(0, 0.01, (2, maps.m0.size)))
     return {"series": series.astype(np.float32), "m0": m0.astype(np.float32), "cbf": cbf.astype(np.float32)}
 
 
 def simulate_task_run(
-    maps: _Maps, participant, p_idx: int, s_idx: int, params: BaclofenStudyParams, regressors: dict
+    maps: _Maps, physiology: _Physiology, participant, p_idx: int, s_idx: int, params: BaclofenStudyParams
 ) -> dict:
-    """One smoking-cue BOLD run (percent-signal model on the baseline image) and its motion."""
+    """One smoking-cue BOLD run (percent-signal model on the baseline image) and its motion.
+
+    Each cue region responds through the participant's own HRF for it
+    (``hrf_delay_<roi>``, ``hrf_dispersion_<roi>``), not the canonical one the
+    analysis models; the head moves more during smoking-cue blocks (a held
+    displacement and a higher rate of abrupt movements).
+
+    Returns
+    -------
+    dict with ``data`` (n_volumes, n_voxels) int16, ``motion`` (n_volumes, 6)
+    as estimated (with error), ``cue`` (n_voxels,) the true smoking - neutral
+    effect: the contrast of a GLM whose regressors are built with each region's
+    own HRF, fitted to the response alone (% signal per unit of regressor, the
+    unit of the analysis's effect maps; a block's peak response, which the
+    parameters give, is about 1.5 units).
+    """
     g = maps.geometry
     rng = np.random.default_rng([params.seed, 23, p_idx, s_idx])
     n_t, t_r = params.n_task_volumes, params.task_repetition_time
     amp = cue_response(participant, SESSIONS[s_idx], params)
-    y = (
-        params.neutral_response_pct * regressors["neutral"]
-        + (params.neutral_response_pct + amp) * regressors["smoking"]
-    )[:, None] * maps.cue[None, :]
+    y = np.zeros((n_t, maps.cue.size))
+    effect = np.zeros(maps.cue.size)
+    for r, roi in enumerate(CUE_ROIS):
+        reg = _block_regressors(
+            params, getattr(participant, f"hrf_delay_{roi}"), getattr(participant, f"hrf_dispersion_{roi}")
+        )
+        peak = {kind: reg[kind].max() for kind in reg}  # the parameters give the response at a block's peak
+        weights = {"neutral": params.neutral_response_pct, "smoking": params.neutral_response_pct + amp}
+        response = sum(weights[kind] / peak[kind] * reg[kind] for kind in weights)
+        inside = physiology.cue_region == r
+        y[:, inside] = response[:, None] * maps.cue[inside][None, :]
+        effect[inside] = (weights["smoking"] / peak["smoking"] - weights["neutral"] / peak["neutral"]) * maps.cue[
+            inside
+        ]
     y = y + params.task_noise_sd * g.noise.sample(rng, n_t, 0.4)
     y += params.task_white_noise_sd * rng.standard_normal(y.shape)
     y += 0.3 * band_limited_noise(rng, n_t, 1, t_r)
     t = np.linspace(-1, 1, n_t)[:, None]
     y += t * rng.standard_normal(y.shape[1]) * 1.0
+    smoking = _cue_boxcar(params, "smoking")
     motion = random_motion(
         rng,
         n_t,
         step_mm=params.motion_step_mm * participant.motion_propensity,
         n_spikes=rng.poisson(1.0 * participant.motion_propensity),
+        spike_weights=1.0 + (params.cue_spike_ratio - 1.0) * smoking,
     )
+    held = rng.normal(0, params.cue_motion_mm * participant.motion_propensity, 6) / np.array([1.0] * 3 + [50.0] * 3)
+    motion = motion + smoking[:, None] * held[None, :]
     y += 0.5 * (motion - motion.mean(axis=0)) @ g.loadings
     data = g.baseline * (1.0 + y / 100.0)
     error = rng.standard_normal((n_t, 6)) * np.array([0.005] * 3 + [0.0001] * 3)
-    return {"data": np.clip(np.rint(data), 0, np.iinfo(np.int16).max).astype(np.int16), "motion": motion + error}
+    return {
+        "data": np.clip(np.rint(data), 0, np.iinfo(np.int16).max).astype(np.int16),
+        "motion": motion + error,
+        "cue": effect.astype(np.float32),
+    }
 
 
 def asl_paths(root: Path, participant_id: str, session_id: str) -> dict[str, Path]:
@@ -549,6 +812,27 @@ def asl_paths(root: Path, participant_id: str, session_id: str) -> dict[str, Pat
     }
 
 
+def truth_map_paths(participant_id: str, session_id: str) -> dict[str, str]:
+    """Paths of one session's true maps, relative to ``derivatives/simulation``.
+
+    ``cbf``: the true CBF (ml/100 g/min); ``cue``: the true smoking - neutral
+    cue response (% signal at the peak of a block). Both float32 on the
+    study's grid, NaN outside the simulator's brain mask.
+    """
+    stem = f"{participant_id}/{session_id}/{participant_id}_{session_id}"
+    return {"cbf": f"{stem}_desc-true_cbf.nii.gz", "cue": f"{stem}_task-{TASK}_desc-truecue_effect.nii.gz"}
+
+
+def _truth_volume(maps: _Maps, values: np.ndarray, zooms: tuple) -> nib.Nifti1Image:
+    """Values over the mask as a float32 image, NaN elsewhere."""
+    vol = np.full(maps.mask.shape, np.nan, dtype=np.float32)
+    vol[maps.mask] = values
+    img = nib.Nifti1Image(vol, maps.affine)
+    img.header.set_zooms(zooms)
+    img.header.set_xyzt_units("mm", "sec")
+    return img
+
+
 def _volume(maps: _Maps, values: np.ndarray, zooms: tuple) -> nib.Nifti1Image:
     """Values over the mask as an int16 image (as a scanner writes it; rounding is far below the noise)."""
     values = np.atleast_2d(values)
@@ -561,14 +845,14 @@ def _volume(maps: _Maps, values: np.ndarray, zooms: tuple) -> nib.Nifti1Image:
 
 
 def _write_session(
-    maps: _Maps, participant, p_idx: int, s_idx: int, params: BaclofenStudyParams, root: Path, regressors: dict
+    maps: _Maps, physiology: _Physiology, participant, p_idx: int, s_idx: int, params: BaclofenStudyParams, root: Path
 ) -> dict:
     maps = maps.participant(p_idx)  # this participant's planted regions
     session = SESSIONS[s_idx]
     pid = participant.participant_id
     vox = (float(params.voxel_size_mm),) * 3
     # perfusion
-    asl_run = simulate_asl_run(maps, participant, p_idx, s_idx, params)
+    asl_run = simulate_asl_run(maps, physiology, participant, p_idx, s_idx, params)
     paths = asl_paths(root, pid, session)
     write_nifti(paths["asl"], _volume(maps, asl_run["series"], vox + (4.0,)))
     write_tsv(paths["aslcontext"], pd.DataFrame({"volume_type": ["label", "control"] * params.n_asl_pairs}))
@@ -591,9 +875,12 @@ def _write_session(
         },
     )
     write_nifti(paths["m0"], _volume(maps, asl_run["m0"], vox + (4.0,)))
-    write_json(paths["m0_json"], {"IntendedFor": str(paths["asl"].relative_to(root)), "RepetitionTimePreparation": 8.0})
+    write_json(
+        paths["m0_json"],
+        {"IntendedFor": str(paths["asl"].relative_to(root)), "RepetitionTimePreparation": params.m0_repetition_time},
+    )
     # cue task
-    task = simulate_task_run(maps, participant, p_idx, s_idx, params, regressors)
+    task = simulate_task_run(maps, physiology, participant, p_idx, s_idx, params)
     fmriprep_dir = root / "derivatives" / "fmriprep"
     files = run_files(fmriprep_dir, pid, session, TASK)
     n_t = params.n_task_volumes
@@ -622,6 +909,11 @@ def _write_session(
     events_path = root / pid / session / "func" / f"{pid}_{session}_task-{TASK}_events.tsv"
     write_tsv(events_path, cue_events(params))
     fd = np.nan_to_num(framewise_displacement(task["motion"]))
+    # the true maps, in the ground-truth folder (the analysis reads them only to compare)
+    truth_maps = truth_map_paths(pid, session)
+    sim_dir = root / "derivatives" / "simulation"
+    write_nifti(sim_dir / truth_maps["cbf"], _truth_volume(maps, asl_run["cbf"], vox))
+    write_nifti(sim_dir / truth_maps["cue"], _truth_volume(maps, task["cue"], vox))
     truth_cbf = {
         "participant_id": pid,
         "session_id": session,
@@ -630,6 +922,8 @@ def _write_session(
         "gm_cbf": float(np.average(asl_run["cbf"], weights=g.gm)),
         "cue_response": cue_response(participant, session, params),
         "task_mean_fd": float(fd.mean()),
+        "true_cbf_map": truth_maps["cbf"],
+        "true_cue_map": truth_maps["cue"],
     }
     return truth_cbf
 
@@ -708,9 +1002,9 @@ def simulate_baclofen_study(
     )
 
     maps = _Maps(params)
-    regressors = _block_regressors(params)
+    physiology = _physiology(maps, params)
     jobs = (
-        delayed(_write_session)(maps, p, i, s, params, out, regressors)
+        delayed(_write_session)(maps, physiology, p, i, s, params, out)
         for i, p in enumerate(participants.itertuples(index=False))
         for s in range(len(SESSIONS))
     )

@@ -33,7 +33,16 @@ first level by what the analyses extract from them:
   the share of it that the ROI's GLM recovers (``cue_gain``), plus the GLM's
   estimation noise (``cue_noise_sd``, % signal). The defaults, 0.62 and 0.075,
   match the mean and spread of the image pipeline's T1 estimates on the
-  ``paper`` study.
+  ``paper`` study. What the twin leaves out: the image simulator makes its
+  pCASL images with Buxton's kinetic model, so the image pipeline's quantified
+  dlPFC CBF is about 20 % below the truth (0.80 of it on the ``paper`` study,
+  SD 0.04 between runs), while the twin's CBF is the truth plus noise; the bias
+  scales a participant's rise and its spread alike, so the tests' statistics
+  change little, but the twin's CBF estimates are in true units. Its cue
+  responses (with the participants' own HRFs and task-correlated motion since)
+  were last compared on the ``paper`` study at a mean of 0.62 (anterior
+  ventral insula) and 0.59 (vmPFC) of the footprint-weighted response, with
+  T1 spreads of 0.13 and 0.09 % signal (the twin's: 0.12 and 0.06).
 
 The constants of the baclofen ROI model (ROI means of the footprints and of the
 baseline, the SD of the regional variation averaged over the ROI) come from the

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, stats
 from scipy import signal as sp_signal
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "random_motion",
     "framewise_displacement",
     "motion_loadings",
+    "double_gamma_hrf",
 ]
 
 
@@ -212,6 +213,7 @@ def random_motion(
     n_spikes: int,
     spike_mm: float = 0.5,
     radius_mm: float = 50.0,
+    spike_weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Head motion: a slow random walk plus abrupt movements.
 
@@ -225,6 +227,11 @@ def random_motion(
         the previous position one to three volumes later.
     spike_mm : float
         Standard deviation of an abrupt movement along each axis.
+    spike_weights : ndarray, shape (n_volumes,), optional
+        Relative probability of an abrupt movement at each volume (e.g. higher
+        during a task condition that makes participants move); the first
+        volume's weight is ignored. None: every volume but the first equally
+        likely (the draws of earlier versions).
 
     Returns
     -------
@@ -234,8 +241,15 @@ def random_motion(
     steps = rng.standard_normal((n_volumes, 6)) * step_mm
     steps[:, 3:] /= radius_mm
     steps[0] = 0
+    if spike_weights is not None:
+        w = np.asarray(spike_weights, dtype=float)
+        if w.shape != (n_volumes,) or not (np.isfinite(w).all() and (w >= 0).all()) or w[1:].sum() <= 0:
+            raise ValueError(
+                f"spike_weights must be {n_volumes} non-negative numbers, not all zero after the first volume."
+            )
+        p = w[1:] / w[1:].sum()
     for _ in range(int(n_spikes)):
-        t = int(rng.integers(1, n_volumes))
+        t = int(rng.integers(1, n_volumes)) if spike_weights is None else 1 + int(rng.choice(n_volumes - 1, p=p))
         jump = rng.standard_normal(6) * spike_mm
         jump[3:] /= radius_mm
         steps[t] += jump
@@ -299,3 +313,62 @@ def motion_loadings(
     trans = -g / intensity * 100.0
     rot = -np.cross(xyz, g) / intensity * 100.0
     return np.concatenate([trans, rot], axis=1).T.astype(np.float32)
+
+
+def double_gamma_hrf(
+    t_r: float,
+    oversampling: int = 50,
+    time_length: float = 32.0,
+    onset: float = 0.0,
+    *,
+    delay: float = 6.0,
+    undershoot: float = 12.0,
+    dispersion: float = 0.9,
+    u_dispersion: float = 0.9,
+    ratio: float = 0.48,
+) -> np.ndarray:
+    """A haemodynamic response as the difference of two gamma densities, on nilearn's oversampled grid.
+
+    The parametrisation of nilearn's HRF kernels: the response is
+    ``gamma(delay / dispersion, scale=dispersion) - ratio * gamma(undershoot /
+    u_dispersion, scale=u_dispersion)`` (each gamma's mean is its delay),
+    sampled every ``t_r / oversampling`` s over ``time_length`` s and scaled to
+    unit sum. The defaults are Glover's, for which the kernel equals
+    :func:`nilearn.glm.first_level.glover_hrf`; other values give a
+    participant's or a region's own response (a later or earlier peak, a
+    wider or narrower one). The signature is that of nilearn's HRF models, so
+    a closure over the keyword arguments can be given to
+    :func:`nilearn.glm.first_level.compute_regressor` as ``hrf_model``.
+
+    Parameters
+    ----------
+    t_r : float
+        Sampling period (s).
+    oversampling : int
+        Samples per ``t_r``.
+    time_length : float
+        Length of the kernel (s).
+    onset : float
+        Shift of the response (s).
+    delay, undershoot : float
+        Means of the peak and undershoot gamma densities (s).
+    dispersion, u_dispersion : float
+        Their scales (s): larger is wider.
+    ratio : float
+        Size of the undershoot relative to the peak.
+
+    Returns
+    -------
+    hrf : ndarray, shape (round(time_length * oversampling / t_r),)
+    """
+    for name, value in (("delay", delay), ("undershoot", undershoot), ("dispersion", dispersion)):
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive number, got {value!r}.")
+    if not (np.isfinite(u_dispersion) and u_dispersion > 0):
+        raise ValueError(f"u_dispersion must be a positive number, got {u_dispersion!r}.")
+    dt = t_r / oversampling
+    times = np.linspace(0, time_length, np.rint(float(time_length) / dt).astype(int)) - onset
+    peak = stats.gamma.pdf(times, delay / dispersion, loc=dt, scale=dispersion)
+    trough = stats.gamma.pdf(times, undershoot / u_dispersion, loc=dt, scale=u_dispersion)
+    hrf = peak - ratio * trough
+    return hrf / hrf.sum()
