@@ -14,9 +14,10 @@ from craving_circuits.verdict import claims, planted
 
 def test_specifications_cross_every_choice():
     specs = multiverse.specifications()
-    assert len(specs) == 12 and len({s.name for s in specs}) == 12
-    assert {s.confounds for s in specs} == {"simple", "scrubbing", "compcor"}
-    assert sum(s.global_signal for s in specs) == 6
+    assert len(specs) == 20 and len({s.name for s in specs}) == 20
+    # no denoising and the book's default are specifications too
+    assert {s.confounds for s in specs} == {"none", "simple", "scrubbing", "compcor", "conn"}
+    assert sum(s.global_signal for s in specs) == 10
     assert {(s.high_pass, s.low_pass) for s in specs} == {(0.008, 0.09), (0.01, 0.1)}
     with pytest.raises(ValueError, match="repeat"):
         multiverse.specifications(["simple", "simple"])
@@ -113,3 +114,32 @@ def test_specification_curve_figure():
     )
     summary = planted.agreement_by_effect(recovery).set_index("effect")
     assert summary.loc["a", "n_tests"] == 2 and summary.loc["a", "n_found"] == 1 and summary.loc["b", "n_agree"] == 1
+
+
+def test_each_specification_conclusion_and_the_count_of_specifications_that_find_it():
+    """A rise under one specification only: the tidy table and the matrix name it, the summary counts 1 of 2,
+    and the specification without evidence is listed."""
+    specs = multiverse.specifications(["none", "compcor"], [False], [(0.01, 0.1)])
+    names = [s.name for s in specs]
+    table = multiverse.multiverse_table(_roi_table(names, {names[0]: 0.5, names[1]: 0.0}), specs)
+    long = multiverse.specification_conclusions(table).set_index(["strategy", "target", "term"])
+    assert len(long) == len(table)
+    assert set(long["conclusion"]) <= set(multiverse.CONCLUSIONS)
+    assert long.loc[(names[0], "dlpfc", "craving - neutral | CUD"), "conclusion"] == "rise"
+    assert long.loc[(names[1], "dlpfc", "craving - neutral | CUD"), "conclusion"] == "no evidence of a change"
+    # controls fell by construction nowhere: a CUD rise makes the group x state term positive under none
+    assert long.loc[(names[0], "dlpfc", "group x state"), "conclusion"] == "rise"
+    matrix = multiverse.conclusion_matrix(table)
+    pd.testing.assert_frame_equal(multiverse.conclusion_matrix(multiverse.specification_conclusions(table)), matrix)
+    assert list(matrix.index) == names and matrix.shape == (2, 2 * len(multiverse.CLAIM_TERMS))
+    assert matrix.loc[names[0], "craving - neutral | CUD (dlpfc)"] == "rise"
+    summary = multiverse.robust_conclusions(table).set_index(["target", "term"])
+    row = summary.loc[("dlpfc", "craving - neutral | CUD")]
+    assert row["summary"] == "1 of 2 specifications find a rise, 0 a fall"
+    assert row["no_evidence_under"] == names[1]
+    # a conclusion shared by every specification lists none
+    assert summary.loc[("dlpfc", "craving - neutral | control"), "no_evidence_under"] == ""
+    falling = multiverse.multiverse_table(_roi_table(names, {names[0]: -0.5, names[1]: -0.5}), specs)
+    assert (
+        multiverse.specification_conclusions(falling).query("term == 'craving - neutral | CUD'")["conclusion"] == "fall"
+    ).all()

@@ -113,7 +113,12 @@ def test_paper_preset_has_the_published_sample():
     # Engeli et al. 2023: 18 participants with CUD, 23 controls
     p = cocaine_params("paper")
     assert (p.n_cud, p.n_control) == (18, 23)
-    assert set(COCAINE_PRESETS) == {"paper", "null", "tiny", "tiny_null"}
+    assert set(COCAINE_PRESETS) == {"paper", "null", "tiny", "tiny_null"} | {
+        "threat_state_motion",
+        "threat_habituation",
+        "threat_unequal_variance",
+        "threat_nac_at_bound",
+    }
 
 
 @pytest.mark.parametrize("preset", ["null", "tiny_null"])

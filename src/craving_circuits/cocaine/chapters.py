@@ -42,7 +42,7 @@ from craving_circuits.stats.contrasts import (
     with_replicates,
 )
 from craving_circuits.stats.correlation import mean_change
-from craving_circuits.stats.equivalence import DEFAULT_PRIOR_SCALE
+from craving_circuits.stats.equivalence import DEFAULT_PRIOR_SCALE, DRUG_SESOI_DZ
 
 __all__ = ["GLUTAMATE_TARGETS", "CLINICAL_PREDICTORS", "glutamate_tests", "nac_tests", "nac_sensitivity"]
 
@@ -140,7 +140,7 @@ def glutamate_tests(
 def nac_tests(
     fc_changes: pd.DataFrame,
     ratings_table: pd.DataFrame,
-    sesoi_dz: float = 0.8,
+    sesoi_dz: float = DRUG_SESOI_DZ,
     prior_scale: float = DEFAULT_PRIOR_SCALE,
     power: float = 0.8,
     alpha: float = 0.05,

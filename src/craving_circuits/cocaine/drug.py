@@ -52,7 +52,7 @@ from craving_circuits.stats.contrasts import (
     row_frame,
     stack_columns,
 )
-from craving_circuits.stats.equivalence import DEFAULT_PRIOR_SCALE, evidence_table
+from craving_circuits.stats.equivalence import DEFAULT_PRIOR_SCALE, DRUG_SESOI_DZ, evidence_table
 
 __all__ = [
     "DRUGS",
@@ -372,7 +372,7 @@ def period_tests(
 def drug_evidence(
     table: pd.DataFrame,
     by: str | None = "target",
-    sesoi_dz: float = 0.8,
+    sesoi_dz: float = DRUG_SESOI_DZ,
     alpha: float = 0.05,
     r: float = DEFAULT_PRIOR_SCALE,
     power: float = 0.8,

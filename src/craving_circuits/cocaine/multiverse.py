@@ -1,14 +1,17 @@
 """The denoising multiverse: do the NAcc connectivity findings survive other reasonable choices?
 
 A specification is one denoising strategy (:class:`craving_circuits.cocaine.denoise.Strategy`):
-a confound set of nilearn's ``load_confounds_strategy`` presets, with or
-without global signal regression, and a band-pass. :func:`specifications`
+a confound set (none, one of nilearn's ``load_confounds_strategy`` presets, or the
+book's default ``conn``), with or without global signal regression, and a
+band-pass. ``none`` is in the multiverse on purpose: it is the specification that
+shows what denoising changes. :func:`specifications`
 crosses the choices; the first level computes every specification's ROI
 couplings in one pass over the runs (as comparison strategies, see
 :func:`craving_circuits.cocaine.firstlevel.seed_analysis`); :func:`multiverse_table`
 repeats the seed chapter's ROI state tests (summary statistics) under each
-specification and keeps the contrasts that carry the claims; :func:`robust_conclusions` says which
-conclusions hold under all of them (Steegen et al. 2016; Simonsohn et al. 2020).
+specification and keeps the contrasts that carry the claims; :func:`specification_conclusions`
+(and its display, :func:`conclusion_matrix`) says which specification draws which conclusion,
+and :func:`robust_conclusions` which conclusions hold under all of them (Steegen et al. 2016; Simonsohn et al. 2020).
 
 Data conventions
 ----------------
@@ -36,14 +39,26 @@ __all__ = [
     "multiverse_table",
     "robust_conclusions",
     "specification_matrix",
+    "specification_conclusions",
+    "conclusion_matrix",
+    "DEFAULT_CONFOUND_SETS",
+    "CONCLUSIONS",
 ]
 
 #: The contrasts of the seed chapter's ROI model that carry the connectivity claims.
 CLAIM_TERMS = ("craving - neutral | CUD", "craving - neutral | control", "group x state")
 
 
+#: The confound sets crossed by default: no confound regression (the weakest choice, kept so that the
+#: multiverse shows what denoising changes), nilearn's presets and the book's default (``conn``).
+DEFAULT_CONFOUND_SETS = ("none", "simple", "scrubbing", "compcor", "conn")
+
+#: The conclusion of one contrast under one specification.
+CONCLUSIONS = ("rise", "fall", "no evidence of a change")
+
+
 def specifications(
-    confounds=("simple", "scrubbing", "compcor"), gsr=(False, True), band_passes=((0.008, 0.09), (0.01, 0.1))
+    confounds=DEFAULT_CONFOUND_SETS, gsr=(False, True), band_passes=((0.008, 0.09), (0.01, 0.1))
 ) -> list[Strategy]:
     """Every combination of the choices, in a fixed order.
 
@@ -118,6 +133,56 @@ def multiverse_table(roi: pd.DataFrame, strategies, alpha: float = 0.05, terms=C
     return pd.concat(frames, ignore_index=True)[MULTIVERSE_COLUMNS]
 
 
+def _check_table(table: pd.DataFrame, columns=("target", "term", "estimate", "significant")) -> None:
+    missing = set(columns) - set(table.columns)
+    if missing:
+        raise ValueError(f"The table lacks the column(s) {sorted(missing)}; pass multiverse_table's output.")
+
+
+def specification_conclusions(table: pd.DataFrame) -> pd.DataFrame:
+    """The conclusion that each specification draws on each contrast.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`multiverse_table`.
+
+    Returns
+    -------
+    conclusions : pandas.DataFrame
+        One row per specification, target and term: ``strategy, confounds,
+        gsr, band_pass, target, term, estimate, p`` and ``conclusion``, one of
+        :data:`CONCLUSIONS` (``"rise"``: significant and positive; ``"fall"``:
+        significant and negative; otherwise no evidence of a change, which is
+        not evidence of its absence).
+    """
+    _check_table(table, ("strategy", "target", "term", "estimate", "p", "significant"))
+    sig = table["significant"].astype(bool)
+    conclusion = np.where(sig & (table["estimate"] > 0), CONCLUSIONS[0], np.where(sig, CONCLUSIONS[1], CONCLUSIONS[2]))
+    keep = [c for c in ("strategy", "confounds", "gsr", "band_pass", "target", "term", "estimate", "p") if c in table]
+    return table[keep].assign(conclusion=conclusion).reset_index(drop=True)
+
+
+def conclusion_matrix(table: pd.DataFrame) -> pd.DataFrame:
+    """Specification by contrast: which specification draws which conclusion (for display).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`multiverse_table`, or its :func:`specification_conclusions`.
+
+    Returns
+    -------
+    matrix : pandas.DataFrame
+        One row per specification (index ``strategy``, in the table's order),
+        one column per ``"<term> (<target>)"``, values from :data:`CONCLUSIONS`.
+    """
+    long = table.copy() if "conclusion" in table.columns else specification_conclusions(table)
+    long["contrast"] = long["term"] + " (" + long["target"] + ")"
+    matrix = long.pivot(index="strategy", columns="contrast", values="conclusion")
+    return matrix.loc[list(dict.fromkeys(long["strategy"])), list(dict.fromkeys(long["contrast"]))]
+
+
 def robust_conclusions(table: pd.DataFrame) -> pd.DataFrame:
     """Which conclusions hold under every specification?
 
@@ -133,12 +198,12 @@ def robust_conclusions(table: pd.DataFrame) -> pd.DataFrame:
         all specifications"``; ``"not significant in any specification"``,
         which shows no absence of the effect; or ``"depends on the
         specification"``), ``n_significant`` of ``n_specs``, the range of the
-        estimates (``estimate_min, estimate_max``) and the significant ones by
-        sign (``n_positive``, ``n_negative``).
+        estimates (``estimate_min, estimate_max``), the significant ones by
+        sign (``n_positive``, ``n_negative``), ``summary`` (e.g. ``"7 of 20
+        specifications find a rise, 0 a fall"``) and ``no_evidence_under``, the
+        specifications that find no change when others do (empty otherwise).
     """
-    missing = {"target", "term", "estimate", "significant"} - set(table.columns)
-    if missing:
-        raise ValueError(f"The table lacks the column(s) {sorted(missing)}; pass multiverse_table's output.")
+    _check_table(table)
     rows = []
     for (target, term), sub in table.groupby(["target", "term"], sort=False):
         sig = sub["significant"].astype(bool)
@@ -162,6 +227,8 @@ def robust_conclusions(table: pd.DataFrame) -> pd.DataFrame:
                 "estimate_max": float(sub["estimate"].max()),
                 "n_positive": positive,
                 "n_negative": negative,
+                "summary": f"{positive} of {n} specifications find a rise, {negative} a fall",
+                "no_evidence_under": "; ".join(sub.loc[~sig, "strategy"]) if 0 < positive + negative < n else "",
             }
         )
     return pd.DataFrame(rows)

@@ -25,10 +25,26 @@ Generative model of a run (percent signal change, then scaled to intensities)
   share ``habituation`` whatever the drug, a period effect that the drug
   contrasts must not mistake for a drug effect.
 * Nuisance: a global signal; white-matter and CSF fluctuations weighted by
-  tissue probability; spatially smooth AR(1) noise; white noise; linear and
-  quadratic drift; head motion (random walk plus abrupt movements, more in CUD
-  and in the craving state) that leaks into the signal through the image
-  gradient and through spin-history signal drops after each movement.
+  tissue probability; cardiac and respiratory fluctuations that reach the
+  grey matter next to the ventricles and the large vessels; spatially smooth
+  AR(1) noise; white noise; linear and quadratic drift; head motion (random
+  walk plus abrupt movements, more in CUD and in the craving state) that leaks
+  into the signal through the image gradient (linear in the motion), through
+  spin-history signal drops after each movement, through spikes at
+  high-displacement volumes (a drop that grows with the square of the
+  displacement over a threshold, patterned by the image gradient along the
+  movement) and through a signal shared by nearby voxels after each abrupt
+  movement (a distance-dependent artefact); the motion estimates carry an
+  estimation error. Arousal: after the cue film the global signal and the
+  physiological fluctuations are larger (``global_craving_factor``,
+  ``physio_craving_factor``). None of the spikes, the distance-dependent
+  signal or the physiology is a function of the motion estimates: an analysis
+  that regresses out motion parameters and mean tissue signals alone keeps
+  part of them, which is larger in the craving state.
+* Threat conditions (:data:`THREATS`): named presets, each a null for some
+  claims with one threat to them present (state-dependent motion and
+  physiology, habituation with an unbalanced drug order, unequal group
+  variances, an NAC effect at the equivalence bound).
 
 Everything random is drawn from generators seeded by ``seed`` and the run's
 indices (the anatomical jitter by ``seed`` and the participant's index), so any
@@ -42,7 +58,13 @@ and tissue probabilities. The sources are named after the analysis ROIs they
 stand for (:data:`SOURCES`), but their footprints are the planted regions of
 :mod:`craving_circuits.simulate.regions`, defined apart from the atlas ROIs:
 the ROIs overlap them only in part (Dice well below 1), as a ROI overlaps an
-effect in real data.
+effect in real data. From :mod:`craving_circuits.stats.equivalence`:
+:data:`~craving_circuits.stats.equivalence.DRUG_SESOI_DZ`, the NAC chapter's
+equivalence bound, which the ``threat_nac_at_bound`` preset plants on purpose
+(an effect exactly at the bound is the null of the equivalence test). The
+analysis's confounds are computed from the simulated images
+(:mod:`craving_circuits.simulate.fmriprep`), never from the planted nuisance
+series.
 """
 
 from __future__ import annotations
@@ -60,7 +82,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from scipy import ndimage
+from scipy import ndimage, optimize
 from tqdm import tqdm
 
 from craving_circuits import __version__
@@ -85,14 +107,21 @@ from craving_circuits.simulate.signals import (
     SmoothNoiseField,
     band_limited_noise,
     correlated_sources,
+    distance_artifact,
+    fisher_z_sampling_sd,
     framewise_displacement,
     motion_loadings,
     random_motion,
+    spike_artifact,
 )
+from craving_circuits.stats.equivalence import DRUG_SESOI_DZ
 
 __all__ = [
     "CocaineStudyParams",
     "PRESETS",
+    "THREATS",
+    "nac_effect_at_bound",
+    "rise_sd_for_spread_ratio",
     "SOURCES",
     "STATES",
     "DRUGS",
@@ -164,6 +193,16 @@ METABOLITES = {
 }
 
 
+#: SD of a CUD participant's cue-induced rating rise in one session beyond what craving
+#: reactivity explains (VAS points).
+RATING_RISE_NOISE_SD = 6.0
+
+#: The ROI-level twin's measurement model (:mod:`craving_circuits.simulate.roi_level`): the SD of
+#: each ROI signal's noise relative to its source, of the run-level error of each Fisher z, and the
+#: share of the state-dependent nuisance SD that the book's default denoising leaves in the ROI signals.
+ROI_LEVEL_MEASUREMENT = {"roi_noise": 0.3, "run_noise_z": 0.18, "nuisance_leak": 0.2}
+
+
 def _p(default, help: str):
     return field(default=default, metadata={"help": help})
 
@@ -202,6 +241,27 @@ class CocaineStudyParams:
     motion_craving_factor: float = _p(1.5, "Head motion in the craving state relative to neutral.")
     motion_artifact_scale: float = _p(0.5, "Fraction of the image-gradient motion artefact left after realignment.")
     spin_history_pct_per_mm: float = _p(3.0, "Signal drop per mm of framewise displacement (%).")
+    motion_error_mm: float = _p(
+        0.005, "SD of the error of the motion estimates per volume (mm; rotations: as much at 50 mm)."
+    )
+    spike_fd_threshold_mm: float = _p(0.3, "Framewise displacement above which a volume gets a spike artefact (mm).")
+    spike_pct_per_mm2: float = _p(
+        2.0, "Mean signal drop of a spike per squared mm of framewise displacement above the threshold (%)."
+    )
+    distance_artifact_pct_per_mm: float = _p(
+        1.5,
+        "SD at its focus of the signal shared by nearby voxels after an abrupt movement, per mm of framewise "
+        "displacement above the spike threshold (%).",
+    )
+    distance_artifact_mm: float = _p(30.0, "Spatial scale of the fall-off of that shared signal (mm).")
+    # arousal: the cue film changes physiology
+    global_craving_factor: float = _p(1.5, "SD of the global signal in the craving state relative to neutral.")
+    cardioresp_sd: float = _p(
+        1.5, "SD of cardiac and respiratory fluctuations next to the ventricles and vessels, grey matter included (%)."
+    )
+    physio_craving_factor: float = _p(
+        1.5, "SD of white-matter, CSF, cardiac and respiratory fluctuations in the craving state relative to neutral."
+    )
     # connectivity, Fisher z of source correlations
     fc_subject_sd: float = _p(0.1, "Between-participant SD of the resting NAcc couplings.")
     craving_nacc_dlpfc: float = _p(0.45, "Craving-state rise of NAcc-dlPFC coupling in CUD.")
@@ -210,6 +270,9 @@ class CocaineStudyParams:
     craving_fc_individual_sd: float = _p(0.1, "SD of both rises across CUD unrelated to anything measured.")
     control_craving_fc: float = _p(0.0, "Craving-state change of both couplings in controls.")
     nac_effect: float = _p(0.0, "Change of both craving rises under NAC in CUD (negative: NAC dampens).")
+    nac_first_share_cud: float = _p(
+        0.5, "Share of CUD participants who take NAC in the first session (controls stay balanced)."
+    )
     habituation: float = _p(
         0.25,
         "Share by which the cue-induced rises (both couplings and the craving rating) are smaller in the "
@@ -249,6 +312,11 @@ class CocaineStudyParams:
             "motion_spikes",
             "motion_artifact_scale",
             "spin_history_pct_per_mm",
+            "motion_error_mm",
+            "spike_fd_threshold_mm",
+            "spike_pct_per_mm2",
+            "distance_artifact_pct_per_mm",
+            "cardioresp_sd",
             "fc_subject_sd",
             "thalamus_reactivity_sd",
             "craving_fc_individual_sd",
@@ -259,8 +327,12 @@ class CocaineStudyParams:
         check_range("smooth_noise_fwhm_mm", self.smooth_noise_fwhm_mm, 0.1)
         check_range("noise_ar1", self.noise_ar1, 0.0, 0.95)
         check_range("habituation", self.habituation, 0.0, 1.0)
+        check_range("nac_first_share_cud", self.nac_first_share_cud, 0.0, 1.0)
         check_range("motion_cud_factor", self.motion_cud_factor, 0.0)
         check_range("motion_craving_factor", self.motion_craving_factor, 0.0)
+        check_range("global_craving_factor", self.global_craving_factor, 0.0)
+        check_range("physio_craving_factor", self.physio_craving_factor, 0.0)
+        check_range("distance_artifact_mm", self.distance_artifact_mm, 1.0)
         check_range("mrs_snr", self.mrs_snr, 1.0)
         check_range("mrs_glu_crlb_pct", self.mrs_glu_crlb_pct, 0.1, 100.0)
         check_range("mrs_bad_shim_rate", self.mrs_bad_shim_rate, 0.0, 1.0)
@@ -286,14 +358,142 @@ _NULL = dict(
 )
 _TINY = dict(n_cud=8, n_control=6, voxel_size_mm=8, n_volumes=60, smooth_noise_fwhm_mm=12.0)
 
+
+def _default(name: str):
+    return CocaineStudyParams.__dataclass_fields__[name].default
+
+
+def nac_effect_at_bound(
+    sesoi_dz: float = DRUG_SESOI_DZ,
+    n_volumes: int = _default("n_volumes"),
+    repetition_time: float = _default("repetition_time"),
+    roi_noise: float = ROI_LEVEL_MEASUREMENT["roi_noise"],
+    run_noise_z: float = ROI_LEVEL_MEASUREMENT["run_noise_z"],
+) -> dict[str, float]:
+    """NAC effects (planted units) whose standardised size is the NAC chapter's equivalence bound.
+
+    The chapter's bound is ``sesoi_dz`` SDs of a participant's double
+    difference (NAC minus placebo of craving minus neutral), measured. For the
+    couplings that SD is that of four runs' Fisher z, ``2 * sigma_run``, with
+    ``sigma_run`` the run's sampling SD (:func:`~craving_circuits.simulate.signals.fisher_z_sampling_sd`)
+    and the run-level error of the ROI-level twin combined; a planted shift
+    ``delta`` of the source coupling moves the measured Fisher z by
+    ``atanh(tanh(z0 + delta) / (1 + roi_noise**2)) - atanh(tanh(z0) / (1 + roi_noise**2))``
+    (the ROI noise attenuates correlations), ``z0`` the resting coupling.
+    ``delta`` is solved for a measured shift of ``-sesoi_dz * 2 * sigma_run``
+    (NAC dampens the rise). For the rating the SD is that of the difference
+    of two sessions' rises, ``sqrt(2) * RATING_RISE_NOISE_SD``.
+
+    Returns
+    -------
+    effects : dict
+        ``nac_effect`` (Fisher z of the sources) and ``nac_rating_effect``
+        (VAS points), both negative.
+    """
+    sigma_run = np.hypot(fisher_z_sampling_sd(n_volumes, repetition_time), run_noise_z)
+    target = -sesoi_dz * 2.0 * sigma_run
+    z0 = _resting_coupling()
+    gain = 1.0 + roi_noise**2
+
+    def measured(delta):
+        return np.arctanh(np.tanh(z0 + delta) / gain) - np.arctanh(np.tanh(z0) / gain) - target
+
+    delta = optimize.brentq(measured, -3.0, 0.0)
+    return {"nac_effect": float(delta), "nac_rating_effect": float(-sesoi_dz * np.sqrt(2) * RATING_RISE_NOISE_SD)}
+
+
+def _resting_coupling() -> float:
+    z0 = NACC_FC_Z["thalamus_midline"]
+    if NACC_FC_Z["dlpfc"] != z0:
+        raise ValueError("The threat presets assume one resting coupling for the dlPFC and the thalamus.")
+    return z0
+
+
+def rise_sd_for_spread_ratio(
+    ratio: float = 2.0,
+    n_volumes: int = _default("n_volumes"),
+    repetition_time: float = _default("repetition_time"),
+    habituation: float = _default("habituation"),
+    roi_noise: float = ROI_LEVEL_MEASUREMENT["roi_noise"],
+    run_noise_z: float = ROI_LEVEL_MEASUREMENT["run_noise_z"],
+) -> float:
+    """SD of the CUD craving rises (``craving_fc_individual_sd``) that makes the measured spread of CUD's state
+    changes ``ratio`` times the controls'.
+
+    A participant's state change (craving minus neutral, the mean of the two
+    sessions) varies in controls by measurement alone, with SD ``sigma_run``
+    (two runs' Fisher z over two sessions; see :func:`nac_effect_at_bound`). In
+    CUD the rise adds its spread, scaled by the mean share kept over the two
+    sessions (``1 - habituation / 2``) and by the slope of the measured Fisher z
+    in the planted one at the resting coupling (the ROI noise attenuates it).
+
+    Returns
+    -------
+    sd : float
+    """
+    if ratio < 1:
+        raise ValueError(f"ratio must be at least 1, got {ratio}.")
+    sigma_run = np.hypot(fisher_z_sampling_sd(n_volumes, repetition_time), run_noise_z)
+    r0, gain = np.tanh(_resting_coupling()), 1.0 + roi_noise**2
+    slope = (1 - r0**2) / gain / (1 - (r0 / gain) ** 2)
+    return float(np.sqrt(ratio**2 - 1) * sigma_run / (slope * (1 - habituation / 2)))
+
+
+_PAPER_RISES = {
+    name: _default(name)
+    for name in ("craving_nacc_dlpfc", "craving_nacc_thalamus", "thalamus_reactivity_sd", "craving_rating_rise")
+}
+
+#: Threat conditions: each a null for some claims with one threat to them present (see :data:`THREATS`).
+_THREAT_PRESETS: dict[str, dict] = {
+    "threat_state_motion": {
+        **_NULL,
+        "motion_cud_factor": 1.6,
+        "motion_craving_factor": 2.5,
+        "global_craving_factor": 2.5,
+        "physio_craving_factor": 2.0,
+    },
+    "threat_habituation": {**_NULL, **_PAPER_RISES, "habituation": 0.5, "nac_first_share_cud": 0.75},
+    "threat_unequal_variance": {**_NULL, "craving_fc_individual_sd": rise_sd_for_spread_ratio(2.0)},
+    "threat_nac_at_bound": {**_NULL, **nac_effect_at_bound()},
+}
+
 #: Named parameter sets. ``paper`` has the published sample sizes; ``null`` is the
 #: same study (same seed, same noise) with every planted effect set to zero;
-#: ``tiny`` and ``tiny_null`` are small and coarse, for tests.
+#: ``tiny`` and ``tiny_null`` are small and coarse, for tests; the ``threat_*`` presets
+#: are the threat conditions of :data:`THREATS`.
 PRESETS: dict[str, dict] = {
     "paper": {},
     "null": dict(_NULL),
     "tiny": dict(_TINY),
     "tiny_null": {**_TINY, **_NULL},
+    **_THREAT_PRESETS,
+}
+
+#: What each threat preset could fake: the ids of the claims (:func:`craving_circuits.verdict.claims.claims`)
+#: whose tests it could mislead, and the threat in one sentence.
+THREATS: dict[str, dict] = {
+    "threat_state_motion": {
+        "claims": ("craving_nacc_dlpfc", "craving_nacc_thalamus"),
+        "threat": "Head motion, global signal and physiological noise grow after the cue film (more in CUD), "
+        "with no change of coupling: weak denoising reads them as a craving rise.",
+    },
+    "threat_habituation": {
+        "claims": ("nac_no_effect_dlpfc", "nac_no_effect_thalamus_midline", "nac_no_effect_rating"),
+        "threat": "The craving rises are halved in the second session and three quarters of CUD take NAC "
+        "first: a drug contrast that ignores the period credits NAC with the habituation.",
+    },
+    "threat_unequal_variance": {
+        "claims": ("craving_nacc_dlpfc", "craving_nacc_thalamus"),
+        "threat": "The craving change varies about twice as much between CUD participants as between controls, "
+        "with a mean of zero in both groups: tests that pool the variances misstate the error of the "
+        "group x state contrast.",
+    },
+    "threat_nac_at_bound": {
+        "claims": ("nac_no_effect_dlpfc", "nac_no_effect_thalamus_midline", "nac_no_effect_rating"),
+        "threat": "NAC dampens the craving rises by exactly the equivalence bound of the NAC chapter: "
+        "declaring equivalence is then a false positive.",
+    },
 }
 
 
@@ -336,7 +536,13 @@ def simulate_participants(params: CocaineStudyParams) -> pd.DataFrame:
     order = np.empty(n, dtype=object)
     for g in ("CUD", "control"):
         idx = np.flatnonzero(groups == g)
-        order[idx] = np.where(np.arange(len(idx)) % 2 == 0, "placebo-NAC", "NAC-placebo")
+        share = params.nac_first_share_cud if g == "CUD" else 0.5
+        # NAC first for the odd positions, then the even ones, until the share is reached
+        # (a share of one half alternates the orders)
+        rank = np.argsort(np.arange(len(idx)) % 2 == 0, kind="stable")
+        nac_first = np.zeros(len(idx), dtype=bool)
+        nac_first[rank[: int(np.floor(share * len(idx) + 1e-9))]] = True
+        order[idx] = np.where(nac_first, "NAC-placebo", "placebo-NAC")
     u = rng.standard_normal(n)
     e_ocd, e_use = rng.standard_normal(n), rng.standard_normal(n)
     r_o, r_u = params.ocdus_reactivity_r, params.use_reactivity_r
@@ -490,7 +696,7 @@ def simulate_craving_ratings(participants: pd.DataFrame, params: CocaineStudyPar
                     (1.0 - params.habituation * s_idx)
                     * (params.craving_rating_rise + params.craving_rating_reactivity * p.craving_reactivity)
                     + (params.nac_rating_effect if drug == "NAC" else 0.0)
-                    + rng.normal(0, 6)
+                    + rng.normal(0, RATING_RISE_NOISE_SD)
                 )
                 values = (neutral, neutral + rise)
             else:
@@ -679,6 +885,9 @@ class _Geometry:
     wm_index: np.ndarray
     csf_index: np.ndarray
     noise: SmoothNoiseField
+    xyz: np.ndarray  # (n_voxels, 3) mm
+    cardioresp: np.ndarray  # (2, n_voxels): next to CSF, next to large vessels
+    tissue_physio: np.ndarray  # (2, n_voxels): white-matter and CSF fluctuations' amplitudes
 
     def footprints(self, participant_index: int) -> np.ndarray:
         """The source footprints of one participant (with their anatomical jitter; cached per participant).
@@ -721,6 +930,19 @@ def build_geometry(params: CocaineStudyParams) -> _Geometry:
     base3d[mask] = base
     noise = SmoothNoiseField(mask, params.voxel_size_mm, params.smooth_noise_fwhm_mm)
     spin = 1.0 + 0.3 * noise.sample(rng, 32)[0]  # one smooth unit-variance volume
+    xyz = nib.affines.apply_affine(mask_img.affine, np.argwhere(mask))
+    # pulsatility and breathing reach the tissue next to the ventricles and sulci (the CSF map smoothed
+    # over 8 mm) and next to the large vessels at the base of the brain (falling over 30 mm from its bottom)
+    csf3d = np.zeros(mask.shape)
+    csf3d[mask] = csf
+    near_csf = ndimage.gaussian_filter(csf3d, sigma=8.0 / params.voxel_size_mm)[mask]
+    near_vessels = np.exp(-(xyz[:, 2] - xyz[:, 2].min()) / 30.0)
+    cardioresp = np.stack([near_csf / near_csf.max(), near_vessels / near_vessels.max()])
+    # white-matter and CSF fluctuations vary in amplitude across their tissue (smooth log-normal fields of
+    # mean 1): a mask's mean signal is one mixture of them and of the global signal, its components more
+    spread = np.exp(0.5 * noise.sample(rng, 2))
+    spread /= spread.mean(axis=1, keepdims=True)
+    tissue_physio = np.stack([wm * spread[0], 1.5 * csf * spread[1]])
     return _Geometry(
         affine=mask_img.affine,
         mask=mask,
@@ -734,6 +956,9 @@ def build_geometry(params: CocaineStudyParams) -> _Geometry:
         wm_index=_tissue_index(wm, (0.95, 0.9, 0.8)),
         csf_index=_tissue_index(csf, (0.9, 0.8, 0.7, 0.5)),
         noise=noise,
+        xyz=xyz.astype(np.float32),
+        cardioresp=cardioresp.astype(np.float32),
+        tissue_physio=tissue_physio.astype(np.float32),
     )
 
 
@@ -791,15 +1016,20 @@ def simulate_run_data(geometry: _Geometry, params: CocaineStudyParams, run: dict
         estimation error); ``true_motion`` : the same without error.
     """
     rng = np.random.default_rng([params.seed, 1, *run["run_key"]])
+    nuisance_rng = np.random.default_rng([params.seed, 5, *run["run_key"]])  # the artefacts' own draws
     n_t, t_r = params.n_volumes, params.repetition_time
     n_v = geometry.mask.sum()
+    craving = run["state"] == "craving"
+    arousal = params.physio_craving_factor if craving else 1.0
     corr = source_correlation(run["fc_nacc_dlpfc"], run["fc_nacc_thalamus"])
     sources = correlated_sources(rng, corr, n_t, t_r).astype(np.float32)
     y = (params.source_sd * sources) @ geometry.footprints(run["run_key"][0])
     glob = band_limited_noise(rng, n_t, 1, t_r).astype(np.float32)
-    y += params.global_sd * glob
+    y += params.global_sd * (params.global_craving_factor if craving else 1.0) * glob
     physio = band_limited_noise(rng, n_t, 2, t_r, 0.01, 0.2).astype(np.float32)
-    y += params.physio_sd * (physio[:, :1] * geometry.wm + 1.5 * physio[:, 1:] * geometry.csf)
+    y += (arousal * params.physio_sd * physio) @ geometry.tissue_physio
+    cardioresp = band_limited_noise(nuisance_rng, n_t, 2, t_r, 0.01, 0.15).astype(np.float32)
+    y += (arousal * params.cardioresp_sd * cardioresp) @ geometry.cardioresp
     y += params.smooth_noise_sd * geometry.noise.sample(rng, n_t, params.noise_ar1)
     y += params.white_noise_sd * rng.standard_normal((n_t, n_v), dtype=np.float32)
     t = np.linspace(-1, 1, n_t, dtype=np.float32)[:, None]
@@ -815,8 +1045,19 @@ def simulate_run_data(geometry: _Geometry, params: CocaineStudyParams, run: dict
     fd = np.nan_to_num(framewise_displacement(true_motion))
     history = np.convolve(fd, [1.0, 0.5, 0.25])[:n_t].astype(np.float32)
     y -= params.spin_history_pct_per_mm * history[:, None] * geometry.spin_map
+    jumps = np.diff(true_motion, axis=0, prepend=true_motion[:1])
+    y += spike_artifact(fd, jumps, geometry.loadings, params.spike_fd_threshold_mm, params.spike_pct_per_mm2)
+    y += distance_artifact(
+        nuisance_rng,
+        geometry.xyz,
+        fd,
+        t_r,
+        params.distance_artifact_pct_per_mm,
+        params.distance_artifact_mm,
+        params.spike_fd_threshold_mm,
+    )
     data = geometry.baseline * (1.0 + y / 100.0)
-    error = rng.standard_normal((n_t, 6)) * np.array([0.005] * 3 + [0.0001] * 3)
+    error = rng.standard_normal((n_t, 6)) * (params.motion_error_mm * np.array([1.0] * 3 + [1 / 50.0] * 3))
     return {
         "data": np.clip(np.rint(data), 0, np.iinfo(np.int16).max).astype(np.int16),
         "motion": true_motion + error,

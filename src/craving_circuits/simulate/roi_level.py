@@ -111,6 +111,7 @@ from craving_circuits.simulate.baclofen import (
 )
 from craving_circuits.simulate.cocaine import (
     OBSERVED_PARTICIPANT_COLUMNS,
+    ROI_LEVEL_MEASUREMENT,
     SOURCES,
     CocaineStudyParams,
     simulate_craving_ratings,
@@ -131,6 +132,8 @@ __all__ = [
     "baclofen_roi_study",
     "baclofen_roi_studies",
     "run_correlations",
+    "shared_nuisance_sd",
+    "motion_nuisance_variance",
 ]
 
 #: The ``strategy`` label of ROI-level couplings.
@@ -168,14 +171,79 @@ def run_correlations(fc_nacc_dlpfc: np.ndarray, fc_nacc_thalamus: np.ndarray) ->
     return corr
 
 
-def _check_noise(roi_noise: float, run_noise_z: float) -> None:
-    for name, value in (("roi_noise", roi_noise), ("run_noise_z", run_noise_z)):
+def _check_noise(roi_noise: float, run_noise_z: float, nuisance_leak: float = 0.0) -> None:
+    for name, value in (("roi_noise", roi_noise), ("run_noise_z", run_noise_z), ("nuisance_leak", nuisance_leak)):
         if not np.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be a non-negative number, got {value}.")
 
 
+def shared_nuisance_sd(params: CocaineStudyParams, runs: pd.DataFrame, nuisance_leak: float) -> np.ndarray:
+    """SD, relative to the sources, of the nuisance that the ROI signals of each run share after denoising.
+
+    The image simulator's nuisance that reaches the grey matter of every ROI
+    alike: the global signal (``global_sd``, times ``global_craving_factor``
+    in the craving state), the cardiac and respiratory fluctuations
+    (``cardioresp_sd``, times ``physio_craving_factor`` in the craving state)
+    and the spikes and the signal shared by nearby voxels after abrupt
+    movements (:func:`motion_nuisance_variance`, larger in CUD and in the
+    craving state through the run's motion scale). Their variances add, and
+    the SD is taken over ``source_sd``; ``nuisance_leak`` is the share of that
+    SD that denoising leaves (0: removed entirely; 1: no denoising).
+
+    Parameters
+    ----------
+    params : CocaineStudyParams
+    runs : pandas.DataFrame
+        From :func:`craving_circuits.simulate.cocaine.simulate_runs_table`.
+    nuisance_leak : float
+
+    Returns
+    -------
+    sd : ndarray, shape (n_runs,)
+    """
+    craving = (runs["state"] == "craving").to_numpy()
+    glob = params.global_sd * np.where(craving, params.global_craving_factor, 1.0)
+    physio = params.cardioresp_sd * np.where(craving, params.physio_craving_factor, 1.0)
+    motion = motion_nuisance_variance(params, runs["motion_scale"].to_numpy(dtype=float))
+    return nuisance_leak * np.sqrt(glob**2 + physio**2 + motion) / params.source_sd
+
+
+def motion_nuisance_variance(params: CocaineStudyParams, motion_scale, n_draws: int = 20_000) -> np.ndarray:
+    """Mean variance (%^2 per volume) of the spike and distance artefacts of a run, at their full size.
+
+    Abrupt movements come at the rate ``motion_spikes * motion_scale`` per
+    run, and half of them return (a second jump); each jump's framewise
+    displacement is that of :func:`~craving_circuits.simulate.signals.random_motion`'s
+    jumps (SD 0.5 mm per axis, rotations alike at 50 mm), its moments over
+    the spike threshold drawn once with a fixed seed. A jump adds
+    ``spike_pct_per_mm2**2 * E[excess**4]`` (spikes, with their tail) and
+    ``distance_artifact_pct_per_mm**2 * E[excess**2]`` (the shared signal at its
+    focus, with its decay) to the run's summed squares.
+
+    Parameters
+    ----------
+    params : CocaineStudyParams
+    motion_scale : array
+        The runs' motion scales.
+
+    Returns
+    -------
+    variance : ndarray, the shape of ``motion_scale``
+    """
+    jumps = np.abs(np.random.default_rng(0).standard_normal((n_draws, 6))) * 0.5
+    excess = np.clip(jumps.sum(axis=1) - params.spike_fd_threshold_mm, 0.0, None)
+    tail, decay = (1.0, 0.6, 0.3), (1.0, 0.7, 0.5, 0.35)  # spike_artifact's and distance_artifact's defaults
+    per_jump = params.spike_pct_per_mm2**2 * np.mean(excess**4) * np.sum(np.square(tail))
+    per_jump += params.distance_artifact_pct_per_mm**2 * np.mean(excess**2) * np.sum(np.square(decay))
+    jumps_per_run = 1.5 * params.motion_spikes * np.asarray(motion_scale, dtype=float)
+    return jumps_per_run * per_jump / params.n_volumes
+
+
 def cocaine_roi_study(
-    params: CocaineStudyParams, roi_noise: float = 0.3, run_noise_z: float = 0.18
+    params: CocaineStudyParams,
+    roi_noise: float = ROI_LEVEL_MEASUREMENT["roi_noise"],
+    run_noise_z: float = ROI_LEVEL_MEASUREMENT["run_noise_z"],
+    nuisance_leak: float = ROI_LEVEL_MEASUREMENT["nuisance_leak"],
 ) -> dict[str, pd.DataFrame]:
     """One simulated cocaine study at ROI level.
 
@@ -187,6 +255,10 @@ def cocaine_roi_study(
         SD of the noise of each ROI signal, relative to its source.
     run_noise_z : float
         SD of the run-level error added to each Fisher z.
+    nuisance_leak : float
+        Share of the state-dependent nuisance left after denoising
+        (:func:`shared_nuisance_sd`); it is added to the three ROI signals of a
+        run alike, so it raises every coupling more in runs with more of it.
 
     Returns
     -------
@@ -195,19 +267,23 @@ def cocaine_roi_study(
         ``ratings`` (with ``group``, as :func:`craving_circuits.cocaine.layout.read_craving_ratings`
         returns them), ``mrs``.
     """
-    _check_noise(roi_noise, run_noise_z)
+    _check_noise(roi_noise, run_noise_z, nuisance_leak)
     participants = simulate_participants(params)
     runs = simulate_runs_table(participants, params)
-    return _cocaine_tables(params, participants, runs, roi_noise, _run_noise(params, len(runs), run_noise_z))
+    noise = _run_noise(params, len(runs), run_noise_z)
+    return _cocaine_tables(params, participants, runs, roi_noise, noise, nuisance_leak)
 
 
-def _run_noise(params: CocaineStudyParams, n_runs: int, run_noise_z: float) -> tuple[np.ndarray, np.ndarray]:
-    """The band-limited series of every run and the run-level errors of the Fisher z: a function of the seed
-    and the design only (not of the planted effects)."""
+def _run_noise(params: CocaineStudyParams, n_runs: int, run_noise_z: float) -> tuple[np.ndarray, ...]:
+    """The band-limited series of every run, the run-level errors of the Fisher z and each run's shared
+    nuisance series: a function of the seed and the design only (not of the planted effects)."""
     rng = np.random.default_rng([params.seed, 31])
     series = band_limited_noise(rng, params.n_volumes, 6 * n_runs, params.repetition_time)  # one filtering call
     errors = run_noise_z * rng.standard_normal((n_runs, 2))
-    return series, errors
+    shared = band_limited_noise(
+        np.random.default_rng([params.seed, 32]), params.n_volumes, n_runs, params.repetition_time
+    )
+    return series, errors, shared
 
 
 def _cocaine_tables(
@@ -215,16 +291,19 @@ def _cocaine_tables(
     participants: pd.DataFrame,
     runs: pd.DataFrame,
     roi_noise: float,
-    noise: tuple[np.ndarray, np.ndarray],
+    noise: tuple[np.ndarray, ...],
+    nuisance_leak: float = 0.0,
 ) -> dict[str, pd.DataFrame]:
     """The tables of :func:`cocaine_roi_study` from its participants, runs and :func:`_run_noise`."""
-    series, errors = noise
+    series, errors, shared = noise
     n_t, n_runs = params.n_volumes, len(runs)
     corr = run_correlations(runs["fc_nacc_dlpfc"].to_numpy(), runs["fc_nacc_thalamus"].to_numpy())
     chol = source_cholesky(corr)
     blocks = series.reshape(n_t, n_runs, 6)  # run i's six series, as the image simulator's columns 6i..6i+5
     # each run's sources mixed by its Cholesky factor (correlated_sources), plus the ROI noise
     signals = np.einsum("trk,rjk->trj", blocks[..., :3], chol) + roi_noise * blocks[..., 3:]
+    if nuisance_leak > 0:  # the nuisance left after denoising, shared by the run's three ROI signals
+        signals += (shared * shared_nuisance_sd(params, runs, nuisance_leak))[..., None]
     z = fisher_z(correlate_columns(signals[..., 0], signals[..., 1:])) + errors  # (n_runs, 2)
     n_targets = len(_TARGETS)
     roi = pd.DataFrame(
@@ -268,7 +347,11 @@ def _labels(n: int, replicates) -> np.ndarray:
 
 
 def cocaine_roi_studies(
-    params, roi_noise: float = 0.3, run_noise_z: float = 0.18, replicates=None
+    params,
+    roi_noise: float = ROI_LEVEL_MEASUREMENT["roi_noise"],
+    run_noise_z: float = ROI_LEVEL_MEASUREMENT["run_noise_z"],
+    replicates=None,
+    nuisance_leak: float = ROI_LEVEL_MEASUREMENT["nuisance_leak"],
 ) -> dict[str, pd.DataFrame]:
     """Several simulated cocaine studies at ROI level, stacked (see the module docstring).
 
@@ -279,7 +362,7 @@ def cocaine_roi_studies(
         The runs' band-limited noise depends on the seed and the design only,
         so consecutive parameter sets that share them (the same seed under
         several planted effects) draw it once.
-    roi_noise, run_noise_z : float
+    roi_noise, run_noise_z, nuisance_leak : float
         As in :func:`cocaine_roi_study`.
     replicates : array, optional
         The replicates' labels (default ``0, 1, ...``).
@@ -293,7 +376,7 @@ def cocaine_roi_studies(
     """
     params = list(params)
     labels = _labels(len(params), replicates)
-    _check_noise(roi_noise, run_noise_z)
+    _check_noise(roi_noise, run_noise_z, nuisance_leak)
     studies, shared = [], None
     for p in params:
         participants = simulate_participants(p)
@@ -301,7 +384,7 @@ def cocaine_roi_studies(
         key = (p.seed, p.n_volumes, p.repetition_time, len(runs))
         if shared is None or shared[0] != key:  # consecutive studies of one seed and design share their noise
             shared = (key, _run_noise(p, len(runs), run_noise_z))
-        studies.append(_cocaine_tables(p, participants, runs, roi_noise, shared[1]))
+        studies.append(_cocaine_tables(p, participants, runs, roi_noise, shared[1], nuisance_leak))
     return _stack(studies, labels)
 
 

@@ -29,6 +29,9 @@ __all__ = [
     "framewise_displacement",
     "motion_loadings",
     "double_gamma_hrf",
+    "spike_artifact",
+    "distance_artifact",
+    "fisher_z_sampling_sd",
 ]
 
 
@@ -372,3 +375,138 @@ def double_gamma_hrf(
     trough = stats.gamma.pdf(times, undershoot / u_dispersion, loc=dt, scale=u_dispersion)
     hrf = peak - ratio * trough
     return hrf / hrf.sum()
+
+
+def spike_artifact(
+    fd: np.ndarray,
+    jumps: np.ndarray,
+    loadings: np.ndarray,
+    threshold_mm: float,
+    pct_per_mm2: float,
+    tail=(1.0, 0.6, 0.3),
+) -> np.ndarray:
+    """Signal drops at high-motion volumes, growing with the square of the framewise displacement over a threshold.
+
+    A volume whose framewise displacement ``fd[t]`` exceeds ``threshold_mm``
+    loses ``pct_per_mm2 * (fd[t] - threshold_mm)**2`` percent of its signal,
+    on average over the brain, and the drop decays over the next volumes by
+    ``tail``. Its spatial pattern follows the image gradient along that
+    volume's movement: voxel ``v`` drops by ``0.5 + 0.5 * |L_v . j_t| / mean(|L . j_t|)``
+    times the average, ``L_v`` its motion loadings and ``j_t`` the movement
+    ``motion[t] - motion[t - 1]``, so edges and the direction of the jump
+    matter. Neither the size (quadratic above a threshold) nor the pattern
+    (an absolute value) is linear in the motion estimates.
+
+    Parameters
+    ----------
+    fd : ndarray, shape (n_volumes,)
+        Framewise displacement (mm); NaN (the first volume) counts as 0.
+    jumps : ndarray, shape (n_volumes, 6)
+        Volume-to-volume movement (translations in mm, rotations in rad).
+    loadings : ndarray, shape (6, n_voxels)
+        From :func:`motion_loadings`.
+    threshold_mm : float
+    pct_per_mm2 : float
+    tail : sequence of float
+        Weights of the drop at the volume and the ones after it.
+
+    Returns
+    -------
+    artifact : ndarray of float32, shape (n_volumes, n_voxels)
+        Percent signal change (negative where there are spikes, 0 elsewhere).
+    """
+    fd = np.nan_to_num(np.asarray(fd, dtype=float))
+    n_t, n_v = fd.shape[0], loadings.shape[1]
+    if jumps.shape != (n_t, 6):
+        raise ValueError(f"jumps has shape {jumps.shape}; expected {(n_t, 6)}.")
+    out = np.zeros((n_t, n_v), dtype=np.float32)
+    excess = np.clip(fd - threshold_mm, 0.0, None)
+    for t in np.flatnonzero(excess > 0):
+        g = np.abs(jumps[t] @ loadings)
+        pattern = 0.5 + 0.5 * g / max(float(g.mean()), 1e-12)
+        size = pct_per_mm2 * excess[t] ** 2
+        for k, weight in enumerate(tail):
+            if t + k < n_t:
+                out[t + k] -= (weight * size) * pattern.astype(np.float32)
+    return out
+
+
+def distance_artifact(
+    rng: np.random.Generator,
+    xyz_mm: np.ndarray,
+    fd: np.ndarray,
+    t_r: float,
+    pct_per_mm: float,
+    length_mm: float,
+    threshold_mm: float = 0.3,
+    n_foci: int = 2,
+    decay=(1.0, 0.7, 0.5, 0.35),
+) -> np.ndarray:
+    """A signal shared by nearby voxels after each abrupt movement: it raises short-distance correlations most.
+
+    Each of ``n_foci`` foci (random voxels) carries its own band-limited
+    (0.01-0.1 Hz) series, switched on by movements: it is multiplied by the
+    framewise displacement above ``threshold_mm``, convolved with ``decay``
+    (so it lasts a few volumes after the movement), and reaches voxel ``v``
+    with the weight ``exp(-d_v**2 / (2 * length_mm**2))``, ``d_v`` its distance
+    from the focus. Two voxels share more of it the closer they are, as motion
+    artefact inflates short-distance correlations more than long-distance
+    ones (Power et al., 2012); the series are not functions of the motion
+    estimates, and their size is not linear in them.
+
+    Parameters
+    ----------
+    xyz_mm : ndarray, shape (n_voxels, 3)
+        Voxel coordinates (mm).
+    fd : ndarray, shape (n_volumes,)
+        Framewise displacement (mm); NaN counts as 0.
+    t_r : float
+    pct_per_mm : float
+        SD of the series at a focus per mm of displacement above the threshold (%).
+    length_mm : float
+        Spatial scale of the fall-off (mm).
+    threshold_mm : float
+    n_foci : int
+    decay : sequence of float
+        Weights of the volume of the movement and the ones after it.
+
+    Returns
+    -------
+    artifact : ndarray of float32, shape (n_volumes, n_voxels)
+        Zero until the first movement above the threshold.
+    """
+    fd = np.nan_to_num(np.asarray(fd, dtype=float))
+    n_t = fd.shape[0]
+    envelope = np.convolve(np.clip(fd - threshold_mm, 0.0, None), decay)[:n_t]
+    series = band_limited_noise(rng, n_t, n_foci, t_r) * envelope[:, None] * pct_per_mm
+    foci = xyz_mm[rng.integers(0, len(xyz_mm), n_foci)]
+    d2 = ((xyz_mm[None, :, :] - foci[:, None, :]) ** 2).sum(axis=-1)
+    weights = np.exp(-d2 / (2.0 * length_mm**2))
+    return (series @ weights).astype(np.float32)
+
+
+def fisher_z_sampling_sd(n_volumes: int, t_r: float, low_hz: float = 0.01, high_hz: float = 0.1) -> float:
+    """Sampling SD of the Fisher z of the correlation of two independent series of :func:`band_limited_noise`.
+
+    Bartlett's formula for autocorrelated series: the variance of a sample
+    correlation of two independent series with autocorrelation ``rho`` is
+    ``sum_k (1 - |k| / n) rho(k)**2 / n``; ``rho`` is that of the band-pass
+    filter (from its impulse response), and the effective number of volumes
+    ``n / sum(...)`` then gives ``1 / sqrt(n_eff - 3)`` as for white series.
+
+    Returns
+    -------
+    sd : float
+    """
+    sos = _band_sos(float(low_hz), float(high_hz), float(t_r))
+    impulse = np.zeros(4 * int(n_volumes) + 400)
+    impulse[0] = 1.0
+    h = sp_signal.sosfilt(sos, impulse)
+    acf = np.correlate(h, h, mode="full")[len(h) - 1 :][:n_volumes]
+    rho = acf / acf[0]
+    lags = np.arange(1, n_volumes)
+    factor = 1.0 + 2.0 * np.sum((1 - lags / n_volumes) * rho[1:] ** 2)
+    n_eff = n_volumes / factor
+    if n_eff <= 4:
+        raise ValueError(f"{n_volumes} volumes at TR {t_r} s are too few for a correlation.")
+    return float(1.0 / np.sqrt(n_eff - 3.0))

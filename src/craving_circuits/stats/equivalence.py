@@ -66,6 +66,7 @@ __all__ = [
     "RESULT_COLUMNS",
     "EVIDENCE_COLUMNS",
     "DEFAULT_PRIOR_SCALE",
+    "DRUG_SESOI_DZ",
     "tost",
     "tost_correlation",
     "jzs_bf10",
@@ -81,6 +82,11 @@ __all__ = [
 
 #: The "medium" Cauchy prior scale on the standardised effect (BayesFactor, JASP).
 DEFAULT_PRIOR_SCALE = float(np.sqrt(2) / 2)
+
+#: The smallest effect of interest of the drug contrasts of the NAC chapter (d_z of the double
+#: differences): the default of :func:`craving_circuits.cocaine.drug.drug_evidence` and the chapter's
+#: ``sesoi_dz``; the simulator's ``threat_nac_at_bound`` preset plants an NAC effect exactly this large.
+DRUG_SESOI_DZ = 0.8
 
 
 def _sample(x, name: str) -> np.ndarray:
