@@ -38,6 +38,7 @@ from craving_circuits.simulate import (
     regions,
     signals,
 )
+from craving_circuits.stats import equivalence
 from craving_circuits.verdict import calibration
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,6 +129,9 @@ def test_cocaine_design_states_the_simulator_defaults():
     p = _field_defaults(cocaine.CocaineStudyParams)
     assert cocaine.cocaine_params("paper") == cocaine.CocaineStudyParams()  # the table gives the paper preset
     tiny = {**p, **cocaine.PRESETS["tiny"]}
+    motion = cocaine.PRESETS["threat_state_motion"]
+    habituation = cocaine.PRESETS["threat_habituation"]
+    assert (habituation["habituation"], habituation["nac_first_share_cud"]) == (0.5, 0.75)  # the words below
     z = cocaine.NACC_FC_Z
     assert z["dlpfc"] == z["thalamus_midline"]
     band = _defaults(signals.band_limited_noise)
@@ -235,6 +239,14 @@ def test_cocaine_design_states_the_simulator_defaults():
                 f"{tiny['n_volumes']} volumes, smooth noise of {tiny['smooth_noise_fwhm_mm']:g} mm FWHM",
             ),
             (page, f"rises still vary around zero with SD {p['craving_fc_individual_sd']:g}"),
+            (
+                page,
+                f"more motion in CUD (×{motion['motion_cud_factor']:g}) and, after the cue film, much more motion "
+                f"(×{motion['motion_craving_factor']:g}), global signal (×{motion['global_craving_factor']:g}) "
+                f"and physiological noise (×{motion['physio_craving_factor']:g})",
+            ),
+            (page, "halved in the second session, and three quarters of CUD taking NAC first"),
+            (page, f"equivalence bound (d_z {equivalence.DRUG_SESOI_DZ:g}, converted"),
         ]
     )
 

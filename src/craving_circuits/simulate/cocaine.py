@@ -255,12 +255,12 @@ class CocaineStudyParams:
     )
     distance_artifact_mm: float = _p(30.0, "Spatial scale of the fall-off of that shared signal (mm).")
     # arousal: the cue film changes physiology
-    global_craving_factor: float = _p(1.5, "SD of the global signal in the craving state relative to neutral.")
+    global_craving_factor: float = _p(2.0, "SD of the global signal in the craving state relative to neutral.")
     cardioresp_sd: float = _p(
         1.5, "SD of cardiac and respiratory fluctuations next to the ventricles and vessels, grey matter included (%)."
     )
     physio_craving_factor: float = _p(
-        1.5, "SD of white-matter, CSF, cardiac and respiratory fluctuations in the craving state relative to neutral."
+        2.0, "SD of white-matter, CSF, cardiac and respiratory fluctuations in the craving state relative to neutral."
     )
     # connectivity, Fisher z of source correlations
     fc_subject_sd: float = _p(0.1, "Between-participant SD of the resting NAcc couplings.")
@@ -450,8 +450,8 @@ _THREAT_PRESETS: dict[str, dict] = {
         **_NULL,
         "motion_cud_factor": 1.6,
         "motion_craving_factor": 2.5,
-        "global_craving_factor": 2.5,
-        "physio_craving_factor": 2.0,
+        "global_craving_factor": 3.0,
+        "physio_craving_factor": 3.0,
     },
     "threat_habituation": {**_NULL, **_PAPER_RISES, "habituation": 0.5, "nac_first_share_cud": 0.75},
     "threat_unequal_variance": {**_NULL, "craving_fc_individual_sd": rise_sd_for_spread_ratio(2.0)},

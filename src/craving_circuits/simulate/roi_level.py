@@ -23,7 +23,18 @@ first level by what the analyses extract from them:
   and thalamus), but on the ``paper`` seed the image pipeline's CUD rise is
   0.25 for the dlPFC and 0.51 for the thalamus, against 0.38 and 0.43 here:
   one ``roi_noise`` for both targets no longer matches both, and the ROI-level
-  twin overstates the dlPFC's recovery.
+  twin overstates the dlPFC's recovery. The image simulator's state-dependent
+  nuisance (global signal and cardiac/respiratory noise that grow after the cue
+  film, spikes and a distance-dependent signal after abrupt movements, more in
+  CUD and after the cue film) enters as one series shared by a run's three ROI
+  signals, whose SD follows the run's state and motion scale
+  (:func:`shared_nuisance_sd`) times ``nuisance_leak``, the share that
+  denoising leaves; it raises a run's couplings the more, the more nuisance
+  the run has. The default share, 0.2, is an assumption, not yet matched to
+  the image pipeline (whose default denoising holds its level under ``null``).
+  The design parameters of the threats (the share of CUD who take NAC first,
+  habituation, the spread of the rises) act through the image simulator's own
+  participants and runs tables, which the twin uses.
 * **baclofen**: each session's right-dlPFC CBF is the analysis ROI's mean of the
   image simulator's model (baseline scaled by global CBF, smooth regional
   variation, the planted rise times the rise footprint, thermal noise of the
