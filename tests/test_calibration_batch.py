@@ -85,7 +85,7 @@ def test_vectorised_runs_equal_the_image_simulators_run_by_run_mixing():
         block = series[:, 6 * i : 6 * i + 6]
         signals = correlated_sources(rng, c, n_t, t_r, independent=block[:, :3]) + 0.3 * block[:, 3:]
         expected.extend(correlation.fisher_z(correlation.correlate_columns(signals[:, 0], signals[:, 1:])) + errors[i])
-    roi = roi_level.cocaine_roi_study(params)["roi"]
+    roi = roi_level.cocaine_roi_study(params, nuisance_leak=0.0)["roi"]  # the nuisance: test_nuisance.py
     assert list(roi["target"][:2]) == ["dlpfc", "thalamus_midline"]
     np.testing.assert_allclose(roi["fisher_z"], expected, rtol=1e-12, atol=1e-12)
 

@@ -22,7 +22,13 @@ from craving_circuits.simulate.cocaine import (
     simulate_run_data,
     simulate_runs_table,
 )
-from craving_circuits.simulate.signals import distance_artifact, spike_artifact
+from craving_circuits.simulate.signals import (
+    band_limited_noise,
+    correlated_sources,
+    distance_artifact,
+    spike_artifact,
+)
+from craving_circuits.stats import correlation
 from craving_circuits.stats.equivalence import DRUG_SESOI_DZ
 from craving_circuits.verdict import claims
 
@@ -228,3 +234,29 @@ def test_the_roi_level_twin_carries_the_state_dependent_nuisance():
     assert rise("threat_state_motion", 1.0) > rise("null", 1.0) + 0.03
     sd = roi_level.shared_nuisance_sd(base, simulate_runs_table(simulate_participants(base), base), 1.0)
     assert sd.shape == (4 * base.n_participants,) and np.all(sd > 0)
+
+
+def test_the_twins_shared_nuisance_is_added_run_by_run():
+    """The twin with its nuisance equals the run-by-run sum: sources mixed by their Cholesky factor, ROI noise,
+    and the run's shared series times its SD (:func:`roi_level.shared_nuisance_sd`) in all three ROI signals."""
+    params = cocaine_params("threat_state_motion", n_cud=3, n_control=3)
+    runs = simulate_runs_table(simulate_participants(params), params)
+    n_t, t_r, leak = params.n_volumes, params.repetition_time, 0.7
+    rng = np.random.default_rng([params.seed, 31])
+    series = band_limited_noise(rng, n_t, 6 * len(runs), t_r)
+    errors = cocaine.ROI_LEVEL_MEASUREMENT["run_noise_z"] * rng.standard_normal((len(runs), 2))
+    shared = band_limited_noise(np.random.default_rng([params.seed, 32]), n_t, len(runs), t_r)
+    sd = roi_level.shared_nuisance_sd(params, runs, leak)
+    expected = []
+    for i, run in enumerate(runs.itertuples(index=False)):
+        c = roi_level.run_correlations(np.array([run.fc_nacc_dlpfc]), np.array([run.fc_nacc_thalamus]))[0]
+        block = series[:, 6 * i : 6 * i + 6]
+        signals = correlated_sources(rng, c, n_t, t_r, independent=block[:, :3])
+        signals = signals + cocaine.ROI_LEVEL_MEASUREMENT["roi_noise"] * block[:, 3:] + sd[i] * shared[:, i : i + 1]
+        z = correlation.fisher_z(correlation.correlate_columns(signals[:, 0], signals[:, 1:]))
+        expected.extend(z + errors[i])
+    roi = roi_level.cocaine_roi_study(params, nuisance_leak=leak)["roi"]
+    np.testing.assert_allclose(roi["fisher_z"], expected, rtol=1e-10, atol=1e-10)
+    # craving runs carry more of it (arousal, motion), CUD more than controls
+    craving = (runs["state"] == "craving").to_numpy()
+    assert sd[craving].mean() > 1.3 * sd[~craving].mean()
