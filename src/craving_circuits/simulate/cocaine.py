@@ -246,10 +246,10 @@ class CocaineStudyParams:
     )
     spike_fd_threshold_mm: float = _p(0.3, "Framewise displacement above which a volume gets a spike artefact (mm).")
     spike_pct_per_mm2: float = _p(
-        2.0, "Mean signal drop of a spike per squared mm of framewise displacement above the threshold (%)."
+        0.5, "Mean signal drop of a spike per squared mm of framewise displacement above the threshold (%)."
     )
     distance_artifact_pct_per_mm: float = _p(
-        1.5,
+        1.0,
         "SD at its focus of the signal shared by nearby voxels after an abrupt movement, per mm of framewise "
         "displacement above the spike threshold (%).",
     )
