@@ -108,6 +108,7 @@ from craving_circuits.simulate.baclofen import (
     global_scale,
     simulate_baclofen_participants,
     simulate_baclofen_ratings,
+    t2_spread,
 )
 from craving_circuits.simulate.cocaine import (
     OBSERVED_PARTICIPANT_COLUMNS,
@@ -424,8 +425,13 @@ def baclofen_roi_study(
             # each session's own stream: its global scale, then regional and thermal CBF noise, then the cue noise
             rng = np.random.default_rng([params.seed, 32, p_idx, s_idx])
             scale.append(global_scale(p, session, params, rng))
+            spread = t2_spread(p, session, params)
             draws.append(
-                (rng.normal(0, model.regional_sd), rng.normal(0, model.thermal_sd), *rng.normal(0, cue_noise_sd, n_roi))
+                (
+                    spread * rng.normal(0, model.regional_sd),  # as true_cbf widens the regional variation
+                    rng.normal(0, model.thermal_sd),
+                    *rng.normal(0, cue_noise_sd, n_roi),
+                )
             )
             amp.append(cue_response(p, session, params))
     scale, draws, amp = np.asarray(scale), np.asarray(draws).reshape(-1, 2 + n_roi), np.asarray(amp)
