@@ -111,19 +111,10 @@ __all__ = [
     "voxelwise_glue",
 ]
 
-#: Columns of :func:`voxelwise_summary`.
+#: Columns of :func:`voxelwise_summary`: the keys of a voxelwise rate, then those of a rate's interval.
 VOXEL_SUMMARY_COLUMNS = [
-    "condition",
-    "study",
-    "test",
-    "cluster_forming_p",
-    "n",
-    "count",
-    "rate",
-    "ci_low",
-    "ci_high",
-    "nominal",
-    "within",
+    *VOXEL_COLUMNS[1:5],
+    *[c for c in SUMMARY_COLUMNS if c not in ("study", "claim_id", "test", "condition", "planted_present", "measure")],
     "max_rate",
     "upper_within",
 ]
