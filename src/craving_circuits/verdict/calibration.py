@@ -819,15 +819,14 @@ def _voxel_setup(voxel_size_mm: int, n_cud: int, n_control: int, n_baclofen: int
     )
 
 
-def _cbf_change(setup: _VoxelSetup, global_change: np.ndarray, rng) -> np.ndarray:
-    """T2 - T1 CBF maps (ml/100 g/min): each participant's global change times the baseline map, plus the
-    session's smooth regional variation (grey matter) and the thermal noise of the two sessions."""
+def _cbf_noise(setup: _VoxelSetup, n: int, rng) -> np.ndarray:
+    """The regional and thermal part of ``n`` T2 - T1 CBF maps (ml/100 g/min): each session's smooth regional
+    variation (grey matter) and the thermal noise of the two sessions."""
     noise = setup.noise["cbf"]
     field = setup.fields[(noise.voxel_size_mm, noise.fwhm_mm)]
-    n = len(global_change)
     regional = field.sample(rng, n).astype(np.float64) * setup.regional_sd * setup.gm
     thermal = rng.standard_normal(regional.shape) * setup.thermal_sd
-    return global_change[:, None] * setup.cbf_base[None, :] + np.sqrt(2) * (regional + thermal)
+    return np.sqrt(2) * (regional + thermal)
 
 
 def _fires(result, alpha: float) -> tuple[int, float, bool]:
@@ -844,7 +843,11 @@ def _voxel_replicate(
     n_perm: int,
     alpha: float,
 ) -> list[dict]:
-    """One null replicate: the maps of each kind drawn once, every condition's tests run on them."""
+    """One null replicate: the maps of each kind drawn and smoothed once, every condition's tests run on them.
+
+    Smoothing is linear, so a condition's smoothed maps are built from the smoothed parts (a group's maps
+    scaled, a constant shift, the global change times the baseline map), as smoothing its maps would.
+    """
     rng = np.random.default_rng([seed, replicate, 11])
     coc, bac = setup.designs["cocaine"], setup.designs["baclofen"]
     cud = (coc["group"] == "CUD").to_numpy()
@@ -855,14 +858,15 @@ def _voxel_replicate(
     glutamate = pd.Series(rng.standard_normal(len(coc)), index=coc["participant_id"])
     dlpfc = rng.normal(0, setup.rise_sd, len(bac))
     session = rng.normal(0, np.sqrt(2) * setup.cbf_session_sd, len(bac))
-    cbf_noise_rng = np.random.default_rng([seed, replicate, 13])
-    cbf = _cbf_change(setup, session, cbf_noise_rng)
-    smooth = {}
-
-    def smoothed(key, maps):
-        if key not in smooth:
-            smooth[key] = smooth_maps(maps, setup.mask_img, smoothing_fwhm)
-        return smooth[key]
+    cbf_noise = _cbf_noise(setup, len(bac), np.random.default_rng([seed, replicate, 13]))
+    parts = np.vstack([state, drug, cue_maps, cbf_noise, setup.cbf_base, np.ones(len(setup.gm))])
+    smoothed = smooth_maps(parts, setup.mask_img, smoothing_fwhm).astype(np.float64)
+    n_c, n_b = len(coc), len(bac)
+    state_s, drug_s = smoothed[:n_c], smoothed[n_c : 2 * n_c]
+    cue_s, noise_s = smoothed[2 * n_c : 2 * n_c + n_b], smoothed[2 * n_c + n_b : 2 * n_c + 2 * n_b]
+    base_s, ones_s = smoothed[-2], smoothed[-1]
+    base_gm = np.average(setup.cbf_base, weights=setup.gm)
+    noise_gm = np.average(cbf_noise, axis=1, weights=setup.gm)
 
     rows = []
     for condition in conditions:
@@ -875,8 +879,7 @@ def _voxel_replicate(
             cfp = spec["cluster_forming_p"]
             options = dict(cluster_forming_p=cfp, n_perm=n_perm, rng=test_rng)
             if spec["maps"] in ("state", "drug"):
-                raw = state if spec["maps"] == "state" else drug
-                maps = smoothed((spec["maps"], spread), raw * np.where(cud, spread, 1.0)[:, None])
+                maps = (state_s if spec["maps"] == "state" else drug_s) * np.where(cud, spread, 1.0)[:, None]
                 if test == "glutamate_coupling":
                     result, _, _ = voxelwise.covariate_test(
                         maps, coc, glutamate, setup.mask_img, group="CUD", **options
@@ -884,22 +887,17 @@ def _voxel_replicate(
                 else:
                     result = secondlevel.group_test(test, maps, coc, setup.mask_img, **options)
             elif spec["maps"] == "cbf":
-                change = cbf
-                if condition == "global_cbf":
-                    change = _cbf_change(
-                        setup, session + setup.global_effect * baclofen, np.random.default_rng([seed, replicate, 13])
-                    )
-                change = change * np.where(baclofen, spread, 1.0)[:, None]
-                covariate = np.average(change, axis=1, weights=setup.gm)  # the chapter's mean grey-matter change
-                maps = smoothed(("cbf", condition), change)
+                change = session + (setup.global_effect * baclofen if condition == "global_cbf" else 0.0)
+                scale = np.where(baclofen, spread, 1.0)
+                maps = scale[:, None] * (change[:, None] * base_s[None, :] + noise_s)
+                covariate = scale * (change * base_gm + noise_gm)  # the chapter's mean grey-matter change
                 result = perfusion.group_by_time_test(maps, bac, setup.mask_img, covariate=covariate, **options)
             else:
                 covariate = dlpfc.copy()
-                maps_raw = cue_maps * np.where(baclofen, spread, 1.0)[:, None]
+                maps = cue_s * np.where(baclofen, spread, 1.0)[:, None]
                 if condition == "direct_cue":
                     covariate = covariate + setup.rise * baclofen  # the rise, in the CBF chapter's units
-                    maps_raw = maps_raw - 1.0 * baclofen[:, None]  # one SD lower cue response everywhere
-                maps = smoothed(("cue", condition), maps_raw)
+                    maps = maps - 1.0 * baclofen[:, None] * ones_s[None, :]  # one SD lower cue response everywhere
                 result, _, _ = voxelwise.covariate_test(
                     maps,
                     bac,
