@@ -108,7 +108,7 @@ __all__ = [
     "map_fwhm",
     "voxelwise_null",
     "voxelwise_summary",
-    "voxelwise_glue",
+    "upper_bound_at",
 ]
 
 #: Columns of :func:`voxelwise_summary`: the keys of a voxelwise rate, then those of a rate's interval.
@@ -1039,29 +1039,10 @@ def voxelwise_summary(results: pd.DataFrame, alpha: float = 0.05, ci_level: floa
     return pd.DataFrame(rows, columns=VOXEL_SUMMARY_COLUMNS)
 
 
-def voxelwise_glue(summary: pd.DataFrame, n_sims: int, voxel_size_mm: int, n_perm: int, alpha: float = 0.05) -> dict:
-    """The numbers the calibration chapter's prose states about the voxelwise check.
+def upper_bound_at(rate: float, n_sims: int, ci_level: float = 0.95) -> float:
+    """Upper Clopper-Pearson bound of an observed rate of ``rate`` in ``n_sims`` replicates (the count rounded).
 
-    Parameters
-    ----------
-    summary : pandas.DataFrame
-        From :func:`voxelwise_summary`.
-    n_sims, voxel_size_mm, n_perm, alpha
-        As given to :func:`voxelwise_null`.
-
-    Returns
-    -------
-    values : dict
-        ``voxel_n_sims, voxel_grid_mm, voxel_n_perm, voxel_n_rates, voxel_n_upper_within, voxel_max_rate,
-        voxel_upper_at_alpha`` (the upper Clopper-Pearson bound of a rate of exactly ``alpha``).
+    What a test whose false-positive rate is exactly ``rate`` shows at best, for the chapter's prose.
     """
-    count = int(round(alpha * n_sims))
-    return {
-        "voxel_n_sims": int(n_sims),
-        "voxel_grid_mm": int(voxel_size_mm),
-        "voxel_n_perm": int(n_perm),
-        "voxel_n_rates": len(summary),
-        "voxel_n_upper_within": int(summary["upper_within"].sum()),
-        "voxel_max_rate": 1.5 * alpha,
-        "voxel_upper_at_alpha": float(proportion_confint(count, int(n_sims), alpha=0.05, method="beta")[1]),
-    }
+    count = int(round(rate * n_sims))
+    return float(proportion_confint(count, int(n_sims), alpha=1 - ci_level, method="beta")[1])
