@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                 baclofen_preset=args.baclofen_preset,
             )
         print(
-            f"{path} written: {args.replicates} replicates in {seconds:.0f} s ({seconds / args.replicates:.1f} s each)"
+            f"{path} written: {args.replicates} replicates in {seconds:.0f} s on {engine.n_workers} worker(s) "
+            f"({seconds * engine.n_workers / args.replicates:.0f} s of a worker per replicate)"
         )
         return 0
     if args.command == "execute":
