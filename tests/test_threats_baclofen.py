@@ -13,6 +13,7 @@ from statsmodels.stats.proportion import proportion_confint
 from conftest import BACLOFEN_ROI_MODEL as MODEL
 from craving_circuits.baclofen import cue, perfusion
 from craving_circuits.simulate import BACLOFEN_PRESETS, baclofen_params, roi_level
+from craving_circuits.simulate import baclofen as baclofen_sim
 from craving_circuits.simulate.baclofen import THREATS, simulate_baclofen_participants
 from craving_circuits.stats import voxelwise
 from craving_circuits.stats.correlation import partial_correlation
@@ -242,3 +243,20 @@ def test_roi_twin_honours_every_threat_parameter():
     g = raw.pivot_table(index=["participant_id", "group"], columns="session_id", values="global_cbf").reset_index()
     ratio = (g["ses-T2"] / g["ses-T1"]).groupby(g["group"]).mean()
     assert ratio["baclofen"] / ratio["placebo"] == pytest.approx(1.15, abs=0.01)
+
+
+def test_image_simulator_widens_only_the_baclofen_groups_t2_fluctuations():
+    """true_cbf, which the images are made from: with the same draws, the baclofen group's T2 regional
+    variation and session fluctuation are twice as wide; T1 and placebo are unchanged."""
+    null = baclofen_params("tiny_null")
+    threat = baclofen_params("tiny_null", baclofen_change_sd_ratio=2.0)
+    maps = baclofen_sim._Maps(null)
+    people = simulate_baclofen_participants(null).assign(dlpfc_rise=0.0)
+    for p in people.iloc[:4].itertuples(index=False):
+        for session in ("ses-T1", "ses-T2"):
+            a, scale_a = baclofen_sim.true_cbf(maps, p, session, null, np.random.default_rng(1), with_scale=True)
+            b, scale_b = baclofen_sim.true_cbf(maps, p, session, threat, np.random.default_rng(1), with_scale=True)
+            factor = 2.0 if (session == "ses-T2" and p.group == "baclofen") else 1.0
+            np.testing.assert_allclose(b - maps.cbf_base * scale_b, factor * (a - maps.cbf_base * scale_a), atol=1e-3)
+            session_a = scale_a / (1 + p.cbf_global) - 1
+            assert scale_b / (1 + p.cbf_global) - 1 == pytest.approx(factor * session_a)
