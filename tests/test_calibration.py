@@ -16,6 +16,7 @@ from statsmodels.stats.proportion import proportion_confint
 from conftest import BACLOFEN_ROI_MODEL as MODEL
 from craving_circuits.book import plotting
 from craving_circuits.cocaine import secondlevel
+from craving_circuits.io.atlas import brain_mask
 from craving_circuits.simulate import baclofen_params, cocaine_params, roi_level
 from craving_circuits.simulate.baclofen import simulate_baclofen_participants
 from craving_circuits.simulate.cocaine import build_geometry, simulate_participants, simulate_runs_table
@@ -317,3 +318,24 @@ def test_wide_tables_and_figure_of_a_summary():
         calibration.power_table(summary[summary["measure"] != "power"])
     fig = plotting.plot_calibration(summary)
     assert len(fig.axes) == 2 and len(fig.axes[1].get_lines()) >= 1
+
+
+def test_independent_maps_are_not_standardised_over_the_draw():
+    """Participant maps must vary in their mean as independent draws do: the time-series sampler
+    standardises each voxel over its volumes (mean exactly 0), which would make every one-sample
+    test's statistic vanish; the independent draws keep unit variance and the field's smoothness."""
+    mask_img = brain_mask(8)
+    mask = np.asarray(mask_img.dataobj) > 0
+    field = SmoothNoiseField(mask, 8, 16.0)
+    series = field.sample(np.random.default_rng(0), 20)
+    np.testing.assert_allclose(series.mean(axis=0), 0, atol=1e-5)
+    maps = field.independent(np.random.default_rng(0), 400)
+    assert maps.shape == (400, int(mask.sum()))
+    assert maps.var(axis=0).mean() == pytest.approx(1.0, abs=0.1)
+    means = np.stack([field.independent(np.random.default_rng(k), 20).mean(axis=0) for k in range(1, 41)])
+    assert means.var(axis=0).mean() == pytest.approx(1 / 20, rel=0.2)  # a sample mean's variance
+    np.testing.assert_allclose(
+        calibration.map_fwhm(maps[:60], mask_img),
+        calibration.map_fwhm(field.sample(np.random.default_rng(3), 60), mask_img),
+        rtol=0.1,
+    )

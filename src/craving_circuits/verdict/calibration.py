@@ -749,7 +749,7 @@ def map_fwhm(maps: np.ndarray, mask_img) -> np.ndarray:
 def _null_maps(fields: dict, noise: MapNoise, n: int, rng) -> np.ndarray:
     """``n`` unit-variance null maps: the simulator's smooth noise field mixed with white noise."""
     field = fields[(noise.voxel_size_mm, noise.fwhm_mm)]
-    smooth = field.sample(rng, n).astype(np.float64)
+    smooth = field.independent(rng, n).astype(np.float64)
     white = rng.standard_normal(smooth.shape)
     return np.sqrt(noise.smooth_share) * smooth + np.sqrt(1 - noise.smooth_share) * white
 
@@ -824,7 +824,7 @@ def _cbf_noise(setup: _VoxelSetup, n: int, rng) -> np.ndarray:
     variation (grey matter) and the thermal noise of the two sessions."""
     noise = setup.noise["cbf"]
     field = setup.fields[(noise.voxel_size_mm, noise.fwhm_mm)]
-    regional = field.sample(rng, n).astype(np.float64) * setup.regional_sd * setup.gm
+    regional = field.independent(rng, n).astype(np.float64) * setup.regional_sd * setup.gm
     thermal = rng.standard_normal(regional.shape) * setup.thermal_sd
     return np.sqrt(2) * (regional + thermal)
 
