@@ -2,19 +2,29 @@
 parameters, reproducible and parallel-safe Monte Carlo at a tiny size, and the rates with their
 Clopper-Pearson intervals against statsmodels."""
 
+import ast
+import json
+from pathlib import Path
+
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 from statsmodels.stats.proportion import proportion_confint
 
 from conftest import BACLOFEN_ROI_MODEL as MODEL
 from craving_circuits.book import plotting
 from craving_circuits.cocaine import secondlevel
+from craving_circuits.io.atlas import brain_mask
 from craving_circuits.simulate import baclofen_params, cocaine_params, roi_level
 from craving_circuits.simulate.baclofen import simulate_baclofen_participants
-from craving_circuits.simulate.cocaine import simulate_participants, simulate_runs_table
+from craving_circuits.simulate.cocaine import build_geometry, simulate_participants, simulate_runs_table
+from craving_circuits.simulate.signals import SmoothNoiseField
 from craving_circuits.verdict import calibration
 from craving_circuits.verdict import claims as registry
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_conditions_scale_only_the_planted_effects():
@@ -157,35 +167,101 @@ def test_summary_rates_and_clopper_pearson_intervals():
         calibration.calibration_summary(pd.DataFrame(rows).drop(columns="found"))
 
 
-def test_voxelwise_null_runs_the_chapters_tests_at_a_tiny_size():
-    results = calibration.voxelwise_null(
-        2,
-        voxel_size_mm=8,
-        noise_fwhm_mm=16.0,
-        n_perm=50,
-        n_cud=5,
-        n_control=5,
-        n_baclofen=5,
-        n_placebo=5,
-        progress=False,
-    )
+def test_voxelwise_null_runs_every_voxelwise_test_under_every_condition_at_a_tiny_size():
+    sizes = dict(voxel_size_mm=8, n_perm=20, n_cud=5, n_control=5, n_baclofen=5, n_placebo=5, progress=False)
+    results = calibration.voxelwise_null(2, **sizes)
     assert list(results.columns) == calibration.VOXEL_COLUMNS
-    assert set(results["test"]) == {*secondlevel.GROUP_TESTS, "group_x_time_cbf"}
-    assert len(results) == 2 * 4 and results["min_p_fwe"].between(0, 1).all()
+    expected = {*secondlevel.GROUP_TESTS, *secondlevel.DRUG_TESTS, "glutamate_coupling", "group_x_time_cbf"}
+    assert set(results["test"]) == expected | {"cue_cbf_coupling"}
+    per_condition = results.groupby("condition")["test"].apply(set)
+    for condition, spec in calibration.VOXEL_CONDITIONS.items():
+        assert per_condition[condition] == set(spec["tests"]), condition
+    n_rows = sum(len(spec["tests"]) for spec in calibration.VOXEL_CONDITIONS.values())
+    assert len(results) == 2 * n_rows and results["min_p_fwe"].between(0, 1).all()
+    cfp = results.groupby("test")["cluster_forming_p"].first()
+    assert cfp["glutamate_coupling"] == 0.01 and cfp["craving_cud"] == 0.001
     summary = calibration.voxelwise_summary(results)
     assert (summary["n"] == 2).all() and summary["rate"].between(0, 1).all()
-    again = calibration.voxelwise_null(
-        2,
-        voxel_size_mm=8,
-        noise_fwhm_mm=16.0,
-        n_perm=50,
-        n_cud=5,
-        n_control=5,
-        n_baclofen=5,
-        n_placebo=5,
-        progress=False,
+    assert (summary["condition"].iloc[: len(calibration.VOXEL_TESTS)] == "null").all()  # null rows first
+    row = summary.iloc[0]
+    low, high = proportion_confint(row["count"], 2, alpha=0.05, method="beta")
+    assert row["ci_low"] == pytest.approx(low) and row["ci_high"] == pytest.approx(high)
+    assert row["upper_within"] == (high <= 0.075) and row["within"] == (low <= 0.05)
+    assert calibration.upper_bound_at(0.05, 200) == pytest.approx(proportion_confint(10, 200, 0.05, method="beta")[1])
+    assert 0.085 < calibration.upper_bound_at(0.05, 200) < 0.095  # 200 replicates cannot show 0.075 at 0.05
+    pd.testing.assert_frame_equal(results, calibration.voxelwise_null(2, **sizes, n_jobs=2))
+    # a condition's rows do not depend on which other conditions run
+    alone = calibration.voxelwise_null(2, **sizes, conditions=("global_cbf",)).reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone, results[results["condition"] == "global_cbf"].reset_index(drop=True))
+    with pytest.raises(ValueError, match="Unknown conditions"):
+        calibration.voxelwise_null(1, **sizes, conditions=("nothing",))
+
+
+def _parameter(notebook: str, name: str):
+    """A literal of a notebook's parameters cell."""
+    cells = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())["cells"]
+    source = next("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and node.targets[0].id == name:
+            return ast.literal_eval(node.value)
+    raise KeyError(name)
+
+
+def test_voxelwise_tests_use_their_chapters_cluster_forming_thresholds():
+    chapter = {
+        "state": "nacc_seed_fc",
+        "drug": "nac_null_effect",
+        "cbf": "baclofen_cbf",
+        "cue": "baclofen_mediation",
+    }
+    for test, spec in calibration.VOXEL_TESTS.items():
+        notebook = "thalamus_glutamate" if test == "glutamate_coupling" else chapter[spec["maps"]]
+        assert spec["cluster_forming_p"] == _parameter(notebook, "cluster_forming_p"), test
+        assert _parameter(notebook, "smoothing_fwhm") == 6.0  # the calibration's default smoothing
+    ledger_tests = {c.voxel_test for c in registry.CLAIMS if c.voxel_test}
+    assert ledger_tests <= set(calibration.VOXEL_TESTS)
+
+
+def test_map_fwhm_recovers_the_smoothness_of_gaussian_smoothed_noise():
+    mask = np.zeros((30, 30, 30), bool)
+    mask[3:-3, 3:-3, 3:-3] = True
+    mask_img = nib.Nifti1Image(mask.astype(np.uint8), np.diag([2.0, 2.0, 2.0, 1.0]))
+    rng = np.random.default_rng(0)
+    for fwhm in (6.0, 10.0):
+        sigma = fwhm / np.sqrt(8 * np.log(2)) / 2.0  # voxels
+        vol = ndimage.gaussian_filter(rng.standard_normal((40, 30, 30, 30)), (0, sigma, sigma, sigma))
+        estimate = calibration.map_fwhm(vol[:, mask], mask_img)
+        np.testing.assert_allclose(estimate, fwhm, rtol=0.1)
+    white = calibration.map_fwhm(rng.standard_normal((40, int(mask.sum()))), mask_img)
+    assert np.all(np.isnan(white) | (white < 2.0))  # no correlation between neighbours
+
+
+def test_null_maps_have_the_simulators_smoothness():
+    """The null maps' smooth part is the simulators' own noise field: the same smoothness as the noise the
+    image simulators add (drawn here through their geometry), mixed with white noise in their proportions."""
+    for study, make in (("cocaine", cocaine_params), ("baclofen", baclofen_params)):
+        params = make("paper", voxel_size_mm=8)
+        for kind, noise in calibration.map_noise(study, params).items():
+            assert noise.fwhm_mm == params.smooth_noise_fwhm_mm and noise.voxel_size_mm == params.voxel_size_mm
+            assert 0 < noise.smooth_share < 1, (study, kind)
+    params = cocaine_params("paper", voxel_size_mm=8)
+    assert calibration.map_noise("cocaine", params)["state"].smooth_share == pytest.approx(
+        params.smooth_noise_sd**2 / (params.smooth_noise_sd**2 + params.white_noise_sd**2)
     )
-    pd.testing.assert_frame_equal(results, again)
+    geometry = build_geometry(params)
+    mask_img = nib.Nifti1Image(geometry.mask.astype(np.uint8), geometry.affine)
+    rng = np.random.default_rng(1)
+    share = 0.5
+    simulator = np.sqrt(share) * geometry.noise.sample(rng, 60) + np.sqrt(1 - share) * rng.standard_normal(
+        (60, int(geometry.mask.sum()))
+    )
+    noise = calibration.MapNoise(params.smooth_noise_fwhm_mm, share, params.voxel_size_mm)
+    fields = {(8, params.smooth_noise_fwhm_mm): SmoothNoiseField(geometry.mask, 8, params.smooth_noise_fwhm_mm)}
+    null = calibration._null_maps(fields, noise, 60, np.random.default_rng(2))
+    np.testing.assert_allclose(
+        calibration.map_fwhm(null, mask_img), calibration.map_fwhm(simulator, mask_img), rtol=0.1
+    )
+    assert null.std(axis=0).mean() == pytest.approx(1.0, abs=0.1)
 
 
 def test_wide_tables_and_figure_of_a_summary():
@@ -242,3 +318,24 @@ def test_wide_tables_and_figure_of_a_summary():
         calibration.power_table(summary[summary["measure"] != "power"])
     fig = plotting.plot_calibration(summary)
     assert len(fig.axes) == 2 and len(fig.axes[1].get_lines()) >= 1
+
+
+def test_independent_maps_are_not_standardised_over_the_draw():
+    """Participant maps must vary in their mean as independent draws do: the time-series sampler
+    standardises each voxel over its volumes (mean exactly 0), which would make every one-sample
+    test's statistic vanish; the independent draws keep unit variance and the field's smoothness."""
+    mask_img = brain_mask(8)
+    mask = np.asarray(mask_img.dataobj) > 0
+    field = SmoothNoiseField(mask, 8, 16.0)
+    series = field.sample(np.random.default_rng(0), 20)
+    np.testing.assert_allclose(series.mean(axis=0), 0, atol=1e-5)
+    maps = field.independent(np.random.default_rng(0), 400)
+    assert maps.shape == (400, int(mask.sum()))
+    assert maps.var(axis=0).mean() == pytest.approx(1.0, abs=0.1)
+    means = np.stack([field.independent(np.random.default_rng(k), 20).mean(axis=0) for k in range(1, 41)])
+    assert means.var(axis=0).mean() == pytest.approx(1 / 20, rel=0.2)  # a sample mean's variance
+    np.testing.assert_allclose(
+        calibration.map_fwhm(maps[:60], mask_img),
+        calibration.map_fwhm(field.sample(np.random.default_rng(3), 60), mask_img),
+        rtol=0.1,
+    )

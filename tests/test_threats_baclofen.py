@@ -1,17 +1,23 @@
 """Threats to the baclofen claims, as simulator conditions: what each test does under them (ROI level)."""
 
+import dataclasses
+
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pingouin as pg
+import pytest
 from scipy import ndimage
 from statsmodels.stats.proportion import proportion_confint
 
 from conftest import BACLOFEN_ROI_MODEL as MODEL
 from craving_circuits.baclofen import cue, perfusion
-from craving_circuits.simulate import baclofen_params, roi_level
+from craving_circuits.simulate import BACLOFEN_PRESETS, baclofen_params, roi_level
+from craving_circuits.simulate import baclofen as baclofen_sim
+from craving_circuits.simulate.baclofen import THREATS, simulate_baclofen_participants
 from craving_circuits.stats import voxelwise
 from craving_circuits.stats.correlation import partial_correlation
+from craving_circuits.verdict import claims
 
 ALPHA = 0.05
 
@@ -160,3 +166,97 @@ def test_voxelwise_group_by_time_under_a_global_drug_effect():
     )
     row = perfusion.global_change_test(runs).iloc[0]
     assert row["estimate"] > 0 and row["p"] < ALPHA
+
+
+def test_threat_presets_are_nulls_with_one_threat_and_name_registered_claims():
+    null = baclofen_params("null")
+    registered = {c.claim_id for c in claims.claims("baclofen")}
+    assert set(THREATS) == {name for name in BACLOFEN_PRESETS if name.startswith("threat_")}
+    for name, threat in THREATS.items():
+        assert threat["claims"] and set(threat["claims"]) <= registered, (name, threat["claims"])
+        assert isinstance(threat["threat"], str) and threat["threat"].endswith(".")
+        params = baclofen_params(name)
+        changed = {
+            field.name
+            for field in dataclasses.fields(params)
+            if field.name != "preset" and getattr(params, field.name) != getattr(null, field.name)
+        }
+        assert 1 <= len(changed) <= 2, (name, changed)  # the threat (and, for the direct effect, the rise)
+        assert params.cue_dlpfc_coupling == 0.0 and params.baclofen_craving_effect == 0.0
+    assert baclofen_params("threat_direct_cue").baclofen_cue_effect < 0
+    assert baclofen_params("threat_mediation_partial_null").dlpfc_cbf_rise > 0
+    assert baclofen_params("threat_global_cbf").baclofen_global_cbf > 0
+    assert baclofen_params("threat_global_cbf").dlpfc_cbf_rise == 0
+    assert baclofen_params("threat_unequal_variance").baclofen_change_sd_ratio == 2.0
+
+
+def _changes(tables: dict) -> dict[str, pd.DataFrame]:
+    """Per participant T2 - T1 changes of the ROI-level tables: dlPFC CBF, cue (per ROI) and craving."""
+    craving = cue.cue_craving(tables["ratings"], tables["participants"])
+    craving_change = perfusion.participant_change(craving, "craving_rise")
+    return {
+        "cbf": perfusion.participant_change(tables["cbf"]),
+        "cue": perfusion.participant_change(tables["cue"], "value", by=("roi",)),
+        "craving": craving_change,
+    }
+
+
+def test_roi_twin_honours_every_threat_parameter():
+    """Large groups, so the planted spread and means show in the ROI-level twin's changes."""
+    size = dict(n_baclofen=1500, n_placebo=1500, seed=3)
+    null = _changes(roi_level.baclofen_roi_study(baclofen_params("null", **size), MODEL))
+    spread = _changes(roi_level.baclofen_roi_study(baclofen_params("threat_unequal_variance", **size), MODEL))
+
+    def by_group(table, stat):
+        return table.groupby("group")["change"].agg(stat)
+
+    for what in ("cbf", "craving"):
+        sd = by_group(spread[what], "std")
+        sd_null = by_group(null[what], "std")
+        assert sd["baclofen"] / sd["placebo"] > 1.5, (what, sd)  # placebo's and T1's spread stay
+        assert abs(sd_null["baclofen"] / sd_null["placebo"] - 1) < 0.1, (what, sd_null)
+        assert abs(sd["placebo"] / sd_null["placebo"] - 1) < 0.1
+        mean = by_group(spread[what], "mean")
+        assert abs(mean["baclofen"] - mean["placebo"]) < 4 * np.hypot(sd["baclofen"], sd["placebo"]) / np.sqrt(1500)
+    # the dlPFC rise's own spread is exactly doubled: the participants are the image simulator's
+    people = simulate_baclofen_participants(baclofen_params("threat_unequal_variance", **size))
+    people_null = simulate_baclofen_participants(baclofen_params("null", **size))
+    doubled = people["group"] == "baclofen"
+    np.testing.assert_allclose(people.loc[doubled, "dlpfc_rise"], 2 * people_null.loc[doubled, "dlpfc_rise"])
+    np.testing.assert_array_equal(people.loc[~doubled, "dlpfc_rise"], people_null.loc[~doubled, "dlpfc_rise"])
+    # a direct drug effect moves the baclofen group's cue change by gain x ROI weight x c'
+    direct = _changes(roi_level.baclofen_roi_study(baclofen_params("threat_direct_cue", **size), MODEL))
+    c_prime = baclofen_params("threat_direct_cue").baclofen_cue_effect
+    for roi, weight in MODEL.cue_weights.items():
+        cue_change = direct["cue"][direct["cue"]["roi"] == roi]
+        diff = by_group(cue_change, "mean")
+        assert diff["baclofen"] - diff["placebo"] == pytest.approx(0.62 * weight * c_prime, abs=0.02), roi
+    # the partial null: the dlPFC rise is there under baclofen, the cue change does not follow it
+    partial = _changes(roi_level.baclofen_roi_study(baclofen_params("threat_mediation_partial_null", **size), MODEL))
+    rise = by_group(partial["cbf"], "mean")
+    expected = baclofen_params("threat_mediation_partial_null").dlpfc_cbf_rise * MODEL.dlpfc_weight
+    assert rise["baclofen"] - rise["placebo"] == pytest.approx(expected, rel=0.1)
+    cue_means = by_group(partial["cue"], "mean")
+    assert abs(cue_means["baclofen"] - cue_means["placebo"]) < 0.02
+    # the global effect raises the baclofen group's global CBF at T2 by the planted fraction
+    raw = roi_level.baclofen_roi_study(baclofen_params("threat_global_cbf", **size), MODEL)["cbf_unadjusted"]
+    g = raw.pivot_table(index=["participant_id", "group"], columns="session_id", values="global_cbf").reset_index()
+    ratio = (g["ses-T2"] / g["ses-T1"]).groupby(g["group"]).mean()
+    assert ratio["baclofen"] / ratio["placebo"] == pytest.approx(1.15, abs=0.01)
+
+
+def test_image_simulator_widens_only_the_baclofen_groups_t2_fluctuations():
+    """true_cbf, which the images are made from: with the same draws, the baclofen group's T2 regional
+    variation and session fluctuation are twice as wide; T1 and placebo are unchanged."""
+    null = baclofen_params("tiny_null")
+    threat = baclofen_params("tiny_null", baclofen_change_sd_ratio=2.0)
+    maps = baclofen_sim._Maps(null)
+    people = simulate_baclofen_participants(null).assign(dlpfc_rise=0.0)
+    for p in people.iloc[:4].itertuples(index=False):
+        for session in ("ses-T1", "ses-T2"):
+            a, scale_a = baclofen_sim.true_cbf(maps, p, session, null, np.random.default_rng(1), with_scale=True)
+            b, scale_b = baclofen_sim.true_cbf(maps, p, session, threat, np.random.default_rng(1), with_scale=True)
+            factor = 2.0 if (session == "ses-T2" and p.group == "baclofen") else 1.0
+            np.testing.assert_allclose(b - maps.cbf_base * scale_b, factor * (a - maps.cbf_base * scale_a), atol=1e-3)
+            session_a = scale_a / (1 + p.cbf_global) - 1
+            assert scale_b / (1 + p.cbf_global) - 1 == pytest.approx(factor * session_a)

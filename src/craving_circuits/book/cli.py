@@ -8,6 +8,10 @@ execute
     Execute the book's notebooks with papermill as the run plan says.
 mathjax
     Copy MathJax into the book's static files, so pages need no CDN.
+calibrate-images
+    Full-pipeline null replicates of both studies at a reduced resolution
+    (:mod:`craving_circuits.verdict.image_calibration`), on the chosen engine;
+    the table goes to ``<results-dir>/calibration/image_level.tsv``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from craving_circuits.book.execute import (
 )
 from craving_circuits.cocaine.layout import simulated_study
 from craving_circuits.io import compute
+from craving_circuits.verdict import image_calibration
 
 __all__ = ["main"]
 
@@ -92,6 +97,19 @@ def main(argv: list[str] | None = None) -> int:
 
     _engine_arguments(ex)
 
+    cal = sub.add_parser(
+        "calibrate-images", help="full-pipeline null replicates of both studies at a reduced resolution"
+    )
+    cal.add_argument("--replicates", type=int, required=True, help="null replicates (each: both studies)")
+    cal.add_argument("--results-dir", default="results")
+    cal.add_argument("--work-dir", default=None, help="scratch folder every worker sees (default: in results)")
+    cal.add_argument("--seed", type=int, default=30_000, help="replicate i simulates with seed + i")
+    cal.add_argument("--n-permutations", type=int, default=100, help="per voxelwise test")
+    cal.add_argument("--cocaine-preset", default="tiny_null")
+    cal.add_argument("--baclofen-preset", default="tiny_null")
+    cal.add_argument("--n-jobs", type=int, default=1, help="replicates side by side (local engine)")
+    _engine_arguments(cal)
+
     mj = sub.add_parser("mathjax", help="copy MathJax into the book's static files (no CDN)")
     mj.add_argument("dest", nargs="?", default="_mathjax_static/mathjax")
 
@@ -106,6 +124,23 @@ def main(argv: list[str] | None = None) -> int:
                 args.preset, args.data_dir, n_jobs=args.n_jobs, progress=True, **_overrides(args.set)
             )
         print(f"{study.bids_dir} ready ({time.perf_counter() - t0:.0f} s)")
+        return 0
+    if args.command == "calibrate-images":
+        with compute.start(args.engine, args.scheduler_address, n_workers=args.n_jobs) as engine:
+            path, seconds = image_calibration.run_image_calibration(
+                args.replicates,
+                args.results_dir,
+                args.work_dir,
+                seed=args.seed,
+                n_jobs=engine.n_workers,
+                n_perm=args.n_permutations,
+                cocaine_preset=args.cocaine_preset,
+                baclofen_preset=args.baclofen_preset,
+            )
+        print(
+            f"{path} written: {args.replicates} replicates in {seconds:.0f} s on {engine.n_workers} worker(s) "
+            f"({seconds * engine.n_workers / args.replicates:.0f} s of a worker per replicate)"
+        )
         return 0
     if args.command == "execute":
         plan = load_plan(args.plan, args.preset, args.null_preset)

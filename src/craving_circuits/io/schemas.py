@@ -218,7 +218,16 @@ CALIBRATION_SUMMARY_COLUMNS = [
 ]
 
 #: One row per voxelwise null replicate and test.
-VOXEL_CALIBRATION_COLUMNS = ["replicate", "study", "test", "n_clusters", "min_p_fwe", "found"]
+VOXEL_CALIBRATION_COLUMNS = [
+    "replicate",
+    "condition",
+    "study",
+    "test",
+    "cluster_forming_p",
+    "n_clusters",
+    "min_p_fwe",
+    "found",
+]
 
 #: The column that labels the replicate of each row of a table of stacked replicates.
 REPLICATE = "replicate"

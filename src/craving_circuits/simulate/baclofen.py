@@ -106,6 +106,7 @@ from craving_circuits.simulate.signals import (
 __all__ = [
     "BaclofenStudyParams",
     "BACLOFEN_PRESETS",
+    "THREATS",
     "baclofen_params",
     "simulate_baclofen_study",
     "cue_events",
@@ -236,6 +237,12 @@ class BaclofenStudyParams:
         "Direct change of the T2 cue response under baclofen, not through the dlPFC CBF rise (%): "
         "a confounder, across groups, of the CBF-cue association.",
     )
+    baclofen_change_sd_ratio: float = _p(
+        1.0,
+        "Spread of the baclofen group's T2 - T1 changes relative to placebo's (unequal group variances, no "
+        "mean difference): multiplies the SD of its participants' dlPFC rise and, at T2, of its session's "
+        "global and regional CBF fluctuation and of its cue-induced craving rise.",
+    )
     craving_cue_rise: float = _p(15.0, "Mean cue-induced craving rise (post - pre, VAS 0-100).")
     baclofen_craving_effect: float = _p(-8.0, "Change of the cue-induced craving rise at T2 under baclofen.")
     craving_sd: float = _p(6.0, "SD of the cue-induced craving rise within a session (VAS).")
@@ -259,6 +266,7 @@ class BaclofenStudyParams:
         check_range("n_task_volumes", self.n_task_volumes, 40, 5000)
         check_range("background_suppression_pulses", self.background_suppression_pulses, 0, 10)
         check_range("baclofen_global_cbf", self.baclofen_global_cbf, -0.9, 10.0)
+        check_range("baclofen_change_sd_ratio", self.baclofen_change_sd_ratio, 0.0, 100.0)
         for name in ("gm_arrival_time", "wm_arrival_time"):
             check_range(name, getattr(self, name), 0.0, 5.0)
         check_range("arrival_time_gradient", self.arrival_time_gradient, 0.0, 0.05)
@@ -314,13 +322,55 @@ class BaclofenStudyParams:
 _NULL = dict(dlpfc_cbf_rise=0.0, cue_dlpfc_coupling=0.0, baclofen_craving_effect=0.0)
 _TINY = dict(n_baclofen=6, n_placebo=6, voxel_size_mm=8, smooth_noise_fwhm_mm=16.0, n_asl_pairs=10, n_task_volumes=90)
 
+_PAPER = BaclofenStudyParams()
+
 #: ``paper`` has the published group sizes; ``null`` is the same study with every
-#: planted effect set to zero (cue responses themselves remain); tiny ones for tests.
+#: planted effect set to zero (cue responses themselves remain); tiny ones for tests;
+#: each ``threat_*`` preset is ``null`` with one threat present (:data:`THREATS`).
 BACLOFEN_PRESETS: dict[str, dict] = {
     "paper": {},
     "null": dict(_NULL),
     "tiny": dict(_TINY),
     "tiny_null": {**_TINY, **_NULL},
+    # baclofen raises the dlPFC CBF (as at paper) and lowers the cue response directly, by as much as the
+    # paper's indirect effect at the peak of the cue regions; the CBF rise and the cue response are not linked
+    "threat_direct_cue": {
+        **_NULL,
+        "dlpfc_cbf_rise": _PAPER.dlpfc_cbf_rise,
+        "baclofen_cue_effect": _PAPER.dlpfc_cbf_rise * _PAPER.cue_dlpfc_coupling,
+    },
+    # baclofen raises CBF everywhere by 15 %, nothing in the dlPFC in particular
+    "threat_global_cbf": {**_NULL, "baclofen_global_cbf": 0.15},
+    # the first path of the mediation is there (the dlPFC CBF rise), the second (CBF-cue coupling) is not
+    "threat_mediation_partial_null": {**_NULL, "dlpfc_cbf_rise": _PAPER.dlpfc_cbf_rise},
+    # the baclofen group's changes spread twice as wide as placebo's, with the same mean
+    "threat_unequal_variance": {**_NULL, "baclofen_change_sd_ratio": 2.0},
+}
+
+#: What each threat preset could fake: the claim ids (of :mod:`craving_circuits.verdict.claims`) for which it
+#: is a null with the threat present, and the threat in one sentence.
+THREATS: dict[str, dict] = {
+    "threat_direct_cue": {
+        "claims": ("cbf_rise_insula", "cbf_rise_vmpfc", "baclofen_via_dlpfc"),
+        "threat": "Baclofen lowers the cue response by a route of its own (c' != 0) while raising dlPFC CBF, "
+        "with no link between the two: pooled over groups, the drug's two effects look like a CBF-cue "
+        "association.",
+    },
+    "threat_global_cbf": {
+        "claims": ("baclofen_dlpfc_cbf", "baclofen_via_dlpfc"),
+        "threat": "Baclofen raises CBF everywhere, not in the dlPFC in particular: an unadjusted group x time "
+        "test reads the global rise as a regional one.",
+    },
+    "threat_mediation_partial_null": {
+        "claims": ("baclofen_via_dlpfc",),
+        "threat": "Baclofen raises dlPFC CBF (a != 0) but the CBF rise does not change the cue response "
+        "(b = 0): a test of the indirect effect that is liberal under this partial null reports mediation.",
+    },
+    "threat_unequal_variance": {
+        "claims": ("baclofen_dlpfc_cbf", "baclofen_craving", "baclofen_via_dlpfc"),
+        "threat": "The baclofen group's T2 - T1 changes spread twice as wide as placebo's, with no mean "
+        "difference: a pooled-variance test with unequal group sizes misjudges its null distribution.",
+    },
 }
 
 
@@ -350,7 +400,8 @@ def simulate_baclofen_participants(params: BaclofenStudyParams) -> pd.DataFrame:
     n = params.n_baclofen + params.n_placebo
     groups = np.array(["baclofen"] * params.n_baclofen + ["placebo"] * params.n_placebo)
     rng.shuffle(groups)
-    rise = np.where(groups == "baclofen", params.dlpfc_cbf_rise, 0.0) + rng.normal(0, params.dlpfc_rise_sd, n)
+    spread = np.where(groups == "baclofen", params.baclofen_change_sd_ratio, 1.0)
+    rise = np.where(groups == "baclofen", params.dlpfc_cbf_rise, 0.0) + spread * rng.normal(0, params.dlpfc_rise_sd, n)
     width = max(2, len(str(n)))
     table = pd.DataFrame(
         {
@@ -389,7 +440,7 @@ def simulate_baclofen_ratings(participants: pd.DataFrame, params: BaclofenStudyP
     for p in participants.itertuples(index=False):
         for session in SESSIONS:
             pre = rng.normal(35, 12)
-            rise = params.craving_cue_rise + rng.normal(0, params.craving_sd)
+            rise = params.craving_cue_rise + rng.normal(0, params.craving_sd) * t2_spread(p, session, params)
             if session == "ses-T2" and p.group == "baclofen":
                 rise += params.baclofen_craving_effect
             for timepoint, value in (("pre", pre), ("post", pre + rise)):
@@ -402,6 +453,11 @@ def simulate_baclofen_ratings(participants: pd.DataFrame, params: BaclofenStudyP
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def t2_spread(participant, session: str, params: BaclofenStudyParams) -> float:
+    """Factor on a session's fluctuations: ``baclofen_change_sd_ratio`` at T2 under baclofen, else 1."""
+    return params.baclofen_change_sd_ratio if session == "ses-T2" and participant.group == "baclofen" else 1.0
 
 
 def cue_response(participant, session: str, params: BaclofenStudyParams) -> float:
@@ -588,8 +644,11 @@ class _Maps:
 
 def global_scale(participant, session: str, params: BaclofenStudyParams, rng) -> float:
     """The factor that scales a session's whole CBF map: the participant's level, the session's
-    fluctuation and, at T2 under baclofen, the drug's effect on global flow (one draw from ``rng``)."""
-    scale = (1 + participant.cbf_global) * (1 + rng.normal(0, params.cbf_session_sd))
+    fluctuation (wider by ``baclofen_change_sd_ratio`` at T2 under baclofen) and, at T2 under baclofen,
+    the drug's effect on global flow (one draw from ``rng``)."""
+    scale = (1 + participant.cbf_global) * (
+        1 + rng.normal(0, params.cbf_session_sd) * t2_spread(participant, session, params)
+    )
     if session == "ses-T2" and participant.group == "baclofen":
         scale *= 1 + params.baclofen_global_cbf
     return float(scale)
@@ -653,7 +712,8 @@ def true_cbf(
     baseline map); the draws from ``rng`` are the same either way.
     """
     scale = global_scale(participant, session, params, rng)
-    regional = maps.geometry.noise.sample(rng, 16)[0] * params.cbf_regional_sd * maps.geometry.gm  # one smooth volume
+    spread = params.cbf_regional_sd * t2_spread(participant, session, params)
+    regional = maps.geometry.noise.sample(rng, 16)[0] * spread * maps.geometry.gm  # one smooth volume
     rise = participant.dlpfc_rise * maps.dlpfc if session == "ses-T2" else 0.0
     cbf = maps.cbf_base * scale + regional + rise
     return (cbf, scale) if with_scale else cbf

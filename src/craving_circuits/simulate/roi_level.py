@@ -119,6 +119,7 @@ from craving_circuits.simulate.baclofen import (
     global_scale,
     simulate_baclofen_participants,
     simulate_baclofen_ratings,
+    t2_spread,
 )
 from craving_circuits.simulate.cocaine import (
     OBSERVED_PARTICIPANT_COLUMNS,
@@ -142,6 +143,7 @@ __all__ = [
     "baclofen_roi_model",
     "baclofen_roi_study",
     "baclofen_roi_studies",
+    "thermal_cbf_sd",
     "run_correlations",
     "shared_nuisance_sd",
     "motion_nuisance_variance",
@@ -429,6 +431,33 @@ class BaclofenRoiModel:
     cue_weights: dict
 
 
+def thermal_cbf_sd(params: BaclofenStudyParams, m0: np.ndarray) -> np.ndarray:
+    """SD of a voxel's quantified CBF (ml/100 g/min) that the thermal noise of its pCASL run leaves.
+
+    The noise of the control - label mean over the pairs, quantified like the
+    signal (the white paper's factor over the voxel's M0).
+
+    Parameters
+    ----------
+    params : BaclofenStudyParams
+    m0 : ndarray, shape (n_voxels,)
+        The voxels' M0 (``_Maps.m0``).
+
+    Returns
+    -------
+    sd : ndarray, shape (n_voxels,)
+    """
+    c = params.asl_constants
+    sd_delta_m = np.sqrt(2.0 / params.n_asl_pairs) * params.asl_noise_pct / 100 * params.m0_scale
+    per_unit = (
+        6000
+        * c.blood_brain_partition
+        * np.exp(c.post_labeling_delay / c.t1_blood)
+        / (2 * c.effective_efficiency * c.t1_blood * (1 - np.exp(-c.labeling_duration / c.t1_blood)))
+    )
+    return per_unit * sd_delta_m / np.asarray(m0, dtype=float)
+
+
 def baclofen_roi_model(params: BaclofenStudyParams, n_draws: int = 200, rng=0, n_jitter: int = 100) -> BaclofenRoiModel:
     """Derive the ROI-level constants from the image simulator's maps (once per geometry).
 
@@ -464,16 +493,7 @@ def baclofen_roi_model(params: BaclofenStudyParams, n_draws: int = 200, rng=0, n
     gm = maps.geometry.gm
     # as true_cbf draws it: the first volume of a 16-volume sample
     regional = np.array([maps.geometry.noise.sample(rng, 16)[0] for _ in range(n_draws)]) * params.cbf_regional_sd * gm
-    c = params.asl_constants
-    # thermal noise of a voxel's control - label mean over the pairs, quantified like the signal
-    sd_delta_m = np.sqrt(2.0 / params.n_asl_pairs) * params.asl_noise_pct / 100 * params.m0_scale
-    per_unit = (
-        6000
-        * c.blood_brain_partition
-        * np.exp(c.post_labeling_delay / c.t1_blood)
-        / (2 * c.effective_efficiency * c.t1_blood * (1 - np.exp(-c.labeling_duration / c.t1_blood)))
-    )
-    voxel_sd = per_unit * sd_delta_m / maps.m0[dlpfc]
+    voxel_sd = thermal_cbf_sd(params, maps.m0[dlpfc])
     return BaclofenRoiModel(
         dlpfc_base=float(maps.cbf_base[dlpfc].mean()),
         dlpfc_weight=float(shares[0]),
@@ -518,8 +538,13 @@ def baclofen_roi_study(
             # each session's own stream: its global scale, then regional and thermal CBF noise, then the cue noise
             rng = np.random.default_rng([params.seed, 32, p_idx, s_idx])
             scale.append(global_scale(p, session, params, rng))
+            spread = t2_spread(p, session, params)
             draws.append(
-                (rng.normal(0, model.regional_sd), rng.normal(0, model.thermal_sd), *rng.normal(0, cue_noise_sd, n_roi))
+                (
+                    spread * rng.normal(0, model.regional_sd),  # as true_cbf widens the regional variation
+                    rng.normal(0, model.thermal_sd),
+                    *rng.normal(0, cue_noise_sd, n_roi),
+                )
             )
             amp.append(cue_response(p, session, params))
     scale, draws, amp = np.asarray(scale), np.asarray(draws).reshape(-1, 2 + n_roi), np.asarray(amp)

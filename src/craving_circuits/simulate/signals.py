@@ -192,6 +192,13 @@ class SmoothNoiseField:
         noise : ndarray of float32, shape (n_volumes, n_voxels)
             Unit variance in every voxel.
         """
+        out = self._interpolated(rng, n_volumes, ar1)
+        out -= out.mean(axis=0)
+        out /= out.std(axis=0)
+        return out
+
+    def _interpolated(self, rng: np.random.Generator, n_volumes: int, ar1: float = 0.0) -> np.ndarray:
+        """Smooth volumes before any scaling: (n_volumes, n_voxels) float32."""
         # time last, so that gathering a coarse voxel reads one contiguous row
         coarse = rng.standard_normal(self.coarse_shape + (n_volumes,), dtype=np.float32)
         if self.sigma > 0:
@@ -203,10 +210,24 @@ class SmoothNoiseField:
         acc = np.zeros((self.n_voxels, n_volumes), dtype=np.float32)
         for corner, weight in zip(self.corners, self.weights):
             acc += flat[corner] * weight[:, None]
-        out = np.ascontiguousarray(acc.T)
-        out -= out.mean(axis=0)
-        out /= out.std(axis=0)
-        return out
+        return np.ascontiguousarray(acc.T)
+
+    def independent(self, rng: np.random.Generator, n_maps: int) -> np.ndarray:
+        """Draw ``n_maps`` independent volumes (e.g. one per participant) of unit expected variance.
+
+        Unlike :meth:`sample`, which standardises each voxel over the volumes it
+        draws (a time series of mean zero), the maps are not scaled by their
+        own mean and SD, so their mean over the maps varies as a sample mean
+        does; each voxel is divided by its SD, estimated once per field from
+        500 volumes (seed 0).
+
+        Returns
+        -------
+        maps : ndarray of float32, shape (n_maps, n_voxels)
+        """
+        if not hasattr(self, "_sd"):
+            self._sd = self._interpolated(np.random.default_rng(0), 500).std(axis=0)
+        return self._interpolated(rng, n_maps) / self._sd
 
 
 def random_motion(

@@ -1,0 +1,87 @@
+"""Image-level calibration: full-pipeline null replicates, the same on every engine, and the chapter's table."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from IPython.display import Markdown
+
+from craving_circuits.book import cli
+from craving_circuits.io import atlas, compute
+from craving_circuits.io.files import read_tsv, write_tsv
+from craving_circuits.simulate import baclofen_params, cocaine_params
+from craving_circuits.simulate.signals import SmoothNoiseField
+from craving_circuits.verdict import calibration, image_calibration
+
+MAP_KINDS = {test: spec["maps"] for test, spec in calibration.VOXEL_TESTS.items()}
+
+
+@pytest.mark.slow
+def test_two_replicates_are_the_same_locally_and_on_a_local_dask_cluster(tmp_path):
+    """Two full-pipeline replicates of both tiny null studies, once in this process and once as tasks of a
+    LocalCluster of two workers: the same table. The participant maps the pipeline makes have the
+    smoothness of the voxelwise calibration's drawn maps for the same simulator parameters."""
+    options = dict(n_perm=20)
+    local = image_calibration.image_null(2, tmp_path / "local", n_jobs=1, **options)
+    with compute.start("dask", n_workers=2) as engine:
+        assert engine.n_workers == 2
+        path, seconds = image_calibration.run_image_calibration(
+            2, tmp_path / "results", tmp_path / "dask", n_jobs=engine.n_workers, **options
+        )
+    on_dask = read_tsv(path)
+    assert path == tmp_path / "results" / "calibration" / "image_level.tsv" and seconds > 0
+    assert not (tmp_path / "dask").exists() and not (tmp_path / "local" / "replicate-0").exists()
+    assert list(local.columns) == image_calibration.IMAGE_COLUMNS
+    assert set(local["test"]) == set(calibration.VOXEL_TESTS) and len(local) == 2 * len(calibration.VOXEL_TESTS)
+    pd.testing.assert_frame_equal(on_dask, read_tsv(write_tsv(tmp_path / "local.tsv", local)))
+    assert local["min_p_fwe"].between(0, 1).all() and (local["n_clusters"] >= 0).all()
+    # the pipeline's maps against the drawn maps of the same parameters (tiny presets, 8 mm)
+    noise = {**calibration.map_noise("cocaine", cocaine_params("tiny_null"))}
+    noise.update(calibration.map_noise("baclofen", baclofen_params("tiny_null")))
+    mask_img = atlas.brain_mask(8)
+    mask = np.asarray(mask_img.dataobj) > 0
+    for kind, spec in noise.items():
+        fields = {(spec.voxel_size_mm, spec.fwhm_mm): SmoothNoiseField(mask, spec.voxel_size_mm, spec.fwhm_mm)}
+        drawn = calibration._null_maps(fields, spec, 40, np.random.default_rng(0))
+        expected = float(np.mean(calibration.map_fwhm(drawn, mask_img)))
+        tests = [t for t, k in MAP_KINDS.items() if k == kind]
+        made = local.loc[local["test"].isin(tests), "map_fwhm_mm"].mean()
+        assert made == pytest.approx(expected, rel=0.2), (kind, made, expected)
+    summary = image_calibration.image_level_table(tmp_path / "results" / "calibration")
+    assert set(summary["test"]) == set(calibration.VOXEL_TESTS) and (summary["n"] == 2).all()
+
+
+def test_the_chapter_shows_the_table_when_it_exists_and_the_command_when_not(tmp_path):
+    shown = image_calibration.image_level_table(tmp_path)
+    assert isinstance(shown, Markdown) and "craving-circuits calibrate-images --replicates" in shown.data
+    rows = [
+        {
+            "replicate": i,
+            "condition": image_calibration.IMAGE_CONDITION,
+            "study": spec["study"],
+            "test": test,
+            "cluster_forming_p": spec["cluster_forming_p"],
+            "n_clusters": 1,
+            "min_p_fwe": 0.01 if (i == 0 and test == "craving_cud") else 0.5,
+            "found": i == 0 and test == "craving_cud",
+            "map_fwhm_mm": 8.0 + i,
+        }
+        for i in range(4)
+        for test, spec in calibration.VOXEL_TESTS.items()
+    ]
+    write_tsv(tmp_path / "image_level.tsv", pd.DataFrame(rows))
+    summary = image_calibration.image_level_table(tmp_path).set_index("test")
+    assert summary.loc["craving_cud", "count"] == 1 and summary.loc["craving_cud", "rate"] == 0.25
+    assert summary.loc["group_x_time_cbf", "count"] == 0 and (summary["n"] == 4).all()
+    assert summary.loc["craving_cud", "map_fwhm_mm"] == pytest.approx(9.5)
+    assert summary.loc["craving_cud", "ci_high"] > 0.25
+    write_tsv(tmp_path / "image_level.tsv", pd.DataFrame(rows).drop(columns="map_fwhm_mm"))
+    with pytest.raises(ValueError, match="calibrate-images"):
+        image_calibration.image_level_table(tmp_path)
+
+
+def test_the_command_needs_a_replicate_count(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["calibrate-images"])
+    assert "--replicates" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="positive integer"):
+        image_calibration.image_null(0, "unused")
