@@ -13,10 +13,10 @@ import scipy.stats
 
 from craving_circuits.baclofen import layout as baclofen_layout
 from craving_circuits.baclofen import perfusion
-from craving_circuits.io.atlas import roi_mask
-from craving_circuits.io.bids import run_files
 from craving_circuits.baclofen.asl import quantify_cbf
 from craving_circuits.io import atlas
+from craving_circuits.io.atlas import roi_mask
+from craving_circuits.io.bids import run_files
 from craving_circuits.simulate.baclofen import (
     PROTON_DENSITY,
     SESSIONS,
@@ -34,8 +34,8 @@ from craving_circuits.simulate.baclofen import (
     simulate_baclofen_study,
     simulate_task_run,
 )
-from craving_circuits.simulate.regions import study_regions
 from craving_circuits.simulate.kinetics import buxton_pcasl_difference
+from craving_circuits.simulate.regions import study_regions
 from craving_circuits.verdict import planted
 
 

@@ -106,6 +106,7 @@ from craving_circuits.simulate.signals import (
 __all__ = [
     "BaclofenStudyParams",
     "BACLOFEN_PRESETS",
+    "THREATS",
     "baclofen_params",
     "simulate_baclofen_study",
     "cue_events",
@@ -321,6 +322,28 @@ BACLOFEN_PRESETS: dict[str, dict] = {
     "null": dict(_NULL),
     "tiny": dict(_TINY),
     "tiny_null": {**_TINY, **_NULL},
+    # threats: each a null for the claims THREATS lists, with one threat present
+    "threat_global_cbf": dict(dlpfc_cbf_rise=0.0, baclofen_global_cbf=0.15),
+    "threat_mediation_partial_null": dict(cue_dlpfc_coupling=0.0),
+    "threat_cue_direct": dict(cue_dlpfc_coupling=0.0, baclofen_cue_effect=-1.2),
+}
+
+#: The threat presets: the claims each could fake (each is null under it) and the threat it carries.
+THREATS: dict[str, dict] = {
+    "threat_global_cbf": {
+        "claims": ("baclofen_dlpfc_cbf", "baclofen_via_dlpfc"),
+        "threat": "baclofen raises global CBF by 15 % everywhere and the right dlPFC by nothing more",
+    },
+    "threat_mediation_partial_null": {
+        "claims": ("baclofen_via_dlpfc", "cbf_rise_insula", "cbf_rise_vmpfc"),
+        "threat": "mediation partial null: baclofen raises dlPFC CBF (a != 0) but the rise does not change the "
+        "cue response (b = 0)",
+    },
+    "threat_cue_direct": {
+        "claims": ("baclofen_via_dlpfc", "cbf_rise_insula", "cbf_rise_vmpfc"),
+        "threat": "baclofen lowers the T2 cue response directly (c' != 0, as much as the paper preset's indirect "
+        "effect at the peak) while the dlPFC CBF rise does not change it",
+    },
 }
 
 
