@@ -10,20 +10,18 @@ first level by what the analyses extract from them:
 * **cocaine**: for each run, the NAcc, dlPFC and midline-thalamus sources are
   drawn with the run's planted correlations by the image simulator's
   :func:`~craving_circuits.simulate.signals.correlated_sources`; each ROI signal
-  adds band-limited noise of SD ``roi_noise`` (relative to the source), which
-  attenuates correlations as noise in the voxels does, and the seed-target
-  Fisher z, computed with the first level's own functions, gets a further
-  run-level error of SD ``run_noise_z`` (what denoising costs in degrees of
-  freedom, scrubbing and residual artefacts). The defaults, 0.3 and 0.18,
-  were matched to the mean craving rises and the spread of the state
-  differences of the image pipeline on the ``paper`` study when the image
-  simulator planted its sources on the analysis ROIs. With the planted regions
-  of :mod:`craving_circuits.simulate.regions` the spread still matches
-  (controls: SD 0.32 and 0.33 of a session's craving - neutral change, dlPFC
-  and thalamus), but on the ``paper`` seed the image pipeline's CUD rise is
-  0.25 for the dlPFC and 0.51 for the thalamus, against 0.38 and 0.43 here:
-  one ``roi_noise`` for both targets no longer matches both, and the ROI-level
-  twin overstates the dlPFC's recovery.
+  adds band-limited noise of SD ``roi_noise`` (relative to its source, one per
+  ROI), which dilutes the correlations as the planted regions' partial overlap
+  with the ROIs and the noise in the voxels do, and the seed-target Fisher z,
+  computed with the first level's own functions, gets a further run-level
+  error of SD ``run_noise_z`` (one per target: what denoising costs in degrees
+  of freedom, scrubbing and residual artefacts). These constants are not set
+  by hand: :mod:`craving_circuits.verdict.twin` measures them on an
+  image-level study run through the seed chapter's first level with its
+  default denoising (the dilution of each target's coupling, and the spread
+  the twin's own series leave unexplained), and stores them with the hash of
+  the code they come from in ``simulate/data/cocaine_twin.json``
+  (:func:`cocaine_twin_constants`), which the twin reads by default.
 * **baclofen**: each session's right-dlPFC CBF is the analysis ROI's mean of the
   image simulator's model (baseline scaled by global CBF, smooth regional
   variation, the planted rise times the rise footprint, thermal noise of the
@@ -91,7 +89,11 @@ Shared with the analysis
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -124,6 +126,8 @@ from craving_circuits.stats.correlation import correlate_columns, fisher_z
 
 __all__ = [
     "ROI_LEVEL_STRATEGY",
+    "COCAINE_TWIN_FILE",
+    "cocaine_twin_constants",
     "cocaine_roi_study",
     "cocaine_roi_studies",
     "BaclofenRoiModel",
@@ -137,6 +141,21 @@ __all__ = [
 ROI_LEVEL_STRATEGY = "roi-level"
 
 _TARGETS = ("dlpfc", "thalamus_midline")
+_ROIS = ("nacc", *_TARGETS)
+
+#: The cocaine twin's constants, derived by :mod:`craving_circuits.verdict.twin`.
+COCAINE_TWIN_FILE = Path(__file__).parent / "data" / "cocaine_twin.json"
+
+
+@lru_cache(maxsize=1)
+def cocaine_twin_constants() -> dict:
+    """The cocaine twin's derived constants (``roi_noise`` per ROI, ``run_noise_z`` per target, how they were
+    measured, and the hash of the code they come from), from :data:`COCAINE_TWIN_FILE`."""
+    if not COCAINE_TWIN_FILE.is_file():
+        raise FileNotFoundError(
+            f"{COCAINE_TWIN_FILE} not found; derive the twin's constants with `python -m craving_circuits.verdict.twin`."
+        )
+    return json.loads(COCAINE_TWIN_FILE.read_text())
 
 
 def run_correlations(fc_nacc_dlpfc: np.ndarray, fc_nacc_thalamus: np.ndarray) -> np.ndarray:
@@ -168,25 +187,34 @@ def run_correlations(fc_nacc_dlpfc: np.ndarray, fc_nacc_thalamus: np.ndarray) ->
     return corr
 
 
-def _check_noise(roi_noise: float, run_noise_z: float) -> None:
-    for name, value in (("roi_noise", roi_noise), ("run_noise_z", run_noise_z)):
-        if not np.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a non-negative number, got {value}.")
+def _noise_vectors(roi_noise, run_noise_z) -> tuple[np.ndarray, np.ndarray]:
+    """``roi_noise`` per ROI (nacc, dlpfc, thalamus) and ``run_noise_z`` per target, from numbers, mappings, or
+    (None) the derived constants."""
+    constants = cocaine_twin_constants() if roi_noise is None or run_noise_z is None else {}
+    out = []
+    for name, value, keys in (("roi_noise", roi_noise, _ROIS), ("run_noise_z", run_noise_z, _TARGETS)):
+        value = constants[name] if value is None else value
+        vector = np.array([value[k] for k in keys] if isinstance(value, Mapping) else [value] * len(keys), float)
+        if not np.all(np.isfinite(vector)) or np.any(vector < 0):
+            raise ValueError(f"{name} must be non-negative numbers, got {value}.")
+        out.append(vector)
+    return out[0], out[1]
 
 
-def cocaine_roi_study(
-    params: CocaineStudyParams, roi_noise: float = 0.3, run_noise_z: float = 0.18
-) -> dict[str, pd.DataFrame]:
+def cocaine_roi_study(params: CocaineStudyParams, roi_noise=None, run_noise_z=None) -> dict[str, pd.DataFrame]:
     """One simulated cocaine study at ROI level.
 
     Parameters
     ----------
     params : CocaineStudyParams
         As for the image simulator (its ``seed`` seeds every draw).
-    roi_noise : float
-        SD of the noise of each ROI signal, relative to its source.
-    run_noise_z : float
-        SD of the run-level error added to each Fisher z.
+    roi_noise : float, mapping or None
+        SD of the noise of each ROI signal, relative to its source: one for
+        all, or per ROI (``nacc``, ``dlpfc``, ``thalamus_midline``); None: the
+        derived constants (:func:`cocaine_twin_constants`).
+    run_noise_z : float, mapping or None
+        SD of the run-level error added to each Fisher z: one for both, or per
+        target; None: the derived constants.
 
     Returns
     -------
@@ -195,13 +223,13 @@ def cocaine_roi_study(
         ``ratings`` (with ``group``, as :func:`craving_circuits.cocaine.layout.read_craving_ratings`
         returns them), ``mrs``.
     """
-    _check_noise(roi_noise, run_noise_z)
+    roi_noise, run_noise_z = _noise_vectors(roi_noise, run_noise_z)
     participants = simulate_participants(params)
     runs = simulate_runs_table(participants, params)
     return _cocaine_tables(params, participants, runs, roi_noise, _run_noise(params, len(runs), run_noise_z))
 
 
-def _run_noise(params: CocaineStudyParams, n_runs: int, run_noise_z: float) -> tuple[np.ndarray, np.ndarray]:
+def _run_noise(params: CocaineStudyParams, n_runs: int, run_noise_z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The band-limited series of every run and the run-level errors of the Fisher z: a function of the seed
     and the design only (not of the planted effects)."""
     rng = np.random.default_rng([params.seed, 31])
@@ -214,7 +242,7 @@ def _cocaine_tables(
     params: CocaineStudyParams,
     participants: pd.DataFrame,
     runs: pd.DataFrame,
-    roi_noise: float,
+    roi_noise: np.ndarray,
     noise: tuple[np.ndarray, np.ndarray],
 ) -> dict[str, pd.DataFrame]:
     """The tables of :func:`cocaine_roi_study` from its participants, runs and :func:`_run_noise`."""
@@ -223,7 +251,7 @@ def _cocaine_tables(
     corr = run_correlations(runs["fc_nacc_dlpfc"].to_numpy(), runs["fc_nacc_thalamus"].to_numpy())
     chol = source_cholesky(corr)
     blocks = series.reshape(n_t, n_runs, 6)  # run i's six series, as the image simulator's columns 6i..6i+5
-    # each run's sources mixed by its Cholesky factor (correlated_sources), plus the ROI noise
+    # each run's sources mixed by its Cholesky factor (correlated_sources), plus each ROI's noise
     signals = np.einsum("trk,rjk->trj", blocks[..., :3], chol) + roi_noise * blocks[..., 3:]
     z = fisher_z(correlate_columns(signals[..., 0], signals[..., 1:])) + errors  # (n_runs, 2)
     n_targets = len(_TARGETS)
@@ -267,9 +295,7 @@ def _labels(n: int, replicates) -> np.ndarray:
     return labels
 
 
-def cocaine_roi_studies(
-    params, roi_noise: float = 0.3, run_noise_z: float = 0.18, replicates=None
-) -> dict[str, pd.DataFrame]:
+def cocaine_roi_studies(params, roi_noise=None, run_noise_z=None, replicates=None) -> dict[str, pd.DataFrame]:
     """Several simulated cocaine studies at ROI level, stacked (see the module docstring).
 
     Parameters
@@ -279,7 +305,7 @@ def cocaine_roi_studies(
         The runs' band-limited noise depends on the seed and the design only,
         so consecutive parameter sets that share them (the same seed under
         several planted effects) draw it once.
-    roi_noise, run_noise_z : float
+    roi_noise, run_noise_z : float, mapping or None
         As in :func:`cocaine_roi_study`.
     replicates : array, optional
         The replicates' labels (default ``0, 1, ...``).
@@ -293,7 +319,7 @@ def cocaine_roi_studies(
     """
     params = list(params)
     labels = _labels(len(params), replicates)
-    _check_noise(roi_noise, run_noise_z)
+    roi_noise, run_noise_z = _noise_vectors(roi_noise, run_noise_z)
     studies, shared = [], None
     for p in params:
         participants = simulate_participants(p)
