@@ -153,7 +153,8 @@ def cocaine_twin_constants() -> dict:
     measured, and the hash of the code they come from), from :data:`COCAINE_TWIN_FILE`."""
     if not COCAINE_TWIN_FILE.is_file():
         raise FileNotFoundError(
-            f"{COCAINE_TWIN_FILE} not found; derive the twin's constants with `python -m craving_circuits.verdict.twin`."
+            f"{COCAINE_TWIN_FILE} not found; derive the twin's constants with "
+            "`python -m craving_circuits.verdict.twin`."
         )
     return json.loads(COCAINE_TWIN_FILE.read_text())
 
