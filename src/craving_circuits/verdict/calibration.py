@@ -738,7 +738,7 @@ def power_table(summary: pd.DataFrame, measure: str = "power") -> pd.DataFrame:
     wide = rows.pivot_table(index=["study", "claim_id", "test"], columns="condition", values="rate", sort=False)
     rank = _condition_rank(wide.columns)
     columns = [c for c in CONDITIONS if c in wide.columns] if measure == "power" else sorted(wide.columns, key=rank.get)
-    return wide[columns].reset_index()
+    return wide[columns].dropna(how="all").reset_index()  # claims with the measure only under other conditions: out
 
 
 def upper_bound_table(summary: pd.DataFrame) -> pd.DataFrame:
