@@ -2,6 +2,8 @@
 parameters, reproducible and parallel-safe Monte Carlo at a tiny size, and the rates with their
 Clopper-Pearson intervals against statsmodels."""
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -324,3 +326,21 @@ def test_equivalence_bounds_put_the_true_effect_at_the_bound():
     assert ("nac_no_effect_dlpfc", "equivalence rate") in summary.index  # another claim's bound: not its error
     with pytest.raises(ValueError, match="Unknown condition"):
         calibration.monte_carlo(1, conditions=("at_bound_nac_no_effect_rating",), studies=("cocaine",))
+
+
+def test_the_calibration_runs_every_roi_claims_own_test(monkeypatch):
+    """Each ROI-level claim's test, as the registry names it, is the function the calibration calls."""
+    called = []
+    for function in {c.test for c in registry.claims(level="roi")}:
+        module = sys.modules[function.__module__]
+
+        def wrapper(*args, _function=function, **kwargs):
+            called.append(_function)
+            return _function(*args, **kwargs)
+
+        monkeypatch.setattr(module, function.__name__, wrapper)
+    results = calibration.monte_carlo(
+        1, conditions=("null",), baclofen_model=MODEL, n_boot=10, batch_size=1, n_jobs=1, progress=False
+    )
+    assert set(called) == {c.test for c in registry.claims(level="roi")}
+    assert set(results["claim_id"]) == {c.claim_id for c in registry.claims(level="roi")}
