@@ -60,7 +60,7 @@ def test_fit_recovers_a_known_dilution_and_spread():
 def test_stored_constants_agree_with_a_fresh_small_derivation(tmp_path):
     stored = roi_level.cocaine_twin_constants()
     fresh = twin.derive_cocaine_twin(n_cud=3, n_control=3, seed=777, n_twin=5, data_dir=tmp_path)
-    assert fresh["code_hash"] == stored["code_hash"] and fresh["n_runs"] == 24
+    assert fresh["code_hash"] == stored["code_hash"] and 18 <= fresh["n_runs"] <= 24  # runs the first level keeps
     for new, old in zip(fresh["fit"], stored["fit"]):
         assert new["target"] == old["target"]
         # Monte Carlo error of both derivations: the slopes' SEs, and the SE of a variance (var * sqrt(2 / df))
