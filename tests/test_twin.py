@@ -5,7 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from craving_circuits.simulate import cocaine_params, roi_level
+from conftest import BACLOFEN_ROI_MODEL as MODEL
+from craving_circuits.simulate import baclofen_params, cocaine_params, roi_level
+from craving_circuits.simulate.baclofen import CUE_ROIS
 from craving_circuits.verdict import twin
 
 
@@ -67,3 +69,29 @@ def test_stored_constants_agree_with_a_fresh_small_derivation(tmp_path):
         assert abs(new["dilution"] - old["dilution"]) < 3 * np.hypot(new["dilution_se"], old["dilution_se"])
         var_se = np.hypot(*(f["residual_var"] * np.sqrt(2 / (f["n"] - 2)) for f in (new, old)))
         assert abs(new["residual_var"] - old["residual_var"]) < 3 * var_se
+
+
+def test_the_baclofen_twin_reads_its_derived_cue_constants():
+    constants = roi_level.baclofen_twin_constants()
+    assert constants["code_hash"] == twin.code_hash(twin.BACLOFEN_SOURCES), (
+        "The baclofen simulator or the cue first level changed since the twin's cue constants were derived; "
+        "run `python -m craving_circuits.verdict.twin 2` and commit simulate/data/baclofen_twin.json."
+    )
+    assert 0 < constants["cue_gain"] <= 1.5 and constants["cue_noise_sd"] > 0
+    params = baclofen_params("paper", seed=2)
+    default = roi_level.baclofen_roi_study(params, MODEL)["cue"]
+    explicit = roi_level.baclofen_roi_study(params, MODEL, constants["cue_gain"], constants["cue_noise_sd"])["cue"]
+    pd.testing.assert_frame_equal(default, explicit)
+    table = twin.cue_table(constants)
+    assert list(table["roi"]) == list(CUE_ROIS) and table["this_code"].all()
+
+
+@pytest.mark.slow
+def test_stored_cue_constants_agree_with_a_fresh_small_derivation(tmp_path):
+    stored = roi_level.baclofen_twin_constants()
+    fresh = twin.derive_baclofen_cue(n_baclofen=4, n_placebo=4, seed=778, data_dir=tmp_path)
+    assert fresh["code_hash"] == stored["code_hash"]
+    assert abs(fresh["cue_gain"] - stored["cue_gain"]) < 3 * np.hypot(fresh["cue_gain_se"], stored["cue_gain_se"])
+    # the SD of the residuals: SE of an SD about sd / sqrt(2 df)
+    se = np.hypot(*(c["cue_noise_sd"] / np.sqrt(2 * (2 * c["n_runs"] - 1)) for c in (fresh, stored)))
+    assert abs(fresh["cue_noise_sd"] - stored["cue_noise_sd"]) < 3 * se

@@ -29,18 +29,18 @@ first level by what the analyses extract from them:
   :func:`craving_circuits.baclofen.perfusion.region_values` does; each run's cue effect
   in an ROI is the planted response times the ROI's mean cue footprint, times
   the share of it that the ROI's GLM recovers (``cue_gain``), plus the GLM's
-  estimation noise (``cue_noise_sd``, % signal). The defaults, 0.62 and 0.075,
-  match the mean and spread of the image pipeline's T1 estimates on the
-  ``paper`` study. What the twin leaves out: the image simulator makes its
+  estimation noise (``cue_noise_sd``, % signal). Both are measured on an
+  image-level study run through the cue chapter's first level
+  (:func:`craving_circuits.verdict.twin.derive_baclofen_cue`: the slope of the
+  ROI estimates on footprint times planted response, and the spread of the
+  residuals) and stored in ``simulate/data/baclofen_twin.json``
+  (:func:`baclofen_twin_constants`). What the twin leaves out: the image simulator makes its
   pCASL images with Buxton's kinetic model, so the image pipeline's quantified
   dlPFC CBF is about 20 % below the truth (0.80 of it on the ``paper`` study,
   SD 0.04 between runs), while the twin's CBF is the truth plus noise; the bias
   scales a participant's rise and its spread alike, so the tests' statistics
-  change little, but the twin's CBF estimates are in true units. Its cue
-  responses (with the participants' own HRFs and task-correlated motion since)
-  were last compared on the ``paper`` study at a mean of 0.62 (anterior
-  ventral insula) and 0.59 (vmPFC) of the footprint-weighted response, with
-  T1 spreads of 0.13 and 0.09 % signal (the twin's: 0.12 and 0.06).
+  change little, but the twin's CBF estimates are in true units. One gain and
+  one noise serve both cue ROIs (the derivation also reports each ROI's own).
 
 The constants of the baclofen ROI model (ROI means of the footprints and of the
 baseline, the SD of the regional variation averaged over the ROI) come from the
@@ -127,7 +127,9 @@ from craving_circuits.stats.correlation import correlate_columns, fisher_z
 __all__ = [
     "ROI_LEVEL_STRATEGY",
     "COCAINE_TWIN_FILE",
+    "BACLOFEN_TWIN_FILE",
     "cocaine_twin_constants",
+    "baclofen_twin_constants",
     "cocaine_roi_study",
     "cocaine_roi_studies",
     "BaclofenRoiModel",
@@ -146,17 +148,29 @@ _ROIS = ("nacc", *_TARGETS)
 #: The cocaine twin's constants, derived by :mod:`craving_circuits.verdict.twin`.
 COCAINE_TWIN_FILE = Path(__file__).parent / "data" / "cocaine_twin.json"
 
+#: The baclofen twin's cue constants, derived by :mod:`craving_circuits.verdict.twin`.
+BACLOFEN_TWIN_FILE = Path(__file__).parent / "data" / "baclofen_twin.json"
 
-@lru_cache(maxsize=1)
+
+@lru_cache(maxsize=2)
+def _constants(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found; derive the twin's constants with `python -m craving_circuits.verdict.twin`."
+        )
+    return json.loads(path.read_text())
+
+
 def cocaine_twin_constants() -> dict:
     """The cocaine twin's derived constants (``roi_noise`` per ROI, ``run_noise_z`` per target, how they were
     measured, and the hash of the code they come from), from :data:`COCAINE_TWIN_FILE`."""
-    if not COCAINE_TWIN_FILE.is_file():
-        raise FileNotFoundError(
-            f"{COCAINE_TWIN_FILE} not found; derive the twin's constants with "
-            "`python -m craving_circuits.verdict.twin`."
-        )
-    return json.loads(COCAINE_TWIN_FILE.read_text())
+    return _constants(COCAINE_TWIN_FILE)
+
+
+def baclofen_twin_constants() -> dict:
+    """The baclofen twin's derived cue constants (``cue_gain``, ``cue_noise_sd``, how they were measured, and the
+    hash of the code they come from), from :data:`BACLOFEN_TWIN_FILE`."""
+    return _constants(BACLOFEN_TWIN_FILE)
 
 
 def run_correlations(fc_nacc_dlpfc: np.ndarray, fc_nacc_thalamus: np.ndarray) -> np.ndarray:
@@ -418,7 +432,10 @@ def baclofen_roi_model(params: BaclofenStudyParams, n_draws: int = 200, rng=0, n
 
 
 def baclofen_roi_study(
-    params: BaclofenStudyParams, model: BaclofenRoiModel, cue_gain: float = 0.62, cue_noise_sd: float = 0.075
+    params: BaclofenStudyParams,
+    model: BaclofenRoiModel,
+    cue_gain: float | None = None,
+    cue_noise_sd: float | None = None,
 ) -> dict[str, pd.DataFrame]:
     """One simulated baclofen study at ROI level.
 
@@ -427,11 +444,11 @@ def baclofen_roi_study(
     params : BaclofenStudyParams
     model : BaclofenRoiModel
         From :func:`baclofen_roi_model` for the same geometry.
-    cue_gain : float
+    cue_gain : float or None
         Share of the footprint-weighted response that the ROI's GLM estimate
-        recovers.
-    cue_noise_sd : float
-        SD of a run's ROI cue-effect estimate (% signal).
+        recovers; None: the derived constant (:func:`baclofen_twin_constants`).
+    cue_noise_sd : float or None
+        SD of a run's ROI cue-effect estimate (% signal); None: the derived constant.
 
     Returns
     -------
@@ -441,6 +458,8 @@ def baclofen_roi_study(
         the session's global CBF in ``global_cbf``), ``cue`` (cue effect per
         run and ROI), ``ratings``, ``participants``.
     """
+    cue_gain = baclofen_twin_constants()["cue_gain"] if cue_gain is None else cue_gain
+    cue_noise_sd = baclofen_twin_constants()["cue_noise_sd"] if cue_noise_sd is None else cue_noise_sd
     if not np.isfinite(cue_noise_sd) or cue_noise_sd < 0:
         raise ValueError(f"cue_noise_sd must be a non-negative number, got {cue_noise_sd}.")
     participants = simulate_baclofen_participants(params)
@@ -486,7 +505,7 @@ def baclofen_roi_study(
 
 
 def baclofen_roi_studies(
-    params, model: BaclofenRoiModel, cue_gain: float = 0.62, cue_noise_sd: float = 0.075, replicates=None
+    params, model: BaclofenRoiModel, cue_gain: float | None = None, cue_noise_sd: float | None = None, replicates=None
 ) -> dict[str, pd.DataFrame]:
     """Several simulated baclofen studies at ROI level, stacked (see the module docstring).
 

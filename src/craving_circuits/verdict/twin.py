@@ -34,9 +34,18 @@ Method
    run-level error on the same planted couplings) plus the run-level error:
    ``run_noise_z_t = sqrt(max(0, var_image - var_twin))``.
 
+The baclofen twin's cue constants (the share of the footprint-weighted
+planted response that an ROI's GLM estimate recovers, and the spread of that
+estimate) are measured the same way on an image-level baclofen study through
+the cue chapter's first level (:func:`derive_baclofen_cue`); its CBF constants
+come from the image simulator's maps
+(:func:`craving_circuits.simulate.roi_level.baclofen_roi_model`).
+
 The constants are stored with a hash of the code they come from
-(:data:`SOURCES`) in ``simulate/data/cocaine_twin.json``
-(:func:`craving_circuits.simulate.roi_level.cocaine_twin_constants` reads it);
+(:data:`SOURCES`, :data:`BACLOFEN_SOURCES`) in ``simulate/data/cocaine_twin.json``
+and ``simulate/data/baclofen_twin.json`` (read by
+:func:`craving_circuits.simulate.roi_level.cocaine_twin_constants` and
+:func:`~craving_circuits.simulate.roi_level.baclofen_twin_constants`);
 ``python -m craving_circuits.verdict.twin`` derives them again. A test derives
 them at a smaller size and checks that the stored values agree within the
 Monte Carlo error of both.
@@ -54,8 +63,12 @@ import numpy as np
 import pandas as pd
 
 import craving_circuits
+from craving_circuits.baclofen import cue, perfusion
+from craving_circuits.baclofen import layout as baclofen_layout
 from craving_circuits.cocaine import denoise, firstlevel, layout
-from craving_circuits.simulate import cocaine_params, roi_level
+from craving_circuits.io.atlas import roi_masks
+from craving_circuits.simulate import baclofen_params, cocaine_params, roi_level
+from craving_circuits.simulate.baclofen import CUE_ROIS, SESSIONS, cue_response, simulate_baclofen_participants
 from craving_circuits.simulate.cocaine import simulate_participants, simulate_runs_table
 
 __all__ = [
@@ -66,6 +79,8 @@ __all__ = [
     "derive_cocaine_twin",
     "write_constants",
     "constants_table",
+    "derive_baclofen_cue",
+    "cue_table",
 ]
 
 #: The modules whose code the constants depend on (relative to the package).
@@ -79,14 +94,17 @@ SOURCES = (
     "cocaine/connectivity.py",
 )
 
+#: The modules whose code the baclofen twin's cue constants depend on.
+BACLOFEN_SOURCES = ("simulate/baclofen.py", "simulate/regions.py", "simulate/signals.py", "baclofen/cue.py")
+
 _TARGETS = {"dlpfc": "fc_nacc_dlpfc", "thalamus_midline": "fc_nacc_thalamus"}
 
 
-def code_hash() -> str:
-    """SHA-256 of the source files of :data:`SOURCES`, in order (the first 16 hex digits)."""
+def code_hash(sources=SOURCES) -> str:
+    """SHA-256 of the source files ``sources`` (default :data:`SOURCES`), in order (the first 16 hex digits)."""
     root = Path(craving_circuits.__file__).parent
     digest = hashlib.sha256()
-    for name in SOURCES:
+    for name in sources:
         digest.update((root / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -251,6 +269,87 @@ def derive_cocaine_twin(
     }
 
 
+def derive_baclofen_cue(
+    n_baclofen: int = 21,
+    n_placebo: int = 22,
+    seed: int = 4343,
+    confounds=("motion", "wm_csf"),
+    high_pass: float = 0.008,
+    n_jobs: int = 1,
+    data_dir=None,
+) -> dict:
+    """Measure the baclofen twin's cue constants (``cue_gain``, ``cue_noise_sd``) on an image-level study.
+
+    The cue chapter's first level (:func:`craving_circuits.baclofen.cue.cue_maps`
+    with its default confounds and high-pass, then
+    :func:`craving_circuits.baclofen.cue.roi_means`) gives each run's cue
+    effect in each cue ROI. The twin makes that effect ``cue_gain`` times the
+    ROI's mean footprint (:func:`craving_circuits.simulate.roi_level.baclofen_roi_model`)
+    times the run's planted response, plus noise of SD ``cue_noise_sd``; here
+    ``cue_gain`` is the least-squares slope of the image pipeline's effects on
+    footprint times planted response (both ROIs, no intercept, as in the twin),
+    and ``cue_noise_sd`` the root mean square of the residuals.
+
+    Returns
+    -------
+    constants : dict
+        ``cue_gain``, ``cue_gain_se``, ``cue_noise_sd``, per-ROI fits
+        (``fit``: slope, intercept and residual SD of each ROI with an
+        intercept of its own), ``n_runs``, ``design``, ``code_hash`` (of
+        :data:`BACLOFEN_SOURCES`).
+    """
+    overrides = {"n_baclofen": int(n_baclofen), "n_placebo": int(n_placebo), "seed": int(seed)}
+    params = baclofen_params("paper", **overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(data_dir) if data_dir is not None else Path(tmp)
+        root = baclofen_layout.simulated_study("paper", where / "data", n_jobs=n_jobs, **overrides)
+        runs, _ = baclofen_layout.collect_task_runs(root)
+        mask_img = perfusion.perfusion_mask(baclofen_layout.collect_asl_runs(root)[0])
+        first = cue.cue_maps(
+            runs, mask_img, where / "firstlevel", n_jobs=n_jobs, confounds=list(confounds), high_pass=high_pass
+        )
+    ids = first.runs[["participant_id", "group", "session_id"]]
+    effects = cue.roi_means(first.maps, mask_img, roi_masks(list(CUE_ROIS), mask_img), ids)
+    weights = roi_level.baclofen_roi_model(params).cue_weights
+    planted = {
+        (p.participant_id, session): cue_response(p, session, params)
+        for p in simulate_baclofen_participants(params).itertuples(index=False)
+        for session in SESSIONS
+    }
+    x = np.array(
+        [
+            weights[r] * planted[(pid, s)]
+            for pid, s, r in effects[["participant_id", "session_id", "roi"]].itertuples(index=False)
+        ]
+    )
+    y = effects["value"].to_numpy(float)
+    gain = float(x @ y / (x @ x))
+    residual = y - gain * x
+    noise = float(np.sqrt(residual @ residual / (len(y) - 1)))
+    fit = []
+    for roi in CUE_ROIS:
+        picked = (effects["roi"] == roi).to_numpy()
+        slope, intercept = np.polyfit(x[picked] / weights[roi], y[picked] / weights[roi], 1)
+        rest = y[picked] - (slope * x[picked] + intercept * weights[roi])
+        fit.append(
+            {
+                "roi": roi,
+                "gain": float(slope),
+                "intercept": float(intercept * weights[roi]),
+                "residual_sd": float(np.sqrt(rest @ rest / (picked.sum() - 2))),
+            }
+        )
+    return {
+        "cue_gain": gain,
+        "cue_gain_se": float(noise / np.sqrt(x @ x)),
+        "cue_noise_sd": noise,
+        "fit": fit,
+        "n_runs": int(len(y) // len(CUE_ROIS)),
+        "design": {**overrides, "preset": "paper", "confounds": list(confounds), "high_pass": high_pass},
+        "code_hash": code_hash(BACLOFEN_SOURCES),
+    }
+
+
 def write_constants(constants: dict, path=None) -> Path:
     """Write derived constants as the twin's package data (default: the file the twin reads)."""
     path = Path(path) if path is not None else roi_level.COCAINE_TWIN_FILE
@@ -296,5 +395,27 @@ def constants_table(constants: dict | None = None) -> pd.DataFrame:
     )
 
 
-if __name__ == "__main__":  # python -m craving_circuits.verdict.twin [n_jobs]
-    print(write_constants(derive_cocaine_twin(n_jobs=int(sys.argv[1]) if len(sys.argv) > 1 else 1)))
+def cue_table(constants: dict | None = None) -> pd.DataFrame:
+    """The baclofen twin's cue constants next to each cue ROI's own fit (for a chapter).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``roi, gain, intercept, residual_sd`` of the image pipeline per ROI, then
+        the twin's ``cue_gain`` and ``cue_noise_sd`` (both ROIs), ``n_runs`` and
+        ``this_code``.
+    """
+    constants = roi_level.baclofen_twin_constants() if constants is None else constants
+    table = pd.DataFrame(constants["fit"])
+    return table.assign(
+        cue_gain=constants["cue_gain"],
+        cue_noise_sd=constants["cue_noise_sd"],
+        n_runs=constants["n_runs"],
+        this_code=constants["code_hash"] == code_hash(BACLOFEN_SOURCES),
+    )
+
+
+if __name__ == "__main__":  # python -m craving_circuits.verdict.twin [n_jobs]: derive and store both twins' constants
+    jobs = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    print(write_constants(derive_cocaine_twin(n_jobs=jobs)))
+    print(write_constants(derive_baclofen_cue(n_jobs=jobs), roi_level.BACLOFEN_TWIN_FILE))
