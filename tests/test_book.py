@@ -30,6 +30,7 @@ from craving_circuits.io.files import read_tsv
 from craving_circuits.io.tables import write_table
 from craving_circuits.verdict import claims as registry
 from craving_circuits.verdict import ledger
+from craving_circuits.verdict.calibration import study_conditions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,7 +149,7 @@ def test_book_builds_from_executed_notebooks(tmp_path):
         root,
         data_dir=tmp_path / "data",
         n_jobs=2,
-        overrides={"n_permutations": 200, "n_bootstrap": 500, "n_sims": 3, "n_voxel_sims": 2},
+        overrides={"n_permutations": 200, "n_bootstrap": 500, "n_sims": 3, "n_voxel_sims": 2, "n_bound_sims": 5},
     )
     assert [r["name"] for r in records] == [entry["name"] for entry in plan]
     assert all(r["status"] == "ok" for r in records)
@@ -191,11 +192,15 @@ def test_book_builds_from_executed_notebooks(tmp_path):
     claims = pd.read_csv(root / "results" / "claims_ledger" / "claims_ledger.tsv", sep="\t")
     assert list(claims["claim_id"]) == [c.claim_id for c in registry.CLAIMS]
     assert claims["verdict"].isin(ledger.VERDICTS).all() and claims["agree"].notna().all()
-    # the calibration ran at its tiny size, every ROI-level claim's test under every condition
+    # the calibration ran at its tiny size, every ROI-level claim's test under every condition of its study
     calibration = pd.read_csv(root / "results" / "calibration" / "results.tsv", sep="\t", keep_default_na=False)
-    n_roi_claims = len(registry.claims(level="roi"))
-    assert len(calibration) == 3 * 4 * n_roi_claims
-    assert set(calibration["condition"]) == {"null", "half", "paper", "double"}
+    bounds = pd.read_csv(root / "results" / "calibration" / "bounds.tsv", sep="\t")
+    conditions = {s: study_conditions(s, bounds) for s in ("cocaine", "baclofen")}
+    assert len(calibration) == sum(3 * len(conditions[s]) * len(registry.claims(s, "roi")) for s in conditions)
+    assert set(calibration["condition"]) == set(conditions["cocaine"]) | set(conditions["baclofen"])
+    # the ledger marks every claim that the calibration covered as calibrated or not
+    roi = claims[claims["claim_id"].isin([c.claim_id for c in registry.claims(level="roi")])]
+    assert roi["calibration"].isin(["calibrated", "not calibrated"]).all()
     # each chapter's ROI-level chain exists once: the notebooks wrote what the chain functions return
     _assert_chains_equal_notebooks(root, tmp_path / "direct")
 

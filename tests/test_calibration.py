@@ -4,6 +4,7 @@ Clopper-Pearson intervals against statsmodels."""
 
 import ast
 import json
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -149,20 +150,42 @@ def test_summary_rates_and_clopper_pearson_intervals():
                 equivalent=i < 10,
             )
         )
-    summary = calibration.calibration_summary(pd.DataFrame(rows), simultaneous=False)
+    # c: a claim of absence at its equivalence bound, declaring equivalence in 3 of 40
+    for i in range(40):
+        rows.append(
+            dict(
+                condition="at_bound_c",
+                replicate=i,
+                study="s",
+                claim_id="c",
+                test="v",
+                planted_present=True,
+                estimate=0.8,
+                p=0.2,
+                found=i < 20,
+                equivalent=i < 3,
+            )
+        )
+    summary = calibration.calibration_summary(pd.DataFrame(rows))
     assert list(summary.columns) == calibration.SUMMARY_COLUMNS
     table = summary.set_index(["claim_id", "condition", "measure"])
     fpr = table.loc[("a", "null", "false-positive rate")]
-    assert fpr["rate"] == 2 / 40 and fpr["within"]
+    assert fpr["rate"] == 2 / 40
     assert (fpr["ci_low"], fpr["ci_high"]) == pytest.approx(proportion_confint(2, 40, 0.05, method="beta"))
-    assert table.loc[("a", "paper", "power"), "rate"] == 0.75
-    assert not table.loc[("b", "null", "false-positive rate"), "within"]  # 12 / 40 is far above 0.05
+    # 2 / 40 has an upper bound of 0.17: too few replicates to show that the level holds
+    assert fpr["criterion"] == calibration.MAX_UPPER_BOUND and not fpr["holds"]
+    assert table.loc[("a", "paper", "power"), "rate"] == 0.75 and table.loc[("a", "paper", "power"), "holds"] is None
+    assert not table.loc[("b", "null", "false-positive rate"), "holds"]  # 12 / 40 is far above 0.05
     assert table.loc[("b", "null", "equivalence rate"), "count"] == 10
-    # simultaneous intervals over the two false-positive rates are wider
-    wide = calibration.calibration_summary(pd.DataFrame(rows)).set_index(["claim_id", "condition", "measure"])
-    assert wide.loc[("a", "null", "false-positive rate"), "ci_high"] == pytest.approx(
-        proportion_confint(2, 40, 0.025, method="beta")[1]
-    )
+    assert np.isnan(table.loc[("b", "null", "equivalence rate"), "criterion"])
+    at_bound = table.loc[("c", "at_bound_c", "equivalence at the bound")]
+    assert at_bound["count"] == 3 and at_bound["ci_high"] == pytest.approx(proportion_confint(3, 40, method="beta")[1])
+    # with 2000 replicates the same rates are decided: 5 % holds, 7 % does not
+    many = pd.concat([pd.DataFrame(rows[:1])] * 2000, ignore_index=True)
+    many["found"] = np.arange(2000) < 100
+    assert calibration.calibration_summary(many)["holds"].iloc[0]
+    many["found"] = np.arange(2000) < 140
+    assert not calibration.calibration_summary(many)["holds"].iloc[0]
     with pytest.raises(ValueError, match="lack the column"):
         calibration.calibration_summary(pd.DataFrame(rows).drop(columns="found"))
 
@@ -303,17 +326,25 @@ def test_wide_tables_and_figure_of_a_summary():
     assert power.set_index("claim_id").loc["rise", "half"] == 0.5
     claims = calibration.claims_table(
         summary.replace({"claim_id": {"rise": "thalamus_glu", "none": "nac_no_effect_dlpfc"}}),
-        pd.DataFrame({"test": ["craving_cud"], "rate": [0.1], "within": [False]}),
+        pd.DataFrame({"test": ["craving_cud"], "n": [200], "rate": [0.02], "ci_high": [0.05]}),
     )
     claims = claims.set_index("claim_id")
     assert list(claims.index) == [c.claim_id for c in registry.CLAIMS]
     assert claims.loc["thalamus_glu", "planted_at_paper"] and claims.loc["thalamus_glu", "rate_at_paper"] == 1.0
-    assert claims.loc["thalamus_glu", "fpr_null"] == 0.05 and claims.loc["thalamus_glu", "fpr_null_within"]
+    # 1 / 20 under null: upper bound 0.25, not calibrated, and the reason names the rate
+    assert claims.loc["thalamus_glu", "fpr_null"] == 0.05 and not claims.loc["thalamus_glu", "calibrated"]
+    assert claims.loc["thalamus_glu", "reason"].startswith("false-positive rate under null: 0.050, upper bound 0.249")
+    assert claims.loc["thalamus_glu", "n"] == 20 and claims.loc["thalamus_glu", "n_conditions"] == 1
     assert not claims.loc["nac_no_effect_dlpfc", "planted_at_paper"]
-    assert claims.loc["nac_no_effect_dlpfc", "equivalence_at_paper"] == 0.75
-    # voxel-level claims: their null rate from the voxelwise calibration, nothing at ROI level
+    assert claims.loc["nac_no_effect_dlpfc", "n_conditions"] == 4  # absent under every condition
+    # voxel-level claims: their rate from the voxelwise calibration, nothing at ROI level
     voxel = claims.loc["craving_nacc_dlpfc"]
-    assert voxel["level"] == "voxel" and voxel["fpr_null"] == 0.1 and np.isnan(voxel["rate_at_paper"])
+    assert voxel["level"] == "voxel" and voxel["fpr_null"] == 0.02 and np.isnan(voxel["rate_at_paper"])
+    assert voxel["calibrated"] and claims.loc["baclofen_dlpfc_cbf", "calibrated"] is None
+    upper = calibration.upper_bound_table(summary).set_index("claim_id")
+    assert list(upper.columns) == ["study", "n", "null", "half", "paper", "double", "worst", "holds"]
+    assert np.isnan(upper.loc["rise", "paper"]) and upper.loc["none", "n"] == 20 and not upper["holds"].any()
+    assert upper.loc["none", "worst"] == pytest.approx(proportion_confint(1, 20, method="beta")[1])
     with pytest.raises(ValueError, match="No rows"):
         calibration.power_table(summary[summary["measure"] != "power"])
     fig = plotting.plot_calibration(summary)
@@ -339,3 +370,73 @@ def test_independent_maps_are_not_standardised_over_the_draw():
         calibration.map_fwhm(field.sample(np.random.default_rng(3), 60), mask_img),
         rtol=0.1,
     )
+
+
+def test_threat_and_at_bound_conditions():
+    bounds = {"nac_no_effect_dlpfc": ("nac_effect", -0.3)}
+    conditions = calibration.study_conditions("cocaine", bounds)
+    assert conditions[:4] == tuple(calibration.CONDITIONS) and "at_bound_nac_no_effect_dlpfc" in conditions
+    assert not any(c.startswith(calibration.AT_BOUND) for c in calibration.study_conditions("baclofen", bounds))
+    params = calibration.condition_params("cocaine", "at_bound_nac_no_effect_dlpfc", 5, bounds)
+    paper = cocaine_params("paper", seed=5)
+    assert params.nac_effect == -0.3 and params.craving_nacc_thalamus == paper.craving_nacc_thalamus
+    assert params.seed == 5
+    with pytest.raises(ValueError, match="Unknown condition"):  # an at-bound condition needs its bound
+        calibration.condition_params("cocaine", "at_bound_nac_no_effect_dlpfc", 5)
+    threats = calibration.threats("baclofen")
+    assert {"threat_global_cbf", "threat_mediation_partial_null", "threat_direct_cue"} <= set(threats)
+    for study in ("cocaine", "baclofen"):
+        for name, threat in calibration.threats(study).items():
+            assert name in calibration.study_conditions(study) and threat["threat"]
+            params = calibration.condition_params(study, name, 4)
+            assert params == (cocaine_params if study == "cocaine" else baclofen_params)(name, seed=4)
+            # each threat is a null for the claims it lists: their planted effects are absent under it
+            present = calibration._present(study, params)
+            for claim_id in threat["claims"]:
+                assert registry.claim(claim_id).study == study
+                assert not present[registry.claim(claim_id).estimand.effect], (name, claim_id)
+    # the mediation's partial null: the dlPFC rise is there (a != 0), its effect on the cue response is not
+    partial = calibration.condition_params("baclofen", "threat_mediation_partial_null", 0)
+    assert partial.dlpfc_cbf_rise > 0 and partial.cue_dlpfc_coupling == 0
+
+
+def test_equivalence_bounds_put_the_true_effect_at_the_bound():
+    bounds = calibration.equivalence_bounds(n_sims=40, seed=500)
+    assert set(bounds["claim_id"]) == set(calibration.EQUIVALENCE_PARAMETERS)
+    assert (bounds["value"] < 0).all()
+    np.testing.assert_allclose(bounds["bound"], 0.8 * bounds["sd"])
+    # on other studies, the mean estimate at the value is the bound (in SDs of the contrast), up to Monte Carlo error
+    values = dict(zip(bounds["parameter"], bounds["value"]))  # the two connectivity claims share nac_effect
+    for claim_id in ("nac_no_effect_dlpfc", "nac_no_effect_rating"):
+        row = bounds.set_index("claim_id").loc[claim_id]
+        moments = calibration._equivalence_moments({**values, row["parameter"]: row["value"]}, 60, 9000, 0.8, 0.05, {})
+        mean, sd = moments[claim_id]
+        assert mean / sd == pytest.approx(-0.8, abs=0.12), claim_id
+    # the calibration runs the at-bound conditions, and reads the equivalence rate there as an error rate
+    results = calibration.monte_carlo(
+        2, conditions=("at_bound_nac_no_effect_rating",), studies=("cocaine",), bounds=bounds, n_boot=20, progress=False
+    )
+    assert set(results["condition"]) == {"at_bound_nac_no_effect_rating"}
+    summary = calibration.calibration_summary(results).set_index(["claim_id", "measure"])
+    assert summary.loc[("nac_no_effect_rating", "equivalence at the bound"), "holds"] is not None
+    assert ("nac_no_effect_dlpfc", "equivalence rate") in summary.index  # another claim's bound: not its error
+    with pytest.raises(ValueError, match="Unknown condition"):
+        calibration.monte_carlo(1, conditions=("at_bound_nac_no_effect_rating",), studies=("cocaine",))
+
+
+def test_the_calibration_runs_every_roi_claims_own_test(monkeypatch):
+    """Each ROI-level claim's test, as the registry names it, is the function the calibration calls."""
+    called = []
+    for function in {c.test for c in registry.claims(level="roi")}:
+        module = sys.modules[function.__module__]
+
+        def wrapper(*args, _function=function, **kwargs):
+            called.append(_function)
+            return _function(*args, **kwargs)
+
+        monkeypatch.setattr(module, function.__name__, wrapper)
+    results = calibration.monte_carlo(
+        1, conditions=("null",), baclofen_model=MODEL, n_boot=10, batch_size=1, n_jobs=1, progress=False
+    )
+    assert set(called) == {c.test for c in registry.claims(level="roi")}
+    assert set(results["claim_id"]) == {c.claim_id for c in registry.claims(level="roi")}

@@ -78,12 +78,16 @@ def test_vectorised_runs_equal_the_image_simulators_run_by_run_mixing():
     n_t, t_r = params.n_volumes, params.repetition_time
     rng = np.random.default_rng([params.seed, 31])
     series = band_limited_noise(rng, n_t, 6 * len(runs), t_r)
-    errors = 0.18 * rng.standard_normal((len(runs), 2))
+    constants = roi_level.cocaine_twin_constants()  # the defaults: per ROI and per target
+    roi_noise = np.array([constants["roi_noise"][k] for k in ("nacc", "dlpfc", "thalamus_midline")])
+    errors = np.array([constants["run_noise_z"][k] for k in ("dlpfc", "thalamus_midline")]) * rng.standard_normal(
+        (len(runs), 2)
+    )
     expected = []
     for i, run in enumerate(runs.itertuples(index=False)):
         c = source_correlation(run.fc_nacc_dlpfc, run.fc_nacc_thalamus)[np.ix_(picked, picked)]
         block = series[:, 6 * i : 6 * i + 6]
-        signals = correlated_sources(rng, c, n_t, t_r, independent=block[:, :3]) + 0.3 * block[:, 3:]
+        signals = correlated_sources(rng, c, n_t, t_r, independent=block[:, :3]) + roi_noise * block[:, 3:]
         expected.extend(correlation.fisher_z(correlation.correlate_columns(signals[:, 0], signals[:, 1:])) + errors[i])
     roi = roi_level.cocaine_roi_study(params, nuisance_leak=0.0)["roi"]  # the nuisance: test_nuisance.py
     assert list(roi["target"][:2]) == ["dlpfc", "thalamus_midline"]

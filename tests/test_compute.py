@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from joblib.parallel import get_active_backend
 
+from craving_circuits.book import cli
 from craving_circuits.cocaine import denoise, firstlevel, layout, secondlevel
 from craving_circuits.io import compute
 from craving_circuits.io.files import read_tsv
@@ -115,3 +116,30 @@ def test_simulation_first_level_permutations_and_calibration_are_the_same_on_das
         2, conditions=("null", "paper"), studies=("cocaine",), n_boot=50, n_jobs=1, progress=False
     )
     pd.testing.assert_frame_equal(roi_dask, roi_local)
+
+
+@pytest.mark.slow
+def test_calibrate_command_writes_the_same_tables_locally_and_on_a_local_cluster(tmp_path, capsys):
+    """``craving-circuits calibrate``: every condition of both studies, summarised, the same on either engine."""
+    common = ["calibrate", "--replicates", "2", "--bound-replicates", "3", "--n-bootstrap", "20", "--batch-size", "1"]
+    assert cli.main([*common, "--output-dir", str(tmp_path / "local")]) == 0
+    assert cli.main([*common, "--output-dir", str(tmp_path / "dask"), "--engine", "dask", "--n-jobs", "2"]) == 0
+    assert "ROI-level claims calibrated, 2 replicates per condition" in capsys.readouterr().out
+    local, on_dask = (
+        calibration.read_roi_calibration(tmp_path / "local"),
+        calibration.read_roi_calibration(tmp_path / "dask"),
+    )
+    assert set(local) == set(calibration.ROI_CALIBRATION_TABLES)
+    for name, table in local.items():
+        pd.testing.assert_frame_equal(on_dask[name], table, obj=name)
+    summary = local["summary"]
+    conditions = {s: set(calibration.study_conditions(s, local["bounds"])) for s in ("cocaine", "baclofen")}
+    for study, names in conditions.items():
+        assert set(summary.loc[summary["study"] == study, "condition"]) == names
+    assert (summary["n"] == 2).all()
+    # a rerun replaces the folder whole; a folder with only part of the tables is refused
+    assert calibration.read_roi_calibration(tmp_path / "none") is None
+    (tmp_path / "local" / "claims.tsv").unlink()
+    with pytest.raises(FileNotFoundError, match="only part"):
+        calibration.read_roi_calibration(tmp_path / "local")
+    assert list(calibration.engine_table(tmp_path / "none").columns) == ["not run"]

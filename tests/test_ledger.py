@@ -151,3 +151,18 @@ def test_the_ledger_reads_the_registry():
     assert inspect.signature(ledger.claims_ledger).parameters["claims"].default is registry.CLAIMS
     runs = {entry["name"] for entry in yaml.safe_load((ROOT / "book" / "runs.yml").read_text())}
     assert {c.estimand.chapter for c in registry.CLAIMS} <= runs
+
+
+def test_the_calibration_column_is_read_from_the_calibration_table(results):
+    claims = [_claim("a", "up", 1), _claim("b", "down", -1), _claim("c", "missed", 1)]
+    assert ledger.claims_ledger(results, claims)["calibration"].isna().all()  # no calibration given
+    # as read back from calibration/claims.tsv: booleans, and an empty cell for a claim not calibrated at all
+    write_table(pd.DataFrame({"claim_id": ["a", "b", "c"], "calibrated": [True, False, None]}), results, "claims")
+    calibration = pd.read_csv(results / "claims.tsv", sep="\t")
+    table = ledger.claims_ledger(results, claims, calibration=calibration)
+    assert list(table["calibration"].fillna("")) == ["calibrated", "not calibrated", ""]
+    with pytest.raises(ValueError, match="calibrated"):
+        ledger.claims_ledger(results, claims, calibration=calibration.drop(columns="calibrated"))
+    # the book runs the ledger after the calibration, whose table it reads
+    plan = {entry["name"]: entry for entry in yaml.safe_load((ROOT / "book" / "runs.yml").read_text())}
+    assert "calibration" in plan["claims_ledger"]["needs"]

@@ -6,6 +6,11 @@ simulate
     Write a simulated study (``data/cocaine-<preset>``), unless it is already there.
 execute
     Execute the book's notebooks with papermill as the run plan says.
+calibrate
+    Run the ROI-level calibration of every claim's test with more replicates
+    than the book's build (``--replicates``, default 10,000 per condition and
+    study) on an engine, into ``results/calibration_engine``; the calibration
+    chapter shows its intervals when it is there.
 mathjax
     Copy MathJax into the book's static files, so pages need no CDN.
 calibrate-images
@@ -31,6 +36,7 @@ from craving_circuits.book.execute import (
 from craving_circuits.cocaine.layout import simulated_study
 from craving_circuits.io import compute
 from craving_circuits.verdict import image_calibration
+from craving_circuits.verdict.calibration import run_roi_calibration
 
 __all__ = ["main"]
 
@@ -110,6 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     cal.add_argument("--n-jobs", type=int, default=1, help="replicates side by side (local engine)")
     _engine_arguments(cal)
 
+    cal = sub.add_parser("calibrate", help="run the ROI-level calibration with many replicates on an engine")
+    cal.add_argument("--replicates", type=int, default=10_000, help="replicates per condition and study")
+    cal.add_argument("--output-dir", default="results/calibration_engine")
+    cal.add_argument("--seed", type=int, default=10_000, help="replicate i uses the simulator seed seed + i")
+    cal.add_argument("--alpha", type=float, default=0.05)
+    cal.add_argument("--n-bootstrap", type=int, default=200, help="bootstrap resamples inside each replicate")
+    cal.add_argument("--bound-replicates", type=int, default=200, help="studies per point of the bound search")
+    cal.add_argument("--batch-size", type=int, default=50, help="replicates per task")
+    cal.add_argument("--n-jobs", type=int, default=1)
+    _engine_arguments(cal)
+
     mj = sub.add_parser("mathjax", help="copy MathJax into the book's static files (no CDN)")
     mj.add_argument("dest", nargs="?", default="_mathjax_static/mathjax")
 
@@ -140,6 +157,28 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{path} written: {args.replicates} replicates in {seconds:.0f} s on {engine.n_workers} worker(s) "
             f"({seconds * engine.n_workers / args.replicates:.0f} s of a worker per replicate)"
+        )
+        return 0
+    if args.command == "calibrate":
+        t0 = time.perf_counter()
+        with compute.start(args.engine, args.scheduler_address, n_workers=args.n_jobs) as engine:
+            tables = run_roi_calibration(
+                args.replicates,
+                args.output_dir,
+                seed=args.seed,
+                alpha=args.alpha,
+                n_boot=args.n_bootstrap,
+                n_bound_sims=args.bound_replicates,
+                n_jobs=engine.n_workers,
+                batch_size=args.batch_size,
+                progress=True,
+            )
+        claims = tables["claims"]
+        n_roi = int((claims["level"] == "roi").sum())
+        n_ok = int(claims.loc[claims["level"] == "roi", "calibrated"].astype(bool).sum())
+        print(
+            f"{args.output_dir}: {n_ok} of {n_roi} ROI-level claims calibrated, {args.replicates} replicates per "
+            f"condition ({time.perf_counter() - t0:.0f} s)"
         )
         return 0
     if args.command == "execute":

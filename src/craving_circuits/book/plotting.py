@@ -541,7 +541,8 @@ def plot_cbf_qc(runs: pd.DataFrame):
 
 
 def plot_calibration(summary: pd.DataFrame, alpha: float = 0.05):
-    """False-positive rates under the null (with intervals) and power against the effect size.
+    """Every error rate (false positives where a claim's effect is absent, equivalence at the bound) with its
+    interval, and power against the effect size.
 
     Parameters
     ----------
@@ -549,11 +550,15 @@ def plot_calibration(summary: pd.DataFrame, alpha: float = 0.05):
         From :func:`craving_circuits.verdict.calibration.calibration_summary`.
     """
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.8), gridspec_kw={"width_ratios": [1.1, 1]})
-    fpr = summary[(summary["measure"] == "false-positive rate") & (summary["condition"] == "null")]
-    labels = [f"{row.claim_id}" for row in fpr.itertuples()]
+    fpr = summary[summary["holds"].notna()]
+    height = max(4.8, 0.18 * len(fpr) + 1.2)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, height), gridspec_kw={"width_ratios": [1.1, 1]})
+    labels = [
+        f"{row.claim_id} | {row.condition}" + (" (equivalence)" if row.measure != "false-positive rate" else "")
+        for row in fpr.itertuples()
+    ]
     y = np.arange(len(fpr))[::-1]
-    colors = ["#2c7fb8" if w else "#c0392b" for w in fpr["within"]]
+    colors = ["#2c7fb8" if w else "#c0392b" for w in fpr["holds"]]
     left.errorbar(
         fpr["rate"],
         y,
@@ -564,8 +569,9 @@ def plot_calibration(summary: pd.DataFrame, alpha: float = 0.05):
     )
     left.scatter(fpr["rate"], y, c=colors, zorder=3)
     left.axvline(alpha, color="k", ls="--", lw=0.8)
+    left.axvline(float(fpr["criterion"].max()), color="#c0392b", ls=":", lw=0.8)
     left.set_yticks(y, labels, fontsize=8)
-    left.set_xlabel("false-positive rate, null condition")
+    left.set_xlabel("error rate (95 % Clopper-Pearson); dotted: the criterion of its upper end")
     left.set_title("Does each test hold its level?")
     power = summary[summary["measure"] == "power"]
     factors = {c: f for c, f in CONDITIONS.items() if f > 0}

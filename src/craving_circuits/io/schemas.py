@@ -183,6 +183,7 @@ LEDGER_COLUMNS = [
     "planted",
     "planted_present",
     "agree",
+    "calibration",
     "source",
 ]
 
@@ -214,7 +215,8 @@ CALIBRATION_SUMMARY_COLUMNS = [
     "ci_low",
     "ci_high",
     "nominal",
-    "within",
+    "criterion",
+    "holds",
 ]
 
 #: One row per voxelwise null replicate and test.

@@ -362,7 +362,7 @@ THREATS: dict[str, dict] = {
         "test reads the global rise as a regional one.",
     },
     "threat_mediation_partial_null": {
-        "claims": ("baclofen_via_dlpfc",),
+        "claims": ("baclofen_via_dlpfc", "cbf_rise_insula", "cbf_rise_vmpfc"),
         "threat": "Baclofen raises dlPFC CBF (a != 0) but the CBF rise does not change the cue response "
         "(b = 0): a test of the indirect effect that is liberal under this partial null reports mediation.",
     },

@@ -10,20 +10,19 @@ first level by what the analyses extract from them:
 * **cocaine**: for each run, the NAcc, dlPFC and midline-thalamus sources are
   drawn with the run's planted correlations by the image simulator's
   :func:`~craving_circuits.simulate.signals.correlated_sources`; each ROI signal
-  adds band-limited noise of SD ``roi_noise`` (relative to the source), which
-  attenuates correlations as noise in the voxels does, and the seed-target
-  Fisher z, computed with the first level's own functions, gets a further
-  run-level error of SD ``run_noise_z`` (what denoising costs in degrees of
-  freedom, scrubbing and residual artefacts). The defaults, 0.3 and 0.18,
-  were matched to the mean craving rises and the spread of the state
-  differences of the image pipeline on the ``paper`` study when the image
-  simulator planted its sources on the analysis ROIs. With the planted regions
-  of :mod:`craving_circuits.simulate.regions` the spread still matches
-  (controls: SD 0.32 and 0.33 of a session's craving - neutral change, dlPFC
-  and thalamus), but on the ``paper`` seed the image pipeline's CUD rise is
-  0.25 for the dlPFC and 0.51 for the thalamus, against 0.38 and 0.43 here:
-  one ``roi_noise`` for both targets no longer matches both, and the ROI-level
-  twin overstates the dlPFC's recovery. The image simulator's state-dependent
+  adds band-limited noise of SD ``roi_noise`` (relative to its source, one per
+  ROI), which dilutes the correlations as the planted regions' partial overlap
+  with the ROIs and the noise in the voxels do, and the seed-target Fisher z,
+  computed with the first level's own functions, gets a further run-level
+  error of SD ``run_noise_z`` (one per target: what denoising costs in degrees
+  of freedom, scrubbing and residual artefacts). These constants are not set
+  by hand: :mod:`craving_circuits.verdict.twin` measures them on an
+  image-level study run through the seed chapter's first level with its
+  default denoising (the dilution of each target's coupling, and the spread
+  the twin's own series leave unexplained), and stores them with the hash of
+  the code they come from in ``simulate/data/cocaine_twin.json``
+  (:func:`cocaine_twin_constants`), which the twin reads by default.
+  The image simulator's state-dependent
   nuisance (global signal and cardiac/respiratory noise that grow after the cue
   film, spikes and a distance-dependent signal after abrupt movements, more in
   CUD and after the cue film) enters as one series shared by a run's three ROI
@@ -42,18 +41,18 @@ first level by what the analyses extract from them:
   :func:`craving_circuits.baclofen.perfusion.region_values` does; each run's cue effect
   in an ROI is the planted response times the ROI's mean cue footprint, times
   the share of it that the ROI's GLM recovers (``cue_gain``), plus the GLM's
-  estimation noise (``cue_noise_sd``, % signal). The defaults, 0.62 and 0.075,
-  match the mean and spread of the image pipeline's T1 estimates on the
-  ``paper`` study. What the twin leaves out: the image simulator makes its
+  estimation noise (``cue_noise_sd``, % signal). Both are measured on an
+  image-level study run through the cue chapter's first level
+  (:func:`craving_circuits.verdict.twin.derive_baclofen_cue`: the slope of the
+  ROI estimates on footprint times planted response, and the spread of the
+  residuals) and stored in ``simulate/data/baclofen_twin.json``
+  (:func:`baclofen_twin_constants`). What the twin leaves out: the image simulator makes its
   pCASL images with Buxton's kinetic model, so the image pipeline's quantified
   dlPFC CBF is about 20 % below the truth (0.80 of it on the ``paper`` study,
   SD 0.04 between runs), while the twin's CBF is the truth plus noise; the bias
   scales a participant's rise and its spread alike, so the tests' statistics
-  change little, but the twin's CBF estimates are in true units. Its cue
-  responses (with the participants' own HRFs and task-correlated motion since)
-  were last compared on the ``paper`` study at a mean of 0.62 (anterior
-  ventral insula) and 0.59 (vmPFC) of the footprint-weighted response, with
-  T1 spreads of 0.13 and 0.09 % signal (the twin's: 0.12 and 0.06).
+  change little, but the twin's CBF estimates are in true units. One gain and
+  one noise serve both cue ROIs (the derivation also reports each ROI's own).
 
 The constants of the baclofen ROI model (ROI means of the footprints and of the
 baseline, the SD of the regional variation averaged over the ROI) come from the
@@ -102,7 +101,11 @@ Shared with the analysis
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -137,6 +140,10 @@ from craving_circuits.stats.correlation import correlate_columns, fisher_z
 
 __all__ = [
     "ROI_LEVEL_STRATEGY",
+    "COCAINE_TWIN_FILE",
+    "BACLOFEN_TWIN_FILE",
+    "cocaine_twin_constants",
+    "baclofen_twin_constants",
     "cocaine_roi_study",
     "cocaine_roi_studies",
     "BaclofenRoiModel",
@@ -153,6 +160,34 @@ __all__ = [
 ROI_LEVEL_STRATEGY = "roi-level"
 
 _TARGETS = ("dlpfc", "thalamus_midline")
+_ROIS = ("nacc", *_TARGETS)
+
+#: The cocaine twin's constants, derived by :mod:`craving_circuits.verdict.twin`.
+COCAINE_TWIN_FILE = Path(__file__).parent / "data" / "cocaine_twin.json"
+
+#: The baclofen twin's cue constants, derived by :mod:`craving_circuits.verdict.twin`.
+BACLOFEN_TWIN_FILE = Path(__file__).parent / "data" / "baclofen_twin.json"
+
+
+@lru_cache(maxsize=2)
+def _constants(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found; derive the twin's constants with `python -m craving_circuits.verdict.twin`."
+        )
+    return json.loads(path.read_text())
+
+
+def cocaine_twin_constants() -> dict:
+    """The cocaine twin's derived constants (``roi_noise`` per ROI, ``run_noise_z`` per target, how they were
+    measured, and the hash of the code they come from), from :data:`COCAINE_TWIN_FILE`."""
+    return _constants(COCAINE_TWIN_FILE)
+
+
+def baclofen_twin_constants() -> dict:
+    """The baclofen twin's derived cue constants (``cue_gain``, ``cue_noise_sd``, how they were measured, and the
+    hash of the code they come from), from :data:`BACLOFEN_TWIN_FILE`."""
+    return _constants(BACLOFEN_TWIN_FILE)
 
 
 def run_correlations(fc_nacc_dlpfc: np.ndarray, fc_nacc_thalamus: np.ndarray) -> np.ndarray:
@@ -184,10 +219,9 @@ def run_correlations(fc_nacc_dlpfc: np.ndarray, fc_nacc_thalamus: np.ndarray) ->
     return corr
 
 
-def _check_noise(roi_noise: float, run_noise_z: float, nuisance_leak: float = 0.0) -> None:
-    for name, value in (("roi_noise", roi_noise), ("run_noise_z", run_noise_z), ("nuisance_leak", nuisance_leak)):
-        if not np.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a non-negative number, got {value}.")
+def _check_leak(nuisance_leak: float) -> None:
+    if not np.isfinite(nuisance_leak) or nuisance_leak < 0:
+        raise ValueError(f"nuisance_leak must be a non-negative number, got {nuisance_leak}.")
 
 
 def shared_nuisance_sd(params: CocaineStudyParams, runs: pd.DataFrame, nuisance_leak: float) -> np.ndarray:
@@ -252,10 +286,24 @@ def motion_nuisance_variance(params: CocaineStudyParams, motion_scale, n_draws: 
     return jumps_per_run * per_jump / params.n_volumes
 
 
+def _noise_vectors(roi_noise, run_noise_z) -> tuple[np.ndarray, np.ndarray]:
+    """``roi_noise`` per ROI (nacc, dlpfc, thalamus) and ``run_noise_z`` per target, from numbers, mappings, or
+    (None) the derived constants."""
+    constants = cocaine_twin_constants() if roi_noise is None or run_noise_z is None else {}
+    out = []
+    for name, value, keys in (("roi_noise", roi_noise, _ROIS), ("run_noise_z", run_noise_z, _TARGETS)):
+        value = constants[name] if value is None else value
+        vector = np.array([value[k] for k in keys] if isinstance(value, Mapping) else [value] * len(keys), float)
+        if not np.all(np.isfinite(vector)) or np.any(vector < 0):
+            raise ValueError(f"{name} must be non-negative numbers, got {value}.")
+        out.append(vector)
+    return out[0], out[1]
+
+
 def cocaine_roi_study(
     params: CocaineStudyParams,
-    roi_noise: float = ROI_LEVEL_MEASUREMENT["roi_noise"],
-    run_noise_z: float = ROI_LEVEL_MEASUREMENT["run_noise_z"],
+    roi_noise=None,
+    run_noise_z=None,
     nuisance_leak: float = ROI_LEVEL_MEASUREMENT["nuisance_leak"],
 ) -> dict[str, pd.DataFrame]:
     """One simulated cocaine study at ROI level.
@@ -264,10 +312,13 @@ def cocaine_roi_study(
     ----------
     params : CocaineStudyParams
         As for the image simulator (its ``seed`` seeds every draw).
-    roi_noise : float
-        SD of the noise of each ROI signal, relative to its source.
-    run_noise_z : float
-        SD of the run-level error added to each Fisher z.
+    roi_noise : float, mapping or None
+        SD of the noise of each ROI signal, relative to its source: one for
+        all, or per ROI (``nacc``, ``dlpfc``, ``thalamus_midline``); None: the
+        derived constants (:func:`cocaine_twin_constants`).
+    run_noise_z : float, mapping or None
+        SD of the run-level error added to each Fisher z: one for both, or per
+        target; None: the derived constants.
     nuisance_leak : float
         Share of the state-dependent nuisance left after denoising
         (:func:`shared_nuisance_sd`); it is added to the three ROI signals of a
@@ -280,14 +331,15 @@ def cocaine_roi_study(
         ``ratings`` (with ``group``, as :func:`craving_circuits.cocaine.layout.read_craving_ratings`
         returns them), ``mrs``.
     """
-    _check_noise(roi_noise, run_noise_z, nuisance_leak)
+    roi_noise, run_noise_z = _noise_vectors(roi_noise, run_noise_z)
+    _check_leak(nuisance_leak)
     participants = simulate_participants(params)
     runs = simulate_runs_table(participants, params)
     noise = _run_noise(params, len(runs), run_noise_z)
     return _cocaine_tables(params, participants, runs, roi_noise, noise, nuisance_leak)
 
 
-def _run_noise(params: CocaineStudyParams, n_runs: int, run_noise_z: float) -> tuple[np.ndarray, ...]:
+def _run_noise(params: CocaineStudyParams, n_runs: int, run_noise_z: np.ndarray) -> tuple[np.ndarray, ...]:
     """The band-limited series of every run, the run-level errors of the Fisher z and each run's shared
     nuisance series: a function of the seed and the design only (not of the planted effects)."""
     rng = np.random.default_rng([params.seed, 31])
@@ -303,7 +355,7 @@ def _cocaine_tables(
     params: CocaineStudyParams,
     participants: pd.DataFrame,
     runs: pd.DataFrame,
-    roi_noise: float,
+    roi_noise: np.ndarray,
     noise: tuple[np.ndarray, ...],
     nuisance_leak: float = 0.0,
 ) -> dict[str, pd.DataFrame]:
@@ -313,7 +365,7 @@ def _cocaine_tables(
     corr = run_correlations(runs["fc_nacc_dlpfc"].to_numpy(), runs["fc_nacc_thalamus"].to_numpy())
     chol = source_cholesky(corr)
     blocks = series.reshape(n_t, n_runs, 6)  # run i's six series, as the image simulator's columns 6i..6i+5
-    # each run's sources mixed by its Cholesky factor (correlated_sources), plus the ROI noise
+    # each run's sources mixed by its Cholesky factor (correlated_sources), plus each ROI's noise
     signals = np.einsum("trk,rjk->trj", blocks[..., :3], chol) + roi_noise * blocks[..., 3:]
     if nuisance_leak > 0:  # the nuisance left after denoising, shared by the run's three ROI signals
         signals += (shared * shared_nuisance_sd(params, runs, nuisance_leak))[..., None]
@@ -361,8 +413,8 @@ def _labels(n: int, replicates) -> np.ndarray:
 
 def cocaine_roi_studies(
     params,
-    roi_noise: float = ROI_LEVEL_MEASUREMENT["roi_noise"],
-    run_noise_z: float = ROI_LEVEL_MEASUREMENT["run_noise_z"],
+    roi_noise=None,
+    run_noise_z=None,
     replicates=None,
     nuisance_leak: float = ROI_LEVEL_MEASUREMENT["nuisance_leak"],
 ) -> dict[str, pd.DataFrame]:
@@ -375,7 +427,7 @@ def cocaine_roi_studies(
         The runs' band-limited noise depends on the seed and the design only,
         so consecutive parameter sets that share them (the same seed under
         several planted effects) draw it once.
-    roi_noise, run_noise_z, nuisance_leak : float
+    roi_noise, run_noise_z : float, mapping or None
         As in :func:`cocaine_roi_study`.
     replicates : array, optional
         The replicates' labels (default ``0, 1, ...``).
@@ -389,7 +441,8 @@ def cocaine_roi_studies(
     """
     params = list(params)
     labels = _labels(len(params), replicates)
-    _check_noise(roi_noise, run_noise_z, nuisance_leak)
+    roi_noise, run_noise_z = _noise_vectors(roi_noise, run_noise_z)
+    _check_leak(nuisance_leak)
     studies, shared = [], None
     for p in params:
         participants = simulate_participants(p)
@@ -505,7 +558,10 @@ def baclofen_roi_model(params: BaclofenStudyParams, n_draws: int = 200, rng=0, n
 
 
 def baclofen_roi_study(
-    params: BaclofenStudyParams, model: BaclofenRoiModel, cue_gain: float = 0.62, cue_noise_sd: float = 0.075
+    params: BaclofenStudyParams,
+    model: BaclofenRoiModel,
+    cue_gain: float | None = None,
+    cue_noise_sd: float | None = None,
 ) -> dict[str, pd.DataFrame]:
     """One simulated baclofen study at ROI level.
 
@@ -514,11 +570,11 @@ def baclofen_roi_study(
     params : BaclofenStudyParams
     model : BaclofenRoiModel
         From :func:`baclofen_roi_model` for the same geometry.
-    cue_gain : float
+    cue_gain : float or None
         Share of the footprint-weighted response that the ROI's GLM estimate
-        recovers.
-    cue_noise_sd : float
-        SD of a run's ROI cue-effect estimate (% signal).
+        recovers; None: the derived constant (:func:`baclofen_twin_constants`).
+    cue_noise_sd : float or None
+        SD of a run's ROI cue-effect estimate (% signal); None: the derived constant.
 
     Returns
     -------
@@ -528,6 +584,8 @@ def baclofen_roi_study(
         the session's global CBF in ``global_cbf``), ``cue`` (cue effect per
         run and ROI), ``ratings``, ``participants``.
     """
+    cue_gain = baclofen_twin_constants()["cue_gain"] if cue_gain is None else cue_gain
+    cue_noise_sd = baclofen_twin_constants()["cue_noise_sd"] if cue_noise_sd is None else cue_noise_sd
     if not np.isfinite(cue_noise_sd) or cue_noise_sd < 0:
         raise ValueError(f"cue_noise_sd must be a non-negative number, got {cue_noise_sd}.")
     participants = simulate_baclofen_participants(params)
@@ -578,7 +636,7 @@ def baclofen_roi_study(
 
 
 def baclofen_roi_studies(
-    params, model: BaclofenRoiModel, cue_gain: float = 0.62, cue_noise_sd: float = 0.075, replicates=None
+    params, model: BaclofenRoiModel, cue_gain: float | None = None, cue_noise_sd: float | None = None, replicates=None
 ) -> dict[str, pd.DataFrame]:
     """Several simulated baclofen studies at ROI level, stacked (see the module docstring).
 

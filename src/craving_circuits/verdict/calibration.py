@@ -11,8 +11,25 @@ Conditions
 ----------
 ``null`` is the ``null`` preset; ``half``, ``paper`` and ``double`` are the
 ``paper`` preset with every planted effect of :data:`EFFECT_PARAMETERS`
-multiplied by 0.5, 1 and 2. Replicate ``i`` of every condition uses the
-simulator seed ``seed + i``, so conditions differ only in their effects.
+multiplied by 0.5, 1 and 2. Every threat preset that a study's image
+simulator lists in its ``THREATS`` (name -> the claims it could fake, and the
+threat) is a condition of that study, run as the preset is. For each claim of
+absence whose effect a simulator parameter moves
+(:data:`EQUIVALENCE_PARAMETERS`), ``at_bound_<claim_id>`` is the ``paper``
+preset with that parameter at the value that puts the true effect exactly at
+the chapter's equivalence bound, found by simulation
+(:func:`equivalence_bounds`). Replicate ``i`` of every condition uses the
+simulator seed ``seed + i``, so conditions differ only in their parameters.
+
+Holding the level
+-----------------
+An error rate (the false-positive rate of a test under a condition where its
+claim's effect is absent; for a claim of absence, also the rate of declaring
+equivalence with the true effect at the bound) holds its level when the upper
+end of its two-sided 95 % Clopper-Pearson interval is at most
+:data:`MAX_UPPER_BOUND` (0.075). A claim's test is calibrated when every one
+of its error rates holds, under every condition; :func:`claims_table` says
+which are not, and why.
 
 ROI-level tests
 ---------------
@@ -59,7 +76,9 @@ Clopper-Pearson intervals.
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from string import Formatter
 
 import numpy as np
@@ -76,7 +95,10 @@ from craving_circuits.io.atlas import brain_mask
 from craving_circuits.io.schemas import CALIBRATION_COLUMNS, REPLICATE
 from craving_circuits.io.schemas import CALIBRATION_SUMMARY_COLUMNS as SUMMARY_COLUMNS
 from craving_circuits.io.schemas import VOXEL_CALIBRATION_COLUMNS as VOXEL_COLUMNS
+from craving_circuits.io.tables import read_table, save_tables
+from craving_circuits.simulate import baclofen as baclofen_simulator
 from craving_circuits.simulate import baclofen_params, cocaine_params, roi_level
+from craving_circuits.simulate import cocaine as cocaine_simulator
 from craving_circuits.simulate.baclofen import _Maps as BaclofenMaps
 from craving_circuits.simulate.baclofen import planted_baclofen_effects
 from craving_circuits.simulate.cocaine import planted_effects
@@ -89,11 +111,16 @@ from craving_circuits.verdict.claims import Claim
 __all__ = [
     "CONDITIONS",
     "EFFECT_PARAMETERS",
-    "CONSERVATIVE_TESTS",
+    "EQUIVALENCE_PARAMETERS",
+    "AT_BOUND",
+    "MAX_UPPER_BOUND",
     "CALIBRATION_COLUMNS",
     "SUMMARY_COLUMNS",
     "VOXEL_COLUMNS",
+    "threats",
+    "study_conditions",
     "condition_params",
+    "equivalence_bounds",
     "cocaine_roi_tests",
     "baclofen_roi_tests",
     "monte_carlo",
@@ -106,6 +133,10 @@ __all__ = [
     "MapNoise",
     "map_noise",
     "map_fwhm",
+    "upper_bound_table",
+    "run_roi_calibration",
+    "read_roi_calibration",
+    "engine_table",
     "voxelwise_null",
     "voxelwise_summary",
     "upper_bound_at",
@@ -136,33 +167,174 @@ EFFECT_PARAMETERS = {
     "baclofen": ("dlpfc_cbf_rise", "cue_dlpfc_coupling", "baclofen_craving_effect"),
 }
 
-#: Tests whose false-positive rate is only bounded by alpha, not equal to it: the bootstrap test of an
-#: indirect effect is conservative when neither of its paths exists (the null of the calibration).
-CONSERVATIVE_TESTS = frozenset({"baclofen_via_dlpfc"})
+#: A rate "holds its level" when the upper end of its 95 % Clopper-Pearson interval is at most this.
+MAX_UPPER_BOUND = 0.075
+
+#: Prefix of the conditions that put a claim of absence's effect exactly at its equivalence bound.
+AT_BOUND = "at_bound_"
+
+#: Claims of absence whose effect a simulator parameter moves: the parameter, and a first value in the
+#: direction the drug was expected to act (the secant of :func:`equivalence_bounds` starts from it).
+EQUIVALENCE_PARAMETERS = {
+    "nac_no_effect_dlpfc": ("nac_effect", -0.2),
+    "nac_no_effect_thalamus_midline": ("nac_effect", -0.2),
+    "nac_no_effect_rating": ("nac_rating_effect", -10.0),
+}
+
+_SIMULATORS = {"cocaine": cocaine_simulator, "baclofen": baclofen_simulator}
 
 
-def condition_params(study: str, condition: str, seed: int):
+def threats(study: str) -> dict:
+    """The threat presets of a study's image simulator (its ``THREATS``: name -> ``claims``, ``threat``)."""
+    if study not in _SIMULATORS:
+        raise ValueError(f"Unknown study {study!r}; choose 'cocaine' or 'baclofen'.")
+    return dict(getattr(_SIMULATORS[study], "THREATS", {}))
+
+
+def _bound_values(bounds) -> dict:
+    """``claim_id -> (parameter, value)`` from :func:`equivalence_bounds`' table (or such a dict)."""
+    if bounds is None:
+        return {}
+    if isinstance(bounds, pd.DataFrame):
+        return {r.claim_id: (r.parameter, float(r.value)) for r in bounds.itertuples(index=False)}
+    return dict(bounds)
+
+
+def study_conditions(study: str, bounds=None) -> tuple[str, ...]:
+    """Every condition of a study: :data:`CONDITIONS`, its simulator's threat presets, and one
+    ``at_bound_<claim_id>`` per claim of absence of the study with a value in ``bounds``.
+
+    Parameters
+    ----------
+    study : {"cocaine", "baclofen"}
+    bounds : pandas.DataFrame or dict, optional
+        From :func:`equivalence_bounds`.
+    """
+    at_bound = [f"{AT_BOUND}{c}" for c in _bound_values(bounds) if registry.claim(c).study == study]
+    return (*CONDITIONS, *threats(study), *at_bound)
+
+
+def condition_params(study: str, condition: str, seed: int, bounds=None):
     """Simulation parameters of one replicate.
 
     Parameters
     ----------
     study : {"cocaine", "baclofen"}
     condition : str
-        A key of :data:`CONDITIONS`.
+        One of :func:`study_conditions`: a key of :data:`CONDITIONS`; a threat
+        preset of the study's simulator (the preset as it is); or
+        ``at_bound_<claim_id>``: the ``paper`` preset with the claim's
+        parameter (:data:`EQUIVALENCE_PARAMETERS`) at its value in ``bounds``.
     seed : int
         The simulator seed.
+    bounds : pandas.DataFrame or dict, optional
+        From :func:`equivalence_bounds` (needed for the ``at_bound_`` conditions).
     """
 
     if study not in EFFECT_PARAMETERS:
         raise ValueError(f"Unknown study {study!r}; choose 'cocaine' or 'baclofen'.")
-    if condition not in CONDITIONS:
-        raise ValueError(f"Unknown condition {condition!r}; choose one of {list(CONDITIONS)}.")
     make = cocaine_params if study == "cocaine" else baclofen_params
+    values = _bound_values(bounds)
+    if condition.startswith(AT_BOUND) and condition[len(AT_BOUND) :] in values:
+        parameter, value = values[condition[len(AT_BOUND) :]]
+        return make("paper", seed=seed, **{parameter: value})
+    if condition in threats(study):
+        return make(condition, seed=seed)
+    if condition not in CONDITIONS:
+        raise ValueError(
+            f"Unknown condition {condition!r} for the {study} study; "
+            f"choose one of {list(study_conditions(study, bounds))}."
+        )
     if condition == "null":
         return make("null", seed=seed)
     paper = make("paper", seed=seed)
     factor = CONDITIONS[condition]
     return make("paper", seed=seed, **{name: getattr(paper, name) * factor for name in EFFECT_PARAMETERS[study]})
+
+
+def _equivalence_moments(values: dict, n_sims: int, seed: int, sesoi_dz: float, alpha: float, options: dict) -> dict:
+    """Mean estimate and root mean square standardiser of each claim of absence's contrast over ``n_sims`` ROI-level
+    ``paper`` studies with the parameters ``values``, read from the NAC chapter's chain as the ledger reads them."""
+    params = [cocaine_params("paper", seed=seed + i, **values) for i in range(n_sims)]
+    tables = roi_level.cocaine_roi_studies(params, **options)
+    chapters = {
+        "nac_null_effect": cocaine_chapters.nac_tests(
+            secondlevel.roi_state_differences(tables["roi"]), tables["ratings"], sesoi_dz=sesoi_dz, alpha=alpha
+        )
+    }
+    out = {}
+    for claim_id in EQUIVALENCE_PARAMETERS:
+        eq = registry.claim(claim_id).equivalence
+        rows = _one_per_replicate(
+            eq._rows(chapters[eq.chapter][eq.table], ""), np.arange(n_sims), f"Claim {claim_id}", unique=False
+        )
+        sd = rows["bound"].to_numpy(dtype=float) / sesoi_dz
+        out[claim_id] = (float(rows["estimate"].astype(float).mean()), float(np.sqrt(np.mean(sd**2))))
+    return out
+
+
+def equivalence_bounds(
+    n_sims: int = 200, seed: int = 90_000, sesoi_dz: float = 0.8, alpha: float = 0.05, roi_options: dict | None = None
+) -> pd.DataFrame:
+    """The value of each claim of absence's simulator parameter that puts its true effect at the equivalence bound.
+
+    The NAC chapter's equivalence test declares an effect absent when it lies
+    within ``sesoi_dz`` standardisers of its contrast (the raw ``bound`` of
+    :func:`craving_circuits.stats.equivalence.evidence_table`). Its error
+    under the hypothesis it rejects is the rate of declaring equivalence when
+    the true effect is exactly at that bound. The planted parameter that
+    gives such an effect is found by code, not set by hand: ``n_sims``
+    ROI-level ``paper`` studies are simulated with the parameter at zero and
+    at a first value (:data:`EQUIVALENCE_PARAMETERS`), the chapter's chain
+    gives each study's estimate and standardiser, and the parameter's value
+    at which the mean estimate equals ``sesoi_dz`` times the root mean
+    square standardiser is read off the secant (the shift is linear in the
+    parameter: it adds to every CUD participant's NAC session).
+
+    Parameters
+    ----------
+    n_sims : int
+        Studies per point of the secant (seeds ``seed .. seed + n_sims - 1``,
+        apart from the calibration's replicates).
+    seed : int
+    sesoi_dz, alpha : float
+        As in the NAC chapter.
+    roi_options : dict, optional
+        Keyword arguments of the ROI-level simulators, per study.
+
+    Returns
+    -------
+    bounds : pandas.DataFrame
+        ``claim_id, parameter, value, estimate_per_unit, sd, bound, n_sims``:
+        the parameter's value at the bound, the change of the mean estimate per
+        unit of the parameter, the contrast's standardiser and raw bound.
+    """
+    if int(n_sims) != n_sims or n_sims < 2:
+        raise ValueError(f"n_sims must be an integer of at least 2, got {n_sims}.")
+    options = (roi_options or {}).get("cocaine", {})
+    first = {parameter: value for parameter, value in EQUIVALENCE_PARAMETERS.values()}
+    zero = _equivalence_moments(dict.fromkeys(first, 0.0), int(n_sims), seed, sesoi_dz, alpha, options)
+    moved = _equivalence_moments(first, int(n_sims), seed, sesoi_dz, alpha, options)
+    rows = []
+    for claim_id, (parameter, value) in EQUIVALENCE_PARAMETERS.items():
+        (m0, sd0), (m1, sd1) = zero[claim_id], moved[claim_id]
+        slope = (m1 - m0) / value
+        if not np.isfinite(slope) or slope == 0:
+            raise ValueError(f"Claim {claim_id}: its estimate does not move with {parameter}; no bound to reach.")
+        sd = float(np.sqrt((sd0**2 + sd1**2) / 2))
+        target = np.sign(slope * value) * sesoi_dz * sd  # on the side the drug was expected to act
+        rows.append(
+            {
+                "claim_id": claim_id,
+                "parameter": parameter,
+                "value": float((target - m0) / slope),
+                "estimate_per_unit": float(slope),
+                "sd": sd,
+                "bound": float(sesoi_dz * sd),
+                "n_sims": int(n_sims),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def _label_fields(label: str) -> list[str]:
@@ -352,6 +524,7 @@ def _replicates(
     n_boot: int,
     roi_options: dict,
     baclofen_model,
+    bounds: dict,
 ) -> pd.DataFrame:
     """Simulate and test a chunk of replicates of one study under every condition, as one stack (one worker).
 
@@ -360,7 +533,7 @@ def _replicates(
     """
 
     jobs = [(condition, i) for i in replicates for condition in conditions]
-    params = [condition_params(study, condition, seed + i) for condition, i in jobs]
+    params = [condition_params(study, condition, seed + i, bounds) for condition, i in jobs]
     labels = np.array([i * len(conditions) + k for i in replicates for k in range(len(conditions))])
     rngs = {label: np.random.default_rng([seed + i, 7]) for label, (_, i) in zip(labels, jobs)}
     options = roi_options.get(study, {})
@@ -382,7 +555,7 @@ def _replicates(
 
 def monte_carlo(
     n_sims: int,
-    conditions=tuple(CONDITIONS),
+    conditions=None,
     studies=("cocaine", "baclofen"),
     seed: int = 10_000,
     alpha: float = 0.05,
@@ -391,6 +564,7 @@ def monte_carlo(
     batch_size: int = 25,
     roi_options: dict | None = None,
     baclofen_model=None,
+    bounds=None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Simulate and test ``n_sims`` studies per condition and study, in stacks, in parallel.
@@ -399,8 +573,9 @@ def monte_carlo(
     ----------
     n_sims : int
         Replicates per condition and study.
-    conditions : sequence of str
-        Keys of :data:`CONDITIONS`.
+    conditions : sequence of str, optional
+        Conditions to run (each study runs those of :func:`study_conditions`
+        that are its own); default: every condition of every study.
     studies : sequence of {"cocaine", "baclofen"}
     seed : int
         Replicate ``i`` uses the simulator seed ``seed + i`` and the bootstrap
@@ -409,7 +584,7 @@ def monte_carlo(
     n_boot : int
         Bootstrap resamples inside each replicate.
     n_jobs : int
-        Worker processes (joblib).
+        Worker processes (joblib; with a Dask engine active, its workers).
     batch_size : int
         Replicates per job; a job simulates and tests them under every
         condition as one stack (the results do not depend on it).
@@ -417,6 +592,8 @@ def monte_carlo(
         Keyword arguments of the ROI-level simulators, per study.
     baclofen_model : BaclofenRoiModel, optional
         Derived from the ``paper`` preset's maps when not given.
+    bounds : pandas.DataFrame or dict, optional
+        From :func:`equivalence_bounds`: adds the ``at_bound_`` conditions.
     progress : bool
         Show a progress bar.
 
@@ -432,54 +609,71 @@ def monte_carlo(
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
     unknown = set(studies) - set(EFFECT_PARAMETERS)
-    if not studies or not conditions:
+    if not studies or (conditions is not None and not len(conditions)):
         raise ValueError("Give at least one study and one condition.")
     if unknown:
         raise ValueError(f"Unknown studies {sorted(unknown)}; choose from {list(EFFECT_PARAMETERS)}.")
-    for condition in conditions:
-        condition_params(studies[0], condition, seed)  # validates the name
-    if "baclofen" in studies and baclofen_model is None:
+    bounds = _bound_values(bounds)
+    own = {s: study_conditions(s, bounds) for s in studies}
+    if conditions is None:
+        per_study = own
+    else:
+        stray = [c for c in conditions if not any(c in own[s] for s in studies)]
+        if stray:
+            raise ValueError(
+                f"Unknown condition {stray[0]!r}; the studies' conditions are {sorted(set().union(*own.values()))}."
+            )
+        per_study = {s: tuple(c for c in conditions if c in own[s]) for s in studies}
+    per_study = {s: c for s, c in per_study.items() if c}
+    if "baclofen" in per_study and baclofen_model is None:
         baclofen_model = roi_level.baclofen_roi_model(baclofen_params("paper"))
     indices = list(range(int(n_sims)))
     chunks = [indices[k : k + int(batch_size)] for k in range(0, len(indices), int(batch_size))]
-    conditions = tuple(conditions)
-    jobs = [(s, chunk) for s in studies for chunk in chunks]
+    jobs = [(s, chunk) for s in per_study for chunk in chunks]
     run = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_replicates)(s, conditions, chunk, seed, alpha, n_boot, roi_options or {}, baclofen_model)
+        delayed(_replicates)(s, per_study[s], chunk, seed, alpha, n_boot, roi_options or {}, baclofen_model, bounds)
         for s, chunk in jobs
     )
     frames = []
-    total = len(studies) * len(conditions) * len(indices)
+    total = sum(len(c) for c in per_study.values()) * len(indices)
     with tqdm(total=total, desc="simulated studies", disable=not progress, mininterval=5) as bar:
-        for (_, chunk), out in zip(jobs, run):
+        for (s, chunk), out in zip(jobs, run):
             frames.append(out)
-            bar.update(len(chunk) * len(conditions))
+            bar.update(len(chunk) * len(per_study[s]))
     results = pd.concat(frames, ignore_index=True)
+    condition_order = list(dict.fromkeys(c for cs in per_study.values() for c in cs))
     order = [
-        results["study"].map({s: k for k, s in enumerate(studies)}),
-        results["condition"].map({c: k for k, c in enumerate(conditions)}),
+        results["study"].map({s: k for k, s in enumerate(per_study)}),
+        results["condition"].map({c: k for k, c in enumerate(condition_order)}),
     ]
     results = results.assign(_study=order[0], _condition=order[1])
     results = results.sort_values(["_study", "_condition", REPLICATE], kind="stable", ignore_index=True)
     return results[CALIBRATION_COLUMNS]
 
 
+def _condition_rank(conditions) -> dict:
+    """Order of conditions for tables: :data:`CONDITIONS`, then the others as they come."""
+    return {c: k for k, c in enumerate(dict.fromkeys([*CONDITIONS, *conditions]))}
+
+
 def calibration_summary(
-    results: pd.DataFrame, alpha: float = 0.05, ci_level: float = 0.95, simultaneous: bool = True
+    results: pd.DataFrame, alpha: float = 0.05, ci_level: float = 0.95, max_upper: float = MAX_UPPER_BOUND
 ) -> pd.DataFrame:
-    """Rates of each test per condition, with Clopper-Pearson intervals.
+    """Rates of each test per condition, with Clopper-Pearson intervals, and whether each error rate holds its level.
 
     For a planted effect the rate of ``found`` is the power; for an absent one
-    it is the false-positive rate (any significant effect for a claim of
-    absence), and a claim of absence also gets the rate of declared
-    equivalence. A false-positive rate is ``within`` its nominal level when
-    its interval contains ``alpha``; the tests of :data:`CONSERVATIVE_TESTS`
-    are checked for staying at or below it.
+    it is the false-positive rate (any significant effect in the claimed
+    direction; for a claim of absence, any significant effect). A claim of
+    absence also gets the rate at which its equivalence test declares the
+    effect absent: under its ``at_bound_<claim_id>`` condition, where the true
+    effect is exactly at the equivalence bound, that rate is the equivalence
+    test's error (``"equivalence at the bound"``); elsewhere it is reported as
+    ``"equivalence rate"``.
 
-    With many false-positive rates, some 95 % intervals miss the nominal level
-    by chance alone (one in twenty); with ``simultaneous`` their intervals have
-    the Bonferroni level ``1 - (1 - ci_level) / k`` over the ``k`` rates, so that
-    all of them cover their true rates together with probability ``ci_level``.
+    An error rate (a false-positive rate, or equivalence at the bound) holds
+    its level when the upper end of its Clopper-Pearson interval is at most
+    ``max_upper`` (``holds``); with 2000 replicates a true rate of ``alpha =
+    0.05`` has an upper end of about 0.06, and a true rate of 0.065 one of about 0.075.
 
     Parameters
     ----------
@@ -488,16 +682,16 @@ def calibration_summary(
     alpha : float
         The tests' level.
     ci_level : float
-        Coverage of the intervals of the rates.
-    simultaneous : bool
-        Bonferroni-adjust the intervals of the false-positive rates.
+        Coverage of the (two-sided) intervals of the rates.
+    max_upper : float
+        The largest upper end of an error rate's interval that holds its level.
 
     Returns
     -------
     summary : pandas.DataFrame
         Columns :data:`SUMMARY_COLUMNS`; ``measure`` is ``"false-positive
-        rate"``, ``"power"`` or ``"equivalence rate"``; ``nominal`` and
-        ``within`` only for false-positive rates.
+        rate"``, ``"power"``, ``"equivalence at the bound"`` or ``"equivalence
+        rate"``; ``nominal``, ``criterion`` and ``holds`` only for the error rates.
     """
 
     missing = set(CALIBRATION_COLUMNS) - set(results.columns)
@@ -518,29 +712,32 @@ def calibration_summary(
             }
         )
         if group["equivalent"].notna().any():
+            at_bound = base["condition"] == f"{AT_BOUND}{base['claim_id']}"
             counts.append(
                 {
                     **base,
-                    "measure": "equivalence rate",
+                    "measure": "equivalence at the bound" if at_bound else "equivalence rate",
                     "n": len(group),
                     "count": int(group["equivalent"].astype(bool).sum()),
                 }
             )
-    n_fpr = sum(c["measure"] == "false-positive rate" for c in counts)
     rows = []
     for c in counts:
-        fpr = c["measure"] == "false-positive rate"
-        level = 1 - (1 - ci_level) / n_fpr if (fpr and simultaneous) else ci_level
-        low, high = proportion_confint(c["count"], c["n"], alpha=1 - level, method="beta")
-        nominal, within = np.nan, None
-        if fpr:
-            nominal = alpha
-            within = bool(low <= alpha) if c["claim_id"] in CONSERVATIVE_TESTS else bool(low <= alpha <= high)
+        low, high = proportion_confint(c["count"], c["n"], alpha=1 - ci_level, method="beta")
+        error = c["measure"] in ("false-positive rate", "equivalence at the bound")
         rows.append(
-            {**c, "rate": c["count"] / c["n"], "ci_low": low, "ci_high": high, "nominal": nominal, "within": within}
+            {
+                **c,
+                "rate": c["count"] / c["n"],
+                "ci_low": low,
+                "ci_high": high,
+                "nominal": alpha if error else np.nan,
+                "criterion": max_upper if error else np.nan,
+                "holds": bool(high <= max_upper) if error else None,
+            }
         )
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    order = out["condition"].map({c: i for i, c in enumerate(CONDITIONS)})
+    order = out["condition"].map(_condition_rank(out["condition"]))
     return (
         out.assign(_order=order)
         .sort_values(["study", "claim_id", "_order", "measure"], kind="stable")
@@ -556,33 +753,87 @@ def power_table(summary: pd.DataFrame, measure: str = "power") -> pd.DataFrame:
     ----------
     summary : pandas.DataFrame
         From :func:`calibration_summary`.
-    measure : {"power", "false-positive rate", "equivalence rate"}
+    measure : {"power", "false-positive rate", "equivalence rate", "equivalence at the bound"}
     """
     rows = summary[summary["measure"] == measure]
     if rows.empty:
         raise ValueError(f"No rows with measure {measure!r}; the summary has {sorted(summary['measure'].unique())}.")
     wide = rows.pivot_table(index=["study", "claim_id", "test"], columns="condition", values="rate", sort=False)
-    return wide[[c for c in CONDITIONS if c in wide.columns]].reset_index()
+    rank = _condition_rank(wide.columns)
+    columns = [c for c in CONDITIONS if c in wide.columns] if measure == "power" else sorted(wide.columns, key=rank.get)
+    return wide[columns].dropna(how="all").reset_index()  # claims with the measure only under other conditions: out
 
 
-def claims_table(summary: pd.DataFrame, voxel_summary: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per claim of the registry: how its test was calibrated, how often it finds the ``paper`` effect, and its
-    false-positive rate under the null (the calibration's "recovered vs planted").
+def upper_bound_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The upper Clopper-Pearson bound of every error rate: one row per claim, one column per condition.
+
+    A cell is the upper end of the interval of the claim's false-positive rate
+    under a condition where its effect is absent, or of its equivalence rate
+    under its ``at_bound_`` condition; it is empty where the claim's effect is
+    present (power is no error). ``n`` is the smallest replicate count of the
+    row, ``worst`` the largest bound, ``holds`` whether every bound is at most
+    the criterion.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        From :func:`calibration_summary`.
+    """
+    errors = summary[summary["holds"].notna()]
+    if errors.empty:
+        raise ValueError("The summary has no error rates (no condition where a claim's effect is absent).")
+    wide = errors.pivot_table(index=["study", "claim_id"], columns="condition", values="ci_high", sort=False)
+    wide = wide[sorted(wide.columns, key=_condition_rank(wide.columns).get)]
+    per_claim = errors.groupby(["study", "claim_id"], sort=False)
+    wide.insert(0, "n", per_claim["n"].min())
+    wide["worst"] = per_claim["ci_high"].max()
+    wide["holds"] = per_claim["holds"].all().astype(bool)
+    return wide.reset_index().rename_axis(columns=None)
+
+
+def _calibration_verdict(claim: Claim, errors: pd.DataFrame, max_upper: float) -> tuple[bool, str]:
+    """Whether a ROI-level claim's test holds its level in every condition where it was checked, and why not."""
+    if errors.empty:
+        return False, "no condition where its effect is absent was run"
+    failed = errors[~errors["holds"].astype(bool)]
+    if len(failed):
+        worst = failed.loc[failed["ci_high"].idxmax()]
+        return False, (
+            f"{worst['measure']} under {worst['condition']}: {worst['rate']:.3f}, upper bound "
+            f"{worst['ci_high']:.3f} > {max_upper:g}"
+        )
+    if claim.direction is None and not (errors["measure"] == "equivalence at the bound").any():
+        return False, "its equivalence test was never run with the true effect at its bound (no simulator parameter)"
+    return True, f"every upper bound at most {max_upper:g} ({len(errors)} error rates)"
+
+
+def claims_table(
+    summary: pd.DataFrame, voxel_summary: pd.DataFrame | None = None, max_upper: float = MAX_UPPER_BOUND
+) -> pd.DataFrame:
+    """Per claim of the registry: how its test was calibrated, whether it holds its level, how often it finds the
+    ``paper`` effect, and its false-positive rate under the null (the calibration's "recovered vs planted").
 
     Parameters
     ----------
     summary : pandas.DataFrame
         From :func:`calibration_summary` (the ROI-level claims).
     voxel_summary : pandas.DataFrame, optional
-        From :func:`voxelwise_summary` (the voxel-level claims' null rates).
+        From :func:`voxelwise_summary` (the voxel-level claims' null rates,
+        with ``test, n, rate, ci_high``).
+    max_upper : float
+        The largest upper Clopper-Pearson bound of an error rate that holds its level.
 
     Returns
     -------
     table : pandas.DataFrame
-        ``study, claim_id, level, calibrated_by, planted_at_paper,
-        rate_at_paper`` (power, or the false-positive rate when the effect is
-        absent), ``fpr_null``, ``fpr_null_within`` and, for claims of absence,
-        ``equivalence_at_paper``; voxel-level claims have only their null rate.
+        ``study, claim_id, level, calibrated_by, n`` (the smallest replicate
+        count of its error rates), ``n_conditions`` (conditions with an error
+        rate), ``planted_at_paper, rate_at_paper`` (power, or the
+        false-positive rate when the effect is absent), ``fpr_null``,
+        ``worst_upper`` (the largest upper bound of its error rates) and
+        ``worst_condition``, ``equivalence_at_bound`` (the rate, claims of
+        absence), ``calibrated`` and ``reason``. ``calibrated`` is None for a
+        voxel-level claim without a voxelwise summary.
     """
     rows = []
     for claim in registry.CLAIMS:
@@ -594,32 +845,161 @@ def claims_table(summary: pd.DataFrame, voxel_summary: pd.DataFrame | None = Non
             "calibrated_by": "the chapter's chain on ROI-level replicates"
             if claim.level == "roi"
             else f"voxelwise null maps, test {claim.voxel_test}",
+            "n": np.nan,
+            "n_conditions": 0,
             "planted_at_paper": None,
             "rate_at_paper": np.nan,
             "fpr_null": np.nan,
-            "fpr_null_within": None,
-            "equivalence_at_paper": np.nan,
+            "worst_upper": np.nan,
+            "worst_condition": None,
+            "equivalence_at_bound": np.nan,
+            "calibrated": None,
+            "reason": "not run",
         }
         if claim.level == "roi" and len(sub):
             paper = sub[sub["condition"] == "paper"]
             null = sub[(sub["condition"] == "null") & (sub["measure"] == "false-positive rate")]
-            main = paper[paper["measure"] != "equivalence rate"]
-            equivalence = paper[paper["measure"] == "equivalence rate"]
+            main = paper[~paper["measure"].str.startswith("equivalence")]
+            errors = sub[sub["holds"].notna()]
+            at_bound = sub[sub["measure"] == "equivalence at the bound"]
+            calibrated, reason = _calibration_verdict(claim, errors, max_upper)
+            worst = errors.loc[errors["ci_high"].idxmax()] if len(errors) else None
             row.update(
                 {
+                    "n": int(errors["n"].min()) if len(errors) else np.nan,
+                    "n_conditions": int(errors["condition"].nunique()),
                     "planted_at_paper": bool(main["planted_present"].iloc[0]) if len(main) else None,
                     "rate_at_paper": float(main["rate"].iloc[0]) if len(main) else np.nan,
                     "fpr_null": float(null["rate"].iloc[0]) if len(null) else np.nan,
-                    "fpr_null_within": null["within"].iloc[0] if len(null) else None,
-                    "equivalence_at_paper": float(equivalence["rate"].iloc[0]) if len(equivalence) else np.nan,
+                    "worst_upper": float(worst["ci_high"]) if worst is not None else np.nan,
+                    "worst_condition": worst["condition"] if worst is not None else None,
+                    "equivalence_at_bound": float(at_bound["rate"].iloc[0]) if len(at_bound) else np.nan,
+                    "calibrated": calibrated,
+                    "reason": reason,
                 }
             )
         elif claim.level == "voxel" and voxel_summary is not None:
             voxel = voxel_summary[voxel_summary["test"] == claim.voxel_test]
             if len(voxel):
-                row.update({"fpr_null": float(voxel["rate"].iloc[0]), "fpr_null_within": voxel["within"].iloc[0]})
+                v = voxel.loc[voxel["ci_high"].idxmax()]  # the worst of its conditions, if it has several
+                null = voxel[voxel["condition"] == "null"] if "condition" in voxel.columns else voxel
+                holds = bool(v["ci_high"] <= max_upper)
+                row.update(
+                    {
+                        "n": int(voxel["n"].min()),
+                        "n_conditions": len(voxel),
+                        "fpr_null": float(null["rate"].iloc[0]) if len(null) else np.nan,
+                        "worst_upper": float(v["ci_high"]),
+                        "worst_condition": v.get("condition", "null maps"),
+                        "calibrated": holds,
+                        "reason": f"family-wise error {v['rate']:.3f}, upper bound {v['ci_high']:.3f} "
+                        f"{'<=' if holds else '>'} {max_upper:g}",
+                    }
+                )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: The tables :func:`run_roi_calibration` writes, by file name.
+ROI_CALIBRATION_TABLES = ("bounds", "summary", "upper_bounds", "claims")
+
+
+def run_roi_calibration(
+    n_sims: int,
+    output_dir=None,
+    seed: int = 10_000,
+    alpha: float = 0.05,
+    n_boot: int = 200,
+    n_bound_sims: int = 200,
+    n_jobs: int = 1,
+    batch_size: int = 50,
+    progress: bool = False,
+) -> dict[str, pd.DataFrame]:
+    """The whole ROI-level calibration at any replicate count: every condition of both studies, summarised.
+
+    The command ``craving-circuits calibrate`` runs it (on the engine it is
+    given) with more replicates than the book's build, and the calibration
+    chapter shows the intervals its counts give. The tables are written
+    together: into a sibling folder first, which then replaces
+    ``output_dir`` (a run that stops part-way leaves the previous tables).
+
+    Parameters
+    ----------
+    n_sims : int
+        Replicates per condition and study.
+    output_dir : str or Path, optional
+        Where to write :data:`ROI_CALIBRATION_TABLES` (``<name>.tsv``); nothing is written without it.
+    seed, alpha, n_boot, n_jobs, batch_size, progress
+        As in :func:`monte_carlo`.
+    n_bound_sims : int
+        Studies per point of :func:`equivalence_bounds`.
+
+    Returns
+    -------
+    tables : dict
+        ``bounds`` (:func:`equivalence_bounds`), ``summary``
+        (:func:`calibration_summary`), ``upper_bounds``
+        (:func:`upper_bound_table`), ``claims`` (:func:`claims_table`).
+    """
+    bounds = equivalence_bounds(n_bound_sims, alpha=alpha)
+    results = monte_carlo(
+        n_sims,
+        seed=seed,
+        alpha=alpha,
+        n_boot=n_boot,
+        n_jobs=n_jobs,
+        batch_size=batch_size,
+        bounds=bounds,
+        progress=progress,
+    )
+    summary = calibration_summary(results, alpha=alpha)
+    tables = {
+        "bounds": bounds,
+        "summary": summary,
+        "upper_bounds": upper_bound_table(summary),
+        "claims": claims_table(summary),
+    }
+    if output_dir is not None:
+        output_dir = Path(output_dir)
+        partial, old = (
+            output_dir.with_name(output_dir.name + ".partial"),
+            output_dir.with_name(output_dir.name + ".old"),
+        )
+        for stale in (partial, old):
+            shutil.rmtree(stale, ignore_errors=True)
+        save_tables(partial, tables)
+        if output_dir.exists():
+            output_dir.rename(old)
+        partial.rename(output_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    return tables
+
+
+def read_roi_calibration(output_dir) -> dict[str, pd.DataFrame] | None:
+    """The tables of a :func:`run_roi_calibration` run (e.g. ``craving-circuits calibrate``), or None if it has not
+    been run into ``output_dir`` (raises when only some of its tables are there)."""
+    paths = {name: Path(output_dir) / f"{name}.tsv" for name in ROI_CALIBRATION_TABLES}
+    there = [name for name, path in paths.items() if path.exists()]
+    if not there:
+        return None
+    if len(there) < len(paths):
+        missing = sorted(set(paths) - set(there))
+        raise FileNotFoundError(
+            f"{output_dir} holds only part of a calibration run (missing {missing}); run "
+            f"`craving-circuits calibrate --output-dir {output_dir}` again."
+        )
+    return {name: read_table(output_dir, name) for name in paths}
+
+
+def engine_table(output_dir) -> pd.DataFrame:
+    """The upper bounds of a ``craving-circuits calibrate`` run in ``output_dir`` (:func:`upper_bound_table`), or
+    one row saying how to run it when it has not been run."""
+    run = read_roi_calibration(output_dir)
+    if run is None:
+        return pd.DataFrame(
+            {"not run": [f"craving-circuits calibrate --replicates 10000 --engine dask --output-dir {output_dir}"]}
+        )
+    return run["upper_bounds"]
 
 
 #: The voxelwise tests of the chapters, which the ledger reads: the study, the maps each tests (``state``:

@@ -98,8 +98,27 @@ def _verdict(claim: Claim, row: pd.Series, equivalence: pd.Series | None, alpha:
     return "not supported", f"inconclusive: no effect found, but not shown: {shown} (equivalence test p = {p_eq:.3g})"
 
 
+def _calibration_status(calibration: pd.DataFrame | None, claim_id: str) -> str | None:
+    """``"calibrated"``, ``"not calibrated"`` or None (not in the calibration) for one claim."""
+    if calibration is None:
+        return None
+    missing = {"claim_id", "calibrated"} - set(calibration.columns)
+    if missing:
+        raise ValueError(
+            f"The calibration table lacks the column(s) {sorted(missing)}; pass the calibration chapter's "
+            "claims table (results/calibration/claims.tsv) of this version of the book."
+        )
+    row = calibration[calibration["claim_id"] == claim_id]
+    if row.empty or pd.isna(row["calibrated"].iloc[0]):
+        return None
+    return "calibrated" if str(row["calibrated"].iloc[0]) == "True" else "not calibrated"
+
+
 def claims_ledger(
-    results_dir: str | Path = "results", claims: tuple[Claim, ...] = CLAIMS, alpha: float = 0.05
+    results_dir: str | Path = "results",
+    claims: tuple[Claim, ...] = CLAIMS,
+    alpha: float = 0.05,
+    calibration: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per claim, read from the result tables of the book's runs.
 
@@ -111,6 +130,13 @@ def claims_ledger(
         From the registry (:data:`craving_circuits.verdict.claims.CLAIMS`).
     alpha : float
         Level of every decision.
+    calibration : pandas.DataFrame, optional
+        The calibration chapter's per-claim table
+        (:func:`craving_circuits.verdict.calibration.claims_table`, written as
+        ``calibration/claims.tsv``): the ``calibration`` column says whether
+        each claim's test holds its level under every simulated condition
+        (``"calibrated"``), does not (``"not calibrated"``; the calibration
+        chapter says why), or was not calibrated (empty).
 
     Returns
     -------
@@ -168,6 +194,7 @@ def claims_ledger(
                 "planted": _number(row.get("planted")) if has_truth else np.nan,
                 "planted_present": present,
                 "agree": agree,
+                "calibration": _calibration_status(calibration, claim.claim_id),
                 "source": "; ".join(sources),
             }
         )
