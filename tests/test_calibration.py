@@ -209,7 +209,7 @@ def test_voxelwise_null_runs_every_voxelwise_test_under_every_condition_at_a_tin
     row = summary.iloc[0]
     low, high = proportion_confint(row["count"], 2, alpha=0.05, method="beta")
     assert row["ci_low"] == pytest.approx(low) and row["ci_high"] == pytest.approx(high)
-    assert row["upper_within"] == (high <= 0.075) and row["within"] == (low <= 0.05)
+    assert row["holds"] == (high <= 0.075) and row["criterion"] == 0.075
     assert calibration.upper_bound_at(0.05, 200) == pytest.approx(proportion_confint(10, 200, 0.05, method="beta")[1])
     assert 0.085 < calibration.upper_bound_at(0.05, 200) < 0.095  # 200 replicates cannot show 0.075 at 0.05
     pd.testing.assert_frame_equal(results, calibration.voxelwise_null(2, **sizes, n_jobs=2))

@@ -166,7 +166,8 @@ def test_nuisance_parameters_are_validated():
 def test_every_threat_is_a_preset_and_names_registered_claims():
     registered = {c.claim_id for c in claims.claims()}
     threat_presets = {name for name in PRESETS if name.startswith("threat_")}
-    assert threat_presets == set(THREATS)
+    # the NAC effect at the bound is the claims of absence's error condition, built by the calibration
+    assert threat_presets - set(THREATS) == {"threat_nac_at_bound"} and set(THREATS) <= threat_presets
     for name, threat in THREATS.items():
         assert set(threat["claims"]) <= registered, (name, set(threat["claims"]) - registered)
         assert threat["claims"] and isinstance(threat["threat"], str) and threat["threat"].endswith(".")
@@ -255,7 +256,12 @@ def test_the_twins_shared_nuisance_is_added_run_by_run():
         signals = signals + cocaine.ROI_LEVEL_MEASUREMENT["roi_noise"] * block[:, 3:] + sd[i] * shared[:, i : i + 1]
         z = correlation.fisher_z(correlation.correlate_columns(signals[:, 0], signals[:, 1:]))
         expected.extend(z + errors[i])
-    roi = roi_level.cocaine_roi_study(params, nuisance_leak=leak)["roi"]
+    roi = roi_level.cocaine_roi_study(
+        params,
+        roi_noise=cocaine.ROI_LEVEL_MEASUREMENT["roi_noise"],
+        run_noise_z=cocaine.ROI_LEVEL_MEASUREMENT["run_noise_z"],
+        nuisance_leak=leak,
+    )["roi"]
     np.testing.assert_allclose(roi["fisher_z"], expected, rtol=1e-10, atol=1e-10)
     # craving runs carry more of it (arousal, motion), CUD more than controls
     craving = (runs["state"] == "craving").to_numpy()

@@ -230,7 +230,9 @@ def test_roi_twin_honours_every_threat_parameter():
     for roi, weight in MODEL.cue_weights.items():
         cue_change = direct["cue"][direct["cue"]["roi"] == roi]
         diff = by_group(cue_change, "mean")
-        assert diff["baclofen"] - diff["placebo"] == pytest.approx(0.62 * weight * c_prime, abs=0.02), roi
+        assert diff["baclofen"] - diff["placebo"] == pytest.approx(
+            roi_level.baclofen_twin_constants()["cue_gain"] * weight * c_prime, abs=0.02
+        ), roi
     # the partial null: the dlPFC rise is there under baclofen, the cue change does not follow it
     partial = _changes(roi_level.baclofen_roi_study(baclofen_params("threat_mediation_partial_null", **size), MODEL))
     rise = by_group(partial["cbf"], "mean")

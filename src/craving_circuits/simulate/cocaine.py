@@ -471,7 +471,10 @@ PRESETS: dict[str, dict] = {
 }
 
 #: What each threat preset could fake: the ids of the claims (:func:`craving_circuits.verdict.claims.claims`)
-#: whose tests it could mislead, and the threat in one sentence.
+#: whose tests it could mislead (each claim's planted effect is absent under it), and the threat in one
+#: sentence. ``threat_nac_at_bound`` is not among them: an NAC effect at the bound is the claims of absence's
+#: own error condition, which the calibration builds from the chapter's bound by simulation
+#: (:func:`craving_circuits.verdict.calibration.equivalence_bounds`).
 THREATS: dict[str, dict] = {
     "threat_state_motion": {
         "claims": ("craving_nacc_dlpfc", "craving_nacc_thalamus"),
@@ -488,11 +491,6 @@ THREATS: dict[str, dict] = {
         "threat": "The craving change varies about twice as much between CUD participants as between controls, "
         "with a mean of zero in both groups: tests that pool the variances misstate the error of the "
         "group x state contrast.",
-    },
-    "threat_nac_at_bound": {
-        "claims": ("nac_no_effect_dlpfc", "nac_no_effect_thalamus_midline", "nac_no_effect_rating"),
-        "threat": "NAC dampens the craving rises by exactly the equivalence bound of the NAC chapter: "
-        "declaring equivalence is then a false positive.",
     },
 }
 

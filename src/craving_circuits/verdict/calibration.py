@@ -146,8 +146,6 @@ __all__ = [
 VOXEL_SUMMARY_COLUMNS = [
     *VOXEL_COLUMNS[1:5],
     *[c for c in SUMMARY_COLUMNS if c not in ("study", "claim_id", "test", "condition", "planted_present", "measure")],
-    "max_rate",
-    "upper_within",
 ]
 
 #: Effect multipliers of the conditions (``null``: the null preset).
@@ -1379,13 +1377,14 @@ def voxelwise_null(
     return pd.DataFrame(rows, columns=VOXEL_COLUMNS)
 
 
-def voxelwise_summary(results: pd.DataFrame, alpha: float = 0.05, ci_level: float = 0.95) -> pd.DataFrame:
+def voxelwise_summary(
+    results: pd.DataFrame, alpha: float = 0.05, ci_level: float = 0.95, max_upper: float = MAX_UPPER_BOUND
+) -> pd.DataFrame:
     """Family-wise error rate of each voxelwise test under each condition, with its Clopper-Pearson interval.
 
-    ``within`` is true when the interval reaches down to ``alpha`` or below (the rate is compatible with
-    FWE control at ``alpha``); ``upper_within`` when its upper bound ``ci_high`` is at most ``max_rate``,
-    1.5 times ``alpha`` (0.075 at 0.05): the rate is shown to be near its level or below it (at 200
-    replicates, only a rate well under ``alpha`` shows that). The ``null`` rows come first.
+    ``holds`` is true when the upper bound ``ci_high`` is at most ``criterion`` (``max_upper``, 0.075 as
+    for the ROI-level rates): the rate is shown to be near its level or below it (at 200 replicates, only
+    a rate well under ``alpha`` shows that). The ``null`` rows come first.
 
     Returns
     -------
@@ -1411,9 +1410,8 @@ def voxelwise_summary(results: pd.DataFrame, alpha: float = 0.05, ci_level: floa
                 "ci_low": low,
                 "ci_high": high,
                 "nominal": alpha,
-                "within": bool(low <= alpha),
-                "max_rate": 1.5 * alpha,
-                "upper_within": bool(high <= 1.5 * alpha),
+                "criterion": max_upper,
+                "holds": bool(high <= max_upper),
             }
         )
     return pd.DataFrame(rows, columns=VOXEL_SUMMARY_COLUMNS)
