@@ -440,3 +440,60 @@ def test_the_calibration_runs_every_roi_claims_own_test(monkeypatch):
     )
     assert set(called) == {c.test for c in registry.claims(level="roi")}
     assert set(results["claim_id"]) == {c.claim_id for c in registry.claims(level="roi")}
+
+
+def test_threats_table_lists_every_threat_and_claim_with_what_its_test_did():
+    """Every (threat, claim) pair of the simulators' THREATS is a row; ROI-level claims carry their error rate
+    under the threat's condition, voxel-level claims the voxelwise condition with the threat's variance
+    structure, and a threat that only images carry names the image-level command."""
+    conditions = ("null", *calibration.threats("cocaine"), *calibration.threats("baclofen"))
+    results = calibration.monte_carlo(
+        2, conditions=conditions, baclofen_model=MODEL, n_boot=10, n_jobs=1, progress=False
+    )
+    summary = calibration.calibration_summary(results)
+    voxel = pd.DataFrame(
+        [
+            dict(
+                replicate=r,
+                condition=c,
+                study=s,
+                test=t,
+                cluster_forming_p=0.001,
+                n_clusters=1,
+                min_p_fwe=0.5,
+                found=(r == 0 and c == "global_cbf"),
+            )
+            for r in range(4)
+            for c, s, t in (
+                ("null", "baclofen", "group_x_time_cbf"),
+                ("global_cbf", "baclofen", "group_x_time_cbf"),
+                ("unequal_variance", "cocaine", "craving_cud"),
+            )
+        ],
+        columns=calibration.VOXEL_COLUMNS,
+    )
+    table = calibration.threats_table(summary, calibration.voxelwise_summary(voxel), image_command="run it")
+    assert list(table.columns) == calibration.THREAT_COLUMNS
+    expected = {
+        (preset, claim_id)
+        for study in ("cocaine", "baclofen")
+        for preset, threat in calibration.threats(study).items()
+        for claim_id in threat["claims"]
+    }
+    assert set(zip(table["threat"], table["claim_id"])) == expected and len(table) == len(expected)
+    rows = table.set_index(["threat", "claim_id"])
+    # a ROI-level claim: its own false-positive rate under the threat's condition, from the summary
+    row = rows.loc[("threat_mediation_partial_null", "baclofen_via_dlpfc")]
+    own = summary[
+        (summary["claim_id"] == "baclofen_via_dlpfc")
+        & (summary["condition"] == "threat_mediation_partial_null")
+        & summary["holds"].notna()
+    ].iloc[0]
+    assert row["checked_by"] == "ROI-level replicates" and row["n"] == 2
+    assert row["rate"] == own["rate"] and row["ci_high"] == own["ci_high"]
+    # a voxel-level claim under a threat with a voxelwise condition: 1 of 4 maps fired
+    row = rows.loc[("threat_global_cbf", "baclofen_dlpfc_cbf")]
+    assert row["checked_by"] == "voxelwise null maps (global_cbf)" and row["rate"] == 0.25 and not row["holds"]
+    # state-dependent motion is in the images only: not checked in this build, the command is named
+    row = rows.loc[("threat_state_motion", "craving_nacc_dlpfc")]
+    assert row["checked_by"] == "image level only: run it" and row["holds"] is None and np.isnan(row["rate"])

@@ -140,6 +140,8 @@ __all__ = [
     "voxelwise_null",
     "voxelwise_summary",
     "upper_bound_at",
+    "threats_table",
+    "THREAT_COLUMNS",
 ]
 
 #: Columns of :func:`voxelwise_summary`: the keys of a voxelwise rate, then those of a rate's interval.
@@ -787,6 +789,99 @@ def upper_bound_table(summary: pd.DataFrame) -> pd.DataFrame:
     wide["worst"] = per_claim["ci_high"].max()
     wide["holds"] = per_claim["holds"].all().astype(bool)
     return wide.reset_index().rename_axis(columns=None)
+
+
+#: Columns of :func:`threats_table`.
+THREAT_COLUMNS = [
+    "study",
+    "threat",
+    "description",
+    "claim_id",
+    "level",
+    "checked_by",
+    "n",
+    "rate",
+    "ci_high",
+    "holds",
+]
+
+
+def _voxel_condition(preset: str) -> str | None:
+    """The voxelwise condition that carries a threat preset's variance structure, if any."""
+    name = preset.removeprefix("threat_")
+    return name if name in VOXEL_CONDITIONS and name != "null" else None
+
+
+def threats_table(
+    summary: pd.DataFrame, voxel_summary: pd.DataFrame | None = None, image_command: str | None = None
+) -> pd.DataFrame:
+    """Each threat, the claims it could fake, and what those claims' tests did under it.
+
+    One row per threat and claim: the simulators' threat presets (their
+    ``THREATS``) and the calibration's ``at_bound_`` conditions (the claims of
+    absence with the true effect at their equivalence bound). A ROI-level
+    claim's row is its error rate under the threat's ROI-level condition (the
+    chapter's own test on the replicates); a voxel-level claim's row is its
+    test's family-wise error under the voxelwise condition with the threat's
+    variance structure. A threat that only images carry (state-dependent
+    motion and physiology) has no row values in this build: ``checked_by``
+    names the image-level command that runs it.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        From :func:`calibration_summary`.
+    voxel_summary : pandas.DataFrame, optional
+        From :func:`voxelwise_summary`.
+    image_command : str, optional
+        The command to show for the threats checked only at image level.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns :data:`THREAT_COLUMNS`; ``rate`` is the false-positive rate
+        (the equivalence rate for ``at_bound_`` conditions), ``holds`` whether
+        its upper bound ``ci_high`` is at most the criterion, None where not
+        checked in this build.
+    """
+    errors = summary[summary["holds"].notna()]
+    entries = []
+    for study in ("cocaine", "baclofen"):
+        for preset, threat in threats(study).items():
+            entries += [(study, preset, threat["threat"], claim_id) for claim_id in threat["claims"]]
+    for condition in dict.fromkeys(errors.loc[errors["condition"].str.startswith(AT_BOUND), "condition"]):
+        claim_id = condition.removeprefix(AT_BOUND)
+        description = "The drug's true effect sits exactly at the equivalence bound of the chapter."
+        entries.append((registry.claim(claim_id).study, condition, description, claim_id))
+    rows = []
+    for study, condition, description, claim_id in entries:
+        claim = registry.claim(claim_id)
+        row = dict(study=study, threat=condition, description=description, claim_id=claim_id, level=claim.level)
+        row.update(checked_by=None, n=np.nan, rate=np.nan, ci_high=np.nan, holds=None)
+        if claim.level == "roi":
+            sub = errors[(errors["claim_id"] == claim_id) & (errors["condition"] == condition)]
+            if len(sub):
+                worst = sub.loc[sub["ci_high"].idxmax()]
+                row.update(checked_by="ROI-level replicates", **_rate_fields(worst))
+        else:
+            voxel_condition = _voxel_condition(condition)
+            sub = (
+                voxel_summary[
+                    (voxel_summary["test"] == claim.voxel_test) & (voxel_summary["condition"] == voxel_condition)
+                ]
+                if voxel_summary is not None and voxel_condition is not None
+                else pd.DataFrame()
+            )
+            if len(sub):
+                row.update(checked_by=f"voxelwise null maps ({voxel_condition})", **_rate_fields(sub.iloc[0]))
+        if row["checked_by"] is None:
+            row["checked_by"] = "image level only" + (f": {image_command}" if image_command else "")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=THREAT_COLUMNS)
+
+
+def _rate_fields(row) -> dict:
+    return dict(n=int(row["n"]), rate=float(row["rate"]), ci_high=float(row["ci_high"]), holds=bool(row["holds"]))
 
 
 def _calibration_verdict(claim: Claim, errors: pd.DataFrame, max_upper: float) -> tuple[bool, str]:
