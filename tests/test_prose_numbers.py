@@ -253,16 +253,16 @@ def test_cocaine_design_states_the_simulator_defaults():
 
 #: Constants of the cocaine simulator's model that are not parameters: (function, its code, the page's text).
 MODEL_CONSTANTS = [
-    ("simulate_participants", "np.rint(10 + 4 * (r_o * u", "\\operatorname{round}\\bigl(10 + 4\\,"),
-    ("simulate_participants", "), 0, 24)", "clipped to 0–24"),
-    ("simulate_participants", "np.log(3.5) + 0.7 * (r_u * u", "\\log 3.5 + 0.7\\,"),
-    ("simulate_participants", "np.exp(rng.normal(0, 0.4, n))", "log-normal (SD 0.4 on the log scale)"),
-    ("simulate_craving_ratings", "neutral = rng.normal(15, 8)", "neutral $\\sim N(15, 8^2)$"),
-    ("simulate_craving_ratings", "+ rng.normal(0, RATING_RISE_NOISE_SD)", "\\,u_i + N(0, 6^2)$"),
-    ("simulate_mrs", "params.mrs_snr * np.exp(rng.normal(0, 0.3))", "$\\eta \\sim N(0, 0.3^2)$"),
-    ("simulate_mrs", "6.0 + rng.gamma(2.0, 1.0) + (6.0 if", "6 Hz plus a Gamma(2, 1) Hz term plus 6 Hz more"),
+    ("participant_columns", "np.rint(10 + 4 * (r_o * u", "\\operatorname{round}\\bigl(10 + 4\\,"),
+    ("participant_columns", "), 0, 24)", "clipped to 0–24"),
+    ("participant_columns", "np.log(3.5) + 0.7 * (r_u * u", "\\log 3.5 + 0.7\\,"),
+    ("participant_columns", "np.exp(rng.normal(0, 0.4, n))", "log-normal (SD 0.4 on the log scale)"),
+    ("rating_columns", "neutral = rng.normal(15, 8, ", "neutral $\\sim N(15, 8^2)$"),
+    ("rating_columns", "+ rng.normal(0, RATING_RISE_NOISE_SD, ", "\\,u_i + N(0, 6^2)$"),
+    ("mrs_columns", "params.mrs_snr * np.exp(rng.normal(0, 0.3, ", "$\\eta \\sim N(0, 0.3^2)$"),
+    ("mrs_columns", "6.0 + rng.gamma(2.0, 1.0, shape) + 6.0 * (", "6 Hz plus a Gamma(2, 1) Hz term plus 6 Hz more"),
     (
-        "simulate_mrs",
+        "mrs_columns",
         "(14.0 / snr) * np.sqrt(fwhm / 8.0)",
         "\\frac{14}{\\mathrm{SNR}}\\sqrt{\\frac{\\mathrm{FWHM}}{8\\,\\mathrm{Hz}}}",
     ),

@@ -110,6 +110,11 @@ __all__ = [
     "baclofen_params",
     "simulate_baclofen_study",
     "cue_events",
+    "participant_columns",
+    "rating_columns",
+    "t2_spreads",
+    "cue_responses",
+    "global_scales",
     "planted_baclofen_effects",
     "TASK",
     "SESSIONS",
@@ -396,6 +401,14 @@ def simulate_baclofen_participants(params: BaclofenStudyParams) -> pd.DataFrame:
         time), and per cue region ``hrf_delay_<roi>`` and
         ``hrf_dispersion_<roi>`` (s) of the participant's haemodynamic response.
     """
+    return pd.DataFrame(participant_columns(params))
+
+
+def participant_columns(params: BaclofenStudyParams) -> dict[str, np.ndarray]:
+    """The columns of :func:`simulate_baclofen_participants`, as arrays of shape (n_participants,).
+
+    The functions below that take participants take these columns (a mapping of arrays) or the table alike.
+    """
     rng = np.random.default_rng([params.seed, 20])
     n = params.n_baclofen + params.n_placebo
     groups = np.array(["baclofen"] * params.n_baclofen + ["placebo"] * params.n_placebo)
@@ -403,20 +416,18 @@ def simulate_baclofen_participants(params: BaclofenStudyParams) -> pd.DataFrame:
     spread = np.where(groups == "baclofen", params.baclofen_change_sd_ratio, 1.0)
     rise = np.where(groups == "baclofen", params.dlpfc_cbf_rise, 0.0) + spread * rng.normal(0, params.dlpfc_rise_sd, n)
     width = max(2, len(str(n)))
-    table = pd.DataFrame(
-        {
-            "participant_id": [f"sub-{i + 1:0{width}d}" for i in range(n)],
-            "group": groups,
-            "age": np.clip(np.rint(rng.normal(42, 11, n)), 18, 65).astype(int),
-            "sex": np.where(rng.random(n) < 0.63, "M", "F"),
-            "cigarettes_per_day": np.clip(np.rint(rng.normal(16, 6, n)), 5, 40).astype(int),
-            "ftnd": np.clip(np.rint(rng.normal(5, 2, n)), 0, 10).astype(int),
-            "cbf_global": rng.normal(0, params.cbf_subject_sd, n),
-            "dlpfc_rise": rise,
-            "cue_response": params.cue_response_pct + rng.normal(0, params.cue_response_sd, n),
-            "motion_propensity": np.exp(rng.normal(0, 0.4, n)),
-        }
-    )
+    table = {
+        "participant_id": np.array([f"sub-{i + 1:0{width}d}" for i in range(n)], dtype=object),
+        "group": groups,
+        "age": np.clip(np.rint(rng.normal(42, 11, n)), 18, 65).astype(int),
+        "sex": np.where(rng.random(n) < 0.63, "M", "F"),
+        "cigarettes_per_day": np.clip(np.rint(rng.normal(16, 6, n)), 5, 40).astype(int),
+        "ftnd": np.clip(np.rint(rng.normal(5, 2, n)), 0, 10).astype(int),
+        "cbf_global": rng.normal(0, params.cbf_subject_sd, n),
+        "dlpfc_rise": rise,
+        "cue_response": params.cue_response_pct + rng.normal(0, params.cue_response_sd, n),
+        "motion_propensity": np.exp(rng.normal(0, 0.4, n)),
+    }
     # drawn after the columns above, which therefore do not depend on these parameters
     table["labeling_efficiency"] = np.clip(
         rng.normal(params.labeling_efficiency, params.labeling_efficiency_sd, n), 0.5, 1
@@ -434,38 +445,74 @@ OBSERVED_COLUMNS = ["participant_id", "group", "age", "sex", "cigarettes_per_day
 
 
 def simulate_baclofen_ratings(participants: pd.DataFrame, params: BaclofenStudyParams) -> pd.DataFrame:
-    """Craving before and after cue exposure, per participant and session (VAS 0-100)."""
+    """Craving before and after cue exposure, per participant and session (VAS 0-100).
+
+    Returns
+    -------
+    ratings : pandas.DataFrame
+        ``participant_id, session_id, timepoint, craving``; rows run over
+        participants, :data:`SESSIONS`, then ``pre`` and ``post``.
+    """
+    return pd.DataFrame(rating_columns(participants, params))
+
+
+def rating_columns(participants, params: BaclofenStudyParams) -> dict[str, np.ndarray]:
+    """The columns of :func:`simulate_baclofen_ratings`, as arrays (every rating at once)."""
     rng = np.random.default_rng([params.seed, 21])
-    rows = []
-    for p in participants.itertuples(index=False):
-        for session in SESSIONS:
-            pre = rng.normal(35, 12)
-            rise = params.craving_cue_rise + rng.normal(0, params.craving_sd) * t2_spread(p, session, params)
-            if session == "ses-T2" and p.group == "baclofen":
-                rise += params.baclofen_craving_effect
-            for timepoint, value in (("pre", pre), ("post", pre + rise)):
-                rows.append(
-                    {
-                        "participant_id": p.participant_id,
-                        "session_id": session,
-                        "timepoint": timepoint,
-                        "craving": float(np.clip(np.round(value), 0, 100)),
-                    }
-                )
-    return pd.DataFrame(rows)
+    ids = np.asarray(participants["participant_id"])
+    group = np.asarray(participants["group"])[:, None]
+    n, n_s = len(ids), len(SESSIONS)
+    session = np.array(SESSIONS)[None, :]
+    pre = rng.normal(35, 12, (n, n_s))
+    rise = params.craving_cue_rise + rng.normal(0, params.craving_sd, (n, n_s)) * t2_spreads(group, session, params)
+    rise = rise + np.where((session == "ses-T2") & (group == "baclofen"), params.baclofen_craving_effect, 0.0)
+    values = np.stack([pre, pre + rise], axis=-1)  # (n, sessions, pre/post)
+    return {
+        "participant_id": np.repeat(ids, n_s * 2),
+        "session_id": np.tile(np.repeat(np.array(SESSIONS, dtype=object), 2), n),
+        "timepoint": np.tile(np.array(["pre", "post"], dtype=object), n * n_s),
+        "craving": np.clip(np.round(values), 0, 100).ravel().astype(float),
+    }
+
+
+def t2_spreads(group, session, params: BaclofenStudyParams) -> np.ndarray:
+    """Factor on a session's fluctuations: ``baclofen_change_sd_ratio`` at T2 under baclofen, else 1.
+
+    ``group`` and ``session`` are arrays that broadcast together; the result has their shape.
+    """
+    t2_baclofen = (np.asarray(session) == "ses-T2") & (np.asarray(group) == "baclofen")
+    return np.where(t2_baclofen, params.baclofen_change_sd_ratio, 1.0)
 
 
 def t2_spread(participant, session: str, params: BaclofenStudyParams) -> float:
-    """Factor on a session's fluctuations: ``baclofen_change_sd_ratio`` at T2 under baclofen, else 1."""
-    return params.baclofen_change_sd_ratio if session == "ses-T2" and participant.group == "baclofen" else 1.0
+    """:func:`t2_spreads` of one participant (a row with ``group``) and session."""
+    return float(t2_spreads(participant.group, session, params))
+
+
+def cue_responses(cue_response, dlpfc_rise, group, session, params: BaclofenStudyParams) -> np.ndarray:
+    """Planted smoking-minus-neutral cue response (%) of participants and sessions.
+
+    Parameters
+    ----------
+    cue_response, dlpfc_rise, group, session : array_like
+        The participants' T1 response and dlPFC CBF rise (columns of
+        :func:`simulate_baclofen_participants`), their group and the session;
+        they broadcast together (e.g. shape (n, 1) and (1, 2)).
+    params : BaclofenStudyParams
+
+    Returns
+    -------
+    response : ndarray, the broadcast shape
+    """
+    t2 = np.asarray(session) == "ses-T2"
+    change = np.where(t2, params.cue_dlpfc_coupling * np.asarray(dlpfc_rise, dtype=float), 0.0)
+    change = change + np.where(t2 & (np.asarray(group) == "baclofen"), params.baclofen_cue_effect, 0.0)
+    return np.asarray(cue_response, dtype=float) + change
 
 
 def cue_response(participant, session: str, params: BaclofenStudyParams) -> float:
-    """Planted smoking-minus-neutral cue response (%) of one participant and session."""
-    change = params.cue_dlpfc_coupling * participant.dlpfc_rise if session == "ses-T2" else 0.0
-    if session == "ses-T2" and participant.group == "baclofen":
-        change += params.baclofen_cue_effect
-    return float(participant.cue_response + change)
+    """:func:`cue_responses` of one participant (a row of :func:`simulate_baclofen_participants`) and session."""
+    return float(cue_responses(participant.cue_response, participant.dlpfc_rise, participant.group, session, params))
 
 
 def planted_baclofen_effects(params: BaclofenStudyParams) -> list[dict]:
@@ -642,16 +689,24 @@ class _Maps:
         return out
 
 
+def global_scales(cbf_global, group, session, fluctuation, params: BaclofenStudyParams) -> np.ndarray:
+    """The factor that scales a session's whole CBF map, for participants and sessions.
+
+    The participant's level ``cbf_global``, the session's ``fluctuation``
+    (a draw of N(0, ``cbf_session_sd``), wider by ``baclofen_change_sd_ratio``
+    at T2 under baclofen) and, at T2 under baclofen, the drug's effect on
+    global flow. The arguments broadcast together; the result has their shape.
+    """
+    spread = t2_spreads(group, session, params)
+    t2_baclofen = (np.asarray(session) == "ses-T2") & (np.asarray(group) == "baclofen")
+    scale = (1 + np.asarray(cbf_global, dtype=float)) * (1 + np.asarray(fluctuation, dtype=float) * spread)
+    return scale * np.where(t2_baclofen, 1 + params.baclofen_global_cbf, 1.0)
+
+
 def global_scale(participant, session: str, params: BaclofenStudyParams, rng) -> float:
-    """The factor that scales a session's whole CBF map: the participant's level, the session's
-    fluctuation (wider by ``baclofen_change_sd_ratio`` at T2 under baclofen) and, at T2 under baclofen,
-    the drug's effect on global flow (one draw from ``rng``)."""
-    scale = (1 + participant.cbf_global) * (
-        1 + rng.normal(0, params.cbf_session_sd) * t2_spread(participant, session, params)
-    )
-    if session == "ses-T2" and participant.group == "baclofen":
-        scale *= 1 + params.baclofen_global_cbf
-    return float(scale)
+    """:func:`global_scales` of one participant and session, its fluctuation one draw from ``rng``."""
+    fluctuation = rng.normal(0, params.cbf_session_sd)
+    return float(global_scales(participant.cbf_global, participant.group, session, fluctuation, params))
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import json
 import os
 import shutil
@@ -130,6 +129,10 @@ __all__ = [
     "simulate_runs_table",
     "simulate_mrs",
     "simulate_craving_ratings",
+    "participant_columns",
+    "run_columns",
+    "mrs_columns",
+    "rating_columns",
     "planted_effects",
     "source_correlation",
     "simulate_cocaine_study",
@@ -526,6 +529,14 @@ def simulate_participants(params: CocaineStudyParams) -> pd.DataFrame:
         under placebo in the first session (the second session's are smaller by
         ``habituation``).
     """
+    return pd.DataFrame(participant_columns(params))
+
+
+def participant_columns(params: CocaineStudyParams) -> dict[str, np.ndarray]:
+    """The columns of :func:`simulate_participants`, as arrays of shape (n_participants,).
+
+    The table functions below take these columns (a mapping of arrays) or the table alike.
+    """
     rng = np.random.default_rng([params.seed, 0])
     n = params.n_participants
     groups = np.array(["CUD"] * params.n_cud + ["control"] * params.n_control)
@@ -554,26 +565,23 @@ def simulate_participants(params: CocaineStudyParams) -> pd.DataFrame:
         params.craving_nacc_thalamus + params.thalamus_reactivity_sd * u + indiv[:, 1],
         params.control_craving_fc,
     )
-    df = pd.DataFrame(
-        {
-            "participant_id": _participant_ids(n),
-            "group": groups,
-            "age": np.clip(np.rint(rng.normal(36, 8, n)), 20, 60).astype(int),
-            "sex": np.where(rng.random(n) < np.where(cud, 0.8, 0.7), "M", "F"),
-            "drug_order": order,
-            "cocaine_g_per_week": np.where(cud, grams, 0.0),
-            "ocdus_obsessive": np.where(cud, ocdus, np.nan),
-            "craving_reactivity": np.where(cud, u, np.nan),
-            "motion_propensity": motion,
-            "fc_offset_dlpfc": rng.normal(0, params.fc_subject_sd, n),
-            "fc_offset_thalamus": rng.normal(0, params.fc_subject_sd, n),
-            "rise_dlpfc": rise_dlpfc,
-            "rise_thalamus": rise_thal,
-            "glu_baseline": rng.normal(*METABOLITES["Glu"][:2], n),
-            "glu_rise_pct": np.where(cud, params.glu_craving_rise_pct + params.glu_reactivity_pct * u, 0.0),
-        }
-    )
-    return df
+    return {
+        "participant_id": np.array(_participant_ids(n), dtype=object),
+        "group": groups,
+        "age": np.clip(np.rint(rng.normal(36, 8, n)), 20, 60).astype(int),
+        "sex": np.where(rng.random(n) < np.where(cud, 0.8, 0.7), "M", "F"),
+        "drug_order": order,
+        "cocaine_g_per_week": np.where(cud, grams, 0.0),
+        "ocdus_obsessive": np.where(cud, ocdus, np.nan),
+        "craving_reactivity": np.where(cud, u, np.nan),
+        "motion_propensity": motion,
+        "fc_offset_dlpfc": rng.normal(0, params.fc_subject_sd, n),
+        "fc_offset_thalamus": rng.normal(0, params.fc_subject_sd, n),
+        "rise_dlpfc": rise_dlpfc,
+        "rise_thalamus": rise_thal,
+        "glu_baseline": rng.normal(*METABOLITES["Glu"][:2], n),
+        "glu_rise_pct": np.where(cud, params.glu_craving_rise_pct + params.glu_reactivity_pct * u, 0.0),
+    }
 
 
 OBSERVED_PARTICIPANT_COLUMNS = [
@@ -587,6 +595,11 @@ OBSERVED_PARTICIPANT_COLUMNS = [
 ]
 
 
+def _session_drugs(drug_order) -> np.ndarray:
+    """The drug of each participant's two sessions, shape (n, 2), from ``drug_order`` ("NAC-placebo")."""
+    return np.array([order.split("-") for order in drug_order], dtype=object).reshape(-1, 2)
+
+
 def simulate_runs_table(participants: pd.DataFrame, params: CocaineStudyParams) -> pd.DataFrame:
     """One row per run with its planted source couplings.
 
@@ -595,34 +608,43 @@ def simulate_runs_table(participants: pd.DataFrame, params: CocaineStudyParams) 
     runs : pandas.DataFrame
         ``participant_id, group, session_id, drug, state, task, run_key``
         (indices that seed the run), ``motion_scale`` and the planted Fisher z
-        of ``fc_nacc_dlpfc`` and ``fc_nacc_thalamus``.
+        of ``fc_nacc_dlpfc`` and ``fc_nacc_thalamus``. Rows run over
+        participants, then sessions, then :data:`STATES`.
     """
-    rows = []
-    base_d = NACC_FC_Z["dlpfc"]
-    base_t = NACC_FC_Z["thalamus_midline"]
-    for p_idx, p in enumerate(participants.itertuples(index=False)):
-        drugs = p.drug_order.split("-")
-        for s_idx, drug in enumerate(drugs):
-            kept = 1.0 - params.habituation * s_idx  # the second session's rises are smaller
-            for c_idx, state in enumerate(STATES):
-                craving = state == "craving"
-                nac = drug == "NAC" and p.group == "CUD"
-                shift = params.nac_effect if nac else 0.0
-                rows.append(
-                    {
-                        "participant_id": p.participant_id,
-                        "group": p.group,
-                        "session_id": f"ses-{s_idx + 1}",
-                        "drug": drug,
-                        "state": state,
-                        "task": DEFAULT_STATE_TASKS[state],
-                        "run_key": (p_idx, s_idx, c_idx),
-                        "motion_scale": p.motion_propensity * (params.motion_craving_factor if craving else 1.0),
-                        "fc_nacc_dlpfc": base_d + p.fc_offset_dlpfc + craving * (kept * p.rise_dlpfc + shift),
-                        "fc_nacc_thalamus": base_t + p.fc_offset_thalamus + craving * (kept * p.rise_thalamus + shift),
-                    }
-                )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(run_columns(participants, params))
+
+
+def run_columns(participants: pd.DataFrame, params: CocaineStudyParams) -> dict[str, np.ndarray]:
+    """The columns of :func:`simulate_runs_table`, as arrays (all runs at once)."""
+    n, n_s, n_c = len(participants["participant_id"]), 2, len(STATES)
+    p_idx = np.repeat(np.arange(n), n_s * n_c)
+    s_idx = np.tile(np.repeat(np.arange(n_s), n_c), n)
+    c_idx = np.tile(np.arange(n_c), n * n_s)
+    column = {c: np.asarray(participants[c]) for c in ("participant_id", "group")}
+    drug = _session_drugs(participants["drug_order"])[p_idx, s_idx] if n else np.array([], dtype=object)
+    craving = c_idx == STATES.index("craving")
+    kept = 1.0 - params.habituation * s_idx  # the second session's rises are smaller
+    shift = np.where((drug == "NAC") & (column["group"][p_idx] == "CUD"), params.nac_effect, 0.0)
+
+    def coupling(base: float, offset: str, rise: str) -> np.ndarray:
+        own = np.asarray(participants[offset], dtype=float)[p_idx]
+        return base + own + craving * (kept * np.asarray(participants[rise], dtype=float)[p_idx] + shift)
+
+    motion = np.asarray(participants["motion_propensity"], dtype=float)[p_idx]
+    run_key = np.empty(len(p_idx), dtype=object)
+    run_key[:] = list(zip(p_idx.tolist(), s_idx.tolist(), c_idx.tolist()))
+    return {
+        "participant_id": column["participant_id"][p_idx],
+        "group": column["group"][p_idx],
+        "session_id": np.array([f"ses-{k + 1}" for k in range(n_s)], dtype=object)[s_idx],
+        "drug": drug,
+        "state": np.array(STATES, dtype=object)[c_idx],
+        "task": np.array([DEFAULT_STATE_TASKS[s] for s in STATES], dtype=object)[c_idx],
+        "run_key": run_key,
+        "motion_scale": motion * np.where(craving, params.motion_craving_factor, 1.0),
+        "fc_nacc_dlpfc": coupling(NACC_FC_Z["dlpfc"], "fc_offset_dlpfc", "rise_dlpfc"),
+        "fc_nacc_thalamus": coupling(NACC_FC_Z["thalamus_midline"], "fc_offset_thalamus", "rise_thalamus"),
+    }
 
 
 def simulate_mrs(participants: pd.DataFrame, params: CocaineStudyParams) -> pd.DataFrame:
@@ -638,42 +660,49 @@ def simulate_mrs(participants: pd.DataFrame, params: CocaineStudyParams) -> pd.D
     -------
     mrs : pandas.DataFrame
         ``participant_id, session_id, state, metabolite, value_tcr, value_water,
-        crlb_percent, fwhm_hz, snr``; ``Glx`` is Glu + Gln.
+        crlb_percent, fwhm_hz, snr``; ``Glx`` is Glu + Gln. Rows run over
+        participants, sessions, :data:`STATES`, then the metabolites of
+        :data:`METABOLITES` and ``Glx``.
     """
+    return pd.DataFrame(mrs_columns(participants, params))
+
+
+def mrs_columns(participants: pd.DataFrame, params: CocaineStudyParams) -> dict[str, np.ndarray]:
+    """The columns of :func:`simulate_mrs`, as arrays (every spectrum at once)."""
     rng = np.random.default_rng([params.seed, 2])
-    rows = []
-    for p in participants.itertuples(index=False):
-        base = {m: rng.normal(mu, sd) for m, (mu, sd, _) in METABOLITES.items()}
-        base["Glu"] = p.glu_baseline
-        for s_idx, state in itertools.product(range(2), STATES):
-            snr = params.mrs_snr * np.exp(rng.normal(0, 0.3))
-            fwhm = 6.0 + rng.gamma(2.0, 1.0) + (6.0 if rng.random() < params.mrs_bad_shim_rate else 0.0)
-            quality = (14.0 / snr) * np.sqrt(fwhm / 8.0)
-            true = dict(base)
-            if state == "craving":
-                true["Glu"] = base["Glu"] * (1 + p.glu_rise_pct / 100.0)
-            measured, sd_abs = {}, {}
-            for m, (_, _, crlb_ref) in METABOLITES.items():
-                crlb_ref = params.mrs_glu_crlb_pct if m == "Glu" else crlb_ref
-                sd_abs[m] = crlb_ref / 100.0 * quality * true[m]
-                measured[m] = max(true[m] + sd_abs[m] * rng.standard_normal(), 0.05)
-            measured["Glx"] = measured["Glu"] + measured["Gln"]
-            sd_abs["Glx"] = np.hypot(sd_abs["Glu"], sd_abs["Gln"])
-            for m, value in measured.items():
-                rows.append(
-                    {
-                        "participant_id": p.participant_id,
-                        "session_id": f"ses-{s_idx + 1}",
-                        "state": state,
-                        "metabolite": m,
-                        "value_tcr": value / measured["tCr"],
-                        "value_water": value,
-                        "crlb_percent": min(100.0 * sd_abs[m] / value, 999.0),
-                        "fwhm_hz": fwhm,
-                        "snr": snr,
-                    }
-                )
-    return pd.DataFrame(rows)
+    names = list(METABOLITES)
+    mean, sd, crlb_ref = (np.array(v, dtype=float) for v in zip(*METABOLITES.values()))
+    crlb_ref[names.index("Glu")] = params.mrs_glu_crlb_pct
+    glu, gln, tcr = (names.index(m) for m in ("Glu", "Gln", "tCr"))
+    n, n_s, n_c = len(participants["participant_id"]), 2, len(STATES)
+    shape = (n, n_s * n_c)  # a spectrum per session and state
+    base = rng.normal(mean, sd, (n, len(names)))
+    base[:, glu] = np.asarray(participants["glu_baseline"], dtype=float)
+    snr = params.mrs_snr * np.exp(rng.normal(0, 0.3, shape))
+    fwhm = 6.0 + rng.gamma(2.0, 1.0, shape) + 6.0 * (rng.random(shape) < params.mrs_bad_shim_rate)
+    quality = (14.0 / snr) * np.sqrt(fwhm / 8.0)
+    true = np.repeat(base[:, None, :], n_s * n_c, axis=1)  # (n, spectra, metabolites)
+    craving = np.tile(np.arange(n_c) == STATES.index("craving"), n_s)
+    rise = 1 + np.asarray(participants["glu_rise_pct"], dtype=float)[:, None] / 100.0
+    true[:, :, glu] = np.where(craving, base[:, [glu]] * rise, base[:, [glu]])
+    sd_abs = crlb_ref / 100.0 * quality[..., None] * true
+    measured = np.maximum(true + sd_abs * rng.standard_normal(true.shape), 0.05)
+    measured = np.concatenate([measured, measured[..., [glu]] + measured[..., [gln]]], axis=-1)
+    sd_abs = np.concatenate([sd_abs, np.hypot(sd_abs[..., [glu]], sd_abs[..., [gln]])], axis=-1)
+    n_m = len(names) + 1
+    spectra = n * n_s * n_c
+    s_idx = np.tile(np.repeat(np.arange(n_s), n_c), n)
+    return {
+        "participant_id": np.repeat(np.asarray(participants["participant_id"]), n_s * n_c * n_m),
+        "session_id": np.repeat(np.array([f"ses-{k + 1}" for k in range(n_s)], dtype=object)[s_idx], n_m),
+        "state": np.repeat(np.tile(np.array(STATES, dtype=object), n * n_s), n_m),
+        "metabolite": np.tile(np.array([*names, "Glx"], dtype=object), spectra),
+        "value_tcr": (measured / measured[..., [tcr]]).ravel(),
+        "value_water": measured.ravel(),
+        "crlb_percent": np.minimum(100.0 * sd_abs / measured, 999.0).ravel(),
+        "fwhm_hz": np.repeat(fwhm.ravel(), n_m),
+        "snr": np.repeat(snr.ravel(), n_m),
+    }
 
 
 def simulate_craving_ratings(participants: pd.DataFrame, params: CocaineStudyParams) -> pd.DataFrame:
@@ -682,34 +711,35 @@ def simulate_craving_ratings(participants: pd.DataFrame, params: CocaineStudyPar
     Returns
     -------
     ratings : pandas.DataFrame
-        ``participant_id, session_id, drug, state, craving_vas``.
+        ``participant_id, session_id, drug, state, craving_vas``; rows run over
+        participants, sessions, then :data:`STATES`.
     """
+    return pd.DataFrame(rating_columns(participants, params))
+
+
+def rating_columns(participants: pd.DataFrame, params: CocaineStudyParams) -> dict[str, np.ndarray]:
+    """The columns of :func:`simulate_craving_ratings`, as arrays (every rating at once)."""
     rng = np.random.default_rng([params.seed, 3])
-    rows = []
-    for p in participants.itertuples(index=False):
-        for s_idx, drug in enumerate(p.drug_order.split("-")):
-            if p.group == "CUD":
-                neutral = rng.normal(15, 8)
-                rise = (
-                    (1.0 - params.habituation * s_idx)
-                    * (params.craving_rating_rise + params.craving_rating_reactivity * p.craving_reactivity)
-                    + (params.nac_rating_effect if drug == "NAC" else 0.0)
-                    + rng.normal(0, RATING_RISE_NOISE_SD)
-                )
-                values = (neutral, neutral + rise)
-            else:
-                values = (rng.normal(3, 3), rng.normal(3, 3))
-            for state, value in zip(STATES, values):
-                rows.append(
-                    {
-                        "participant_id": p.participant_id,
-                        "session_id": f"ses-{s_idx + 1}",
-                        "drug": drug,
-                        "state": state,
-                        "craving_vas": float(np.clip(np.round(value), 0, 100)),
-                    }
-                )
-    return pd.DataFrame(rows)
+    n, n_s, n_c = len(participants["participant_id"]), 2, len(STATES)
+    drugs = _session_drugs(participants["drug_order"]) if n else np.empty((0, n_s), dtype=object)
+    cud = (np.asarray(participants["group"]) == "CUD")[:, None]
+    kept = 1.0 - params.habituation * np.arange(n_s)
+    reactivity = np.nan_to_num(np.asarray(participants["craving_reactivity"], dtype=float))[:, None]
+    neutral = rng.normal(15, 8, (n, n_s))
+    rise = (
+        kept * (params.craving_rating_rise + params.craving_rating_reactivity * reactivity)
+        + np.where(drugs == "NAC", params.nac_rating_effect, 0.0)
+        + rng.normal(0, RATING_RISE_NOISE_SD, (n, n_s))
+    )
+    control = rng.normal(3, 3, (n, n_s, n_c))  # controls crave little after either film
+    values = np.where(cud[..., None], np.stack([neutral, neutral + rise], axis=-1), control)
+    return {
+        "participant_id": np.repeat(np.asarray(participants["participant_id"]), n_s * n_c),
+        "session_id": np.tile(np.repeat(np.array([f"ses-{k + 1}" for k in range(n_s)], dtype=object), n_c), n),
+        "drug": np.repeat(drugs.ravel(), n_c),
+        "state": np.tile(np.array(STATES, dtype=object), n * n_s),
+        "craving_vas": np.clip(np.round(values), 0, 100).ravel().astype(float),
+    }
 
 
 def planted_effects(params: CocaineStudyParams) -> list[dict]:

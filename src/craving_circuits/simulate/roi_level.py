@@ -70,8 +70,11 @@ a ``replicate`` column in front (:data:`~craving_circuits.io.schemas.REPLICATE`)
 which the chapters' chains analyse all at once. Replicate ``i`` is exactly the
 study that :func:`cocaine_roi_study` or :func:`baclofen_roi_study` returns for
 ``params[i]``: the image simulators' participants, ratings and spectra are drawn
-per study (with their own seeds), and within a study the runs' ROI signals and
-their Fisher z are computed for all runs at once, as arrays.
+per study (with their own seeds) by the functions that return their columns as
+arrays (:func:`craving_circuits.simulate.cocaine.participant_columns` and its
+siblings; every row of a study at once), within a study the runs' ROI signals and
+their Fisher z are computed for all runs at once, and the tables of all replicates
+are built once, from the replicates' columns one after the other.
 
 Data conventions
 ----------------
@@ -118,21 +121,25 @@ from craving_circuits.simulate.baclofen import (
     SESSIONS,
     BaclofenStudyParams,
     _Maps,
-    cue_response,
-    global_scale,
-    simulate_baclofen_participants,
-    simulate_baclofen_ratings,
-    t2_spread,
+    cue_responses,
+    global_scales,
+    t2_spreads,
+)
+from craving_circuits.simulate.baclofen import (
+    participant_columns as baclofen_participant_columns,
+)
+from craving_circuits.simulate.baclofen import (
+    rating_columns as baclofen_rating_columns,
 )
 from craving_circuits.simulate.cocaine import (
     OBSERVED_PARTICIPANT_COLUMNS,
     ROI_LEVEL_MEASUREMENT,
     SOURCES,
     CocaineStudyParams,
-    simulate_craving_ratings,
-    simulate_mrs,
-    simulate_participants,
-    simulate_runs_table,
+    mrs_columns,
+    participant_columns,
+    rating_columns,
+    run_columns,
     source_correlation,
 )
 from craving_circuits.simulate.signals import band_limited_noise, source_cholesky
@@ -240,19 +247,28 @@ def shared_nuisance_sd(params: CocaineStudyParams, runs: pd.DataFrame, nuisance_
     Parameters
     ----------
     params : CocaineStudyParams
-    runs : pandas.DataFrame
-        From :func:`craving_circuits.simulate.cocaine.simulate_runs_table`.
+    runs : pandas.DataFrame or mapping of arrays
+        From :func:`craving_circuits.simulate.cocaine.simulate_runs_table`, or its columns
+        (:func:`~craving_circuits.simulate.cocaine.run_columns`).
     nuisance_leak : float
 
     Returns
     -------
     sd : ndarray, shape (n_runs,)
     """
-    craving = (runs["state"] == "craving").to_numpy()
+    craving = np.asarray(runs["state"]) == "craving"
     glob = params.global_sd * np.where(craving, params.global_craving_factor, 1.0)
     physio = params.cardioresp_sd * np.where(craving, params.physio_craving_factor, 1.0)
-    motion = motion_nuisance_variance(params, runs["motion_scale"].to_numpy(dtype=float))
+    motion = motion_nuisance_variance(params, np.asarray(runs["motion_scale"], dtype=float))
     return nuisance_leak * np.sqrt(glob**2 + physio**2 + motion) / params.source_sd
+
+
+@lru_cache(maxsize=16)
+def _excess_moments(threshold_mm: float, n_draws: int) -> tuple[float, float]:
+    """Second and fourth moments of a jump's framewise displacement over ``threshold_mm`` (fixed seed)."""
+    jumps = np.abs(np.random.default_rng(0).standard_normal((n_draws, 6))) * 0.5
+    excess = np.clip(jumps.sum(axis=1) - threshold_mm, 0.0, None)
+    return float(np.mean(excess**2)), float(np.mean(excess**4))
 
 
 def motion_nuisance_variance(params: CocaineStudyParams, motion_scale, n_draws: int = 20_000) -> np.ndarray:
@@ -277,11 +293,10 @@ def motion_nuisance_variance(params: CocaineStudyParams, motion_scale, n_draws: 
     -------
     variance : ndarray, the shape of ``motion_scale``
     """
-    jumps = np.abs(np.random.default_rng(0).standard_normal((n_draws, 6))) * 0.5
-    excess = np.clip(jumps.sum(axis=1) - params.spike_fd_threshold_mm, 0.0, None)
+    second, fourth = _excess_moments(float(params.spike_fd_threshold_mm), int(n_draws))
     tail, decay = (1.0, 0.6, 0.3), (1.0, 0.7, 0.5, 0.35)  # spike_artifact's and distance_artifact's defaults
-    per_jump = params.spike_pct_per_mm2**2 * np.mean(excess**4) * np.sum(np.square(tail))
-    per_jump += params.distance_artifact_pct_per_mm**2 * np.mean(excess**2) * np.sum(np.square(decay))
+    per_jump = params.spike_pct_per_mm2**2 * fourth * np.sum(np.square(tail))
+    per_jump += params.distance_artifact_pct_per_mm**2 * second * np.sum(np.square(decay))
     jumps_per_run = 1.5 * params.motion_spikes * np.asarray(motion_scale, dtype=float)
     return jumps_per_run * per_jump / params.n_volumes
 
@@ -333,10 +348,10 @@ def cocaine_roi_study(
     """
     roi_noise, run_noise_z = _noise_vectors(roi_noise, run_noise_z)
     _check_leak(nuisance_leak)
-    participants = simulate_participants(params)
-    runs = simulate_runs_table(participants, params)
-    noise = _run_noise(params, len(runs), run_noise_z)
-    return _cocaine_tables(params, participants, runs, roi_noise, noise, nuisance_leak)
+    participants = participant_columns(params)
+    runs = run_columns(participants, params)
+    noise = _run_noise(params, len(runs["participant_id"]), run_noise_z)
+    return _frames(_cocaine_columns(params, participants, runs, roi_noise, noise, nuisance_leak), _COCAINE_ORDER)
 
 
 def _run_noise(params: CocaineStudyParams, n_runs: int, run_noise_z: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -351,18 +366,22 @@ def _run_noise(params: CocaineStudyParams, n_runs: int, run_noise_z: np.ndarray)
     return series, errors, shared
 
 
-def _cocaine_tables(
+#: The column order of each table of a cocaine study.
+_COCAINE_ORDER = {"roi": ROI_COLUMNS, "participants": OBSERVED_PARTICIPANT_COLUMNS}
+
+
+def _cocaine_columns(
     params: CocaineStudyParams,
-    participants: pd.DataFrame,
-    runs: pd.DataFrame,
+    participants: Mapping,
+    runs: Mapping,
     roi_noise: np.ndarray,
     noise: tuple[np.ndarray, ...],
     nuisance_leak: float = 0.0,
-) -> dict[str, pd.DataFrame]:
-    """The tables of :func:`cocaine_roi_study` from its participants, runs and :func:`_run_noise`."""
+) -> dict[str, dict[str, np.ndarray]]:
+    """The tables of :func:`cocaine_roi_study` as columns, from its participants, runs and :func:`_run_noise`."""
     series, errors, shared = noise
-    n_t, n_runs = params.n_volumes, len(runs)
-    corr = run_correlations(runs["fc_nacc_dlpfc"].to_numpy(), runs["fc_nacc_thalamus"].to_numpy())
+    n_t, n_runs = params.n_volumes, len(runs["participant_id"])
+    corr = run_correlations(runs["fc_nacc_dlpfc"], runs["fc_nacc_thalamus"])
     chol = source_cholesky(corr)
     blocks = series.reshape(n_t, n_runs, 6)  # run i's six series, as the image simulator's columns 6i..6i+5
     # each run's sources mixed by its Cholesky factor (correlated_sources), plus each ROI's noise
@@ -371,36 +390,38 @@ def _cocaine_tables(
         signals += (shared * shared_nuisance_sd(params, runs, nuisance_leak))[..., None]
     z = fisher_z(correlate_columns(signals[..., 0], signals[..., 1:])) + errors  # (n_runs, 2)
     n_targets = len(_TARGETS)
-    roi = pd.DataFrame(
-        {
-            **{c: np.repeat(runs[c].to_numpy(), n_targets) for c in ("participant_id", "group", "session_id")},
-            **{c: np.repeat(runs[c].to_numpy(), n_targets) for c in ("drug", "state")},
-            "strategy": ROI_LEVEL_STRATEGY,
-            "seed": "nacc",
-            "target": np.tile(_TARGETS, n_runs),
-            "fisher_z": z.ravel(),
-        },
-        columns=ROI_COLUMNS,
-    )
-    ratings = simulate_craving_ratings(participants, params)
-    groups = dict(zip(participants["participant_id"], participants["group"]))
+    roi = {
+        **{c: np.repeat(runs[c], n_targets) for c in ("participant_id", "group", "session_id", "drug", "state")},
+        "strategy": np.full(n_runs * n_targets, ROI_LEVEL_STRATEGY, dtype=object),
+        "seed": np.full(n_runs * n_targets, "nacc", dtype=object),
+        "target": np.tile(np.array(_TARGETS, dtype=object), n_runs),
+        "fisher_z": z.ravel(),
+    }
+    ratings = rating_columns(participants, params)
+    per_rating = len(ratings["participant_id"]) // max(len(participants["participant_id"]), 1)
     return {
         "roi": roi,
-        "participants": participants[OBSERVED_PARTICIPANT_COLUMNS].copy(),
-        "ratings": ratings.assign(group=ratings["participant_id"].map(groups)),
-        "mrs": simulate_mrs(participants, params),
+        "participants": {c: participants[c] for c in OBSERVED_PARTICIPANT_COLUMNS},
+        "ratings": {**ratings, "group": np.repeat(participants["group"], per_rating)},
+        "mrs": mrs_columns(participants, params),
     }
 
 
-def _stack(studies: list[dict], replicates) -> dict[str, pd.DataFrame]:
-    """The tables of several studies, one under the other, with their replicate labels in front."""
+def _frames(columns: dict[str, dict[str, np.ndarray]], order: dict) -> dict[str, pd.DataFrame]:
+    """Tables from :func:`_cocaine_columns`' columns, in the column order of ``order`` where it has one."""
+    return {name: pd.DataFrame(cols, columns=order.get(name)) for name, cols in columns.items()}
+
+
+def _stack_columns(studies: list[dict], replicates, order: dict) -> dict[str, pd.DataFrame]:
+    """The tables of several studies given as columns, one under the other, with their replicate labels in
+    front: one table per name, built once."""
     out = {}
     for name in studies[0]:
-        frames = [t[name] for t in studies]
-        labels = np.repeat(np.asarray(replicates), [len(f) for f in frames])
-        table = pd.concat(frames, ignore_index=True)
-        table.insert(0, REPLICATE, labels)
-        out[name] = table
+        parts = [study[name] for study in studies]
+        lengths = [len(next(iter(p.values()))) for p in parts]
+        columns = {REPLICATE: np.repeat(np.asarray(replicates), lengths)}
+        columns.update({c: np.concatenate([p[c] for p in parts]) for c in parts[0]})
+        out[name] = pd.DataFrame(columns, columns=[REPLICATE, *order[name]] if name in order else None)
     return out
 
 
@@ -445,13 +466,14 @@ def cocaine_roi_studies(
     _check_leak(nuisance_leak)
     studies, shared = [], None
     for p in params:
-        participants = simulate_participants(p)
-        runs = simulate_runs_table(participants, p)
-        key = (p.seed, p.n_volumes, p.repetition_time, len(runs))
+        participants = participant_columns(p)
+        runs = run_columns(participants, p)
+        n_runs = len(runs["participant_id"])
+        key = (p.seed, p.n_volumes, p.repetition_time, n_runs)
         if shared is None or shared[0] != key:  # consecutive studies of one seed and design share their noise
-            shared = (key, _run_noise(p, len(runs), run_noise_z))
-        studies.append(_cocaine_tables(p, participants, runs, roi_noise, shared[1], nuisance_leak))
-    return _stack(studies, labels)
+            shared = (key, _run_noise(p, n_runs, run_noise_z))
+        studies.append(_cocaine_columns(p, participants, runs, roi_noise, shared[1], nuisance_leak))
+    return _stack_columns(studies, labels, _COCAINE_ORDER)
 
 
 @dataclass(frozen=True)
@@ -588,50 +610,57 @@ def baclofen_roi_study(
     cue_noise_sd = baclofen_twin_constants()["cue_noise_sd"] if cue_noise_sd is None else cue_noise_sd
     if not np.isfinite(cue_noise_sd) or cue_noise_sd < 0:
         raise ValueError(f"cue_noise_sd must be a non-negative number, got {cue_noise_sd}.")
-    participants = simulate_baclofen_participants(params)
+    return _frames(_baclofen_columns(params, model, cue_gain, cue_noise_sd), _BACLOFEN_ORDER)
+
+
+#: The column order of each table of a baclofen study.
+_BACLOFEN_ORDER = {"participants": OBSERVED_COLUMNS}
+
+
+def _baclofen_columns(
+    params: BaclofenStudyParams, model: BaclofenRoiModel, cue_gain: float | None, cue_noise_sd: float | None
+) -> dict[str, dict[str, np.ndarray]]:
+    """The tables of :func:`baclofen_roi_study` as columns (every participant and session at once)."""
+    cue_gain = baclofen_twin_constants()["cue_gain"] if cue_gain is None else cue_gain
+    cue_noise_sd = baclofen_twin_constants()["cue_noise_sd"] if cue_noise_sd is None else cue_noise_sd
+    if not np.isfinite(cue_noise_sd) or cue_noise_sd < 0:
+        raise ValueError(f"cue_noise_sd must be a non-negative number, got {cue_noise_sd}.")
+    participants = baclofen_participant_columns(params)
     n_s, n_roi = len(SESSIONS), len(CUE_ROIS)
-    scale, draws, amp = [], [], []
-    for p_idx, p in enumerate(participants.itertuples(index=False)):
-        for s_idx, session in enumerate(SESSIONS):
-            # each session's own stream: its global scale, then regional and thermal CBF noise, then the cue noise
-            rng = np.random.default_rng([params.seed, 32, p_idx, s_idx])
-            scale.append(global_scale(p, session, params, rng))
-            spread = t2_spread(p, session, params)
-            draws.append(
-                (
-                    spread * rng.normal(0, model.regional_sd),  # as true_cbf widens the regional variation
-                    rng.normal(0, model.thermal_sd),
-                    *rng.normal(0, cue_noise_sd, n_roi),
-                )
-            )
-            amp.append(cue_response(p, session, params))
-    scale, draws, amp = np.asarray(scale), np.asarray(draws).reshape(-1, 2 + n_roi), np.asarray(amp)
-    rise = np.outer(participants["dlpfc_rise"].to_numpy(), [0.0, model.dlpfc_weight]).ravel()  # at ses-T2
-    sessions = np.tile(SESSIONS, len(participants))
+    group = np.asarray(participants["group"])[:, None]
+    session = np.array(SESSIONS)[None, :]
+    # each session's global fluctuation, regional and thermal CBF noise, and its cue noise per ROI
+    z = np.random.default_rng([params.seed, 32]).standard_normal((len(group), n_s, 3 + n_roi))
+    scale = global_scales(
+        participants["cbf_global"][:, None], group, session, params.cbf_session_sd * z[..., 0], params
+    ).ravel()
+    spread = t2_spreads(group, session, params)  # as true_cbf widens the regional variation
+    regional = (spread * model.regional_sd * z[..., 1]).ravel()
+    thermal = model.thermal_sd * z[..., 2].ravel()
+    cue_noise = cue_noise_sd * z[..., 3:].reshape(-1, n_roi)
+    amp = cue_responses(
+        participants["cue_response"][:, None], participants["dlpfc_rise"][:, None], group, session, params
+    ).ravel()
+    rise = np.outer(participants["dlpfc_rise"], [0.0, model.dlpfc_weight]).ravel()  # at ses-T2
     ids = {
-        "participant_id": np.repeat(participants["participant_id"].to_numpy(), n_s),
-        "group": np.repeat(participants["group"].to_numpy(), n_s),
-        "session_id": sessions,
+        "participant_id": np.repeat(participants["participant_id"], n_s),
+        "group": np.repeat(participants["group"], n_s),
+        "session_id": np.tile(np.array(SESSIONS, dtype=object), len(group)),
     }
-    value = model.dlpfc_base * scale + draws[:, 0] + rise + draws[:, 1]
-    raw = pd.DataFrame({"region": "dlpfc_right", **ids, "cbf": value, "global_cbf": model.gm_base * scale})
-    cbf = raw.drop(columns="global_cbf")
-    g = raw["global_cbf"].to_numpy()
-    cbf["cbf"] -= g - g.mean()  # as region_values with global_cbf
+    value = model.dlpfc_base * scale + regional + rise + thermal
+    g = model.gm_base * scale
+    region = np.full(len(value), "dlpfc_right", dtype=object)
     weights = np.array([model.cue_weights[roi] for roi in CUE_ROIS])
-    cue = pd.DataFrame(
-        {
-            **{k: np.repeat(v, n_roi) for k, v in ids.items()},
-            "roi": np.tile(CUE_ROIS, len(amp)),
-            "value": (cue_gain * weights[None, :] * amp[:, None] + draws[:, 2:]).ravel(),
-        }
-    )
     return {
-        "cbf": cbf,
-        "cbf_unadjusted": raw,
-        "cue": cue,
-        "ratings": simulate_baclofen_ratings(participants, params),
-        "participants": participants[OBSERVED_COLUMNS].copy(),
+        "cbf": {"region": region, **ids, "cbf": value - (g - g.mean())},  # as region_values with global_cbf
+        "cbf_unadjusted": {"region": region, **ids, "cbf": value, "global_cbf": g},
+        "cue": {
+            **{k: np.repeat(v, n_roi) for k, v in ids.items()},
+            "roi": np.tile(np.array(CUE_ROIS, dtype=object), len(amp)),
+            "value": (cue_gain * weights[None, :] * amp[:, None] + cue_noise).ravel(),
+        },
+        "ratings": baclofen_rating_columns(participants, params),
+        "participants": {c: participants[c] for c in OBSERVED_COLUMNS},
     }
 
 
@@ -658,4 +687,6 @@ def baclofen_roi_studies(
     """
     params = list(params)
     labels = _labels(len(params), replicates)
-    return _stack([baclofen_roi_study(p, model, cue_gain, cue_noise_sd) for p in params], labels)
+    return _stack_columns(
+        [_baclofen_columns(p, model, cue_gain, cue_noise_sd) for p in params], labels, _BACLOFEN_ORDER
+    )
