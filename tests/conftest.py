@@ -35,9 +35,27 @@ from craving_circuits.cocaine import (  # noqa: E402
 from craving_circuits.io import atlas  # noqa: E402
 from craving_circuits.simulate import roi_level, simulate_cocaine_study  # noqa: E402
 from craving_circuits.stats import voxelwise  # noqa: E402
-from craving_circuits.verdict import planted  # noqa: E402
+from craving_circuits.verdict import calibration, claims, planted  # noqa: E402
 
 RECOVERY_ALPHA = 0.05
+
+#: Power below which one simulated study is not required to detect a claim's planted effect.
+MIN_POWER = 0.95
+
+
+def underpowered_estimands(study: str, condition: str = "paper", n_sims: int = 1000) -> dict[str, float]:
+    """The registry estimands of ``study``'s ROI-level claims whose own test detects the condition's planted
+    effect with power below :data:`MIN_POWER`, and that power.
+
+    The power is the calibration's (the claims' own tests on ``n_sims`` ROI-level studies of the condition).
+    One simulated study misses such an effect too often for a test to require it: a recovery test asks of
+    these only the planted sign, and the power is what the calibration chapter reports.
+    """
+    results = calibration.monte_carlo(n_sims, conditions=[condition], studies=(study,), progress=False)
+    summary = calibration.calibration_summary(results, alpha=RECOVERY_ALPHA)
+    low = summary[(summary["measure"] == "power") & (summary["rate"] < MIN_POWER)]
+    return {claims.claim(c).estimand.id: float(rate) for c, rate in zip(low["claim_id"], low["rate"])}
+
 
 #: A hand-made ROI model of the baclofen study, for tests of the ROI-level tests that need no maps.
 BACLOFEN_ROI_MODEL = roi_level.BaclofenRoiModel(

@@ -2,10 +2,13 @@
 it: the group x time rise of right-dlPFC CBF is found from the data, and the cue-response association,
 the craving group x time effect and the mediation are recovered."""
 
+import numpy as np
 import pytest
 
 from baclofen_recovery import CUE_ROIS, _analyse
 from conftest import RECOVERY_ALPHA as ALPHA
+from conftest import underpowered_estimands
+from craving_circuits.verdict import claims
 
 pytestmark = pytest.mark.slow
 
@@ -14,6 +17,12 @@ pytestmark = pytest.mark.slow
 def out(tmp_path_factory):
     """Both chapters on the ``paper`` study, once for the module."""
     return _analyse("paper", tmp_path_factory.mktemp("baclofen_paper"))
+
+
+@pytest.fixture(scope="module")
+def underpowered():
+    """The ROI-level claims whose test has power below MIN_POWER at the paper preset (the calibration's)."""
+    return underpowered_estimands("baclofen")
 
 
 def test_group_by_time_cluster_in_right_dlpfc(out):
@@ -27,20 +36,26 @@ def test_group_by_time_cluster_in_right_dlpfc(out):
     assert table.loc["T2 - T1 | baclofen", "estimate"] > table.loc["T2 - T1 | placebo", "estimate"]
 
 
-def test_cue_association_craving_and_mediation_recovered(out):
+def test_cue_association_craving_and_mediation_recovered(out, underpowered):
+    """Each effect on its planted side; significant where its test's power at the paper preset is at least
+    MIN_POWER (the cue associations and the craving effect have about 0.85-0.97: one study may miss them)."""
     associations = out["associations"].set_index("term")
     for roi in CUE_ROIS:  # a larger CBF rise goes with a smaller cue response
         row = associations.loc[f"cue change ~ dlPFC CBF change ({roi})"]
-        assert row["estimate"] < 0 and row["ci_high"] < 0 and row["p"] < ALPHA, associations
+        assert row["estimate"] < 0, associations
+        if claims.claim(f"cbf_rise_{roi.split('_')[0]}").estimand.id not in underpowered:
+            assert row["ci_high"] < 0 and row["p"] < ALPHA, associations
     hit = out["voxel_clusters"][out["voxel_clusters"]["significant"]]
     assert (hit["sign"] < 0).any() and (hit[[f"overlap_{roi}" for roi in CUE_ROIS]] > 0).any(axis=None), hit
     craving = out["craving"].set_index("term").loc["group x time"]
-    assert craving["estimate"] < 0 and craving["ci_high"] < 0, craving  # baclofen lowers cue-induced craving
+    assert craving["estimate"] < 0, craving  # baclofen lowers cue-induced craving
+    if claims.claim("baclofen_craving").estimand.id not in underpowered:
+        assert craving["ci_high"] < 0, craving
     indirect = out["mediation"].set_index("term").loc["indirect effect (a b)"]
     assert indirect["ci_high"] < 0 and indirect["ci_high_bc"] < 0, indirect
 
 
-def test_every_planted_effect_agrees_at_the_paper_preset(out):
+def test_every_planted_effect_agrees_at_the_paper_preset(out, underpowered):
     recovery = out["recovery"]
     # The voxelwise clusters of the cue coupling are the least sensitive tests of the book (the chapter says
     # so): on paper studies with seeds 2020-2024, when the simulator still made its data with the analysis's
@@ -52,5 +67,10 @@ def test_every_planted_effect_agrees_at_the_paper_preset(out):
     voxelwise_coupling = recovery["estimand"].str.startswith("cue/voxel/") & (
         recovery["effect"] == "dlpfc_rise_cue_change"
     )
-    required = recovery[~voxelwise_coupling]
+    # An ROI-level test whose power at this preset is below MIN_POWER (the calibration's) misses its effect in
+    # one study of several; of those only the planted side is required.
+    weak = recovery["estimand"].isin(list(underpowered))
+    required = recovery[~voxelwise_coupling & ~weak]
     assert required["agree"].all(), required[~required["agree"].astype(bool)][["effect", "test", "estimate", "p"]]
+    sides = recovery[weak]
+    assert (np.sign(sides["estimate"]) == np.sign(sides["planted"])).all(), sides
