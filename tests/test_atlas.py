@@ -296,3 +296,75 @@ def test_atlas_volumes_streamed_one_at_a_time_equal_nibabels(tmp_path):
     assert len(list(atlas._atlas_volumes(full))) == 2
     with pytest.raises(ValueError, match="short.nii.gz ends early"):
         list(atlas._atlas_volumes(short))
+
+
+# --------------------------------------------------------------------------- the disk cache of resampled volumes
+
+
+def _everything(mask_img):
+    """What the cache serves: the ROI weights of every ROI, the brain mask and the tissue probabilities."""
+    weights = {name: roi_weights(name, mask_img) for name in ROIS}
+    return weights, brain_mask(8), tissue_probabilities(mask_img)
+
+
+def _assert_same(a, b):
+    weights_a, mask_a, tissue_a = a
+    weights_b, mask_b, tissue_b = b
+    for name in weights_a:
+        assert weights_a[name].dtype == weights_b[name].dtype and np.array_equal(weights_a[name], weights_b[name])
+    assert np.array_equal(mask_a.get_fdata(), mask_b.get_fdata()) and np.array_equal(mask_a.affine, mask_b.affine)
+    for key in tissue_a:
+        assert np.array_equal(tissue_a[key], tissue_b[key])
+
+
+def test_cached_volumes_equal_the_computed_ones_bit_for_bit_and_are_read_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRAVING_CIRCUITS_CACHE", "off")
+    assert atlas.cache_dir() is None
+    mask_img = brain_mask(8)
+    computed = _everything(mask_img)
+    assert not list(tmp_path.iterdir())
+
+    monkeypatch.setenv("CRAVING_CIRCUITS_CACHE", str(tmp_path / "cache"))
+    first = _everything(mask_img)  # computed and written
+    files = sorted((tmp_path / "cache").glob("*.npy"))
+    labels = {label for spec in ROIS.values() for label in spec.atlas_labels}
+    assert len(files) == len(labels) + 2 + 2  # one per atlas label, the mask and its affine, GM and WM
+    _assert_same(first, computed)
+
+    # read back: nothing is resampled again
+    def refuse(*args, **kwargs):
+        raise AssertionError("resampled although the cache holds the volume")
+
+    monkeypatch.setattr(atlas, "resample_to_img", refuse)
+    monkeypatch.setattr(atlas, "load_mni152_brain_mask", refuse)
+    _assert_same(_everything(mask_img), computed)
+    # another grid is another key
+    with pytest.raises(AssertionError, match="resampled although"):
+        roi_weights(next(name for name, spec in ROIS.items() if spec.atlas_labels), brain_mask(4))
+
+
+def test_an_unreadable_or_misshapen_cache_file_is_computed_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRAVING_CIRCUITS_CACHE", str(tmp_path))
+    mask_img = brain_mask(8)
+    name = next(name for name, spec in ROIS.items() if len(spec.atlas_labels) >= 1)
+    expected = roi_weights(name, mask_img)
+    files = sorted(tmp_path.glob("harvard-oxford-*.npy"))
+    assert len(files) == len(ROIS[name].atlas_labels)
+    files[0].write_bytes(files[0].read_bytes()[:100])  # cut short
+    for path in files[1:]:
+        np.save(path, np.zeros((2, 2)))  # readable, wrong shape
+    assert np.array_equal(roi_weights(name, mask_img), expected)
+    assert all(np.load(path).shape == mask_img.shape for path in files)  # replaced
+
+
+def test_a_cache_folder_that_cannot_be_written_only_costs_time(tmp_path, monkeypatch):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("CRAVING_CIRCUITS_CACHE", str(blocked / "cache"))
+    mask_img = brain_mask(8)
+    name = next(name for name, spec in ROIS.items() if spec.atlas_labels)
+    monkeypatch.setenv("CRAVING_CIRCUITS_CACHE", "off")
+    expected = roi_weights(name, mask_img)
+    monkeypatch.setenv("CRAVING_CIRCUITS_CACHE", str(blocked / "cache"))
+    assert np.array_equal(roi_weights(name, mask_img), expected)
+    assert not (blocked / "cache").exists()

