@@ -293,10 +293,10 @@ def test_match_map_noise_recovers_a_known_share_and_a_wider_field():
     base = calibration.MapNoise(12.0, 0.5, 8)
     for truth in (calibration.MapNoise(12.0, 0.3, 8), calibration.MapNoise(16.0, 1.0, 8)):
         fields = {(8, truth.fwhm_mm): SmoothNoiseField(mask, 8, truth.fwhm_mm)}
-        maps = calibration._null_maps(fields, truth, 100, np.random.default_rng(5))
+        maps = calibration._null_maps(fields, truth, 60, np.random.default_rng(5))
         for scale in ("map", "voxel"):
             target = float(np.nanmean(calibration.map_fwhm(maps, mask_img, scale=scale)))
-            noise, drawn = calibration.match_map_noise(target, base, mask_img, n_maps=100, scale=scale)
+            noise, drawn = calibration.match_map_noise(target, base, mask_img, n_maps=60, scale=scale)
             assert drawn == pytest.approx(target, rel=0.01)
             assert noise.smooth_share == pytest.approx(truth.smooth_share, abs=0.05)
             assert noise.fwhm_mm == pytest.approx(truth.fwhm_mm, rel=0.05)
