@@ -261,16 +261,16 @@ def test_map_fwhm_recovers_the_smoothness_of_gaussian_smoothed_noise():
 
 def test_null_maps_have_the_simulators_smoothness():
     """The null maps' smooth part is the simulators' own noise field: the same smoothness as the noise the
-    image simulators add (drawn here through their geometry), mixed with white noise in their proportions."""
+    image simulators add (drawn here through their geometry), mixed with white noise (baclofen: in the
+    simulator's proportions; cocaine: in those derived from the image pipeline's maps)."""
     for study, make in (("cocaine", cocaine_params), ("baclofen", baclofen_params)):
         params = make("paper", voxel_size_mm=8)
         for kind, noise in calibration.map_noise(study, params).items():
             assert noise.fwhm_mm == params.smooth_noise_fwhm_mm and noise.voxel_size_mm == params.voxel_size_mm
             assert 0 < noise.smooth_share < 1, (study, kind)
     params = cocaine_params("paper", voxel_size_mm=8)
-    assert calibration.map_noise("cocaine", params)["state"].smooth_share == pytest.approx(
-        params.smooth_noise_sd**2 / (params.smooth_noise_sd**2 + params.white_noise_sd**2)
-    )
+    derived = calibration.read_map_noise()["presets"]["null"]["kinds"]["state"]
+    assert calibration.map_noise("cocaine", params)["state"].smooth_share == derived["smooth_share"]
     geometry = build_geometry(params)
     mask_img = nib.Nifti1Image(geometry.mask.astype(np.uint8), geometry.affine)
     rng = np.random.default_rng(1)
@@ -285,6 +285,41 @@ def test_null_maps_have_the_simulators_smoothness():
         calibration.map_fwhm(null, mask_img), calibration.map_fwhm(simulator, mask_img), rtol=0.1
     )
     assert null.std(axis=0).mean() == pytest.approx(1.0, abs=0.1)
+
+
+def test_match_map_noise_recovers_a_known_share_and_a_wider_field():
+    mask_img = brain_mask(8)
+    mask = np.asarray(mask_img.dataobj) > 0
+    base = calibration.MapNoise(12.0, 0.5, 8)
+    for truth in (calibration.MapNoise(12.0, 0.3, 8), calibration.MapNoise(16.0, 1.0, 8)):
+        fields = {(8, truth.fwhm_mm): SmoothNoiseField(mask, 8, truth.fwhm_mm)}
+        maps = calibration._null_maps(fields, truth, 60, np.random.default_rng(5))
+        for scale in ("map", "voxel"):
+            target = float(np.nanmean(calibration.map_fwhm(maps, mask_img, scale=scale)))
+            noise, drawn = calibration.match_map_noise(target, base, mask_img, n_maps=60, scale=scale)
+            assert drawn == pytest.approx(target, rel=0.01)
+            assert noise.smooth_share == pytest.approx(truth.smooth_share, abs=0.05)
+            assert noise.fwhm_mm == pytest.approx(truth.fwhm_mm, rel=0.05)
+    # nothing is rougher than white noise: a share of 0
+    white = calibration.match_map_noise(0.0, base, mask_img, n_maps=20)[0]
+    assert white.smooth_share == 0.0 and white.fwhm_mm == 12.0
+
+
+def test_map_fwhm_by_map_is_not_set_by_one_map_of_outlying_amplitude():
+    mask_img = brain_mask(8)
+    mask = np.asarray(mask_img.dataobj) > 0
+    field = SmoothNoiseField(mask, 8, 12.0)
+    noise = calibration.MapNoise(12.0, 0.5, 8)
+    maps = calibration._null_maps({(8, 12.0): field}, noise, 14, np.random.default_rng(0))
+    clean = calibration.map_fwhm(maps, mask_img, scale="map")
+    np.testing.assert_allclose(clean, calibration.map_fwhm(maps, mask_img), rtol=0.05)  # stationary: the same
+    maps[-1] *= 20  # one participant map twenty times as large, as smooth as the others
+    by_map = calibration.map_fwhm(maps, mask_img, scale="map")
+    np.testing.assert_allclose(by_map, clean, rtol=0.05)
+    by_voxel = calibration.map_fwhm(maps, mask_img)
+    assert np.abs(by_voxel - clean).mean() > 2 * np.abs(by_map - clean).mean()  # by voxel: moved by it
+    with pytest.raises(ValueError, match="scale"):
+        calibration.map_fwhm(maps, mask_img, scale="participant")
 
 
 def test_wide_tables_and_figure_of_a_summary():

@@ -59,8 +59,11 @@ permutation test of the chapters (:data:`VOXEL_TESTS`: the seed chapter's
 chapters' covariate tests of :func:`craving_circuits.stats.voxelwise.covariate_test`
 and the group x time test of :func:`craving_circuits.baclofen.perfusion.group_by_time_test`
 with its global covariate), each at its chapter's cluster-forming threshold, on
-null participant maps with the image simulators' smoothness (:func:`map_noise`)
-smoothed as the chapters smooth them, and under the threats' variance
+null participant maps with the smoothness of the maps the image pipeline makes
+(:func:`map_noise`: the image simulators' smooth noise field mixed with white
+noise; for the cocaine connectivity maps in the proportion measured on the
+pipeline's own null maps and stored in :data:`MAP_NOISE_FILE`, for the
+baclofen maps in the simulators' proportions) smoothed as the chapters smooth them, and under the threats' variance
 structures (:data:`VOXEL_CONDITIONS`). A test fires when any cluster reaches
 ``p_FWE < alpha``; :func:`voxelwise_summary` gives each rate a Clopper-Pearson
 interval.
@@ -75,6 +78,7 @@ Clopper-Pearson intervals.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -84,6 +88,7 @@ from string import Formatter
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from scipy.optimize import brentq
 from statsmodels.stats.proportion import proportion_confint
 from tqdm import tqdm
 
@@ -133,6 +138,11 @@ __all__ = [
     "MapNoise",
     "map_noise",
     "map_fwhm",
+    "MAP_NOISE_FILE",
+    "MAP_NOISE_PARAMETERS",
+    "noise_signature",
+    "read_map_noise",
+    "match_map_noise",
     "upper_bound_table",
     "run_roi_calibration",
     "read_roi_calibration",
@@ -1133,15 +1143,14 @@ VOXEL_CONDITIONS: dict[str, dict] = {
 
 @dataclass(frozen=True)
 class MapNoise:
-    """How the null participant maps of one kind are made, derived from a simulator's parameters.
+    """How the null participant maps of one kind are made.
 
     Attributes
     ----------
     fwhm_mm : float
-        Smoothness of the smooth part (the simulator's ``smooth_noise_fwhm_mm``).
+        Smoothness of the smooth part (a :class:`~craving_circuits.simulate.signals.SmoothNoiseField`).
     smooth_share : float
-        Share of the map's variance that is smooth; the rest is voxel-wise white noise (the
-        simulator's smooth and white noise variances in the images).
+        Share of the map's variance that is smooth; the rest is voxel-wise white noise.
     voxel_size_mm : int
     """
 
@@ -1150,27 +1159,87 @@ class MapNoise:
     voxel_size_mm: int
 
 
-def map_noise(study: str, params=None) -> dict[str, MapNoise]:
-    """The noise of each kind of participant map of a study, from the simulator's parameters.
+#: Where the cocaine maps' noise derived from the image pipeline is stored (see :func:`map_noise`).
+MAP_NOISE_FILE = Path(roi_level.__file__).parent / "data" / "cocaine_map_noise.json"
+
+#: The cocaine simulator's parameters that shape the noise of its participant maps: a derived map noise
+#: applies to the parameters that agree with its derivation's on every one of these.
+MAP_NOISE_PARAMETERS = tuple(
+    "n_volumes repetition_time source_sd global_sd physio_sd fc_subject_sd "  # the series
+    "smooth_noise_sd smooth_noise_fwhm_mm noise_ar1 white_noise_sd drift_sd "  # the noise
+    "motion_step_mm motion_spikes motion_cud_factor motion_craving_factor motion_artifact_scale "  # motion
+    "spin_history_pct_per_mm motion_error_mm spike_fd_threshold_mm spike_pct_per_mm2 "  # artefacts, nuisance
+    "distance_artifact_pct_per_mm distance_artifact_mm global_craving_factor cardioresp_sd "
+    "physio_craving_factor".split()
+)
+
+
+def noise_signature(params) -> dict:
+    """The values of :data:`MAP_NOISE_PARAMETERS` of cocaine simulator parameters."""
+    return {name: float(getattr(params, name)) for name in MAP_NOISE_PARAMETERS}
+
+
+def read_map_noise(path=None) -> dict:
+    """The stored derivations of the cocaine maps' noise (``MAP_NOISE_FILE`` by default), one per preset."""
+    path = Path(path) if path is not None else MAP_NOISE_FILE
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing; run `python -m craving_circuits.verdict.image_calibration 2` to derive it."
+        )
+    return json.loads(path.read_text())
+
+
+def map_noise(study: str, params=None, derived: dict | None = None) -> dict[str, MapNoise]:
+    """The noise of each kind of participant map of a study.
+
+    Cocaine (``state`` and ``drug``, seed-connectivity Fisher-z differences): measured on the image
+    pipeline's own null maps. A correlation map's noise is not the time series' (the smooth AR(1)
+    component has fewer effective degrees of freedom, and the structured nuisance adds its own), so
+    :func:`craving_circuits.verdict.image_calibration.derive_map_noise` simulates null studies with the
+    image simulator, makes the maps as the chapters do, measures their smoothness
+    (:func:`map_fwhm`, each map weighed alike) and finds the share of the simulator's smooth noise
+    field (and, only when a share of 1 is not smooth enough, a wider field) whose drawn maps
+    (:func:`match_map_noise`) measure the same. Those derivations are stored in
+    :data:`MAP_NOISE_FILE` per simulator preset; the one whose noise parameters
+    (:data:`MAP_NOISE_PARAMETERS`) are ``params``' own is used. Its share and field width apply on any
+    grid: both are properties of the time series (the simulator's white noise has the same SD per
+    voxel on every grid), derived on the 8 mm grid the calibration uses.
+
+    Baclofen: from the simulator's parameters: ``cue`` (the task run's smooth and white noise) and
+    ``cbf`` (the smooth regional CBF variation against the thermal noise of a quantified grey-matter
+    voxel).
 
     Parameters
     ----------
     study : {"cocaine", "baclofen"}
     params : CocaineStudyParams or BaclofenStudyParams, optional
         Default: the ``paper`` preset.
+    derived : dict, optional
+        Cocaine: the derivations to choose from (default: :func:`read_map_noise`).
 
     Returns
     -------
     noise : dict of str -> MapNoise
-        Cocaine: ``state`` and ``drug`` (the rest-state runs' smooth and white noise); baclofen:
-        ``cue`` (the task run's) and ``cbf`` (the smooth regional CBF variation against the
-        thermal noise of a quantified grey-matter voxel).
+        Cocaine: ``state`` and ``drug``; baclofen: ``cue`` and ``cbf``.
     """
     if study == "cocaine":
         p = params or cocaine_params("paper")
-        share = p.smooth_noise_sd**2 / (p.smooth_noise_sd**2 + p.white_noise_sd**2)
-        noise = MapNoise(float(p.smooth_noise_fwhm_mm), float(share), int(p.voxel_size_mm))
-        return {"state": noise, "drug": noise}
+        derived = read_map_noise() if derived is None else derived
+        wanted = noise_signature(p)
+        for entry in derived["presets"].values():
+            if all(np.isclose(entry["noise_parameters"][k], v) for k, v in wanted.items()):
+                kinds = entry["kinds"]
+                return {
+                    kind: MapNoise(
+                        float(kinds[kind]["fwhm_mm"]), float(kinds[kind]["smooth_share"]), int(p.voxel_size_mm)
+                    )
+                    for kind in ("state", "drug")
+                }
+        raise ValueError(
+            f"No derived map noise for cocaine parameters of preset {p.preset!r} (their noise parameters differ "
+            f"from those of the presets {sorted(derived['presets'])} in {MAP_NOISE_FILE.name}); derive it with "
+            "craving_circuits.verdict.image_calibration.derive_map_noise and add it there."
+        )
     if study == "baclofen":
         p = params or baclofen_params("paper")
         cue_share = p.task_noise_sd**2 / (p.task_noise_sd**2 + p.task_white_noise_sd**2)
@@ -1181,19 +1250,24 @@ def map_noise(study: str, params=None) -> dict[str, MapNoise]:
     raise ValueError(f"Unknown study {study!r}; choose 'cocaine' or 'baclofen'.")
 
 
-def map_fwhm(maps: np.ndarray, mask_img) -> np.ndarray:
+def map_fwhm(maps: np.ndarray, mask_img, scale: str = "voxel") -> np.ndarray:
     """Smoothness of maps along each axis (mm), from the correlation of neighbouring voxels.
 
     For a Gaussian autocorrelation, the correlation ``rho`` of two voxels ``d``
     mm apart gives ``FWHM = d sqrt(-4 ln 2 / (2 ln rho))`` (Forman et al. 1995),
     with ``rho`` estimated from every pair of neighbouring in-mask voxels along
-    the axis, after removing each voxel's mean over the maps and scaling each
-    voxel by its SD.
+    the axis, after removing each voxel's mean over the maps and scaling.
 
     Parameters
     ----------
     maps : ndarray, shape (n_maps, n_voxels)
     mask_img : nibabel.Nifti1Image
+    scale : {"voxel", "map"}
+        ``"voxel"``: each voxel scaled by its SD over the maps (maps whose variance differs between
+        voxels); ``"map"``: each map scaled by its SD over the voxels, so that every map weighs alike.
+        One participant map of outlying amplitude dominates the SD of every voxel it reaches under
+        ``"voxel"``, and can set the estimate; under ``"map"`` it counts as one map. For stationary maps
+        both estimate the same smoothness.
 
     Returns
     -------
@@ -1203,8 +1277,14 @@ def map_fwhm(maps: np.ndarray, mask_img) -> np.ndarray:
     maps = np.asarray(maps, dtype=float)
     if maps.ndim != 2 or maps.shape[1] != mask.sum() or len(maps) < 2:
         raise ValueError(f"Give at least 2 maps of the mask's {int(mask.sum())} voxels, got shape {maps.shape}.")
+    if scale not in ("voxel", "map"):
+        raise ValueError(f"scale must be 'voxel' or 'map', got {scale!r}.")
     z = maps - maps.mean(axis=0)
-    z /= np.maximum(z.std(axis=0), 1e-12)
+    if scale == "voxel":
+        z /= np.maximum(z.std(axis=0), 1e-12)
+    else:
+        z -= z.mean(axis=1, keepdims=True)
+        z /= np.maximum(z.std(axis=1, keepdims=True), 1e-12)
     vol = np.zeros((len(z),) + mask.shape)
     vol[:, mask] = z
     zooms = np.abs(np.diag(mask_img.affine)[:3])
@@ -1225,6 +1305,58 @@ def _null_maps(fields: dict, noise: MapNoise, n: int, rng) -> np.ndarray:
     smooth = field.independent(rng, n).astype(np.float64)
     white = rng.standard_normal(smooth.shape)
     return np.sqrt(noise.smooth_share) * smooth + np.sqrt(1 - noise.smooth_share) * white
+
+
+def match_map_noise(
+    target_fwhm: float, base: MapNoise, mask_img, n_maps: int = 200, seed: int = 0, scale: str = "map"
+) -> tuple[MapNoise, float]:
+    """The map noise whose drawn maps (:func:`_null_maps`) have the smoothness ``target_fwhm``.
+
+    The share of ``base``'s smooth field is found by a root search on ``[0, 1]`` (the mean
+    :func:`map_fwhm` of ``n_maps`` maps drawn with the same ``seed`` at every share, so that the
+    measured smoothness is a smooth, increasing function of the share). When even a share of 1 is not
+    smooth enough, the share is 1 and the field's FWHM is found instead (from ``base.fwhm_mm`` up to
+    four times it); when a share of 0 is already too smooth, the share is 0.
+
+    Parameters
+    ----------
+    target_fwhm : float
+        Smoothness (mm) to match, measured with :func:`map_fwhm` (``scale``), averaged over its axes.
+    base : MapNoise
+        The smooth field's FWHM to start from, and the grid.
+    mask_img : nibabel.Nifti1Image
+        The grid's brain mask.
+    n_maps, seed : int
+    scale : {"map", "voxel"}
+
+    Returns
+    -------
+    noise : MapNoise
+    drawn_fwhm : float
+        The smoothness of its drawn maps (mm).
+    """
+    mask = np.asarray(mask_img.dataobj) > 0
+    fields: dict = {}
+
+    def drawn(share: float, fwhm: float) -> float:
+        key = (base.voxel_size_mm, fwhm)
+        if key not in fields:
+            fields[key] = SmoothNoiseField(mask, base.voxel_size_mm, fwhm)
+        maps = _null_maps(fields, MapNoise(fwhm, share, base.voxel_size_mm), n_maps, np.random.default_rng(seed))
+        return float(np.mean(np.nan_to_num(map_fwhm(maps, mask_img, scale=scale), nan=0.0)))  # NaN: no correlation
+
+    fwhm = float(base.fwhm_mm)
+    if drawn(0.0, fwhm) >= target_fwhm:
+        share = 0.0
+    elif drawn(1.0, fwhm) >= target_fwhm:
+        share = float(brentq(lambda s: drawn(s, fwhm) - target_fwhm, 0.0, 1.0, xtol=1e-3))
+    else:
+        share = 1.0
+        if drawn(1.0, 4 * fwhm) <= target_fwhm:
+            raise ValueError(f"No field up to {4 * fwhm} mm FWHM is as smooth as {target_fwhm:.2f} mm.")
+        fwhm = float(brentq(lambda f: drawn(1.0, f) - target_fwhm, fwhm, 4 * fwhm, xtol=1e-2))
+    noise = MapNoise(fwhm, share, int(base.voxel_size_mm))
+    return noise, drawn(share, fwhm)
 
 
 @dataclass(frozen=True)
@@ -1415,8 +1547,9 @@ def voxelwise_null(
 
     Each replicate draws per-participant maps of each kind (:data:`VOXEL_TESTS`) on the analysis grid:
     the simulators' smooth noise field (:class:`craving_circuits.simulate.signals.SmoothNoiseField` at
-    their ``smooth_noise_fwhm_mm``) mixed with white noise in the simulators' proportions
-    (:func:`map_noise`); the CBF change maps also carry each participant's global CBF change times the
+    their ``smooth_noise_fwhm_mm``) mixed with white noise (:func:`map_noise`: for the cocaine maps in the
+    proportion derived from the image pipeline's null maps, for the baclofen maps in the simulators'); the
+    CBF change maps also carry each participant's global CBF change times the
     simulator's baseline map, and are tested with the chapter's global covariate. The maps are smoothed
     as the chapters smooth them, and each test runs at its chapter's cluster-forming threshold. The
     conditions of :data:`VOXEL_CONDITIONS` transform the same draws. A test fires when any cluster
