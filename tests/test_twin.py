@@ -22,8 +22,11 @@ def test_the_twin_reads_the_constants_derived_from_this_code():
     # the defaults are the stored constants, per ROI and per target
     params = cocaine_params("tiny", seed=3)
     default = roi_level.cocaine_roi_study(params)["roi"]
-    explicit = roi_level.cocaine_roi_study(params, constants["roi_noise"], constants["run_noise_z"])["roi"]
+    explicit = roi_level.cocaine_roi_study(
+        params, constants["roi_noise"], constants["run_noise_z"], constants["nuisance_leak"]
+    )["roi"]
     pd.testing.assert_frame_equal(default, explicit)
+    assert 0 <= constants["nuisance_leak"] <= twin.MAX_LEAK
     # a single number is every ROI's (target's) value
     same = roi_level.cocaine_roi_study(params, 0.3, 0.18)["roi"]
     mapped = roi_level.cocaine_roi_study(params, dict.fromkeys(("nacc", "dlpfc", "thalamus_midline"), 0.3), 0.18)
@@ -35,6 +38,33 @@ def test_the_twin_reads_the_constants_derived_from_this_code():
         target = row["target"]
         expected = min(row["dilution"], 1.0)
         assert abs(constants["twin_dilution"][target] - expected) < 3 * row["dilution_se"] + 0.05, target
+    # and its couplings rise with the nuisance as the image pipeline's do, where a share of it can show that
+    image = np.mean([row["nuisance_slope"] for row in constants["fit"]])
+    se = np.sqrt(np.mean([row["nuisance_slope_se"] ** 2 for row in constants["fit"]]))
+    matched = np.mean(list(constants["twin_nuisance_slope"].values()))
+    assert matched == pytest.approx(image, abs=2 * se) or (constants["nuisance_leak"] == 0 and image <= matched)
+
+
+def test_joint_fit_recovers_a_known_nuisance_slope_and_the_leak_search_inverts_it():
+    rng = np.random.default_rng(1)
+    n = 4000
+    planted, nuisance = rng.normal(0.3, 0.3, n), rng.gamma(2.0, 0.05, n)
+    observed = np.arctanh(np.clip(0.6 * np.tanh(planted) + 0.8 * nuisance, -0.99, 0.99)) + rng.normal(0, 0.1, n)
+    pairs = pd.DataFrame({"target": "dlpfc", "planted_z": planted, "fisher_z": observed, "nuisance_var": nuisance})
+    fit = twin.fit_dilution(pairs, within=None).iloc[0]
+    assert fit["dilution"] == pytest.approx(0.6, abs=3 * fit["dilution_se"] + 0.01)
+    assert fit["nuisance_slope"] == pytest.approx(0.8, abs=3 * fit["nuisance_slope_se"] + 0.02)
+    # without the nuisance column the slope is what it was, and no nuisance columns appear
+    assert "nuisance_slope" not in twin.fit_dilution(pairs.drop(columns="nuisance_var"), within=None).columns
+
+    # the leak search: a twin whose slope grows as leak**2 is inverted; below its slope at 0, no leak; above its
+    # slope at the largest leak, the largest leak
+    def slope(leak):
+        return 0.01 + 0.5 * leak**2
+
+    assert twin._nuisance_leak(0.01 + 0.5 * 0.3**2, slope) == pytest.approx(0.3, abs=1e-3)
+    assert twin._nuisance_leak(0.0, slope) == 0.0
+    assert twin._nuisance_leak(5.0, slope) == twin.MAX_LEAK
 
 
 def test_fit_recovers_a_known_dilution_and_spread():
@@ -67,6 +97,8 @@ def test_stored_constants_agree_with_a_fresh_small_derivation(tmp_path):
         assert new["target"] == old["target"]
         # Monte Carlo error of both derivations: the slopes' SEs, and the SE of a variance (var * sqrt(2 / df))
         assert abs(new["dilution"] - old["dilution"]) < 3 * np.hypot(new["dilution_se"], old["dilution_se"])
+        gap = abs(new["nuisance_slope"] - old["nuisance_slope"])
+        assert gap < 3 * np.hypot(new["nuisance_slope_se"], old["nuisance_slope_se"])
         var_se = np.hypot(*(f["residual_var"] * np.sqrt(2 / (f["n"] - 2)) for f in (new, old)))
         assert abs(new["residual_var"] - old["residual_var"]) < 3 * var_se
 

@@ -29,8 +29,11 @@ first level by what the analyses extract from them:
   signals, whose SD follows the run's state and motion scale
   (:func:`shared_nuisance_sd`) times ``nuisance_leak``, the share that
   denoising leaves; it raises a run's couplings the more, the more nuisance
-  the run has. The default share, 0.2, is an assumption, not yet matched to
-  the image pipeline (whose default denoising holds its level under ``null``).
+  the run has. The share is derived like the other constants: the image
+  pipeline's run couplings are regressed (within sessions) on the planted
+  coupling and on each run's full-size nuisance variance, and the share is the
+  one at which the twin's own couplings rise with that variance as the image
+  pipeline's do (0 when they do not rise at all).
   The design parameters of the threats (the share of CUD who take NAC first,
   habituation, the spread of the rises) act through the image simulator's own
   participants and runs tables, which the twin uses.
@@ -133,7 +136,6 @@ from craving_circuits.simulate.baclofen import (
 )
 from craving_circuits.simulate.cocaine import (
     OBSERVED_PARTICIPANT_COLUMNS,
-    ROI_LEVEL_MEASUREMENT,
     SOURCES,
     CocaineStudyParams,
     mrs_columns,
@@ -226,9 +228,12 @@ def run_correlations(fc_nacc_dlpfc: np.ndarray, fc_nacc_thalamus: np.ndarray) ->
     return corr
 
 
-def _check_leak(nuisance_leak: float) -> None:
-    if not np.isfinite(nuisance_leak) or nuisance_leak < 0:
-        raise ValueError(f"nuisance_leak must be a non-negative number, got {nuisance_leak}.")
+def _leak(nuisance_leak: float | None) -> float:
+    """``nuisance_leak``, or (None) the derived constant; checked."""
+    value = cocaine_twin_constants()["nuisance_leak"] if nuisance_leak is None else nuisance_leak
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"nuisance_leak must be a non-negative number, got {value}.")
+    return float(value)
 
 
 def shared_nuisance_sd(params: CocaineStudyParams, runs: pd.DataFrame, nuisance_leak: float) -> np.ndarray:
@@ -319,7 +324,7 @@ def cocaine_roi_study(
     params: CocaineStudyParams,
     roi_noise=None,
     run_noise_z=None,
-    nuisance_leak: float = ROI_LEVEL_MEASUREMENT["nuisance_leak"],
+    nuisance_leak: float | None = None,
 ) -> dict[str, pd.DataFrame]:
     """One simulated cocaine study at ROI level.
 
@@ -334,10 +339,11 @@ def cocaine_roi_study(
     run_noise_z : float, mapping or None
         SD of the run-level error added to each Fisher z: one for both, or per
         target; None: the derived constants.
-    nuisance_leak : float
+    nuisance_leak : float or None
         Share of the state-dependent nuisance left after denoising
         (:func:`shared_nuisance_sd`); it is added to the three ROI signals of a
         run alike, so it raises every coupling more in runs with more of it.
+        None: the derived constant.
 
     Returns
     -------
@@ -347,7 +353,7 @@ def cocaine_roi_study(
         returns them), ``mrs``.
     """
     roi_noise, run_noise_z = _noise_vectors(roi_noise, run_noise_z)
-    _check_leak(nuisance_leak)
+    nuisance_leak = _leak(nuisance_leak)
     participants = participant_columns(params)
     runs = run_columns(participants, params)
     noise = _run_noise(params, len(runs["participant_id"]), run_noise_z)
@@ -437,7 +443,7 @@ def cocaine_roi_studies(
     roi_noise=None,
     run_noise_z=None,
     replicates=None,
-    nuisance_leak: float = ROI_LEVEL_MEASUREMENT["nuisance_leak"],
+    nuisance_leak: float | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Several simulated cocaine studies at ROI level, stacked (see the module docstring).
 
@@ -448,7 +454,7 @@ def cocaine_roi_studies(
         The runs' band-limited noise depends on the seed and the design only,
         so consecutive parameter sets that share them (the same seed under
         several planted effects) draw it once.
-    roi_noise, run_noise_z : float, mapping or None
+    roi_noise, run_noise_z, nuisance_leak : float, mapping or None
         As in :func:`cocaine_roi_study`.
     replicates : array, optional
         The replicates' labels (default ``0, 1, ...``).
@@ -463,7 +469,7 @@ def cocaine_roi_studies(
     params = list(params)
     labels = _labels(len(params), replicates)
     roi_noise, run_noise_z = _noise_vectors(roi_noise, run_noise_z)
-    _check_leak(nuisance_leak)
+    nuisance_leak = _leak(nuisance_leak)
     studies, shared = [], None
     for p in params:
         participants = participant_columns(p)

@@ -28,10 +28,19 @@ Method
    studies of the same design then corrects these noises once for the bias of
    the estimator (the twin's fitted dilution is matched to the image
    pipeline's, not only its population value).
-3. The residual spread of the image pipeline's z around its fit (within
+3. The share of the state-dependent nuisance that the default denoising
+   leaves (``nuisance_leak``): beside ``tanh(z_planted)``, each run's
+   full-size nuisance variance in the twin's model
+   (:func:`nuisance_variance`) enters a second within-session fit, whose slope
+   says how much the image pipeline's couplings rise with the nuisance a run
+   carries; the share is the one at which the twin's couplings give the same
+   slope in the same fit (a root search over ``0 .. MAX_LEAK``; 0 when the
+   image pipeline's slope is no larger than the twin's without any nuisance).
+4. The residual spread of the image pipeline's z around its fit (within
    sessions) is the twin's
-   sampling spread (its band-limited series, simulated with those noises and no
-   run-level error on the same planted couplings) plus the run-level error:
+   sampling spread (its band-limited series, simulated with those noises, that
+   share of the nuisance and no run-level error on the same planted couplings)
+   plus the run-level error:
    ``run_noise_z_t = sqrt(max(0, var_image - var_twin))``.
 
 The baclofen twin's cue constants (the share of the footprint-weighted
@@ -61,6 +70,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
 
 import craving_circuits
 from craving_circuits.baclofen import cue, perfusion
@@ -76,6 +86,7 @@ __all__ = [
     "code_hash",
     "paired_runs",
     "fit_dilution",
+    "nuisance_variance",
     "derive_cocaine_twin",
     "write_constants",
     "constants_table",
@@ -117,17 +128,23 @@ def paired_runs(roi: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     roi : pandas.DataFrame
         ``participant_id, session_id, state, target, fisher_z`` of one strategy.
     runs : pandas.DataFrame
-        From :func:`craving_circuits.simulate.cocaine.simulate_runs_table`.
+        From :func:`craving_circuits.simulate.cocaine.simulate_runs_table`, optionally with
+        ``nuisance_var`` (:func:`nuisance_variance`), which is carried along.
 
     Returns
     -------
     pairs : pandas.DataFrame
-        ``participant_id, session_id, state, target, fisher_z, planted_z``.
+        ``participant_id, session_id, state, target, fisher_z, planted_z`` (and ``nuisance_var``).
     """
     keys = ["participant_id", "session_id", "state"]
-    planted = runs.melt(id_vars=keys, value_vars=list(_TARGETS.values()), var_name="column", value_name="planted_z")
+    extra = [c for c in ("nuisance_var",) if c in runs.columns]
+    planted = runs.melt(
+        id_vars=[*keys, *extra], value_vars=list(_TARGETS.values()), var_name="column", value_name="planted_z"
+    )
     planted["target"] = planted["column"].map({v: k for k, v in _TARGETS.items()})
-    pairs = roi[[*keys, "target", "fisher_z"]].merge(planted[[*keys, "target", "planted_z"]], on=[*keys, "target"])
+    pairs = roi[[*keys, "target", "fisher_z"]].merge(
+        planted[[*keys, "target", "planted_z", *extra]], on=[*keys, "target"]
+    )
     if len(pairs) != len(roi):
         raise ValueError(f"{len(roi) - len(pairs)} ROI rows have no planted run; pass the study's own runs table.")
     return pairs
@@ -149,33 +166,54 @@ def fit_dilution(pairs: pd.DataFrame, within=("participant_id", "session_id")) -
     -------
     fit : pandas.DataFrame
         ``target, n, dilution, dilution_se, residual_var`` (residuals in Fisher z, on the degrees of freedom
-        left by the intercepts and the slope).
+        left by the intercepts and the slope); with a ``nuisance_var`` column in ``pairs``, also the slope
+        of ``tanh(fisher_z)`` on it in a second fit beside ``tanh(planted_z)`` (``nuisance_slope``,
+        ``nuisance_slope_se``): how much a run's coupling rises with the nuisance it carries. Each is a
+        statistic the twin is matched on (the same fit on the twin's runs), not a model of the images.
     """
     rows = []
+    nuisance = "nuisance_var" in pairs.columns
     for target, sub in pairs.groupby("target", sort=False):
         x, y = np.tanh(sub["planted_z"].to_numpy(float)), np.tanh(sub["fisher_z"].to_numpy(float))
         groups = sub.groupby(list(within), sort=False).ngroup().to_numpy() if within else np.zeros(len(sub), int)
         n_groups = groups.max() + 1
-        xc = x - (np.bincount(groups, x) / np.bincount(groups))[groups]
-        yc = y - (np.bincount(groups, y) / np.bincount(groups))[groups]
+
+        def centred(v, groups=groups):
+            return v - (np.bincount(groups, v) / np.bincount(groups))[groups]
+
+        xc, yc = centred(x), centred(y)
         slope = float(xc @ yc / (xc @ xc))
         df = len(x) - n_groups - 1
         se = float(np.sqrt(np.sum((yc - slope * xc) ** 2) / df / (xc @ xc)))
         # the same fit in Fisher z: each run's z against its session's mean z plus the diluted planted change
-        zc = sub["fisher_z"].to_numpy(float)
-        zc = zc - (np.bincount(groups, zc) / np.bincount(groups))[groups]
-        fitted = np.arctanh(np.clip(slope * x, -0.999, 0.999))
-        fitted = fitted - (np.bincount(groups, fitted) / np.bincount(groups))[groups]
-        rows.append(
-            {
-                "target": target,
-                "n": len(x),
-                "dilution": slope,
-                "dilution_se": se,
-                "residual_var": float(np.sum((zc - fitted) ** 2) / df),
-            }
-        )
+        zc = centred(sub["fisher_z"].to_numpy(float))
+        fitted = centred(np.arctanh(np.clip(slope * x, -0.999, 0.999)))
+        row = {
+            "target": target,
+            "n": len(x),
+            "dilution": slope,
+            "dilution_se": se,
+            "residual_var": float(np.sum((zc - fitted) ** 2) / df),
+        }
+        if nuisance:  # the rise with the nuisance, in a second fit with the planted coupling beside it
+            design = np.column_stack([xc, centred(sub["nuisance_var"].to_numpy(float))])
+            coef, *_ = np.linalg.lstsq(design, yc, rcond=None)
+            resid = yc - design @ coef
+            cov = np.sum(resid**2) / (df - 1) * np.linalg.inv(design.T @ design)
+            row.update(nuisance_slope=float(coef[1]), nuisance_slope_se=float(np.sqrt(cov[1, 1])))
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def nuisance_variance(params, runs: pd.DataFrame) -> np.ndarray:
+    """Each run's variance of the state-dependent nuisance at its full size, relative to the sources' variance:
+    the twin's :func:`~craving_circuits.simulate.roi_level.shared_nuisance_sd` at ``nuisance_leak`` 1, squared.
+
+    Returns
+    -------
+    variance : ndarray, shape (n_runs,)
+    """
+    return roi_level.shared_nuisance_sd(params, runs, 1.0) ** 2
 
 
 def _noises(fit: pd.DataFrame) -> dict[str, float]:
@@ -220,9 +258,11 @@ def derive_cocaine_twin(
     -------
     constants : dict
         ``roi_noise`` (per ROI: ``nacc``, ``dlpfc``, ``thalamus_midline``),
-        ``run_noise_z`` (per target), ``fit`` (the regression per target, image
-        pipeline), ``twin_residual_var`` (per target), ``n_runs``, ``design``
-        (what was simulated), ``code_hash``.
+        ``run_noise_z`` (per target), ``nuisance_leak`` (the share of the
+        state-dependent nuisance the default denoising leaves), ``fit`` (the
+        regression per target, image pipeline), ``twin_residual_var``,
+        ``twin_dilution`` and ``twin_nuisance_slope`` (per target, the twin's own
+        fit), ``n_runs``, ``design`` (what was simulated), ``code_hash``.
     """
     overrides = {"n_cud": int(n_cud), "n_control": int(n_control), "seed": int(seed)}
     params = cocaine_params("paper", **overrides)
@@ -234,14 +274,16 @@ def derive_cocaine_twin(
         first = firstlevel.first_level(runs, analysis, mask_img, where / "firstlevel", n_jobs=n_jobs)
     roi = first.roi[first.roi["strategy"] == analysis.strategy.name]
     planted = simulate_runs_table(simulate_participants(params), params)
-    fit = fit_dilution(paired_runs(roi, planted))
+    fit = fit_dilution(paired_runs(roi, planted.assign(nuisance_var=nuisance_variance(params, planted))))
     # the twin's own fit on many studies of the same design: its dilution (to correct the noises for the
-    # estimator's bias, once) and its sampling spread
+    # estimator's bias, once), its rise with the nuisance (to find the nuisance's share) and its sampling spread
     twin_params = [cocaine_params("paper", **{**overrides, "seed": int(seed) + i}) for i in range(int(n_twin))]
     twin_runs = [simulate_runs_table(simulate_participants(p), p) for p in twin_params]
+    twin_runs = [r.assign(nuisance_var=nuisance_variance(p, r)) for p, r in zip(twin_params, twin_runs)]
 
-    def twin_fit(noise: dict) -> pd.DataFrame:
-        roi_twin = roi_level.cocaine_roi_studies(twin_params, roi_noise=noise, run_noise_z=0.0)["roi"]
+    def twin_fit(noise: dict, leak: float = 0.0) -> pd.DataFrame:
+        roi_twin = roi_level.cocaine_roi_studies(twin_params, roi_noise=noise, run_noise_z=0.0, nuisance_leak=leak)
+        roi_twin = roi_twin["roi"]
         pairs = [
             paired_runs(roi_twin[roi_twin["replicate"] == i].drop(columns="replicate"), r)
             for i, r in enumerate(twin_runs)
@@ -253,20 +295,42 @@ def derive_cocaine_twin(
     first = twin_fit(noise)
     corrected = fit["dilution"] * np.clip(fit["dilution"], 1e-3, 1.0) / first["dilution"]
     noise = _noises(pd.DataFrame({"target": corrected.index, "dilution": corrected.to_numpy()}))
-    twin_fitted = twin_fit(noise)
+    leak = _nuisance_leak(fit["nuisance_slope"].mean(), lambda value: twin_fit(noise, value)["nuisance_slope"].mean())
+    twin_fitted = twin_fit(noise, leak)
     run_noise = {
         t: float(np.sqrt(max(fit.loc[t, "residual_var"] - twin_fitted.loc[t, "residual_var"], 0.0))) for t in _TARGETS
     }
     return {
         "roi_noise": noise,
         "run_noise_z": run_noise,
+        "nuisance_leak": leak,
         "fit": fit.reset_index().to_dict("records"),
         "twin_residual_var": {t: float(twin_fitted.loc[t, "residual_var"]) for t in _TARGETS},
         "twin_dilution": {t: float(twin_fitted.loc[t, "dilution"]) for t in _TARGETS},
+        "twin_nuisance_slope": {t: float(twin_fitted.loc[t, "nuisance_slope"]) for t in _TARGETS},
         "n_runs": int(len(roi) // len(_TARGETS)),
         "design": {**overrides, "preset": "paper", "strategy": analysis.strategy.name, "n_twin": int(n_twin)},
         "code_hash": code_hash(),
     }
+
+
+#: The largest share of the nuisance the derivation considers (1: none of it removed by denoising).
+MAX_LEAK = 1.0
+
+
+def _nuisance_leak(image_slope: float, twin_slope, tol: float = 1e-3) -> float:
+    """The share of the nuisance whose twin studies rise with it as the image pipeline's runs do.
+
+    ``twin_slope(leak)`` is the twin's mean nuisance slope (over the targets) at ``leak``; it grows with the
+    leak. Where the image pipeline's slope is no larger than the twin's at no leak, denoising leaves nothing
+    that the twin could show: 0; where it is larger than at :data:`MAX_LEAK`, :data:`MAX_LEAK`.
+    """
+    low, high = twin_slope(0.0), twin_slope(MAX_LEAK)
+    if image_slope <= low:
+        return 0.0
+    if image_slope >= high:
+        return MAX_LEAK
+    return float(optimize.brentq(lambda value: twin_slope(value) - image_slope, 0.0, MAX_LEAK, xtol=tol))
 
 
 def derive_baclofen_cue(
@@ -372,8 +436,9 @@ def constants_table(constants: dict | None = None) -> pd.DataFrame:
     -------
     table : pandas.DataFrame
         ``target, roi_noise_seed, roi_noise_target, run_noise_z, image_dilution,
-        image_dilution_se, twin_dilution, n_runs, this_code`` (whether the
-        constants were derived from the current code).
+        image_dilution_se, twin_dilution, nuisance_leak, image_nuisance_slope,
+        image_nuisance_slope_se, twin_nuisance_slope, n_runs, this_code``
+        (whether the constants were derived from the current code).
     """
     constants = roi_level.cocaine_twin_constants() if constants is None else constants
     fit = {row["target"]: row for row in constants["fit"]}
@@ -387,6 +452,10 @@ def constants_table(constants: dict | None = None) -> pd.DataFrame:
                 "image_dilution": fit[target]["dilution"],
                 "image_dilution_se": fit[target]["dilution_se"],
                 "twin_dilution": constants["twin_dilution"][target],
+                "nuisance_leak": constants["nuisance_leak"],
+                "image_nuisance_slope": fit[target]["nuisance_slope"],
+                "image_nuisance_slope_se": fit[target]["nuisance_slope_se"],
+                "twin_nuisance_slope": constants["twin_nuisance_slope"][target],
                 "n_runs": constants["n_runs"],
                 "this_code": constants["code_hash"] == code_hash(),
             }
