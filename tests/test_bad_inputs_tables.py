@@ -138,6 +138,8 @@ _BAD_CELLS = [
     # file, reader, line, column, value, what the message says after "line(s) N: "
     ("participants.tsv", "participants", 3, "group", "patient", r"\['patient'\] not recognised; use CUD or control"),
     ("participants.tsv", "participants", 4, "cocaine_g_per_week", "lots", r"\['lots'\] is not a number"),
+    ("participants.tsv", "participants", 6, "participant_id", "05", r"\['05'\] are not BIDS labels; write sub-<label>"),
+    ("phenotype/craving_ratings.tsv", "ratings", 4, "session_id", "ses_1", r"\['ses_1'\] are not BIDS labels"),
     ("participants.tsv", "participants", 5, "age", "-4", r"\['-4'\] outside the allowed range \[0, 120\]"),
     (
         "sub-02/sub-02_sessions.tsv",

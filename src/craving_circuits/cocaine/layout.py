@@ -169,6 +169,7 @@ def read_participants(study: Study) -> pd.DataFrame:
         numeric=PARTICIPANT_RANGES,
         levels={"group": {"CUD", "control"}},
         unique=["participant_id"],
+        labels=["participant_id"],
         fix="participants.tsv lists each participant once, with participant_id and group (CUD or control).",
     )
 
@@ -191,6 +192,7 @@ def read_sessions(study: Study, participant_id: str) -> pd.DataFrame | None:
         columns=["session_id", "drug"],
         levels={"drug": {"NAC", "placebo"}},
         unique=["session_id"],
+        labels=["session_id"],
         fix="A sessions file gives the drug (NAC or placebo) of each session, one row per session.",
     )
 
@@ -458,6 +460,7 @@ def read_craving_ratings(study: Study) -> pd.DataFrame:
         numeric={"craving_vas": VAS_RANGE},
         levels={"state": {"neutral", "craving"}, "drug": {"NAC", "placebo"}},
         unique=["participant_id", "session_id", "state"],
+        labels=["participant_id", "session_id"],
         fix="The ratings table has one row per participant, session and state (neutral, craving), VAS 0-100.",
     )
     groups = read_participants(study).set_index("participant_id")["group"]

@@ -89,6 +89,7 @@ def read_mrs(path: str | Path) -> pd.DataFrame:
         numeric=MRS_RANGES,
         levels={"state": {"neutral", "craving"}},
         unique=SPECTRUM + ["metabolite"],
+        labels=["participant_id", "session_id"],
         fix=f"One row per spectrum and metabolite; the table needs {MRS_COLUMNS}.",
     )
 

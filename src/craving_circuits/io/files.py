@@ -255,6 +255,10 @@ def short_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
+#: The BIDS entity of each label column.
+_ENTITIES = {"participant_id": "sub", "session_id": "ses"}
+
+
 def _lines(rows) -> str:
     """File line numbers of 0-based data rows (the header is line 1), at most five."""
     lines = [int(r) + 2 for r in rows]
@@ -270,6 +274,7 @@ def read_bids_table(
     levels: dict | None = None,
     unique=(),
     fix: str = "",
+    labels=(),
 ) -> pd.DataFrame:
     """Read a BIDS TSV and check it, naming the file, line and column of every problem.
 
@@ -294,6 +299,10 @@ def read_bids_table(
         Columns that identify a row: two rows with the same values are refused.
     fix : str
         What the file should look like, added to the messages.
+    labels : sequence of str
+        BIDS label columns (``participant_id`` or ``session_id``; checked where
+        present): each value must be ``<entity>-<alphanumeric label>``, e.g.
+        ``sub-01``.
 
     Returns
     -------
@@ -348,6 +357,17 @@ def read_bids_table(
             raise ValueError(
                 f"{path}, column {column!r}, line(s) {_lines(np.flatnonzero(out))}: {shown} outside the allowed "
                 f"range [{lo}, {hi}]; correct the value(s), or write n/a if unknown.{hint}"
+            )
+    for column in labels:
+        if column not in text.columns:
+            continue
+        entity = _ENTITIES[column]
+        bad = ~text[column].str.fullmatch(rf"{entity}-[A-Za-z0-9]+")
+        if bad.any():
+            shown = sorted(set(text.loc[bad, column]))[:5]
+            raise ValueError(
+                f"{path}, column {column!r}, line(s) {_lines(np.flatnonzero(bad))}: {shown} are not BIDS labels; "
+                f"write {entity}-<label> (letters and digits only), as in the folder names.{hint}"
             )
     for column, allowed in (levels or {}).items():
         if column not in text.columns:
