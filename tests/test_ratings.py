@@ -76,5 +76,12 @@ def test_bad_rows_are_refused():
     data = _ratings()
     with pytest.raises(ValueError, match="Duplicate ratings"):
         ratings.rating_changes(pd.concat([data, data.iloc[[0]]]))
-    with pytest.raises(ValueError, match="lack a neutral or a craving rating"):
-        ratings.rating_changes(data.drop(index=3))
+    # a session lacking a state is left out of the changes and listed
+    lacking = data.drop(index=3)
+    pid, ses, state = data.loc[3, ["participant_id", "session_id", "state"]]
+    changes = ratings.rating_changes(lacking)
+    assert len(changes) == len(ratings.rating_changes(data)) - 1
+    assert not ((changes["participant_id"] == pid) & (changes["session_id"] == ses)).any()
+    listed = ratings.rating_exclusions(lacking)
+    assert listed[["participant_id", "session_id", "state"]].values.tolist() == [[pid, ses, state]]
+    assert ratings.rating_exclusions(data).empty

@@ -53,6 +53,15 @@ GLUTAMATE_TARGETS = ("thalamus_midline", "dlpfc")
 CLINICAL_PREDICTORS = ("ocdus_obsessive", "cocaine_g_per_week")
 
 
+def _listed(first: pd.DataFrame, then: pd.DataFrame) -> pd.DataFrame:
+    """Two exclusion tables of the same columns, one after the other (either as it is when the other is empty)."""
+    if not len(first):
+        return then
+    if not len(then):
+        return first
+    return pd.concat([first, then], ignore_index=True)
+
+
 def glutamate_tests(
     fc_changes: pd.DataFrame,
     mrs_table: pd.DataFrame,
@@ -100,7 +109,9 @@ def glutamate_tests(
     Returns
     -------
     tables : dict of str -> DataFrame
-        ``mrs_exclusions``, ``glutamate_exclusions``, ``change_exclusions``,
+        ``mrs_exclusions``, ``glutamate_exclusions``, ``change_exclusions`` (with the
+        participants left out of a predictor model for a missing value, after those without a
+        usable session),
         ``changes`` (one row per participant), ``glutamate_rise``, ``couplings``,
         ``coupling_difference``, ``coupling_equivalence``, ``predictor_betas``,
         ``predictor_fits``.
@@ -123,6 +134,7 @@ def glutamate_tests(
     comparison = glutamate.compare_couplings(cud, targets[0], targets[1], n_boot=n_bootstrap, rng=rng, alpha=alpha)
     equivalence = glutamate.coupling_equivalence(couplings, sesoi_r, alpha=alpha)
     betas, fits = glutamate.predictor_table(cud, targets, list(predictors), alpha=alpha)
+    change_exclusions = _listed(change_exclusions, glutamate.predictor_exclusions(cud, targets, list(predictors)))
     return {
         "mrs_exclusions": qc_exclusions,
         "glutamate_exclusions": glu_exclusions,
@@ -167,7 +179,8 @@ def nac_tests(
     -------
     tables : dict of str -> DataFrame
         ``double_differences`` (connectivity), ``double_difference_exclusions``,
-        ``rating_double_differences``, ``rating_exclusions``, ``periods`` (the
+        ``rating_double_differences``, ``rating_exclusions`` (sessions with a
+        missing rating, then participants without a change under both drugs), ``periods`` (the
         period effect of each outcome and group; only with ``period``),
         ``evidence`` (connectivity rows by target, then the rating row:
         difference test, TOST, Bayes factor, verdict) and ``rating_tests`` (the
@@ -179,6 +192,7 @@ def nac_tests(
     )
     rating_changes = ratings.rating_changes(ratings_table)
     rating_dd, rating_dd_exclusions = drug.drug_differences(rating_changes, by=())
+    rating_dd_exclusions = _listed(ratings.rating_exclusions(ratings_table), rating_dd_exclusions)
     rating_evidence = drug.drug_evidence(
         rating_dd,
         by=None,

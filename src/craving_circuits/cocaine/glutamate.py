@@ -60,6 +60,7 @@ __all__ = [
     "predictor_model",
     "robust_table",
     "predictor_table",
+    "predictor_exclusions",
     "qc_sensitivity",
 ]
 
@@ -401,10 +402,50 @@ def robust_table(table: pd.DataFrame, targets, glu: str = "dglu", alpha: float =
     return out[["target"] + RESULT_COLUMNS]
 
 
+def _model_columns(target: str, predictors) -> list[str]:
+    return [f"dfc_{target}", *predictors]
+
+
+def predictor_exclusions(table: pd.DataFrame, targets, predictors) -> pd.DataFrame:
+    """Participants left out of :func:`predictor_table`'s models for a missing value.
+
+    A participant with a missing outcome or predictor (``n/a`` in
+    participants.tsv, e.g. an OCDUS score not taken) is left out of the
+    models that use that column only, and listed here once per model.
+
+    Returns
+    -------
+    exclusions : pandas.DataFrame
+        ``participant_id, reason`` (after ``replicate`` for stacked
+        replicates), the format of :func:`participant_changes`' exclusions.
+    """
+    rep = [REPLICATE] if REPLICATE in table.columns else []
+    rows = []
+    for t in targets:
+        columns = _model_columns(t, predictors)
+        missing = [c for c in columns if c not in table.columns]
+        if missing:
+            raise ValueError(f"Columns {missing} are missing; available: {sorted(table.columns)}.")
+        values = table[columns].astype(float)
+        for i in np.flatnonzero(~np.isfinite(values.to_numpy()).all(axis=1)):
+            lacking = [c for c in columns if not np.isfinite(values.iloc[i][c])]
+            rows.append(
+                {
+                    **{r: table.iloc[i][r] for r in rep},
+                    "participant_id": table.iloc[i]["participant_id"],
+                    "reason": f"missing {', '.join(lacking)}: left out of the predictor model of dfc_{t}",
+                }
+            )
+    return pd.DataFrame(rows, columns=[*rep, "participant_id", "reason"])
+
+
 def predictor_table(
     table: pd.DataFrame, targets, predictors, log_columns=("cocaine_g_per_week",), alpha: float = 0.05
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`predictor_model` of each ``dfc_<target>`` on the same predictors.
+
+    A participant with a missing outcome or predictor is left out of that
+    target's model only; :func:`predictor_exclusions` lists them.
 
     Returns
     -------
@@ -415,8 +456,11 @@ def predictor_table(
     """
     coefs, fits = [], []
     rep = [REPLICATE] if REPLICATE in table.columns else []
+    predictors = list(predictors)
     for t in targets:
-        c, f = predictor_model(table, f"dfc_{t}", predictors, log_columns, alpha)
+        columns = _model_columns(t, predictors)
+        complete = table.dropna(subset=[c for c in columns if c in table.columns])
+        c, f = predictor_model(complete, f"dfc_{t}", predictors, log_columns, alpha)
         coefs.append(c.assign(target=t))
         fits.append(pd.DataFrame({"target": t, **f}, index=None if rep else [0]))
     out = replicate_major(pd.concat(coefs, ignore_index=True))

@@ -33,7 +33,7 @@ from nilearn.datasets import load_mni152_brain_mask
 from nilearn.image import resample_to_img
 
 from craving_circuits.io.bids import DEFAULT_STATE_TASKS, SPACE, run_files
-from craving_circuits.io.files import read_json, read_tsv, short_hash
+from craving_circuits.io.files import read_bids_table, read_json, short_hash
 from craving_circuits.io.schemas import EXCLUSION_COLUMNS
 from craving_circuits.simulate.cocaine import simulate_cocaine_study
 
@@ -141,42 +141,60 @@ def open_study(
     return Study(bids_dir, fmriprep_dir, tuple(sorted(state_tasks.items())), space)
 
 
+#: Allowed ranges of the numeric columns of participants.tsv (checked where present).
+PARTICIPANT_RANGES = {"age": (0, 120), "cocaine_g_per_week": (0, None), "ocdus_obsessive": (0, None)}
+
+#: Visual analogue scale of the craving ratings.
+VAS_RANGE = (0, 100)
+
+
 def read_participants(study: Study) -> pd.DataFrame:
     """participants.tsv with the columns the analyses need validated.
+
+    Missing clinical values (``n/a``) are allowed: the models that use the
+    column leave the participant out and list it.
 
     Raises
     ------
     ValueError
-        If ``participant_id`` or ``group`` is missing, ids repeat, or a group is
-        neither ``CUD`` nor ``control``.
+        Naming the file, line(s) and column: the file is empty or has no rows,
+        ``participant_id`` or ``group`` is missing, an id repeats, a group is
+        neither ``CUD`` nor ``control``, or a numeric column
+        (:data:`PARTICIPANT_RANGES`) holds a non-number or a value out of range.
     """
-    path = study.participants_file
-    df = read_tsv(path, "participants.tsv")
-    missing = {"participant_id", "group"} - set(df.columns)
-    if missing:
-        raise ValueError(f"{path} lacks the column(s) {sorted(missing)}; add them (group: CUD or control).")
-    dup = df["participant_id"][df["participant_id"].duplicated()].tolist()
-    if dup:
-        raise ValueError(f"{path} lists {dup} more than once; keep one row per participant.")
-    bad = sorted(set(df["group"].dropna()) - {"CUD", "control"} | ({"n/a"} if df["group"].isna().any() else set()))
-    if bad:
-        raise ValueError(f"{path}: group values {bad} are not recognised; use CUD or control.")
-    return df
+    return read_bids_table(
+        study.participants_file,
+        "participants.tsv",
+        columns=["participant_id", "group"],
+        numeric=PARTICIPANT_RANGES,
+        levels={"group": {"CUD", "control"}},
+        unique=["participant_id"],
+        labels=["participant_id"],
+        fix="participants.tsv lists each participant once, with participant_id and group (CUD or control).",
+    )
 
 
 def read_sessions(study: Study, participant_id: str) -> pd.DataFrame | None:
-    """A participant's sessions.tsv (``session_id, drug``), or None if absent."""
+    """A participant's sessions.tsv (``session_id, drug``), or None if absent.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and line(s): no rows, a missing column, a drug other
+        than ``NAC`` or ``placebo``, or a session listed twice.
+    """
     path = study.bids_dir / participant_id / f"{participant_id}_sessions.tsv"
     if not path.is_file():
         return None
-    df = read_tsv(path, "sessions file")
-    missing = {"session_id", "drug"} - set(df.columns)
-    if missing:
-        raise ValueError(f"{path} lacks the column(s) {sorted(missing)}; it must give the drug of each session.")
-    bad = sorted(set(df["drug"].dropna()) - {"NAC", "placebo"})
-    if bad:
-        raise ValueError(f"{path}: drug values {bad} are not recognised; use NAC or placebo.")
-    return df
+    return read_bids_table(
+        path,
+        "sessions file",
+        columns=["session_id", "drug"],
+        levels={"drug": {"NAC", "placebo"}},
+        unique=["session_id"],
+        labels=["session_id"],
+        fix="A sessions file gives the drug (NAC or placebo) of each session, one row per session.",
+    )
 
 
 def _entity(name: str, key: str) -> str | None:
@@ -418,18 +436,33 @@ def design_summary(participants: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFra
 def read_craving_ratings(study: Study) -> pd.DataFrame:
     """Craving ratings (``participant_id, session_id, drug, state, craving_vas``) with the group added.
 
+    ``n/a`` or an empty cell is a missing rating: the rating analyses leave
+    that session out and list it
+    (:func:`craving_circuits.cocaine.ratings.rating_exclusions`). A rating
+    outside the scale (:data:`VAS_RANGE`, 0-100) is an error, as is any other
+    non-numeric rating.
+
     Raises
     ------
     FileNotFoundError
         If ``phenotype/craving_ratings.tsv`` is absent.
     ValueError
-        If columns are missing or a participant is not in participants.tsv.
+        Naming the file, line(s) and column: columns are missing, a rating is
+        not a number or outside 0-100, a state or drug is unknown, a
+        participant, session and state is rated twice, or a participant is not
+        in participants.tsv.
     """
     path = study.ratings_file
-    df = read_tsv(path, "craving ratings")
-    missing = {"participant_id", "session_id", "drug", "state", "craving_vas"} - set(df.columns)
-    if missing:
-        raise ValueError(f"{path} lacks the column(s) {sorted(missing)}.")
+    df = read_bids_table(
+        path,
+        "craving ratings",
+        columns=["participant_id", "session_id", "drug", "state", "craving_vas"],
+        numeric={"craving_vas": VAS_RANGE},
+        levels={"state": {"neutral", "craving"}, "drug": {"NAC", "placebo"}},
+        unique=["participant_id", "session_id", "state"],
+        labels=["participant_id", "session_id"],
+        fix="The ratings table has one row per participant, session and state (neutral, craving), VAS 0-100.",
+    )
     groups = read_participants(study).set_index("participant_id")["group"]
     unknown = sorted(set(df["participant_id"]) - set(groups.index))
     if unknown:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from craving_circuits.io.files import read_tsv
+from craving_circuits.io.files import read_bids_table
 from craving_circuits.io.schemas import MRS_COLUMNS, REPLICATE
 from craving_circuits.io.schemas import MRS_QC_COLUMNS as QC_COLUMNS
 
@@ -36,6 +36,7 @@ __all__ = [
     "MRS_COLUMNS",
     "SPECTRUM",
     "QC_COLUMNS",
+    "MRS_RANGES",
     "read_mrs",
     "quality_control",
     "session_changes",
@@ -51,33 +52,46 @@ def _with_replicate(table: pd.DataFrame, keys: list[str]) -> list[str]:
     return [REPLICATE, *keys] if REPLICATE in table.columns else list(keys)
 
 
+#: Allowed ranges of the numeric columns of the metabolite table. Concentrations may be
+#: zero or even slightly negative in a fit, so they are not bounded here: quality control
+#: lists non-positive values as ``invalid value``.
+MRS_RANGES = {
+    "value_tcr": (None, None),
+    "value_water": (None, None),
+    "crlb_percent": (0, 999),
+    "fwhm_hz": (0, None),
+    "snr": (0, None),
+}
+
+
 def read_mrs(path: str | Path) -> pd.DataFrame:
     """Read and check the metabolite table.
+
+    ``n/a`` and empty cells are missing values: quality control lists the
+    spectra they remove (:func:`quality_control`). Any other non-numeric cell
+    in a numeric column, a CRLB outside 0-999 % and a negative linewidth or
+    SNR are errors (:data:`MRS_RANGES`).
 
     Raises
     ------
     FileNotFoundError
         If the file is missing.
     ValueError
-        If columns are missing, states are unknown, or a spectrum lists a
-        metabolite twice (the message names the rows; keep one row per
+        Naming the file, line(s) and column: the file is empty or has no rows,
+        columns are missing, a value is not a number or out of range, a state
+        is unknown, or a spectrum lists a metabolite twice (keep one row per
         spectrum and metabolite).
     """
-    table = read_tsv(path, "MRS metabolite table")
-    missing = [c for c in MRS_COLUMNS if c not in table.columns]
-    if missing:
-        raise ValueError(f"{path} lacks the column(s) {missing}; the table needs {MRS_COLUMNS}.")
-    bad_states = sorted(set(table["state"].astype(str)) - {"neutral", "craving"})
-    if bad_states:
-        raise ValueError(f"{path}: states {bad_states} are not recognised; use neutral or craving.")
-    dup = table.duplicated(SPECTRUM + ["metabolite"], keep=False)
-    if dup.any():
-        rows = table.loc[dup, SPECTRUM + ["metabolite"]].drop_duplicates().head(5).to_dict("records")
-        raise ValueError(
-            f"{path} has {int(dup.sum())} rows that repeat a spectrum and metabolite, e.g. {rows}; "
-            f"keep one row per spectrum and metabolite."
-        )
-    return table
+    return read_bids_table(
+        path,
+        "MRS metabolite table",
+        columns=MRS_COLUMNS,
+        numeric=MRS_RANGES,
+        levels={"state": {"neutral", "craving"}},
+        unique=SPECTRUM + ["metabolite"],
+        labels=["participant_id", "session_id"],
+        fix=f"One row per spectrum and metabolite; the table needs {MRS_COLUMNS}.",
+    )
 
 
 def quality_control(

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from craving_circuits.cocaine.drug import drug_differences, drug_samples
-from craving_circuits.io.schemas import REPLICATE, RESULT_COLUMNS
+from craving_circuits.io.schemas import EXCLUSION_COLUMNS, REPLICATE, RESULT_COLUMNS
 from craving_circuits.stats.contrasts import (
     contrast_row,
     one_sample,
@@ -28,11 +28,47 @@ from craving_circuits.stats.contrasts import (
     two_sample,
 )
 
-__all__ = ["rating_changes", "rating_tests", "RESULT_COLUMNS"]
+__all__ = ["rating_changes", "rating_exclusions", "rating_tests", "RESULT_COLUMNS"]
+
+
+def rating_exclusions(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Sessions left out of the rating analyses because a rating is missing.
+
+    A session is left out when its neutral or its craving rating is missing
+    (``n/a`` or an empty cell in the ratings file, or no row for the state).
+
+    Returns
+    -------
+    exclusions : pandas.DataFrame
+        Columns :data:`~craving_circuits.io.schemas.EXCLUSION_COLUMNS` (after
+        ``replicate`` for stacked replicates), stage ``"ratings"``, one row per
+        session and missing state.
+    """
+    rep = [REPLICATE] if REPLICATE in ratings.columns else []
+    keys = [*rep, "participant_id", "session_id"]
+    sessions = ratings[keys].drop_duplicates()
+    rows = []
+    for state in ("neutral", "craving"):
+        rated = ratings.loc[(ratings["state"] == state) & ratings["craving_vas"].notna(), keys].drop_duplicates()
+        lacking = sessions.merge(rated, how="left", indicator=True).query("_merge == 'left_only'")[keys]
+        rows.append(
+            lacking.assign(
+                state=state,
+                stage="ratings",
+                file="",
+                reason=f"{state} craving rating missing: session left out of the rating analyses",
+            )
+        )
+    columns = rep + EXCLUSION_COLUMNS
+    table = pd.concat(rows, ignore_index=True)
+    return table.sort_values(keys + ["state"], ignore_index=True)[columns]
 
 
 def rating_changes(ratings: pd.DataFrame) -> pd.DataFrame:
     """Craving - neutral rating per participant and session.
+
+    Sessions lacking one of the two ratings (missing value or no row) are
+    left out; :func:`rating_exclusions` lists them.
 
     Returns
     -------
@@ -42,7 +78,7 @@ def rating_changes(ratings: pd.DataFrame) -> pd.DataFrame:
     Raises
     ------
     ValueError
-        If a participant-session lacks one of the two states or has it twice.
+        If a participant-session has a state twice.
     """
     rep = [REPLICATE] if REPLICATE in ratings.columns else []
     counts = ratings.groupby([*rep, "participant_id", "session_id", "state"]).size()
@@ -55,12 +91,10 @@ def rating_changes(ratings: pd.DataFrame) -> pd.DataFrame:
         aggfunc="first",
     ).reset_index()
     wide.columns.name = None
-    missing = wide[wide[["neutral", "craving"]].isna().any(axis=1)]
-    if len(missing):
-        raise ValueError(
-            f"{len(missing)} session(s) lack a neutral or a craving rating, e.g. "
-            f"{missing[['participant_id', 'session_id']].iloc[0].tolist()}; complete or remove them."
-        )
+    for state in ("neutral", "craving"):
+        if state not in wide:
+            wide[state] = np.nan
+    wide = wide.dropna(subset=["neutral", "craving"]).reset_index(drop=True)
     wide["delta"] = wide["craving"] - wide["neutral"]
     return wide
 

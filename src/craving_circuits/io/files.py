@@ -42,9 +42,13 @@ __all__ = [
     "write_text",
     "read_json",
     "read_tsv",
+    "read_bids_table",
 ]
 
 BIDS_NA = "n/a"
+
+#: Cells that BIDS reads as missing values: ``n/a`` and empty cells.
+MISSING_CELLS = (BIDS_NA, "")
 
 
 @contextlib.contextmanager
@@ -249,3 +253,139 @@ def read_tsv(path: str | os.PathLike, what: str = "TSV file", **kwargs) -> pd.Da
 def short_hash(obj) -> str:
     """The first 10 hex digits of the SHA-256 of an object's sorted JSON (names variants of a study)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+#: The BIDS entity of each label column.
+_ENTITIES = {"participant_id": "sub", "session_id": "ses"}
+
+
+def _lines(rows) -> str:
+    """File line numbers of 0-based data rows (the header is line 1), at most five."""
+    lines = [int(r) + 2 for r in rows]
+    more = f" and {len(lines) - 5} more" if len(lines) > 5 else ""
+    return ", ".join(str(n) for n in lines[:5]) + more
+
+
+def read_bids_table(
+    path: str | os.PathLike,
+    what: str,
+    columns=(),
+    numeric: dict | None = None,
+    levels: dict | None = None,
+    unique=(),
+    fix: str = "",
+    labels=(),
+) -> pd.DataFrame:
+    """Read a BIDS TSV and check it, naming the file, line and column of every problem.
+
+    Line numbers are those of the file: the header is line 1, the first data
+    row line 2. ``n/a`` and empty cells are missing values (BIDS); every other
+    cell of a numeric column must be a number.
+
+    Parameters
+    ----------
+    path : path-like
+    what : str
+        What the file holds, for the messages ("participants table").
+    columns : sequence of str
+        Required columns.
+    numeric : dict of str -> (low, high), optional
+        Numeric columns (checked where present) and their allowed closed
+        range; None for an open side. A value outside the range is an error.
+    levels : dict of str -> set, optional
+        Columns (checked where present) whose values must be one of the set;
+        a missing value is refused too.
+    unique : sequence of str
+        Columns that identify a row: two rows with the same values are refused.
+    fix : str
+        What the file should look like, added to the messages.
+    labels : sequence of str
+        BIDS label columns (``participant_id`` or ``session_id``; checked where
+        present): each value must be ``<entity>-<alphanumeric label>``, e.g.
+        ``sub-01``.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        As :func:`read_tsv` reads it (numeric columns as numbers, missing
+        values NaN). The file is only read.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is absent.
+    ValueError
+        If the file is empty, has a header but no rows, cannot be parsed as
+        TSV, lacks a column, has a non-numeric cell in a numeric column, a
+        value out of range or not among the levels, or repeats a row.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}. {fix}".strip())
+    hint = f" {fix}" if fix else ""
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes); write a header line and one row per entry.{hint}")
+    try:
+        text = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} cannot be read as a tab-separated table ({err}); fix the file.{hint}") from err
+    missing = [c for c in columns if c not in text.columns]
+    if missing:
+        raise ValueError(f"{path} lacks the column(s) {missing}; add them.{hint}")
+    if not len(text):
+        raise ValueError(f"{path} has a header but no rows; add one row per entry.{hint}")
+    for column, (low, high) in (numeric or {}).items():
+        if column not in text.columns:
+            continue
+        cells = text[column].str.strip()
+        present = ~cells.isin(MISSING_CELLS)
+        values = pd.to_numeric(cells.where(present), errors="coerce")
+        bad = present & values.isna()
+        if bad.any():
+            shown = sorted(set(cells[bad]))[:5]
+            raise ValueError(
+                f"{path}, column {column!r}, line(s) {_lines(np.flatnonzero(bad))}: {shown} is not a number; "
+                f"write a number, or n/a for a missing value (BIDS).{hint}"
+            )
+        out = present & (
+            ((values < low) if low is not None else False) | ((values > high) if high is not None else False)
+        )
+        if out.any():
+            shown = cells[out].tolist()[:5]
+            lo = "-inf" if low is None else f"{low:g}"
+            hi = "inf" if high is None else f"{high:g}"
+            raise ValueError(
+                f"{path}, column {column!r}, line(s) {_lines(np.flatnonzero(out))}: {shown} outside the allowed "
+                f"range [{lo}, {hi}]; correct the value(s), or write n/a if unknown.{hint}"
+            )
+    for column in labels:
+        if column not in text.columns:
+            continue
+        entity = _ENTITIES[column]
+        bad = ~text[column].str.fullmatch(rf"{entity}-[A-Za-z0-9]+")
+        if bad.any():
+            shown = sorted(set(text.loc[bad, column]))[:5]
+            raise ValueError(
+                f"{path}, column {column!r}, line(s) {_lines(np.flatnonzero(bad))}: {shown} are not BIDS labels; "
+                f"write {entity}-<label> (letters and digits only), as in the folder names.{hint}"
+            )
+    for column, allowed in (levels or {}).items():
+        if column not in text.columns:
+            continue
+        bad = ~text[column].isin(allowed)
+        if bad.any():
+            shown = sorted(set(text.loc[bad, column]))[:5]
+            raise ValueError(
+                f"{path}, column {column!r}, line(s) {_lines(np.flatnonzero(bad))}: {shown} not recognised; "
+                f"use {' or '.join(sorted(allowed))}.{hint}"
+            )
+    unique = list(unique)
+    if unique:
+        repeated = text.duplicated(unique, keep=False)
+        if repeated.any():
+            first = text.loc[repeated, unique].iloc[0].tolist()
+            raise ValueError(
+                f"{path}, line(s) {_lines(np.flatnonzero(repeated))}: rows repeat the same {', '.join(unique)} "
+                f"(e.g. {first}); keep one row per {', '.join(unique)}.{hint}"
+            )
+    return read_tsv(path, what)
