@@ -31,6 +31,12 @@ def test_coupling_and_predictor_figures():
     assert "CUD r =" in fig.axes[0].get_title()
     fig = plotting.plot_predictors(table[table["group"] == "CUD"], "dfc_thalamus_midline")
     assert len(fig.axes) == 2 and fig.axes[1].get_xlabel() == "log cocaine_g_per_week"
+    # a missing score (n/a in participants.tsv) leaves that participant's point and the fit out, not the figure
+    cud = table[table["group"] == "CUD"].copy()
+    cud.iloc[0, cud.columns.get_loc("ocdus_obsessive")] = np.nan
+    fig = plotting.plot_predictors(cud, "dfc_thalamus_midline")
+    line = fig.axes[0].lines[0].get_ydata()
+    assert len(line) and np.isfinite(line).all()  # the fit line, from the complete pairs
 
 
 def test_crlb_figure_marks_spectra_over_the_limit():

@@ -288,7 +288,12 @@ def plot_crlb(mrs: pd.DataFrame, metabolite: str = "Glu", max_crlb: float | None
 
 
 def _fit_band(ax, x, y, color):
-
+    """Least-squares line and its 95 % band, on the pairs where both values are present."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    present = np.isfinite(x) & np.isfinite(y)
+    if present.sum() < 3:
+        return
+    x, y = x[present], y[present]
     fit = sm.OLS(y, sm.add_constant(x)).fit()
     grid = np.linspace(x.min(), x.max(), 50)
     pred = fit.get_prediction(sm.add_constant(grid)).summary_frame(alpha=0.05)
