@@ -136,10 +136,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "simulate":
         t0 = time.perf_counter()
-        with compute.start(args.engine, args.scheduler_address, n_workers=args.n_jobs):
-            study = simulated_study(
-                args.preset, args.data_dir, n_jobs=args.n_jobs, progress=True, **_overrides(args.set)
-            )
+        try:
+            with compute.start(args.engine, args.scheduler_address, n_workers=args.n_jobs):
+                study = simulated_study(
+                    args.preset, args.data_dir, n_jobs=args.n_jobs, progress=True, **_overrides(args.set)
+                )
+        except ValueError as err:  # an unknown preset or parameter, or a value out of range
+            print(f"craving-circuits simulate: {err}", file=sys.stderr)
+            return 2
         print(f"{study.bids_dir} ready ({time.perf_counter() - t0:.0f} s)")
         return 0
     if args.command == "calibrate-images":
@@ -202,11 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.data_dir,
                 args.n_jobs,
                 only=args.only,
-                overrides={
-                    "engine": args.engine,
-                    "scheduler_address": args.scheduler_address,
-                    **_overrides(args.set),
-                },
+                overrides=_overrides(args.set),
+                engine_options={"engine": args.engine, "scheduler_address": args.scheduler_address},
                 max_parallel=args.max_parallel,
                 progress=line,
             )

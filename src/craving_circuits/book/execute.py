@@ -171,12 +171,38 @@ def _failure_message(name: str, err, log: Path | None = None) -> str:
     return message
 
 
-def _parameters(entry: dict, root: Path, data_dir, results_dir: Path, executed_dir: Path, n_jobs: int, overrides):
-    """The parameters one entry runs with: the common ones it declares, its own, then the overrides."""
+def _declared(entry: dict, root: Path) -> set[str]:
+    """The parameters an entry's notebook declares in its parameters cell."""
     notebook = root / entry["notebook"]
     if not notebook.is_file():
         raise FileNotFoundError(f"Notebook of plan entry {entry['name']!r} not found: {notebook}")
-    declared = set(papermill.inspect_notebook(str(notebook)))
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def _check_overrides(overrides: dict | None, declared: dict[str, set[str]]) -> None:
+    """Refuse an override that no selected notebook declares (a typo would otherwise be dropped silently)."""
+    valid = set().union(*declared.values()) if declared else set()
+    unknown = sorted(set(overrides or {}) - valid)
+    if unknown:
+        raise ValueError(
+            f"No notebook of the selected plan entries {sorted(declared)} declares the parameter(s) {unknown}; "
+            f"valid parameters: {sorted(valid)}."
+        )
+
+
+def _parameters(
+    entry: dict,
+    root: Path,
+    data_dir,
+    results_dir: Path,
+    executed_dir: Path,
+    n_jobs: int,
+    overrides,
+    declared: set[str] | None = None,
+):
+    """The parameters one entry runs with: the common ones it declares, its own, then the overrides."""
+    notebook = root / entry["notebook"]
+    declared = _declared(entry, root) if declared is None else declared
     common = {
         "data_dir": str((root / data_dir).resolve()),
         "output_dir": str(results_dir / entry["name"]),
@@ -257,6 +283,7 @@ def execute_plan(
     only: list[str] | None = None,
     overrides: dict | None = None,
     kernel_name: str = "python3",
+    engine_options: dict | None = None,
     max_parallel: int | None = None,
     progress=None,
 ) -> list[dict]:
@@ -278,8 +305,12 @@ def execute_plan(
         entry's needs outside ``only`` are taken as already done).
     overrides : dict, optional
         Parameter values applied to every notebook that declares them (after
-        the plan's own parameters).
+        the plan's own parameters); a key that no selected notebook declares
+        is an error (it names the key and lists the valid ones).
     kernel_name : str
+    engine_options : dict, optional
+        Values (``engine``, ``scheduler_address``) given to the notebooks that
+        declare them, without that check.
     max_parallel : int, optional
         Notebooks executing at once (default ``n_jobs``; 1 runs the plan in
         its order).
@@ -316,7 +347,13 @@ def execute_plan(
     todo = [e for e in plan if not only or e["name"] in only]
     selected = {e["name"] for e in todo}
     # parameters first: a plan error stops the build before any notebook runs
-    parameters = {e["name"]: _parameters(e, root, data_dir, results_dir, executed_dir, share, overrides) for e in todo}
+    declared = {e["name"]: _declared(e, root) for e in todo}
+    _check_overrides(overrides, declared)
+    given = {**(engine_options or {}), **(overrides or {})}
+    parameters = {
+        e["name"]: _parameters(e, root, data_dir, results_dir, executed_dir, share, given, declared[e["name"]])
+        for e in todo
+    }
     done: set[str] = set()
     records: dict[str, dict] = {}
     failures: list[tuple[dict, str]] = []

@@ -23,6 +23,7 @@ The two resting-state conditions of a session are told apart by the BIDS
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +33,9 @@ import pandas as pd
 from nilearn.datasets import load_mni152_brain_mask
 from nilearn.image import resample_to_img
 
-from craving_circuits.io.bids import DEFAULT_STATE_TASKS, SPACE, run_files
+from craving_circuits.io.bids import DEFAULT_STATE_TASKS, SPACE, parse_entities, run_files, run_label, sibling_files
 from craving_circuits.io.files import read_bids_table, read_json, short_hash
+from craving_circuits.io.runs import confounds_problem
 from craving_circuits.io.schemas import EXCLUSION_COLUMNS
 from craving_circuits.simulate.cocaine import simulate_cocaine_study
 
@@ -43,6 +45,7 @@ __all__ = [
     "read_participants",
     "read_sessions",
     "collect_runs",
+    "MULTIPLE_RUNS",
     "reference_grid",
     "analysis_mask",
     "design_summary",
@@ -197,41 +200,73 @@ def read_sessions(study: Study, participant_id: str) -> pd.DataFrame | None:
     )
 
 
-def _entity(name: str, key: str) -> str | None:
-    for part in name.split("_"):
-        if part.startswith(key + "-"):
-            return part[len(key) + 1 :]
-    return None
+#: What :func:`collect_runs` does with several runs of one state in one session.
+MULTIPLE_RUNS = ("average", "first", "error")
 
 
-def collect_runs(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _natural_key(path: Path) -> list:
+    """Sort key that puts run-2 before run-10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+
+
+def collect_runs(study: Study, multiple_runs: str = "average") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Find every resting-state run of the study and check it can be analysed.
 
     Checks, for each run: the participant is in ``participants.tsv``; the
     session's drug is known; the JSON sidecar gives ``RepetitionTime``; the
-    confounds TSV exists; the image is 4D on the study's reference grid (the
-    most common shape and affine) with the study's repetition time (the most
-    common). Runs failing a check are not analysed and are listed, with the
-    reason and the file, in the exclusions table. Runs expected from the
-    sessions files but absent are listed too.
+    image is 4D on the study's reference grid (the most common shape and
+    affine) with the study's repetition time (the most common); its confounds
+    TSV exists and is an fMRIPrep confounds table with one row per volume and
+    numbers in every cell after the first row
+    (:func:`~craving_circuits.io.runs.confounds_problem`). Runs failing a
+    check are not analysed and are listed, with the reason and the file, in
+    the exclusions table. Runs expected from the sessions files but absent are
+    listed too.
+
+    File names may carry the entities ``acq-``, ``ce-``, ``rec-``, ``dir-``,
+    ``run-`` and ``echo-`` (as fMRIPrep keeps them); each run's sidecar, mask
+    and confounds are those of its own name. Several runs of one state in one
+    session (``run-1``, ``run-2``) are handled as ``multiple_runs`` says.
+
+    Parameters
+    ----------
+    study : Study
+    multiple_runs : {"average", "first", "error"}
+        ``"average"`` (default): every run is analysed and the second level
+        averages the runs of a state within the session
+        (:func:`craving_circuits.cocaine.secondlevel.roi_state_differences`,
+        :func:`~craving_circuits.cocaine.secondlevel.state_difference_maps`);
+        ``"first"``: the first usable run in name order (run-1 before run-2)
+        is kept and the others are listed as exclusions; ``"error"``: such a
+        session is an error naming its files.
 
     Returns
     -------
     runs : pandas.DataFrame
         One row per usable run: ``participant_id, group, session_id, drug,
-        state, task, bold, mask, confounds, t_r, n_volumes``.
+        state, task, run_label, bold, mask, confounds, t_r, n_volumes``
+        (``run_label``: the run entities of the file name, ``""`` without any).
     exclusions : pandas.DataFrame
         Columns :data:`EXCLUSION_COLUMNS`, stage ``"inputs"``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``multiple_runs``, or with ``"error"`` for a session with
+        several runs of one state.
     """
+    if multiple_runs not in MULTIPLE_RUNS:
+        raise ValueError(f"multiple_runs must be one of {MULTIPLE_RUNS}, got {multiple_runs!r}.")
     participants = read_participants(study).set_index("participant_id")
     task_state = {task: state for state, task in study.state_tasks}
     pattern = f"sub-*/ses-*/func/*_space-{study.space}_desc-preproc_bold.nii.gz"
-    found: dict[tuple, Path] = {}
-    for path in sorted(study.fmriprep_dir.glob(pattern)):
-        task = _entity(path.name, "task")
-        if task in task_state:
-            key = (f"sub-{_entity(path.name, 'sub')}", f"ses-{_entity(path.name, 'ses')}", task_state[task])
-            found[key] = path
+    found: dict[tuple, list[Path]] = {}
+    for path in sorted(study.fmriprep_dir.glob(pattern), key=_natural_key):
+        entities = parse_entities(path.name)
+        if entities.get("space") != study.space or entities.get("task") not in task_state:
+            continue
+        key = (f"sub-{entities.get('sub')}", f"ses-{entities.get('ses')}", task_state[entities["task"]])
+        found.setdefault(key, []).append(path)
     candidates, exclusions = [], []
 
     def exclude(pid, ses, state, file, reason):
@@ -254,9 +289,9 @@ def collect_runs(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
         path = run_files(study.fmriprep_dir, pid, ses, task, study.space).bold
         exclude(pid, ses, state, path, "preprocessed BOLD not found")
 
-    for (pid, ses, state), bold in sorted(found.items()):
+    for (pid, ses, state), bold in [(key, b) for key, paths in sorted(found.items()) for b in paths]:
         task = dict(study.state_tasks)[state]
-        files = run_files(study.fmriprep_dir, pid, ses, task, study.space)
+        files = sibling_files(bold)
         if pid not in participants.index:
             exclude(
                 pid,
@@ -309,6 +344,10 @@ def collect_runs(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
         if header.ndim != 4:
             exclude(pid, ses, state, bold, f"image is {header.ndim}D, not 4D")
             continue
+        problem = confounds_problem(files.confounds, int(header.shape[3]))
+        if problem is not None:
+            exclude(pid, ses, state, files.confounds, problem)
+            continue
         candidates.append(
             dict(
                 participant_id=pid,
@@ -317,6 +356,7 @@ def collect_runs(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
                 drug=drug,
                 state=state,
                 task=task,
+                run_label=run_label(bold.name),
                 bold=str(bold),
                 mask=str(files.mask) if files.mask.is_file() else None,
                 confounds=str(files.confounds),
@@ -360,6 +400,7 @@ def collect_runs(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "drug",
                 "state",
                 "task",
+                "run_label",
                 "bold",
                 "mask",
                 "confounds",
@@ -367,7 +408,38 @@ def collect_runs(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "n_volumes",
             ]
         )
+    runs = _one_choice_of_runs(runs, multiple_runs, exclude)
     return runs, pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS)
+
+
+def _one_choice_of_runs(runs: pd.DataFrame, multiple_runs: str, exclude) -> pd.DataFrame:
+    """Apply the ``multiple_runs`` choice to the usable runs (rows in name order within a session and state)."""
+    if runs.empty or multiple_runs == "average":
+        return runs
+    keys = ["participant_id", "session_id", "state"]
+    repeated = runs[runs.duplicated(keys, keep=False)]
+    if repeated.empty:
+        return runs
+    if multiple_runs == "error":
+        groups = [
+            f"{pid} {ses} {state}: {list(sub['bold'])}" for (pid, ses, state), sub in repeated.groupby(keys, sort=True)
+        ]
+        raise ValueError(
+            f"Several runs of one state in a session: {'; '.join(groups)}. Pass multiple_runs='average' to "
+            f"average them per session, or 'first' to keep the first."
+        )
+    later = runs.duplicated(keys, keep="first")
+    first = runs[~later].set_index(keys)["bold"]
+    for row in runs[later].itertuples(index=False):
+        kept = first.loc[(row.participant_id, row.session_id, row.state)]
+        exclude(
+            row.participant_id,
+            row.session_id,
+            row.state,
+            row.bold,
+            f"another run of this state in the session; multiple_runs='first' keeps {kept}",
+        )
+    return runs[~later].reset_index(drop=True)
 
 
 def reference_grid(runs: pd.DataFrame) -> nib.Nifti1Image:

@@ -73,6 +73,12 @@ def _check_sessions(sessions: str) -> None:
         raise ValueError(f"sessions must be 'both', 'placebo' or 'NAC', got {sessions!r}.")
 
 
+def _state_map(maps: np.ndarray, pair: pd.DataFrame, state: str) -> np.ndarray:
+    """The map of a state in one session: its run's, or the mean over its runs when there are several."""
+    rows = pair.index[pair["state"] == state]
+    return maps[rows[0]] if len(rows) == 1 else maps[rows].mean(axis=0)
+
+
 def state_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions: str = "both"):
     """Per-participant craving - neutral maps.
 
@@ -80,7 +86,9 @@ def state_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions: str = 
     ----------
     runs : pandas.DataFrame
         Analysed runs (``participant_id, group, session_id, drug, state``), row
-        ``i`` matching ``maps[i]``.
+        ``i`` matching ``maps[i]``. Several runs of a state in a session
+        (``collect_runs(..., multiple_runs="average")``) are averaged before
+        the difference.
     maps : ndarray, shape (n_runs, n_voxels)
     sessions : {"both", "placebo", "NAC"}
 
@@ -128,9 +136,7 @@ def state_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions: str = 
                     }
                 )
                 continue
-            i_c = pair.index[pair["state"] == "craving"][0]
-            i_n = pair.index[pair["state"] == "neutral"][0]
-            per_session.append(maps[i_c] - maps[i_n])
+            per_session.append(_state_map(maps, pair, "craving") - _state_map(maps, pair, "neutral"))
         if per_session:
             diffs.append(np.mean(per_session, axis=0))
             rows.append({"participant_id": pid, "group": sub["group"].iloc[0], "n_sessions": len(per_session)})
@@ -146,7 +152,7 @@ def drug_difference_maps(runs: pd.DataFrame, maps: np.ndarray, drugs=("NAC", "pl
     ----------
     runs : pandas.DataFrame
         Analysed runs (``participant_id, group, session_id, drug, state``), row
-        ``i`` matching ``maps[i]``.
+        ``i`` matching ``maps[i]``; several runs of a state in a session are averaged.
     maps : ndarray, shape (n_runs, n_voxels)
     drugs : (str, str)
         ``(active, reference)``: the map is ``(craving - neutral | active) -
@@ -186,9 +192,7 @@ def drug_difference_maps(runs: pd.DataFrame, maps: np.ndarray, drugs=("NAC", "pl
             if states != {"neutral", "craving"}:
                 missing.append(f"{drug}: " + (", ".join(sorted({"neutral", "craving"} - states)) or "no runs"))
                 continue
-            i_c = session.index[session["state"] == "craving"][0]
-            i_n = session.index[session["state"] == "neutral"][0]
-            by_drug[drug] = maps[i_c] - maps[i_n]
+            by_drug[drug] = _state_map(maps, session, "craving") - _state_map(maps, session, "neutral")
         if missing:
             exclusions.append(
                 {
@@ -364,7 +368,8 @@ def roi_state_differences(roi: pd.DataFrame, strategy: str | None = None) -> pd.
     Parameters
     ----------
     roi : pandas.DataFrame
-        Long table of :data:`craving_circuits.io.schemas.ROI_COLUMNS`.
+        Long table of :data:`craving_circuits.io.schemas.ROI_COLUMNS`. Several
+        values of a state in a session (several runs) are averaged.
     strategy : str, optional
         Keep one strategy (its ``name``); default: all, kept as a column.
 
@@ -382,7 +387,7 @@ def roi_state_differences(roi: pd.DataFrame, strategy: str | None = None) -> pd.
         index=[*stacked, "participant_id", "group", "session_id", "drug", "strategy", "target"],
         columns="state",
         values="fisher_z",
-        aggfunc="first",
+        aggfunc="mean",
     ).reset_index()
     wide.columns.name = None
     for state in ("neutral", "craving"):

@@ -1,7 +1,11 @@
 """BIDS naming shared by the simulators (which write files) and the analyses (which read them).
 
 * :func:`bids_filename` builds a file name with its entities in BIDS order.
-* :func:`run_files` gives the expected fMRIPrep outputs of one functional run.
+* :func:`run_files` gives the expected fMRIPrep outputs of one functional run;
+  :func:`parse_entities` reads the entities of a file name and
+  :func:`sibling_files` gives the outputs that go with a preprocessed BOLD
+  file found on disk (whatever its ``acq-``, ``rec-``, ``dir-``, ``run-`` or
+  ``echo-`` entities).
 * :data:`SPACE` is the template space of every derivative the book reads and
   writes; :data:`DEFAULT_STATE_TASKS` maps the cocaine study's two resting
   states to their BIDS ``task`` labels (a notebook parameter; this is the
@@ -18,11 +22,25 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SPACE", "DEFAULT_STATE_TASKS", "ENTITY_ORDER", "bids_filename", "RunFiles", "run_files", "AslConstants"]
+__all__ = [
+    "SPACE",
+    "DEFAULT_STATE_TASKS",
+    "ENTITY_ORDER",
+    "RUN_ENTITIES",
+    "bids_filename",
+    "parse_entities",
+    "run_label",
+    "RunFiles",
+    "run_files",
+    "sibling_files",
+    "AslConstants",
+]
 
 SPACE = "MNI152NLin2009cAsym"
 DEFAULT_STATE_TASKS = {"neutral": "restneutral", "craving": "restcue"}
-ENTITY_ORDER = ("sub", "ses", "task", "acq", "run", "space", "desc")
+ENTITY_ORDER = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo", "space", "desc")
+#: The entities that tell apart several runs of one task in one session (BIDS order).
+RUN_ENTITIES = ("acq", "ce", "rec", "dir", "run", "echo")
 
 
 def bids_filename(entities: dict[str, str], suffix: str, extension: str) -> str:
@@ -36,6 +54,30 @@ def bids_filename(entities: dict[str, str], suffix: str, extension: str) -> str:
         raise ValueError(f"Unknown BIDS entities {sorted(unknown)}; known: {ENTITY_ORDER}.")
     parts = [f"{key}-{entities[key]}" for key in ENTITY_ORDER if entities.get(key) is not None]
     return "_".join(parts + [suffix]) + extension
+
+
+def parse_entities(name: str) -> dict[str, str]:
+    """The ``key-value`` entities of a BIDS file name, in their order (suffix and extension left out).
+
+    >>> parse_entities("sub-01_ses-1_task-rest_run-2_desc-preproc_bold.nii.gz")
+    {'sub': '01', 'ses': '1', 'task': 'rest', 'run': '2', 'desc': 'preproc'}
+    """
+    out = {}
+    for part in Path(name).name.split("_"):
+        key, sep, value = part.partition("-")
+        if sep and key and "." not in key:
+            out[key] = value.split(".")[0] if "." in value else value
+    return out
+
+
+def run_label(name: str) -> str:
+    """The run-distinguishing entities of a file name (:data:`RUN_ENTITIES`), joined; ``""`` when it has none.
+
+    >>> run_label("sub-01_ses-1_task-rest_acq-mb4_run-2_space-MNI_desc-preproc_bold.nii.gz")
+    'acq-mb4_run-2'
+    """
+    entities = parse_entities(name)
+    return "_".join(f"{key}-{entities[key]}" for key in RUN_ENTITIES if key in entities)
 
 
 @dataclass(frozen=True)
@@ -74,6 +116,34 @@ def run_files(
         mask=func / bids_filename({**spaced, "desc": "brain"}, "mask", ".nii.gz"),
         confounds=func / bids_filename({**base, "desc": "confounds"}, "timeseries", ".tsv"),
         confounds_json=func / bids_filename({**base, "desc": "confounds"}, "timeseries", ".json"),
+    )
+
+
+def sibling_files(bold: str | Path) -> RunFiles:
+    """The fMRIPrep outputs that go with a preprocessed BOLD file found on disk.
+
+    fMRIPrep names them after the BOLD file: the sidecar and the brain mask
+    keep every entity, the confounds drop ``space-`` (and what follows) and the
+    ``echo-`` entity (one confounds file per multi-echo run), as
+    :func:`nilearn.interfaces.fmriprep.load_confounds` expects.
+
+    Parameters
+    ----------
+    bold : path
+        A ``*_desc-preproc_bold.nii.gz`` file.
+    """
+    bold = Path(bold)
+    name = bold.name
+    if not name.endswith("_desc-preproc_bold.nii.gz"):
+        raise ValueError(f"{bold} is not an fMRIPrep preprocessed BOLD file (*_desc-preproc_bold.nii.gz).")
+    stem = name.removesuffix("_desc-preproc_bold.nii.gz")
+    raw = "_".join(p for p in stem.split("_space-")[0].split("_") if not p.startswith("echo-"))
+    return RunFiles(
+        bold=bold,
+        bold_json=bold.with_name(f"{stem}_desc-preproc_bold.json"),
+        mask=bold.with_name(f"{stem}_desc-brain_mask.nii.gz"),
+        confounds=bold.with_name(f"{raw}_desc-confounds_timeseries.tsv"),
+        confounds_json=bold.with_name(f"{raw}_desc-confounds_timeseries.json"),
     )
 
 

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import secrets
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -191,7 +192,7 @@ def read_masked_run(bold_path: str | Path, mask: np.ndarray, affine: np.ndarray)
     if raw is None:
         try:
             raw = proxy.get_unscaled() if hasattr(proxy, "get_unscaled") else np.asanyarray(proxy)
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, zlib.error) as err:
             raise ValueError(
                 f"{bold_path} could not be read ({err}); the file is probably truncated: "
                 f"copy or preprocess it again, or exclude the run."

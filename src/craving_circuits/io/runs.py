@@ -10,7 +10,8 @@ keeps a cache.
 Cache
 -----
 With a :class:`RunCache`, each run's output is written under
-``<folder>/<participant>/<session>/<stem>``: the map as ``<stem>.nii.gz`` (on
+``<folder>/<participant>/<session>/<stem>`` (``<folder>/<participant>/<session>/<run_label>/<stem>``
+for a run whose file name has run entities, ``run_label`` such as ``run-2``): the map as ``<stem>.nii.gz`` (on
 the cache's grid) and a JSON sidecar ``<stem>.json`` holding the run's record,
 the cache key (a hash of every setting the output depends on) and the size and
 modification time of each input file. The sidecar is written last, atomically:
@@ -45,7 +46,19 @@ from tqdm import tqdm
 from craving_circuits.io.files import read_json, read_nifti, short_hash, write_json, write_nifti
 from craving_circuits.io.schemas import EXCLUSION_COLUMNS
 
-__all__ = ["RunExcluded", "RunOutput", "RunCache", "MappedRuns", "map_runs", "file_fingerprint"]
+__all__ = [
+    "RunExcluded",
+    "RunOutput",
+    "RunCache",
+    "MappedRuns",
+    "map_runs",
+    "file_fingerprint",
+    "confounds_problem",
+    "MOTION_COLUMNS",
+]
+
+#: The head-motion columns every fMRIPrep confounds file has.
+MOTION_COLUMNS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 
 
 class RunExcluded(Exception):
@@ -76,7 +89,8 @@ class RunCache:
     Attributes
     ----------
     folder : Path
-        Outputs go to ``<folder>/<participant_id>/<session_id>/``.
+        Outputs go to ``<folder>/<participant_id>/<session_id>/`` (and a
+        subfolder named by the run's ``run_label``, when it has a non-empty one).
     settings : dict
         Everything the output depends on besides the input files (JSON-able);
         its hash is the cache key.
@@ -115,6 +129,8 @@ class RunCache:
 
     def paths(self, run: dict) -> tuple[Path, Path]:
         folder = Path(self.folder) / run["participant_id"] / run["session_id"]
+        if run.get("run_label"):  # one of several runs of a state: a folder of its own
+            folder = folder / run["run_label"]
         stem = self.stem(run)
         return folder / f"{stem}.nii.gz", folder / f"{stem}.json"
 
@@ -154,6 +170,59 @@ def file_fingerprint(paths) -> dict:
         stat = path.stat() if path.exists() else None
         out[str(path)] = None if stat is None else [stat.st_size, stat.st_mtime_ns]
     return out
+
+
+def confounds_problem(path: str | Path, n_volumes: int) -> str | None:
+    """What is wrong with a run's fMRIPrep confounds file, or None when it can be used.
+
+    fMRIPrep writes one row per volume, a numeric value in every cell, and
+    ``n/a`` only in the first row (of the derivative, framewise displacement
+    and DVARS columns, which have no value for the first volume). A file that
+    is not such a table (HTML, binary, another delimiter), lacks a motion
+    column (:data:`MOTION_COLUMNS`), has another number of rows than the run
+    has volumes, or holds a missing or non-numeric value after the first row,
+    cannot denoise the run.
+
+    Parameters
+    ----------
+    path : path
+        The ``*_desc-confounds_timeseries.tsv`` file.
+    n_volumes : int
+        Volumes of the BOLD run it belongs to.
+
+    Returns
+    -------
+    problem : str or None
+        A reason that names the file (and the column and row where there is one)
+        and what to do.
+    """
+    path = Path(path)
+    fix = "copy fMRIPrep's desc-confounds_timeseries.tsv of this run again, or leave the run out"
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
+        return f"{path} is not a readable tab-separated table ({type(err).__name__}: {err}); {fix}"
+    missing = [c for c in MOTION_COLUMNS if c not in table.columns]
+    if missing:
+        return f"{path} lacks the motion column(s) {missing}: it is not an fMRIPrep confounds table; {fix}"
+    if len(table) != n_volumes:
+        return f"{path} has {len(table)} rows but the run has {n_volumes} volumes (one row per volume); {fix}"
+    for column in table.columns:
+        text = table[column].str.strip()
+        missing_cells = text.isin(["n/a", ""])
+        values = pd.to_numeric(text.mask(missing_cells), errors="coerce")
+        bad = values.isna() & ~missing_cells
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            return f"{path}, column {column!r}, row {row + 1}: {table[column].iloc[row]!r} is not a number; {fix}"
+        late = missing_cells.to_numpy()[1:]
+        if late.any():
+            row = int(np.flatnonzero(late)[0]) + 1
+            return (
+                f"{path}, column {column!r}, row {row + 1}: a missing value after the first row "
+                f"(fMRIPrep writes n/a only in the first); {fix}"
+            )
+    return None
 
 
 def _cached(run: dict, cache: RunCache, key: str, fingerprint: dict):
