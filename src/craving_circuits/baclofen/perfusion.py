@@ -6,7 +6,9 @@ Data conventions
   ``group``: ``baclofen`` or ``placebo``) and, per session,
   ``sub-*/ses-*/perf/`` with ``*_asl.nii.gz``, ``*_aslcontext.tsv``,
   ``*_asl.json`` and ``*_m0scan.nii.gz`` (see :mod:`craving_circuits.baclofen.asl`).
-  Sessions are ``ses-T1`` (before) and ``ses-T2`` (after randomisation).
+  Sessions are ``ses-T1`` (before) and ``ses-T2`` (after randomisation) by
+  default; every function that pairs them takes ``sessions`` (before, after)
+  for a study with other labels.
 * The run table has one row per ASL run: ``participant_id, group,
   session_id, asl, asl_json, aslcontext, m0``.
 * Maps are ``(n_runs, n_voxels)`` float32 over the analysis mask (C order of
@@ -33,12 +35,12 @@ from nilearn.image import resample_to_img
 from craving_circuits import __version__
 from craving_circuits.baclofen.asl import (
     cbf_qc,
-    load_m0,
     mean_difference,
     quantification_record,
     quantify_cbf,
     read_asl_constants,
     read_aslcontext,
+    run_m0,
 )
 from craving_circuits.baclofen.layout import GROUPS, SESSIONS
 from craving_circuits.io.atlas import tissue_probabilities
@@ -114,11 +116,11 @@ def asl_run_cbf(run: dict, mask: np.ndarray, affine: np.ndarray, background_puls
         )
     constants = read_asl_constants(run["asl_json"], background_pulse_efficiency)
     types = read_aslcontext(run["aslcontext"], img.shape[3])
-    m0 = load_m0(run["m0"], img)[mask]
+    m0 = run_m0(run["asl_json"], img, types, run.get("m0"))[mask]
     bad = ~(np.isfinite(m0) & (m0 > 0))
     if bad.any():
         raise ValueError(
-            f"{run['m0']}: M0 is zero or negative in {int(bad.sum())} voxel(s) of the brain mask; "
+            f"{run.get('m0') or run['asl']}: M0 is zero or negative in {int(bad.sum())} voxel(s) of the brain mask; "
             "check the M0 scan (or its registration) before quantifying CBF."
         )
     series = np.asarray(img.dataobj, dtype=np.float32)[mask].T
@@ -157,7 +159,7 @@ def _cbf_stem(run: dict) -> str:
 
 
 def _asl_inputs(run: dict) -> list[str]:
-    return [run["asl"], run["asl_json"], run["aslcontext"], run["m0"]]
+    return [p for p in (run["asl"], run["asl_json"], run["aslcontext"], run["m0"]) if p]
 
 
 def _cbf_job(
@@ -254,6 +256,8 @@ def time_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions=SESSIONS
         raise ValueError(f"{len(runs)} runs but {len(maps)} maps; they must match row by row.")
     first, second = sessions
     runs = runs.reset_index(drop=True)
+    if len(runs):
+        _require_sessions(runs["session_id"], sessions)
     rows, diffs, exclusions = [], [], []
     for pid, sub in runs.groupby("participant_id", sort=True):
         have = set(sub["session_id"])
@@ -281,7 +285,9 @@ def time_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions=SESSIONS
     )
 
 
-def global_change(runs: pd.DataFrame, table: pd.DataFrame, column: str = "mean_gm_cbf") -> np.ndarray:
+def global_change(
+    runs: pd.DataFrame, table: pd.DataFrame, column: str = "mean_gm_cbf", sessions=SESSIONS
+) -> np.ndarray:
     """Each participant's ``T2 - T1`` change of mean grey-matter CBF, in the row order of ``table``.
 
     Parameters
@@ -290,13 +296,16 @@ def global_change(runs: pd.DataFrame, table: pd.DataFrame, column: str = "mean_g
         ``CbfMaps.runs`` (with the QC column ``column``).
     table : pandas.DataFrame
         From :func:`time_difference_maps`.
+    sessions : (str, str)
+        The session labels before and after.
 
     Returns
     -------
     change : ndarray, shape (n_participants,)
     """
     wide = runs.pivot_table(index="participant_id", columns="session_id", values=column)
-    change = wide[SESSIONS[1]] - wide[SESSIONS[0]]
+    _require_sessions(wide.columns, sessions)
+    change = wide[sessions[1]] - wide[sessions[0]]
     return change.loc[table["participant_id"]].to_numpy(dtype=float)
 
 
@@ -452,6 +461,16 @@ def region_values(
     return out[["region", "participant_id", "group", "session_id", "cbf"]]
 
 
+def _require_sessions(found, sessions) -> None:
+    """A clear error when the table lacks one of the two sessions (instead of a KeyError)."""
+    absent = [s for s in sessions if s not in set(found)]
+    if absent:
+        raise ValueError(
+            f"No value in session(s) {absent}; the table has the sessions {sorted(set(found))}. Set the parameter "
+            "sessions to your study's labels (before, after)."
+        )
+
+
 def participant_change(values: pd.DataFrame, value: str = "cbf", sessions=SESSIONS, by=()) -> pd.DataFrame:
     """``T2 - T1`` of a value per participant (and per level of ``by``, e.g. ``("roi",)``).
 
@@ -466,6 +485,7 @@ def participant_change(values: pd.DataFrame, value: str = "cbf", sessions=SESSIO
     """
     keys = [*([REPLICATE] if REPLICATE in values.columns else []), "participant_id", "group", *by]
     wide = values.pivot_table(index=keys, columns="session_id", values=value).reset_index()
+    _require_sessions(values["session_id"], sessions)
     wide = wide.dropna(subset=list(sessions))
     out = wide[keys].copy()
     out.columns.name = None
@@ -474,7 +494,7 @@ def participant_change(values: pd.DataFrame, value: str = "cbf", sessions=SESSIO
 
 
 def group_by_time_welch(
-    values: pd.DataFrame, value: str = "cbf", term: str = "group x time", alpha: float = 0.05
+    values: pd.DataFrame, value: str = "cbf", term: str = "group x time", alpha: float = 0.05, sessions=SESSIONS
 ) -> pd.DataFrame:
     """Baclofen minus placebo in each participant's ``T2 - T1`` change, by Welch's t (no equal variances assumed).
 
@@ -484,13 +504,15 @@ def group_by_time_welch(
         ``participant_id, group, session_id`` and ``value`` (one region).
     term : str
     alpha : float
+    sessions : (str, str)
+        The session labels before and after.
 
     Returns
     -------
     row : pandas.DataFrame
         ``n``, ``term, estimate, se, ci_low, ci_high, p`` and ``df``.
     """
-    change = participant_change(values, value)
+    change = participant_change(values, value, sessions)
     by_group = {g: change.loc[change["group"] == g, "change"].to_numpy() for g in GROUPS}
     return welch_difference(by_group["baclofen"], by_group["placebo"], term, alpha)
 
@@ -499,7 +521,9 @@ def group_by_time_welch(
 REGION_TEST_COLUMNS = ["region", "term", "n", "estimate", "se", "ci_low", "ci_high", "p", "df", "method"]
 
 
-def region_change_tests(values: pd.DataFrame, value: str = "cbf", alpha: float = 0.05) -> pd.DataFrame:
+def region_change_tests(
+    values: pd.DataFrame, value: str = "cbf", alpha: float = 0.05, sessions=SESSIONS
+) -> pd.DataFrame:
     """Group x time in each region from each participant's ``T2 - T1`` change (summary statistics).
 
     ``T2 - T1 | <group>`` is the one-sample t of the group's changes and
@@ -527,7 +551,7 @@ def region_change_tests(values: pd.DataFrame, value: str = "cbf", alpha: float =
     replicates = replicate_ids(values)
     frames = []
     for region, sub in values.groupby("region", sort=False):
-        change = participant_change(sub, value)
+        change = participant_change(sub, value, sessions)
         by_group = {g: stack_columns(change[change["group"] == g], ["change"], replicates)[0] for g in GROUPS}
         for g in GROUPS:
             row = mean_change(by_group[g], f"T2 - T1 | {g}", alpha)
@@ -542,7 +566,9 @@ def region_change_tests(values: pd.DataFrame, value: str = "cbf", alpha: float =
     return replicate_major(pd.concat(frames, ignore_index=True))[[REPLICATE, *REGION_TEST_COLUMNS]]
 
 
-def global_change_test(runs: pd.DataFrame, column: str = "mean_gm_cbf", alpha: float = 0.05) -> pd.DataFrame:
+def global_change_test(
+    runs: pd.DataFrame, column: str = "mean_gm_cbf", alpha: float = 0.05, sessions=SESSIONS
+) -> pd.DataFrame:
     """Does the drug change global CBF? Welch's t of the ``T2 - T1`` change of mean grey-matter CBF between groups.
 
     A drug that raises flow everywhere raises every region's CBF too; whether
@@ -560,10 +586,10 @@ def global_change_test(runs: pd.DataFrame, column: str = "mean_gm_cbf", alpha: f
     row : pandas.DataFrame
         As :func:`group_by_time_welch`.
     """
-    return group_by_time_welch(runs, column, "baclofen - placebo: T2 - T1 of global CBF", alpha)
+    return group_by_time_welch(runs, column, "baclofen - placebo: T2 - T1 of global CBF", alpha, sessions)
 
 
-def global_sensitivity(analyses: dict, roi: str, alpha: float = 0.05) -> pd.DataFrame:
+def global_sensitivity(analyses: dict, roi: str, alpha: float = 0.05, sessions=SESSIONS) -> pd.DataFrame:
     """The group x time result of the ROI with and without the global-CBF adjustment, voxelwise and in the ROI.
 
     Parameters
@@ -597,7 +623,7 @@ def global_sensitivity(analyses: dict, roi: str, alpha: float = 0.05) -> pd.Data
                 "p": p,
             }
         )
-        welch = group_by_time_welch(values[values["region"] == roi], alpha=alpha).iloc[0]
+        welch = group_by_time_welch(values[values["region"] == roi], alpha=alpha, sessions=sessions).iloc[0]
         rows.append(
             {
                 "global_cbf": label,
