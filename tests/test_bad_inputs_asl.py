@@ -348,3 +348,45 @@ def test_valid_ratings_are_read_unchanged(source_study):
     assert exclusions.empty
     plain = pd.read_csv(path, sep="\t")
     pd.testing.assert_frame_equal(ratings, plain)
+
+
+# ---------------------------------------------------------------- partial coverage
+
+
+def test_partial_coverage_is_analysed_on_the_common_coverage(source_study, study, tmp_path):
+    """A run whose field of view misses the top slices: the study keeps the voxels every run covers, listed."""
+    files = perf_files(study, "sub-02", "ses-T2")
+    img = nib.load(files["m0"])
+    data = np.asarray(img.dataobj).copy()
+    data[:, :, -6:] = 0  # no signal above the field of view
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), files["m0"])
+    before = tree_checksum(study)
+    full = perfusion.cbf_maps(baclofen_layout.collect_asl_runs(source_study)[0], tmp_path / "full")
+    partial = perfusion.cbf_maps(baclofen_layout.collect_asl_runs(study)[0], tmp_path / "partial")
+    assert full.coverage.empty and partial.exclusions.empty and len(partial.runs) == len(full.runs)
+    full_mask = np.asarray(full.mask_img.dataobj) > 0
+    kept = np.asarray(partial.mask_img.dataobj) > 0
+    lost = int(full_mask[:, :, -6:].sum())
+    assert lost > 0 and kept.sum() == full_mask.sum() - lost and not kept[:, :, -6:].any()
+    row = partial.coverage.iloc[0]
+    assert len(partial.coverage) == 1 and (row["participant_id"], row["session_id"]) == ("sub-02", "ses-T2")
+    assert row["n_uncovered"] == row["n_mask_lost"] == lost
+    assert row["pct_mask_lost"] == pytest.approx(100 * lost / full_mask.sum())
+    # the covered voxels keep their values; only sub-02's T2 QC changes (computed over its coverage)
+    np.testing.assert_array_equal(partial.maps, full.maps[:, kept[full_mask]])
+    assert np.isfinite(partial.maps).all()
+    other = ~((partial.runs["participant_id"] == "sub-02") & (partial.runs["session_id"] == "ses-T2"))
+    pd.testing.assert_series_equal(partial.runs.loc[other, "mean_gm_cbf"], full.runs.loc[other, "mean_gm_cbf"])
+    assert tree_checksum(study) == before
+
+
+def test_a_run_covering_too_little_is_named(study):
+    files = perf_files(study)
+    img = nib.load(files["m0"])
+    data = np.asarray(img.dataobj).copy()
+    data[:, :, 4:] = 0
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), files["m0"])
+    runs, _ = baclofen_layout.collect_asl_runs(study)
+    mask_img = perfusion.perfusion_mask(runs)
+    with pytest.raises(ValueError, match=rf"{files['m0']}: M0 is zero or negative in \d+ voxel\(s\).*% a partial"):
+        perfusion.asl_run_cbf(one_run(study), np.asarray(mask_img.dataobj) > 0, mask_img.affine)

@@ -56,6 +56,8 @@ from craving_circuits.stats.voxelwise import cluster_on_roi
 
 __all__ = [
     "RUN_COLUMNS",
+    "COVERAGE_COLUMNS",
+    "MIN_COVERAGE",
     "perfusion_mask",
     "asl_run_cbf",
     "CbfMaps",
@@ -74,6 +76,10 @@ __all__ = [
 ]
 
 
+#: Share of the brain mask a run must cover (M0 positive) to be analysed on the common coverage.
+MIN_COVERAGE = 0.5
+
+
 def perfusion_mask(runs: pd.DataFrame) -> nib.Nifti1Image:
     """nilearn's MNI152 brain mask on the grid of the first ASL run (nearest-neighbour)."""
 
@@ -87,7 +93,13 @@ def perfusion_mask(runs: pd.DataFrame) -> nib.Nifti1Image:
     return nib.Nifti1Image((np.asarray(img.dataobj) > 0).astype(np.uint8), reference.affine)
 
 
-def asl_run_cbf(run: dict, mask: np.ndarray, affine: np.ndarray, background_pulse_efficiency: float = 0.95) -> dict:
+def asl_run_cbf(
+    run: dict,
+    mask: np.ndarray,
+    affine: np.ndarray,
+    background_pulse_efficiency: float = 0.95,
+    min_coverage: float = MIN_COVERAGE,
+) -> dict:
     """CBF of one run over the mask: a pure function of the run's files.
 
     Parameters
@@ -97,16 +109,23 @@ def asl_run_cbf(run: dict, mask: np.ndarray, affine: np.ndarray, background_puls
     mask : ndarray of bool, shape (nx, ny, nz)
     affine : ndarray, shape (4, 4)
         The grid the run must be on.
+    min_coverage : float
+        Share of the mask a run must cover (M0 positive and finite). A run
+        covering less of the mask has NaN CBF where it has no M0 (partial
+        coverage: the study is analysed on the common coverage, see
+        :func:`cbf_maps`).
 
     Returns
     -------
-    dict with ``cbf`` (n_voxels,) and ``record`` (the quantification constants).
+    dict with ``cbf`` (n_voxels,), NaN outside the run's coverage, and
+    ``record`` (the quantification constants).
 
     Raises
     ------
     ValueError, FileNotFoundError
         Naming the file: another grid, a context that does not match the
-        volumes, an incomplete sidecar, or M0 zero inside the mask.
+        volumes, an incomplete sidecar, or M0 zero in more of the mask than
+        ``1 - min_coverage``.
     """
     img = nib.load(run["asl"])
     if img.ndim != 4 or tuple(img.shape[:3]) != mask.shape or not np.allclose(img.affine, affine, atol=1e-3):
@@ -118,16 +137,22 @@ def asl_run_cbf(run: dict, mask: np.ndarray, affine: np.ndarray, background_puls
     types = read_aslcontext(run["aslcontext"], img.shape[3])
     m0 = run_m0(run["asl_json"], img, types, run.get("m0"))[mask]
     bad = ~(np.isfinite(m0) & (m0 > 0))
-    if bad.any():
+    if bad.mean() > 1 - min_coverage:
         raise ValueError(
-            f"{run.get('m0') or run['asl']}: M0 is zero or negative in {int(bad.sum())} voxel(s) of the brain mask; "
+            f"{run.get('m0') or run['asl']}: M0 is zero or negative in {int(bad.sum())} voxel(s) of the brain mask "
+            f"({100 * bad.mean():.1f}%, more than the {100 * (1 - min_coverage):g}% a partial coverage may lose); "
             "check the M0 scan (or its registration) before quantifying CBF."
         )
     series = np.asarray(img.dataobj, dtype=np.float32)[mask].T
-    return {
-        "cbf": quantify_cbf(mean_difference(series, types), m0, constants).astype(np.float32),
-        "record": quantification_record(constants),
-    }
+    delta_m = mean_difference(series, types)
+    if not bad.any():
+        return {
+            "cbf": quantify_cbf(delta_m, m0, constants).astype(np.float32),
+            "record": quantification_record(constants),
+        }
+    cbf = np.full(m0.shape, np.nan, np.float32)
+    cbf[~bad] = quantify_cbf(delta_m[~bad], m0[~bad], constants)
+    return {"cbf": cbf, "record": {**quantification_record(constants), "n_uncovered": int(bad.sum())}}
 
 
 @dataclass
@@ -145,6 +170,11 @@ class CbfMaps:
         Runs that could not be quantified (stage ``"cbf"``).
     n_cached : int
         Runs taken from the cache.
+    coverage : pandas.DataFrame
+        Runs with partial coverage (:data:`COVERAGE_COLUMNS`): the voxels of
+        the brain mask each lacks, and the voxels the study's analysis mask
+        lost to them (the mask is the runs' common coverage). Empty when every
+        run covers the whole mask.
     """
 
     runs: pd.DataFrame
@@ -152,6 +182,41 @@ class CbfMaps:
     mask_img: nib.Nifti1Image
     exclusions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=EXCLUSION_COLUMNS))
     n_cached: int = 0
+    coverage: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COVERAGE_COLUMNS))
+
+
+#: Columns of :attr:`CbfMaps.coverage`.
+COVERAGE_COLUMNS = [
+    "participant_id",
+    "session_id",
+    "file",
+    "n_uncovered",
+    "pct_uncovered",
+    "n_mask_lost",
+    "pct_mask_lost",
+]
+
+
+def _common_coverage(table: pd.DataFrame, maps: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """Voxels every run covers, and the runs that lack some, with the loss (voxels and % of the mask)."""
+    covered = np.isfinite(maps)
+    common = covered.all(axis=0)
+    n_mask = maps.shape[1]
+    lacking = np.flatnonzero(~covered.all(axis=1))
+    n_lost = int((~common).sum())
+    rows = [
+        {
+            "participant_id": table.iloc[i]["participant_id"],
+            "session_id": table.iloc[i]["session_id"],
+            "file": table.iloc[i]["asl"],
+            "n_uncovered": int((~covered[i]).sum()),
+            "pct_uncovered": 100.0 * (~covered[i]).sum() / n_mask,
+            "n_mask_lost": n_lost,
+            "pct_mask_lost": 100.0 * n_lost / n_mask,
+        }
+        for i in lacking
+    ]
+    return common, pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
 
 
 def _cbf_stem(run: dict) -> str:
@@ -166,7 +231,8 @@ def _cbf_job(
     run: dict, mask: np.ndarray, affine: np.ndarray, gm: np.ndarray, wm: np.ndarray, background_pulse_efficiency: float
 ) -> RunOutput:
     result = asl_run_cbf(run, mask, affine, background_pulse_efficiency)
-    qc = cbf_qc(result["cbf"], gm, wm)
+    covered = np.isfinite(result["cbf"])
+    qc = cbf_qc(result["cbf"], gm, wm) if covered.all() else cbf_qc(result["cbf"][covered], gm[covered], wm[covered])
     return RunOutput(
         result["cbf"], {**result["record"], "qc": qc, "source": run["asl"], "m0": run["m0"], "units": "ml/100 g/min"}
     )
@@ -203,6 +269,11 @@ def cbf_maps(
     Returns
     -------
     CbfMaps
+        When some runs cover only part of the brain mask (M0 zero outside
+        their field of view), every map is restricted to the voxels all runs
+        cover (``mask_img`` too) and ``coverage`` lists the loss; a run that
+        covers less than :data:`MIN_COVERAGE` of the mask stops with an error
+        naming it.
     """
     mask_img = perfusion_mask(runs)
     mask = np.asarray(mask_img.dataobj) > 0
@@ -238,7 +309,15 @@ def cbf_maps(
             **{k: [o.record["qc"][k] for o in outputs] for k in qc_names},
             cbf_map=[str(cache.paths(run)[0]) for run in table.to_dict("records")],
         )
-    return CbfMaps(table, mapped.maps(int(mask.sum())), mask_img, mapped.exclusions, mapped.n_cached)
+    maps = mapped.maps(int(mask.sum()))
+    common, coverage = _common_coverage(table, maps)
+    if coverage.empty:
+        return CbfMaps(table, maps, mask_img, mapped.exclusions, mapped.n_cached)
+    # partial coverage: the analysis mask is the voxels every run covers, the loss listed
+    restricted = mask.copy()
+    restricted[mask] = common
+    mask_img = nib.Nifti1Image(restricted.astype(np.uint8), mask_img.affine)
+    return CbfMaps(table, maps[:, common], mask_img, mapped.exclusions, mapped.n_cached, coverage)
 
 
 def time_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions=SESSIONS):
