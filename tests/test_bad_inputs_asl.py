@@ -390,3 +390,45 @@ def test_a_run_covering_too_little_is_named(study):
     mask_img = perfusion.perfusion_mask(runs)
     with pytest.raises(ValueError, match=rf"{files['m0']}: M0 is zero or negative in \d+ voxel\(s\).*% a partial"):
         perfusion.asl_run_cbf(one_run(study), np.asarray(mask_img.dataobj) > 0, mask_img.affine)
+
+
+# ---------------------------------------------------------------- ASLPrep derivatives
+
+
+def to_aslprep(cbf, root: Path, out: Path) -> None:
+    """Write a study's CBF maps as ASLPrep names them, each with a QC table."""
+    for run in cbf.runs.to_dict("records"):
+        pid, ses = run["participant_id"], run["session_id"]
+        folder = out / pid / ses / "perf"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(run["cbf_map"], folder / f"{pid}_{ses}_space-MNI152NLin2009cAsym_cbf.nii.gz")
+        pd.DataFrame({"FD": [0.1], "cbfQEI": [0.8]}).to_csv(
+            folder / f"{pid}_{ses}_space-MNI152NLin2009cAsym_desc-qc_cbf.tsv", sep="\t", index=False
+        )
+
+
+def test_aslprep_maps_are_read_not_quantified(source_study, tmp_path):
+    raw = perfusion.cbf_maps(baclofen_layout.collect_asl_runs(source_study)[0], tmp_path / "cbf")
+    aslprep = tmp_path / "aslprep"
+    to_aslprep(raw, source_study, aslprep)
+    before = tree_checksum(aslprep)
+    runs, exclusions = baclofen_layout.collect_aslprep_cbf(aslprep, source_study)
+    assert exclusions.empty and len(runs) == len(raw.runs) and (runs["qc"] != "").all()
+    derived = perfusion.derived_cbf_maps(runs)
+    assert derived.exclusions.empty and not derived.runs["quantified"].any()
+    assert derived.runs["qc_table"].str.endswith("_desc-qc_cbf.tsv").all()
+    np.testing.assert_array_equal(derived.maps, raw.maps)
+    for column in ("mean_gm_cbf", "mean_wm_cbf", "gm_wm_ratio", "pct_negative_gm"):
+        np.testing.assert_array_equal(derived.runs[column], raw.runs[column])
+    assert tree_checksum(aslprep) == before
+    # a map with infinities is listed, the others go on
+    bad = Path(runs.iloc[3]["cbf"])
+    img = nib.load(bad)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    data[np.asarray(derived.mask_img.dataobj) > 0] = np.inf
+    nib.save(nib.Nifti1Image(data, img.affine), bad)
+    again = perfusion.derived_cbf_maps(runs)
+    assert len(again.runs) == len(runs) - 1
+    assert again.exclusions.iloc[0]["file"] == str(bad) and "non-finite" in again.exclusions.iloc[0]["reason"]
+    with pytest.raises(FileNotFoundError, match="no CBF map"):
+        baclofen_layout.collect_aslprep_cbf(tmp_path / "cbf", source_study)

@@ -39,8 +39,13 @@ __all__ = [
     "read_participants",
     "read_craving_ratings",
     "collect_asl_runs",
+    "collect_aslprep_cbf",
+    "DERIVED_CBF_COLUMNS",
     "collect_task_runs",
 ]
+
+#: Columns of :func:`collect_aslprep_cbf`.
+DERIVED_CBF_COLUMNS = ["participant_id", "group", "session_id", "cbf", "qc"]
 
 
 #: Groups of the baclofen study.
@@ -59,6 +64,15 @@ def _check_sessions(sessions) -> tuple[str, str]:
             f"got {sessions!r}."
         )
     return sessions
+
+
+def _run_reason(pid: str, session: str, sessions, groups: pd.Series) -> str | None:
+    """Why a run is left out at collection: another session, or a participant not in participants.tsv."""
+    if session not in sessions:
+        return f"session {session} is not one of sessions {tuple(sessions)}"
+    if pid not in groups.index:
+        return f"{pid} is not in participants.tsv; add it with its group"
+    return None
 
 
 def read_participants(bids_dir: str | Path) -> pd.DataFrame:
@@ -229,13 +243,7 @@ def collect_asl_runs(bids_dir: str | Path, sessions=SESSIONS) -> tuple[pd.DataFr
             if read_json(files["asl_json"], "ASL sidecar").get("M0Type") in ("Included", "Estimate"):
                 files["m0"] = ""  # M0 inside the series or in the sidecar
         absent = [str(p) for p in files.values() if p and not p.is_file()]
-        reason = None
-        if ses not in (first, second):
-            reason = f"session {ses} is not one of sessions {(first, second)}"
-        elif pid not in groups.index:
-            reason = f"{pid} is not in participants.tsv; add it with its group"
-        elif absent:
-            reason = "missing " + ", ".join(absent)
+        reason = _run_reason(pid, ses, (first, second), groups) or ("missing " + ", ".join(absent) if absent else None)
         if reason:
             exclusions.append(
                 {
@@ -253,6 +261,80 @@ def collect_asl_runs(bids_dir: str | Path, sessions=SESSIONS) -> tuple[pd.DataFr
         )
     order = {first: 0, second: 1}
     runs = pd.DataFrame(rows, columns=ASL_RUN_COLUMNS).sort_values(
+        ["participant_id", "session_id"], key=lambda c: c.map(order) if c.name == "session_id" else c, ignore_index=True
+    )
+    return runs, pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS)
+
+
+def collect_aslprep_cbf(
+    aslprep_dir: str | Path, bids_dir: str | Path, sessions=SESSIONS, space: str = SPACE
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ASLPrep's CBF maps (already quantified, in ``space``) by BIDS derivative naming, with their QC tables.
+
+    Looks for ``sub-*/ses-*/perf/*_space-<space>_cbf.nii.gz`` (or
+    ``*_space-<space>_desc-mean_cbf.nii.gz``) under ``aslprep_dir`` and, next
+    to each, a QC table ``*_desc-qc_cbf.tsv`` (or ASLPrep's
+    ``*_desc-qualitycontrol_cbf.tsv``).
+
+    Returns
+    -------
+    runs : pandas.DataFrame
+        :data:`DERIVED_CBF_COLUMNS` (``qc`` empty when no QC table was found),
+        sorted by participant and session (before, after).
+    exclusions : pandas.DataFrame
+        Maps of participants absent from ``participants.tsv`` or of other
+        sessions, with their reason.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``aslprep_dir`` has no CBF map in ``space``.
+    ValueError
+        As :func:`collect_asl_runs` for ``participants.tsv`` and the sessions.
+    """
+    aslprep_dir = Path(aslprep_dir)
+    first, second = _check_sessions(sessions)
+    groups = read_participants(bids_dir).set_index("participant_id")["group"]
+    maps = sorted(
+        {
+            *aslprep_dir.glob(f"sub-*/ses-*/perf/*_space-{space}_cbf.nii.gz"),
+            *aslprep_dir.glob(f"sub-*/ses-*/perf/*_space-{space}_desc-mean_cbf.nii.gz"),
+        }
+    )
+    if not maps:
+        raise FileNotFoundError(
+            f"{aslprep_dir}: no CBF map sub-*/ses-*/perf/*_space-{space}_cbf.nii.gz; point aslprep_dir at ASLPrep's "
+            "output folder (BIDS derivative naming), or give the raw perf/ data instead."
+        )
+    found = sorted({p.parts[-3] for p in maps})
+    if first not in found or second not in found:
+        raise ValueError(
+            f"{aslprep_dir}: CBF maps are in the sessions {found}, not both of {[first, second]}; set the "
+            "parameter sessions to your study's labels (before, after)."
+        )
+    rows, exclusions = [], []
+    for path in maps:
+        pid, ses = path.parts[-4], path.parts[-3]
+        stem = path.name.split("_space-")[0]
+        qc = [p for p in path.parent.glob(f"{stem}*_desc-q*_cbf.tsv") if "_desc-qc_" in p.name or "quality" in p.name]
+        reason = _run_reason(pid, ses, (first, second), groups)
+        if reason:
+            exclusions.append(
+                {"participant_id": pid, "session_id": ses, "state": "rest", "stage": "collect", "file": str(path)}
+                | {"reason": reason}
+            )
+            continue
+        rows.append(
+            {
+                "participant_id": pid,
+                "group": groups[pid],
+                "session_id": ses,
+                "cbf": str(path),
+                "qc": str(sorted(qc)[0]) if qc else "",
+            }
+        )
+    order = {first: 0, second: 1}
+    runs = pd.DataFrame(rows, columns=DERIVED_CBF_COLUMNS).sort_values(
         ["participant_id", "session_id"], key=lambda c: c.map(order) if c.name == "session_id" else c, ignore_index=True
     )
     return runs, pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS)

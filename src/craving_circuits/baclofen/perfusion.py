@@ -62,6 +62,7 @@ __all__ = [
     "asl_run_cbf",
     "CbfMaps",
     "cbf_maps",
+    "derived_cbf_maps",
     "time_difference_maps",
     "global_change",
     "global_change_test",
@@ -318,6 +319,65 @@ def cbf_maps(
     restricted[mask] = common
     mask_img = nib.Nifti1Image(restricted.astype(np.uint8), mask_img.affine)
     return CbfMaps(table, maps[:, common], mask_img, mapped.exclusions, mapped.n_cached, coverage)
+
+
+def derived_cbf_maps(runs: pd.DataFrame, tissue_threshold: float = 0.7) -> CbfMaps:
+    """CBF maps quantified elsewhere (ASLPrep), read on the grid of the first map: no quantification here.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        From :func:`craving_circuits.baclofen.layout.collect_aslprep_cbf`.
+    tissue_threshold : float
+        As :func:`cbf_maps`, for the QC columns computed here.
+
+    Returns
+    -------
+    CbfMaps
+        ``runs`` has the QC columns of :func:`cbf_maps` (computed the same way
+        on the derived maps), ``cbf_map`` (the derived file), ``quantified``
+        (False: the maps were read, not computed from label/control images)
+        and ``qc_table`` (ASLPrep's own QC table, empty when absent). A map on
+        another grid than the first, or with non-finite values in the brain
+        mask, is listed in ``exclusions`` (stage ``"cbf"``) with its reason.
+    """
+    if runs.empty:
+        raise ValueError("No CBF map to analyse; check the exclusions table.")
+    reference = nib.load(runs.iloc[0]["cbf"])
+    grid = tuple(reference.shape[:3])
+    ref3d = nib.Nifti1Image(np.zeros(grid, np.uint8), reference.affine)
+    brain = resample_to_img(
+        load_mni152_brain_mask(resolution=1), ref3d, interpolation="nearest", force_resample=True, copy_header=True
+    )
+    mask = np.asarray(brain.dataobj) > 0
+    mask_img = nib.Nifti1Image(mask.astype(np.uint8), reference.affine)
+    tissue = tissue_probabilities(mask_img)
+    gm, wm = tissue["gm"][mask] > tissue_threshold, tissue["wm"][mask] > tissue_threshold
+    kept, maps, qcs, exclusions = [], [], [], []
+    for i, run in enumerate(runs.to_dict("records")):
+        img = nib.load(run["cbf"])
+        data = np.asarray(img.dataobj, dtype=np.float32)
+        data = data[..., 0] if data.ndim == 4 and data.shape[3] == 1 else data
+        reason = None
+        if data.shape != grid or not np.allclose(img.affine, reference.affine, atol=1e-3):
+            reason = f"shape {data.shape} or affine unlike the first map's {grid}; resample every map to one grid"
+        elif not np.isfinite(data[mask]).all():
+            reason = f"{int((~np.isfinite(data[mask])).sum())} non-finite CBF value(s) in the brain mask"
+        if reason:
+            exclusions.append(
+                {"participant_id": run["participant_id"], "session_id": run["session_id"], "state": "rest"}
+                | {"stage": "cbf", "file": run["cbf"], "reason": reason}
+            )
+            continue
+        kept.append(i)
+        maps.append(data[mask])
+        qcs.append(cbf_qc(data[mask], gm.astype(float), wm.astype(float)))
+    table = runs.iloc[kept].reset_index(drop=True)
+    qc = pd.DataFrame(qcs, index=table.index)
+    table = pd.concat([table, qc], axis=1).assign(cbf_map=table["cbf"], quantified=False, qc_table=table["qc"])
+    table = table.drop(columns=["cbf", "qc"])
+    stacked = np.vstack(maps).astype(np.float32) if maps else np.zeros((0, int(mask.sum())), np.float32)
+    return CbfMaps(table, stacked, mask_img, pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS))
 
 
 def time_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions=SESSIONS):
