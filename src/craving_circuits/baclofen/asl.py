@@ -48,6 +48,8 @@ __all__ = [
     "read_asl_constants",
     "read_aslcontext",
     "load_m0",
+    "M0_TYPES",
+    "run_m0",
     "quantify_cbf",
     "mean_difference",
     "quantification_record",
@@ -64,6 +66,30 @@ REQUIRED_FIELDS = (
 )
 
 _VOLUME_TYPES = {"label", "control", "m0scan", "deltam", "cbf", "noRF"}
+
+#: M0 types quantified here (BIDS ``M0Type``): a separate ``*_m0scan.nii.gz``, ``m0scan`` volumes inside the
+#: series (listed in ``*_aslcontext.tsv``), or one value in the sidecar (``M0Estimate``).
+M0_TYPES = ("Separate", "Included", "Estimate")
+
+#: Longest plausible labelling duration or post-labelling delay (s); a larger value is taken for milliseconds.
+_MAX_TIMING_S = 10.0
+
+
+def _timing_seconds(sidecar: Path, field: str, value) -> float:
+    """A timing field in seconds, refused when it cannot be seconds (ms written for s, or not positive)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{sidecar}: {field} is {value!r}, not a number; BIDS asks for seconds.") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{sidecar}: {field} is {value!r}; it must be a positive number of seconds.")
+    if value > _MAX_TIMING_S:
+        raise ValueError(
+            f"{sidecar}: {field} is {value:g}, which as seconds is longer than any pCASL timing "
+            f"(at most {_MAX_TIMING_S:g} s); it looks like milliseconds; BIDS asks for seconds "
+            f"(write {value / 1000:g} if it is {value:g} ms)."
+        )
+    return value
 
 
 def read_asl_constants(sidecar: str | Path, background_pulse_efficiency: float = 0.95, **defaults) -> AslConstants:
@@ -102,13 +128,15 @@ def read_asl_constants(sidecar: str | Path, background_pulse_efficiency: float =
         )
     pld = meta["PostLabelingDelay"]
     if isinstance(pld, (list, tuple)):
-        values = set(float(v) for v in pld)
+        values = set(_timing_seconds(sidecar, "PostLabelingDelay", v) for v in pld)
         if len(values) != 1:
             raise ValueError(
                 f"{sidecar}: PostLabelingDelay has several values {sorted(values)}; multi-delay "
                 "ASL needs a kinetic model fit, not the single-delay equation."
             )
         pld = values.pop()
+    pld = _timing_seconds(sidecar, "PostLabelingDelay", pld)
+    labeling_duration = _timing_seconds(sidecar, "LabelingDuration", meta["LabelingDuration"])
     n_pulses = 0
     if meta["BackgroundSuppression"]:
         if "BackgroundSuppressionNumberPulses" not in meta:
@@ -121,7 +149,7 @@ def read_asl_constants(sidecar: str | Path, background_pulse_efficiency: float =
         defaults["labeling_efficiency"] = float(meta["LabelingEfficiency"])
     return AslConstants(
         post_labeling_delay=float(pld),
-        labeling_duration=float(meta["LabelingDuration"]),
+        labeling_duration=labeling_duration,
         n_background_pulses=n_pulses,
         background_pulse_efficiency=background_pulse_efficiency,
         **defaults,
@@ -182,6 +210,69 @@ def load_m0(path: str | Path, asl_img) -> np.ndarray:
         )
     data = np.asarray(img.dataobj, dtype=float)
     return data.mean(axis=3) if data.ndim == 4 else data
+
+
+def run_m0(sidecar: str | Path, asl_img, volume_types: pd.Series, m0_path: str | Path | None = None):
+    """The M0 of an ASL run by its sidecar's ``M0Type``, as a 3-D array on the run's grid.
+
+    Parameters
+    ----------
+    sidecar : path
+        ``*_asl.json``.
+    asl_img : nibabel image
+        The ASL run (4-D).
+    volume_types : pandas.Series of str, length n_volumes
+        From :func:`read_aslcontext`.
+    m0_path : path, optional
+        ``*_m0scan.nii.gz``, needed for ``M0Type`` ``Separate``.
+
+    Returns
+    -------
+    m0 : ndarray, shape (nx, ny, nz)
+        ``Separate``: the M0 scan (:func:`load_m0`); ``Included``: the mean of
+        the series' ``m0scan`` volumes; ``Estimate``: ``M0Estimate`` in every
+        voxel.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: an M0Type not in :data:`M0_TYPES` (``Absent`` included:
+        CBF in ml/100 g/min needs an M0), ``Included`` without ``m0scan``
+        volumes, ``Estimate`` without a positive ``M0Estimate``.
+    """
+    sidecar = Path(sidecar)
+    meta = read_json(sidecar, "ASL sidecar")
+    m0_type = meta.get("M0Type")
+    if m0_type == "Separate":
+        if not m0_path:
+            raise FileNotFoundError(
+                f"{sidecar}: M0Type is 'Separate' but the run has no *_m0scan.nii.gz; add it next to the run."
+            )
+        return load_m0(m0_path, asl_img)
+    if m0_type == "Included":
+        selected = np.flatnonzero(np.asarray(volume_types) == "m0scan")
+        if selected.size == 0:
+            raise ValueError(
+                f"{sidecar}: M0Type is 'Included' but the run's aslcontext.tsv lists no m0scan volume; mark "
+                "the M0 volumes as m0scan, or set M0Type to what the run has."
+            )
+        return np.asarray(asl_img.dataobj, dtype=np.float32)[..., selected].astype(float).mean(axis=3)
+    if m0_type == "Estimate":
+        value = meta.get("M0Estimate")
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            value = np.nan
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(
+                f"{sidecar}: M0Type is 'Estimate' but M0Estimate is {meta.get('M0Estimate')!r}; give one "
+                "positive M0 value (on the scale of the ASL series)."
+            )
+        return np.full(asl_img.shape[:3], value)
+    raise ValueError(
+        f"{sidecar}: M0Type is {m0_type!r}; CBF is quantified with M0Type {list(M0_TYPES)} (an M0 scan, M0 "
+        "volumes in the series, or an M0Estimate). Without an M0 the CBF of ml/100 g/min cannot be computed."
+    )
 
 
 def mean_difference(series: np.ndarray, volume_types: pd.Series) -> np.ndarray:

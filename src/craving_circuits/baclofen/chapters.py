@@ -30,6 +30,7 @@ from __future__ import annotations
 import pandas as pd
 
 from craving_circuits.baclofen import cue, perfusion
+from craving_circuits.baclofen.layout import SESSIONS
 from craving_circuits.stats.contrasts import replicate_generators, replicate_ids
 from craving_circuits.stats.mediation import mediation_analysis
 
@@ -44,6 +45,7 @@ def cue_tests(
     n_bootstrap: int = 5000,
     alpha: float = 0.05,
     rng=None,
+    sessions=SESSIONS,
 ) -> dict[str, pd.DataFrame]:
     """The cue chapter at ROI level: T1 response, CBF-cue associations, cue-induced craving, mediation.
 
@@ -59,6 +61,8 @@ def cue_tests(
         stacked replicates, one Generator per replicate: a mapping from
         replicate label to Generator, or a sequence in the order of the sorted
         labels (see :func:`craving_circuits.stats.contrasts.generators`).
+    sessions : (str, str)
+        The session labels before and after randomisation.
 
     Returns
     -------
@@ -74,12 +78,16 @@ def cue_tests(
         change on the cue change and on the craving change).
     """
     rng = replicate_generators(rng, replicate_ids(roi_effects))
-    t1 = cue.session_response(roi_effects, "ses-T1", alpha=alpha)
-    roi_changes = perfusion.participant_change(roi_effects, "value", by=("roi",))
+    t1 = cue.session_response(roi_effects, sessions[0], alpha=alpha)
+    roi_changes = perfusion.participant_change(roi_effects, "value", sessions, by=("roi",))
     associations = cue.roi_associations(roi_changes, dlpfc_change, n_boot=n_bootstrap, rng=rng, alpha=alpha)
     craving = cue.cue_craving(ratings_table, participants)
-    craving_test = perfusion.region_change_tests(craving.assign(region="craving"), "craving_rise", alpha=alpha)
-    med_table, med_exclusions = cue.mediation_table(dlpfc_change, roi_changes, craving)
+    craving_test = perfusion.region_change_tests(
+        craving.assign(region="craving"), "craving_rise", alpha=alpha, sessions=sessions
+    )
+    # the mediation table pairs the sessions by their default labels
+    canonical = craving.assign(session_id=craving["session_id"].replace(dict(zip(sessions, SESSIONS))))
+    med_table, med_exclusions = cue.mediation_table(dlpfc_change, roi_changes, canonical)
     med_cue = mediation_analysis(
         med_table, "baclofen", "dlpfc_change", "cue_change", n_boot=n_bootstrap, rng=rng, alpha=alpha
     )

@@ -6,7 +6,9 @@ Data conventions
   ``group``: ``baclofen`` or ``placebo``) and, per session,
   ``sub-*/ses-*/perf/`` with ``*_asl.nii.gz``, ``*_aslcontext.tsv``,
   ``*_asl.json`` and ``*_m0scan.nii.gz`` (see :mod:`craving_circuits.baclofen.asl`).
-  Sessions are ``ses-T1`` (before) and ``ses-T2`` (after randomisation).
+  Sessions are ``ses-T1`` (before) and ``ses-T2`` (after randomisation) by
+  default; every function that pairs them takes ``sessions`` (before, after)
+  for a study with other labels.
 * The run table has one row per ASL run: ``participant_id, group,
   session_id, asl, asl_json, aslcontext, m0``.
 * Maps are ``(n_runs, n_voxels)`` float32 over the analysis mask (C order of
@@ -33,12 +35,12 @@ from nilearn.image import resample_to_img
 from craving_circuits import __version__
 from craving_circuits.baclofen.asl import (
     cbf_qc,
-    load_m0,
     mean_difference,
     quantification_record,
     quantify_cbf,
     read_asl_constants,
     read_aslcontext,
+    run_m0,
 )
 from craving_circuits.baclofen.layout import GROUPS, SESSIONS
 from craving_circuits.io.atlas import tissue_probabilities
@@ -54,10 +56,13 @@ from craving_circuits.stats.voxelwise import cluster_on_roi
 
 __all__ = [
     "RUN_COLUMNS",
+    "COVERAGE_COLUMNS",
+    "MIN_COVERAGE",
     "perfusion_mask",
     "asl_run_cbf",
     "CbfMaps",
     "cbf_maps",
+    "derived_cbf_maps",
     "time_difference_maps",
     "global_change",
     "global_change_test",
@@ -70,6 +75,10 @@ __all__ = [
     "region_values",
     "participant_change",
 ]
+
+
+#: Share of the brain mask a run must cover (M0 positive) to be analysed on the common coverage.
+MIN_COVERAGE = 0.5
 
 
 def perfusion_mask(runs: pd.DataFrame) -> nib.Nifti1Image:
@@ -85,7 +94,13 @@ def perfusion_mask(runs: pd.DataFrame) -> nib.Nifti1Image:
     return nib.Nifti1Image((np.asarray(img.dataobj) > 0).astype(np.uint8), reference.affine)
 
 
-def asl_run_cbf(run: dict, mask: np.ndarray, affine: np.ndarray, background_pulse_efficiency: float = 0.95) -> dict:
+def asl_run_cbf(
+    run: dict,
+    mask: np.ndarray,
+    affine: np.ndarray,
+    background_pulse_efficiency: float = 0.95,
+    min_coverage: float = MIN_COVERAGE,
+) -> dict:
     """CBF of one run over the mask: a pure function of the run's files.
 
     Parameters
@@ -95,16 +110,23 @@ def asl_run_cbf(run: dict, mask: np.ndarray, affine: np.ndarray, background_puls
     mask : ndarray of bool, shape (nx, ny, nz)
     affine : ndarray, shape (4, 4)
         The grid the run must be on.
+    min_coverage : float
+        Share of the mask a run must cover (M0 positive and finite). A run
+        covering less of the mask has NaN CBF where it has no M0 (partial
+        coverage: the study is analysed on the common coverage, see
+        :func:`cbf_maps`).
 
     Returns
     -------
-    dict with ``cbf`` (n_voxels,) and ``record`` (the quantification constants).
+    dict with ``cbf`` (n_voxels,), NaN outside the run's coverage, and
+    ``record`` (the quantification constants).
 
     Raises
     ------
     ValueError, FileNotFoundError
         Naming the file: another grid, a context that does not match the
-        volumes, an incomplete sidecar, or M0 zero inside the mask.
+        volumes, an incomplete sidecar, or M0 zero in more of the mask than
+        ``1 - min_coverage``.
     """
     img = nib.load(run["asl"])
     if img.ndim != 4 or tuple(img.shape[:3]) != mask.shape or not np.allclose(img.affine, affine, atol=1e-3):
@@ -114,18 +136,24 @@ def asl_run_cbf(run: dict, mask: np.ndarray, affine: np.ndarray, background_puls
         )
     constants = read_asl_constants(run["asl_json"], background_pulse_efficiency)
     types = read_aslcontext(run["aslcontext"], img.shape[3])
-    m0 = load_m0(run["m0"], img)[mask]
+    m0 = run_m0(run["asl_json"], img, types, run.get("m0"))[mask]
     bad = ~(np.isfinite(m0) & (m0 > 0))
-    if bad.any():
+    if bad.mean() > 1 - min_coverage:
         raise ValueError(
-            f"{run['m0']}: M0 is zero or negative in {int(bad.sum())} voxel(s) of the brain mask; "
+            f"{run.get('m0') or run['asl']}: M0 is zero or negative in {int(bad.sum())} voxel(s) of the brain mask "
+            f"({100 * bad.mean():.1f}%, more than the {100 * (1 - min_coverage):g}% a partial coverage may lose); "
             "check the M0 scan (or its registration) before quantifying CBF."
         )
     series = np.asarray(img.dataobj, dtype=np.float32)[mask].T
-    return {
-        "cbf": quantify_cbf(mean_difference(series, types), m0, constants).astype(np.float32),
-        "record": quantification_record(constants),
-    }
+    delta_m = mean_difference(series, types)
+    if not bad.any():
+        return {
+            "cbf": quantify_cbf(delta_m, m0, constants).astype(np.float32),
+            "record": quantification_record(constants),
+        }
+    cbf = np.full(m0.shape, np.nan, np.float32)
+    cbf[~bad] = quantify_cbf(delta_m[~bad], m0[~bad], constants)
+    return {"cbf": cbf, "record": {**quantification_record(constants), "n_uncovered": int(bad.sum())}}
 
 
 @dataclass
@@ -143,6 +171,11 @@ class CbfMaps:
         Runs that could not be quantified (stage ``"cbf"``).
     n_cached : int
         Runs taken from the cache.
+    coverage : pandas.DataFrame
+        Runs with partial coverage (:data:`COVERAGE_COLUMNS`): the voxels of
+        the brain mask each lacks, and the voxels the study's analysis mask
+        lost to them (the mask is the runs' common coverage). Empty when every
+        run covers the whole mask.
     """
 
     runs: pd.DataFrame
@@ -150,6 +183,41 @@ class CbfMaps:
     mask_img: nib.Nifti1Image
     exclusions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=EXCLUSION_COLUMNS))
     n_cached: int = 0
+    coverage: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COVERAGE_COLUMNS))
+
+
+#: Columns of :attr:`CbfMaps.coverage`.
+COVERAGE_COLUMNS = [
+    "participant_id",
+    "session_id",
+    "file",
+    "n_uncovered",
+    "pct_uncovered",
+    "n_mask_lost",
+    "pct_mask_lost",
+]
+
+
+def _common_coverage(table: pd.DataFrame, maps: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """Voxels every run covers, and the runs that lack some, with the loss (voxels and % of the mask)."""
+    covered = np.isfinite(maps)
+    common = covered.all(axis=0)
+    n_mask = maps.shape[1]
+    lacking = np.flatnonzero(~covered.all(axis=1))
+    n_lost = int((~common).sum())
+    rows = [
+        {
+            "participant_id": table.iloc[i]["participant_id"],
+            "session_id": table.iloc[i]["session_id"],
+            "file": table.iloc[i]["asl"],
+            "n_uncovered": int((~covered[i]).sum()),
+            "pct_uncovered": 100.0 * (~covered[i]).sum() / n_mask,
+            "n_mask_lost": n_lost,
+            "pct_mask_lost": 100.0 * n_lost / n_mask,
+        }
+        for i in lacking
+    ]
+    return common, pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
 
 
 def _cbf_stem(run: dict) -> str:
@@ -157,14 +225,15 @@ def _cbf_stem(run: dict) -> str:
 
 
 def _asl_inputs(run: dict) -> list[str]:
-    return [run["asl"], run["asl_json"], run["aslcontext"], run["m0"]]
+    return [p for p in (run["asl"], run["asl_json"], run["aslcontext"], run["m0"]) if p]
 
 
 def _cbf_job(
     run: dict, mask: np.ndarray, affine: np.ndarray, gm: np.ndarray, wm: np.ndarray, background_pulse_efficiency: float
 ) -> RunOutput:
     result = asl_run_cbf(run, mask, affine, background_pulse_efficiency)
-    qc = cbf_qc(result["cbf"], gm, wm)
+    covered = np.isfinite(result["cbf"])
+    qc = cbf_qc(result["cbf"], gm, wm) if covered.all() else cbf_qc(result["cbf"][covered], gm[covered], wm[covered])
     return RunOutput(
         result["cbf"], {**result["record"], "qc": qc, "source": run["asl"], "m0": run["m0"], "units": "ml/100 g/min"}
     )
@@ -201,6 +270,11 @@ def cbf_maps(
     Returns
     -------
     CbfMaps
+        When some runs cover only part of the brain mask (M0 zero outside
+        their field of view), every map is restricted to the voxels all runs
+        cover (``mask_img`` too) and ``coverage`` lists the loss; a run that
+        covers less than :data:`MIN_COVERAGE` of the mask stops with an error
+        naming it.
     """
     mask_img = perfusion_mask(runs)
     mask = np.asarray(mask_img.dataobj) > 0
@@ -236,7 +310,74 @@ def cbf_maps(
             **{k: [o.record["qc"][k] for o in outputs] for k in qc_names},
             cbf_map=[str(cache.paths(run)[0]) for run in table.to_dict("records")],
         )
-    return CbfMaps(table, mapped.maps(int(mask.sum())), mask_img, mapped.exclusions, mapped.n_cached)
+    maps = mapped.maps(int(mask.sum()))
+    common, coverage = _common_coverage(table, maps)
+    if coverage.empty:
+        return CbfMaps(table, maps, mask_img, mapped.exclusions, mapped.n_cached)
+    # partial coverage: the analysis mask is the voxels every run covers, the loss listed
+    restricted = mask.copy()
+    restricted[mask] = common
+    mask_img = nib.Nifti1Image(restricted.astype(np.uint8), mask_img.affine)
+    return CbfMaps(table, maps[:, common], mask_img, mapped.exclusions, mapped.n_cached, coverage)
+
+
+def derived_cbf_maps(runs: pd.DataFrame, tissue_threshold: float = 0.7) -> CbfMaps:
+    """CBF maps quantified elsewhere (ASLPrep), read on the grid of the first map: no quantification here.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        From :func:`craving_circuits.baclofen.layout.collect_aslprep_cbf`.
+    tissue_threshold : float
+        As :func:`cbf_maps`, for the QC columns computed here.
+
+    Returns
+    -------
+    CbfMaps
+        ``runs`` has the QC columns of :func:`cbf_maps` (computed the same way
+        on the derived maps), ``cbf_map`` (the derived file), ``quantified``
+        (False: the maps were read, not computed from label/control images)
+        and ``qc_table`` (ASLPrep's own QC table, empty when absent). A map on
+        another grid than the first, or with non-finite values in the brain
+        mask, is listed in ``exclusions`` (stage ``"cbf"``) with its reason.
+    """
+    if runs.empty:
+        raise ValueError("No CBF map to analyse; check the exclusions table.")
+    reference = nib.load(runs.iloc[0]["cbf"])
+    grid = tuple(reference.shape[:3])
+    ref3d = nib.Nifti1Image(np.zeros(grid, np.uint8), reference.affine)
+    brain = resample_to_img(
+        load_mni152_brain_mask(resolution=1), ref3d, interpolation="nearest", force_resample=True, copy_header=True
+    )
+    mask = np.asarray(brain.dataobj) > 0
+    mask_img = nib.Nifti1Image(mask.astype(np.uint8), reference.affine)
+    tissue = tissue_probabilities(mask_img)
+    gm, wm = tissue["gm"][mask] > tissue_threshold, tissue["wm"][mask] > tissue_threshold
+    kept, maps, qcs, exclusions = [], [], [], []
+    for i, run in enumerate(runs.to_dict("records")):
+        img = nib.load(run["cbf"])
+        data = np.asarray(img.dataobj, dtype=np.float32)
+        data = data[..., 0] if data.ndim == 4 and data.shape[3] == 1 else data
+        reason = None
+        if data.shape != grid or not np.allclose(img.affine, reference.affine, atol=1e-3):
+            reason = f"shape {data.shape} or affine unlike the first map's {grid}; resample every map to one grid"
+        elif not np.isfinite(data[mask]).all():
+            reason = f"{int((~np.isfinite(data[mask])).sum())} non-finite CBF value(s) in the brain mask"
+        if reason:
+            exclusions.append(
+                {"participant_id": run["participant_id"], "session_id": run["session_id"], "state": "rest"}
+                | {"stage": "cbf", "file": run["cbf"], "reason": reason}
+            )
+            continue
+        kept.append(i)
+        maps.append(data[mask])
+        qcs.append(cbf_qc(data[mask], gm.astype(float), wm.astype(float)))
+    table = runs.iloc[kept].reset_index(drop=True)
+    qc = pd.DataFrame(qcs, index=table.index)
+    table = pd.concat([table, qc], axis=1).assign(cbf_map=table["cbf"], quantified=False, qc_table=table["qc"])
+    table = table.drop(columns=["cbf", "qc"])
+    stacked = np.vstack(maps).astype(np.float32) if maps else np.zeros((0, int(mask.sum())), np.float32)
+    return CbfMaps(table, stacked, mask_img, pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS))
 
 
 def time_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions=SESSIONS):
@@ -254,6 +395,8 @@ def time_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions=SESSIONS
         raise ValueError(f"{len(runs)} runs but {len(maps)} maps; they must match row by row.")
     first, second = sessions
     runs = runs.reset_index(drop=True)
+    if len(runs):
+        _require_sessions(runs["session_id"], sessions)
     rows, diffs, exclusions = [], [], []
     for pid, sub in runs.groupby("participant_id", sort=True):
         have = set(sub["session_id"])
@@ -281,7 +424,9 @@ def time_difference_maps(runs: pd.DataFrame, maps: np.ndarray, sessions=SESSIONS
     )
 
 
-def global_change(runs: pd.DataFrame, table: pd.DataFrame, column: str = "mean_gm_cbf") -> np.ndarray:
+def global_change(
+    runs: pd.DataFrame, table: pd.DataFrame, column: str = "mean_gm_cbf", sessions=SESSIONS
+) -> np.ndarray:
     """Each participant's ``T2 - T1`` change of mean grey-matter CBF, in the row order of ``table``.
 
     Parameters
@@ -290,13 +435,16 @@ def global_change(runs: pd.DataFrame, table: pd.DataFrame, column: str = "mean_g
         ``CbfMaps.runs`` (with the QC column ``column``).
     table : pandas.DataFrame
         From :func:`time_difference_maps`.
+    sessions : (str, str)
+        The session labels before and after.
 
     Returns
     -------
     change : ndarray, shape (n_participants,)
     """
     wide = runs.pivot_table(index="participant_id", columns="session_id", values=column)
-    change = wide[SESSIONS[1]] - wide[SESSIONS[0]]
+    _require_sessions(wide.columns, sessions)
+    change = wide[sessions[1]] - wide[sessions[0]]
     return change.loc[table["participant_id"]].to_numpy(dtype=float)
 
 
@@ -452,6 +600,16 @@ def region_values(
     return out[["region", "participant_id", "group", "session_id", "cbf"]]
 
 
+def _require_sessions(found, sessions) -> None:
+    """A clear error when the table lacks one of the two sessions (instead of a KeyError)."""
+    absent = [s for s in sessions if s not in set(found)]
+    if absent:
+        raise ValueError(
+            f"No value in session(s) {absent}; the table has the sessions {sorted(set(found))}. Set the parameter "
+            "sessions to your study's labels (before, after)."
+        )
+
+
 def participant_change(values: pd.DataFrame, value: str = "cbf", sessions=SESSIONS, by=()) -> pd.DataFrame:
     """``T2 - T1`` of a value per participant (and per level of ``by``, e.g. ``("roi",)``).
 
@@ -466,6 +624,7 @@ def participant_change(values: pd.DataFrame, value: str = "cbf", sessions=SESSIO
     """
     keys = [*([REPLICATE] if REPLICATE in values.columns else []), "participant_id", "group", *by]
     wide = values.pivot_table(index=keys, columns="session_id", values=value).reset_index()
+    _require_sessions(values["session_id"], sessions)
     wide = wide.dropna(subset=list(sessions))
     out = wide[keys].copy()
     out.columns.name = None
@@ -474,7 +633,7 @@ def participant_change(values: pd.DataFrame, value: str = "cbf", sessions=SESSIO
 
 
 def group_by_time_welch(
-    values: pd.DataFrame, value: str = "cbf", term: str = "group x time", alpha: float = 0.05
+    values: pd.DataFrame, value: str = "cbf", term: str = "group x time", alpha: float = 0.05, sessions=SESSIONS
 ) -> pd.DataFrame:
     """Baclofen minus placebo in each participant's ``T2 - T1`` change, by Welch's t (no equal variances assumed).
 
@@ -484,13 +643,15 @@ def group_by_time_welch(
         ``participant_id, group, session_id`` and ``value`` (one region).
     term : str
     alpha : float
+    sessions : (str, str)
+        The session labels before and after.
 
     Returns
     -------
     row : pandas.DataFrame
         ``n``, ``term, estimate, se, ci_low, ci_high, p`` and ``df``.
     """
-    change = participant_change(values, value)
+    change = participant_change(values, value, sessions)
     by_group = {g: change.loc[change["group"] == g, "change"].to_numpy() for g in GROUPS}
     return welch_difference(by_group["baclofen"], by_group["placebo"], term, alpha)
 
@@ -499,7 +660,9 @@ def group_by_time_welch(
 REGION_TEST_COLUMNS = ["region", "term", "n", "estimate", "se", "ci_low", "ci_high", "p", "df", "method"]
 
 
-def region_change_tests(values: pd.DataFrame, value: str = "cbf", alpha: float = 0.05) -> pd.DataFrame:
+def region_change_tests(
+    values: pd.DataFrame, value: str = "cbf", alpha: float = 0.05, sessions=SESSIONS
+) -> pd.DataFrame:
     """Group x time in each region from each participant's ``T2 - T1`` change (summary statistics).
 
     ``T2 - T1 | <group>`` is the one-sample t of the group's changes and
@@ -527,7 +690,7 @@ def region_change_tests(values: pd.DataFrame, value: str = "cbf", alpha: float =
     replicates = replicate_ids(values)
     frames = []
     for region, sub in values.groupby("region", sort=False):
-        change = participant_change(sub, value)
+        change = participant_change(sub, value, sessions)
         by_group = {g: stack_columns(change[change["group"] == g], ["change"], replicates)[0] for g in GROUPS}
         for g in GROUPS:
             row = mean_change(by_group[g], f"T2 - T1 | {g}", alpha)
@@ -542,7 +705,9 @@ def region_change_tests(values: pd.DataFrame, value: str = "cbf", alpha: float =
     return replicate_major(pd.concat(frames, ignore_index=True))[[REPLICATE, *REGION_TEST_COLUMNS]]
 
 
-def global_change_test(runs: pd.DataFrame, column: str = "mean_gm_cbf", alpha: float = 0.05) -> pd.DataFrame:
+def global_change_test(
+    runs: pd.DataFrame, column: str = "mean_gm_cbf", alpha: float = 0.05, sessions=SESSIONS
+) -> pd.DataFrame:
     """Does the drug change global CBF? Welch's t of the ``T2 - T1`` change of mean grey-matter CBF between groups.
 
     A drug that raises flow everywhere raises every region's CBF too; whether
@@ -560,10 +725,10 @@ def global_change_test(runs: pd.DataFrame, column: str = "mean_gm_cbf", alpha: f
     row : pandas.DataFrame
         As :func:`group_by_time_welch`.
     """
-    return group_by_time_welch(runs, column, "baclofen - placebo: T2 - T1 of global CBF", alpha)
+    return group_by_time_welch(runs, column, "baclofen - placebo: T2 - T1 of global CBF", alpha, sessions)
 
 
-def global_sensitivity(analyses: dict, roi: str, alpha: float = 0.05) -> pd.DataFrame:
+def global_sensitivity(analyses: dict, roi: str, alpha: float = 0.05, sessions=SESSIONS) -> pd.DataFrame:
     """The group x time result of the ROI with and without the global-CBF adjustment, voxelwise and in the ROI.
 
     Parameters
@@ -597,7 +762,7 @@ def global_sensitivity(analyses: dict, roi: str, alpha: float = 0.05) -> pd.Data
                 "p": p,
             }
         )
-        welch = group_by_time_welch(values[values["region"] == roi], alpha=alpha).iloc[0]
+        welch = group_by_time_welch(values[values["region"] == roi], alpha=alpha, sessions=sessions).iloc[0]
         rows.append(
             {
                 "global_cbf": label,
