@@ -85,9 +85,7 @@ def cue_tests(
     craving_test = perfusion.region_change_tests(
         craving.assign(region="craving"), "craving_rise", alpha=alpha, sessions=sessions
     )
-    # the mediation table pairs the sessions by their default labels
-    canonical = craving.assign(session_id=craving["session_id"].replace(dict(zip(sessions, SESSIONS))))
-    med_table, med_exclusions = cue.mediation_table(dlpfc_change, roi_changes, canonical)
+    med_table, med_exclusions = cue.mediation_table(dlpfc_change, roi_changes, craving, sessions)
     med_cue = mediation_analysis(
         med_table, "baclofen", "dlpfc_change", "cue_change", n_boot=n_bootstrap, rng=rng, alpha=alpha
     )

@@ -370,9 +370,18 @@ def roi_associations(
 
 
 def mediation_table(
-    dlpfc_change: pd.DataFrame, cue_change: pd.DataFrame, craving: pd.DataFrame
+    dlpfc_change: pd.DataFrame, cue_change: pd.DataFrame, craving: pd.DataFrame, sessions=("ses-T1", "ses-T2")
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per participant for the mediation models, and who could not enter them.
+
+    Parameters
+    ----------
+    dlpfc_change, cue_change : pandas.DataFrame
+        Per-participant changes (``change``), after - before.
+    craving : pandas.DataFrame
+        From :func:`cue_craving`.
+    sessions : (str, str)
+        The labels of the sessions before and after (the craving change is after - before).
 
     Returns
     -------
@@ -387,7 +396,8 @@ def mediation_table(
     person = [*rep, "participant_id"]
     cue_mean = cue_change.groupby(person)["change"].mean().rename("cue_change")
     wide = craving.pivot_table(index=person, columns="session_id", values="craving_rise")
-    craving_change = (wide.get("ses-T2") - wide.get("ses-T1")).rename("craving_change")
+    before, after = sessions
+    craving_change = (wide.get(after) - wide.get(before)).rename("craving_change")
     table = dlpfc_change.set_index(person).rename(columns={"change": "dlpfc_change"})
     table = table.join(cue_mean, how="outer").join(craving_change, how="outer")
     measures = ["dlpfc_change", "cue_change", "craving_change"]
