@@ -56,7 +56,6 @@ def _command(root: Path, n_jobs: int = 2) -> list[str]:
         str(n_jobs),
         "--set",
         "n_permutations=200",
-        "n_bootstrap=300",
     ]
 
 
