@@ -207,21 +207,22 @@ def confounds_problem(path: str | Path, n_volumes: int) -> str | None:
         return f"{path} lacks the motion column(s) {missing}: it is not an fMRIPrep confounds table; {fix}"
     if len(table) != n_volumes:
         return f"{path} has {len(table)} rows but the run has {n_volumes} volumes (one row per volume); {fix}"
-    for column in table.columns:
-        text = table[column].str.strip()
-        missing_cells = text.isin(["n/a", ""])
-        values = pd.to_numeric(text.mask(missing_cells), errors="coerce")
-        bad = values.isna() & ~missing_cells
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
+    # every cell at once; the first column with a problem is reported, as a reader scanning the table would
+    text = np.char.strip(table.to_numpy(dtype=str))
+    missing_cells = (text == "n/a") | (text == "")
+    numbers = pd.to_numeric(pd.Series(np.where(missing_cells, "0", text).ravel()), errors="coerce")
+    bad = numbers.isna().to_numpy().reshape(text.shape) & ~missing_cells
+    late = missing_cells[1:]
+    for j in np.flatnonzero(bad.any(axis=0) | late.any(axis=0)):
+        column = table.columns[j]
+        if bad[:, j].any():
+            row = int(np.flatnonzero(bad[:, j])[0])
             return f"{path}, column {column!r}, row {row + 1}: {table[column].iloc[row]!r} is not a number; {fix}"
-        late = missing_cells.to_numpy()[1:]
-        if late.any():
-            row = int(np.flatnonzero(late)[0]) + 1
-            return (
-                f"{path}, column {column!r}, row {row + 1}: a missing value after the first row "
-                f"(fMRIPrep writes n/a only in the first); {fix}"
-            )
+        row = int(np.flatnonzero(late[:, j])[0]) + 1
+        return (
+            f"{path}, column {column!r}, row {row + 1}: a missing value after the first row "
+            f"(fMRIPrep writes n/a only in the first); {fix}"
+        )
     return None
 
 
