@@ -198,6 +198,17 @@ def confounds_problem(path: str | Path, n_volumes: int) -> str | None:
     """
     path = Path(path)
     fix = "copy fMRIPrep's desc-confounds_timeseries.tsv of this run again, or leave the run out"
+    try:  # the common case, a good file, parsed as numbers at once
+        numeric = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False, encoding="utf-8")
+        values = numeric.to_numpy(dtype=float)
+        if (
+            len(numeric) == n_volumes
+            and all(c in numeric.columns for c in MOTION_COLUMNS)
+            and not np.isnan(values[1:]).any()
+        ):
+            return None
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError, TypeError):
+        pass  # read again as text below, to say what is wrong
     try:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8")
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
