@@ -24,6 +24,7 @@ from craving_circuits.simulate.cocaine import build_geometry, simulate_participa
 from craving_circuits.simulate.signals import SmoothNoiseField
 from craving_circuits.verdict import calibration
 from craving_circuits.verdict import claims as registry
+from figure_checks import assert_book_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -384,6 +385,7 @@ def test_wide_tables_and_figure_of_a_summary():
         calibration.power_table(summary[summary["measure"] != "power"])
     fig = plotting.plot_calibration(summary)
     assert len(fig.axes) == 2 and len(fig.axes[1].get_lines()) >= 1
+    assert_book_figure(fig)
 
 
 def test_independent_maps_are_not_standardised_over_the_draw():

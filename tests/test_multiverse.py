@@ -10,6 +10,7 @@ from craving_circuits.cocaine import multiverse, secondlevel
 from craving_circuits.cocaine.denoise import Strategy
 from craving_circuits.io.schemas import ROI_COLUMNS
 from craving_circuits.verdict import claims, planted
+from figure_checks import assert_book_figure
 
 
 def test_specifications_cross_every_choice():
@@ -101,6 +102,7 @@ def test_specification_curve_figure():
     table = multiverse.multiverse_table(_roi_table(names, {names[0]: 0.3, names[1]: 0.3}), specs)
     fig = plotting.plot_specification_curve(table, "dlpfc", "craving - neutral | CUD")
     assert len(fig.axes) == 2
+    assert_book_figure(fig)
     with pytest.raises(ValueError, match="No rows"):
         plotting.plot_specification_curve(table, "dlpfc", "nothing")
     recovery = pd.DataFrame(

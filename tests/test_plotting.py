@@ -1,9 +1,26 @@
 """Figures: each function draws what it is given (one axis per target, points per participant)."""
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import pytest
 
 from craving_circuits.book import plotting
+from craving_circuits.io.atlas import brain_mask
+from figure_checks import assert_book_figure, colorbar_titles
+
+
+@pytest.fixture(autouse=True)
+def every_figure_fits_the_column():
+    """Each figure a test of this file draws must fit the text column with legible fonts."""
+    plt.close("all")
+    yield
+    figures = [plt.figure(n) for n in plt.get_fignums()]
+    try:
+        for fig in figures:
+            assert_book_figure(fig)
+    finally:
+        plt.close("all")
 
 
 def _changes(seed=0):
@@ -104,3 +121,36 @@ def test_baclofen_figures():
     )
     fig = plotting.plot_association(table, "x", "y", "dlPFC", "cue")
     assert fig.axes[0].get_xlabel() == "dlPFC" and len(fig.axes[0].lines) >= 1
+
+
+def test_brain_figures_fit_the_column_and_name_their_colour_bar():
+    mask_img = brain_mask(8)
+    n = int((np.asarray(mask_img.dataobj) > 0).sum())
+    values = np.random.default_rng(3).normal(0, 2, n)
+    for glass in (False, True):
+        fig = plotting.plot_stat(values, mask_img, "a t map", threshold=1.0, glass=glass, colorbar_label="t")
+        assert colorbar_titles(fig) == ["t"]
+    fig = plotting.plot_stat(values, mask_img, "z", display_mode="z", cut_coords=(-8, 12), colorbar_label="z")
+    assert colorbar_titles(fig) == ["z"]
+    inside = np.asarray(mask_img.dataobj) > 0
+    rois = {}
+    for name, keep in (("a", values > 2), ("b", values < -2)):
+        volume = np.zeros(inside.shape, bool)
+        volume[inside] = keep
+        rois[name] = volume
+    plotting.plot_rois(mask_img, rois, cut_coords=(0, 10))
+
+
+def test_book_style_sets_the_fonts_and_leaves_the_figures_fitting():
+    import matplotlib as mpl
+
+    with mpl.rc_context():
+        mpl.rcParams["font.size"] = 5  # a caller's tiny default does not reach the book's figures
+        fig = plotting.plot_association(
+            pd.DataFrame({"group": ["baclofen", "placebo"] * 3, "x": np.arange(6.0), "y": np.arange(6.0)[::-1]}),
+            "x",
+            "y",
+        )
+        assert min(t.get_fontsize() for t in fig.axes[0].get_xticklabels()) >= plotting.MIN_FONT_PT
+        plotting.use_book_style()  # outside IPython: only the matplotlib settings
+        assert mpl.rcParams["xtick.labelsize"] == plotting.MIN_FONT_PT

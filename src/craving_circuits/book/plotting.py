@@ -4,12 +4,25 @@ Brain figures use nilearn's plotting on its bundled MNI152 template (no
 download); tables in are the long/tidy tables of the other modules. The
 matplotlib backend is left to the caller (inline in notebooks, Agg on a
 machine without a display).
+
+Figure conventions
+------------------
+* Every figure is drawn for the book's text column: at most
+  :data:`COLUMN_WIDTH_IN` inches wide, legends included, so that at the
+  notebook's 100 pixels per inch it is shown at its own size, never shrunk.
+* Every text is at least :data:`MIN_FONT_PT` points at that size
+  (:data:`FIGURE_STYLE`, applied while each function draws).
+* :func:`use_book_style` (called once by each chapter) renders figures as
+  "retina" PNGs: twice the pixels, shown at the figure's size (200 dpi).
+* Colour bars carry the name of what they show; legends sit outside the data.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import nibabel as nib
 import numpy as np
@@ -26,6 +39,10 @@ from craving_circuits.stats.voxelwise import to_img
 from craving_circuits.verdict.calibration import CONDITIONS
 
 __all__ = [
+    "COLUMN_WIDTH_IN",
+    "FIGURE_STYLE",
+    "MIN_FONT_PT",
+    "use_book_style",
     "plot_motion",
     "plot_carpet",
     "plot_rois",
@@ -46,6 +63,68 @@ __all__ = [
     "plot_specification_curve",
 ]
 
+#: Width of the book's text column (688 CSS pixels) at the notebooks' 100 pixels per inch.
+COLUMN_WIDTH_IN = 6.85
+
+#: The smallest font of any figure, in points at the size the figure is shown.
+MIN_FONT_PT = 9
+
+#: Matplotlib settings of every figure of the book.
+FIGURE_STYLE = {
+    "figure.dpi": 100,
+    "savefig.dpi": 200,
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 10,
+    "xtick.labelsize": MIN_FONT_PT,
+    "ytick.labelsize": MIN_FONT_PT,
+    "legend.fontsize": MIN_FONT_PT,
+    "legend.title_fontsize": MIN_FONT_PT,
+    "figure.titlesize": 11,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def use_book_style() -> None:
+    """Render the chapter's figures in the book's style: :data:`FIGURE_STYLE`, and "retina" PNGs inline.
+
+    Called once at the top of a notebook; outside IPython only the matplotlib
+    settings change.
+    """
+    mpl.rcParams.update(FIGURE_STYLE)
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # pragma: no cover - IPython is in the requirements
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("retina")
+
+
+def _book_figure(draw):
+    """Draw ``draw``'s figure under :data:`FIGURE_STYLE` (font sizes are fixed when text is created)."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(FIGURE_STYLE):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+def _panel_width(n_panels: int, per_panel: float, extra: float = 0.0) -> float:
+    """Figure width for ``n_panels`` side by side, capped at the text column."""
+    return min(COLUMN_WIDTH_IN, n_panels * per_panel + extra)
+
+
+def _label_colorbar(display, label: str) -> None:
+    """Name what a nilearn display's colour bar shows (nothing to do when it has none)."""
+    cbar = getattr(display, "_cbar", None)
+    if cbar is not None:
+        cbar.ax.set_title(label, fontsize=MIN_FONT_PT, color="black", pad=4)
+
+
 BACLOFEN_COLORS = {"baclofen": "#7b3294", "placebo": "#808080"}
 
 GROUP_COLORS = {"CUD": "#c0392b", "control": "#2c7fb8"}
@@ -62,6 +141,7 @@ def _mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, flo
     return mean, mean - half, mean + half
 
 
+@_book_figure
 def plot_motion(motion: pd.DataFrame, value: str = "mean_fd"):
     """Per-run head motion by group and state (points and group means).
 
@@ -70,7 +150,7 @@ def plot_motion(motion: pd.DataFrame, value: str = "mean_fd"):
     motion : pandas.DataFrame
         ``group, state`` and the column ``value`` (e.g. mean framewise displacement).
     """
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(5.4, 3.3))
     states = ["neutral", "craving"]
     rng = np.random.default_rng(0)  # jitter only
     for g_i, (group, color) in enumerate(GROUP_COLORS.items()):
@@ -83,27 +163,29 @@ def plot_motion(motion: pd.DataFrame, value: str = "mean_fd"):
     ax.set_xticks([0.5, 3.5], states)
     ax.set_ylabel(value.replace("_", " ") + (" (mm)" if "fd" in value else ""))
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=g) for g, c in GROUP_COLORS.items()]
-    ax.legend(handles=handles, frameon=False)
+    ax.legend(handles=handles, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title("Head motion per run (mean ± 95 % CI)")
     fig.tight_layout()
     return fig
 
 
+@_book_figure
 def plot_carpet(bold_path, mask_img: nib.Nifti1Image, t_r: float, title: str | None = None):
     """Carpet plot of one run (nilearn ``plot_carpet``)."""
 
-    fig = plt.figure(figsize=(8, 4))
+    fig = plt.figure(figsize=(COLUMN_WIDTH_IN, 3.6))
     nl_carpet(str(bold_path), mask_img=mask_img, t_r=t_r, figure=fig, title=title, standardize="zscore_sample")
     return fig
 
 
+@_book_figure
 def plot_rois(
     mask_img: nib.Nifti1Image, rois: dict[str, np.ndarray], title: str = "ROIs", cut_coords=(-14, -6, 4, 16, 32)
 ):
     """ROIs as filled contours on the MNI template, one colour per ROI, on axial slices."""
 
     colors = plt.get_cmap("tab10").colors
-    fig = plt.figure(figsize=(10, 3))
+    fig = plt.figure(figsize=(COLUMN_WIDTH_IN, 2.2))
     display = plot_anat(
         figure=fig,
         display_mode="z",
@@ -125,14 +207,15 @@ def plot_rois(
             )
     fig.legend(
         handles=[Patch(color=c, label=name) for c, name in zip(colors, rois)],
-        loc="lower center",
-        ncol=len(rois),
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(len(rois), 4),
         frameon=False,
-        fontsize=8,
     )
     return fig
 
 
+@_book_figure
 def plot_stat(
     values: np.ndarray,
     mask_img: nib.Nifti1Image,
@@ -143,6 +226,7 @@ def plot_stat(
     vmax: float | None = None,
     display_mode: str = "ortho",
     cut_coords=(0, 14, 2),
+    colorbar_label: str = "t",
 ):
     """A statistic map (stat map or glass brain).
 
@@ -157,33 +241,38 @@ def plot_stat(
         Show only these voxels (e.g. FWE-significant clusters).
     display_mode, cut_coords
         Slices of the stat map (not used for the glass brain), as in nilearn.
+    colorbar_label : str
+        What the colour bar shows.
     """
 
     shown = np.where(keep, values, 0.0) if keep is not None else values
     img = to_img(shown, mask_img)
-    fig = plt.figure(figsize=(9, 3))
+    fig = plt.figure(figsize=(COLUMN_WIDTH_IN, 2.6))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="empty mask")  # nothing to show is a valid result
-        _draw_stat(img, fig, title, threshold, glass, vmax, display_mode, cut_coords)
+        display = _draw_stat(img, fig, title, threshold, glass, vmax, display_mode, cut_coords)
+    _label_colorbar(display, colorbar_label)
     return fig
 
 
 def _draw_stat(img, fig, title, threshold, glass, vmax, display_mode, cut_coords):
 
     if glass:
-        plot_glass_brain(img, threshold=threshold, figure=fig, title=title, colorbar=True, plot_abs=False, vmax=vmax)
-    else:
-        plot_stat_map(
-            img,
-            threshold=threshold,
-            figure=fig,
-            title=title,
-            display_mode=display_mode,
-            cut_coords=cut_coords,
-            vmax=vmax,
+        return plot_glass_brain(
+            img, threshold=threshold, figure=fig, title=title, colorbar=True, plot_abs=False, vmax=vmax
         )
+    return plot_stat_map(
+        img,
+        threshold=threshold,
+        figure=fig,
+        title=title,
+        display_mode=display_mode,
+        cut_coords=cut_coords,
+        vmax=vmax,
+    )
 
 
+@_book_figure
 def plot_test(result, mask_img: nib.Nifti1Image, title: str, alpha: float = 0.05):
     """Glass brain of the t map of a permutation test, showing FWE-significant clusters only.
 
@@ -197,6 +286,7 @@ def plot_test(result, mask_img: nib.Nifti1Image, title: str, alpha: float = 0.05
     return plot_stat(result.t, mask_img, title, threshold=result.threshold, glass=True, keep=keep, vmax=vmax)
 
 
+@_book_figure
 def plot_roi_deltas(diff: pd.DataFrame, targets=("dlpfc", "thalamus_midline")):
     """Craving - neutral NAcc coupling per participant (mean over sessions), by group.
 
@@ -206,7 +296,7 @@ def plot_roi_deltas(diff: pd.DataFrame, targets=("dlpfc", "thalamus_midline")):
         From :func:`craving_circuits.cocaine.secondlevel.roi_state_differences` for one strategy.
     """
     per_person = diff.groupby(["participant_id", "group", "target"], as_index=False)["delta"].mean()
-    fig, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 3.5), sharey=True)
+    fig, axes = plt.subplots(1, len(targets), figsize=(_panel_width(len(targets), 3.2), 3.3), sharey=True)
     rng = np.random.default_rng(0)  # jitter only
     for ax, target in zip(np.atleast_1d(axes), targets):
         for g_i, (group, color) in enumerate(GROUP_COLORS.items()):
@@ -222,11 +312,14 @@ def plot_roi_deltas(diff: pd.DataFrame, targets=("dlpfc", "thalamus_midline")):
     return fig
 
 
+@_book_figure
 def plot_strategy_comparison(diff: pd.DataFrame, targets=("dlpfc", "thalamus_midline")):
     """Mean craving - neutral change (± 95 % CI) by denoising strategy and group."""
     per_person = diff.groupby(["participant_id", "group", "strategy", "target"], as_index=False)["delta"].mean()
     strategies = list(dict.fromkeys(per_person["strategy"]))
-    fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 0.6 * len(strategies) + 1.8), sharex=True)
+    fig, axes = plt.subplots(
+        1, len(targets), figsize=(_panel_width(len(targets), 3.4), 0.5 * len(strategies) + 1.8), sharex=True
+    )
     for ax, target in zip(np.atleast_1d(axes), targets):
         for g_i, (group, color) in enumerate(GROUP_COLORS.items()):
             for s_i, strategy in enumerate(strategies):
@@ -252,11 +345,12 @@ def plot_strategy_comparison(diff: pd.DataFrame, targets=("dlpfc", "thalamus_mid
         ax.set_title(f"NAcc - {target}")
         ax.set_xlabel("craving - neutral (Fisher z)")
     handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
+    fig.tight_layout()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
     return fig
 
 
+@_book_figure
 def plot_crlb(mrs: pd.DataFrame, metabolite: str = "Glu", max_crlb: float | None = 20.0):
     """Reported CRLB against the measured concentration of every spectrum of one metabolite.
 
@@ -301,6 +395,7 @@ def _fit_band(ax, x, y, color):
     ax.fill_between(grid, pred["mean_ci_lower"], pred["mean_ci_upper"], color=color, alpha=0.2, lw=0)
 
 
+@_book_figure
 def plot_coupling(
     table: pd.DataFrame,
     targets=("thalamus_midline", "dlpfc"),
@@ -315,7 +410,7 @@ def plot_coupling(
         From :func:`craving_circuits.cocaine.glutamate.participant_changes`.
     """
 
-    fig, axes = plt.subplots(1, len(targets), figsize=(4.5 * len(targets), 3.8), sharex=True)
+    fig, axes = plt.subplots(1, len(targets), figsize=(_panel_width(len(targets), 3.4), 3.6), sharex=True)
     for ax, target in zip(np.atleast_1d(axes), targets):
         for group, color in GROUP_COLORS.items():
             sub = table[table["group"] == group]
@@ -325,7 +420,7 @@ def plot_coupling(
         if len(x) >= 4:
             _fit_band(ax, x, y, GROUP_COLORS["CUD"])
             r = st.pearsonr(x, y)
-            ax.set_title(f"NAcc - {target}: CUD r = {r.statistic:.2f}, p = {r.pvalue:.3g}", fontsize=10)
+            ax.set_title(f"NAcc - {target}\nCUD r = {r.statistic:.2f}, p = {r.pvalue:.3g}")
         ax.axhline(0, color="grey", lw=0.6)
         ax.axvline(0, color="grey", lw=0.6)
         ax.set_xlabel(glu_label)
@@ -335,6 +430,7 @@ def plot_coupling(
     return fig
 
 
+@_book_figure
 def plot_predictors(
     table: pd.DataFrame,
     outcome: str,
@@ -342,7 +438,7 @@ def plot_predictors(
     log_columns=("cocaine_g_per_week",),
 ):
     """The outcome against each predictor (CUD), with least-squares fits and 95 % bands."""
-    fig, axes = plt.subplots(1, len(predictors), figsize=(4.2 * len(predictors), 3.5), sharey=True)
+    fig, axes = plt.subplots(1, len(predictors), figsize=(_panel_width(len(predictors), 3.4), 3.3), sharey=True)
     y = table[outcome].to_numpy(float)
     for ax, name in zip(np.atleast_1d(axes), predictors):
         x = table[name].to_numpy(float)
@@ -357,6 +453,7 @@ def plot_predictors(
     return fig
 
 
+@_book_figure
 def plot_drug_interaction(
     changes: pd.DataFrame,
     by: str | None = "target",
@@ -373,7 +470,9 @@ def plot_drug_interaction(
         outcome column ``by`` (one panel each; None: one panel).
     """
     outcomes = [None] if by is None else list(dict.fromkeys(changes[by]))
-    fig, axes = plt.subplots(1, len(outcomes), figsize=(4 * len(outcomes), 3.5), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(outcomes), figsize=(_panel_width(len(outcomes), 3.3), 3.3), sharey=True, squeeze=False
+    )
     for ax, outcome in zip(axes[0], outcomes):
         sub = changes if outcome is None else changes[changes[by] == outcome]
         for g_i, (group, color) in enumerate(GROUP_COLORS.items()):
@@ -395,6 +494,7 @@ def plot_drug_interaction(
     return fig
 
 
+@_book_figure
 def plot_equivalence(evidence, title: str | None = None):
     """Equivalence-bounds plot: each contrast's 90 % and 95 % CIs against the SESOI bounds.
 
@@ -413,11 +513,17 @@ def plot_equivalence(evidence, title: str | None = None):
     tables = evidence if isinstance(evidence, dict) else {title or "": evidence}
     n_rows = max(len(t) for t in tables.values())
     same_terms = len({tuple(t["term"]) for t in tables.values()}) == 1
-    width = 4.5 * len(tables) + 3.0 if same_terms else 7.5 * len(tables)
+    # panels with the same rows side by side (one set of row labels); otherwise one under the other
+    shape = (1, len(tables)) if same_terms else (len(tables), 1)
+    height = 0.45 * n_rows + 1.6
     fig, axes = plt.subplots(
-        1, len(tables), figsize=(width, 0.45 * n_rows + 1.6), sharex=True, sharey=same_terms, squeeze=False
+        *shape,
+        figsize=(COLUMN_WIDTH_IN, height if same_terms else height * len(tables)),
+        sharex=True,
+        sharey=same_terms,
+        squeeze=False,
     )
-    for i, (ax, (label, table)) in enumerate(zip(axes[0], tables.items())):
+    for i, (ax, (label, table)) in enumerate(zip(axes.ravel(), tables.items())):
         scale = (table["bound"] / table["bound_dz"]).to_numpy(float)  # the SD that standardises each row
         bound = float(table["bound_dz"].iloc[0])
         ax.axvspan(-bound, bound, color="#2ca25f", alpha=0.15, lw=0)
@@ -427,15 +533,16 @@ def plot_equivalence(evidence, title: str | None = None):
             ax.plot([row.ci_low / sd, row.ci_high / sd], [yi, yi], color="black", lw=1)
             ax.plot([row.ci90_low / sd, row.ci90_high / sd], [yi, yi], color="black", lw=4, solid_capstyle="butt")
             ax.plot(row.estimate / sd, yi, "o", color="white", mec="black", ms=6)
-            ax.annotate(row.verdict, (1.02, yi), xycoords=("axes fraction", "data"), va="center", fontsize=8)
+            ax.annotate(row.verdict, (1.02, yi), xycoords=("axes fraction", "data"), va="center")
         if i == 0 or not same_terms:
             ax.set_yticks(y, table["term"])
         ax.set_xlabel("standardised effect (d_z; d between groups)")
-        ax.set_title(f"{label + ': ' if label else ''}SESOI ± {bound:g} (shaded)", fontsize=10)
+        ax.set_title(f"{label + ': ' if label else ''}SESOI ± {bound:g} (shaded)")
     fig.tight_layout()
     return fig
 
 
+@_book_figure
 def plot_bf_robustness(curves: dict, default_scale: float = float(np.sqrt(2) / 2)):
     """BF01 as a function of the Cauchy prior scale, one line per contrast (log axis).
 
@@ -459,7 +566,6 @@ def plot_bf_robustness(curves: dict, default_scale: float = float(np.sqrt(2) / 2
                 text,
                 (1.0, level),
                 xycoords=("axes fraction", "data"),
-                fontsize=7,
                 ha="right",
                 va="bottom",
                 color="grey",
@@ -468,11 +574,12 @@ def plot_bf_robustness(curves: dict, default_scale: float = float(np.sqrt(2) / 2
     ax.set_yscale("log")
     ax.set_xlabel("Cauchy prior scale r")
     ax.set_ylabel("BF01 (evidence for no effect)")
-    ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     fig.tight_layout()
     return fig
 
 
+@_book_figure
 def plot_group_time(
     values: pd.DataFrame, value: str, by: str | None = None, ylabel: str | None = None, sessions=("ses-T1", "ses-T2")
 ):
@@ -484,7 +591,7 @@ def plot_group_time(
         ``group, session_id, value`` (and ``by``, one panel per level).
     """
     panels = [None] if by is None else list(dict.fromkeys(values[by]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(_panel_width(len(panels), 3.3), 3.3), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         sub = values if panel is None else values[values[by] == panel]
         for g_i, (group, color) in enumerate(BACLOFEN_COLORS.items()):
@@ -506,6 +613,7 @@ def plot_group_time(
     return fig
 
 
+@_book_figure
 def plot_association(table: pd.DataFrame, x: str, y: str, xlabel: str | None = None, ylabel: str | None = None):
     """Scatter of two participant-level changes by group, with the least-squares fit over everyone and its band."""
     fig, ax = plt.subplots(figsize=(5, 3.8))
@@ -523,9 +631,10 @@ def plot_association(table: pd.DataFrame, x: str, y: str, xlabel: str | None = N
     return fig
 
 
+@_book_figure
 def plot_cbf_qc(runs: pd.DataFrame):
     """Mean grey- against white-matter CBF of every run (QC), by group and session."""
-    fig, ax = plt.subplots(figsize=(5, 3.8))
+    fig, ax = plt.subplots(figsize=(4.6, 3.6))
     for group, color in BACLOFEN_COLORS.items():
         for session, marker in (("ses-T1", "o"), ("ses-T2", "s")):
             sub = runs[(runs["group"] == group) & (runs["session_id"] == session)]
@@ -540,11 +649,12 @@ def plot_cbf_qc(runs: pd.DataFrame):
             )
     ax.set_xlabel("mean white-matter CBF (ml/100 g/min)")
     ax.set_ylabel("mean grey-matter CBF (ml/100 g/min)")
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
 
 
+@_book_figure
 def plot_calibration(summary: pd.DataFrame, alpha: float = 0.05):
     """Every error rate (false positives where a claim's effect is absent, equivalence at the bound) with its
     interval, and power against the effect size.
@@ -556,8 +666,10 @@ def plot_calibration(summary: pd.DataFrame, alpha: float = 0.05):
     """
 
     fpr = summary[summary["holds"].notna()]
-    height = max(4.8, 0.18 * len(fpr) + 1.2)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, height), gridspec_kw={"width_ratios": [1.1, 1]})
+    height = max(2.5, 0.17 * len(fpr) + 1.0)
+    fig, (left, right) = plt.subplots(
+        2, 1, figsize=(COLUMN_WIDTH_IN, height + 3.4), gridspec_kw={"height_ratios": [height, 2.4]}
+    )
     labels = [
         f"{row.claim_id} | {row.condition}" + (" (equivalence)" if row.measure != "false-positive rate" else "")
         for row in fpr.itertuples()
@@ -575,7 +687,7 @@ def plot_calibration(summary: pd.DataFrame, alpha: float = 0.05):
     left.scatter(fpr["rate"], y, c=colors, zorder=3)
     left.axvline(alpha, color="k", ls="--", lw=0.8)
     left.axvline(float(fpr["criterion"].max()), color="#c0392b", ls=":", lw=0.8)
-    left.set_yticks(y, labels, fontsize=8)
+    left.set_yticks(y, labels)
     left.set_xlabel("error rate (95 % Clopper-Pearson); dotted: the criterion of its upper end")
     left.set_title("Does each test hold its level?")
     power = summary[summary["measure"] == "power"]
@@ -591,11 +703,12 @@ def plot_calibration(summary: pd.DataFrame, alpha: float = 0.05):
     right.set_xlabel("planted effects")
     right.set_ylabel("power")
     right.set_title("How often is a planted effect found?")
-    right.legend(fontsize=7, loc="lower right")
+    right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="claim")
     fig.tight_layout()
     return fig
 
 
+@_book_figure
 def plot_specification_curve(table: pd.DataFrame, target: str, term: str):
     """Specification curve of one contrast: estimates with CIs sorted, and the choices below them.
 
@@ -613,20 +726,22 @@ def plot_specification_curve(table: pd.DataFrame, target: str, term: str):
     ordered = _spec_order(sub)
     matrix = specification_matrix(sub)
     x = np.arange(len(ordered))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(COLUMN_WIDTH_IN, 5.2), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
     colors = np.where(ordered["significant"], "#c0392b", "0.5")
     top.vlines(x, ordered["ci_low"], ordered["ci_high"], colors=colors, lw=1.5)
     top.scatter(x, ordered["estimate"], c=colors, zorder=3)
     top.axhline(0, color="k", lw=0.8)
     top.set_ylabel("estimate (Fisher z)")
     top.set_title(
-        f"{term} ({target}): {int(ordered['significant'].sum())} of {len(ordered)} specifications significant (red)"
+        f"{term} ({target})\n{int(ordered['significant'].sum())} of {len(ordered)} specifications significant (red)"
     )
     for row, name in enumerate(matrix.columns):
         on = matrix[name].to_numpy() == 1
         bottom.scatter(x[on], np.full(on.sum(), row), marker="s", color="k", s=25)
         bottom.scatter(x[~on], np.full((~on).sum(), row), marker="s", color="0.85", s=25)
-    bottom.set_yticks(range(len(matrix.columns)), matrix.columns, fontsize=8)
+    bottom.set_yticks(range(len(matrix.columns)), matrix.columns)
     bottom.invert_yaxis()
     bottom.set_xlabel("specification (sorted by estimate)")
     bottom.set_xticks(x)
