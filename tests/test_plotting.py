@@ -1,6 +1,11 @@
 """Figures: each function draws what it is given (one axis per target, points per participant)."""
 
+import html as html_module
+import re
+
+import matplotlib as mpl
 import matplotlib.pyplot as plt
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -142,8 +147,6 @@ def test_brain_figures_fit_the_column_and_name_their_colour_bar():
 
 
 def test_book_style_sets_the_fonts_and_leaves_the_figures_fitting():
-    import matplotlib as mpl
-
     with mpl.rc_context():
         mpl.rcParams["font.size"] = 5  # a caller's tiny default does not reach the book's figures
         fig = plotting.plot_association(
@@ -154,3 +157,22 @@ def test_book_style_sets_the_fonts_and_leaves_the_figures_fitting():
         assert min(t.get_fontsize() for t in fig.axes[0].get_xticklabels()) >= plotting.MIN_FONT_PT
         plotting.use_book_style()  # outside IPython: only the matplotlib settings
         assert mpl.rcParams["xtick.labelsize"] == plotting.MIN_FONT_PT
+
+
+def test_interactive_map_is_offline_and_writes_the_nifti(tmp_path):
+    mask_img = brain_mask(8)
+    n = int((np.asarray(mask_img.dataobj) > 0).sum())
+    values = np.random.default_rng(4).normal(0, 2, n)
+    out = plotting.interactive_map(
+        values, mask_img, "CUD: craving - neutral", threshold=2.0, nifti_path=tmp_path / "maps" / "t.nii.gz"
+    )
+    page = out.data
+    assert page.startswith("<iframe") and "srcdoc=" in page
+    inner = html_module.unescape(page.split('srcdoc="', 1)[1].split('" style=', 1)[0])
+    # nothing the browser would fetch: no src or href pointing to the network
+    assert not re.findall(r"(?:src|href)\s*=\s*[\"']https?://", inner, re.IGNORECASE)
+    assert "brainsprite" in inner.lower()  # the viewer itself is inline
+    written = nib.load(tmp_path / "maps" / "t.nii.gz")
+    inside = np.asarray(mask_img.dataobj) > 0
+    np.testing.assert_allclose(np.asarray(written.dataobj)[inside], values, rtol=1e-6)
+    assert "maps/t.nii.gz" in page

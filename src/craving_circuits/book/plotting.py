@@ -20,7 +20,10 @@ Figure conventions
 from __future__ import annotations
 
 import functools
+import html
+import re
 import warnings
+from pathlib import Path
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -28,13 +31,15 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from IPython.display import HTML
 from matplotlib.patches import Patch
-from nilearn.plotting import plot_anat, plot_glass_brain, plot_stat_map
+from nilearn.plotting import plot_anat, plot_glass_brain, plot_stat_map, view_img
 from nilearn.plotting import plot_carpet as nl_carpet
 from scipy import stats
 from scipy import stats as st
 
 from craving_circuits.cocaine.multiverse import _spec_order, specification_matrix
+from craving_circuits.io.files import write_nifti
 from craving_circuits.stats.voxelwise import to_img
 from craving_circuits.verdict.calibration import CONDITIONS
 
@@ -43,6 +48,7 @@ __all__ = [
     "FIGURE_STYLE",
     "MIN_FONT_PT",
     "use_book_style",
+    "interactive_map",
     "plot_motion",
     "plot_carpet",
     "plot_rois",
@@ -123,6 +129,67 @@ def _label_colorbar(display, label: str) -> None:
     cbar = getattr(display, "_cbar", None)
     if cbar is not None:
         cbar.ax.set_title(label, fontsize=MIN_FONT_PT, color="black", pad=4)
+
+
+#: nilearn's viewer page links a favicon on the network; the book loads nothing from it.
+_NETWORK_LINK = re.compile(r"<link[^>]*href=[\"']https?://[^>]*>", re.IGNORECASE)
+
+
+def interactive_map(
+    values: np.ndarray,
+    mask_img: nib.Nifti1Image,
+    title: str,
+    threshold: float | None = None,
+    nifti_path: str | Path | None = None,
+    colorbar_label: str = "t",
+    height: int = 300,
+) -> HTML:
+    """An interactive slice viewer of a statistic map that works offline (nilearn's ``view_img``).
+
+    The viewer's page is self-contained (its scripts and images inline); the
+    favicon link nilearn adds is removed, so it requests nothing from the
+    network. With ``nifti_path`` the map is also written there as NIfTI and a
+    download link is shown under the viewer.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_voxels,)
+        The map on the mask's voxels.
+    mask_img : nibabel.Nifti1Image
+    title : str
+    threshold : float, optional
+        Values of smaller magnitude are transparent.
+    nifti_path : path, optional
+        Where to write the map (``.nii.gz``), relative to the notebook's working directory.
+    colorbar_label : str
+        What the values are (shown in the title).
+    height : int
+        Viewer height in pixels (its width follows the text column).
+
+    Returns
+    -------
+    IPython.display.HTML
+    """
+    img = to_img(np.asarray(values, dtype=np.float32), mask_img)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # masked-array notes from nilearn's colour scaling
+        view = view_img(
+            img,
+            threshold=threshold,
+            title=f"{title} ({colorbar_label})",
+            symmetric_cmap=True,
+            black_bg=False,
+            colorbar=True,
+        )
+    page = _NETWORK_LINK.sub("", view.get_standalone())
+    frame = (
+        f'<iframe class="cc-map" title="{html.escape(title)}" srcdoc="{html.escape(page)}" '
+        f'style="width: 100%; height: {int(height)}px; border: none;"></iframe>'
+    )
+    if nifti_path is not None:
+        path = write_nifti(nifti_path, img)
+        frame += f'<p class="cc-download">The map as NIfTI: <code>{html.escape(path.as_posix())}</code></p>'
+    return HTML(frame)
 
 
 BACLOFEN_COLORS = {"baclofen": "#7b3294", "placebo": "#808080"}
