@@ -47,3 +47,14 @@ def test_book_ready_rewrites_sources_and_text_outputs_and_labels_the_injected_ce
     assert out[1]["data"]["text/html"] == "<td>x</td>" and out[1]["data"]["image/png"] == "iVBORw0KGgo="
     assert out[2]["evalue"] == "no y" and out[2]["traceback"] == ["File z.py"]
     nbformat.validate(ready)
+
+
+def test_a_variant_run_gets_its_own_title(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# NAcc seed connectivity\n\nDoes the film raise coupling?")]
+    ready = book_ready(nb, tmp_path, title="NAcc seed connectivity: the null study")
+    assert ready.cells[0].source == "# NAcc seed connectivity: the null study\n\nDoes the film raise coupling?"
+    assert book_ready(nb, tmp_path).cells[0].source == nb.cells[0].source
+    untitled = nbformat.v4.new_notebook()
+    untitled.cells = [nbformat.v4.new_code_cell("x = 1")]
+    assert book_ready(untitled, tmp_path, title="T").cells[0].source == "# T"

@@ -64,7 +64,7 @@ def _walk_strings(value, change):
     return value
 
 
-def book_ready(nb: nbformat.NotebookNode, root: str | Path) -> nbformat.NotebookNode:
+def book_ready(nb: nbformat.NotebookNode, root: str | Path, title: str | None = None) -> nbformat.NotebookNode:
     """A copy of an executed notebook for the book: paths relative to ``root``, the injected cell labelled.
 
     * Every cell source and every text output (stream, plain text, HTML,
@@ -73,11 +73,15 @@ def book_ready(nb: nbformat.NotebookNode, root: str | Path) -> nbformat.Notebook
     * The ``injected-parameters`` cell starts with :data:`INJECTED_HEADER`
       instead of papermill's comment, so the page does not seem to contradict
       the defaults shown above it.
+    * With ``title``, the page's title (the first ``# `` heading of the first
+      Markdown cell) is the run's, so that a variant run of a notebook (the
+      null study, a positive control) is not titled as the main chapter.
 
     Parameters
     ----------
     nb : nbformat.NotebookNode
     root : path
+    title : str, optional
 
     Returns
     -------
@@ -88,6 +92,8 @@ def book_ready(nb: nbformat.NotebookNode, root: str | Path) -> nbformat.Notebook
     def change(text: str) -> str:
         return relative_to_root(text, root)
 
+    if title:
+        _retitle(out, title)
     for cell in out.cells:
         cell.source = change(cell.source)
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
@@ -104,3 +110,18 @@ def book_ready(nb: nbformat.NotebookNode, root: str | Path) -> nbformat.Notebook
                 if mime.startswith("text/") or mime.endswith("json") or mime.endswith("+json"):
                     output["data"][mime] = _walk_strings(data, change)
     return out
+
+
+def _retitle(nb: nbformat.NotebookNode, title: str) -> None:
+    """Replace the first level-1 heading of the first Markdown cell (in place); add one if there is none."""
+    first = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    if first is None:
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}"))
+        return
+    lines = first.source.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("# "):
+            lines[i] = f"# {title}"
+            first.source = "\n".join(lines)
+            return
+    first.source = f"# {title}\n\n{first.source}"
