@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import HTML
 
-__all__ = ["COLUMN_WIDTH_PX", "DECISION_COLUMNS", "format_column", "show_table", "table_columns"]
+__all__ = ["COLUMN_WIDTH_PX", "DECISION_COLUMNS", "findings_box", "format_column", "show_table", "table_columns"]
 
 #: Width of the book's text column in CSS pixels.
 COLUMN_WIDTH_PX = 688
@@ -252,3 +252,61 @@ def _download(table: pd.DataFrame, name: str) -> str:
         return f"the full table is in the run's results as <code>{html.escape(name)}</code>"
     uri = "data:text/tab-separated-values;base64," + base64.b64encode(data).decode()
     return f'<a class="cc-download" download="{html.escape(name)}" href="{uri}">full table ({html.escape(name)})</a>'
+
+
+def _value(x) -> str:
+    """One number for a sentence: three significant digits."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return MISSING
+    return MISSING if not np.isfinite(x) else f"{x:.3g}"
+
+
+def _p_text(p) -> str:
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        return ""
+    if not np.isfinite(p):
+        return ""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def findings_box(findings: pd.DataFrame, title: str = "What this chapter finds", data: str | None = None) -> HTML:
+    """The box a chapter opens with: each of its claims, the verdict and the numbers it rests on.
+
+    Parameters
+    ----------
+    findings : pandas.DataFrame
+        From :func:`craving_circuits.verdict.findings.chapter_findings`.
+    title : str
+    data : str, optional
+        One sentence on the data the verdicts are about (e.g. the study banner's).
+
+    Returns
+    -------
+    IPython.display.HTML
+        An admonition (the theme's ``tip`` style), one item per claim.
+    """
+    items = []
+    for row in findings.itertuples(index=False):
+        numbers = ""
+        if _value(row.estimate) != MISSING:
+            interval = ""
+            if _value(row.ci_low) != MISSING and _value(row.ci_high) != MISSING:
+                interval = f", 95 % CI {_value(row.ci_low)} to {_value(row.ci_high)}"
+            p = _p_text(row.p)
+            numbers = f" {html.escape(str(row.test))}: {html.escape(str(row.statistic))} {_value(row.estimate)}"
+            numbers += f"{interval}{', ' + html.escape(p) if p else ''}."
+        items.append(
+            f"<li><strong>{html.escape(str(row.claim))}</strong>: "
+            f'<span class="cc-verdict cc-value-{_slug(str(row.verdict))}">{html.escape(str(row.verdict))}</span> '
+            f"({html.escape(str(row.detail))}).{numbers}</li>"
+        )
+    body = f"<ul>{''.join(items)}</ul>" if items else "<p>This chapter tests none of the claims of the ledger.</p>"
+    lead = f"<p>{html.escape(data)}</p>" if data else ""
+    return HTML(
+        f'<div class="admonition tip cc-findings"><p class="admonition-title">{html.escape(title)}</p>'
+        f"{lead}{body}</div>"
+    )

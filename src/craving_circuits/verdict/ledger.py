@@ -40,7 +40,7 @@ from craving_circuits.io.schemas import LEDGER_COLUMNS
 from craving_circuits.io.tables import read_table
 from craving_circuits.verdict.claims import CLAIMS, Claim, Estimand
 
-__all__ = ["LEDGER_COLUMNS", "VERDICTS", "claims_ledger", "ledger_summary"]
+__all__ = ["LEDGER_COLUMNS", "VERDICTS", "claim_verdict", "claims_ledger", "ledger_summary"]
 
 VERDICTS = ("supported", "not supported", "evidence of absence")
 
@@ -80,7 +80,24 @@ def _number(value) -> float:
         return np.nan
 
 
-def _verdict(claim: Claim, row: pd.Series, equivalence: pd.Series | None, alpha: float) -> tuple[str, str]:
+def claim_verdict(claim: Claim, row: pd.Series, equivalence: pd.Series | None, alpha: float) -> tuple[str, str]:
+    """The verdict on one claim and what it rests on (see the module docstring).
+
+    Parameters
+    ----------
+    claim : Claim
+    row : pandas.Series
+        The claim's test: ``estimate`` and ``p``.
+    equivalence : pandas.Series or None
+        For a claim of absence, its equivalence row (``p_equivalence``, ``bound``).
+    alpha : float
+
+    Returns
+    -------
+    verdict : str
+        One of :data:`VERDICTS`.
+    detail : str
+    """
     p, estimate = _number(row["p"]), _number(row["estimate"])
     significant = bool(np.isfinite(p) and p < alpha)
     if claim.direction is not None:
@@ -162,7 +179,7 @@ def claims_ledger(
             equivalence, eq_source = _equivalence_row(results_dir, claim.equivalence)
             if eq_source not in sources:
                 sources.append(eq_source)
-        verdict, detail = _verdict(claim, row, equivalence, alpha)
+        verdict, detail = claim_verdict(claim, row, equivalence, alpha)
         present = row.get("planted_present")
         has_truth = isinstance(present, (bool, np.bool_)) or str(present) in ("True", "False")
         present = (str(present) == "True") if has_truth else None
