@@ -34,11 +34,21 @@ import base64
 import html
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import HTML
+from myst_nb import glue
 
-__all__ = ["COLUMN_WIDTH_PX", "DECISION_COLUMNS", "findings_box", "format_column", "show_table", "table_columns"]
+__all__ = [
+    "COLUMN_WIDTH_PX",
+    "DECISION_COLUMNS",
+    "figure",
+    "findings_box",
+    "format_column",
+    "show_table",
+    "table_columns",
+]
 
 #: Width of the book's text column in CSS pixels.
 COLUMN_WIDTH_PX = 688
@@ -310,3 +320,24 @@ def findings_box(findings: pd.DataFrame, title: str = "What this chapter finds",
         f'<div class="admonition tip cc-findings"><p class="admonition-title">{html.escape(title)}</p>'
         f"{lead}{body}</div>"
     )
+
+
+def figure(key: str, fig) -> None:
+    """Glue a figure under ``key`` for the page's numbered, captioned ``{glue:figure}`` (not shown here).
+
+    The Markdown cell after the call places it with a caption and alt text::
+
+        ```{glue:figure} key
+        :name: fig-key
+        :alt: what the figure shows
+
+        Caption.
+        ```
+
+    Parameters
+    ----------
+    key : str
+    fig : matplotlib.figure.Figure
+    """
+    glue(key, fig, display=False)
+    plt.close(fig)
