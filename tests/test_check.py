@@ -184,6 +184,8 @@ def test_a_corrupted_baclofen_study_reports_each_problem_in_one_pass(baclofen_co
     sidecar.write_text(json.dumps(meta | {"PostLabelingDelay": 1800}))
     ratings = baclofen_copy / "phenotype" / "craving_ratings.tsv"
     _set_cell(ratings, 5, "craving", "seven")
+    other = baclofen_copy / "sub-02" / "ses-T1" / "perf" / "sub-02_ses-T1_asl.json"
+    other.write_text(json.dumps(json.loads(other.read_text()) | {"M0Type": "Absent"}))
     cue_confounds = next(
         (baclofen_copy / "derivatives" / "fmriprep" / "sub-02" / "ses-T2" / "func").glob("*confounds*.tsv")
     )
@@ -193,7 +195,8 @@ def test_a_corrupted_baclofen_study_reports_each_problem_in_one_pass(baclofen_co
     errors = report.errors.set_index("file")["error"]
     assert f"file lines {{'{pid}': [4, {duplicate}]}}" in errors[str(participants)]
     assert "PostLabelingDelay is 1800" in errors[str(sidecar)] and "milliseconds" in errors[str(sidecar)]
-    assert len(report.errors) == 2  # the ratings are read once participants.tsv is valid
+    assert "M0Type is 'Absent'" in errors[str(other)]
+    assert len(report.errors) == 3  # the ratings are read once participants.tsv is valid
     cue = report.exclusions[report.exclusions["file"] == str(cue_confounds)]
     assert len(cue) == 1 and "is not a readable tab-separated table" in cue["reason"].iloc[0]
     assert not report.runs["participant_id"].eq(pid).any()  # a participant on two rows is not used
@@ -208,7 +211,7 @@ def test_a_corrupted_baclofen_study_reports_each_problem_in_one_pass(baclofen_co
     before = tree_checksum(baclofen_copy)
     assert cli.main(["check", "--bids-dir", str(baclofen_copy), "--chapter", "baclofen"]) == 1
     out = capsys.readouterr().out
-    assert f"\n  {sidecar}" in out and "Errors (2):" in out
+    assert f"\n  {sidecar}" in out and f"\n  {other}" in out and "Errors (3):" in out
     assert tree_checksum(baclofen_copy) == before
 
 

@@ -34,10 +34,11 @@ import nibabel as nib
 import pandas as pd
 
 from craving_circuits.baclofen import layout as baclofen_layout
-from craving_circuits.baclofen.asl import read_asl_constants, read_aslcontext
+from craving_circuits.baclofen.asl import read_asl_constants, read_aslcontext, run_m0
 from craving_circuits.cocaine import layout as cocaine_layout
 from craving_circuits.cocaine import mrs
 from craving_circuits.io.bids import DEFAULT_STATE_TASKS, SPACE
+from craving_circuits.io.files import read_json
 from craving_circuits.io.runs import confounds_problem
 from craving_circuits.io.schemas import EXCLUSION_COLUMNS
 
@@ -331,10 +332,14 @@ def _check_cocaine(
 
 
 def _asl_run_problem(run: dict) -> str | None:
-    """What stops a raw ASL run before quantification: its timing fields or its aslcontext (headers only)."""
+    """What stops a raw ASL run before quantification: its timing fields, aslcontext or M0 (headers only)."""
     try:
         read_asl_constants(run["asl_json"])
-        read_aslcontext(run["aslcontext"], int(nib.load(run["asl"]).shape[3]))
+        img = nib.load(run["asl"])
+        types = read_aslcontext(run["aslcontext"], int(img.shape[3]))
+        m0_type = read_json(run["asl_json"], "ASL sidecar").get("M0Type")
+        if m0_type != "Separate" and not (m0_type == "Included" and (types == "m0scan").any()):
+            run_m0(run["asl_json"], img, types)  # an unknown type, no M0 volume, no M0Estimate: nothing is read
     except (*_READ_ERRORS, IndexError, nib.filebasedimages.ImageFileError) as err:
         return str(err)
     return None
