@@ -100,6 +100,13 @@ def test_asking_for_a_chapter_whose_inputs_are_absent_is_an_error(cocaine_copy, 
     report = _checked(cocaine_copy, tmp_path, chapter="baclofen_cbf")
     assert not report.ok and report.runs.empty
     assert "inputs of the chapter baclofen_cbf not found" in report.errors["error"].iloc[0]
+    wrong = tmp_path / "fmriprep"
+    report = _checked(cocaine_copy, tmp_path, fmriprep_dir=wrong)  # a folder that is not there: not a silent pass
+    assert report.errors["error"].tolist()[:2] == [
+        f"fMRIPrep folder not found: {wrong}; pass the folder that holds sub-*/ses-*/.",
+        f"no chapter's inputs found under {cocaine_copy}: looked for {'; '.join(check.INPUTS.values())}.",
+    ]
+    assert report.chapters.empty and report.runs.empty
     with pytest.raises(ValueError, match="Unknown chapter 'nacc_seed'"):
         check.check_dataset(cocaine_copy, chapter="nacc_seed")
 

@@ -491,6 +491,15 @@ def check_dataset(
         chapters = pd.DataFrame({"chapter": list(CHAPTER_INPUTS), "inputs": "", "present": False, "missing": ""})
     else:
         chapters = available_chapters(bids_dir, fmriprep, aslprep, state_tasks, task)
+    for kind, folder, what in (("rest_bold", fmriprep, "fMRIPrep"), ("asl", aslprep, "ASLPrep")):
+        if folder is not None and not folder.is_dir():
+            found.error(kind, folder, f"{what} folder not found: {folder}; pass the folder that holds sub-*/ses-*/.")
+    if bids_dir.is_dir() and not chapters["present"].any():
+        found.error(
+            "rest_bold",
+            bids_dir,
+            f"no chapter's inputs found under {bids_dir}: looked for {'; '.join(INPUTS.values())}.",
+        )
     names = STUDIES.get(chapter, (chapter,)) if chapter else list(chapters.loc[chapters["present"], "chapter"])
     chapters = chapters[chapters["chapter"].isin(names)].reset_index(drop=True)
     wanted = {kind for name in names for kind in CHAPTER_INPUTS[name]}

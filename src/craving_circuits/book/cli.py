@@ -86,7 +86,7 @@ def _check(args: argparse.Namespace) -> int:
         return 2
     with pd.option_context("display.width", 200, "display.max_colwidth", 400, "display.max_rows", 10_000):
         print("Chapters:")
-        print(report.chapters.to_string(index=False))
+        print(report.chapters.to_string(index=False) if len(report.chapters) else "  none (no chapter's inputs found)")
         print("\nRuns found (per participant, session and state):")
         counts = report.run_counts()
         print(counts.to_string(index=False) if len(counts) else "  none")
