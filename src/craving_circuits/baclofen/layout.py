@@ -354,11 +354,25 @@ def collect_task_runs(
         Columns :data:`TASK_RUN_COLUMNS`.
     exclusions : pandas.DataFrame
         Runs left out, with the missing file.
+
+    Raises
+    ------
+    ValueError
+        If ``participants.tsv`` is invalid (:func:`read_participants`), or one
+        of ``sessions`` has no run of ``task`` while other sessions have
+        (naming the sessions found and the parameter to set).
     """
     bids_dir = Path(bids_dir)
     fmriprep_dir = Path(fmriprep_dir) if fmriprep_dir else bids_dir / "derivatives" / "fmriprep"
     sessions = _check_sessions(sessions)
     participants = read_participants(bids_dir)
+    found = sorted({p.parts[-3] for p in fmriprep_dir.glob(f"sub-*/ses-*/func/*_task-{task}_*_bold.nii.gz")})
+    absent_sessions = [s for s in sessions if s not in found]
+    if found and absent_sessions:
+        raise ValueError(
+            f"{fmriprep_dir}: no run of the task {task} in {absent_sessions}; the runs are in the sessions {found}. "
+            f"Set the parameter sessions to your study's labels (before, after), e.g. sessions={tuple(found[:2])!r}."
+        )
     rows, exclusions = [], []
     for p in participants.itertuples(index=False):
         for session in sessions:

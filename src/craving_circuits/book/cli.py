@@ -13,6 +13,9 @@ calibrate
     chapter shows its intervals when it is there.
 mathjax
     Copy MathJax into the book's static files, so pages need no CDN.
+check
+    Check a dataset for the chapters without analysing it: the runs found,
+    the exclusions with their reasons and the errors (exit status 1 on errors).
 calibrate-images
     Full-pipeline null replicates of both studies at a reduced resolution
     (:mod:`craving_circuits.verdict.image_calibration`), on the chosen engine;
@@ -25,8 +28,10 @@ import argparse
 import sys
 import time
 
+import pandas as pd
 import yaml
 
+from craving_circuits.book.check import check_dataset
 from craving_circuits.book.execute import (
     NotebookFailed,
     execute_plan,
@@ -65,6 +70,34 @@ def _engine_arguments(parser: argparse.ArgumentParser) -> None:
         "or the scheduler at --scheduler-address)",
     )
     parser.add_argument("--scheduler-address", default=None, help="a running Dask scheduler, e.g. tcp://host:8786")
+
+
+def _check(args: argparse.Namespace) -> int:
+    """The ``check`` command: print what :func:`check_dataset` found; 1 on errors."""
+    options = {"task": args.task, "multiple_runs": args.multiple_runs}
+    if args.sessions:
+        options["sessions"] = tuple(args.sessions)
+    if args.state_tasks:
+        options["state_tasks"] = dict(zip(("neutral", "craving"), args.state_tasks))
+    try:
+        report = check_dataset(args.bids_dir, args.fmriprep_dir, args.aslprep_dir, args.chapter, **options)
+    except ValueError as err:  # an unknown chapter
+        print(f"craving-circuits check: {err}", file=sys.stderr)
+        return 2
+    with pd.option_context("display.width", 200, "display.max_colwidth", 400, "display.max_rows", 10_000):
+        print("Chapters:")
+        print(report.chapters.to_string(index=False) if len(report.chapters) else "  none (no chapter's inputs found)")
+        print("\nRuns found (per participant, session and state):")
+        counts = report.run_counts()
+        print(counts.to_string(index=False) if len(counts) else "  none")
+        print(f"\nExclusions ({len(report.exclusions)}):")
+        for row in report.exclusions.itertuples(index=False):
+            print(f"  {row.participant_id} {row.session_id} {row.state} [{row.stage}] {row.file}: {row.reason}")
+        print(f"\nErrors ({len(report.errors)}):")
+        for row in report.errors.itertuples(index=False):
+            print(f"  {row.error}" if row.file in row.error else f"  {row.file}: {row.error}")
+    print(f"\n{args.bids_dir}: {report.summary()}")
+    return 0 if report.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,6 +160,20 @@ def main(argv: list[str] | None = None) -> int:
     cal.add_argument("--n-jobs", type=int, default=1)
     _engine_arguments(cal)
 
+    chk = sub.add_parser("check", help="check a dataset for the chapters without analysing it")
+    chk.add_argument("--bids-dir", required=True, help="root of the BIDS dataset")
+    chk.add_argument(
+        "--fmriprep-dir", default=None, help="fMRIPrep derivatives (default: <bids-dir>/derivatives/fmriprep)"
+    )
+    chk.add_argument("--aslprep-dir", default=None, help="ASLPrep outputs, instead of raw ASL for the CBF chapter")
+    chk.add_argument("--chapter", default=None, help="a chapter (e.g. nacc_seed_fc) or a study (cocaine, baclofen)")
+    chk.add_argument("--sessions", nargs=2, default=None, metavar=("BEFORE", "AFTER"), help="baclofen session labels")
+    chk.add_argument(
+        "--state-tasks", nargs=2, default=None, metavar=("NEUTRAL", "CRAVING"), help="task labels of the rest states"
+    )
+    chk.add_argument("--task", default="smokingcue", help="task label of the cue task")
+    chk.add_argument("--multiple-runs", default="average", choices=("average", "first", "error"))
+
     mj = sub.add_parser("mathjax", help="copy MathJax into the book's static files (no CDN)")
     mj.add_argument("dest", nargs="?", default="_mathjax_static/mathjax")
 
@@ -146,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"{study.bids_dir} ready ({time.perf_counter() - t0:.0f} s)")
         return 0
+    if args.command == "check":
+        return _check(args)
     if args.command == "calibrate-images":
         with compute.start(args.engine, args.scheduler_address, n_workers=args.n_jobs) as engine:
             path, seconds = image_calibration.run_image_calibration(

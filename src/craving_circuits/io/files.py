@@ -244,11 +244,24 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> dict:
 
 
 def read_tsv(path: str | os.PathLike, what: str = "TSV file", **kwargs) -> pd.DataFrame:
-    """Read a BIDS-style TSV (``n/a`` is missing), naming the file on error."""
+    """Read a BIDS-style TSV (``n/a`` is missing), naming the file on error.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is missing.
+    ValueError
+        Naming the file: it is empty (0 bytes) or not a readable tab-separated table.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
-    return pd.read_csv(path, sep="\t", na_values=[BIDS_NA, ""], keep_default_na=False, **kwargs)
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} ({what}) is empty (0 bytes); write a header line and one row per entry.")
+    try:
+        return pd.read_csv(path, sep="\t", na_values=[BIDS_NA, ""], keep_default_na=False, **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} ({what}) cannot be read as a tab-separated table ({err}); fix the file.") from err
 
 
 def short_hash(obj) -> str:

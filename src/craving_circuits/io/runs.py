@@ -55,10 +55,13 @@ __all__ = [
     "file_fingerprint",
     "confounds_problem",
     "MOTION_COLUMNS",
+    "FD_COLUMN",
 ]
 
 #: The head-motion columns every fMRIPrep confounds file has.
 MOTION_COLUMNS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
+#: Framewise displacement (mm, >= 0; ``n/a`` in the first row), read by scrubbing and the head-motion summary.
+FD_COLUMN = "framewise_displacement"
 
 
 class RunExcluded(Exception):
@@ -179,9 +182,10 @@ def confounds_problem(path: str | Path, n_volumes: int) -> str | None:
     ``n/a`` only in the first row (of the derivative, framewise displacement
     and DVARS columns, which have no value for the first volume). A file that
     is not such a table (HTML, binary, another delimiter), lacks a motion
-    column (:data:`MOTION_COLUMNS`), has another number of rows than the run
-    has volumes, or holds a missing or non-numeric value after the first row,
-    cannot denoise the run.
+    column (:data:`MOTION_COLUMNS`) or framewise displacement
+    (:data:`FD_COLUMN`), has another number of rows than the run has volumes,
+    holds a missing or non-numeric value after the first row, or a negative
+    framewise displacement, cannot denoise the run.
 
     Parameters
     ----------
@@ -203,8 +207,9 @@ def confounds_problem(path: str | Path, n_volumes: int) -> str | None:
         values = numeric.to_numpy(dtype=float)
         if (
             len(numeric) == n_volumes
-            and all(c in numeric.columns for c in MOTION_COLUMNS)
+            and all(c in numeric.columns for c in (*MOTION_COLUMNS, FD_COLUMN))
             and not np.isnan(values[1:]).any()
+            and not (numeric[FD_COLUMN] < 0).any()
         ):
             return None
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError, TypeError):
@@ -213,7 +218,7 @@ def confounds_problem(path: str | Path, n_volumes: int) -> str | None:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8")
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
         return f"{path} is not a readable tab-separated table ({type(err).__name__}: {err}); {fix}"
-    missing = [c for c in MOTION_COLUMNS if c not in table.columns]
+    missing = [c for c in (*MOTION_COLUMNS, FD_COLUMN) if c not in table.columns]
     if missing:
         return f"{path} lacks the motion column(s) {missing}: it is not an fMRIPrep confounds table; {fix}"
     if len(table) != n_volumes:
@@ -233,6 +238,13 @@ def confounds_problem(path: str | Path, n_volumes: int) -> str | None:
         return (
             f"{path}, column {column!r}, row {row + 1}: a missing value after the first row "
             f"(fMRIPrep writes n/a only in the first); {fix}"
+        )
+    fd = pd.to_numeric(table[FD_COLUMN].replace({"n/a": None, "": None}))
+    if (fd < 0).any():
+        row = int(np.flatnonzero((fd < 0).to_numpy())[0])
+        return (
+            f"{path}, column {FD_COLUMN!r}, row {row + 1}: {table[FD_COLUMN].iloc[row]!r} is negative "
+            f"(a displacement is >= 0 mm); {fix}"
         )
     return None
 
