@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown, display
 from myst_nb import glue
 
-__all__ = ["side_by_side", "study_banner", "baclofen_banner"]
+from craving_circuits.baclofen.chapters import coverage_note
+
+__all__ = ["side_by_side", "study_banner", "baclofen_banner", "show_coverage"]
 
 
 def side_by_side(tables: dict[str, pd.DataFrame], on: str = "term", columns=("estimate", "p")) -> pd.DataFrame:
@@ -81,6 +84,14 @@ def baclofen_banner(root, truth: dict | None) -> str:
         f"**Data**: simulated baclofen study `{root}`, preset `{p['preset']}` (seed {p['seed']}; "
         f"{p['n_baclofen']} baclofen, {p['n_placebo']} placebo; {p['voxel_size_mm']} mm voxels); {what}."
     )
+
+
+def show_coverage(coverage: pd.DataFrame) -> None:
+    """Show the CBF chapter's coverage: the sentence of :func:`~craving_circuits.baclofen.chapters.coverage_note`,
+    then, when some run lacks part of the mask, the loss per run (voxels and percentage of the mask)."""
+    display(Markdown(coverage_note(coverage)))
+    if not coverage.empty:
+        display(coverage.drop(columns="file").round(2))
 
 
 def glue_values(values: dict) -> dict:
