@@ -28,7 +28,8 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
-# Simulated studies (skipped when already complete with the same parameters).
+# Simulated studies, cocaine and baclofen, at PRESET and NULL_PRESET (each skipped when already complete
+# with the same parameters).
 simulate: $(STAMP)
 	$(PY) -m craving_circuits simulate --preset $(PRESET) --data-dir $(DATA_DIR) --n-jobs $(N_JOBS) $(ENGINE_ARGS)
 	$(PY) -m craving_circuits simulate --preset $(NULL_PRESET) --data-dir $(DATA_DIR) --n-jobs $(N_JOBS) $(ENGINE_ARGS)

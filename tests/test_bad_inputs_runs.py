@@ -7,6 +7,7 @@ checks that the analysis wrote nothing into the input tree.
 
 import os
 import shutil
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -206,6 +207,24 @@ def test_multiple_runs_first_lists_the_others_and_error_names_the_files(study_co
     assert str(copies["run-1"][0]) in str(err.value) and str(copies["run-2"][0]) in str(err.value)
     with pytest.raises(ValueError, match="multiple_runs must be one of"):
         layout.collect_runs(study, multiple_runs="mean")
+
+
+def test_every_chapter_that_collects_runs_takes_multiple_runs_as_a_parameter():
+    """The notebook parameter reaches collect_runs in every cocaine chapter (default: average)."""
+    notebooks = sorted(Path(__file__).resolve().parents[1].joinpath("notebooks").glob("*.ipynb"))
+    collecting = []
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        code = [c.source for c in nb.cells if c.cell_type == "code"]
+        calls = [line for cell in code for line in cell.splitlines() if "collect_runs(" in line]
+        if not calls:
+            continue
+        collecting.append(path.stem)
+        values = {}
+        exec(next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", [])), {}, values)
+        assert values["multiple_runs"] == "average", path.name
+        assert all("layout.collect_runs(study, multiple_runs)" in line for line in calls), (path.name, calls)
+    assert set(collecting) >= {"data", "multiverse", "nac_null_effect", "nacc_seed_fc", "thalamus_glutamate"}
 
 
 # --------------------------------------------------------------------------- case 4: unknown parameters

@@ -12,6 +12,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from craving_circuits.baclofen import chapters as baclofen_chapters
 from craving_circuits.baclofen import cue, perfusion
@@ -169,7 +170,9 @@ def test_book_builds_from_executed_notebooks(tmp_path):
             == record["parameters"]
         )
     by_name = {r["name"]: r for r in records}
-    assert by_name["nacc_seed_fc_null"]["parameters"]["preset"] == "tiny_null"
+    for name in ("nacc_seed_fc_null", "thalamus_glutamate_null", "baclofen_cbf_null", "baclofen_mediation_null"):
+        assert by_name[name]["parameters"]["preset"] == "tiny_null", name
+    assert by_name["baclofen_mediation_null"]["parameters"]["cbf_dir"].endswith("results/baclofen_cbf_null")
     assert by_name["nacc_seed_fc"]["parameters"]["n_permutations"] == 200
     for name in (
         "data",
@@ -180,6 +183,8 @@ def test_book_builds_from_executed_notebooks(tmp_path):
         "nac_positive_control",
         "baclofen_cbf",
         "baclofen_mediation",
+        "baclofen_cbf_null",
+        "baclofen_mediation_null",
     ):
         assert (root / "results" / name / "recovered_vs_planted.tsv").is_file(), name
     # the positive control is the same notebook with a planted NAC effect, compared with the default run
@@ -226,6 +231,8 @@ def test_book_builds_from_executed_notebooks(tmp_path):
         "book/methods_baclofen",
         "book/executed/baclofen_cbf",
         "book/executed/baclofen_mediation",
+        "book/executed/baclofen_cbf_null",
+        "book/executed/baclofen_mediation_null",
         "book/executed/claims_ledger",
         "book/executed/calibration",
     ):
@@ -233,6 +240,8 @@ def test_book_builds_from_executed_notebooks(tmp_path):
     null_page = (html / "book" / "executed" / "nacc_seed_fc_null.html").read_text()
     assert "every planted effect is zero" in null_page
     assert "Recovered vs planted" in null_page
+    for name in ("baclofen_cbf_null", "baclofen_mediation_null"):
+        assert "the others are zero" in (html / "book" / "executed" / f"{name}.html").read_text(), name
     ledger_page = (html / "book" / "executed" / "claims_ledger.html").read_text()
     assert re.search(rf"Of the (<[^>]*>)*{len(registry.CLAIMS)}(<[^>]*>)* claims", ledger_page)
     control_page = (html / "book" / "executed" / "nac_positive_control.html").read_text()
@@ -245,6 +254,26 @@ def test_book_builds_from_executed_notebooks(tmp_path):
     methods = (html / "book" / "methods_connectivity.html").read_text()
     assert len(re.findall(r'<script[^>]+src="[^"]*mathjax/', methods)) == 1
     assert (html / "_static" / "mathjax" / "MathJax.js").is_file()
+
+
+def test_the_plan_and_the_table_of_contents_list_the_same_runs():
+    plan = load_plan(ROOT / "book" / "runs.yml", preset="paper", null_preset="null")
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    chapters = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    executed = [f.removeprefix("book/executed/") for f in chapters if f.startswith("book/executed/")]
+    assert sorted(executed) == sorted(entry["name"] for entry in plan)
+    by_name = {entry["name"]: entry for entry in plan}
+    # both studies have a null run of every chapter that has a default run, at the null preset
+    for name in ("nacc_seed_fc", "thalamus_glutamate", "baclofen_cbf", "baclofen_mediation"):
+        null = by_name[f"{name}_null"]
+        assert null["notebook"] == by_name[name]["notebook"] and null["parameters"]["preset"] == "null"
+        assert by_name[name]["parameters"]["preset"] == "paper"
+        assert f"{name}_null" in by_name["reproducibility"]["needs"]
+        assert chapters.index(f"book/executed/{name}_null") == chapters.index(f"book/executed/{name}") + 1
+    assert by_name["baclofen_mediation_null"]["needs"] == ["baclofen_cbf_null"]
+    assert by_name["baclofen_mediation_null"]["parameters"]["cbf_dir"] == "{results_dir}/baclofen_cbf_null"
+    # the ledger judges the default runs only
+    assert not [n for n in by_name["claims_ledger"]["needs"] if n.endswith("_null")]
 
 
 def test_failing_notebook_stops_the_build_with_the_cell(tmp_path):

@@ -91,6 +91,24 @@ def test_tables_logs_and_banner(tmp_path):
     assert excl.empty and "reason" in excl.columns
 
 
+def test_baclofen_banner_says_what_was_planted():
+    truth = {
+        "parameters": {"preset": "null", "seed": 3, "n_baclofen": 21, "n_placebo": 22, "voxel_size_mm": 4},
+        "effects": [
+            {"effect": "cue_response_t1", "present": True},
+            {"effect": "group_x_time_dlpfc_cbf", "present": False},
+        ],
+    }
+    line = pages.baclofen_banner("data/baclofen-null", truth)
+    assert "preset `null` (seed 3; 21 baclofen, 22 placebo; 4 mm voxels)" in line
+    assert "1 of 2 effects planted (`cue_response_t1`); the others are zero" in line
+    nothing = {**truth, "effects": [{**e, "present": False} for e in truth["effects"]]}
+    assert "every planted effect is zero" in pages.baclofen_banner("x", nothing)
+    everything = {**truth, "effects": [{**e, "present": True} for e in truth["effects"]]}
+    assert "all 2 effects planted" in pages.baclofen_banner("x", everything)
+    assert "no ground truth" in pages.baclofen_banner("my/bids", None)
+
+
 def test_git_commit(tmp_path):
     assert provenance.git_commit(tmp_path) == "unknown"
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)

@@ -27,14 +27,18 @@ Data conventions
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 
-from craving_circuits.baclofen import cue, perfusion
+from craving_circuits.baclofen import asl, cue, perfusion
+from craving_circuits.baclofen import layout as baclofen_layout
 from craving_circuits.baclofen.layout import SESSIONS
 from craving_circuits.stats.contrasts import replicate_generators, replicate_ids
 from craving_circuits.stats.mediation import mediation_analysis
 
-__all__ = ["cue_tests"]
+__all__ = ["cue_tests", "cbf_inputs", "chapter_cbf_maps", "cbf_source", "coverage_note"]
 
 
 def cue_tests(
@@ -102,3 +106,95 @@ def cue_tests(
         "mediation_cue": med_cue,
         "mediation_craving": med_craving,
     }
+
+
+def cbf_inputs(root: str | Path, sessions=SESSIONS, aslprep_dir: str | Path | None = None):
+    """The CBF chapter's runs: raw pCASL runs of ``root``, or ASLPrep's CBF maps when ``aslprep_dir`` is given.
+
+    Parameters
+    ----------
+    root : path
+        The BIDS root (``participants.tsv``; ``perf/`` data when quantifying here).
+    sessions : (str, str)
+        Session labels before and after randomisation.
+    aslprep_dir : path or None
+        ASLPrep's output folder; None quantifies the raw data.
+
+    Returns
+    -------
+    runs, exclusions : pandas.DataFrame
+        From :func:`~craving_circuits.baclofen.layout.collect_asl_runs` or
+        :func:`~craving_circuits.baclofen.layout.collect_aslprep_cbf`; both have
+        ``participant_id, group, session_id``.
+    """
+    if aslprep_dir:
+        return baclofen_layout.collect_aslprep_cbf(aslprep_dir, root, sessions)
+    return baclofen_layout.collect_asl_runs(root, sessions)
+
+
+def chapter_cbf_maps(
+    runs: pd.DataFrame,
+    out_dir: str | Path,
+    aslprep_dir: str | Path | None = None,
+    n_jobs: int = 1,
+    background_pulse_efficiency: float = 0.95,
+) -> perfusion.CbfMaps:
+    """The chapter's CBF maps: quantified here (:func:`~craving_circuits.baclofen.perfusion.cbf_maps`), or read.
+
+    With ``aslprep_dir`` the maps of ``runs`` (from :func:`cbf_inputs`) are
+    ASLPrep's and are read as they are
+    (:func:`~craving_circuits.baclofen.perfusion.derived_cbf_maps`): nothing is
+    quantified and ``out_dir`` is not used.
+    """
+    if aslprep_dir:
+        return perfusion.derived_cbf_maps(runs)
+    return perfusion.cbf_maps(runs, out_dir, n_jobs=n_jobs, background_pulse_efficiency=background_pulse_efficiency)
+
+
+def cbf_source(
+    runs: pd.DataFrame, aslprep_dir: str | Path | None = None, background_pulse_efficiency: float = 0.95
+) -> str:
+    """Markdown saying where the chapter's CBF maps come from: quantified here (with the first run's record) or ASLPrep.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        From :func:`cbf_inputs` (at least one row).
+    aslprep_dir : path or None
+    background_pulse_efficiency : float
+        As :func:`~craving_circuits.baclofen.asl.read_asl_constants`.
+    """
+    if runs.empty:
+        raise ValueError("No CBF run to analyse; check the exclusions table.")
+    if aslprep_dir:
+        with_qc = int((runs["qc"] != "").sum())
+        return (
+            f"The CBF maps are ASLPrep's, read from `{aslprep_dir}` ({len(runs)} maps, {with_qc} with ASLPrep's QC "
+            "table): they were quantified by ASLPrep, so **quantification is skipped here** and the constants are "
+            "those of ASLPrep's run (see its reports). The QC columns below are computed on the maps as read, the "
+            "same way as for maps quantified here."
+        )
+    constants = asl.read_asl_constants(runs.iloc[0]["asl_json"], background_pulse_efficiency)
+    record = json.dumps(asl.quantification_record(constants), indent=1)
+    return (
+        "The maps are quantified here from the label and control images, each run's constants from its sidecar "
+        f"and the defaults above. The first run's record, written next to its map:\n\n```json\n{record}\n```"
+    )
+
+
+def coverage_note(coverage: pd.DataFrame) -> str:
+    """One sentence on partial coverage: every run covers the mask, or how many do not and what the mask lost.
+
+    Parameters
+    ----------
+    coverage : pandas.DataFrame
+        :attr:`~craving_circuits.baclofen.perfusion.CbfMaps.coverage`.
+    """
+    if coverage.empty:
+        return "Every run covers the whole brain mask: the analysis mask loses no voxel."
+    first = coverage.iloc[0]
+    return (
+        f"{len(coverage)} run(s) do not cover the whole brain mask (a field of view that misses part of the brain). "
+        f"The analysis runs on the voxels every run covers: the mask lost {int(first['n_mask_lost'])} voxels "
+        f"({first['pct_mask_lost']:.1f} %). Per run:"
+    )

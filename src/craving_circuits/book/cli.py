@@ -3,7 +3,9 @@
 Commands
 --------
 simulate
-    Write a simulated study (``data/cocaine-<preset>``), unless it is already there.
+    Write the simulated studies of a preset (``data/cocaine-<preset>`` and
+    ``data/baclofen-<preset>``; ``--study`` picks one), each unless it is
+    already there with the same parameters.
 execute
     Execute the book's notebooks with papermill as the run plan says.
 calibrate
@@ -25,12 +27,14 @@ calibrate-images
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
 import pandas as pd
 import yaml
 
+from craving_circuits.baclofen import layout as baclofen_layout
 from craving_circuits.book.check import check_dataset
 from craving_circuits.book.execute import (
     NotebookFailed,
@@ -38,8 +42,11 @@ from craving_circuits.book.execute import (
     install_mathjax,
     load_plan,
 )
-from craving_circuits.cocaine.layout import simulated_study
+from craving_circuits.cocaine import layout as cocaine_layout
 from craving_circuits.io import compute
+from craving_circuits.simulate.baclofen import BACLOFEN_PRESETS, BaclofenStudyParams, baclofen_params
+from craving_circuits.simulate.cocaine import PRESETS as COCAINE_PRESETS
+from craving_circuits.simulate.cocaine import CocaineStudyParams, cocaine_params
 from craving_circuits.verdict import image_calibration
 from craving_circuits.verdict.calibration import run_roi_calibration
 
@@ -59,6 +66,62 @@ def _overrides(pairs: list[str]) -> dict:
         key, value = pair.split("=", 1)
         out[key.strip()] = _parse_value(value)
     return out
+
+
+def _cocaine_root(*args, **kwargs):
+
+    return cocaine_layout.simulated_study(*args, **kwargs).bids_dir
+
+
+#: The simulated studies of ``simulate --study``: presets, parameter class, parameter builder, writer.
+STUDIES = {
+    "cocaine": (COCAINE_PRESETS, CocaineStudyParams, cocaine_params, _cocaine_root),
+    "baclofen": (BACLOFEN_PRESETS, BaclofenStudyParams, baclofen_params, baclofen_layout.simulated_study),
+}
+
+
+def simulation_overrides(studies: list[str], preset: str, overrides: dict) -> dict[str, dict]:
+    """Each study's share of ``simulate --set``: the keys its parameters declare.
+
+    Parameters
+    ----------
+    studies : list of str
+        Names in :data:`STUDIES`.
+    preset : str
+        Must be a preset of every study named.
+    overrides : dict
+        ``--set`` values.
+
+    Returns
+    -------
+    per_study : dict
+        Study name to the overrides it declares.
+
+    Raises
+    ------
+    ValueError
+        For a preset one of the studies lacks, a key no study named declares
+        (listing the valid ones), or a value a study's parameters refuse; raised
+        before anything is written.
+    """
+    lacking = [s for s in studies if preset not in STUDIES[s][0]]
+    if lacking:
+        raise ValueError(
+            f"Unknown preset {preset!r} for the {' and '.join(lacking)} study; choose one of: "
+            f"{', '.join(STUDIES[lacking[0]][0])}, or pick a study with --study."
+        )
+    fields = {s: {f.name for f in dataclasses.fields(STUDIES[s][1])} - {"preset"} for s in studies}
+    unknown = sorted(set(overrides) - set().union(*fields.values()))
+    if unknown:
+        valid = sorted(set().union(*fields.values()))
+        raise ValueError(
+            f"Unknown simulation parameter {unknown[0]!r} (study: {', '.join(studies)}); valid parameters are: "
+            f"{', '.join(valid)}."
+        )
+    per_study = {s: {k: v for k, v in overrides.items() if k in fields[s]} for s in studies}
+    for s in studies:
+        STUDIES[s][2](preset, **per_study[s])  # a value out of range stops here, before any study is written
+    return per_study
 
 
 def _engine_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,11 +167,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="craving-circuits", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sim = sub.add_parser("simulate", help="simulate the cocaine-craving study")
+    sim = sub.add_parser("simulate", help="simulate the studies of a preset (cocaine and baclofen)")
     sim.add_argument("--preset", default="paper")
+    sim.add_argument(
+        "--study", choices=[*STUDIES, "both"], default="both", help="which study to simulate (default: both)"
+    )
     sim.add_argument("--data-dir", default="data")
     sim.add_argument("--n-jobs", type=int, default=1)
-    sim.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override simulation parameters")
+    sim.add_argument(
+        "--set",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="override simulation parameters (each study takes the keys it declares; a key none declares is refused)",
+    )
     _engine_arguments(sim)
 
     ex = sub.add_parser("execute", help="execute the notebooks of the run plan")
@@ -182,16 +253,18 @@ def main(argv: list[str] | None = None) -> int:
         print(install_mathjax(args.dest))
         return 0
     if args.command == "simulate":
-        t0 = time.perf_counter()
+        studies = list(STUDIES) if args.study == "both" else [args.study]
         try:
+            per_study = simulation_overrides(studies, args.preset, _overrides(args.set))
             with compute.start(args.engine, args.scheduler_address, n_workers=args.n_jobs):
-                study = simulated_study(
-                    args.preset, args.data_dir, n_jobs=args.n_jobs, progress=True, **_overrides(args.set)
-                )
+                for name in studies:
+                    t0 = time.perf_counter()
+                    write = STUDIES[name][3]
+                    root = write(args.preset, args.data_dir, n_jobs=args.n_jobs, progress=True, **per_study[name])
+                    print(f"{root} ready ({time.perf_counter() - t0:.0f} s)", flush=True)
         except ValueError as err:  # an unknown preset or parameter, or a value out of range
             print(f"craving-circuits simulate: {err}", file=sys.stderr)
             return 2
-        print(f"{study.bids_dir} ready ({time.perf_counter() - t0:.0f} s)")
         return 0
     if args.command == "check":
         return _check(args)

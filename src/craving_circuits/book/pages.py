@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown, display
 from myst_nb import glue
 
-__all__ = ["side_by_side", "study_banner"]
+from craving_circuits.baclofen.chapters import coverage_note
+
+__all__ = ["side_by_side", "study_banner", "baclofen_banner", "show_coverage"]
 
 
 def side_by_side(tables: dict[str, pd.DataFrame], on: str = "term", columns=("estimate", "p")) -> pd.DataFrame:
@@ -51,6 +54,44 @@ def study_banner(study, truth: dict | None) -> str:
         f"{p['n_control']} controls; {p['n_volumes']} volumes, TR {p['repetition_time']} s, "
         f"{p['voxel_size_mm']} mm voxels); {what}."
     )
+
+
+def baclofen_banner(root, truth: dict | None) -> str:
+    """One Markdown line saying which baclofen study a notebook analysed, and whether anything was planted.
+
+    Parameters
+    ----------
+    root : path
+        The study's BIDS root.
+    truth : dict or None
+        Its ground truth (:func:`craving_circuits.verdict.planted.load_ground_truth`); None for real data.
+    """
+    if truth is None:
+        return f"**Data**: the BIDS dataset at `{root}` (no ground truth: planted columns stay empty)."
+    p = truth["parameters"]
+    planted = [e["effect"] for e in truth["effects"] if e["present"]]
+    effects = truth["effects"]
+    if not planted:
+        what = "every planted effect is zero, so any effect reported below is a false positive"
+    elif len(planted) == len(effects):
+        what = f"all {len(effects)} effects planted"
+    else:
+        what = (
+            f"{len(planted)} of {len(effects)} effects planted ({', '.join(f'`{e}`' for e in planted)}); the others "
+            "are zero, so an effect found there is a false positive"
+        )
+    return (
+        f"**Data**: simulated baclofen study `{root}`, preset `{p['preset']}` (seed {p['seed']}; "
+        f"{p['n_baclofen']} baclofen, {p['n_placebo']} placebo; {p['voxel_size_mm']} mm voxels); {what}."
+    )
+
+
+def show_coverage(coverage: pd.DataFrame) -> None:
+    """Show the CBF chapter's coverage: the sentence of :func:`~craving_circuits.baclofen.chapters.coverage_note`,
+    then, when some run lacks part of the mask, the loss per run (voxels and percentage of the mask)."""
+    display(Markdown(coverage_note(coverage)))
+    if not coverage.empty:
+        display(coverage.drop(columns="file").round(2))
 
 
 def glue_values(values: dict) -> dict:
