@@ -2,14 +2,20 @@
 a plain BIDS copy of a simulated study without its ground truth."""
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
-from craving_circuits.book import cli, owndata
+from craving_circuits.book import cli, owndata, pages
 from craving_circuits.book.execute import load_plan
 from craving_circuits.io.bids import SPACE
+from craving_circuits.verdict import claims as registry
+from craving_circuits.verdict import ledger
+from test_book import _copy_book
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -169,3 +175,78 @@ def test_chapters_without_their_inputs_are_skipped_with_a_page_saying_why(tmp_pa
     # derivatives folders without a dataset are refused
     assert cli.main(["execute", "--plan", str(tmp_path / "plan.yml"), "--fmriprep-dir", str(bids)]) == 2
     assert "need --bids-dir" in capsys.readouterr().err
+
+
+#: The runs of the plan that analyse the dataset, and the ledger that reads them; the calibration, simulated by
+#: nature, runs as it does in every build. The runs simulated by nature that compare nothing with the dataset
+#: (the null runs, the positive control) and the appendix are left out here to keep the test short: the plan
+#: test above shows that they stay as they are.
+OWN_DATA_RUNS = [
+    "calibration",
+    "nacc_seed_fc",
+    "baclofen_cbf",
+    "nac_null_effect",
+    "baclofen_mediation",
+    "thalamus_glutamate",
+    "multiverse",
+    "data",
+    "claims_ledger",
+]
+
+TRUTH_HEADER = re.compile(r"<th[^>]*>\s*(planted|planted_present|agree|n_agree)\s*</th>")
+
+
+def _outputs(page: Path) -> list[dict]:
+    nb = nbformat.read(page, as_version=4)
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+
+
+@pytest.mark.book
+def test_the_book_builds_on_a_plain_bids_copy_without_its_truth(tiny_study_dir, tmp_path):
+    bids = tmp_path / "my_study"
+    shutil.copytree(tiny_study_dir, bids)
+    shutil.rmtree(bids / "derivatives" / "simulation")  # the ground truth: real data carry none
+    assert not list(bids.rglob("*ground_truth*")) and not list(bids.rglob("perf"))
+    root = _copy_book(tmp_path / "book_root")
+    args = ["execute", "--plan", str(root / "book" / "runs.yml"), "--root", str(root), "--n-jobs", "2"]
+    args += ["--preset", "tiny", "--null-preset", "tiny_null", "--data-dir", str(tmp_path / "data")]
+    args += ["--bids-dir", str(bids), "--only", *OWN_DATA_RUNS]
+    args += ["--set", "n_permutations=100", "n_bootstrap=200", "n_sims=3", "n_voxel_sims=2", "n_bound_sims=5"]
+    assert cli.main(args) == 0
+    results, executed = root / "results", root / "book" / "executed"
+    records = {r["name"]: r for r in json.loads((executed / "runs.json").read_text())["runs"]}
+    assert sorted(records) == sorted(OWN_DATA_RUNS)  # nothing else ran: the --only above was deliberate
+    # the cocaine chapters ran on the copy, and nothing simulated the main study
+    for name in ("data", "nacc_seed_fc", "thalamus_glutamate", "nac_null_effect", "multiverse"):
+        assert records[name]["status"] == "ok", name
+        assert records[name]["parameters"]["bids_dir"] == str(bids.resolve()), name
+        assert json.loads((results / name / "run.json").read_text())["parameters"]["bids_dir"] == str(bids.resolve())
+        outputs = _outputs(executed / f"{name}.ipynb")
+        assert not [o for o in outputs if o.get("output_type") == "error"], name
+        # the recovered-vs-planted section says that there is no truth, and no table shows a truth column
+        shown = [o.get("data", {}).get("text/markdown", "") for o in outputs]
+        assert any(pages.NO_TRUTH in text for text in shown), name
+        assert not [o for o in outputs if TRUTH_HEADER.search(o.get("data", {}).get("text/html", ""))], name
+        assert f"the BIDS dataset at `{bids.resolve()}`" in "".join(shown), name
+    assert not (tmp_path / "data" / "cocaine-tiny").exists()
+    # the baclofen chapters: the copy has neither ASL nor cue-task runs, so their pages say so
+    for name, absent in (("baclofen_cbf", "no ASL series"), ("baclofen_mediation", "smokingcue")):
+        assert records[name]["status"] == "skipped" and absent in records[name]["reason"]
+        text = nbformat.read(executed / f"{name}.ipynb", as_version=4).cells[0].source
+        assert absent in text and str(bids.resolve()) in text
+    # the calibration is simulated by nature and ran as usual
+    assert records["calibration"]["status"] == "ok" and "bids_dir" not in records["calibration"]["parameters"]
+    assert (results / "calibration" / "claims.tsv").is_file()
+    # the ledger: verdicts of the cocaine claims without a truth column, the baclofen claims listed as not tested
+    claims = pd.read_csv(results / "claims_ledger" / "claims_ledger.tsv", sep="\t")
+    assert not set(claims.columns) & {"planted", "planted_present", "agree"}
+    assert list(claims["claim_id"]) == [c.claim_id for c in registry.CLAIMS if c.study == "cocaine"]
+    assert claims["verdict"].isin(ledger.VERDICTS).all()
+    untested = pd.read_csv(results / "claims_ledger" / "claims_not_tested.tsv", sep="\t")
+    assert list(untested["claim_id"]) == [c.claim_id for c in registry.CLAIMS if c.study == "baclofen"]
+    assert set(untested["chapter"]) == {"baclofen_cbf", "baclofen_mediation"}
+    ledger_outputs = _outputs(executed / "claims_ledger.ipynb")
+    assert not [o for o in ledger_outputs if TRUTH_HEADER.search(o.get("data", {}).get("text/html", ""))]
+    glued = " ".join(o.get("data", {}).get("text/plain", "") for o in ledger_outputs)
+    assert "The data carry no planted truth" in glued and "agree with it" not in glued
+    assert any(pages.NO_TRUTH in o.get("data", {}).get("text/markdown", "") for o in ledger_outputs)
