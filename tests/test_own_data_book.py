@@ -50,7 +50,7 @@ def test_a_chapter_runs_when_its_inputs_are_there(tmp_path):
     assert owndata.missing_inputs("notebooks/nacc_seed_fc.ipynb", p) is None
     # the glutamate chapter needs the MRS table too
     missing = owndata.missing_inputs("notebooks/thalamus_glutamate.ipynb", p)
-    assert missing == f"no MRS table nacc_metabolites.tsv in {bids / 'derivatives' / 'mrs'}"
+    assert missing == f"no MRS table `nacc_metabolites.tsv` in `{bids / 'derivatives' / 'mrs'}`"
     _touch(bids / "derivatives" / "mrs" / "nacc_metabolites.tsv")
     assert owndata.missing_inputs("notebooks/thalamus_glutamate.ipynb", p) is None
     # other task labels (the notebooks' state_tasks) and another fMRIPrep folder are followed
@@ -148,7 +148,7 @@ def test_chapters_without_their_inputs_are_skipped_with_a_page_saying_why(tmp_pa
         "output_dir": str(results / "claims_ledger")
     }
     for name, absent in (
-        ("baclofen_cbf", f"and no ASLPrep CBF map in {aslprep.resolve()}"),
+        ("baclofen_cbf", f"and no ASLPrep CBF map in `{aslprep.resolve()}`"),
         ("baclofen_mediation", "baclofen_cbf"),
     ):
         record = json.loads((results / name / "run.json").read_text())

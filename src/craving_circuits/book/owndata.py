@@ -54,7 +54,7 @@ def _rest_runs(parameters: dict) -> str | None:
         return None
     return (
         f"no preprocessed resting-state BOLD of the task(s) {', '.join(absent)} "
-        f"(sub-*/ses-*/func/*_task-<task>_space-{SPACE}_desc-preproc_bold.nii.gz) in {folder}"
+        f"(`sub-*/ses-*/func/*_task-<task>_space-{SPACE}_desc-preproc_bold.nii.gz`) in `{folder}`"
     )
 
 
@@ -62,7 +62,7 @@ def _rest_runs_and_mrs(parameters: dict) -> str | None:
     missing = _rest_runs(parameters)
     mrs = Path(parameters["bids_dir"]) / "derivatives" / "mrs" / "nacc_metabolites.tsv"
     if not mrs.is_file():
-        return "; ".join(filter(None, [missing, f"no MRS table {mrs.name} in {mrs.parent}"]))
+        return "; ".join(filter(None, [missing, f"no MRS table `{mrs.name}` in `{mrs.parent}`"]))
     return missing
 
 
@@ -73,8 +73,8 @@ def _perfusion(parameters: dict) -> str | None:
     aslprep_dir = parameters.get("aslprep_dir")
     if aslprep_dir and any(Path(aslprep_dir).glob(f"sub-*/ses-*/perf/*_space-{SPACE}*_cbf.nii.gz")):
         return None
-    where = f"in {bids_dir}" + (f", and no ASLPrep CBF map in {aslprep_dir}" if aslprep_dir else "")
-    return f"no ASL series (sub-*/ses-*/perf/*_asl.nii.gz) {where}"
+    where = f"in `{bids_dir}`" + (f", and no ASLPrep CBF map in `{aslprep_dir}`" if aslprep_dir else "")
+    return f"no ASL series (`sub-*/ses-*/perf/*_asl.nii.gz`) {where}"
 
 
 def _cue_runs(parameters: dict) -> str | None:
@@ -82,7 +82,7 @@ def _cue_runs(parameters: dict) -> str | None:
     task = parameters.get("task") or CUE_TASK
     if _bold(folder, task):
         return None
-    return f"no preprocessed BOLD of the cue task {task} (sub-*/ses-*/func/*_task-{task}_*_bold.nii.gz) in {folder}"
+    return f"no preprocessed BOLD of the cue task {task} (`sub-*/ses-*/func/*_task-{task}_*_bold.nii.gz`) in `{folder}`"
 
 
 #: Per notebook (file stem): a function of its parameters giving what is absent (None: all there).
@@ -192,7 +192,7 @@ def skipped_page(path: str | Path, title: str, reason: str) -> Path:
         The executed notebook to write (``book/executed/<name>.ipynb``).
     title : str
     reason : str
-        What was absent, from which folder.
+        What was absent, from which folder (Markdown: file patterns and paths in backticks).
 
     Returns
     -------
