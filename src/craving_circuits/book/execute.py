@@ -43,7 +43,8 @@ entry's notebook the dataset's folders (``bids_dir``, ``fmriprep_dir``,
 inputs are there (:func:`craving_circuits.book.owndata.missing_inputs`): a
 chapter whose inputs are absent, or that needs a chapter that was skipped, is
 not executed; its page says what was absent (status ``"skipped"`` with the
-``reason`` in its records), and the entries that do not analyse a study (the
+``reason`` in its records; its results folder holds only that record, no
+table of an earlier build), and the entries that do not analyse a study (the
 ledger, the appendix) run on what there is.
 """
 
@@ -424,6 +425,8 @@ def execute_plan(
 
     for entry in todo:
         if entry["name"] in skipped:
+            # a skipped chapter has no results: none of an earlier build is left to be read as this one's
+            shutil.rmtree(results_dir / entry["name"], ignore_errors=True)
             finish(_skip_entry(entry, parameters[entry["name"]], skipped[entry["name"]], root, executed_dir))
     pending = [e for e in todo if e["name"] not in skipped]
     running = {}
