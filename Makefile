@@ -1,7 +1,9 @@
 # The two commands of the book: `make book` and `make test`.
 # Variables: PRESET (paper), NULL_PRESET (null), N_JOBS (2), DATA_DIR (data), PYTHON (python3),
 # SET (notebook parameters for every notebook that declares them, e.g. SET="n_sims=50 n_permutations=1000"),
-# ENGINE (local, or dask: a local Dask cluster of N_JOBS workers, or the scheduler at SCHEDULER).
+# ENGINE (local, or dask: a local Dask cluster of N_JOBS workers, or the scheduler at SCHEDULER),
+# BIDS_DIR (your own BIDS dataset: `make book BIDS_DIR=...` runs every chapter whose inputs it holds on it,
+# with FMRIPREP_DIR and ASLPREP_DIR its derivatives when they are not under BIDS_DIR/derivatives).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,6 +16,11 @@ SET ?=
 ENGINE ?= local
 SCHEDULER ?=
 ENGINE_ARGS := --engine $(ENGINE) $(if $(SCHEDULER),--scheduler-address $(SCHEDULER))
+BIDS_DIR ?=
+FMRIPREP_DIR ?=
+ASLPREP_DIR ?=
+OWN_DATA_ARGS := $(if $(BIDS_DIR),--bids-dir $(BIDS_DIR)) $(if $(FMRIPREP_DIR),--fmriprep-dir $(FMRIPREP_DIR)) \
+	$(if $(ASLPREP_DIR),--aslprep-dir $(ASLPREP_DIR))
 STAMP := $(VENV)/.installed
 
 .PHONY: venv simulate notebooks html book test test-fast lint benchmark freeze clean clean-results
@@ -34,10 +41,11 @@ simulate: $(STAMP)
 	$(PY) -m craving_circuits simulate --preset $(PRESET) --data-dir $(DATA_DIR) --n-jobs $(N_JOBS) $(ENGINE_ARGS)
 	$(PY) -m craving_circuits simulate --preset $(NULL_PRESET) --data-dir $(DATA_DIR) --n-jobs $(N_JOBS) $(ENGINE_ARGS)
 
-# Execute every notebook of book/runs.yml with papermill into book/executed/.
-notebooks: simulate
+# Execute every notebook of book/runs.yml with papermill into book/executed/
+# (with BIDS_DIR, on that dataset: the main studies are not simulated; the simulated runs write theirs).
+notebooks: $(if $(BIDS_DIR),$(STAMP),simulate)
 	$(PY) -m craving_circuits execute --plan book/runs.yml --preset $(PRESET) --null-preset $(NULL_PRESET) \
-		--data-dir $(DATA_DIR) --n-jobs $(N_JOBS) $(ENGINE_ARGS) $(if $(SET),--set $(SET))
+		--data-dir $(DATA_DIR) --n-jobs $(N_JOBS) $(ENGINE_ARGS) $(if $(SET),--set $(SET)) $(OWN_DATA_ARGS)
 
 # Render the executed notebooks and pages (Jupyter Book never executes anything itself).
 html: $(STAMP)

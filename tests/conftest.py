@@ -77,6 +77,7 @@ LONGEST_FIRST = (
     "test_recovery_baclofen.py",  # 180
     "test_recovery_baclofen_null.py",  # 160
     "test_reliability.py",  # 80
+    "test_own_data_book.py",  # 85: the book's chapters on a plain BIDS copy of the tiny study
     "test_recovery_null.py",  # 70: links the paper study's runs
     "test_compute.py",  # 30
 )

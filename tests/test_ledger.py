@@ -111,7 +111,13 @@ def test_verdicts_and_agreement_with_the_planted_truth(results):
         "n_evidence_of_absence": 1,
         "n_with_truth": 6,
         "n_agree": 2,
+        "truth_agreement": (
+            "Where the data carry a planted truth, the tests' decisions agree with it for 2 of 6 claims."
+        ),
+        "n_not_tested": 0,
+        "not_tested": "",
     }
+    assert list(ledger.recovery_table(table.reset_index())["agree"]) == list(table["agree"])
 
 
 def test_a_stricter_alpha_changes_the_decisions(results):
@@ -119,13 +125,38 @@ def test_a_stricter_alpha_changes_the_decisions(results):
     assert table.loc[0, "verdict"] == "not supported"
 
 
-def test_without_ground_truth_agreement_is_empty(results):
+def test_without_ground_truth_the_verdicts_stand_without_a_truth_column(results):
     path = results / "run" / "recovered_vs_planted.tsv"
     plain = pd.read_csv(path, sep="\t").assign(planted=np.nan, planted_present=None)
     write_table(plain, results / "run", "recovered_vs_planted")
-    table = ledger.claims_ledger(results, [_claim("a", "up", 1)])
-    assert table.loc[0, "agree"] is None and np.isnan(table.loc[0, "planted"])
-    assert ledger.ledger_summary(table)["n_with_truth"] == 0
+    table = ledger.claims_ledger(results, [_claim("a", "up", 1), _claim("d", "zero", None, "zero")])
+    assert list(table.columns) == [c for c in ledger.LEDGER_COLUMNS if c not in ledger.TRUTH_COLUMNS]
+    assert list(table["verdict"]) == ["supported", "evidence of absence"]
+    assert ledger.recovery_table(table) is None
+    summary = ledger.ledger_summary(table)
+    assert summary["n_with_truth"] == 0 and summary["n_agree"] == 0
+    assert "no planted truth" in summary["truth_agreement"] and "agree" not in summary["truth_agreement"]
+
+
+def test_claims_of_a_skipped_chapter_are_listed_not_tested(results):
+    """A chapter the build skipped (its inputs absent) answers none of its claims, even with old tables there."""
+    claims = [_claim("a", "up", 1), _claim("g", "up", 1, chapter="other")]
+    write_table(_recovery([("up", "test of up", 0.5, 0.4, 0.1, 0.7, 0.001, True, True, True)]), results / "other", "x")
+    (results / "other" / "run.json").write_text('{"status": "skipped", "reason": "no ASL series in /data"}')
+    table = ledger.claims_ledger(results, claims)
+    assert list(table["claim_id"]) == ["a"]
+    untested = ledger.not_tested(results, claims)
+    assert untested.to_dict("records") == [
+        {"claim_id": "g", "claim": "claim g", "chapter": "other", "reason": "no ASL series in /data"}
+    ]
+    summary = ledger.ledger_summary(table, untested)
+    assert summary["n_claims"] == 1 and summary["n_not_tested"] == 1
+    assert summary["not_tested"] == "1 claim is not tested: the dataset lacks the inputs of other (listed below)."
+    # a chapter that ran (status ok) is read as always
+    (results / "other" / "run.json").write_text('{"status": "ok"}')
+    assert ledger.not_tested(results, claims).empty
+    with pytest.raises(FileNotFoundError, match="recovered_vs_planted"):
+        ledger.claims_ledger(results, claims)
 
 
 def test_missing_files_and_ambiguous_rows_are_named(results):

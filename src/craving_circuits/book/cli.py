@@ -7,7 +7,10 @@ simulate
     ``data/baclofen-<preset>``; ``--study`` picks one), each unless it is
     already there with the same parameters.
 execute
-    Execute the book's notebooks with papermill as the run plan says.
+    Execute the book's notebooks with papermill as the run plan says; with
+    ``--bids-dir`` (and ``--fmriprep-dir``, ``--aslprep-dir``) every chapter
+    whose inputs are present runs on that dataset, the others are skipped with
+    a page saying what was absent (:mod:`craving_circuits.book.owndata`).
 calibrate
     Run the ROI-level calibration of every claim's test with more replicates
     than the book's build (``--replicates``, default 10,000 per condition and
@@ -42,6 +45,7 @@ from craving_circuits.book.execute import (
     install_mathjax,
     load_plan,
 )
+from craving_circuits.book.owndata import own_data_plan
 from craving_circuits.cocaine import layout as cocaine_layout
 from craving_circuits.io import compute
 from craving_circuits.simulate.baclofen import BACLOFEN_PRESETS, BaclofenStudyParams, baclofen_params
@@ -204,6 +208,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="parameter values for every notebook that declares them (e.g. n_permutations=1000)",
     )
+    ex.add_argument(
+        "--bids-dir",
+        default=None,
+        help="your own BIDS dataset: every chapter whose inputs it holds runs on it, the others are skipped "
+        "(the null runs, the positive control and the calibration stay simulated)",
+    )
+    ex.add_argument(
+        "--fmriprep-dir", default=None, help="its fMRIPrep derivatives (default: <bids-dir>/derivatives/fmriprep)"
+    )
+    ex.add_argument("--aslprep-dir", default=None, help="its ASLPrep derivatives (CBF maps), if any")
 
     _engine_arguments(ex)
 
@@ -309,15 +323,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "execute":
         plan = load_plan(args.plan, args.preset, args.null_preset)
+        if args.bids_dir is None and (args.fmriprep_dir or args.aslprep_dir):
+            print("craving-circuits execute: --fmriprep-dir and --aslprep-dir need --bids-dir.", file=sys.stderr)
+            return 2
+        if args.bids_dir is not None:
+            try:
+                plan = own_data_plan(plan, args.bids_dir, args.fmriprep_dir, args.aslprep_dir, args.null_preset)
+            except FileNotFoundError as err:
+                print(f"craving-circuits execute: {err}", file=sys.stderr)
+                return 2
         total = len([e for e in plan if not args.only or e["name"] in args.only])
         finished = []
 
         def line(record: dict) -> None:
             finished.append(record["name"])
-            print(
-                f"[{len(finished)}/{total}] {record['name']}: {record['status']} in {record['duration_s']} s",
-                flush=True,
+            how = (
+                f"skipped: {record['reason']}"
+                if record["status"] == "skipped"
+                else f"{record['status']} in {record['duration_s']} s"
             )
+            print(f"[{len(finished)}/{total}] {record['name']}: {how}", flush=True)
 
         try:
             execute_plan(

@@ -35,6 +35,17 @@ For every entry the runner
 * records parameters, start time, duration and status in
   ``results/<name>/run.json`` and in the log ``book/executed/runs.json``, read
   by the reproducibility appendix.
+
+On one's own data (an entry with ``own_data``, from
+:func:`craving_circuits.book.owndata.own_data_plan`), the runner gives the
+entry's notebook the dataset's folders (``bids_dir``, ``fmriprep_dir``,
+``aslprep_dir``, where it declares them) and first checks that the chapter's
+inputs are there (:func:`craving_circuits.book.owndata.missing_inputs`): a
+chapter whose inputs are absent, or that needs a chapter that was skipped, is
+not executed; its page says what was absent (status ``"skipped"`` with the
+``reason`` in its records; its results folder holds only that record, no
+table of an earlier build), and the entries that do not analyse a study (the
+ledger, the appendix) run on what there is.
 """
 
 from __future__ import annotations
@@ -52,6 +63,7 @@ import papermill
 import yaml
 from jupyter_client import AsyncKernelManager
 
+from craving_circuits.book.owndata import OWN_DATA_PARAMETERS, missing_inputs, skipped_page
 from craving_circuits.book.provenance import git_commit
 from craving_circuits.io.files import read_json, write_json
 
@@ -209,6 +221,7 @@ def _parameters(
         "executed_dir": str(executed_dir),
         "n_jobs": n_jobs,
     }
+    common.update({k: v for k, v in (entry.get("own_data") or {}).items() if k in OWN_DATA_PARAMETERS})
     parameters = {k: v for k, v in common.items() if k in declared}
     unknown = set(entry["parameters"]) - declared
     if unknown:
@@ -224,6 +237,38 @@ def _parameters(
     )
     parameters.update({k: v for k, v in (overrides or {}).items() if k in declared})
     return parameters
+
+
+def _skipped(todo: list[dict], parameters: dict) -> dict[str, str]:
+    """The own-data entries that cannot run, with why: their inputs are absent, or they need a skipped entry."""
+    skipped: dict[str, str] = {}
+    for entry in todo:  # the plan's order puts every entry after those it needs
+        if "own_data" not in entry:
+            continue
+        reason = missing_inputs(entry["notebook"], parameters[entry["name"]])
+        gone = [n for n in entry["needs"] if n in skipped]
+        if reason is None and gone:
+            reason = f"it reads the results of {', '.join(gone)}, which did not run ({skipped[gone[0]]})"
+        if reason is not None:
+            skipped[entry["name"]] = reason
+    return skipped
+
+
+def _skip_entry(entry: dict, parameters: dict, reason: str, root: Path, executed_dir: Path) -> dict:
+    """Write the page of an entry that is not run (its title and ``reason``); return its record."""
+    target = skipped_page(executed_dir / f"{entry['name']}.ipynb", entry["title"], reason)
+    record = {
+        "name": entry["name"],
+        "title": entry["title"],
+        "notebook": entry["notebook"],
+        "parameters": parameters,
+        "status": "skipped",
+        "reason": reason,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "duration_s": 0.0,
+        "executed": str(target.relative_to(root)) if target.is_relative_to(root) else str(target),
+    }
+    return {"record": record, "message": None, "failed": None}
 
 
 def _run_entry(
@@ -354,6 +399,7 @@ def execute_plan(
         e["name"]: _parameters(e, root, data_dir, results_dir, executed_dir, share, given, declared[e["name"]])
         for e in todo
     }
+    skipped = _skipped(todo, parameters)
     done: set[str] = set()
     records: dict[str, dict] = {}
     failures: list[tuple[dict, str]] = []
@@ -367,7 +413,7 @@ def execute_plan(
             log = [r for r in log if r["name"] != record["name"]] + [record]
             write_json(log_path, {"runs": log})
         records[record["name"]] = record
-        if record["status"] == "ok":
+        if record["status"] in ("ok", "skipped"):
             done.add(record["name"])
         else:
             failures.append((outcome, outcome["message"]))
@@ -377,7 +423,12 @@ def execute_plan(
     def ready(entry: dict) -> bool:
         return all(n in done or n not in selected for n in entry["needs"])
 
-    pending = list(todo)
+    for entry in todo:
+        if entry["name"] in skipped:
+            # a skipped chapter has no results: none of an earlier build is left to be read as this one's
+            shutil.rmtree(results_dir / entry["name"], ignore_errors=True)
+            finish(_skip_entry(entry, parameters[entry["name"]], skipped[entry["name"]], root, executed_dir))
+    pending = [e for e in todo if e["name"] not in skipped]
     running = {}
     with ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="notebook") as pool:
         while pending or running:

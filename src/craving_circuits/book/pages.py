@@ -1,4 +1,4 @@
-"""Small pieces of the chapter pages: the data banner and runs side by side."""
+"""Small pieces of the chapter pages: the data banner, runs side by side, and the tables against the truth."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ from myst_nb import glue
 
 from craving_circuits.baclofen.chapters import coverage_note
 
-__all__ = ["side_by_side", "study_banner", "baclofen_banner", "show_coverage"]
+__all__ = ["side_by_side", "study_banner", "baclofen_banner", "show_coverage", "against_truth", "NO_TRUTH"]
+
+#: What a recovered-vs-planted section says on data without a ground truth.
+NO_TRUTH = (
+    "Real data carry no truth: nothing was planted in this dataset, so there is nothing to recover and no "
+    "planted value to compare with. The estimates and verdicts above stand on their own; how often each test "
+    "finds an effect of a given size, and how often it fires when there is none, is the subject of the "
+    "calibration chapter, on simulated studies."
+)
 
 
 def side_by_side(tables: dict[str, pd.DataFrame], on: str = "term", columns=("estimate", "p")) -> pd.DataFrame:
@@ -45,7 +53,10 @@ def side_by_side(tables: dict[str, pd.DataFrame], on: str = "term", columns=("es
 def study_banner(study, truth: dict | None) -> str:
     """One Markdown line saying which data a notebook analysed."""
     if truth is None:
-        return f"**Data**: the BIDS dataset at `{study.bids_dir}` (no ground truth: planted columns stay empty)."
+        return (
+            f"**Data**: the BIDS dataset at `{study.bids_dir}` (no ground truth: real data carry no planted "
+            "truth, and the sections that compare with it say so)."
+        )
     p = truth["parameters"]
     planted = [e["effect"] for e in truth["effects"] if e["present"]]
     what = "every planted effect is zero" if not planted else f"{len(planted)} planted effects"
@@ -103,3 +114,27 @@ def glue_values(values: dict) -> dict:
     for key, value in plain.items():
         glue(key, value, display=False)
     return plain
+
+
+def against_truth(table: pd.DataFrame | None, truth: dict | bool | None = True, decimals: int | None = 3):
+    """A table that compares with the planted truth, or on data without one, a sentence saying there is none.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or None
+        A recovered-vs-planted table (or any table about the simulation's
+        truth); None where it cannot be made for want of a truth (e.g.
+        :func:`craving_circuits.verdict.ledger.recovery_table`).
+    truth : dict or None
+        From :func:`craving_circuits.verdict.planted.load_ground_truth` (None: real data).
+    decimals : int or None
+        Rounding of the table shown (None: as it is).
+
+    Returns
+    -------
+    view : pandas.DataFrame or IPython.display.Markdown
+        The table (rounded) with a truth; :data:`NO_TRUTH` as Markdown without one.
+    """
+    if truth is None or table is None:
+        return Markdown(NO_TRUTH)
+    return table.round(decimals) if decimals is not None else table

@@ -27,6 +27,13 @@ shown (an inconclusive test does not recover an absence). It is empty for a
 study without ground truth. Verdicts on claims of absence name what their
 equivalence test rules out (the claim's ``bound``), and the size the test of
 no difference detects at the study's n.
+
+On one's own data (no ground truth in any row) the ledger has no truth
+columns (``planted``, ``planted_present``, ``agree``): the verdicts stand
+alone. A chapter that the build skipped because the dataset lacks its inputs
+(its ``run.json`` says ``"status": "skipped"``) answers none of its claims:
+they are left out of the ledger and listed by :func:`not_tested` with the
+reason.
 """
 
 from __future__ import annotations
@@ -36,13 +43,56 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from craving_circuits.io.files import read_json
 from craving_circuits.io.schemas import LEDGER_COLUMNS
 from craving_circuits.io.tables import read_table
 from craving_circuits.verdict.claims import CLAIMS, Claim, Estimand
 
-__all__ = ["LEDGER_COLUMNS", "VERDICTS", "claim_verdict", "claims_ledger", "ledger_summary"]
+__all__ = [
+    "LEDGER_COLUMNS",
+    "TRUTH_COLUMNS",
+    "VERDICTS",
+    "claim_verdict",
+    "claims_ledger",
+    "ledger_summary",
+    "not_tested",
+    "recovery_table",
+]
 
 VERDICTS = ("supported", "not supported", "evidence of absence")
+
+#: The ledger's columns about the planted truth, absent on data without one.
+TRUTH_COLUMNS = ["planted", "planted_present", "agree"]
+
+
+def _skip_reason(results_dir: Path, chapter: str) -> str | None:
+    """Why the build skipped a chapter (its run record), or None when it was not skipped."""
+    record = results_dir / chapter / "run.json"
+    if not record.is_file():
+        return None
+    run = read_json(record, "run record")
+    if run.get("status") != "skipped":
+        return None
+    return run.get("reason") or "skipped"
+
+
+def not_tested(results_dir: str | Path = "results", claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
+    """The claims whose chapter the build skipped (its inputs were absent from the dataset).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``claim_id, claim, chapter, reason``, one row per claim left out of the ledger.
+    """
+    results_dir = Path(results_dir)
+    rows = []
+    for claim in claims:
+        for chapter in dict.fromkeys(e.chapter for e in (claim.estimand, claim.equivalence) if e is not None):
+            reason = _skip_reason(results_dir, chapter)
+            if reason is not None:
+                rows.append({"claim_id": claim.claim_id, "claim": claim.text, "chapter": chapter, "reason": reason})
+                break
+    return pd.DataFrame(rows, columns=["claim_id", "claim", "chapter", "reason"])
 
 
 def _recovery_row(results_dir: Path, e: Estimand) -> tuple[pd.Series, str]:
@@ -171,8 +221,11 @@ def claims_ledger(
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}.")
     results_dir = Path(results_dir)
+    skipped = set(not_tested(results_dir, claims)["claim_id"])
     rows = []
     for claim in claims:
+        if claim.claim_id in skipped:
+            continue
         row, source = _recovery_row(results_dir, claim.estimand)
         equivalence, sources = None, [source]
         if claim.direction is None:
@@ -215,25 +268,75 @@ def claims_ledger(
                 "source": "; ".join(sources),
             }
         )
-    return pd.DataFrame(rows, columns=LEDGER_COLUMNS)
+    table = pd.DataFrame(rows, columns=LEDGER_COLUMNS)
+    if table["agree"].isna().all():  # no planted truth anywhere: verdicts without a truth column
+        table = table.drop(columns=TRUTH_COLUMNS)
+    return table
 
 
-def ledger_summary(ledger: pd.DataFrame) -> dict:
-    """Counts for the prose: claims, each verdict, and agreement with the planted truth.
+def recovery_table(ledger: pd.DataFrame) -> pd.DataFrame | None:
+    """The ledger's verdicts next to the planted truth; None when the data carry no truth.
+
+    Returns
+    -------
+    table : pandas.DataFrame or None
+        ``claim_id, verdict, planted, planted_present, estimate, p, agree``.
+    """
+    if not set(TRUTH_COLUMNS) <= set(ledger.columns) or ledger["agree"].isna().all():
+        return None
+    return ledger[["claim_id", "verdict", "planted", "planted_present", "estimate", "p", "agree"]]
+
+
+def ledger_summary(ledger: pd.DataFrame, untested: pd.DataFrame | None = None) -> dict:
+    """Counts and sentences for the prose: claims, each verdict, agreement with the planted truth.
+
+    Parameters
+    ----------
+    ledger : pandas.DataFrame
+        From :func:`claims_ledger`.
+    untested : pandas.DataFrame, optional
+        From :func:`not_tested`.
 
     Returns
     -------
     summary : dict
-        ``n_claims``, ``n_supported``, ``n_not_supported``,
-        ``n_evidence_of_absence``, ``n_with_truth`` and ``n_agree``.
+        ``n_claims`` (claims in the ledger), ``n_supported``,
+        ``n_not_supported``, ``n_evidence_of_absence``, ``n_with_truth`` and
+        ``n_agree``; ``truth_agreement``, a sentence on the agreement with the
+        planted truth, or saying that the data carry none; ``n_not_tested`` and
+        ``not_tested``, a sentence naming the chapters that did not run (empty
+        when every chapter ran).
     """
     verdicts = ledger["verdict"].value_counts()
-    with_truth = ledger["agree"].notna()
+    with_truth = ledger["agree"].notna() if "agree" in ledger.columns else pd.Series(False, index=ledger.index)
+    n_with_truth = int(with_truth.sum())
+    n_agree = int(ledger.loc[with_truth, "agree"].astype(bool).sum()) if n_with_truth else 0
+    if n_with_truth:
+        agreement = (
+            f"Where the data carry a planted truth, the tests' decisions agree with it for {n_agree} of "
+            f"{n_with_truth} claims."
+        )
+    else:
+        agreement = (
+            "The data carry no planted truth: the verdicts are the tests' decisions on these data, and none is "
+            "compared with a truth."
+        )
+    untested = untested if untested is not None else pd.DataFrame(columns=["claim_id", "chapter"])
+    chapters = list(dict.fromkeys(untested["chapter"]))
+    missing = (
+        f"{len(untested)} {'claim is' if len(untested) == 1 else 'claims are'} not tested: the dataset lacks "
+        f"the inputs of {', '.join(chapters)} (listed below)."
+        if len(untested)
+        else ""
+    )
     return {
         "n_claims": len(ledger),
         "n_supported": int(verdicts.get("supported", 0)),
         "n_not_supported": int(verdicts.get("not supported", 0)),
         "n_evidence_of_absence": int(verdicts.get("evidence of absence", 0)),
-        "n_with_truth": int(with_truth.sum()),
-        "n_agree": int(ledger.loc[with_truth, "agree"].astype(bool).sum()),
+        "n_with_truth": n_with_truth,
+        "n_agree": n_agree,
+        "truth_agreement": agreement,
+        "n_not_tested": len(untested),
+        "not_tested": missing,
     }
