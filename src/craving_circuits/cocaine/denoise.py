@@ -195,7 +195,7 @@ def load_run_confounds(
 
     kwargs = strategy.load_confounds_kwargs()
     # no regressors: only the non-steady-state volumes fMRIPrep flags are dropped, as nilearn
-    # drops them under every strategy; without a confounds file there is nothing to drop
+    # drops them under every strategy; without an fMRIPrep confounds file there is nothing to drop
     no_regressors = kwargs is None
     try:
         with warnings.catch_warnings():
@@ -212,9 +212,9 @@ def load_run_confounds(
             f"supports, or rerun fMRIPrep."
         ) from err
     except ValueError as err:
+        if no_regressors:  # no fMRIPrep confounds beside the file: no volume to drop, nothing to regress
+            return None, None, []
         if "Could not find associated confound file" in str(err):
-            if no_regressors:
-                return None, None, []
             expected = str(bold_path).split("_space-")[0] + "_desc-confounds_timeseries.tsv"
             raise FileNotFoundError(
                 f"No confounds file for {bold_path}: expected {expected} (or fMRIPrep 1.x's "
