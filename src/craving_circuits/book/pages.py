@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from myst_nb import glue
 
-__all__ = ["side_by_side", "study_banner"]
+__all__ = ["side_by_side", "study_banner", "glue_values", "glue_table"]
 
 
 def side_by_side(tables: dict[str, pd.DataFrame], on: str = "term", columns=("estimate", "p")) -> pd.DataFrame:
@@ -62,3 +62,13 @@ def glue_values(values: dict) -> dict:
     for key, value in plain.items():
         glue(key, value, display=False)
     return plain
+
+
+def glue_table(key: str, table: pd.DataFrame) -> pd.DataFrame:
+    """Glue ``table`` (without its index) for another page to paste, hidden, and return it to show here.
+
+    Another page pastes it with the ``glue`` directive and its ``:doc:`` option
+    naming this notebook (the landing page shows the ledger's overview so).
+    """
+    glue(key, table.style.hide(axis="index"), display=False)
+    return table

@@ -40,7 +40,7 @@ from craving_circuits.io.schemas import LEDGER_COLUMNS
 from craving_circuits.io.tables import read_table
 from craving_circuits.verdict.claims import CLAIMS, Claim, Estimand
 
-__all__ = ["LEDGER_COLUMNS", "VERDICTS", "claims_ledger", "ledger_summary"]
+__all__ = ["LEDGER_COLUMNS", "VERDICTS", "claims_ledger", "ledger_summary", "ledger_overview"]
 
 VERDICTS = ("supported", "not supported", "evidence of absence")
 
@@ -220,3 +220,37 @@ def ledger_summary(ledger: pd.DataFrame) -> dict:
         "n_with_truth": int(with_truth.sum()),
         "n_agree": int(ledger.loc[with_truth, "agree"].astype(bool).sum()),
     }
+
+
+def ledger_overview(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The ledger in one small table: per study and in all, the claims, each verdict and the agreement.
+
+    Parameters
+    ----------
+    ledger : pandas.DataFrame
+        From :func:`claims_ledger` (``study``, ``verdict``, ``agree``, ``calibration``).
+
+    Returns
+    -------
+    overview : pandas.DataFrame, shape (n_studies + 1, 8)
+        One row per study in ledger order, then ``all``: ``study``,
+        ``claims``, one count column per verdict of :data:`VERDICTS`,
+        ``calibrated`` (claims whose test holds its level in the calibration),
+        ``with_truth`` (claims a planted truth can check; 0 on real data) and
+        ``agree`` (of those, the decisions that agree with it).
+    """
+    rows = []
+    for study, part in [*ledger.groupby("study", sort=False), ("all", ledger)]:
+        verdicts = part["verdict"].value_counts()
+        with_truth = part["agree"].notna()
+        rows.append(
+            {
+                "study": study,
+                "claims": len(part),
+                **{verdict: int(verdicts.get(verdict, 0)) for verdict in VERDICTS},
+                "calibrated": int((part["calibration"] == "calibrated").sum()),
+                "with_truth": int(with_truth.sum()),
+                "agree": int(part.loc[with_truth, "agree"].astype(bool).sum()),
+            }
+        )
+    return pd.DataFrame(rows)
