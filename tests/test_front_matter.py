@@ -123,21 +123,12 @@ def test_the_broken_config_check_sees_a_repeated_key():
 # --------------------------------------------------------------------------- landing page
 
 
-def _toc_entries() -> tuple[list[str], list[str]]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    captions = [part["caption"] for part in toc["parts"]]
-    files = [chapter["file"] for part in toc["parts"] for chapter in part["chapters"]]
-    return captions, files
-
-
-def test_the_landing_page_names_every_part_and_links_every_chapter():
+def test_the_landing_page_has_a_section_for_every_part_of_the_book():
+    # that it links every chapter: tests/test_prose_numbers.py::test_landing_page_lists_every_chapter
     intro = (ROOT / "book" / "intro.md").read_text()
-    captions, files = _toc_entries()
+    captions = [part["caption"] for part in yaml.safe_load((ROOT / "_toc.yml").read_text())["parts"]]
     headings = re.findall(r"^#+ (.+)$", intro, flags=re.MULTILINE)
     assert set(captions) <= set(headings), set(captions) - set(headings)
-    linked = {f"book/{target}" for target in re.findall(r"\{doc\}`(?:[^`<]*<)?([^`>]+)>?`", intro)}
-    assert set(files) - {"book/intro"} <= linked, set(files) - linked
-    assert "planned" not in intro.lower()
 
 
 def test_the_landing_page_links_repository_licence_and_citation():
