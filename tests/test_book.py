@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _copy_book(dest: Path) -> Path:
     dest.mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml"):
+    for name in ("_config.yml", "_toc.yml", "LICENSE", "CITATION.cff"):
         shutil.copy(ROOT / name, dest / name)
     shutil.copytree(ROOT / "notebooks", dest / "notebooks")
     shutil.copytree(ROOT / "book", dest / "book", ignore=shutil.ignore_patterns("executed"))
@@ -244,6 +244,14 @@ def test_book_builds_from_executed_notebooks(tmp_path):
         assert "the others are zero" in (html / "book" / "executed" / f"{name}.html").read_text(), name
     ledger_page = (html / "book" / "executed" / "claims_ledger.html").read_text()
     assert re.search(rf"Of the (<[^>]*>)*{len(registry.CLAIMS)}(<[^>]*>)* claims", ledger_page)
+    # the landing page pastes the ledger's overview; every page names the version and commit; no Thebe
+    intro = (html / "book" / "intro.html").read_text()
+    assert "evidence of absence</th>" in intro and re.search(rf">all</td>\s*<td[^>]*>{len(registry.CLAIMS)}<", intro)
+    for page in [*(html / "book").rglob("*.html"), html / "search.html", html / "genindex.html"]:
+        text = page.read_text()
+        assert "build-version" in text and "thebe" not in text.lower(), page
+    references = (html / "book" / "bibliography.html").read_text()
+    assert "Engeli et al., 2023" in references and "APE+14" not in references
     control_page = (html / "book" / "executed" / "nac_positive_control.html").read_text()
     assert "Positive control: NAC dampens craving" in control_page and "NAC has no effect" in control_page
     # the pages load nothing from a CDN: MathJax comes with the book, loaded once per page

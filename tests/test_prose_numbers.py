@@ -54,6 +54,7 @@ CHECKED_NOTEBOOKS = {
 }
 
 GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`]+)`")
+GLUE_DIRECTIVE = re.compile(r"```\{glue(?::\w*)?\} (\S+)\n:doc: (\S+)")
 
 
 def _normalised(text: str) -> str:
@@ -559,6 +560,11 @@ def _glued_keys(notebook: Path) -> tuple[set[str], bool]:
                     keys.add(first.value)
                 else:
                     complete = False
+            elif name == "glue_table":
+                if isinstance(first, ast.Constant):
+                    keys.add(first.value)
+                else:
+                    complete = False
             elif name == "glue_values":
                 if not isinstance(first, ast.Dict):
                     complete = False
@@ -583,8 +589,20 @@ def test_every_pasted_key_is_glued_in_its_notebook_and_keys_are_unique():
             assert complete, f"{path.name}: glue literal keys, so that this test can check them"
         if complete:
             assert pasted <= glued, f"{path.name} pastes keys it never glues: {sorted(pasted - glued)}"
+    # a static page has no glue of its own: it pastes from an executed notebook (``executed/<run>.ipynb::key``
+    # or the glue directive's ``:doc:``), and only keys that notebook glues
+    runs = {entry["name"]: entry["notebook"] for entry in yaml.safe_load((ROOT / "book" / "runs.yml").read_text())}
     for page in sorted((ROOT / "book").glob("*.md")):
-        assert not GLUE_ROLE.search(page.read_text()), f"{page.name}: a static page has no glue of its own"
+        text = page.read_text()
+        references = [m.split(":")[0] if "::" not in m else m for m in GLUE_ROLE.findall(text)]
+        references += [f"{doc}::{key}" for key, doc in GLUE_DIRECTIVE.findall(text)]
+        for reference in references:
+            assert "::" in reference, f"{page.name}: a static page has no glue of its own ({reference!r})"
+            doc, key = reference.split("::", 1)
+            run = re.fullmatch(r"executed/(\w+)\.ipynb", doc)
+            assert run and run.group(1) in runs, f"{page.name}: {doc!r} is not an executed notebook of the plan"
+            glued, complete = _glued_keys(ROOT / runs[run.group(1)])
+            assert not complete or key.split(":")[0] in glued, f"{page.name} pastes {key!r}, never glued in {doc}"
 
 
 @pytest.mark.parametrize("notebook", sorted(CHECKED_NOTEBOOKS))
@@ -609,10 +627,7 @@ def test_landing_page_lists_every_chapter():
     for part in toc["parts"]:
         for chapter in part["chapters"]:
             path = chapter["file"]
-            if path.startswith("book/executed/"):
-                mention = f"`{path.removeprefix('book/executed/')}`"
-            else:
-                mention = f"{{doc}}`{path.removeprefix('book/')}`"
+            mention = f"{{doc}}`{path.removeprefix('book/')}`"
             if mention not in intro:
                 missing.append(mention)
     assert not missing, f"book/intro.md does not mention {missing}"

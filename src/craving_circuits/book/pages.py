@@ -9,7 +9,16 @@ from myst_nb import glue
 
 from craving_circuits.baclofen.chapters import coverage_note
 
-__all__ = ["side_by_side", "study_banner", "baclofen_banner", "show_coverage", "against_truth", "NO_TRUTH"]
+__all__ = [
+    "side_by_side",
+    "study_banner",
+    "baclofen_banner",
+    "show_coverage",
+    "against_truth",
+    "NO_TRUTH",
+    "glue_values",
+    "glue_table",
+]
 
 #: What a recovered-vs-planted section says on data without a ground truth.
 NO_TRUTH = (
@@ -138,3 +147,13 @@ def against_truth(table: pd.DataFrame | None, truth: dict | bool | None = True, 
     if truth is None or table is None:
         return Markdown(NO_TRUTH)
     return table.round(decimals) if decimals is not None else table
+
+
+def glue_table(key: str, table: pd.DataFrame) -> pd.DataFrame:
+    """Glue ``table`` (without its index) for another page to paste, hidden, and return it to show here.
+
+    Another page pastes it with the ``glue`` directive and its ``:doc:`` option
+    naming this notebook (the landing page shows the ledger's overview so).
+    """
+    glue(key, table.style.hide(axis="index"), display=False)
+    return table

@@ -4,9 +4,11 @@ Data conventions
 ----------------
 * Signals are ``(n_volumes, n_series)`` arrays, time on axis 0 (nilearn's
   convention); a run's voxel data are ``(n_volumes, n_voxels)``.
-* Confounds come from fMRIPrep's ``desc-confounds_timeseries.tsv`` through
+* Confounds come from fMRIPrep's ``desc-confounds_timeseries.tsv`` (fMRIPrep
+  1.x: ``desc-confounds_regressors.tsv``) through
   :func:`nilearn.interfaces.fmriprep.load_confounds`; which columns are used is
-  set by a :class:`Strategy`.
+  set by a :class:`Strategy`. The non-steady-state volumes fMRIPrep flags are
+  dropped under every strategy (``none`` included), as nilearn drops them.
 
 How cleaning is done
 --------------------
@@ -24,6 +26,7 @@ step, is left out; correlations do not depend on it.
 from __future__ import annotations
 
 import copy
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,7 @@ from nilearn.interfaces.fmriprep import load_confounds
 from nilearn.interfaces.fmriprep.load_confounds_strategy import preset_strategies
 from nilearn.signal import clean as nilearn_clean
 
+from craving_circuits.io.bids import sibling_files
 from craving_circuits.io.files import read_tsv
 
 __all__ = [
@@ -183,26 +187,80 @@ def load_run_confounds(
     Raises
     ------
     FileNotFoundError
-        If the confounds file is missing.
+        If the confounds file is missing (strategy ``none`` needs none).
+    ValueError
+        If the table lacks a column the strategy needs; the message names the
+        BOLD file, the confounds file and nilearn's list of what is missing.
     """
 
     kwargs = strategy.load_confounds_kwargs()
-    if kwargs is None:
-        return None, None, []
+    # no regressors: only the non-steady-state volumes fMRIPrep flags are dropped, as nilearn
+    # drops them under every strategy; without an fMRIPrep confounds file there is nothing to drop
+    no_regressors = kwargs is None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=DeprecationWarning)
-            confounds, sample_mask = load_confounds(str(bold_path), **kwargs)
+            if no_regressors:
+                warnings.filterwarnings("ignore", message="strategy is empty", category=UserWarning)
+                confounds, sample_mask = load_confounds(str(bold_path), strategy=(), demean=True)
+            else:
+                confounds, sample_mask = load_confounds(str(bold_path), **kwargs)
+    except KeyError as err:  # nilearn reads some columns (FD, DVARS for scrubbing) without a check
+        raise ValueError(
+            f"Cannot read the confounds of {bold_path} from {_confounds_file(bold_path)} for the "
+            f"{strategy.confounds!r} strategy: it lacks the column(s) {err.args[0]}. Use a strategy the table "
+            f"supports, or rerun fMRIPrep."
+        ) from err
     except ValueError as err:
+        if no_regressors:  # no fMRIPrep confounds beside the file: no volume to drop, nothing to regress
+            return None, None, []
         if "Could not find associated confound file" in str(err):
             expected = str(bold_path).split("_space-")[0] + "_desc-confounds_timeseries.tsv"
             raise FileNotFoundError(
-                f"No confounds file for {bold_path}: expected {expected}. Copy it from the fMRIPrep "
-                f"output, or exclude the run."
+                f"No confounds file for {bold_path}: expected {expected} (or fMRIPrep 1.x's "
+                f"_desc-confounds_regressors.tsv). Copy it from the fMRIPrep output, or exclude the run."
             ) from err
-        raise ValueError(f"Cannot read the confounds of {bold_path}: {err}") from err
+        raise ValueError(
+            f"Cannot read the confounds of {bold_path} from {_confounds_file(bold_path)} for the "
+            f"{strategy.confounds!r} strategy: {_missing_columns(str(err))}. Use a strategy the table "
+            f"supports, or rerun fMRIPrep."
+        ) from err
+    if confounds is None:
+        return None, sample_mask, []
     names = list(confounds.columns)
     return confounds.to_numpy(dtype=float), sample_mask, names
+
+
+#: The columns of an fMRIPrep confounds table that each component of a load_confounds strategy reads.
+_COMPONENT_COLUMNS = {
+    "motion": "trans_x, trans_y, trans_z, rot_x, rot_y, rot_z and their _derivative1/_power2 expansions",
+    "wm_csf": "white_matter, csf and their _derivative1/_power2 expansions",
+    "global_signal": "global_signal and its _derivative1/_power2 expansions",
+    "compcor": "a_comp_cor_NN (fMRIPrep 20.2+: also c_comp_cor_NN, w_comp_cor_NN) with their Mask and "
+    "CumulativeVarianceExplained in the JSON sidecar",
+    "high_pass": "cosineNN",
+    "scrub": "framewise_displacement, std_dvars",
+    "non_steady_state": "non_steady_state_outlierNN",
+}
+
+
+def _missing_columns(message: str) -> str:
+    """nilearn's "keywords or parameters are missing" message, with the columns each one needs."""
+    found = re.search(r"missing:\s*\[(.*?)\]\s*\[(.*?)\]", message)
+    if found is None:
+        return message
+    columns, components = ([x.strip(" '\"") for x in group.split(",") if x.strip()] for group in found.groups())
+    parts = [f"it lacks the column(s) {', '.join(columns)}"] if columns else []
+    parts += [f"it has no {c} columns ({_COMPONENT_COLUMNS.get(c, c)})" for c in components]
+    return "; ".join(parts) if parts else message
+
+
+def _confounds_file(bold_path: str | Path) -> Path | str:
+    """The confounds table that goes with a BOLD file (for messages)."""
+    try:
+        return sibling_files(bold_path).confounds
+    except ValueError:
+        return "its confounds table"
 
 
 def cleaning_matrix(
@@ -228,23 +286,37 @@ def cleaning_matrix(
     matrix : ndarray, shape (n_kept, n_volumes)
         ``matrix @ signals`` equals ``nilearn.signal.clean(signals, ...,
         standardize=False)`` for any ``signals`` of shape ``(n_volumes, n)``.
+
+    Raises
+    ------
+    ValueError
+        If the run is too short for the band-pass filter (scipy's ``filtfilt``
+        pads a band-pass of order 5 by 33 volumes).
     """
     filtering = strategy.high_pass is not None or strategy.low_pass is not None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
 
-        matrix = nilearn_clean(
-            np.eye(n_volumes),
-            detrend=True,
-            standardize=None,
-            confounds=confounds,
-            sample_mask=sample_mask,
-            filter="butterworth" if filtering else False,
-            high_pass=strategy.high_pass,
-            low_pass=strategy.low_pass,
-            t_r=t_r,
-            butterworth__copy=True,  # filter all columns at once
-        )
+        try:
+            matrix = nilearn_clean(
+                np.eye(n_volumes),
+                detrend=True,
+                standardize=None,
+                confounds=confounds,
+                sample_mask=sample_mask,
+                filter="butterworth" if filtering else False,
+                high_pass=strategy.high_pass,
+                low_pass=strategy.low_pass,
+                t_r=t_r,
+                butterworth__copy=True,  # filter all columns at once
+            )
+        except ValueError as err:
+            if "padlen" not in str(err):
+                raise
+            raise ValueError(
+                f"A run of {n_volumes} volumes is too short for the Butterworth filter of {strategy.name} "
+                f"(scipy: {err}); filter on one side only (high_pass or low_pass None), or leave the run out."
+            ) from err
     return np.asarray(matrix)
 
 
@@ -276,7 +348,7 @@ def confounds_summary(names: list[str]) -> pd.Series:
         "motion": ("trans_", "rot_"),
         "wm_csf": ("white_matter", "csf"),
         "global_signal": ("global_signal",),
-        "compcor": ("a_comp_cor", "t_comp_cor"),
+        "compcor": ("a_comp_cor", "c_comp_cor", "w_comp_cor", "t_comp_cor"),
         "cosine": ("cosine",),
     }
     counts = {k: sum(n.startswith(p) for n in names) for k, p in families.items()}

@@ -322,7 +322,8 @@ def collect_runs(study: Study, multiple_runs: str = "average") -> tuple[pd.DataF
                 ses,
                 state,
                 files.confounds,
-                "confounds file missing; copy fMRIPrep's desc-confounds_timeseries.tsv next to the BOLD run",
+                "confounds file missing; copy fMRIPrep's desc-confounds_timeseries.tsv (fMRIPrep 1.x: "
+                "desc-confounds_regressors.tsv) next to the BOLD run",
             )
             continue
         try:

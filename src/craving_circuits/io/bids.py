@@ -125,7 +125,9 @@ def sibling_files(bold: str | Path) -> RunFiles:
     fMRIPrep names them after the BOLD file: the sidecar and the brain mask
     keep every entity, the confounds drop ``space-`` (and what follows) and the
     ``echo-`` entity (one confounds file per multi-echo run), as
-    :func:`nilearn.interfaces.fmriprep.load_confounds` expects.
+    :func:`nilearn.interfaces.fmriprep.load_confounds` expects. The confounds
+    are ``desc-confounds_timeseries.tsv``, or fMRIPrep 1.x's
+    ``desc-confounds_regressors.tsv`` where only that one exists.
 
     Parameters
     ----------
@@ -138,12 +140,16 @@ def sibling_files(bold: str | Path) -> RunFiles:
         raise ValueError(f"{bold} is not an fMRIPrep preprocessed BOLD file (*_desc-preproc_bold.nii.gz).")
     stem = name.removesuffix("_desc-preproc_bold.nii.gz")
     raw = "_".join(p for p in stem.split("_space-")[0].split("_") if not p.startswith("echo-"))
+    suffix = "timeseries"
+    if not bold.with_name(f"{raw}_desc-confounds_timeseries.tsv").is_file():
+        if bold.with_name(f"{raw}_desc-confounds_regressors.tsv").is_file():
+            suffix = "regressors"  # fMRIPrep 1.x's name, which nilearn reads too
     return RunFiles(
         bold=bold,
         bold_json=bold.with_name(f"{stem}_desc-preproc_bold.json"),
         mask=bold.with_name(f"{stem}_desc-brain_mask.nii.gz"),
-        confounds=bold.with_name(f"{raw}_desc-confounds_timeseries.tsv"),
-        confounds_json=bold.with_name(f"{raw}_desc-confounds_timeseries.json"),
+        confounds=bold.with_name(f"{raw}_desc-confounds_{suffix}.tsv"),
+        confounds_json=bold.with_name(f"{raw}_desc-confounds_{suffix}.json"),
     )
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "VERDICTS",
     "claim_verdict",
     "claims_ledger",
+    "ledger_overview",
     "ledger_summary",
     "not_tested",
     "recovery_table",
@@ -340,3 +341,37 @@ def ledger_summary(ledger: pd.DataFrame, untested: pd.DataFrame | None = None) -
         "n_not_tested": len(untested),
         "not_tested": missing,
     }
+
+
+def ledger_overview(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The ledger in one small table: per study and in all, the claims, each verdict and the agreement.
+
+    Parameters
+    ----------
+    ledger : pandas.DataFrame
+        From :func:`claims_ledger` (``study``, ``verdict``, ``agree``, ``calibration``).
+
+    Returns
+    -------
+    overview : pandas.DataFrame, shape (n_studies + 1, 8)
+        One row per study in ledger order, then ``all``: ``study``,
+        ``claims``, one count column per verdict of :data:`VERDICTS`,
+        ``calibrated`` (claims whose test holds its level in the calibration),
+        ``with_truth`` (claims a planted truth can check; 0 on real data) and
+        ``agree`` (of those, the decisions that agree with it).
+    """
+    rows = []
+    for study, part in [*ledger.groupby("study", sort=False), ("all", ledger)]:
+        verdicts = part["verdict"].value_counts()
+        with_truth = part["agree"].notna()
+        rows.append(
+            {
+                "study": study,
+                "claims": len(part),
+                **{verdict: int(verdicts.get(verdict, 0)) for verdict in VERDICTS},
+                "calibrated": int((part["calibration"] == "calibrated").sum()),
+                "with_truth": int(with_truth.sum()),
+                "agree": int(part.loc[with_truth, "agree"].astype(bool).sum()),
+            }
+        )
+    return pd.DataFrame(rows)
