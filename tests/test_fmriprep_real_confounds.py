@@ -269,6 +269,17 @@ def test_a_band_pass_on_a_run_too_short_for_it_is_refused_with_the_reason(table,
     confounds, sample_mask, _ = denoise.load_run_confounds(bold, spec)
     with pytest.raises(ValueError, match="A run of 30 volumes is too short for the Butterworth filter of simple"):
         denoise.cleaning_matrix(N_VOLUMES, T_R, spec, confounds, sample_mask)
+    # in the seed chapter such a run is left out with that reason, not a stop of the chapter
+    data = 1000.0 + np.random.default_rng(2).standard_normal((N_VOLUMES, 4))
+    analysis = connectivity.SeedAnalysis(
+        mask=np.ones((4, 1, 1), dtype=bool),
+        affine=np.eye(4),
+        roi_index={"seed": np.array([0, 1]), "other": np.array([2, 3])},
+        seed="seed",
+        strategy=spec,
+    )
+    result = connectivity.seed_connectivity(data, {"bold": str(bold), "t_r": T_R}, analysis)
+    assert result.excluded.startswith(f"{bold}: A run of 30 volumes is too short") and result.z_map is None
 
 
 @pytest.mark.parametrize("table", TABLES)

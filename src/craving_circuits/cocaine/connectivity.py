@@ -184,7 +184,10 @@ def seed_connectivity(
                 excluded=f"{run['bold']}: only {n_kept} of {n_volumes} volumes left after scrubbing "
                 f"({strategy.name}); too few for a correlation.",
             )
-        matrix = cleaning_matrix(n_volumes, run["t_r"], strategy, confounds, sample_mask)
+        try:
+            matrix = cleaning_matrix(n_volumes, run["t_r"], strategy, confounds, sample_mask)
+        except ValueError as err:  # e.g. a run too short for the band-pass: left out, the others go on
+            return RunResult(run=run, excluded=f"{run['bold']}: {err}")
         roi_clean = clean(rois, matrix)
         for j, target in enumerate(names):
             if j == seed_col:
