@@ -146,7 +146,7 @@ def test_the_landing_page_pastes_what_the_ledger_notebook_glues():
     notebook = json.loads((ROOT / "notebooks" / "claims_ledger.ipynb").read_text())
     code = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
     assert 'pages.glue_table("ledger_overview", ledger.ledger_overview(claims))' in code
-    assert "ledger.ledger_summary(claims)" in code
+    assert "ledger.ledger_summary(claims" in code
     summary_keys = set(ledger.ledger_summary(_ledger([("a", "supported", True, "calibrated")])))
     assert set(pasted) - {"ledger_overview"} <= summary_keys
 

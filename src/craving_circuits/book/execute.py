@@ -59,12 +59,14 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
 
+import nbformat
 import papermill
 import yaml
 from jupyter_client import AsyncKernelManager
 
 from craving_circuits.book.owndata import OWN_DATA_PARAMETERS, missing_inputs, skipped_page
 from craving_circuits.book.provenance import git_commit
+from craving_circuits.book.rendering import book_ready
 from craving_circuits.io.files import read_json, write_json
 
 __all__ = ["load_plan", "execute_plan", "NotebookFailed", "install_mathjax"]
@@ -302,6 +304,9 @@ def _run_entry(
             os.replace(tmp, failed)
     duration = time.perf_counter() - t0
     if status == "ok":
+        # the page as the book shows it: paths relative to the root, the run's parameters labelled, its title
+        ready = book_ready(nbformat.read(tmp, as_version=4), root, title=entry.get("title"))
+        nbformat.write(ready, tmp)
         os.replace(tmp, target)
         if failed.exists():
             failed.unlink()

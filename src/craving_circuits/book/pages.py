@@ -8,6 +8,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from craving_circuits.baclofen.chapters import coverage_note
+from craving_circuits.book.display import show_table
 
 __all__ = [
     "side_by_side",
@@ -125,7 +126,13 @@ def glue_values(values: dict) -> dict:
     return plain
 
 
-def against_truth(table: pd.DataFrame | None, truth: dict | bool | None = True, decimals: int | None = 3):
+def against_truth(
+    table: pd.DataFrame | None,
+    truth: dict | bool | None = True,
+    columns=None,
+    tsv_name: str | None = None,
+    empty: str = "The table is empty.",
+):
     """A table that compares with the planted truth, or on data without one, a sentence saying there is none.
 
     Parameters
@@ -136,24 +143,26 @@ def against_truth(table: pd.DataFrame | None, truth: dict | bool | None = True, 
         :func:`craving_circuits.verdict.ledger.recovery_table`).
     truth : dict or None
         From :func:`craving_circuits.verdict.planted.load_ground_truth` (None: real data).
-    decimals : int or None
-        Rounding of the table shown (None: as it is).
+    columns, tsv_name, empty
+        As for :func:`craving_circuits.book.display.show_table`.
 
     Returns
     -------
-    view : pandas.DataFrame or IPython.display.Markdown
-        The table (rounded) with a truth; :data:`NO_TRUTH` as Markdown without one.
+    view : IPython.display.HTML or IPython.display.Markdown
+        The curated table with a truth; :data:`NO_TRUTH` as Markdown without one.
     """
     if truth is None or table is None:
         return Markdown(NO_TRUTH)
-    return table.round(decimals) if decimals is not None else table
+    return show_table(table, columns=columns, tsv_name=tsv_name, empty=empty)
 
 
-def glue_table(key: str, table: pd.DataFrame) -> pd.DataFrame:
-    """Glue ``table`` (without its index) for another page to paste, hidden, and return it to show here.
+def glue_table(key: str, table: pd.DataFrame, tsv_name: str | None = None):
+    """Glue ``table``'s curated view for another page to paste, hidden, and return the view to show here.
 
     Another page pastes it with the ``glue`` directive and its ``:doc:`` option
     naming this notebook (the landing page shows the ledger's overview so).
+    The view is :func:`craving_circuits.book.display.show_table`'s.
     """
-    glue(key, table.style.hide(axis="index"), display=False)
-    return table
+    view = show_table(table, tsv_name=tsv_name)
+    glue(key, view, display=False)
+    return view
