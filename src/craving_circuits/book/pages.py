@@ -163,6 +163,6 @@ def glue_table(key: str, table: pd.DataFrame, tsv_name: str | None = None):
     naming this notebook (the landing page shows the ledger's overview so).
     The view is :func:`craving_circuits.book.display.show_table`'s.
     """
-    view = show_table(table, tsv_name=tsv_name)
+    view = show_table(table, columns=list(table.columns), tsv_name=tsv_name)  # the table's own order
     glue(key, view, display=False)
     return view
