@@ -242,6 +242,8 @@ def test_nac_null_effect(seed):
     assert "90 % confidence interval" in text and "(Rouder et al., 2009)" in text
     assert "No run, session or participant was excluded." in text
     assert "Welch's t" in text
+    n_rating = rating_dd.loc[rating_dd["group"] == "CUD", "participant_id"].nunique()
+    assert f"the rating contrasts, analysed in CUD only, {n_rating} CUD participants." in text
     other = methods.nac_null_effect(
         **{**args, "sesoi_dz": 0.5, "prior_scale": 1.0, "power": 0.9},
         double_differences=fc_dd2,
@@ -358,5 +360,16 @@ def test_unknown_citation_and_missing_bibliography(tmp_path):
 
 
 def test_write_methods(tmp_path):
-    path = methods.write_methods(tmp_path / "out", "text\n")
-    assert path.read_text() == "text\n"
+    assert methods.write_methods(tmp_path / "out", "text\n") == "text\n"
+    assert (tmp_path / "out" / "methods.md").read_text() == "text\n"
+
+
+def test_exclusion_sentence_without_rows_and_with_a_table_without_stage():
+    empty = pd.DataFrame(columns=["participant_id", "reason"])
+    assert methods.exclusion_sentence(empty) == "No run, session or participant was excluded."
+    where = " from at least one analysis"
+    assert methods.exclusion_sentence(empty, "participant", where) == "No participant was excluded from any analysis."
+    rows = pd.DataFrame({"participant_id": ["sub-01", "sub-01", "sub-02"], "reason": ["no covariate value"] * 3})
+    assert methods.exclusion_sentence(rows, "participant") == (
+        "In all, 2 participants (for no value of the covariate) were excluded."
+    )

@@ -263,7 +263,7 @@ def exclusion_sentence(exclusions: pd.DataFrame | None, unit: str | None = None,
     """
     if exclusions is None or not len(exclusions):
         nothing = f"No {unit}" if unit else "No run, session or participant"
-        return f"{nothing} was excluded{where}."
+        return f"{nothing} was excluded{where.replace('at least one', 'any')}."
     rows = exclusions.assign(
         _unit=[_row_unit(row, unit) for _, row in exclusions.iterrows()],
         _reason=exclusions["reason"].map(_short_reason),
@@ -457,7 +457,8 @@ def seed_connectivity(
     )
     if len(comparison_strategies):
         names = ", ".join(f"`{s.confounds}{'+gsr' if s.global_signal else ''}`" for s in comparison_strategies)
-        first += f" The ROI couplings were also computed under the strategies {names} for comparison."
+        noun = "strategy" if len(comparison_strategies) == 1 else "strategies"
+        first += f" The ROI couplings were also computed under the {noun} {names} for comparison."
     second = (
         f"Each participant's craving - neutral difference of the seed maps was {averaged} "
         f"({_groups(participants, ['CUD', 'control'])}"
@@ -524,9 +525,7 @@ def thalamus_glutamate(
     bib : path
     """
     cite = Citations(bib)
-    spectra = mrs_table[mrs_table["metabolite"] == metabolite].drop_duplicates(
-        ["participant_id", "session_id", "state"]
-    )
+    spectra = mrs_table.drop_duplicates(["participant_id", "session_id", "state"])
     failed = (
         qc_exclusions.drop_duplicates(["participant_id", "session_id", "state"])
         if len(qc_exclusions)
@@ -552,7 +551,7 @@ def thalamus_glutamate(
     averaged = "averaged over the sessions with both changes" if sessions == "both" else f"of the {sessions} session"
     first = (
         f"{data_sentence(cite, study.bids_dir, truth, study.fmriprep_dir)} {qc} were excluded "
-        f"{cite.p('wilson2019', 'lin2021')}: of {_count(len(spectra), 'spectrum')} with {metabolite} estimates, "
+        f"{cite.p('wilson2019', 'lin2021')}: of {_count(len(spectra), 'spectrum')}, "
         f"{len(failed)} failed at least one criterion"
         + (f" ({counts}; a spectrum can fail several)" if counts else "")
         + f". The {metabolite} change of a session was the {unit_change} of the {scale_text} value, and the "
@@ -560,7 +559,7 @@ def thalamus_glutamate(
         f"`{chosen.confounds}{'+gsr' if chosen.global_signal else ''}`, {_band(chosen)}). Each participant's "
         f"changes were {averaged}. "
         f"{exclusion_sentence(glu_exclusions, unit='session', where=' from the change scores')} "
-        f"{exclusion_sentence(change_exclusions, unit='participant', where=' from one or more analyses')} "
+        f"{exclusion_sentence(change_exclusions, unit='participant', where=' from at least one analysis')} "
         f"The analyses used {_groups(changes, ['CUD', 'control'])}."
     )
     second = (
@@ -630,7 +629,7 @@ def nac_null_effect(
         f"difference of each participant's craving - neutral change, NAC session minus placebo session, of the "
         f"NAcc couplings (strategy `{chosen.confounds}{'+gsr' if chosen.global_signal else ''}`, {_band(chosen)}) "
         f"and of the craving ratings. The connectivity contrasts used {_groups(double_differences, ['CUD', 'control'])}"
-        f" and the rating contrasts {_groups(rating_differences, ['CUD', 'control'])}. "
+        f" and the rating contrasts, analysed in CUD only, {_groups(rating_differences, ['CUD'])}. "
         f"{exclusion_sentence(exclusions)} Within each group the drug effect was the mean of the two sequence "
         f"groups' mean double differences, with a variance pooled within sequences and n - 2 degrees of freedom "
         f"(the two-period crossover analysis of {cite.t('hills1979')}); groups were compared with Welch's t. "
@@ -847,7 +846,11 @@ def multiverse(
     return _assemble(cite, [text])
 
 
-def write_methods(output_dir: str | Path, markdown: str) -> Path:
-    """Write a chapter's methods text to ``<output_dir>/methods.md`` (atomically) and return its path."""
+def write_methods(output_dir: str | Path, markdown: str) -> str:
+    """Write a chapter's methods text to ``<output_dir>/methods.md`` (atomically) and return the text.
+
+    A notebook shows what it wrote: ``display(Markdown(write_methods(output_dir, seed_connectivity(...))))``.
+    """
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    return write_text(Path(output_dir) / "methods.md", markdown)
+    write_text(Path(output_dir) / "methods.md", markdown)
+    return markdown
