@@ -88,6 +88,7 @@ def test_seed_connectivity_states_parameters_counts_and_versions(seed):
     n = seed["diff_table"]["group"].value_counts()
     assert f"{n['CUD']} CUD and {n['control']} control participants" in text
     assert "simulated study (preset `tiny`" in text
+    assert "10 mm spheres at (+/-44, 30, 32)" in text and "within 8 mm of the midline" in text  # atlas.ROIS
     assert "global signal" not in text.lower()
     assert "No run, session or participant was excluded." in text
 

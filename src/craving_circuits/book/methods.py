@@ -30,6 +30,7 @@ from pybtex.database import parse_file
 
 from craving_circuits import __version__
 from craving_circuits.cocaine.denoise import CONFOUND_SETS
+from craving_circuits.io.atlas import ROIS
 from craving_circuits.io.files import write_text
 
 __all__ = [
@@ -383,11 +384,15 @@ def _cluster_inference(cite: Citations, cluster_forming_p, n_permutations, alpha
     )
 
 
+def _roi(name: str) -> str:
+    """An ROI as the atlas module defines it, e.g. "dorsolateral prefrontal cortex (...), 10 mm spheres at ..."."""
+    spec = ROIS[name]
+    text = spec.description[0].lower() + spec.description[1:]
+    return text + (f", probability of at least {spec.min_probability:g} %" if spec.atlas_labels else "")
+
+
 def _seed_sentence(cite: Citations) -> str:
-    return (
-        f"The seed was the bilateral nucleus accumbens of the Harvard-Oxford atlas (probability of at least 25 %; "
-        f"{cite.p('desikan2006', 'makris2006', 'frazier2005', 'goldstein2007')[1:-1]})"
-    )
+    return f"The seed was the {_roi('nacc')} {cite.p('desikan2006', 'makris2006', 'frazier2005', 'goldstein2007')}"
 
 
 def _ci(alpha: float) -> str:
@@ -453,7 +458,7 @@ def seed_connectivity(
         f"{_count(len(runs), 'run')} (neutral and craving states) of {_groups(runs, ['CUD', 'control'])}. "
         f"{_denoising(cite, chosen, runs)} {_seed_sentence(cite)}; each voxel's value was the Fisher z of its "
         f"Pearson correlation with the seed's mean time series. ROI couplings were the Fisher z between the mean "
-        f"time series of the seed and of the dlPFC (10 mm spheres at ±44, 30, 32 mm) and the midline thalamus."
+        f"time series of the seed and of two targets: the {_roi('dlpfc')}, and the {_roi('thalamus_midline')}."
     )
     if len(comparison_strategies):
         names = ", ".join(f"`{s.confounds}{'+gsr' if s.global_signal else ''}`" for s in comparison_strategies)
@@ -717,8 +722,8 @@ def baclofen_cbf(
         f"was smoothed with a {smoothing_fwhm:g} mm FWHM Gaussian kernel, and the groups were compared voxelwise with "
         f"Welch's t (sign flipping within each group's variance group; {cite.p('winkler2014')[1:-1]}){covariate}. "
         f"{_cluster_inference(cite, cluster_forming_p, n_permutations, alpha)}. The mean {second_ses} - "
-        f"{first_ses} change of an a-priori right dlPFC ROI was tested with one-sample t tests within each group "
-        f"and Welch's t test between groups"
+        f"{first_ses} change of an a-priori ROI, the {_roi('dlpfc_right')}, was tested with one-sample t tests "
+        f"within each group and Welch's t test between groups"
         + (", after subtracting the change of mean grey-matter CBF" if global_covariate else "")
         + f"; the group difference in the change of global CBF was tested with Welch's t test, and the group x time "
         f"test was repeated {other} the global adjustment (alpha = {alpha:g})."
@@ -774,18 +779,19 @@ def baclofen_mediation(
         f"smoking - neutral contrast was expressed in percent signal change. {exclusion_sentence(exclusions)}"
     )
     second = (
-        f"Each participant's {second_ses} - {first_ses} cue map ({_groups(participants, ['baclofen', 'placebo'])}) "
-        f"was smoothed with a {smoothing_fwhm:g} mm FWHM Gaussian kernel and regressed voxelwise on the "
-        f"participant's {second_ses} - {first_ses} change of right dlPFC CBF, with group as a nuisance regressor "
-        f"(Freedman-Lane permutation). {_cluster_inference(cite, cluster_forming_p, n_permutations, alpha)}. In the "
-        f"anterior ventral insula and vmPFC ROIs the association was the partial correlation adjusted for group, "
-        f"with a bootstrap interval ({n_bootstrap:d} resamples). The change of cue-induced craving was tested "
-        f"within groups with one-sample t tests and between groups with Welch's t test. Mediation of the treatment "
-        f"effect through the dlPFC CBF change was tested with two least-squares regressions in "
-        f"{_groups(mediation_table, ['baclofen', 'placebo'])}; the indirect effect ab was judged by its percentile "
-        f"bootstrap {_ci(alpha)} interval ({n_bootstrap:d} resamples of participants; "
-        f"{cite.p('efron1993')[1:-1]}), and "
-        f"equals the average causal mediation effect under sequential ignorability {cite.p('imai2010')}."
+        f"Each participant's {second_ses} - {first_ses} cue map "
+        f"({_groups(participants, ['baclofen', 'placebo'])}) was smoothed with a {smoothing_fwhm:g} mm FWHM "
+        f"Gaussian kernel and regressed voxelwise on the participant's {second_ses} - {first_ses} change of right "
+        f"dlPFC CBF, with group as a nuisance regressor (Freedman-Lane permutation). "
+        f"{_cluster_inference(cite, cluster_forming_p, n_permutations, alpha)}. In the ROIs of the "
+        f"{_roi('insula_anterior_ventral')} and the {_roi('vmpfc')}, the association was the partial correlation "
+        f"adjusted for group, with a bootstrap interval ({n_bootstrap:d} resamples). The change of cue-induced "
+        f"craving was tested within groups with one-sample t tests and between groups with Welch's t test. "
+        f"Mediation of the treatment effect through the dlPFC CBF change was tested with two least-squares "
+        f"regressions in {_groups(mediation_table, ['baclofen', 'placebo'])}; the indirect effect ab was judged "
+        f"by its percentile bootstrap {_ci(alpha)} interval ({n_bootstrap:d} resamples of participants; "
+        f"{cite.p('efron1993')[1:-1]}), and equals the average causal mediation effect under sequential "
+        f"ignorability {cite.p('imai2010')}."
     )
     return _assemble(cite, [first, second])
 
