@@ -458,7 +458,7 @@ def seed_connectivity(
         f"{_count(len(runs), 'run')} (neutral and craving states) of {_groups(runs, ['CUD', 'control'])}. "
         f"{_denoising(cite, chosen, runs)} {_seed_sentence(cite)}; each voxel's value was the Fisher z of its "
         f"Pearson correlation with the seed's mean time series. ROI couplings were the Fisher z between the mean "
-        f"time series of the seed and of two targets: the {_roi('dlpfc')}, and the {_roi('thalamus_midline')}."
+        f"time series of the seed and of two target ROIs: the {_roi('dlpfc')}; and the {_roi('thalamus_midline')}."
     )
     if len(comparison_strategies):
         names = ", ".join(f"`{s.confounds}{'+gsr' if s.global_signal else ''}`" for s in comparison_strategies)
@@ -783,8 +783,8 @@ def baclofen_mediation(
         f"({_groups(participants, ['baclofen', 'placebo'])}) was smoothed with a {smoothing_fwhm:g} mm FWHM "
         f"Gaussian kernel and regressed voxelwise on the participant's {second_ses} - {first_ses} change of right "
         f"dlPFC CBF, with group as a nuisance regressor (Freedman-Lane permutation). "
-        f"{_cluster_inference(cite, cluster_forming_p, n_permutations, alpha)}. In the ROIs of the "
-        f"{_roi('insula_anterior_ventral')} and the {_roi('vmpfc')}, the association was the partial correlation "
+        f"{_cluster_inference(cite, cluster_forming_p, n_permutations, alpha)}. In two ROIs, the "
+        f"{_roi('insula_anterior_ventral')}; and the {_roi('vmpfc')}; the association was the partial correlation "
         f"adjusted for group, with a bootstrap interval ({n_bootstrap:d} resamples). The change of cue-induced "
         f"craving was tested within groups with one-sample t tests and between groups with Welch's t test. "
         f"Mediation of the treatment effect through the dlPFC CBF change was tested with two least-squares "
