@@ -12,6 +12,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from browser_checks import check_book
 import yaml
 
 from craving_circuits.baclofen import chapters as baclofen_chapters
@@ -262,6 +263,10 @@ def test_book_builds_from_executed_notebooks(tmp_path):
     methods = (html / "book" / "methods_connectivity.html").read_text()
     assert len(re.findall(r'<script[^>]+src="[^"]*mathjax/', methods)) == 1
     assert (html / "_static" / "mathjax" / "MathJax.js").is_file()
+    # read as a reader's browser reads it: every page, with a screenshot of each kept as an artifact
+    problems = check_book(html, forbidden=[str(root)], screenshot_dir=ROOT / "test-artifacts" / "book-screenshots")
+    problems = {page: found for page, found in problems.items() if found}
+    assert not problems, "\n".join(f"{page}: {found}" for page, found in problems.items())
 
 
 def test_the_plan_and_the_table_of_contents_list_the_same_runs():
