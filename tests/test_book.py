@@ -12,9 +12,9 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from browser_checks import check_book
 import yaml
 
+from browser_checks import check_book
 from craving_circuits.baclofen import chapters as baclofen_chapters
 from craving_circuits.baclofen import cue, perfusion
 from craving_circuits.baclofen import layout as baclofen_layout

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from craving_circuits import __version__
-from craving_circuits.baclofen import asl
+from craving_circuits.baclofen import asl, chapters
 from craving_circuits.baclofen import layout as baclofen_layout
 from craving_circuits.book import methods
 from craving_circuits.cocaine import (
@@ -298,6 +298,12 @@ def test_baclofen_cbf(baclofen_runs):
     assert "without adjustment for global CBF" in other and "as a covariate" not in other
     assert "subtracting" not in other and "repeated with the global adjustment" in other
     assert "1 participant (for no map in one of the two sessions) was excluded" in other
+
+    # ASLPrep's maps: no quantification sentence, no constants
+    assert chapters.quantification_constants(runs, aslprep_dir="derivatives/aslprep") is None
+    aslprep = methods.baclofen_cbf(**{**args, "constants": None}, **kwargs)
+    assert "quantified by ASLPrep; quantification was not repeated" in aslprep and "post-labelling" not in aslprep
+    assert "(Alsop et al., 2015)" not in aslprep
 
 
 def test_baclofen_mediation(baclofen_runs):

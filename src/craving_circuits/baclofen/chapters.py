@@ -182,6 +182,23 @@ def cbf_source(
     )
 
 
+def quantification_constants(
+    runs: pd.DataFrame, aslprep_dir: str | Path | None = None, background_pulse_efficiency: float = 0.95
+):
+    """The first run's quantification constants (``asl.read_asl_constants``), or None for ASLPrep's maps.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        From :func:`cbf_inputs` (at least one row).
+    aslprep_dir : path or None
+    background_pulse_efficiency : float
+    """
+    if aslprep_dir or runs.empty:
+        return None
+    return asl.read_asl_constants(runs.iloc[0]["asl_json"], background_pulse_efficiency)
+
+
 def coverage_note(coverage: pd.DataFrame) -> str:
     """One sentence on partial coverage: every run covers the mask, or how many do not and what the mask lost.
 

@@ -679,8 +679,9 @@ def baclofen_cbf(
 
     Parameters
     ----------
-    constants : baclofen.asl.AslConstants
-        The quantification constants (``asl.read_asl_constants``).
+    constants : baclofen.asl.AslConstants or None
+        The quantification constants (``asl.read_asl_constants``); None for
+        maps quantified by ASLPrep (``aslprep_dir``).
     smoothing_fwhm, global_covariate, cluster_forming_p, n_permutations, alpha
     root : path
         The BIDS dataset.
@@ -697,20 +698,27 @@ def baclofen_cbf(
     cite = Citations(bib)
     c = constants
     first_ses, second_ses = sessions
-    suppression = (
-        f", reduced for {c.n_background_pulses} background-suppression pulses that each kept "
-        f"{c.background_pulse_efficiency:g} of the label"
-        if c.n_background_pulses
-        else ""
-    )
-    first = (
-        f"{_baclofen_data(cite, root, truth)} CBF was quantified from {_count(len(runs), 'pCASL run')} of "
-        f"{_groups(runs, ['baclofen', 'placebo'])} with the single-compartment model of the ASL white paper "
-        f"{cite.p('alsop2015')}: post-labelling delay {c.post_labeling_delay:g} s, labelling duration "
-        f"{c.labeling_duration:g} s, labelling efficiency {c.labeling_efficiency:g}{suppression}, blood-brain "
-        f"partition coefficient {c.blood_brain_partition:g} ml/g and blood T1 {c.t1_blood:g} s. "
-        f"{exclusion_sentence(exclusions)}"
-    )
+    if c is None:  # ASLPrep's maps: quantified there, not here
+        first = (
+            f"{_baclofen_data(cite, root, truth)} The CBF maps of {_count(len(runs), 'pCASL run')} of "
+            f"{_groups(runs, ['baclofen', 'placebo'])} were those quantified by ASLPrep; quantification was not "
+            f"repeated. {exclusion_sentence(exclusions)}"
+        )
+    else:
+        suppression = (
+            f", reduced for {c.n_background_pulses} background-suppression pulses that each kept "
+            f"{c.background_pulse_efficiency:g} of the label"
+            if c.n_background_pulses
+            else ""
+        )
+        first = (
+            f"{_baclofen_data(cite, root, truth)} CBF was quantified from {_count(len(runs), 'pCASL run')} of "
+            f"{_groups(runs, ['baclofen', 'placebo'])} with the single-compartment model of the ASL white paper "
+            f"{cite.p('alsop2015')}: post-labelling delay {c.post_labeling_delay:g} s, labelling duration "
+            f"{c.labeling_duration:g} s, labelling efficiency {c.labeling_efficiency:g}{suppression}, blood-brain "
+            f"partition coefficient {c.blood_brain_partition:g} ml/g and blood T1 {c.t1_blood:g} s. "
+            f"{exclusion_sentence(exclusions)}"
+        )
     covariate = (
         ", with the change of mean grey-matter CBF as a covariate (Freedman-Lane permutation)"
         if global_covariate
