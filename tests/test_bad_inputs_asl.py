@@ -102,8 +102,12 @@ def one_run(root: Path, pid: str = "sub-01", session: str = "ses-T1") -> dict:
 def test_sessions_named_otherwise_need_the_parameter(study):
     rename_sessions(study, {"ses-T1": "ses-pre", "ses-T2": "ses-post"})
     before = tree_checksum(study)
-    with pytest.raises(ValueError, match=r"no ASL run in \['ses-T1', 'ses-T2'\].*\['ses-post', 'ses-pre'\].*sessions"):
+    with pytest.raises(
+        ValueError, match=r"no ASL run in \['ses-T1', 'ses-T2'\].*\['ses-post', 'ses-pre'\].*sessions"
+    ) as err:
         baclofen_layout.collect_asl_runs(study)
+    # the hint puts the label that reads as "before" first, not the alphabetical order
+    assert "e.g. sessions=('ses-pre', 'ses-post')" in str(err.value)
     with pytest.raises(ValueError, match="two different BIDS session labels"):
         baclofen_layout.collect_asl_runs(study, sessions=("ses-pre", "ses-pre"))
     runs, exclusions = baclofen_layout.collect_asl_runs(study, sessions=("ses-pre", "ses-post"))
@@ -432,3 +436,11 @@ def test_aslprep_maps_are_read_not_quantified(source_study, tmp_path):
     assert again.exclusions.iloc[0]["file"] == str(bad) and "non-finite" in again.exclusions.iloc[0]["reason"]
     with pytest.raises(FileNotFoundError, match="no CBF map"):
         baclofen_layout.collect_aslprep_cbf(tmp_path / "cbf", source_study)
+
+
+def test_the_session_hint_orders_before_and_after():
+    order = baclofen_layout.likely_session_order
+    assert order(["ses-post", "ses-pre"]) == ("ses-pre", "ses-post")
+    assert order(["ses-followup", "ses-baseline"]) == ("ses-baseline", "ses-followup")
+    assert order(["ses-T2", "ses-T1"]) == ("ses-T1", "ses-T2")
+    assert order(["ses-b", "ses-a"]) == ("ses-a", "ses-b")  # neither says: sorted

@@ -32,6 +32,7 @@ from craving_circuits.io.schemas import (
 from craving_circuits.simulate.baclofen import simulate_baclofen_study
 
 __all__ = [
+    "likely_session_order",
     "GROUPS",
     "SESSIONS",
     "RATING_RANGE",
@@ -182,6 +183,39 @@ def read_craving_ratings(
     return kept, pd.DataFrame(exclusions, columns=EXCLUSION_COLUMNS)
 
 
+#: Words of session labels that mean "before" and "after" (lower case), for the hint of a wrong ``sessions``.
+_BEFORE = ("pre", "base", "bl", "before", "t1", "t0", "01", "1", "screen")
+_AFTER = ("post", "follow", "fu", "after", "t2", "02", "2", "end")
+
+
+def likely_session_order(found) -> tuple:
+    """Two of the session labels found, the one that reads as "before" first (a hint, not a decision).
+
+    ``("ses-post", "ses-pre")`` sorted by name would put "after" first; labels
+    with words such as pre/baseline/T1 go first and post/follow-up/T2 second.
+    Labels that say neither keep their sorted order.
+
+    Parameters
+    ----------
+    found : sequence of str
+        Session labels (``ses-<label>``).
+
+    Returns
+    -------
+    tuple of str, at most two
+    """
+
+    def rank(label: str) -> int:
+        word = label.removeprefix("ses-").lower()
+        if any(word.startswith(w) or word.endswith(w) for w in _BEFORE):
+            return 0
+        if any(word.startswith(w) or word.endswith(w) for w in _AFTER):
+            return 2
+        return 1
+
+    return tuple(sorted(sorted(found), key=rank)[:2])
+
+
 def collect_asl_runs(bids_dir: str | Path, sessions=SESSIONS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every pCASL run of a study with its files; incomplete runs listed, not dropped.
 
@@ -227,7 +261,8 @@ def collect_asl_runs(bids_dir: str | Path, sessions=SESSIONS) -> tuple[pd.DataFr
     if absent_sessions:
         raise ValueError(
             f"{bids_dir}: no ASL run in {absent_sessions}; the perf/ folders are in the sessions {found}. "
-            f"Set the parameter sessions to your study's labels (before, after), e.g. sessions={tuple(found[:2])!r}."
+            "Set the parameter sessions to your study's labels (before, after), "
+            f"e.g. sessions={likely_session_order(found)!r}."
         )
     rows, exclusions = [], []
     for asl in sorted(bids_dir.glob("sub-*/ses-*/perf/*_asl.nii.gz")):
@@ -371,7 +406,8 @@ def collect_task_runs(
     if found and absent_sessions:
         raise ValueError(
             f"{fmriprep_dir}: no run of the task {task} in {absent_sessions}; the runs are in the sessions {found}. "
-            f"Set the parameter sessions to your study's labels (before, after), e.g. sessions={tuple(found[:2])!r}."
+            "Set the parameter sessions to your study's labels (before, after), "
+            f"e.g. sessions={likely_session_order(found)!r}."
         )
     rows, exclusions = [], []
     for p in participants.itertuples(index=False):
