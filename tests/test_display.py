@@ -4,11 +4,12 @@ import base64
 import io
 import re
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
-from craving_circuits.book.display import MISSING, format_column, show_table, table_columns
+from craving_circuits.book.display import MISSING, captioned_figure, format_column, show_table, table_columns
 
 
 def _cells(html_text: str) -> list[list[str]]:
@@ -67,3 +68,19 @@ def test_an_empty_table_is_a_sentence():
     empty = pd.DataFrame(columns=["participant_id", "reason"])
     html_text = show_table(empty, empty="No run or participant was excluded.").data
     assert "No run or participant was excluded." in html_text and "<table" not in html_text
+
+
+def test_runs_side_by_side_are_flattened_and_a_captioned_figure_is_inline():
+    wide = pd.DataFrame(
+        [[0.1, "equivalent", 0.3, "not equivalent"]],
+        index=pd.Index(["drug x state | CUD"], name="term"),
+        columns=pd.MultiIndex.from_product([["run a", "run b"], ["estimate", "verdict"]]),
+    )
+    cells = _cells(show_table(wide).data)
+    assert cells[0] == ["term", "run a: estimate", "run a: verdict", "run b: estimate", "run b: verdict"]
+    assert cells[1] == ["drug x state | CUD", "0.100", "equivalent", "0.300", "not equivalent"]
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, 1])
+    out = captioned_figure(fig, caption="A line.", alt="A rising line").data
+    assert out.startswith('<figure class="cc-figure"><img src="data:image/png;base64,')
+    assert 'alt="A rising line"' in out and "<figcaption>A line.</figcaption>" in out

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import math
 
 import matplotlib.pyplot as plt
@@ -43,6 +44,7 @@ from myst_nb import glue
 __all__ = [
     "COLUMN_WIDTH_PX",
     "DECISION_COLUMNS",
+    "captioned_figure",
     "figure",
     "findings_box",
     "format_column",
@@ -204,6 +206,11 @@ def show_table(
     IPython.display.HTML
     """
     labels = labels or {}
+    if isinstance(table.columns, pd.MultiIndex):  # e.g. runs side by side: "run: column"
+        table = table.copy()
+        table.columns = [": ".join(str(level) for level in col) for col in table.columns]
+    if table.index.name is not None or isinstance(table.index, pd.MultiIndex):
+        table = table.reset_index()  # a named index is a column of the view
     parts = ['<div class="cc-table">']
     if caption:
         parts.append(f'<p class="cc-caption">{html.escape(caption)}</p>')
@@ -341,3 +348,32 @@ def figure(key: str, fig) -> None:
     """
     glue(key, fig, display=False)
     plt.close(fig)
+
+
+def captioned_figure(fig, caption: str, alt: str) -> HTML:
+    """A figure with its caption and alt text, inline (for a figure a page shows only on some runs).
+
+    A figure every run of a page has is glued and placed by ``{glue:figure}``
+    (numbered, cross-referenced; :func:`figure`). One that only some runs draw
+    (e.g. the comparison with another run) would leave that directive without
+    its figure on the others; it is drawn here instead, at the notebook's 100
+    pixels per inch shown at its size from a 200 dpi PNG.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    caption, alt : str
+
+    Returns
+    -------
+    IPython.display.HTML
+    """
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=2 * fig.dpi, bbox_inches="tight")
+    width = int(round(fig.get_tightbbox(fig.canvas.get_renderer()).width * fig.dpi))
+    plt.close(fig)
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return HTML(
+        f'<figure class="cc-figure"><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" '
+        f'style="width: {width}px; max-width: 100%"><figcaption>{html.escape(caption)}</figcaption></figure>'
+    )

@@ -7,7 +7,9 @@ the version of :mod:`craving_circuits` and the git commit of the book's folder
 differ from it), so a reader of any page knows which code made it. A build
 outside a git checkout, or without git, says "unknown" instead of failing.
 
-It also registers the pybtex style :data:`BIBLIOGRAPHY_STYLE` (``_config.yml``:
+It sets the theme's ``default_mode`` to ``auto`` (the reader's light or dark
+setting) unless the configuration names one. It also registers the pybtex
+style :data:`BIBLIOGRAPHY_STYLE` (``_config.yml``:
 ``bibtex_default_style``): the references page lists the works sorted by
 author and year and labelled as the text cites them ("Engeli et al., 2023",
 as sphinxcontrib-bibtex's ``author_year`` citations read), not with pybtex's
@@ -73,6 +75,8 @@ def _add_footer(app, config) -> None:
     options = dict(config.html_theme_options or {})
     line = footer_html(craving_circuits.__version__, git_commit(app.srcdir), options.get("repository_url"))
     options["extra_footer"] = (options.get("extra_footer") or "") + line
+    # the theme's light/dark switch starts from the reader's system setting (an empty mode is a console error)
+    options.setdefault("default_mode", "auto")
     config.html_theme_options = options
 
 
