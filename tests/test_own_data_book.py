@@ -82,6 +82,7 @@ def test_the_own_data_plan_points_the_study_chapters_at_the_dataset(tmp_path):
     chapters = {"data", "nacc_seed_fc", "thalamus_glutamate", "nac_null_effect", "multiverse"}
     assert pointed == chapters | {"baclofen_cbf", "baclofen_mediation"}
     assert by_name["nacc_seed_fc"]["own_data"] == {"bids_dir": str(tmp_path), "fmriprep_dir": str(tmp_path / "fp")}
+    assert by_name["data"]["title"] == "The dataset"  # not "The simulated study"
     # the null runs, the positive control (a planted effect of its own) and the other chapters stay as they are
     for name in ("nacc_seed_fc_null", "thalamus_glutamate_null", "calibration", "claims_ledger", "reproducibility"):
         assert by_name[name] == next(e for e in plan if e["name"] == name), name

@@ -58,3 +58,20 @@ def test_a_variant_run_gets_its_own_title(tmp_path):
     untitled = nbformat.v4.new_notebook()
     untitled.cells = [nbformat.v4.new_code_cell("x = 1")]
     assert book_ready(untitled, tmp_path, title="T").cells[0].source == "# T"
+
+
+def test_each_run_refers_to_its_own_figures(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("{numref}`fig-deltas` shows it; see also {numref}`Figure %s <fig-deltas>`."),
+        nbformat.v4.new_markdown_cell("```{glue:figure} deltas\n:name: fig-deltas\n:alt: x\n\nCaption.\n```"),
+        nbformat.v4.new_markdown_cell("fig-deltas-other stays; so does fig-deltasx"),
+    ]
+    ready = book_ready(nb, tmp_path, run="nacc_seed_fc_null")
+    assert ready.cells[0].source == (
+        "{numref}`fig-deltas-nacc_seed_fc_null` shows it; see also {numref}`Figure %s <fig-deltas-nacc_seed_fc_null>`."
+    )
+    assert ":name: fig-deltas-nacc_seed_fc_null\n" in ready.cells[1].source
+    assert "```{glue:figure} deltas\n" in ready.cells[1].source  # the glue key is the page's own
+    assert ready.cells[2].source == nb.cells[2].source
+    assert book_ready(ready, tmp_path, run="nacc_seed_fc_null").cells[1].source == ready.cells[1].source

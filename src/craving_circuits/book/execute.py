@@ -305,7 +305,7 @@ def _run_entry(
     duration = time.perf_counter() - t0
     if status == "ok":
         # the page as the book shows it: paths relative to the root, the run's parameters labelled, its title
-        ready = book_ready(nbformat.read(tmp, as_version=4), root, title=entry.get("title"))
+        ready = book_ready(nbformat.read(tmp, as_version=4), root, title=entry.get("title"), run=entry["name"])
         nbformat.write(ready, tmp)
         os.replace(tmp, target)
         if failed.exists():

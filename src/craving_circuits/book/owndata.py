@@ -172,6 +172,8 @@ def own_data_plan(
         entry = {**entry, "parameters": dict(entry["parameters"]), "needs": list(entry["needs"])}
         if entry["name"] in own:
             entry["own_data"] = dict(folders)
+            if entry["name"] == "data":  # the data chapter describes the dataset, not a simulation
+                entry["title"] = "The dataset"
         elif Path(entry["notebook"]).stem in CHAPTER_INPUTS:
             entry["needs"] = [n for n in entry["needs"] if n not in own]
             entry["parameters"] = {

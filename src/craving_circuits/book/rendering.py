@@ -64,7 +64,9 @@ def _walk_strings(value, change):
     return value
 
 
-def book_ready(nb: nbformat.NotebookNode, root: str | Path, title: str | None = None) -> nbformat.NotebookNode:
+def book_ready(
+    nb: nbformat.NotebookNode, root: str | Path, title: str | None = None, run: str | None = None
+) -> nbformat.NotebookNode:
     """A copy of an executed notebook for the book: paths relative to ``root``, the injected cell labelled.
 
     * Every cell source and every text output (stream, plain text, HTML,
@@ -73,6 +75,8 @@ def book_ready(nb: nbformat.NotebookNode, root: str | Path, title: str | None = 
     * The ``injected-parameters`` cell starts with :data:`INJECTED_HEADER`
       instead of papermill's comment, so the page does not seem to contradict
       the defaults shown above it.
+    * With ``run``, the page's figure labels and the references to them are
+      made unique to the run.
     * With ``title``, the page's title (the first ``# `` heading of the first
       Markdown cell) is the run's, so that a variant run of a notebook (the
       null study, a positive control) is not titled as the main chapter.
@@ -82,6 +86,11 @@ def book_ready(nb: nbformat.NotebookNode, root: str | Path, title: str | None = 
     nb : nbformat.NotebookNode
     root : path
     title : str, optional
+    run : str, optional
+        The run's name: the labels the page's Markdown defines (``:name:`` of
+        its figures) and its references to them get ``-<run>``, so that two
+        runs of one notebook (main and null study) each refer to their own
+        figures (Sphinx labels are global to the book).
 
     Returns
     -------
@@ -94,6 +103,8 @@ def book_ready(nb: nbformat.NotebookNode, root: str | Path, title: str | None = 
 
     if title:
         _retitle(out, title)
+    if run:
+        _suffix_labels(out, run)
     for cell in out.cells:
         cell.source = change(cell.source)
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
@@ -125,3 +136,20 @@ def _retitle(nb: nbformat.NotebookNode, title: str) -> None:
             first.source = "\n".join(lines)
             return
     first.source = f"# {title}\n\n{first.source}"
+
+
+_LABEL = re.compile(r"^:name:\s*(\S+)\s*$", re.MULTILINE)
+
+
+def _suffix_labels(nb: nbformat.NotebookNode, run: str) -> None:
+    """Append ``-<run>`` to every label a Markdown cell defines and to every use of it (in place)."""
+    markdown = [c for c in nb.cells if c.cell_type == "markdown"]
+    labels = {m.group(1) for c in markdown for m in _LABEL.finditer(c.source)}
+    labels = {label for label in labels if not label.endswith(f"-{run}")}
+    if not labels:
+        return
+    pattern = re.compile(
+        r"(?<![\w-])(" + "|".join(re.escape(x) for x in sorted(labels, key=len, reverse=True)) + r")(?![\w-])"
+    )
+    for cell in markdown:
+        cell.source = pattern.sub(lambda m: f"{m.group(1)}-{run}", cell.source)

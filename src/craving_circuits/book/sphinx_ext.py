@@ -7,7 +7,7 @@ the version of :mod:`craving_circuits` and the git commit of the book's folder
 differ from it), so a reader of any page knows which code made it. A build
 outside a git checkout, or without git, says "unknown" instead of failing.
 
-It sets the theme's ``default_mode`` to ``auto`` (the reader's light or dark
+It sets the theme's ``default_mode`` (page context) to ``auto`` (the reader's light or dark
 setting) unless the configuration names one. It also registers the pybtex
 style :data:`BIBLIOGRAPHY_STYLE` (``_config.yml``:
 ``bibtex_default_style``): the references page lists the works sorted by
@@ -75,9 +75,12 @@ def _add_footer(app, config) -> None:
     options = dict(config.html_theme_options or {})
     line = footer_html(craving_circuits.__version__, git_commit(app.srcdir), options.get("repository_url"))
     options["extra_footer"] = (options.get("extra_footer") or "") + line
-    # the theme's light/dark switch starts from the reader's system setting (an empty mode is a console error)
-    options.setdefault("default_mode", "auto")
     config.html_theme_options = options
+    # the theme's light/dark switch starts from the reader's system setting (pydata-sphinx-theme reads
+    # default_mode from the page context; left empty, its script reports an invalid mode on every page)
+    context = dict(config.html_context or {})
+    context["default_mode"] = context.get("default_mode") or "auto"
+    config.html_context = context
 
 
 class AuthorYearLabels(BaseLabelStyle):
