@@ -262,6 +262,7 @@ def test_footer_line_names_version_commit_and_repository():
 
 class _Config:
     html_theme_options = {"extra_footer": "<p>before</p>", "repository_url": "https://example.org/repo"}
+    html_context = {}
 
 
 class _App:
@@ -282,6 +283,7 @@ def test_the_extension_appends_the_footer_when_sphinx_reads_the_config(tmp_path)
     footer = config.html_theme_options["extra_footer"]
     assert footer.startswith("<p>before</p>") and f"craving-circuits {craving_circuits.__version__}" in footer
     assert "https://example.org/repo" in footer
+    assert config.html_context["default_mode"] == "auto"  # the theme's light/dark mode from the reader's setting
 
 
 # --------------------------------------------------------------------------- references

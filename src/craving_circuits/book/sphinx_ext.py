@@ -78,7 +78,7 @@ def _add_footer(app, config) -> None:
     config.html_theme_options = options
     # the theme's light/dark switch starts from the reader's system setting (pydata-sphinx-theme reads
     # default_mode from the page context; left empty, its script reports an invalid mode on every page)
-    context = dict(config.html_context or {})
+    context = dict(getattr(config, "html_context", None) or {})
     context["default_mode"] = context.get("default_mode") or "auto"
     config.html_context = context
 
