@@ -1,5 +1,6 @@
 """Figures: each function draws what it is given (one axis per target, points per participant)."""
 
+import base64
 import html as html_module
 import re
 
@@ -176,3 +177,5 @@ def test_interactive_map_is_offline_and_writes_the_nifti(tmp_path):
     inside = np.asarray(mask_img.dataobj) > 0
     np.testing.assert_allclose(np.asarray(written.dataobj)[inside], values, rtol=1e-6)
     assert "maps/t.nii.gz" in page
+    uri = re.search(r'download="t.nii.gz" href="data:application/gzip;base64,([^"]+)"', page).group(1)
+    assert base64.b64decode(uri) == (tmp_path / "maps" / "t.nii.gz").read_bytes()

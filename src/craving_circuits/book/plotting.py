@@ -19,6 +19,7 @@ Figure conventions
 
 from __future__ import annotations
 
+import base64
 import functools
 import html
 import re
@@ -131,6 +132,9 @@ def _label_colorbar(display, label: str) -> None:
         cbar.ax.set_title(label, fontsize=MIN_FONT_PT, color="black", pad=4)
 
 
+#: Largest NIfTI map offered as a download inside the page (bytes); larger ones are named by their path.
+_MAX_INLINE_NIFTI = 4_000_000
+
 #: nilearn's viewer page links a favicon on the network; the book loads nothing from it.
 _NETWORK_LINK = re.compile(r"<link[^>]*href=[\"']https?://[^>]*>", re.IGNORECASE)
 
@@ -188,7 +192,12 @@ def interactive_map(
     )
     if nifti_path is not None:
         path = write_nifti(nifti_path, img)
-        frame += f'<p class="cc-download">The map as NIfTI: <code>{html.escape(path.as_posix())}</code></p>'
+        data = Path(path).read_bytes()
+        link = f"<code>{html.escape(path.as_posix())}</code>"
+        if len(data) <= _MAX_INLINE_NIFTI:  # one click from the page, offline too
+            uri = "data:application/gzip;base64," + base64.b64encode(data).decode()
+            link = f'<a download="{html.escape(path.name)}" href="{uri}">{html.escape(path.name)}</a> ({link})'
+        frame += f'<p class="cc-download">The map as NIfTI: {link}</p>'
     return HTML(frame)
 
 
