@@ -136,6 +136,9 @@ def test_without_ground_truth_the_verdicts_stand_without_a_truth_column(results)
     summary = ledger.ledger_summary(table)
     assert summary["n_with_truth"] == 0 and summary["n_agree"] == 0
     assert "no planted truth" in summary["truth_agreement"] and "agree" not in summary["truth_agreement"]
+    overview = ledger.ledger_overview(table).set_index("study")
+    assert overview.loc["all", "claims"] == 2 and overview.loc["all", "with_truth"] == 0
+    assert overview.loc["all", "agree"] == 0 and overview.loc["all", "evidence of absence"] == 1
 
 
 def test_claims_of_a_skipped_chapter_are_listed_not_tested(results):

@@ -54,6 +54,10 @@ SOFTWARE = ("nilearn", "nibabel", "numpy", "scipy", "statsmodels", "pandas")
 #: Default bibliography, relative to the working directory (the repository root when notebooks run).
 DEFAULT_BIB = "book/references.bib"
 
+#: The bibliography of the checkout this package is installed from (editable installs), when the
+#: working directory is not the repository root.
+_CHECKOUT_BIB = Path(__file__).resolve().parents[3] / DEFAULT_BIB
+
 #: The unit of a row of an exclusion table, by its ``stage``.
 STAGE_UNITS = {
     "inputs": "run",
@@ -119,6 +123,8 @@ class Citations:
 
     def __init__(self, bib: str | Path = DEFAULT_BIB):
         self.path = Path(bib)
+        if not self.path.is_file() and str(bib) == DEFAULT_BIB and _CHECKOUT_BIB.is_file():
+            self.path = _CHECKOUT_BIB  # a notebook run outside the repository root, from a checkout
         if not self.path.is_file():
             raise FileNotFoundError(
                 f"Bibliography {self.path} not found; run from the repository root or pass "

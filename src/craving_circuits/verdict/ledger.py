@@ -349,7 +349,8 @@ def ledger_overview(ledger: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     ledger : pandas.DataFrame
-        From :func:`claims_ledger` (``study``, ``verdict``, ``agree``, ``calibration``).
+        From :func:`claims_ledger` (``study``, ``verdict``, ``calibration``, and ``agree``
+        unless the data carry no truth).
 
     Returns
     -------
@@ -363,7 +364,8 @@ def ledger_overview(ledger: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for study, part in [*ledger.groupby("study", sort=False), ("all", ledger)]:
         verdicts = part["verdict"].value_counts()
-        with_truth = part["agree"].notna()
+        agree = part["agree"] if "agree" in part.columns else pd.Series(None, index=part.index, dtype=object)
+        with_truth = agree.notna()  # no truth column at all on real data
         rows.append(
             {
                 "study": study,
@@ -371,7 +373,7 @@ def ledger_overview(ledger: pd.DataFrame) -> pd.DataFrame:
                 **{verdict: int(verdicts.get(verdict, 0)) for verdict in VERDICTS},
                 "calibrated": int((part["calibration"] == "calibrated").sum()),
                 "with_truth": int(with_truth.sum()),
-                "agree": int(part.loc[with_truth, "agree"].astype(bool).sum()),
+                "agree": int(agree[with_truth].astype(bool).sum()),
             }
         )
     return pd.DataFrame(rows)
