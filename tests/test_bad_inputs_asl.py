@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from craving_circuits.baclofen import cue, perfusion
+from craving_circuits.baclofen import chapters, cue, perfusion
 from craving_circuits.baclofen import layout as baclofen_layout
 from craving_circuits.baclofen.asl import read_asl_constants, run_m0
 from craving_circuits.simulate.baclofen import simulate_baclofen_study
@@ -444,3 +444,29 @@ def test_the_session_hint_orders_before_and_after():
     assert order(["ses-followup", "ses-baseline"]) == ("ses-baseline", "ses-followup")
     assert order(["ses-T2", "ses-T1"]) == ("ses-T1", "ses-T2")
     assert order(["ses-b", "ses-a"]) == ("ses-a", "ses-b")  # neither says: sorted
+
+
+def test_m0_in_the_series_and_sessions_named_pre_post_run_through_the_cbf_chapter(source_study, study, tmp_path):
+    """Every run with its M0 inside the ASL series and the sessions named ses-pre/ses-post: the CBF chapter's
+    steps (inputs, maps, T2 - T1 maps, global change) give what they give on the study as simulated."""
+    participants = pd.read_csv(study / "participants.tsv", sep="\t")["participant_id"]
+    for pid in participants:
+        for session in ("ses-T1", "ses-T2"):
+            to_included(perf_files(study, pid, session))
+    rename_sessions(study, {"ses-T1": "ses-pre", "ses-T2": "ses-post"})
+    before = tree_checksum(study)
+
+    def chapter(root, out, sessions):
+        runs, exclusions = chapters.cbf_inputs(root, sessions)
+        cbf = chapters.chapter_cbf_maps(runs, out)
+        diff, table, _ = perfusion.time_difference_maps(cbf.runs, cbf.maps, sessions)
+        return exclusions, cbf.maps, diff, table, perfusion.global_change(cbf.runs, table, sessions=sessions)
+
+    default = chapter(source_study, tmp_path / "default", baclofen_layout.SESSIONS)
+    mine = chapter(study, tmp_path / "mine", ("ses-pre", "ses-post"))
+    assert default[0].empty and mine[0].empty
+    assert (mine[3]["participant_id"] == default[3]["participant_id"]).all()
+    np.testing.assert_allclose(mine[1], default[1], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(mine[2], default[2], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(mine[4], default[4], rtol=1e-6, atol=1e-6)
+    assert tree_checksum(study) == before
