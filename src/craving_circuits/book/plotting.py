@@ -742,14 +742,16 @@ def plot_calibration(summary: pd.DataFrame, alpha: float = 0.05):
     """
 
     fpr = summary[summary["holds"].notna()]
+    power = summary[summary["measure"] == "power"]
+    n_power = power["claim_id"].nunique()
     height = max(2.5, 0.17 * len(fpr) + 1.0)
+    legend_rows = -(-n_power // 2)  # the power panel's legend, two columns under it
+    lower = 2.4 + 0.2 * legend_rows + 0.6
     fig, (left, right) = plt.subplots(
-        2, 1, figsize=(COLUMN_WIDTH_IN, height + 3.4), gridspec_kw={"height_ratios": [height, 2.4]}
+        2, 1, figsize=(COLUMN_WIDTH_IN, height + lower), gridspec_kw={"height_ratios": [height, lower]}
     )
-    labels = [
-        f"{row.claim_id} | {row.condition}" + (" (equivalence)" if row.measure != "false-positive rate" else "")
-        for row in fpr.itertuples()
-    ]
+    first_of_claim = ~fpr["claim_id"].duplicated().to_numpy()
+    labels = [_calibration_label(row, first) for row, first in zip(fpr.itertuples(), first_of_claim)]
     y = np.arange(len(fpr))[::-1]
     colors = ["#2c7fb8" if w else "#c0392b" for w in fpr["holds"]]
     left.errorbar(
@@ -764,9 +766,10 @@ def plot_calibration(summary: pd.DataFrame, alpha: float = 0.05):
     left.axvline(alpha, color="k", ls="--", lw=0.8)
     left.axvline(float(fpr["criterion"].max()), color="#c0392b", ls=":", lw=0.8)
     left.set_yticks(y, labels)
-    left.set_xlabel("error rate (95 % Clopper-Pearson); dotted: the criterion of its upper end")
+    left.set_xlabel(
+        "error rate, 95 % Clopper-Pearson interval\n(dashed: alpha; dotted: the criterion of the upper end)"
+    )
     left.set_title("Does each test hold its level?")
-    power = summary[summary["measure"] == "power"]
     factors = {c: f for c, f in CONDITIONS.items() if f > 0}
     for claim_id, sub in power.groupby("claim_id", sort=False):
         sub = sub[sub["condition"].isin(factors)]
@@ -779,9 +782,23 @@ def plot_calibration(summary: pd.DataFrame, alpha: float = 0.05):
     right.set_xlabel("planted effects")
     right.set_ylabel("power")
     right.set_title("How often is a planted effect found?")
-    right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="claim")
+    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=2, title="claim", frameon=False)
     fig.tight_layout()
     return fig
+
+
+def _calibration_label(row, first: bool) -> str:
+    """A row of the error-rate panel: the claim on its first row only, then the condition (a threat without its
+    prefix; an equivalence bound as "NAC <outcome> at bound", "at its bound" for the claim's own), and
+    "(equivalence)" for a rate of declaring equivalence."""
+    condition = str(row.condition)
+    if condition == f"at_bound_{row.claim_id}":
+        condition = "at its bound"
+    elif condition.startswith("at_bound_nac_no_effect_"):
+        condition = f"NAC {condition.removeprefix('at_bound_nac_no_effect_')} at bound"
+    condition = condition.removeprefix("threat_").replace("_", " ")
+    kind = " (equivalence)" if row.measure != "false-positive rate" else ""
+    return f"{row.claim_id} \u00b7 {condition}{kind}" if first else f"{condition}{kind} \u00b7"
 
 
 @_book_figure
