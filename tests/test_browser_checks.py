@@ -11,7 +11,7 @@ _PNG = base64.b64decode(
 
 
 def _page(body: str) -> str:
-    head = "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
+    head = "<!DOCTYPE html><html><head><meta charset='utf-8'><style>img {max-width: 100%}</style></head><body>"
     return f"{head}<article class='bd-article' style='width: 688px'>{body}</article></body></html>"
 
 
@@ -20,7 +20,7 @@ def test_a_clean_page_passes_and_each_problem_is_named(tmp_path):
     site.mkdir()
     (site / "fig.png").write_bytes(_PNG)
     good = (
-        "<figure><img src='fig.png' alt='Head motion per run by group and state'>"
+        "<figure><img src='fig.png' width='600' alt='Head motion per run by group and state'>"
         "<figcaption>Figure 1. Head motion.</figcaption></figure>"
         "<table style='width: 600px'><tr><th>term</th></tr><tr><td>a</td></tr></table>"
         "<a href='other.html'>other</a> <a href='#x'>here</a> <a href='https://example.org'>a site</a>"
@@ -30,6 +30,7 @@ def test_a_clean_page_passes_and_each_problem_is_named(tmp_path):
     bad = (
         "<img src='fig.png'>"  # no caption, no alt
         "<img src='missing.png' alt='x'>"
+        "<figure><img src='fig.png' width='900' alt='A wide figure'><figcaption>Wide.</figcaption></figure>"
         "<table style='width: 900px'><tr><th>verdict</th></tr></table>"
         "<a href='nowhere.html'>gone</a>"
         f"<p>{tmp_path}/results/x.tsv</p>"
@@ -47,6 +48,7 @@ def test_a_clean_page_passes_and_each_problem_is_named(tmp_path):
         "figure without alt text: fig.png",
         "broken image missing.png",
         "table wider than the column (900 > 688 px): verdict",
+        "figure shrunk to 688 of its 900 px: fig.png",
         "broken link nowhere.html",
         f"machine path in the page: {tmp_path}",
         "error output: ValueError: bad",

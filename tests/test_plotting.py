@@ -13,6 +13,8 @@ import pytest
 
 from craving_circuits.book import plotting
 from craving_circuits.io.atlas import brain_mask
+from craving_circuits.verdict import claims as registry
+from craving_circuits.verdict.calibration import CONDITIONS, threats
 from figure_checks import assert_book_figure, colorbar_titles
 
 
@@ -138,6 +140,9 @@ def test_brain_figures_fit_the_column_and_name_their_colour_bar():
         assert colorbar_titles(fig) == ["t"]
     fig = plotting.plot_stat(values, mask_img, "z", display_mode="z", cut_coords=(-8, 12), colorbar_label="z")
     assert colorbar_titles(fig) == ["z"]
+    long = "NAcc map change ~ glutamate change (CUD), FWE clusters: no significant cluster at this threshold"
+    for glass in (False, True):  # a long title wraps within the figure (checked by the fixture)
+        plotting.plot_stat(values, mask_img, long, threshold=1.0, glass=glass)
     inside = np.asarray(mask_img.dataobj) > 0
     rois = {}
     for name, keep in (("a", values > 2), ("b", values < -2)):
@@ -179,3 +184,34 @@ def test_interactive_map_is_offline_and_writes_the_nifti(tmp_path):
     assert "maps/t.nii.gz" in page
     uri = re.search(r'download="t.nii.gz" href="data:application/gzip;base64,([^"]+)"', page).group(1)
     assert base64.b64decode(uri) == (tmp_path / "maps" / "t.nii.gz").read_bytes()
+
+
+def test_the_calibration_figure_fits_the_column_at_the_books_size():
+    """Every ROI-level claim of the registry under every condition of its study, with the equivalence
+    conditions' long names (the book's calibration has about seventy error rates)."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for claim in registry.claims(level="roi"):
+        conditions = [
+            *CONDITIONS,
+            *threats(claim.study),
+            *(f"at_bound_{c.claim_id}" for c in registry.claims(claim.study, "roi") if c.direction is None),
+        ]
+        for condition in conditions:
+            rate = rng.uniform(0, 0.08)
+            absent = CONDITIONS.get(condition, 0) == 0
+            rows.append(
+                {
+                    "claim_id": claim.claim_id,
+                    "condition": condition,
+                    "measure": "false-positive rate" if absent else "power",
+                    "rate": rate,
+                    "ci_low": rate / 2,
+                    "ci_high": rate * 1.5,
+                    "criterion": 0.075,
+                    "holds": rate < 0.06 if absent else None,
+                }
+            )
+    summary = pd.DataFrame(rows)
+    assert (summary["measure"] == "false-positive rate").sum() > 60
+    plotting.plot_calibration(summary)  # checked by the fixture: width and fonts

@@ -23,6 +23,7 @@ import base64
 import functools
 import html
 import re
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -70,8 +71,9 @@ __all__ = [
     "plot_specification_curve",
 ]
 
-#: Width of the book's text column (688 CSS pixels) at the notebooks' 100 pixels per inch.
-COLUMN_WIDTH_IN = 6.85
+#: Width of a figure in the book's text column at the notebooks' 100 pixels per inch (a captioned figure's
+#: box is 672 CSS pixels wide; the margin keeps a tight bounding box inside it).
+COLUMN_WIDTH_IN = 6.6
 
 #: The smallest font of any figure, in points at the size the figure is shown.
 MIN_FONT_PT = 9
@@ -323,24 +325,28 @@ def plot_stat(
 
     shown = np.where(keep, values, 0.0) if keep is not None else values
     img = to_img(shown, mask_img)
-    fig = plt.figure(figsize=(COLUMN_WIDTH_IN, 2.6))
+    fig = plt.figure(figsize=(COLUMN_WIDTH_IN, 2.9))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="empty mask")  # nothing to show is a valid result
-        display = _draw_stat(img, fig, title, threshold, glass, vmax, display_mode, cut_coords)
+        display = _draw_stat(img, fig, None, threshold, glass, vmax, display_mode, cut_coords)
+    # the title above the slices, wrapped to the figure's width (nilearn's own title box runs past a long one)
+    fig.suptitle("\n".join(textwrap.wrap(title, 80)), fontsize=10, y=0.99, va="top")
     _label_colorbar(display, colorbar_label)
     return fig
 
 
 def _draw_stat(img, fig, title, threshold, glass, vmax, display_mode, cut_coords):
 
+    axes = (0.0, 0.0, 1.0, 0.84)  # the top of the figure is the title's
     if glass:
         return plot_glass_brain(
-            img, threshold=threshold, figure=fig, title=title, colorbar=True, plot_abs=False, vmax=vmax
+            img, threshold=threshold, figure=fig, axes=axes, title=title, colorbar=True, plot_abs=False, vmax=vmax
         )
     return plot_stat_map(
         img,
         threshold=threshold,
         figure=fig,
+        axes=axes,
         title=title,
         display_mode=display_mode,
         cut_coords=cut_coords,
@@ -745,7 +751,7 @@ def plot_calibration(summary: pd.DataFrame, alpha: float = 0.05):
     power = summary[summary["measure"] == "power"]
     n_power = power["claim_id"].nunique()
     height = max(2.5, 0.17 * len(fpr) + 1.0)
-    legend_rows = -(-n_power // 2)  # the power panel's legend, two columns under it
+    legend_rows = n_power  # the power panel's legend, one column under it (two would run past the column)
     lower = 2.4 + 0.2 * legend_rows + 0.6
     fig, (left, right) = plt.subplots(
         2, 1, figsize=(COLUMN_WIDTH_IN, height + lower), gridspec_kw={"height_ratios": [height, lower]}
@@ -782,7 +788,7 @@ def plot_calibration(summary: pd.DataFrame, alpha: float = 0.05):
     right.set_xlabel("planted effects")
     right.set_ylabel("power")
     right.set_title("How often is a planted effect found?")
-    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=2, title="claim", frameon=False)
+    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=1, title="claim", frameon=False)
     fig.tight_layout()
     return fig
 
