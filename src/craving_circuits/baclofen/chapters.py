@@ -174,7 +174,7 @@ def cbf_source(
             "those of ASLPrep's run (see its reports). The QC columns below are computed on the maps as read, the "
             "same way as for maps quantified here."
         )
-    constants = asl.read_asl_constants(runs.iloc[0]["asl_json"], background_pulse_efficiency)
+    constants = quantification_constants(runs, aslprep_dir, background_pulse_efficiency)
     record = json.dumps(asl.quantification_record(constants), indent=1)
     return (
         "The maps are quantified here from the label and control images, each run's constants from its sidecar "
