@@ -26,9 +26,10 @@ STAMP := $(VENV)/.installed
 .PHONY: venv simulate notebooks html book test test-fast lint benchmark freeze clean clean-results
 
 # The virtual environment: created if missing, reinstalled when the requirements change.
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-citation.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-citation.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (craving-circuits)" >/dev/null
 	touch $@
@@ -74,6 +75,7 @@ benchmark: $(STAMP)
 freeze: $(STAMP)
 	{ echo "# Pinned, complete environment for the book (Python 3.11). Regenerate with: make freeze"; \
 	  $(PY) -m pip freeze --all --exclude-editable | grep -v '^pip==' \
+	  | grep -v -i -x -F -f requirements-citation.txt \
 	  | sed -E 's|^([^ ]+) @ file://.*/[^/-]+-([^-]+)-.*$$|\1==\2|'; } > requirements.txt
 
 clean-results:
