@@ -5,8 +5,8 @@ a reader's web server would; ``file://`` pages cannot load their own fonts) and
 loaded at 1280 px, then checked for
 what a reader would notice: console errors, error outputs, broken links and
 images, requests to the network, machine paths, figures without a caption or
-alt text, tables wider
-than the text column. A screenshot of each page is
+alt text, figures shrunk below the size they were drawn for (their labels
+then fall under the stated font size), tables wider than the text column. A screenshot of each page is
 saved. Chromium comes from the system (Debian's ``chromium`` package, installed
 by ``.ci/run``); Playwright only drives it and never downloads a browser.
 """
@@ -130,6 +130,10 @@ def check_page(page, path: Path, root: Path, base_url: str, forbidden=(), screen
     for image in facts["images"]:
         if not image["loaded"]:
             problems.append(f"broken image {image['src']}")
+        if image["declared"] and image["shown"] < 0.98 * image["declared"]:
+            problems.append(
+                f"figure shrunk to {image['shown']:.0f} of its {image['declared']:.0f} px: {image['src'][:60]}"
+            )
         if not image["caption"]:
             problems.append(f"figure without a caption: {image['src'][:80]}")
         if not image["alt"] or image["alt"].lower() in ("png", "image", "output", "<figure>"):

@@ -30,6 +30,8 @@ def test_a_clean_page_passes_and_each_problem_is_named(tmp_path):
     bad = (
         "<img src='fig.png'>"  # no caption, no alt
         "<img src='missing.png' alt='x'>"
+        "<figure style='margin: 0'><img src='fig.png' width='900' alt='A wide figure'><figcaption>Wide.</figcaption>"
+        "</figure>"
         "<table style='width: 900px'><tr><th>verdict</th></tr></table>"
         "<a href='nowhere.html'>gone</a>"
         f"<p>{tmp_path}/results/x.tsv</p>"
@@ -47,6 +49,7 @@ def test_a_clean_page_passes_and_each_problem_is_named(tmp_path):
         "figure without alt text: fig.png",
         "broken image missing.png",
         "table wider than the column (900 > 688 px): verdict",
+        "figure shrunk to 688 of its 900 px: fig.png",
         "broken link nowhere.html",
         f"machine path in the page: {tmp_path}",
         "error output: ValueError: bad",

@@ -95,9 +95,17 @@ def test_drug_figures():
     fig = plotting.plot_equivalence(evidence, title="run")
     ticks = {t.get_text(): y for t, y in zip(fig.axes[0].get_yticklabels(), fig.axes[0].get_yticks())}
     assert ticks["a"] > ticks["b"]  # rows from top to bottom in table order
-    assert fig.axes[0].get_title().startswith("run: SESOI ± 0.8")
-    fig = plotting.plot_equivalence({"one": evidence, "two": evidence})
-    assert len(fig.axes) == 2
+    assert fig.axes[0].get_title(loc="left").startswith("run: SESOI ± 0.8")
+    # two runs overlaid on one axis, each named; with the book's long row and run labels the verdicts
+    # beside the axes still lie inside the figure (the fixture checks its saved width)
+    long_terms = {f"drug x state | control (thalamus_midline) {i}": rng.normal(0, 1, 12) for i in range(7)}
+    long_evidence = equivalence.evidence_table(long_terms, sesoi_dz=0.8)
+    runs = {"NAC has no effect": long_evidence, "Positive control: NAC dampens craving": long_evidence}
+    fig = plotting.plot_equivalence(runs)
+    assert len(fig.axes) == 1
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == list(runs)
+    verdicts = [t for t in fig.axes[0].texts if t.get_text() in set(long_evidence["verdict"])]
+    assert len(verdicts) == 2 * len(long_evidence)
     fig = plotting.plot_bf_robustness(equivalence.robustness_curves(samples))
     assert len(fig.axes[0].get_lines()) >= 2 and fig.axes[0].get_yscale() == "log"
 
@@ -215,3 +223,17 @@ def test_the_calibration_figure_fits_the_column_at_the_books_size():
     summary = pd.DataFrame(rows)
     assert (summary["measure"] == "false-positive rate").sum() > 60
     plotting.plot_calibration(summary)  # checked by the fixture: width and fonts
+
+
+def test_texts_annotated_beside_the_axes_are_moved_inside_the_figure():
+    # a layout that leaves no room for them (tight_layout cannot make room on crowded panels): saved with
+    # bbox_inches="tight" the figure would grow past the column and be shown shrunk
+    fig, ax = plt.subplots(figsize=(plotting.COLUMN_WIDTH_IN, 3))
+    ax.set_yticks([0, 1], ["a row label", "another row label"])
+    ax.annotate("a verdict written beside the axes", (1.02, 0.5), xycoords="axes fraction")
+    fig.subplots_adjust(left=0.05, right=0.95)
+    width = fig.get_tightbbox(fig.canvas.get_renderer()).width
+    assert width > plotting.COLUMN_WIDTH_IN + 0.5
+    plotting._keep_inside(fig)
+    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.get_figwidth() + 0.01

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from IPython.display import HTML
+from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from nilearn.plotting import plot_anat, plot_glass_brain, plot_stat_map, view_img
 from nilearn.plotting import plot_carpet as nl_carpet
@@ -117,9 +118,30 @@ def _book_figure(draw):
     @functools.wraps(draw)
     def wrapper(*args, **kwargs):
         with plt.rc_context(FIGURE_STYLE):
-            return draw(*args, **kwargs)
+            drawn = draw(*args, **kwargs)
+            if isinstance(drawn, Figure):
+                _keep_inside(drawn)
+            return drawn
 
     return wrapper
+
+
+def _keep_inside(fig: Figure, n_iter: int = 3) -> None:
+    """Move a figure's subplots in until every text (e.g. labels annotated beside the axes, which
+    ``tight_layout`` leaves out) lies inside it, so that it is saved at the width it was drawn for."""
+    margin = 0.03  # inches
+    for _ in range(n_iter):
+        box = fig.get_tightbbox(fig.canvas.get_renderer())  # inches
+        width = fig.get_figwidth()
+        over_left, over_right = -box.x0, box.x1 - width
+        if max(over_left, over_right) <= 0.01:
+            return
+        pars = fig.subplotpars
+        left = pars.left + max(over_left + margin, 0) / width if over_left > 0 else pars.left
+        right = pars.right - max(over_right + margin, 0) / width if over_right > 0 else pars.right
+        if right - left < 0.2:  # nothing sensible left to draw in
+            return
+        fig.subplots_adjust(left=left, right=right)
 
 
 def _panel_width(n_panels: int, per_panel: float, extra: float = 0.0) -> float:
@@ -589,37 +611,43 @@ def plot_equivalence(evidence, title: str | None = None):
     ----------
     evidence : pandas.DataFrame or dict of label -> DataFrame
         From :func:`craving_circuits.stats.equivalence.evidence_table` (or
-        :func:`craving_circuits.cocaine.drug.drug_evidence`); a dict draws one panel
-        per table, side by side, on a shared axis.
+        :func:`craving_circuits.cocaine.drug.drug_evidence`); a dict of runs
+        overlays them row by row, one colour per run (named in a legend above).
+    title : str, optional
+        Named in the heading of a single table.
     """
     tables = evidence if isinstance(evidence, dict) else {title or "": evidence}
-    n_rows = max(len(t) for t in tables.values())
-    same_terms = len({tuple(t["term"]) for t in tables.values()}) == 1
-    # panels with the same rows side by side (one set of row labels); otherwise one under the other
-    shape = (1, len(tables)) if same_terms else (len(tables), 1)
-    height = 0.45 * n_rows + 1.6
-    fig, axes = plt.subplots(
-        *shape,
-        figsize=(COLUMN_WIDTH_IN, height if same_terms else height * len(tables)),
-        sharex=True,
-        sharey=same_terms,
-        squeeze=False,
-    )
-    for i, (ax, (label, table)) in enumerate(zip(axes.ravel(), tables.items())):
+    terms = list(dict.fromkeys(t for table in tables.values() for t in table["term"]))
+    n_runs = len(tables)
+    # the runs overlaid row by row (one set of row labels, one scale), each in its own colour
+    offsets = np.linspace(0.22, -0.22, n_runs) if n_runs > 1 else np.zeros(1)
+    colours = ["black", "#d95f02", "#7570b3", "#1b9e77"]
+    row_height = 0.45 if n_runs == 1 else 0.3 + 0.2 * n_runs
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, row_height * len(terms) + 1.6))
+    bound = float(next(iter(tables.values()))["bound_dz"].iloc[0])
+    ax.axvspan(-bound, bound, color="#2ca25f", alpha=0.15, lw=0)
+    ax.axvline(0, color="grey", lw=0.8)
+    row_of = {term: len(terms) - 1 - i for i, term in enumerate(terms)}  # first term on top
+    for (label, table), offset, colour in zip(tables.items(), offsets, colours * n_runs):
         scale = (table["bound"] / table["bound_dz"]).to_numpy(float)  # the SD that standardises each row
-        bound = float(table["bound_dz"].iloc[0])
-        ax.axvspan(-bound, bound, color="#2ca25f", alpha=0.15, lw=0)
-        ax.axvline(0, color="grey", lw=0.8)
-        y = np.arange(len(table))[::-1]
-        for yi, row, sd in zip(y, table.itertuples(index=False), scale):
-            ax.plot([row.ci_low / sd, row.ci_high / sd], [yi, yi], color="black", lw=1)
-            ax.plot([row.ci90_low / sd, row.ci90_high / sd], [yi, yi], color="black", lw=4, solid_capstyle="butt")
-            ax.plot(row.estimate / sd, yi, "o", color="white", mec="black", ms=6)
-            ax.annotate(row.verdict, (1.02, yi), xycoords=("axes fraction", "data"), va="center")
-        if i == 0 or not same_terms:
-            ax.set_yticks(y, table["term"])
-        ax.set_xlabel("standardised effect (d_z; d between groups)")
-        ax.set_title(f"{label + ': ' if label else ''}SESOI ± {bound:g} (shaded)")
+        for row, sd in zip(table.itertuples(index=False), scale):
+            yi = row_of[row.term] + offset
+            ax.plot([row.ci_low / sd, row.ci_high / sd], [yi, yi], color=colour, lw=1)
+            ax.plot([row.ci90_low / sd, row.ci90_high / sd], [yi, yi], color=colour, lw=4, solid_capstyle="butt")
+            ax.plot(row.estimate / sd, yi, "o", color="white", mec=colour, ms=6)
+            ax.annotate(row.verdict, (1.02, yi), xycoords=("axes fraction", "data"), va="center", color=colour)
+        if n_runs > 1:
+            ax.plot([], [], color=colour, lw=4, label=label)
+    ax.set_yticks([row_of[t] for t in terms], terms)
+    ax.set_ylim(-0.6, len(terms) - 0.4)
+    ax.set_xlabel("standardised effect (d_z; d between groups)")
+    heading = f"SESOI ± {bound:g} (shaded)"
+    if n_runs > 1:  # the runs named above the axes, outside the data, under the heading
+        legend = ax.legend(loc="lower left", bbox_to_anchor=(0, 1.02), frameon=False, borderaxespad=0)
+        legend.set_title(heading, prop={"size": plt.rcParams["axes.titlesize"]})
+        legend._legend_box.align = "left"
+    else:
+        ax.set_title(f"{title}: {heading}" if title else heading, loc="left")
     fig.tight_layout()
     return fig
 
