@@ -646,8 +646,10 @@ def plot_equivalence(evidence, title: str | None = None):
         legend = ax.legend(loc="lower left", bbox_to_anchor=(0, 1.02), frameon=False, borderaxespad=0)
         legend.set_title(heading, prop={"size": plt.rcParams["axes.titlesize"]})
         legend._legend_box.align = "left"
-    else:
-        ax.set_title(f"{title}: {heading}" if title else heading, loc="left")
+    else:  # from the figure's left edge, so that a long run title is not pushed out by the row labels
+        fig.suptitle(
+            f"{title}: {heading}" if title else heading, x=0.01, ha="left", fontsize=plt.rcParams["axes.titlesize"]
+        )
     fig.tight_layout()
     return fig
 
