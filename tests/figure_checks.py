@@ -24,4 +24,7 @@ def assert_book_figure(fig) -> None:
 
 def colorbar_titles(fig) -> list[str]:
     """Titles of the tall, narrow axes of a figure (nilearn's colour bars)."""
-    return [ax.get_title() for ax in fig.axes if ax.get_title() and ax.bbox.width < ax.bbox.height / 3]
+    titles = [
+        next((t for t in (ax.get_title(loc=loc) for loc in ("center", "left", "right")) if t), "") for ax in fig.axes
+    ]
+    return [title for ax, title in zip(fig.axes, titles) if title and ax.bbox.width < ax.bbox.height / 3]

@@ -153,7 +153,8 @@ def _label_colorbar(display, label: str) -> None:
     """Name what a nilearn display's colour bar shows (nothing to do when it has none)."""
     cbar = getattr(display, "_cbar", None)
     if cbar is not None:
-        cbar.ax.set_title(label, fontsize=MIN_FONT_PT, color="black", pad=4)
+        # ending at the bar's right edge, so that a unit wider than the bar stays inside the figure
+        cbar.ax.set_title(label, fontsize=MIN_FONT_PT, color="black", pad=4, loc="right")
 
 
 #: Largest NIfTI map offered as a download inside the page (bytes); larger ones are named by their path.
@@ -327,6 +328,7 @@ def plot_stat(
     display_mode: str = "ortho",
     cut_coords=(0, 14, 2),
     colorbar_label: str = "t",
+    sequential: bool = False,
 ):
     """A statistic map (stat map or glass brain).
 
@@ -343,21 +345,26 @@ def plot_stat(
         Slices of the stat map (not used for the glass brain), as in nilearn.
     colorbar_label : str
         What the colour bar shows.
+    sequential : bool
+        A map of positive quantities (e.g. CBF) on a sequential colour scale from 0, rather than a
+        signed statistic on a diverging one.
     """
 
     shown = np.where(keep, values, 0.0) if keep is not None else values
+    if sequential and threshold is None:
+        threshold = 1e-6  # outside the brain (zero) stays transparent over the template
     img = to_img(shown, mask_img)
     fig = plt.figure(figsize=(COLUMN_WIDTH_IN, 2.9))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="empty mask")  # nothing to show is a valid result
-        display = _draw_stat(img, fig, None, threshold, glass, vmax, display_mode, cut_coords)
+        display = _draw_stat(img, fig, None, threshold, glass, vmax, display_mode, cut_coords, sequential)
     # the title above the slices, wrapped to the figure's width (nilearn's own title box runs past a long one)
     fig.suptitle("\n".join(textwrap.wrap(title, 80)), fontsize=10, y=0.99, va="top")
     _label_colorbar(display, colorbar_label)
     return fig
 
 
-def _draw_stat(img, fig, title, threshold, glass, vmax, display_mode, cut_coords):
+def _draw_stat(img, fig, title, threshold, glass, vmax, display_mode, cut_coords, sequential=False):
 
     axes = (0.0, 0.0, 1.0, 0.84)  # the top of the figure is the title's
     if glass:
@@ -373,6 +380,7 @@ def _draw_stat(img, fig, title, threshold, glass, vmax, display_mode, cut_coords
         display_mode=display_mode,
         cut_coords=cut_coords,
         vmax=vmax,
+        **({"cmap": "inferno", "symmetric_cbar": False, "vmin": 0.0} if sequential else {}),
     )
 
 
