@@ -66,6 +66,7 @@ def test_each_run_refers_to_its_own_figures(tmp_path):
         nbformat.v4.new_markdown_cell("{numref}`fig-deltas` shows it; see also {numref}`Figure %s <fig-deltas>`."),
         nbformat.v4.new_markdown_cell("```{glue:figure} deltas\n:name: fig-deltas\n:alt: x\n\nCaption.\n```"),
         nbformat.v4.new_markdown_cell("fig-deltas-other stays; so does fig-deltasx"),
+        nbformat.v4.new_markdown_cell("(tbl-roi)=\nThe ROI tests, also in {ref}`the table <tbl-roi>`."),
     ]
     ready = book_ready(nb, tmp_path, run="nacc_seed_fc_null")
     assert ready.cells[0].source == (
@@ -74,4 +75,7 @@ def test_each_run_refers_to_its_own_figures(tmp_path):
     assert ":name: fig-deltas-nacc_seed_fc_null\n" in ready.cells[1].source
     assert "```{glue:figure} deltas\n" in ready.cells[1].source  # the glue key is the page's own
     assert ready.cells[2].source == nb.cells[2].source
+    assert ready.cells[3].source == (
+        "(tbl-roi-nacc_seed_fc_null)=\nThe ROI tests, also in {ref}`the table <tbl-roi-nacc_seed_fc_null>`."
+    )
     assert book_ready(ready, tmp_path, run="nacc_seed_fc_null").cells[1].source == ready.cells[1].source

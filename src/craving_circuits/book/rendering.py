@@ -75,8 +75,8 @@ def book_ready(
     * The ``injected-parameters`` cell starts with :data:`INJECTED_HEADER`
       instead of papermill's comment, so the page does not seem to contradict
       the defaults shown above it.
-    * With ``run``, the page's figure labels and the references to them are
-      made unique to the run.
+    * With ``run``, the page's figure and table labels and the references to
+      them are made unique to the run.
     * With ``title``, the page's title (the first ``# `` heading of the first
       Markdown cell) is the run's, so that a variant run of a notebook (the
       null study, a positive control) is not titled as the main chapter.
@@ -88,9 +88,10 @@ def book_ready(
     title : str, optional
     run : str, optional
         The run's name: the labels the page's Markdown defines (``:name:`` of
-        its figures) and its references to them get ``-<run>``, so that two
-        runs of one notebook (main and null study) each refer to their own
-        figures (Sphinx labels are global to the book).
+        its figures, ``(label)=`` targets of its tables) and its references to
+        them get ``-<run>``, so that two runs of one notebook (main and null
+        study) each refer to their own figures and tables (Sphinx labels are
+        global to the book).
 
     Returns
     -------
@@ -138,13 +139,14 @@ def _retitle(nb: nbformat.NotebookNode, title: str) -> None:
     first.source = f"# {title}\n\n{first.source}"
 
 
-_LABEL = re.compile(r"^:name:\s*(\S+)\s*$", re.MULTILINE)
+#: A label a Markdown cell defines: a figure's ``:name:`` or a MyST target ``(label)=`` (e.g. before a table).
+_LABEL = re.compile(r"^(?::name:\s*(\S+)|\(([\w-]+)\)=)\s*$", re.MULTILINE)
 
 
 def _suffix_labels(nb: nbformat.NotebookNode, run: str) -> None:
     """Append ``-<run>`` to every label a Markdown cell defines and to every use of it (in place)."""
     markdown = [c for c in nb.cells if c.cell_type == "markdown"]
-    labels = {m.group(1) for c in markdown for m in _LABEL.finditer(c.source)}
+    labels = {m.group(1) or m.group(2) for c in markdown for m in _LABEL.finditer(c.source)}
     labels = {label for label in labels if not label.endswith(f"-{run}")}
     if not labels:
         return
