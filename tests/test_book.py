@@ -241,6 +241,10 @@ def test_book_builds_from_executed_notebooks(tmp_path):
     null_page = (html / "book" / "executed" / "nacc_seed_fc_null.html").read_text()
     assert "every planted effect is zero" in null_page
     assert "Recovered vs planted" in null_page
+    # a table's target and the prose's link to it carry each run's own suffix, on a main and on a null page
+    main_page = (html / "book" / "executed" / "nacc_seed_fc.html").read_text()
+    for page, label in ((main_page, "tbl-seed-roi-nacc-seed-fc"), (null_page, "tbl-seed-roi-nacc-seed-fc-null")):
+        assert f'href="#{label}"' in page and f'id="{label}"' in page, label
     for name in ("baclofen_cbf_null", "baclofen_mediation_null"):
         assert "the others are zero" in (html / "book" / "executed" / f"{name}.html").read_text(), name
     ledger_page = (html / "book" / "executed" / "claims_ledger.html").read_text()
