@@ -192,7 +192,8 @@ def test_interactive_map_is_offline_and_writes_the_nifti(tmp_path):
         values, mask_img, "CUD: craving - neutral", threshold=2.0, nifti_path=tmp_path / "maps" / "t.nii.gz"
     )
     page = out.data
-    assert page.startswith("<iframe") and "srcdoc=" in page
+    # the title in the page above the viewer (a long one is not cut under the viewer's colour bar)
+    assert page.startswith('<p class="cc-map-title">CUD: craving - neutral (t)</p><iframe') and "srcdoc=" in page
     inner = html_module.unescape(page.split('srcdoc="', 1)[1].split('" style=', 1)[0])
     # nothing the browser would fetch: no src or href pointing to the network
     assert not re.findall(r"(?:src|href)\s*=\s*[\"']https?://", inner, re.IGNORECASE)

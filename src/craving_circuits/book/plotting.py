@@ -154,7 +154,7 @@ def _label_colorbar(display, label: str) -> None:
     cbar = getattr(display, "_cbar", None)
     if cbar is not None:
         # ending at the bar's right edge, so that a unit wider than the bar stays inside the figure
-        cbar.ax.set_title(label, fontsize=MIN_FONT_PT, color="black", pad=4, loc="right")
+        cbar.ax.set_title(label, fontsize=MIN_FONT_PT, color="black", pad=9, loc="right")
 
 
 #: Largest NIfTI map offered as a download inside the page (bytes); larger ones are named by their path.
@@ -191,7 +191,7 @@ def interactive_map(
     nifti_path : path, optional
         Where to write the map (``.nii.gz``), relative to the notebook's working directory.
     colorbar_label : str
-        What the values are (shown in the title).
+        What the values are (shown in the title, above the viewer).
     height : int
         Viewer height in pixels (its width follows the text column).
 
@@ -205,13 +205,14 @@ def interactive_map(
         view = view_img(
             img,
             threshold=threshold,
-            title=f"{title} ({colorbar_label})",
+            title=None,  # above the viewer, in the page: the viewer's canvas cuts a long title under its bar
             symmetric_cmap=True,
             black_bg=False,
             colorbar=True,
         )
     page = _NETWORK_LINK.sub("", view.get_standalone())
     frame = (
+        f'<p class="cc-map-title">{html.escape(f"{title} ({colorbar_label})")}</p>'
         f'<iframe class="cc-map" title="{html.escape(title)}" srcdoc="{html.escape(page)}" '
         f'style="width: 100%; height: {int(height)}px; border: none;"></iframe>'
     )
