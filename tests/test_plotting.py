@@ -108,6 +108,9 @@ def test_drug_figures():
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == list(runs)
     verdicts = [t for t in fig.axes[0].texts if t.get_text() in set(long_evidence["verdict"])]
     assert len(verdicts) == 2 * len(long_evidence)
+    assert fig.axes[0].get_legend().get_title().get_text() == "SESOI ± 0.8 (shaded)"
+    with pytest.raises(ValueError, match="different equivalence bounds"):
+        plotting.plot_equivalence({"a": evidence, "b": equivalence.evidence_table(samples, sesoi_dz=0.5)})
     fig = plotting.plot_bf_robustness(equivalence.robustness_curves(samples))
     assert len(fig.axes[0].get_lines()) >= 2 and fig.axes[0].get_yscale() == "log"
 

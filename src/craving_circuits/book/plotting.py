@@ -633,7 +633,10 @@ def plot_equivalence(evidence, title: str | None = None):
     colours = ["black", "#d95f02", "#7570b3", "#1b9e77"]
     row_height = 0.45 if n_runs == 1 else 0.3 + 0.2 * n_runs
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, row_height * len(terms) + 1.6))
-    bound = float(next(iter(tables.values()))["bound_dz"].iloc[0])
+    bounds = {float(table["bound_dz"].iloc[0]) for table in tables.values()}
+    if len(bounds) > 1:  # one shaded band serves every run
+        raise ValueError(f"The runs have different equivalence bounds (d_z {sorted(bounds)}); draw them one at a time.")
+    bound = bounds.pop()
     ax.axvspan(-bound, bound, color="#2ca25f", alpha=0.15, lw=0)
     ax.axvline(0, color="grey", lw=0.8)
     row_of = {term: len(terms) - 1 - i for i, term in enumerate(terms)}  # first term on top
@@ -652,9 +655,15 @@ def plot_equivalence(evidence, title: str | None = None):
     ax.set_xlabel("standardised effect (d_z; d between groups)")
     heading = f"SESOI ± {bound:g} (shaded)"
     if n_runs > 1:  # the runs named above the axes, outside the data, under the heading
-        legend = ax.legend(loc="lower left", bbox_to_anchor=(0, 1.02), frameon=False, borderaxespad=0)
-        legend.set_title(heading, prop={"size": plt.rcParams["axes.titlesize"]})
-        legend._legend_box.align = "left"
+        ax.legend(
+            loc="lower left",
+            bbox_to_anchor=(0, 1.02),
+            frameon=False,
+            borderaxespad=0,
+            title=heading,
+            title_fontsize=plt.rcParams["axes.titlesize"],
+            alignment="left",
+        )
     else:  # from the figure's left edge, so that a long run title is not pushed out by the row labels
         fig.suptitle(
             f"{title}: {heading}" if title else heading, x=0.01, ha="left", fontsize=plt.rcParams["axes.titlesize"]
