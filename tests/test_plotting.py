@@ -155,13 +155,21 @@ def test_brain_figures_fit_the_column_and_name_their_colour_bar():
     assert colorbar_titles(fig) == ["z"]
     # a map of a positive quantity (CBF) on a sequential scale from 0, in its unit
     cbf = np.abs(values) * 20
-    fig = plotting.plot_stat(
-        cbf, mask_img, "mean CBF", display_mode="z", cut_coords=(-8, 12), colorbar_label="ml/100 g/min", sequential=True
-    )
-    assert colorbar_titles(fig) == ["ml/100 g/min"]
-    bar = next(ax for ax in fig.axes if ax.get_title(loc="right") == "ml/100 g/min")
-    low, high = bar.get_ylim()
-    assert low == pytest.approx(0.0, abs=1e-6) and high >= cbf.max()
+    for glass in (False, True):
+        fig = plotting.plot_stat(
+            cbf,
+            mask_img,
+            "mean CBF",
+            glass=glass,
+            display_mode="z",
+            cut_coords=(-8, 12),
+            colorbar_label="ml/100 g/min",
+            sequential=True,
+        )
+        assert colorbar_titles(fig) == ["ml/100 g/min"]
+        bar = next(ax for ax in fig.axes if ax.get_title(loc="right") == "ml/100 g/min")
+        low, high = bar.get_ylim()
+        assert low == pytest.approx(0.0, abs=1e-6) and high >= cbf.max(), glass
     long = "NAcc map change ~ glutamate change (CUD), FWE clusters: no significant cluster at this threshold"
     for glass in (False, True):  # a long title wraps within the figure (checked by the fixture)
         plotting.plot_stat(values, mask_img, long, threshold=1.0, glass=glass)

@@ -368,9 +368,18 @@ def plot_stat(
 def _draw_stat(img, fig, title, threshold, glass, vmax, display_mode, cut_coords, sequential=False):
 
     axes = (0.0, 0.0, 1.0, 0.84)  # the top of the figure is the title's
+    scale = {"cmap": "inferno", "symmetric_cbar": False, "vmin": 0.0} if sequential else {}
     if glass:
         return plot_glass_brain(
-            img, threshold=threshold, figure=fig, axes=axes, title=title, colorbar=True, plot_abs=False, vmax=vmax
+            img,
+            threshold=threshold,
+            figure=fig,
+            axes=axes,
+            title=title,
+            colorbar=True,
+            plot_abs=False,
+            vmax=vmax,
+            **scale,
         )
     return plot_stat_map(
         img,
@@ -381,7 +390,7 @@ def _draw_stat(img, fig, title, threshold, glass, vmax, display_mode, cut_coords
         display_mode=display_mode,
         cut_coords=cut_coords,
         vmax=vmax,
-        **({"cmap": "inferno", "symmetric_cbar": False, "vmin": 0.0} if sequential else {}),
+        **scale,
     )
 
 
